@@ -1,0 +1,116 @@
+/**
+ * The typed errors of statesmith. Each class has a stable `name` and `code`;
+ * tests and callers branch on `code`, never on message text.
+ *
+ * @module
+ */
+
+/** Describes a received value for an error message: its type and a short rendering. */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
+  if (typeof value === 'string') {
+    const shown = value.length > 40 ? `${value.slice(0, 37)}...` : value;
+    return `string ${JSON.stringify(shown)}`;
+  }
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') {
+    return `${typeof value} ${String(value)}`;
+  }
+  if (Array.isArray(value)) return `array of length ${value.length}`;
+  if (typeof value === 'object') {
+    const ctor = (value as { constructor?: { name?: string } }).constructor?.name;
+    return ctor && ctor !== 'Object' ? `an instance of ${ctor}` : 'an object';
+  }
+  return typeof value;
+}
+
+/**
+ * A bad argument type: `code` is `ERR_INVALID_ARG_TYPE`, as Node's own errors.
+ *
+ * @example
+ * ```ts
+ * import { ArgumentTypeError } from 'statesmith';
+ * const err = new ArgumentTypeError('action', 'a non-empty string', 42);
+ * console.log(err.code, err.message);
+ * // ERR_INVALID_ARG_TYPE The "action" argument must be a non-empty string; received number 42
+ * ```
+ */
+export class ArgumentTypeError extends TypeError {
+  override readonly name = 'ArgumentTypeError';
+  readonly code = 'ERR_INVALID_ARG_TYPE';
+  constructor(argument: string, expected: string, received: unknown) {
+    super(`The "${argument}" argument must be ${expected}; received ${describeValue(received)}`);
+  }
+}
+
+/** A value of the right type but not an acceptable one: `code` is `ERR_INVALID_ARG_VALUE`. */
+export class ArgumentValueError extends TypeError {
+  override readonly name = 'ArgumentValueError';
+  readonly code = 'ERR_INVALID_ARG_VALUE';
+  constructor(argument: string, expected: string, received: unknown) {
+    super(`The "${argument}" argument must be ${expected}; received ${describeValue(received)}`);
+  }
+}
+
+/** A number outside its allowed range: `code` is `ERR_OUT_OF_RANGE`. */
+export class ArgumentRangeError extends RangeError {
+  override readonly name = 'ArgumentRangeError';
+  readonly code = 'ERR_OUT_OF_RANGE';
+  constructor(argument: string, expected: string, received: unknown) {
+    super(`The "${argument}" argument must be ${expected}; received ${describeValue(received)}`);
+  }
+}
+
+/**
+ * What a cancelled task, wait or call rejects with. `code` is `ERR_CANCELLED`.
+ *
+ * @example
+ * ```ts
+ * import { CancelledError } from 'statesmith';
+ * const err = new CancelledError('shutting down');
+ * console.log(err.code, err.message); // ERR_CANCELLED shutting down
+ * ```
+ */
+export class CancelledError extends Error {
+  override readonly name = 'CancelledError';
+  readonly code = 'ERR_CANCELLED';
+  constructor(message = 'cancelled', options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** A wait whose time ran out: `code` is `ERR_TIMEOUT`. */
+export class TimeoutError extends Error {
+  override readonly name = 'TimeoutError';
+  readonly code = 'ERR_TIMEOUT';
+}
+
+/**
+ * A call that would wait forever on something its own caller holds (for example
+ * `AsyncExecutor.cancel()` from inside `executor.withLock()` while a task runs).
+ * `code` is `ERR_DEADLOCK`. Raised instead of hanging.
+ */
+export class DeadlockError extends Error {
+  override readonly name = 'DeadlockError';
+  readonly code = 'ERR_DEADLOCK';
+}
+
+/**
+ * A call made in a state that does not allow it (for example `CriticalTask.cancel()`
+ * without holding the task's lock). `code` is `ERR_INVALID_STATE`.
+ */
+export class InvalidStateError extends Error {
+  override readonly name = 'InvalidStateError';
+  readonly code = 'ERR_INVALID_STATE';
+}
+
+/**
+ * A one-at-a-time facility asked to do a second thing at once (a second `run()` of an
+ * executor whose slot is already running, a second `call()` of a subprocess runner).
+ * `code` is `ERR_BUSY`.
+ */
+export class BusyError extends Error {
+  override readonly name = 'BusyError';
+  readonly code = 'ERR_BUSY';
+}

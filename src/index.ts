@@ -1,0 +1,45 @@
+/**
+ * statesmith: statechart actors for the background work of long-running Node.js control
+ * planes. This file is the curated public surface, grouped by facility.
+ *
+ * @module
+ */
+
+// Errors
+export {
+  ArgumentRangeError,
+  ArgumentTypeError,
+  ArgumentValueError,
+  BusyError,
+  CancelledError,
+  DeadlockError,
+  InvalidStateError,
+  TimeoutError,
+} from './errors.ts';
+
+// Time and logging
+export { systemClock, type Clock } from './clock.ts';
+export { ManualClock } from './testing/ManualClock.ts';
+export { createConsoleLogger, getLogger, setLogger, type LogFields, type Logger } from './logger.ts';
+
+// Wake-ups (the HA loop's bus)
+export { WakeupBus, type Wakeup, type WakeupBusOptions } from './bus/WakeupBus.ts';
+export { runLoop, type CycleContext, type RunLoopOptions } from './bus/runLoop.ts';
+
+// Executor (Patroni)
+export { AsyncExecutor, type AsyncExecutorOptions } from './executor/AsyncExecutor.ts';
+export { CriticalTask } from './executor/CriticalTask.ts';
+export {
+  CancellableSubprocess,
+  type CancellableSubprocessOptions,
+  type OutputStream,
+  type SubprocessCallOptions,
+} from './subprocess/CancellableSubprocess.ts';
+
+// Locks
+export { LockHandle, Mutex, type MutexAcquireOptions, type MutexOptions } from './locks/Mutex.ts';
+
+// Machines, for the inspector and for users who want the pure behaviour
+export { executorMachine, type ExecutorContext, type ExecutorEvent, type ExecutorOutcome } from '../machines/executor.machine.ts';
+export { criticalTaskMachine } from '../machines/criticalTask.machine.ts';
+export { subprocessMachine } from '../machines/subprocess.machine.ts';

@@ -1,0 +1,285 @@
+/**
+ * The in-process async lock every statesmith facility uses: FIFO hand-off, cancellable
+ * and timed waits, and ownership tracked per async context so a re-entrant lock can
+ * let its holder back in (Patroni's executor lock) and a plain one can refuse a
+ * self-deadlock with an error instead of hanging.
+ *
+ * @module
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { systemClock, type Clock } from '../clock.ts';
+import { DeadlockError, TimeoutError } from '../errors.ts';
+import { optionalDuration, optionalObject, optionalSignal, requireFunction } from '../runtime/validate.ts';
+
+/** One holding of a mutex; shared by the nested handles of a re-entrant holder. */
+interface Hold {
+  readonly owner: unknown;
+  depth: number;
+  released: boolean;
+  controller: AbortController | undefined;
+}
+
+interface Waiter {
+  readonly owner: unknown;
+  settled: boolean;
+  resolve(hold: Hold): void;
+}
+
+/**
+ * Which mutexes the current async context holds through `runExclusive`. A context
+ * started with {@link runDetached} holds nothing, whatever its caller held: that is how
+ * a background task becomes a new owner, as a new thread would in Python.
+ */
+const holdings = new AsyncLocalStorage<ReadonlyMap<Mutex, Hold>>();
+
+/**
+ * Runs `fn` as a fresh owner: locks its caller holds are not held by `fn`.
+ *
+ * @internal
+ */
+export function runDetached<R>(fn: () => R): R {
+  return holdings.exit(fn);
+}
+
+/** Options of {@link Mutex.acquire}. */
+export interface MutexAcquireOptions {
+  /** Abort the wait; the acquire rejects with `signal.reason` and never holds the lock. */
+  readonly signal?: AbortSignal;
+  /** Give up after this many milliseconds with a `TimeoutError`; default `Infinity`. */
+  readonly timeoutMs?: number;
+  /** Who holds the lock once granted (shown by `owner`, used by the locksmith). */
+  readonly owner?: unknown;
+}
+
+/** Options of the {@link Mutex} constructor. */
+export interface MutexOptions {
+  /** A name for messages and the inspector. */
+  readonly name?: string;
+  /** Let a holder acquire again from its own `runExclusive` context (counted). Default false. */
+  readonly reentrant?: boolean;
+  /** The clock for `timeoutMs`; default the system clock. */
+  readonly clock?: Clock;
+}
+
+/**
+ * A held lock. `release()` is idempotent; `using handle = await mutex.acquire()` releases
+ * at the end of the block.
+ */
+export class LockHandle implements Disposable {
+  readonly #mutex: Mutex;
+  readonly #hold: Hold;
+  #released = false;
+
+  /** @internal */
+  constructor(mutex: Mutex, hold: Hold) {
+    this.#mutex = mutex;
+    this.#hold = hold;
+  }
+
+  /** True once this handle has been released. */
+  get released(): boolean {
+    return this.#released;
+  }
+
+  /** Aborts if the lock is taken away from this holder while held. */
+  get signal(): AbortSignal {
+    this.#hold.controller ??= new AbortController();
+    return this.#hold.controller.signal;
+  }
+
+  /** Releases this handle's hold; later calls do nothing. */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    releaseHold(this.#mutex, this.#hold);
+  }
+
+  [Symbol.dispose](): void {
+    this.release();
+  }
+}
+
+let releaseHold: (mutex: Mutex, hold: Hold) => void;
+
+/**
+ * A FIFO async mutex with cancellable, timed waits.
+ *
+ * @example
+ * ```ts
+ * import { Mutex } from 'statesmith';
+ * const mutex = new Mutex({ name: 'volumes' });
+ * const order: string[] = [];
+ * await Promise.all([
+ *   mutex.runExclusive(async () => { order.push('a:start'); await null; order.push('a:end'); }),
+ *   mutex.runExclusive(async () => { order.push('b:start'); }),
+ * ]);
+ * console.log(order.join(' ')); // a:start a:end b:start
+ * ```
+ */
+export class Mutex {
+  readonly name: string;
+  readonly reentrant: boolean;
+  readonly #clock: Clock;
+  #hold: Hold | null = null;
+  #queue: Waiter[] = [];
+  #head = 0;
+  #waiting = 0;
+
+  static {
+    releaseHold = (mutex, hold) => mutex.#release(hold);
+  }
+
+  constructor(options?: MutexOptions) {
+    const opts = optionalObject<MutexOptions>('options', options);
+    this.name = opts.name ?? 'mutex';
+    this.reentrant = opts.reentrant ?? false;
+    this.#clock = opts.clock ?? systemClock;
+  }
+
+  /** True while someone holds the lock. */
+  get locked(): boolean {
+    return this.#hold !== null;
+  }
+
+  /** The holder's `owner` value, or `undefined` when free or held anonymously. */
+  get owner(): unknown {
+    return this.#hold?.owner;
+  }
+
+  /** How many callers are waiting for the lock. */
+  get waiting(): number {
+    return this.#waiting;
+  }
+
+  /** True when the calling async context holds this lock through `runExclusive`. */
+  isHeldByCaller(): boolean {
+    const mine = holdings.getStore()?.get(this);
+    return mine !== undefined && mine === this.#hold && !mine.released;
+  }
+
+  /**
+   * Waits for the lock in FIFO order. Rejects with `signal.reason` when aborted, with a
+   * `TimeoutError` after `timeoutMs`, and with a `DeadlockError` when the caller already
+   * holds this non-re-entrant lock. A waiter that gives up never ends up holding it.
+   */
+  acquire(options?: MutexAcquireOptions): Promise<LockHandle> {
+    let signal: AbortSignal | undefined;
+    let timeoutMs: number;
+    let owner: unknown;
+    try {
+      const opts = optionalObject<MutexAcquireOptions>('options', options);
+      signal = optionalSignal('options.signal', opts.signal);
+      timeoutMs = optionalDuration('options.timeoutMs', opts.timeoutMs, Infinity);
+      owner = opts.owner;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const reentry = this.#reenter();
+    if (reentry) return reentry;
+    if (this.#hold === null) return Promise.resolve(new LockHandle(this, this.#grant(owner)));
+    if (timeoutMs === 0) return Promise.reject(this.#timeoutError(0));
+    return new Promise<LockHandle>((resolve, reject) => {
+      let timer: unknown;
+      const cleanup = (): void => {
+        if (timer !== undefined) this.#clock.clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const giveUp = (reason: unknown): void => {
+        if (waiter.settled) return;
+        waiter.settled = true;
+        this.#waiting--;
+        cleanup();
+        reject(reason);
+      };
+      const onAbort = (): void => giveUp(signal?.reason);
+      const waiter: Waiter = {
+        owner,
+        settled: false,
+        resolve: (hold) => {
+          cleanup();
+          resolve(new LockHandle(this, hold));
+        },
+      };
+      this.#queue.push(waiter);
+      this.#waiting++;
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (Number.isFinite(timeoutMs)) timer = this.#clock.setTimeout(() => giveUp(this.#timeoutError(timeoutMs)), timeoutMs);
+    });
+  }
+
+  /** Takes the lock if it is free (or re-enters a re-entrant lock the caller holds); `null` otherwise. */
+  tryAcquire(options?: { readonly owner?: unknown }): LockHandle | null {
+    if (this.isHeldByCaller() && this.reentrant) {
+      const hold = this.#hold as Hold;
+      hold.depth++;
+      return new LockHandle(this, hold);
+    }
+    if (this.#hold !== null) return null;
+    return new LockHandle(this, this.#grant(options?.owner));
+  }
+
+  /**
+   * Runs `fn` holding the lock and releases it however `fn` ends. Inside `fn` the lock
+   * counts as held by the caller: a re-entrant lock lets nested calls straight in.
+   */
+  async runExclusive<R>(fn: () => R | Promise<R>, options?: MutexAcquireOptions): Promise<R> {
+    requireFunction('fn', fn);
+    const handle = await this.acquire(options);
+    try {
+      const hold = this.#hold as Hold;
+      const outer = holdings.getStore();
+      const inner = new Map(outer);
+      inner.set(this, hold);
+      return await holdings.run(inner, fn);
+    } finally {
+      handle.release();
+    }
+  }
+
+  #reenter(): Promise<LockHandle> | undefined {
+    if (!this.isHeldByCaller()) return undefined;
+    if (!this.reentrant) {
+      return Promise.reject(
+        new DeadlockError(`${this.name} is already held by this caller and is not re-entrant; waiting for it would never end`),
+      );
+    }
+    const hold = this.#hold as Hold;
+    hold.depth++;
+    return Promise.resolve(new LockHandle(this, hold));
+  }
+
+  #grant(owner: unknown): Hold {
+    const hold: Hold = { owner, depth: 1, released: false, controller: undefined };
+    this.#hold = hold;
+    return hold;
+  }
+
+  #release(hold: Hold): void {
+    if (hold.released || --hold.depth > 0) return;
+    hold.released = true;
+    if (this.#hold !== hold) return;
+    this.#hold = null;
+    // Hand the lock straight to the first waiter that is still waiting, so nobody can barge in.
+    while (this.#head < this.#queue.length) {
+      const waiter = this.#queue[this.#head] as Waiter;
+      this.#queue[this.#head++] = undefined as unknown as Waiter;
+      if (waiter.settled) continue;
+      waiter.settled = true;
+      this.#waiting--;
+      waiter.resolve(this.#grant(waiter.owner));
+      break;
+    }
+    if (this.#head === this.#queue.length) {
+      this.#queue = [];
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  #timeoutError(ms: number): TimeoutError {
+    return new TimeoutError(`timed out after ${ms} ms waiting for ${this.name}`);
+  }
+}

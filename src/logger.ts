@@ -1,0 +1,77 @@
+/**
+ * The package logger. Every facility logs through it; applications plug in their own
+ * (pino, winston, console) with {@link setLogger}. The default writes `info` and above
+ * to stderr; set `STATESMITH_LOG=debug` for more, or `silent` for nothing.
+ *
+ * @module
+ */
+
+/** Structured fields attached to a log line (an `error` field carries the cause). */
+export type LogFields = Readonly<Record<string, unknown>>;
+
+/** The logging interface statesmith writes to. */
+export interface Logger {
+  debug(message: string, fields?: LogFields): void;
+  info(message: string, fields?: LogFields): void;
+  warn(message: string, fields?: LogFields): void;
+  error(message: string, fields?: LogFields): void;
+}
+
+const LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
+type Level = (typeof LEVELS)[number];
+
+function levelFromEnv(): Level {
+  const raw = process.env['STATESMITH_LOG'];
+  return (LEVELS as readonly string[]).includes(raw ?? '') ? (raw as Level) : 'info';
+}
+
+function formatFields(fields: LogFields | undefined): string {
+  if (!fields) return '';
+  const parts: string[] = [];
+  for (const [key, value] of Object.entries(fields)) {
+    if (value instanceof Error) parts.push(`${key}=${value.stack ?? value.message}`);
+    else parts.push(`${key}=${typeof value === 'string' ? value : safeJson(value)}`);
+  }
+  return parts.length ? ` ${parts.join(' ')}` : '';
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    // A cycle or a BigInt: fall back to the plain rendering rather than lose the line.
+    return String(value);
+  }
+}
+
+/** A logger writing `[statesmith] level message fields` lines to stderr from `minLevel` up. */
+export function createConsoleLogger(minLevel: Level = levelFromEnv()): Logger {
+  const min = LEVELS.indexOf(minLevel);
+  const write = (level: Level) => (message: string, fields?: LogFields) => {
+    if (LEVELS.indexOf(level) >= min) process.stderr.write(`[statesmith] ${level} ${message}${formatFields(fields)}\n`);
+  };
+  return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
+}
+
+let current: Logger | undefined;
+
+/**
+ * Replaces the package logger; `null` restores the default console logger.
+ *
+ * @example
+ * ```ts
+ * import { setLogger } from 'statesmith';
+ * const lines: string[] = [];
+ * setLogger({ debug() {}, info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m) });
+ * setLogger(null); // back to the default
+ * ```
+ */
+export function setLogger(logger: Logger | null): void {
+  current = logger ?? undefined;
+}
+
+/** The logger in force now. */
+export function getLogger(): Logger {
+  current ??= createConsoleLogger();
+  return current;
+}

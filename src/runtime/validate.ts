@@ -1,0 +1,47 @@
+/**
+ * Argument checks shared by every facade, so each bad input gets the same typed error
+ * with the argument's name, what was expected and what was received.
+ *
+ * @internal
+ */
+import { ArgumentRangeError, ArgumentTypeError, ArgumentValueError } from '../errors.ts';
+
+export function requireFunction<F extends (...args: never[]) => unknown>(name: string, value: unknown): F {
+  if (typeof value !== 'function') throw new ArgumentTypeError(name, 'a function', value);
+  return value as F;
+}
+
+export function requireNonEmptyString(name: string, value: unknown): string {
+  if (typeof value !== 'string') throw new ArgumentTypeError(name, 'a non-empty string', value);
+  if (value.length === 0) throw new ArgumentValueError(name, 'a non-empty string', value);
+  return value;
+}
+
+/** A duration in milliseconds: a finite number >= 0, or `Infinity` where `allowInfinity`. */
+export function requireDuration(name: string, value: unknown, { allowInfinity = true } = {}): number {
+  if (typeof value !== 'number' || Number.isNaN(value)) {
+    throw new ArgumentTypeError(name, 'a number of milliseconds', value);
+  }
+  if (value < 0 || (!allowInfinity && !Number.isFinite(value))) {
+    throw new ArgumentRangeError(name, allowInfinity ? 'a number >= 0 (or Infinity)' : 'a finite number >= 0', value);
+  }
+  return value;
+}
+
+export function optionalDuration(name: string, value: unknown, fallback: number, opts?: { allowInfinity?: boolean }): number {
+  return value === undefined ? fallback : requireDuration(name, value, opts);
+}
+
+export function optionalSignal(name: string, value: unknown): AbortSignal | undefined {
+  if (value === undefined) return undefined;
+  if (!(value instanceof AbortSignal)) throw new ArgumentTypeError(name, 'an AbortSignal', value);
+  return value;
+}
+
+export function optionalObject<T extends object>(name: string, value: unknown): Partial<T> {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ArgumentTypeError(name, 'an options object', value);
+  }
+  return value as Partial<T>;
+}

@@ -1,0 +1,101 @@
+/**
+ * Finding and killing a process tree on Linux through `/proc` (with `kill(pid, 0)` where
+ * there is no `/proc`). Errors from processes that are already gone are expected and
+ * ignored; anything else is logged, never thrown.
+ *
+ * @internal
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { getLogger } from '../logger.ts';
+
+interface ProcStat {
+  readonly ppid: number;
+  readonly state: string;
+}
+
+function readStat(pid: number): ProcStat | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    // Gone (or no /proc): the caller treats undefined as "not found".
+    return undefined;
+  }
+  // The command name may hold spaces and parentheses: the fields start after the last ')'.
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { state: rest[0] ?? '?', ppid: Number(rest[1]) };
+}
+
+const hasProc = (() => {
+  let known: boolean | undefined;
+  return (): boolean => {
+    if (known === undefined) {
+      try {
+        readdirSync('/proc/self');
+        known = true;
+      } catch {
+        known = false;
+      }
+    }
+    return known;
+  };
+})();
+
+/** True while `pid` exists and is not a zombie. */
+export function isAlive(pid: number): boolean {
+  if (hasProc()) {
+    const stat = readStat(pid);
+    return stat !== undefined && stat.state !== 'Z' && stat.state !== 'X';
+  }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Every live descendant of `pid` (children, grandchildren, ...), from a `/proc` snapshot. */
+export function listDescendants(pid: number): number[] {
+  if (!hasProc()) return [];
+  const children = new Map<number, number[]>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  for (const entry of entries) {
+    const child = Number(entry);
+    if (!Number.isInteger(child)) continue;
+    const stat = readStat(child);
+    if (!stat || stat.state === 'Z') continue;
+    const list = children.get(stat.ppid);
+    if (list) list.push(child);
+    else children.set(stat.ppid, [child]);
+  }
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    for (const child of children.get(queue.pop() as number) ?? []) {
+      found.push(child);
+      queue.push(child);
+    }
+  }
+  return found;
+}
+
+/**
+ * Sends `signal` to `target` (a pid, or a negative process-group id). Returns false when
+ * the target is gone; logs permission errors.
+ */
+export function sendSignal(target: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(target, signal);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ESRCH') getLogger().warn(`could not send ${signal} to ${target}`, { error });
+    return false;
+  }
+}
