@@ -60,10 +60,12 @@ let current: Logger | undefined;
  *
  * @example
  * ```ts
- * import { setLogger } from 'statesmith';
+ * import { getLogger, setLogger } from 'statesmith';
  * const lines: string[] = [];
  * setLogger({ debug() {}, info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m) });
- * setLogger(null); // back to the default
+ * getLogger().info('Cancelling long running task restart');
+ * console.log(lines); // [ 'Cancelling long running task restart' ]
+ * setLogger(null);
  * ```
  */
 export function setLogger(logger: Logger | null): void {

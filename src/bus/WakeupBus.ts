@@ -42,7 +42,7 @@ interface Waiter {
  * const bus = new WakeupBus();
  * bus.wakeups$.subscribe((w) => console.log('seen', w.reason));
  * bus.wakeup('task finished', { action: 'restart' }); // seen task finished
- * const w = await bus.wait(1000); // latched: returns at once
+ * const w = await bus.wait(1000);
  * console.log(w?.reason, w?.detail); // task finished { action: 'restart' }
  * console.log(await bus.wait(0)); // undefined
  * ```
