@@ -84,14 +84,13 @@ function isWakeupBus(value: unknown): value is WakeupBus {
  */
 export class AsyncExecutor {
   readonly name: string;
-  /** The interlock shared with tasks that have a critical step (reset after every task). */
-  readonly criticalTask: CriticalTask;
   /** The statechart actor: `idle → scheduled → running → cancelling → done → idle`. */
   readonly actor: Actor<typeof executorMachine>;
   readonly #lock: Mutex;
   readonly #wakeup: WakeupBus | (() => void);
   readonly #cancellable: CancellableSubprocess | undefined;
   #slot: Slot | null = null;
+  #criticalTask: CriticalTask | undefined;
 
   constructor(options: AsyncExecutorOptions) {
     const opts = optionalObject<AsyncExecutorOptions>('options', options);
@@ -103,7 +102,15 @@ export class AsyncExecutor {
     this.#cancellable = opts.cancellable;
     this.#lock = new Mutex({ name: `${this.name} lock`, reentrant: true });
     this.actor = startActor('executor', executorMachine, { input: { name: this.name }, id: this.name });
-    this.criticalTask = new CriticalTask({ name: `${this.name}.criticalTask` });
+  }
+
+  /**
+   * The interlock shared with tasks that have a critical step; reset after every task.
+   * Created on first use, so executors that never need it stay small.
+   */
+  get criticalTask(): CriticalTask {
+    this.#criticalTask ??= new CriticalTask({ name: `${this.name}.criticalTask` });
+    return this.#criticalTask;
   }
 
   /** True while an action holds the slot. */
@@ -329,7 +336,8 @@ export class AsyncExecutor {
       this.actor.send({ type: 'statesmith.executor.reset' });
       if (this.#slot === slot) this.#slot = null;
       slot.finished.resolve();
-      await this.criticalTask.withLock(() => this.criticalTask.reset());
+      const critical = this.#criticalTask;
+      if (critical) await critical.withLock(() => critical.reset());
     });
     if (wake) this.#wake(slot, outcome);
     return result;

@@ -1,0 +1,5 @@
+/** `npm run bench`: every benchmark, side by side, printed as tables of ratios. */
+import { benchExecutor } from './executor.bench.ts';
+
+console.log(`statesmith benchmarks — node ${process.version}, ${process.platform}/${process.arch}`);
+await benchExecutor();
