@@ -114,3 +114,33 @@ export class BusyError extends Error {
   override readonly name = 'BusyError';
   readonly code = 'ERR_BUSY';
 }
+
+/**
+ * What a lock handle's `signal` aborts with when the lock is taken away from its holder
+ * (forced by a locksmith, or a lease lost). `code` is `ERR_LOCK_LOST`; `lock` names the
+ * lock, `by` who took it, `info` why.
+ *
+ * @example
+ * ```ts
+ * import { Mutex } from 'statesmith';
+ * const mutex = new Mutex({ name: 'volume-7' });
+ * const handle = await mutex.acquire();
+ * mutex.forceRelease({ by: 'watchdog', info: 'holder stuck for 60 s' });
+ * console.log(handle.signal.reason.code); // ERR_LOCK_LOST
+ * console.log(handle.signal.reason.message); // volume-7 was taken away by watchdog: holder stuck for 60 s
+ * ```
+ */
+export class LockLostError extends Error {
+  override readonly name = 'LockLostError';
+  readonly code = 'ERR_LOCK_LOST';
+  readonly lock: string;
+  readonly by: unknown;
+  readonly info: unknown;
+  constructor(lock: string, by: unknown, info?: unknown) {
+    const suffix = info === undefined ? '' : `: ${typeof info === 'string' ? info : JSON.stringify(info)}`;
+    super(`${lock} was taken away by ${String(by)}${suffix}`);
+    this.lock = lock;
+    this.by = by;
+    this.info = info;
+  }
+}

@@ -14,6 +14,7 @@ export {
   CancelledError,
   DeadlockError,
   InvalidStateError,
+  LockLostError,
   TimeoutError,
 } from './errors.ts';
 
@@ -38,6 +39,7 @@ export {
 
 // Locks
 export { LockHandle, Mutex, type MutexAcquireOptions, type MutexOptions } from './locks/Mutex.ts';
+export { currentOwner, runAsOwner } from './runtime/ownerContext.ts';
 
 // Machines, for the inspector and for users who want the pure behaviour
 export { executorMachine, type ExecutorContext, type ExecutorEvent, type ExecutorOutcome } from '../machines/executor.machine.ts';

@@ -8,7 +8,8 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { systemClock, type Clock } from '../clock.ts';
-import { DeadlockError, TimeoutError } from '../errors.ts';
+import { CancelledError, DeadlockError, LockLostError, TimeoutError } from '../errors.ts';
+import { currentOwner } from '../runtime/ownerContext.ts';
 import { optionalDuration, optionalObject, optionalSignal, requireFunction } from '../runtime/validate.ts';
 
 /** One holding of a mutex; shared by the nested handles of a re-entrant holder. */
@@ -23,6 +24,7 @@ interface Waiter {
   readonly owner: unknown;
   settled: boolean;
   resolve(hold: Hold): void;
+  reject(reason: unknown): void;
 }
 
 /**
@@ -47,7 +49,7 @@ export interface MutexAcquireOptions {
   readonly signal?: AbortSignal;
   /** Give up after this many milliseconds with a `TimeoutError`; default `Infinity`. */
   readonly timeoutMs?: number;
-  /** Who holds the lock once granted (shown by `owner`, used by the locksmith). */
+  /** Who holds the lock once granted (shown by `owner`, used by the locksmith); default the current owner (`runAsOwner`). */
   readonly owner?: unknown;
 }
 
@@ -151,6 +153,53 @@ export class Mutex {
     return this.#waiting;
   }
 
+  /** The owners of the callers waiting for the lock, first in line first. */
+  get waiters(): unknown[] {
+    const owners: unknown[] = [];
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const waiter = this.#queue[i] as Waiter;
+      if (!waiter.settled) owners.push(waiter.owner);
+    }
+    return owners;
+  }
+
+  /**
+   * Rejects every waiting caller with `reason` (a `CancelledError` by default) and
+   * returns how many there were. The holder keeps the lock.
+   */
+  purgeWaiters(reason: unknown = new CancelledError(`the waiters of ${this.name} were purged`)): number {
+    let purged = 0;
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const waiter = this.#queue[i] as Waiter;
+      if (waiter.settled) continue;
+      waiter.settled = true;
+      this.#waiting--;
+      purged++;
+      waiter.reject(reason);
+    }
+    this.#queue = [];
+    this.#head = 0;
+    return purged;
+  }
+
+  /**
+   * Takes the lock away from its holder: the holder's handles' `signal` aborts with a
+   * {@link LockLostError} naming `by` and `info`, their `release()` becomes a no-op, and
+   * the lock passes to the next waiter (or becomes free). Returns false when the lock was
+   * free. This is what a locksmith does when an owner does not answer.
+   */
+  forceRelease(options?: { readonly by?: unknown; readonly info?: unknown }): boolean {
+    const hold = this.#hold;
+    if (hold === null) return false;
+    const opts = optionalObject<{ by: unknown; info: unknown }>('options', options);
+    hold.depth = 1;
+    // Tell the old holder first (abort listeners run now), then hand the lock on.
+    hold.controller ??= new AbortController();
+    hold.controller.abort(new LockLostError(this.name, opts.by ?? 'a forced release', opts.info));
+    this.#release(hold);
+    return true;
+  }
+
   /** True when the calling async context holds this lock through `runExclusive`. */
   isHeldByCaller(): boolean {
     const mine = holdings.getStore()?.get(this);
@@ -170,7 +219,7 @@ export class Mutex {
       const opts = optionalObject<MutexAcquireOptions>('options', options);
       signal = optionalSignal('options.signal', opts.signal);
       timeoutMs = optionalDuration('options.timeoutMs', opts.timeoutMs, Infinity);
-      owner = opts.owner;
+      owner = 'owner' in opts ? opts.owner : currentOwner();
     } catch (error) {
       return Promise.reject(error);
     }
@@ -200,6 +249,10 @@ export class Mutex {
           cleanup();
           resolve(new LockHandle(this, hold));
         },
+        reject: (reason) => {
+          cleanup();
+          reject(reason);
+        },
       };
       this.#queue.push(waiter);
       this.#waiting++;
@@ -216,7 +269,7 @@ export class Mutex {
       return new LockHandle(this, hold);
     }
     if (this.#hold !== null) return null;
-    return new LockHandle(this, this.#grant(options?.owner));
+    return new LockHandle(this, this.#grant(options && 'owner' in options ? options.owner : currentOwner()));
   }
 
   /**

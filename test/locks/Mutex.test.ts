@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ManualClock, Mutex } from '../../src/index.ts';
+import { LockLostError, ManualClock, Mutex, runAsOwner } from '../../src/index.ts';
 import { isSettled, settle } from '../support/async.ts';
 
 describe('Mutex', () => {
@@ -114,6 +114,62 @@ describe('Mutex', () => {
     expect(await isSettled(waiter)).to.equal(false);
     holder.release();
     (await waiter).release();
+  });
+
+  it('owners default to the current owner (runAsOwner), and waiters lists them in line', async () => {
+    const mutex = new Mutex();
+    const holder = await runAsOwner('task A', () => mutex.acquire());
+    expect(mutex.owner).to.equal('task A');
+    const b = runAsOwner('task B', () => mutex.acquire());
+    const c = mutex.acquire({ owner: 'task C' });
+    expect(mutex.waiters).to.deep.equal(['task B', 'task C']);
+    holder.release();
+    (await b).release();
+    (await c).release();
+    expect(mutex.waiters).to.deep.equal([]);
+  });
+
+  it('purgeWaiters() rejects every waiter and leaves the holder in place', async () => {
+    const mutex = new Mutex({ name: 'vol' });
+    const holder = await mutex.acquire({ owner: 'h' });
+    const waiting = [mutex.acquire(), mutex.acquire()];
+    expect(mutex.purgeWaiters()).to.equal(2);
+    for (const w of waiting) expect(await w.catch((e: unknown) => e)).to.have.property('code', 'ERR_CANCELLED');
+    expect(mutex.owner).to.equal('h');
+    expect(mutex.waiting).to.equal(0);
+    holder.release();
+    expect(mutex.locked).to.equal(false);
+  });
+
+  it('forceRelease() aborts the holder with a LockLostError and hands the lock to the next waiter', async () => {
+    const mutex = new Mutex({ name: 'volume-7' });
+    const holder = await mutex.acquire({ owner: 'stuck' });
+    const next = mutex.acquire({ owner: 'next' });
+    expect(mutex.forceRelease({ by: 'watchdog', info: 'stuck for 60 s' })).to.equal(true);
+    expect(holder.signal.aborted).to.equal(true);
+    const lost = holder.signal.reason as LockLostError;
+    expect(lost).to.be.instanceOf(LockLostError);
+    expect(lost).to.include({ code: 'ERR_LOCK_LOST', lock: 'volume-7', by: 'watchdog', info: 'stuck for 60 s' });
+    const handle = await next;
+    expect(mutex.owner).to.equal('next');
+    holder.release(); // the old holder's late release must not free the new holder's lock
+    expect(mutex.owner).to.equal('next');
+    handle.release();
+    expect(mutex.forceRelease()).to.equal(false);
+  });
+
+  it('forceRelease() frees a re-entrant hold however deep it is', async () => {
+    const mutex = new Mutex({ reentrant: true });
+    let signal: AbortSignal | undefined;
+    const inside = mutex.runExclusive(async () => {
+      const nested = await mutex.acquire();
+      signal = nested.signal;
+      mutex.forceRelease({ by: 'test' });
+      expect(mutex.locked).to.equal(false);
+    });
+    await inside;
+    expect(signal?.aborted).to.equal(true);
+    expect(mutex.locked).to.equal(false);
   });
 
   it('rejects bad options with typed errors', async () => {
