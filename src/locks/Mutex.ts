@@ -23,8 +23,11 @@ interface Hold {
 interface Waiter {
   readonly owner: unknown;
   settled: boolean;
-  resolve(hold: Hold): void;
-  reject(reason: unknown): void;
+  readonly resolve: (handle: LockHandle) => void;
+  readonly reject: (reason: unknown) => void;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  timer: unknown;
 }
 
 /**
@@ -175,6 +178,7 @@ export class Mutex {
       waiter.settled = true;
       this.#waiting--;
       purged++;
+      this.#detach(waiter);
       waiter.reject(reason);
     }
     this.#queue = [];
@@ -213,51 +217,37 @@ export class Mutex {
    */
   acquire(options?: MutexAcquireOptions): Promise<LockHandle> {
     let signal: AbortSignal | undefined;
-    let timeoutMs: number;
+    let timeoutMs = Infinity;
     let owner: unknown;
-    try {
-      const opts = optionalObject<MutexAcquireOptions>('options', options);
-      signal = optionalSignal('options.signal', opts.signal);
-      timeoutMs = optionalDuration('options.timeoutMs', opts.timeoutMs, Infinity);
-      owner = 'owner' in opts ? opts.owner : currentOwner();
-    } catch (error) {
-      return Promise.reject(error);
+    if (options === undefined) {
+      owner = currentOwner();
+    } else {
+      try {
+        const opts = optionalObject<MutexAcquireOptions>('options', options);
+        signal = optionalSignal('options.signal', opts.signal);
+        timeoutMs = optionalDuration('options.timeoutMs', opts.timeoutMs, Infinity);
+        owner = 'owner' in opts ? opts.owner : currentOwner();
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      if (signal?.aborted) return Promise.reject(signal.reason);
     }
-    if (signal?.aborted) return Promise.reject(signal.reason);
     const reentry = this.#reenter();
     if (reentry) return reentry;
     if (this.#hold === null) return Promise.resolve(new LockHandle(this, this.#grant(owner)));
     if (timeoutMs === 0) return Promise.reject(this.#timeoutError(0));
     return new Promise<LockHandle>((resolve, reject) => {
-      let timer: unknown;
-      const cleanup = (): void => {
-        if (timer !== undefined) this.#clock.clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const giveUp = (reason: unknown): void => {
-        if (waiter.settled) return;
-        waiter.settled = true;
-        this.#waiting--;
-        cleanup();
-        reject(reason);
-      };
-      const onAbort = (): void => giveUp(signal?.reason);
-      const waiter: Waiter = {
-        owner,
-        settled: false,
-        resolve: (hold) => {
-          cleanup();
-          resolve(new LockHandle(this, hold));
-        },
-        reject: (reason) => {
-          cleanup();
-          reject(reason);
-        },
-      };
+      // A plain record, no closures unless a signal or a timeout needs one: the contended path stays cheap.
+      const waiter: Waiter = { owner, settled: false, resolve, reject, signal, onAbort: undefined, timer: undefined };
       this.#queue.push(waiter);
       this.#waiting++;
-      signal?.addEventListener('abort', onAbort, { once: true });
-      if (Number.isFinite(timeoutMs)) timer = this.#clock.setTimeout(() => giveUp(this.#timeoutError(timeoutMs)), timeoutMs);
+      if (signal) {
+        waiter.onAbort = () => this.#giveUp(waiter, signal.reason);
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
+      }
+      if (Number.isFinite(timeoutMs)) {
+        waiter.timer = this.#clock.setTimeout(() => this.#giveUp(waiter, this.#timeoutError(timeoutMs)), timeoutMs);
+      }
     });
   }
 
@@ -320,7 +310,8 @@ export class Mutex {
       if (waiter.settled) continue;
       waiter.settled = true;
       this.#waiting--;
-      waiter.resolve(this.#grant(waiter.owner));
+      this.#detach(waiter);
+      waiter.resolve(new LockHandle(this, this.#grant(waiter.owner)));
       break;
     }
     if (this.#head === this.#queue.length) {
@@ -330,6 +321,20 @@ export class Mutex {
       this.#queue = this.#queue.slice(this.#head);
       this.#head = 0;
     }
+  }
+
+  #giveUp(waiter: Waiter, reason: unknown): void {
+    if (waiter.settled) return;
+    waiter.settled = true;
+    this.#waiting--;
+    this.#detach(waiter);
+    waiter.reject(reason);
+  }
+
+  /** Removes a waiter's abort listener and timer, whichever way it leaves the queue. */
+  #detach(waiter: Waiter): void {
+    if (waiter.timer !== undefined) this.#clock.clearTimeout(waiter.timer);
+    if (waiter.onAbort) waiter.signal?.removeEventListener('abort', waiter.onAbort);
   }
 
   #timeoutError(ms: number): TimeoutError {
