@@ -329,6 +329,18 @@ export class Mutex {
     this.#waiting--;
     this.#detach(waiter);
     waiter.reject(reason);
+    // Waiters that gave up stay in the array until the next release; under a long hold
+    // with many time-outs, drop them once they outnumber the live waiters (amortised O(1)).
+    const queued = this.#queue.length - this.#head;
+    if (queued > 64 && queued > 2 * this.#waiting) {
+      this.#queue = this.#queue.slice(this.#head).filter((w) => !w.settled);
+      this.#head = 0;
+    }
+  }
+
+  /** How many entries the wait queue holds, including ones not yet compacted away. @internal */
+  get queueLength(): number {
+    return this.#queue.length - this.#head;
   }
 
   /** Removes a waiter's abort listener and timer, whichever way it leaves the queue. */

@@ -67,6 +67,23 @@ describe('Mutex', () => {
     expect(mutex.owner).to.equal('next');
   });
 
+  it('does not grow its queue with waiters that timed out while the lock stays held', async () => {
+    const clock = new ManualClock();
+    const mutex = new Mutex({ clock });
+    const holder = await mutex.acquire();
+    const stays = mutex.acquire({ owner: 'stays' });
+    for (let i = 0; i < 1_000; i++) {
+      const w = mutex.acquire({ timeoutMs: 1 });
+      w.catch(() => undefined);
+      await clock.advance(1);
+    }
+    expect(mutex.waiting).to.equal(1);
+    expect(mutex.queueLength).to.be.lessThan(200);
+    holder.release();
+    await stays;
+    expect(mutex.owner).to.equal('stays');
+  });
+
   it('timeoutMs 0 is a try: it rejects at once when the lock is held', async () => {
     const mutex = new Mutex();
     const holder = await mutex.acquire();
