@@ -174,11 +174,8 @@ export class Mutex {
     let purged = 0;
     for (let i = this.#head; i < this.#queue.length; i++) {
       const waiter = this.#queue[i] as Waiter;
-      if (waiter.settled) continue;
-      waiter.settled = true;
-      this.#waiting--;
+      if (!this.#take(waiter)) continue;
       purged++;
-      this.#detach(waiter);
       waiter.reject(reason);
     }
     this.#queue = [];
@@ -307,10 +304,7 @@ export class Mutex {
     while (this.#head < this.#queue.length) {
       const waiter = this.#queue[this.#head] as Waiter;
       this.#queue[this.#head++] = undefined as unknown as Waiter;
-      if (waiter.settled) continue;
-      waiter.settled = true;
-      this.#waiting--;
-      this.#detach(waiter);
+      if (!this.#take(waiter)) continue;
       waiter.resolve(new LockHandle(this, this.#grant(waiter.owner)));
       break;
     }
@@ -324,10 +318,7 @@ export class Mutex {
   }
 
   #giveUp(waiter: Waiter, reason: unknown): void {
-    if (waiter.settled) return;
-    waiter.settled = true;
-    this.#waiting--;
-    this.#detach(waiter);
+    if (!this.#take(waiter)) return;
     waiter.reject(reason);
     // Waiters that gave up stay in the array until the next release; under a long hold
     // with many time-outs, drop them once they outnumber the live waiters (amortised O(1)).
@@ -343,10 +334,18 @@ export class Mutex {
     return this.#queue.length - this.#head;
   }
 
-  /** Removes a waiter's abort listener and timer, whichever way it leaves the queue. */
-  #detach(waiter: Waiter): void {
+  /**
+   * Takes a waiter out of line, whichever way it leaves (granted, purged, gave up):
+   * marks it settled, counts it out, removes its timer and abort listener. False when it
+   * had already left.
+   */
+  #take(waiter: Waiter): boolean {
+    if (waiter.settled) return false;
+    waiter.settled = true;
+    this.#waiting--;
     if (waiter.timer !== undefined) this.#clock.clearTimeout(waiter.timer);
     if (waiter.onAbort) waiter.signal?.removeEventListener('abort', waiter.onAbort);
+    return true;
   }
 
   #timeoutError(ms: number): TimeoutError {

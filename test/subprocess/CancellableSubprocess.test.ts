@@ -159,6 +159,14 @@ describe('CancellableSubprocess', function () {
   });
 
   describe('cancel()', () => {
+    /** A runner whose child ignores SIGTERM, with a 10 s grace before SIGKILL. */
+    async function startStubborn() {
+      const runner = new CancellableSubprocess({ terminateTimeoutMs: 10_000 });
+      const call = runner.call(['sh', '-c', 'trap "" TERM; sleep 60']);
+      await waitUntil(() => runner.pid !== null, 5_000, 'spawn');
+      return { runner, call };
+    }
+
     it('sets the sticky flag even with nothing running; call() then refuses without spawning', async () => {
       const runner = new CancellableSubprocess();
       await runner.cancel();
@@ -224,9 +232,7 @@ describe('CancellableSubprocess', function () {
     });
 
     it('with { kill: true } does not wait for SIGTERM to work', async () => {
-      const runner = new CancellableSubprocess({ terminateTimeoutMs: 10_000 });
-      const call = runner.call(['sh', '-c', 'trap "" TERM; sleep 60']);
-      await waitUntil(() => runner.pid !== null, 5_000, 'spawn');
+      const { runner, call } = await startStubborn();
       const started = Date.now();
       await runner.cancel({ kill: true });
       expect(Date.now() - started).to.be.lessThan(5_000);
@@ -234,9 +240,7 @@ describe('CancellableSubprocess', function () {
     });
 
     it('a second cancel({ kill: true }) escalates a cancel that is still waiting', async () => {
-      const runner = new CancellableSubprocess({ terminateTimeoutMs: 10_000 });
-      const call = runner.call(['sh', '-c', 'trap "" TERM; sleep 60']);
-      await waitUntil(() => runner.pid !== null, 5_000, 'spawn');
+      const { runner, call } = await startStubborn();
       const started = Date.now();
       const first = runner.cancel();
       await new Promise((r) => setTimeout(r, 50));
