@@ -162,8 +162,11 @@ describe('CancellableSubprocess', function () {
     /** A runner whose child ignores SIGTERM, with a 10 s grace before SIGKILL. */
     async function startStubborn() {
       const runner = new CancellableSubprocess({ terminateTimeoutMs: 10_000 });
-      const call = runner.call(['sh', '-c', 'trap "" TERM; sleep 60']);
-      await waitUntil(() => runner.pid !== null, 5_000, 'spawn');
+      const out = collector();
+      // Wait for the shell to say its trap is in place: a SIGTERM that lands before
+      // `trap` runs kills the shell, and the test would see -15 instead of -9.
+      const call = runner.call(['sh', '-c', 'trap "" TERM; echo ready; sleep 60'], { onOutput: out.onOutput });
+      await waitUntil(() => out.lines.some(([, line]) => line === 'ready'), 5_000, 'the trap');
       return { runner, call };
     }
 
