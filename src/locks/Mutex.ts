@@ -10,14 +10,14 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { systemClock, type Clock } from '../clock.ts';
 import { CancelledError, DeadlockError, LockLostError, TimeoutError } from '../errors.ts';
 import { currentOwner } from '../runtime/ownerContext.ts';
+import { LockHandle, type HoldRecord } from './LockHandle.ts';
 import { optionalDuration, optionalObject, optionalSignal, requireFunction } from '../runtime/validate.ts';
 
 /** One holding of a mutex; shared by the nested handles of a re-entrant holder. */
-interface Hold {
+interface Hold extends HoldRecord {
   readonly owner: unknown;
   depth: number;
   released: boolean;
-  controller: AbortController | undefined;
 }
 
 interface Waiter {
@@ -66,45 +66,6 @@ export interface MutexOptions {
   readonly clock?: Clock;
 }
 
-/**
- * A held lock. `release()` is idempotent; `using handle = await mutex.acquire()` releases
- * at the end of the block.
- */
-export class LockHandle implements Disposable {
-  readonly #mutex: Mutex;
-  readonly #hold: Hold;
-  #released = false;
-
-  /** @internal */
-  constructor(mutex: Mutex, hold: Hold) {
-    this.#mutex = mutex;
-    this.#hold = hold;
-  }
-
-  /** True once this handle has been released. */
-  get released(): boolean {
-    return this.#released;
-  }
-
-  /** Aborts if the lock is taken away from this holder while held. */
-  get signal(): AbortSignal {
-    this.#hold.controller ??= new AbortController();
-    return this.#hold.controller.signal;
-  }
-
-  /** Releases this handle's hold; later calls do nothing. */
-  release(): void {
-    if (this.#released) return;
-    this.#released = true;
-    releaseHold(this.#mutex, this.#hold);
-  }
-
-  [Symbol.dispose](): void {
-    this.release();
-  }
-}
-
-let releaseHold: (mutex: Mutex, hold: Hold) => void;
 
 /**
  * A FIFO async mutex with cancellable, timed waits.
@@ -130,9 +91,8 @@ export class Mutex {
   #head = 0;
   #waiting = 0;
 
-  static {
-    releaseHold = (mutex, hold) => mutex.#release(hold);
-  }
+  /** One release function per mutex, shared by all its handles. */
+  readonly #releaser = (hold: Hold): void => this.#release(hold);
 
   constructor(options?: MutexOptions) {
     const opts = optionalObject<MutexOptions>('options', options);
@@ -231,7 +191,7 @@ export class Mutex {
     }
     const reentry = this.#reenter();
     if (reentry) return reentry;
-    if (this.#hold === null) return Promise.resolve(new LockHandle(this, this.#grant(owner)));
+    if (this.#hold === null) return Promise.resolve(new LockHandle(this.#releaser, this.#grant(owner)));
     if (timeoutMs === 0) return Promise.reject(this.#timeoutError(0));
     return new Promise<LockHandle>((resolve, reject) => {
       // A plain record, no closures unless a signal or a timeout needs one: the contended path stays cheap.
@@ -253,10 +213,10 @@ export class Mutex {
     if (this.isHeldByCaller() && this.reentrant) {
       const hold = this.#hold as Hold;
       hold.depth++;
-      return new LockHandle(this, hold);
+      return new LockHandle(this.#releaser, hold);
     }
     if (this.#hold !== null) return null;
-    return new LockHandle(this, this.#grant(options && 'owner' in options ? options.owner : currentOwner()));
+    return new LockHandle(this.#releaser, this.#grant(options && 'owner' in options ? options.owner : currentOwner()));
   }
 
   /**
@@ -286,7 +246,7 @@ export class Mutex {
     }
     const hold = this.#hold as Hold;
     hold.depth++;
-    return Promise.resolve(new LockHandle(this, hold));
+    return Promise.resolve(new LockHandle(this.#releaser, hold));
   }
 
   #grant(owner: unknown): Hold {
@@ -305,7 +265,7 @@ export class Mutex {
       const waiter = this.#queue[this.#head] as Waiter;
       this.#queue[this.#head++] = undefined as unknown as Waiter;
       if (!this.#take(waiter)) continue;
-      waiter.resolve(new LockHandle(this, this.#grant(waiter.owner)));
+      waiter.resolve(new LockHandle(this.#releaser, this.#grant(waiter.owner)));
       break;
     }
     if (this.#head === this.#queue.length) {

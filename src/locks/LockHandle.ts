@@ -1,0 +1,64 @@
+/**
+ * The handle every statesmith lock kind gives its holder.
+ *
+ * @module
+ */
+
+/** What a lock keeps about one holding; the handle aborts `controller` when the lock is taken away. @internal */
+export interface HoldRecord {
+  controller: AbortController | undefined;
+}
+
+/**
+ * A held lock. `release()` is idempotent; `using handle = await lock.acquire()` releases
+ * at the end of the block. `signal` aborts with a `LockLostError` if the lock is taken
+ * away from this holder while held (a forced release, a lost lease).
+ *
+ * @example
+ * ```ts
+ * import { Mutex } from 'statesmith';
+ * const mutex = new Mutex();
+ * {
+ *   using handle = await mutex.acquire();
+ *   console.log(mutex.locked, handle.signal.aborted); // true false
+ * }
+ * console.log(mutex.locked); // false
+ * ```
+ */
+export class LockHandle implements Disposable {
+  readonly #release: (hold: never) => void;
+  readonly #hold: HoldRecord;
+  #released = false;
+
+  /**
+   * @param release called once, with `hold`, on the first `release()`; one function per
+   * lock, so an acquire allocates nothing but the handle.
+   * @internal
+   */
+  constructor(release: (hold: never) => void, hold: HoldRecord) {
+    this.#release = release;
+    this.#hold = hold;
+  }
+
+  /** True once this handle has been released. */
+  get released(): boolean {
+    return this.#released;
+  }
+
+  /** Aborts if the lock is taken away from this holder while held. */
+  get signal(): AbortSignal {
+    this.#hold.controller ??= new AbortController();
+    return this.#hold.controller.signal;
+  }
+
+  /** Releases this handle's hold; later calls do nothing. */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    (this.#release as (hold: HoldRecord) => void)(this.#hold);
+  }
+
+  [Symbol.dispose](): void {
+    this.release();
+  }
+}
