@@ -38,8 +38,17 @@ export {
 } from './subprocess/CancellableSubprocess.ts';
 
 // Locks
-export { LockHandle, Mutex, type MutexAcquireOptions, type MutexOptions } from './locks/Mutex.ts';
+export { LockHandle } from './locks/LockHandle.ts';
+export { Mutex, type MutexAcquireOptions, type MutexOptions } from './locks/Mutex.ts';
 export { currentOwner, runAsOwner } from './runtime/ownerContext.ts';
+
+// Threads (concurrency_utils)
+export { SharedMutex, type SharedMutexAcquireOptions } from './threads/SharedMutex.ts';
+export { SharedEvent, type SharedEventWaitOptions } from './threads/SharedEvent.ts';
+export { withSharedLock } from './threads/withSharedLock.ts';
+export { awaitEventWithStop, type AwaitEventWithStopOptions } from './threads/awaitEventWithStop.ts';
+export { asyncNullContext } from './threads/asyncNullContext.ts';
+export { WorkerThread, type WorkerThreadOptions } from './threads/WorkerThread.ts';
 
 // Machines, for the inspector and for users who want the pure behaviour
 export { executorMachine, type ExecutorContext, type ExecutorEvent, type ExecutorOutcome } from '../machines/executor.machine.ts';

@@ -38,3 +38,14 @@ export async function waitUntil(condition: () => boolean, timeoutMs = 5_000, wha
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+/** The reason `promise` rejects with; fails the test if it fulfils instead. */
+export async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  let value: unknown;
+  try {
+    value = await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error(`expected a rejection, but the promise fulfilled with ${String(value)}`);
+}

@@ -1,0 +1,63 @@
+/**
+ * Python's `await_event_with_stop`: wait for one shared event unless another says stop.
+ *
+ * @module
+ */
+import { systemClock } from '../clock.ts';
+import { ArgumentTypeError } from '../errors.ts';
+import { optionalObject, optionalSignal } from '../runtime/validate.ts';
+import { requirePollInterval, waitCells, type Cell } from './cells.ts';
+import { SharedEvent } from './SharedEvent.ts';
+
+/** Options of {@link awaitEventWithStop}. */
+export interface AwaitEventWithStopOptions {
+  /** The longest single wait before both flags are looked at again; default 5000, `Infinity` for none. */
+  readonly pollIntervalMs?: number;
+  /** Abort the wait; it rejects with `signal.reason`. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Waits for `wait` to be set, giving up when `stop` is set. Resolves true when `wait`
+ * was set, false when `stop` was; `stop` is looked at first, so when both are set the
+ * answer is false. Unlike Python, which noticed `stop` only once per polling interval,
+ * this waits on both flags at once, so a stop is seen as soon as it is set.
+ *
+ * @example
+ * ```ts
+ * import { SharedEvent, awaitEventWithStop } from 'statesmith';
+ * const response = SharedEvent.create();
+ * const stop = SharedEvent.create();
+ * const waiting = awaitEventWithStop(response, stop);
+ * stop.set();
+ * console.log(await waiting); // false
+ * ```
+ */
+export async function awaitEventWithStop(
+  wait: SharedEvent,
+  stop: SharedEvent,
+  options?: AwaitEventWithStopOptions,
+): Promise<boolean> {
+  if (!(wait instanceof SharedEvent)) throw new ArgumentTypeError('wait', 'a SharedEvent', wait);
+  if (!(stop instanceof SharedEvent)) throw new ArgumentTypeError('stop', 'a SharedEvent', stop);
+  const opts = optionalObject<AwaitEventWithStopOptions>('options', options);
+  const pollMs = requirePollInterval('options.pollIntervalMs', opts.pollIntervalMs);
+  const signal = optionalSignal('options.signal', opts.signal);
+  const watches = [
+    { cell: cellOf(stop), expected: 0 },
+    { cell: cellOf(wait), expected: 0 },
+  ];
+  for (;;) {
+    if (signal?.aborted) throw signal.reason;
+    if (stop.isSet) return false;
+    if (wait.isSet) return true;
+    const woke = await waitCells(watches, pollMs, systemClock, signal);
+    // A set() of `wait` that woke us counts even if it was cleared again, as in SharedEvent.wait.
+    if (woke === 1 && !stop.isSet) return true;
+  }
+}
+
+function cellOf(event: SharedEvent): Cell {
+  const { buffer } = event;
+  return { cells: new Int32Array(buffer, 0, Math.floor(buffer.byteLength / Int32Array.BYTES_PER_ELEMENT)), index: event.index };
+}
