@@ -1,7 +1,9 @@
 /** `npm run bench`: every benchmark, side by side, printed as tables of ratios. */
 import { benchExecutor } from './executor.bench.ts';
 import { benchMutex } from './mutex.bench.ts';
+import { benchThreads } from './threads.bench.ts';
 
 console.log(`statesmith benchmarks — node ${process.version}, ${process.platform}/${process.arch}`);
 await benchExecutor();
 await benchMutex();
+await benchThreads();

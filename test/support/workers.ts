@@ -1,7 +1,7 @@
 /** Starting TypeScript worker fixtures under tsx, and sleeping in real time inside one. */
 import { WorkerThread, type WorkerThreadOptions } from '../../src/index.ts';
 
-const boot = new URL('./tsWorkerBoot.mjs', import.meta.url);
+const boot = new URL('../../examples/support/tsx-worker.mjs', import.meta.url);
 
 /** A WorkerThread (not started) running the TypeScript file `entry` with `data` as its `workerData`. */
 export function tsWorker(entry: URL, data: Record<string, unknown>, options?: WorkerThreadOptions): WorkerThread {
