@@ -144,3 +144,20 @@ export class LockLostError extends Error {
     this.info = info;
   }
 }
+
+/**
+ * The failures of a task group or service, collected when it is awaited or stopped:
+ * `errors` holds them in the order the tasks finished. The message is
+ * `Error while stopping <group or service>`. `code` is `ERR_TASK_GROUP`.
+ *
+ * @example
+ * ```ts
+ * import { TaskGroupError } from 'statesmith';
+ * const err = new TaskGroupError([new Error('disk full')], 'Error while stopping TaskGroup:io');
+ * console.log(err.code, err.message, err.errors.length); // ERR_TASK_GROUP Error while stopping TaskGroup:io 1
+ * ```
+ */
+export class TaskGroupError extends AggregateError {
+  override readonly name = 'TaskGroupError';
+  readonly code = 'ERR_TASK_GROUP';
+}

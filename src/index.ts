@@ -15,6 +15,7 @@ export {
   DeadlockError,
   InvalidStateError,
   LockLostError,
+  TaskGroupError,
   TimeoutError,
 } from './errors.ts';
 
@@ -26,6 +27,7 @@ export { createConsoleLogger, getLogger, setLogger, type LogFields, type Logger 
 // Wake-ups (the HA loop's bus)
 export { WakeupBus, type Wakeup, type WakeupBusOptions } from './bus/WakeupBus.ts';
 export { runLoop, type CycleContext, type RunLoopOptions } from './bus/runLoop.ts';
+export { HaLoop, type HaLoopOptions } from './bus/HaLoop.ts';
 
 // Executor (Patroni)
 export { AsyncExecutor, type AsyncExecutorOptions } from './executor/AsyncExecutor.ts';
@@ -36,6 +38,13 @@ export {
   type OutputStream,
   type SubprocessCallOptions,
 } from './subprocess/CancellableSubprocess.ts';
+
+// Tasks and services (frequenz)
+export { TaskGroup, type CreateTaskOptions, type TaskGroupOptions } from './tasks/TaskGroup.ts';
+export type { Task } from './tasks/Task.ts';
+export { cancelAndAwait } from './tasks/cancelAndAwait.ts';
+export { ServiceBase, type Service, type ServiceOptions } from './tasks/ServiceBase.ts';
+export type { BackoffOptions, RestartPolicy } from './tasks/restartPolicy.ts';
 
 // Locks
 export { LockHandle } from './locks/LockHandle.ts';
@@ -54,3 +63,5 @@ export { WorkerThread, type WorkerThreadOptions } from './threads/WorkerThread.t
 export { executorMachine, type ExecutorContext, type ExecutorEvent, type ExecutorOutcome } from '../machines/executor.machine.ts';
 export { criticalTaskMachine } from '../machines/criticalTask.machine.ts';
 export { subprocessMachine } from '../machines/subprocess.machine.ts';
+export { taskMachine, type TaskContext, type TaskEvent } from '../machines/task.machine.ts';
+export { serviceMachine, type ServiceContext, type ServiceEvent } from '../machines/service.machine.ts';

@@ -32,9 +32,20 @@ export function onActorStarted(listener: Listener): () => void {
 export function startActor<TLogic extends AnyActorLogic>(
   kind: string,
   logic: TLogic,
-  options: { readonly input: InputFrom<TLogic>; readonly id: string; readonly parent?: Actor<AnyActorLogic> },
+  options: {
+    readonly input?: InputFrom<TLogic>;
+    readonly id: string;
+    readonly parent?: Actor<AnyActorLogic>;
+    /** Start from this snapshot instead of the initial state (an actor created on demand). */
+    readonly snapshot?: unknown;
+  },
 ): Actor<TLogic> {
-  const actor = createActor(logic, { input: options.input, id: options.id } as never) as Actor<TLogic>;
+  const actor = createActor(
+    logic,
+    (options.snapshot === undefined
+      ? { input: options.input, id: options.id }
+      : { snapshot: options.snapshot, id: options.id }) as never,
+  ) as Actor<TLogic>;
   actor.subscribe({
     error: (error: unknown) => getLogger().error(`${kind} actor ${options.id} failed`, { error }),
   });

@@ -1,0 +1,66 @@
+/**
+ * A task of a `TaskGroup` (frequenz's persistent task) on the shared lifecycle:
+ * `idle → scheduled → running → cancelling → done`, with `done.completed`,
+ * `done.failed` or `done.cancelled` telling how it ended.
+ *
+ * A task with a restart policy that fails goes back to `scheduled` (the
+ * `statesmith.task.restart` event carries the attempt and the back-off), so restarts
+ * show in the actor's history. A task cancelled before its body ran goes straight to
+ * `done.cancelled`: the body never runs.
+ *
+ * The transitions depend only on the state and the event type (no guards, no actions),
+ * so the runtime can step a task through this table without an actor and create the
+ * actor when someone asks for it.
+ */
+import { setup } from 'xstate';
+
+export interface TaskContext {
+  readonly name: string;
+}
+
+export type TaskEvent =
+  | { readonly type: 'statesmith.task.schedule' }
+  | { readonly type: 'statesmith.task.start' }
+  | { readonly type: 'statesmith.task.cancel'; readonly reason?: string }
+  | { readonly type: 'statesmith.task.complete' }
+  | { readonly type: 'statesmith.task.fail' }
+  | { readonly type: 'statesmith.task.cancelled' }
+  | { readonly type: 'statesmith.task.restart'; readonly attempt?: number; readonly delayMs?: number };
+
+/** How the body of a task ended, as the event that reports it. */
+const settled = {
+  'statesmith.task.complete': 'done.completed',
+  'statesmith.task.fail': 'done.failed',
+  'statesmith.task.cancelled': 'done.cancelled',
+} as const;
+
+export const taskMachine = setup({
+  types: {
+    context: {} as TaskContext,
+    events: {} as TaskEvent,
+    input: {} as { readonly name: string },
+  },
+}).createMachine({
+  id: 'statesmith.task',
+  context: ({ input }) => ({ name: input.name }),
+  initial: 'idle',
+  states: {
+    idle: {
+      on: { 'statesmith.task.schedule': 'scheduled', 'statesmith.task.cancel': 'done.cancelled' },
+    },
+    scheduled: {
+      on: { 'statesmith.task.start': 'running', 'statesmith.task.cancel': 'done.cancelled' },
+    },
+    running: {
+      on: { ...settled, 'statesmith.task.cancel': 'cancelling', 'statesmith.task.restart': 'scheduled' },
+    },
+    cancelling: {
+      // A body may catch the abort and return (completed) or throw something else (failed).
+      on: settled,
+    },
+    done: {
+      initial: 'completed',
+      states: { completed: {}, failed: {}, cancelled: {} },
+    },
+  },
+});

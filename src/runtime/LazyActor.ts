@@ -1,0 +1,87 @@
+/**
+ * An actor created on demand. Until someone reads `actor`, a `LazyActor` steps its
+ * machine's own transition table (worked out by XState, once per state and event type,
+ * and shared by every instance), which costs a string per instance instead of an actor
+ * (~3.5 KB and ~17 µs to start and drive, measured on Node 20): that is what lets a
+ * group hold 100,000 pending tasks. The first read of `actor` starts a real actor in the
+ * current state; from then on the actor is the only truth.
+ *
+ * Only machines whose transitions depend on nothing but the state and the event type
+ * (no guards, no context-dependent targets) may be stepped this way.
+ *
+ * @internal
+ */
+import { transition, type Actor, type AnyStateMachine, type SnapshotFrom, type StateValue } from 'xstate';
+import { startActor } from './startActor.ts';
+
+type Table = Map<string, string>;
+const tables = new WeakMap<AnyStateMachine, Table>();
+
+function keyOf(value: StateValue): string {
+  if (typeof value === 'string') return value;
+  const [[parent, child]] = Object.entries(value) as [[string, StateValue]];
+  return `${parent}.${keyOf(child)}`;
+}
+
+function valueOf(key: string): StateValue {
+  const dot = key.indexOf('.');
+  return dot < 0 ? key : { [key.slice(0, dot)]: valueOf(key.slice(dot + 1)) };
+}
+
+export class LazyActor<TMachine extends AnyStateMachine> {
+  readonly #machine: TMachine;
+  readonly #kind: string;
+  readonly #id: string;
+  readonly #context: SnapshotFrom<TMachine>['context'];
+  #key: string;
+  #actor: Actor<TMachine> | undefined;
+
+  constructor(machine: TMachine, kind: string, id: string, context: SnapshotFrom<TMachine>['context'], initial: string) {
+    this.#machine = machine;
+    this.#kind = kind;
+    this.#id = id;
+    this.#context = context;
+    this.#key = initial;
+  }
+
+  /** The current state as a dotted path (`'running'`, `'done.failed'`). */
+  get state(): string {
+    return this.#actor ? keyOf((this.#actor.getSnapshot() as { value: StateValue }).value) : this.#key;
+  }
+
+  /** True in `state` or one of its substates. */
+  matches(state: string): boolean {
+    const current = this.state;
+    return current === state || current.startsWith(`${state}.`);
+  }
+
+  send(event: { readonly type: string }): void {
+    if (this.#actor) {
+      this.#actor.send(event as never);
+      return;
+    }
+    const table = tables.get(this.#machine) ?? new Map<string, string>();
+    tables.set(this.#machine, table);
+    const pair = `${this.#key}\u0000${event.type}`;
+    let next = table.get(pair);
+    if (next === undefined) {
+      const [snapshot] = transition(this.#machine, this.#resolve(this.#key), event as never);
+      next = keyOf((snapshot as { value: StateValue }).value);
+      table.set(pair, next);
+    }
+    this.#key = next;
+  }
+
+  /** The real actor, started in the current state on first use. */
+  get actor(): Actor<TMachine> {
+    this.#actor ??= startActor(this.#kind, this.#machine, {
+      id: this.#id,
+      snapshot: this.#resolve(this.#key),
+    } as never) as Actor<TMachine>;
+    return this.#actor;
+  }
+
+  #resolve(key: string): SnapshotFrom<TMachine> {
+    return this.#machine.resolveState({ value: valueOf(key), context: this.#context }) as SnapshotFrom<TMachine>;
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * frequenz's `Service` and `ServiceBase`: a background service whose subclass writes
+ * only `main(signal)`, with subtasks in a task group of its own.
+ *
+ * @module
+ */
+import { inspect } from 'node:util';
+import type { Actor } from 'xstate';
+import { serviceMachine } from '../../machines/service.machine.ts';
+import { systemClock, type Clock } from '../clock.ts';
+import { ArgumentTypeError, TaskGroupError } from '../errors.ts';
+import { startActor } from '../runtime/startActor.ts';
+import { optionalObject } from '../runtime/validate.ts';
+import { TaskRecord, type Task } from './Task.ts';
+import { TaskGroup, uniqueHexId, withoutCancellations, type CreateTaskOptions } from './TaskGroup.ts';
+
+/** What users of a service see: start it, stop it, wait for it. */
+export interface Service extends AsyncDisposable {
+  /** Starts the service unless it is running; returns it (`await using s = new S().start()`). */
+  start(): this;
+  /** Cancels everything, waits, and rejects once with the failures other than cancellations. */
+  stop(reason?: string): Promise<void>;
+  /** Asks `main` and every subtask to stop; does not wait. */
+  cancel(reason?: string): void;
+  /** Waits for `main` and every subtask; rejects with every failure, cancellations included. */
+  wait(): Promise<void>;
+  /** True from `start()` until `main` has ended (subtasks do not count). */
+  readonly isRunning: boolean;
+  readonly uniqueId: string;
+}
+
+/** Options of {@link ServiceBase}. */
+export interface ServiceOptions {
+  /** The service's id; default a unique hex number. Its task group gets the same id. */
+  readonly uniqueId?: string;
+  /** The clock for its task group (restart back-offs, timeouts); default the system clock. */
+  readonly clock?: Clock;
+}
+
+/**
+ * The base of a service: implement `main(signal)`, start extra work with `createTask`.
+ *
+ * Deliberate choices where frequenz's docs and code disagree: `isRunning` follows `main`
+ * only (as the code); subtask names carry one prefix, the task group's
+ * (`TaskGroup:<id>:<name>`), not two; `wait()` reports cancellations and `stop()` hides
+ * them (as the code, confirmed by its maintainers); a failure of `main` is logged when it
+ * happens and reported by every `wait()`/`stop()` until the next `start()`; the errors of
+ * `main` and of the subtasks come in one flat `TaskGroupError`, `main`'s first.
+ *
+ * @example
+ * ```ts
+ * import { ServiceBase } from 'statesmith';
+ * import { setTimeout as sleep } from 'node:timers/promises';
+ * class Heartbeat extends ServiceBase {
+ *   beats = 0;
+ *   protected async main(signal: AbortSignal): Promise<void> {
+ *     this.createTask(async (sub) => { await sleep(60_000, undefined, { signal: sub }); }, { name: 'watchdog' });
+ *     for (;;) {
+ *       this.beats++;
+ *       await sleep(5, undefined, { signal });
+ *     }
+ *   }
+ * }
+ * const service = new Heartbeat({ uniqueId: 'hb' }).start();
+ * console.log(String(service), service.isRunning); // Heartbeat:hb true
+ * await sleep(30);
+ * await service.stop();
+ * console.log(service.isRunning, service.beats > 1); // false true
+ * ```
+ */
+export abstract class ServiceBase implements Service {
+  readonly uniqueId: string;
+  /** The group the service's subtasks run in. */
+  readonly taskGroup: TaskGroup;
+  /** The statechart actor following `main`: `idle → scheduled → running → cancelling → done`. */
+  readonly actor: Actor<typeof serviceMachine>;
+  readonly #clock: Clock;
+  #main: TaskRecord<void> | undefined;
+
+  constructor(options?: ServiceOptions) {
+    const opts = optionalObject<ServiceOptions>('options', options);
+    if (opts.uniqueId !== undefined && typeof opts.uniqueId !== 'string') {
+      throw new ArgumentTypeError('options.uniqueId', 'a string', opts.uniqueId);
+    }
+    this.uniqueId = opts.uniqueId || uniqueHexId();
+    this.#clock = opts.clock ?? systemClock;
+    this.taskGroup = new TaskGroup({ uniqueId: this.uniqueId, clock: this.#clock });
+    this.actor = startActor('service', serviceMachine, { input: { name: String(this) }, id: String(this) });
+  }
+
+  /** The service's work; it should run until `signal` aborts. */
+  protected abstract main(signal: AbortSignal): Promise<void>;
+
+  get isRunning(): boolean {
+    const snapshot = this.actor.getSnapshot();
+    return snapshot.matches('scheduled') || snapshot.matches('running') || snapshot.matches('cancelling');
+  }
+
+  start(): this {
+    if (this.isRunning) return this;
+    this.actor.send({ type: 'statesmith.service.start' });
+    this.#main = new TaskRecord<void>(
+      (signal) => {
+        this.actor.send({ type: 'statesmith.service.run' });
+        return this.main(signal);
+      },
+      {
+        name: String(this),
+        logException: true,
+        restart: undefined,
+        clock: this.#clock,
+        random: Math.random,
+        onDone: (task) => {
+          const type = task.cancelled ? 'cancelled' : task.failed ? 'fail' : 'complete';
+          this.actor.send({ type: `statesmith.service.${type}` });
+        },
+      },
+    );
+    return this;
+  }
+
+  /** Starts `fn` as a subtask in {@link ServiceBase.taskGroup}. */
+  protected createTask<T>(fn: (signal: AbortSignal) => T | Promise<T>, options?: CreateTaskOptions): Task<T> {
+    return this.taskGroup.createTask(fn, options);
+  }
+
+  cancel(reason?: string): void {
+    if (reason !== undefined && typeof reason !== 'string') throw new ArgumentTypeError('reason', 'a string', reason);
+    if (this.#main && !this.#main.done) {
+      this.actor.send({ type: 'statesmith.service.cancel', ...(reason === undefined ? {} : { reason }) });
+      this.#main.cancel(reason);
+    }
+    this.taskGroup.cancel(reason);
+  }
+
+  async wait(): Promise<void> {
+    const errors: unknown[] = [];
+    const main = this.#main;
+    if (main) {
+      await main.whenDone();
+      if (main.cancelled || main.failed) errors.push(main.failure);
+    }
+    try {
+      await this.taskGroup.wait();
+    } catch (error) {
+      if (error instanceof TaskGroupError) errors.push(...error.errors);
+      else errors.push(error);
+    }
+    if (errors.length > 0) throw new TaskGroupError(errors, `Error while stopping ${String(this)}`);
+  }
+
+  async stop(reason?: string): Promise<void> {
+    this.cancel(reason);
+    try {
+      await this.wait();
+    } catch (error) {
+      const rest = withoutCancellations(error);
+      if (rest !== undefined) throw rest;
+    }
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  toString(): string {
+    return `${this.constructor.name}:${this.uniqueId}`;
+  }
+
+  [inspect.custom](): string {
+    const extra = this.taskGroup.isRunning ? `, ${this.taskGroup.tasks.size} extra tasks` : '';
+    return `${this.constructor.name}<${this.uniqueId} main ${this.isRunning ? 'running' : 'not running'}${extra}>`;
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * The `Task` contract of task groups and services, and the one implementation behind it.
+ *
+ * @module
+ */
+import type { Actor } from 'xstate';
+import { taskMachine } from '../../machines/task.machine.ts';
+import type { Clock } from '../clock.ts';
+import { CancelledError, InvalidStateError } from '../errors.ts';
+import { runDetached } from '../locks/Mutex.ts';
+import { getLogger } from '../logger.ts';
+import { LazyActor } from '../runtime/LazyActor.ts';
+import { runAsOwner } from '../runtime/ownerContext.ts';
+import { backoffDelay, type ResolvedRestartPolicy } from './restartPolicy.ts';
+
+/**
+ * A unit of background work with a cancel signal of its own. Tasks are created by a
+ * `TaskGroup` (or a service's `createTask`), never directly.
+ */
+export interface Task<T> {
+  /** `TaskGroup:<uniqueId>:<name>`. */
+  readonly name: string;
+  /** True once the task has completed, failed or been cancelled. */
+  readonly done: boolean;
+  /** True when it ended by cancellation. */
+  readonly cancelled: boolean;
+  /** The error it failed with, or `undefined` (also when cancelled). */
+  readonly error: unknown;
+  /**
+   * The value it completed with. Throws its error if it failed, a `CancelledError` if it
+   * was cancelled, and an `InvalidStateError` while it is not done.
+   */
+  result(): T;
+  /** Asks the task to stop (aborts `signal` with a `CancelledError`); false once it is done. */
+  cancel(reason?: string): boolean;
+  /** Resolves with the value or rejects as `result()` would, once done. */
+  wait(): Promise<T>;
+  /** The signal handed to the task's function. */
+  readonly signal: AbortSignal;
+  /** The statechart actor (`idle → scheduled → running → cancelling → done`), created on first read. */
+  readonly actor: Actor<typeof taskMachine>;
+}
+
+/** What a task tells its group (or service) when it ends. @internal */
+export type TaskDoneHook = (task: TaskRecord<unknown>) => void;
+
+/** Construction options of a task. @internal */
+export interface TaskSetup {
+  readonly name: string;
+  readonly logException: boolean;
+  readonly restart: ResolvedRestartPolicy | undefined;
+  readonly clock: Clock;
+  readonly random: () => number;
+  readonly onDone: TaskDoneHook;
+}
+
+const enum Outcome {
+  Pending,
+  Completed,
+  Failed,
+  Cancelled,
+}
+
+/**
+ * The task implementation: state in its (lazy) actor, value or error beside it.
+ *
+ * @internal
+ */
+export class TaskRecord<T> implements Task<T> {
+  readonly name: string;
+  readonly #fn: (signal: AbortSignal) => T | Promise<T>;
+  readonly #setup: TaskSetup;
+  readonly #controller = new AbortController();
+  readonly #lazy: LazyActor<typeof taskMachine>;
+  #outcome = Outcome.Pending;
+  #value: T | undefined;
+  #error: unknown;
+  #whenDone: Promise<void> | undefined;
+  #resolveDone: (() => void) | undefined;
+  #restartTimer: unknown;
+  #failures: number[] | undefined;
+
+  constructor(fn: (signal: AbortSignal) => T | Promise<T>, setup: TaskSetup) {
+    this.name = setup.name;
+    this.#fn = fn;
+    this.#setup = setup;
+    this.#lazy = new LazyActor(taskMachine, 'task', setup.name, { name: setup.name }, 'idle');
+    this.#lazy.send({ type: 'statesmith.task.schedule' });
+    // Start on a microtask, as asyncio schedules a task: a task cancelled before then
+    // never runs its body, and a throwing body is not done right after creation.
+    queueMicrotask(() => this.#start());
+  }
+
+  get done(): boolean {
+    return this.#outcome !== Outcome.Pending;
+  }
+
+  get cancelled(): boolean {
+    return this.#outcome === Outcome.Cancelled;
+  }
+
+  get error(): unknown {
+    return this.#outcome === Outcome.Failed ? this.#error : undefined;
+  }
+
+  /** True when it ended by failing (not by cancellation). @internal */
+  get failed(): boolean {
+    return this.#outcome === Outcome.Failed;
+  }
+
+  /** What `result()` throws: the error or the cancellation; `undefined` otherwise. @internal */
+  get failure(): unknown {
+    return this.#outcome === Outcome.Failed || this.#outcome === Outcome.Cancelled ? this.#error : undefined;
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get actor(): Actor<typeof taskMachine> {
+    return this.#lazy.actor;
+  }
+
+  /** True between a failure and the restart it is waiting for. */
+  get restarting(): boolean {
+    return this.#restartTimer !== undefined;
+  }
+
+  result(): T {
+    switch (this.#outcome) {
+      case Outcome.Completed:
+        return this.#value as T;
+      case Outcome.Failed:
+      case Outcome.Cancelled:
+        throw this.#error;
+      default:
+        throw new InvalidStateError(`${this.name} has not finished yet; its result is not set`);
+    }
+  }
+
+  cancel(reason?: string): boolean {
+    if (this.done) return false;
+    if (!this.#controller.signal.aborted) {
+      this.#controller.abort(new CancelledError(reason ?? `${this.name} was cancelled`));
+    }
+    if (this.#lazy.matches('running')) {
+      this.#lazy.send({ type: 'statesmith.task.cancel', ...(reason === undefined ? {} : { reason }) });
+    } else if (this.#lazy.matches('scheduled')) {
+      // Not started yet, or waiting to be restarted: it ends here, its body does not run again.
+      if (this.#restartTimer !== undefined) this.#setup.clock.clearTimeout(this.#restartTimer);
+      this.#restartTimer = undefined;
+      this.#lazy.send({ type: 'statesmith.task.cancel' });
+      this.#finish(Outcome.Cancelled, undefined, this.#controller.signal.reason);
+    }
+    return true;
+  }
+
+  wait(): Promise<T> {
+    if (this.done) return this.#settledResult();
+    return this.whenDone().then(() => this.result());
+  }
+
+  /** Resolves (never rejects) once the task is done. */
+  whenDone(): Promise<void> {
+    if (this.done) return Promise.resolve();
+    this.#whenDone ??= new Promise<void>((resolve) => (this.#resolveDone = resolve));
+    return this.#whenDone;
+  }
+
+  #settledResult(): Promise<T> {
+    try {
+      return Promise.resolve(this.result());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #start(): void {
+    if (this.done || this.#controller.signal.aborted) return;
+    this.#restartTimer = undefined;
+    this.#lazy.send({ type: 'statesmith.task.start' });
+    let pending: Promise<T>;
+    try {
+      const signal = this.#controller.signal;
+      pending = Promise.resolve(runDetached(() => runAsOwner(this, () => this.#fn(signal))));
+    } catch (error) {
+      pending = Promise.reject(error);
+    }
+    // Both outcomes are always handled here, so a failed task nobody has looked at yet
+    // can never become an unhandled rejection.
+    pending.then(
+      (value) => this.#ended(Outcome.Completed, value, undefined),
+      (error: unknown) => this.#ended(this.#isCancellation(error) ? Outcome.Cancelled : Outcome.Failed, undefined, error),
+    );
+  }
+
+  #isCancellation(error: unknown): boolean {
+    if (error instanceof CancelledError) return true;
+    const signal = this.#controller.signal;
+    if (!signal.aborted) return false;
+    // Node's abortable APIs reject with an AbortError whose cause is the reason.
+    return error === signal.reason || (error instanceof Error && error.name === 'AbortError');
+  }
+
+  #ended(outcome: Outcome, value: T | undefined, error: unknown): void {
+    if (outcome === Outcome.Failed && this.#setup.restart && !this.#controller.signal.aborted && this.#scheduleRestart(error)) return;
+    const event = outcome === Outcome.Completed ? 'complete' : outcome === Outcome.Failed ? 'fail' : 'cancelled';
+    this.#lazy.send({ type: `statesmith.task.${event}` });
+    // A cancelled task reports the cancellation it was given (with its reason), as Python.
+    const reported = outcome === Outcome.Cancelled && !(error instanceof CancelledError) ? this.#controller.signal.reason ?? error : error;
+    this.#finish(outcome, value, reported);
+  }
+
+  /** Restarts a failed task if its policy allows; false when the budget is spent. */
+  #scheduleRestart(error: unknown): boolean {
+    const policy = this.#setup.restart as ResolvedRestartPolicy;
+    const now = this.#setup.clock.now();
+    const failures = (this.#failures ??= []).filter((at) => now - at < policy.withinMs);
+    failures.push(now);
+    this.#failures = failures;
+    const attempt = failures.length;
+    if (attempt > policy.maxRestarts) {
+      getLogger().warn(`Task ${this.name} failed ${attempt} times within ${policy.withinMs} ms; giving up`, { error });
+      return false;
+    }
+    const delayMs = backoffDelay(policy, attempt, this.#setup.random());
+    getLogger().warn(`Task ${this.name} failed; restarting in ${Math.round(delayMs)} ms (restart ${attempt} of ${policy.maxRestarts})`, { error });
+    this.#lazy.send({ type: 'statesmith.task.restart', attempt, delayMs } as { type: 'statesmith.task.restart' });
+    this.#restartTimer = this.#setup.clock.setTimeout(() => this.#start(), delayMs);
+    return true;
+  }
+
+  #finish(outcome: Outcome, value: T | undefined, error: unknown): void {
+    this.#outcome = outcome;
+    this.#value = value;
+    this.#error = error;
+    // The group's bookkeeping runs before anyone awaiting the task resumes.
+    this.#setup.onDone(this as TaskRecord<unknown>);
+    if (outcome === Outcome.Failed && this.#setup.logException) {
+      getLogger().error(`Task ${this.name} raised an unhandled exception`, { error });
+    }
+    this.#resolveDone?.();
+  }
+}

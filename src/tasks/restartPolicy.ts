@@ -1,0 +1,73 @@
+/**
+ * Restart policies for persistent tasks: Erlang/OTP's restart intensity (at most
+ * `maxRestarts` failures within `withinMs`, then give up) with Akka's exponential
+ * back-off between attempts (`initialMs · factor^(n-1)`, capped at `maxMs`, stretched by
+ * up to `jitter` at random so a crowd of restarts does not stampede).
+ *
+ * @module
+ */
+import { ArgumentRangeError, ArgumentTypeError } from '../errors.ts';
+import { optionalObject } from '../runtime/validate.ts';
+
+/** Back-off between restarts. */
+export interface BackoffOptions {
+  /** The first delay; default 100 ms. */
+  readonly initialMs?: number;
+  /** The longest delay; default 30,000 ms (or `initialMs` if larger). */
+  readonly maxMs?: number;
+  /** Each further restart within the window multiplies the delay by this (1 to 1000); default 2. */
+  readonly factor?: number;
+  /** Adds up to this fraction of the delay at random (0 to 1); default 0.2. */
+  readonly jitter?: number;
+}
+
+/** How a failing task is restarted. */
+export interface RestartPolicy {
+  /** How many restarts are allowed within `withinMs` before the task fails for good; default 3. */
+  readonly maxRestarts?: number;
+  /** The sliding window for `maxRestarts`, > 0; default 60,000 ms. */
+  readonly withinMs?: number;
+  readonly backoff?: BackoffOptions;
+}
+
+/** A checked policy with every default filled in. @internal */
+export interface ResolvedRestartPolicy {
+  readonly maxRestarts: number;
+  readonly withinMs: number;
+  readonly initialMs: number;
+  readonly maxMs: number;
+  readonly factor: number;
+  readonly jitter: number;
+}
+
+function number(name: string, value: unknown, fallback: number, min: number, max = Infinity, integer = false): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || Number.isNaN(value)) throw new ArgumentTypeError(name, 'a number', value);
+  if (value < min || value > max || (integer && !Number.isInteger(value))) {
+    const kind = integer ? 'an integer' : 'a number';
+    throw new ArgumentRangeError(name, max === Infinity ? `${kind} >= ${min}` : `${kind} from ${min} to ${max}`, value);
+  }
+  return value;
+}
+
+/** Checks a policy and fills in its defaults. @internal */
+export function resolveRestartPolicy(value: unknown): ResolvedRestartPolicy {
+  const policy = optionalObject<RestartPolicy>('options.restart', value);
+  const backoff = optionalObject<BackoffOptions>('options.restart.backoff', policy.backoff);
+  const initialMs = number('options.restart.backoff.initialMs', backoff.initialMs, 100, 0, Number.MAX_SAFE_INTEGER);
+  const maxMs = number('options.restart.backoff.maxMs', backoff.maxMs, Math.max(30_000, initialMs), initialMs, Number.MAX_SAFE_INTEGER);
+  return {
+    maxRestarts: number('options.restart.maxRestarts', policy.maxRestarts, 3, 0, Number.MAX_SAFE_INTEGER, true),
+    withinMs: number('options.restart.withinMs', policy.withinMs, 60_000, Number.MIN_VALUE),
+    initialMs,
+    maxMs,
+    factor: number('options.restart.backoff.factor', backoff.factor, 2, 1, 1000),
+    jitter: number('options.restart.backoff.jitter', backoff.jitter, 0.2, 0, 1),
+  };
+}
+
+/** The delay before restart number `attempt` (1-based), with `random` in [0, 1). @internal */
+export function backoffDelay(policy: ResolvedRestartPolicy, attempt: number, random: number): number {
+  const base = Math.min(policy.maxMs, policy.initialMs * policy.factor ** (attempt - 1));
+  return Math.min(policy.maxMs, base * (1 + policy.jitter * random));
+}
