@@ -1,9 +1,11 @@
 /** `npm run bench`: every benchmark, side by side, printed as tables of ratios. */
 import { benchExecutor } from './executor.bench.ts';
 import { benchMutex } from './mutex.bench.ts';
+import { benchTasks } from './tasks.bench.ts';
 import { benchThreads } from './threads.bench.ts';
 
 console.log(`statesmith benchmarks — node ${process.version}, ${process.platform}/${process.arch}`);
 await benchExecutor();
 await benchMutex();
 await benchThreads();
+await benchTasks();

@@ -43,7 +43,8 @@ const holdings = new AsyncLocalStorage<ReadonlyMap<Mutex, Hold>>();
  * @internal
  */
 export function runDetached<R>(fn: () => R): R {
-  return holdings.exit(fn);
+  // Most callers hold nothing: skip the context switch then (it shows in 100,000-task runs).
+  return holdings.getStore() === undefined ? fn() : holdings.exit(fn);
 }
 
 /** Options of {@link Mutex.acquire}. */

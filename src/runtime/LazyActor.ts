@@ -14,7 +14,8 @@
 import { transition, type Actor, type AnyStateMachine, type SnapshotFrom, type StateValue } from 'xstate';
 import { startActor } from './startActor.ts';
 
-type Table = Map<string, string>;
+/** state key → event type → next state key. */
+type Table = Map<string, Map<string, string>>;
 const tables = new WeakMap<AnyStateMachine, Table>();
 
 function keyOf(value: StateValue): string {
@@ -32,11 +33,12 @@ export class LazyActor<TMachine extends AnyStateMachine> {
   readonly #machine: TMachine;
   readonly #kind: string;
   readonly #id: string;
-  readonly #context: SnapshotFrom<TMachine>['context'];
+  readonly #context: (id: string) => SnapshotFrom<TMachine>['context'];
   #key: string;
   #actor: Actor<TMachine> | undefined;
 
-  constructor(machine: TMachine, kind: string, id: string, context: SnapshotFrom<TMachine>['context'], initial: string) {
+  /** @param context builds the actor's context from its id when needed (shared, so nothing is allocated per instance). */
+  constructor(machine: TMachine, kind: string, id: string, context: (id: string) => SnapshotFrom<TMachine>['context'], initial: string) {
     this.#machine = machine;
     this.#kind = kind;
     this.#id = id;
@@ -60,14 +62,15 @@ export class LazyActor<TMachine extends AnyStateMachine> {
       this.#actor.send(event as never);
       return;
     }
-    const table = tables.get(this.#machine) ?? new Map<string, string>();
-    tables.set(this.#machine, table);
-    const pair = `${this.#key}\u0000${event.type}`;
-    let next = table.get(pair);
+    let table = tables.get(this.#machine);
+    if (table === undefined) tables.set(this.#machine, (table = new Map()));
+    let row = table.get(this.#key);
+    if (row === undefined) table.set(this.#key, (row = new Map()));
+    let next = row.get(event.type);
     if (next === undefined) {
       const [snapshot] = transition(this.#machine, this.#resolve(this.#key), event as never);
       next = keyOf((snapshot as { value: StateValue }).value);
-      table.set(pair, next);
+      row.set(event.type, next);
     }
     this.#key = next;
   }
@@ -82,6 +85,6 @@ export class LazyActor<TMachine extends AnyStateMachine> {
   }
 
   #resolve(key: string): SnapshotFrom<TMachine> {
-    return this.#machine.resolveState({ value: valueOf(key), context: this.#context }) as SnapshotFrom<TMachine>;
+    return this.#machine.resolveState({ value: valueOf(key), context: this.#context(this.#id) }) as SnapshotFrom<TMachine>;
   }
 }

@@ -104,8 +104,8 @@ export abstract class ServiceBase implements Service {
         this.actor.send({ type: 'statesmith.service.run' });
         return this.main(signal);
       },
+      String(this),
       {
-        name: String(this),
         logException: true,
         restart: undefined,
         clock: this.#clock,

@@ -44,15 +44,16 @@ export interface Task<T> {
 /** What a task tells its group (or service) when it ends. @internal */
 export type TaskDoneHook = (task: TaskRecord<unknown>) => void;
 
-/** Construction options of a task. @internal */
+/** Construction options of a task, shared by the tasks of a group that have the same options. @internal */
 export interface TaskSetup {
-  readonly name: string;
   readonly logException: boolean;
   readonly restart: ResolvedRestartPolicy | undefined;
   readonly clock: Clock;
   readonly random: () => number;
   readonly onDone: TaskDoneHook;
 }
+
+const taskContext = (name: string): { name: string } => ({ name });
 
 const enum Outcome {
   Pending,
@@ -80,11 +81,11 @@ export class TaskRecord<T> implements Task<T> {
   #restartTimer: unknown;
   #failures: number[] | undefined;
 
-  constructor(fn: (signal: AbortSignal) => T | Promise<T>, setup: TaskSetup) {
-    this.name = setup.name;
+  constructor(fn: (signal: AbortSignal) => T | Promise<T>, name: string, setup: TaskSetup) {
+    this.name = name;
     this.#fn = fn;
     this.#setup = setup;
-    this.#lazy = new LazyActor(taskMachine, 'task', setup.name, { name: setup.name }, 'idle');
+    this.#lazy = new LazyActor(taskMachine, 'task', name, taskContext, 'idle');
     this.#lazy.send({ type: 'statesmith.task.schedule' });
     // Start on a microtask, as asyncio schedules a task: a task cancelled before then
     // never runs its body, and a throwing body is not done right after creation.

@@ -10,8 +10,8 @@ import { inspect } from 'node:util';
 import { systemClock, type Clock } from '../clock.ts';
 import { ArgumentTypeError, CancelledError, TaskGroupError } from '../errors.ts';
 import { optionalDuration, optionalObject, requireFunction } from '../runtime/validate.ts';
-import { resolveRestartPolicy, type RestartPolicy } from './restartPolicy.ts';
-import { TaskRecord, type Task } from './Task.ts';
+import { resolveRestartPolicy, type ResolvedRestartPolicy, type RestartPolicy } from './restartPolicy.ts';
+import { TaskRecord, type Task, type TaskSetup } from './Task.ts';
 
 /** Options of {@link TaskGroup}. */
 export interface TaskGroupOptions {
@@ -72,6 +72,13 @@ export class TaskGroup implements AsyncDisposable {
     changed?.resolve();
   };
 
+  /** The setups of tasks without a restart policy, by logException; shared so a task allocates less. */
+  readonly #shared: [TaskSetup?, TaskSetup?] = [];
+
+  #setup(logException: boolean, restart: ResolvedRestartPolicy | undefined): TaskSetup {
+    return { logException, restart, clock: this.#clock, random: this.#random, onDone: this.#onDone };
+  }
+
   constructor(options?: TaskGroupOptions) {
     const opts = optionalObject<TaskGroupOptions>('options', options);
     if (opts.uniqueId !== undefined && typeof opts.uniqueId !== 'string') {
@@ -105,14 +112,9 @@ export class TaskGroup implements AsyncDisposable {
       throw new ArgumentTypeError('options.logException', 'a boolean', opts.logException);
     }
     const restart = opts.restart === undefined ? undefined : resolveRestartPolicy(opts.restart);
-    const task = new TaskRecord<T>(fn, {
-      name: `${String(this)}:${opts.name || uniqueHexId()}`,
-      logException: opts.logException ?? true,
-      restart,
-      clock: this.#clock,
-      random: this.#random,
-      onDone: this.#onDone,
-    });
+    const logException = opts.logException ?? true;
+    const setup = restart ? this.#setup(logException, restart) : (this.#shared[logException ? 1 : 0] ??= this.#setup(logException, undefined));
+    const task = new TaskRecord<T>(fn, `${String(this)}:${opts.name || uniqueHexId()}`, setup);
     this.#running.add(task as TaskRecord<unknown>);
     return task;
   }

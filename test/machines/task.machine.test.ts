@@ -33,7 +33,7 @@ describe('taskMachine stepped without an actor (LazyActor)', () => {
     }
     for (const sequence of sequences) {
       const actor = createActor(taskMachine, { input: { name: 'x' } }).start();
-      const lazy = new LazyActor(taskMachine, 'task', 'x', { name: 'x' }, 'idle');
+      const lazy = new LazyActor(taskMachine, 'task', 'x', (name) => ({ name }), 'idle');
       for (const event of sequence) {
         actor.send(event);
         lazy.send(event);
@@ -47,7 +47,7 @@ describe('taskMachine stepped without an actor (LazyActor)', () => {
   });
 
   it('hands over to the real actor on first read; later events go to the actor', () => {
-    const lazy = new LazyActor(taskMachine, 'task', 'y', { name: 'y' }, 'idle');
+    const lazy = new LazyActor(taskMachine, 'task', 'y', (name) => ({ name }), 'idle');
     lazy.send({ type: 'statesmith.task.schedule' });
     const actor = lazy.actor;
     expect(actor.getSnapshot().value).to.equal('scheduled');
