@@ -11,7 +11,7 @@
 import {
   AsyncExecutor,
   CancellableSubprocess,
-  runLoop,
+  HaLoop,
   setLogger,
   WakeupBus,
   type LogFields,
@@ -56,10 +56,11 @@ postgres.actor.subscribe(
 );
 bus.wakeups$.subscribe((w) => line('bus', `wake-up: ${w.reason}`));
 
-const stop = new AbortController();
+let finish!: (why: string) => void;
+const finished = new Promise<string>((resolve) => (finish = resolve));
 process.once('SIGINT', () => {
   line('main', 'Ctrl-C: stopping');
-  stop.abort(new Error('interrupted'));
+  finish('interrupted');
 });
 
 const output = (name: string) => (text: string) => line(name, `| ${text}`);
@@ -85,16 +86,16 @@ async function cycle({ cycle }: { cycle: number }): Promise<void> {
       line('rest', 'POST /reinitialize?force: cancelling the basebackup');
       void executor.cancel().then(() => {
         line('rest', `cancel returned; busy=${executor.busy}`);
-        stop.abort(new Error('demo finished'));
+        finish('demo finished');
       });
     }, 800);
   }
 }
 
-try {
-  await runLoop(cycle, { bus, intervalMs: 2_000, signal: stop.signal, executor });
-} catch (reason) {
-  await executor.cancel();
-  line('main', `loop stopped: ${(reason as Error).message}`);
-}
+// The loop is a service: start() runs it, stop() ends it and reports what failed.
+const loop = new HaLoop({ bus, intervalMs: 2_000, executor, cycle, uniqueId: 'ha' }).start();
+const why = await finished;
+await loop.stop();
+await executor.cancel();
+line('main', `loop stopped: ${why}`);
 bus.complete();
