@@ -12,7 +12,7 @@ import { ArgumentTypeError, TaskGroupError } from '../errors.ts';
 import { startActor } from '../runtime/startActor.ts';
 import { optionalObject } from '../runtime/validate.ts';
 import { TaskRecord, type Task } from './Task.ts';
-import { TaskGroup, uniqueHexId, withoutCancellations, type CreateTaskOptions } from './TaskGroup.ts';
+import { cancelAndReport, TaskGroup, uniqueHexId, type CreateTaskOptions } from './TaskGroup.ts';
 
 /** What users of a service see: start it, stop it, wait for it. */
 export interface Service extends AsyncDisposable {
@@ -149,14 +149,8 @@ export abstract class ServiceBase implements Service {
     if (errors.length > 0) throw new TaskGroupError(errors, `Error while stopping ${String(this)}`);
   }
 
-  async stop(reason?: string): Promise<void> {
-    this.cancel(reason);
-    try {
-      await this.wait();
-    } catch (error) {
-      const rest = withoutCancellations(error);
-      if (rest !== undefined) throw rest;
-    }
+  stop(reason?: string): Promise<void> {
+    return cancelAndReport(this, reason);
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -188,14 +188,8 @@ export class TaskGroup implements AsyncDisposable {
    * Cancels every task, waits for them, and rejects once with the failures other than
    * cancellations (a `TaskGroupError`). Stopping an idle group, or stopping twice, is quiet.
    */
-  async stop(reason?: string): Promise<void> {
-    this.cancel(reason);
-    try {
-      await this.wait();
-    } catch (error) {
-      const rest = withoutCancellations(error);
-      if (rest !== undefined) throw rest;
-    }
+  stop(reason?: string): Promise<void> {
+    return cancelAndReport(this, reason);
   }
 
   /** `await using group = new TaskGroup()` stops the group when the block ends. */
@@ -211,6 +205,22 @@ export class TaskGroup implements AsyncDisposable {
     const running = this.#running.size ? ` running=${this.#running.size}` : '';
     const waiting = this.#waitingAck.size ? ` waitingAck=${this.#waitingAck.size}` : '';
     return `TaskGroup<${this.uniqueId}${running}${waiting}>`;
+  }
+}
+
+/**
+ * What `stop()` does for groups and services alike: cancel, wait, and throw what is left
+ * of the failures once the cancellations are dropped.
+ *
+ * @internal
+ */
+export async function cancelAndReport(target: { cancel(reason?: string): void; wait(): Promise<void> }, reason?: string): Promise<void> {
+  target.cancel(reason);
+  try {
+    await target.wait();
+  } catch (error) {
+    const rest = withoutCancellations(error);
+    if (rest !== undefined) throw rest;
   }
 }
 
