@@ -38,7 +38,8 @@ export class HaLoop extends ServiceBase {
   constructor(options: HaLoopOptions) {
     if (typeof options !== 'object' || options === null) throw new ArgumentTypeError('options', 'an options object', options);
     requireFunction('options.cycle', options.cycle);
-    super(options.uniqueId === undefined ? (options.clock ? { clock: options.clock } : {}) : { uniqueId: options.uniqueId, ...(options.clock ? { clock: options.clock } : {}) });
+    const { uniqueId, clock } = options;
+    super({ ...(uniqueId === undefined ? {} : { uniqueId }), ...(clock === undefined ? {} : { clock }) });
     this.#options = options;
   }
 
