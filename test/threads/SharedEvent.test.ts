@@ -24,10 +24,12 @@ describe('SharedEvent', () => {
 
   it('resolves true when a set() woke the wait, even if the flag was cleared before it looked (as Python)', async () => {
     const event = SharedEvent.create();
-    const worker = tsWorker(probe, { op: 'setThenClear', buffer: event.buffer, sleepMs: 100 }).start();
-    expect(await event.wait({ timeoutMs: 10_000 })).to.equal(true);
+    const waiting = event.wait({ timeoutMs: 10_000 });
+    // set() then clear() before the wait's continuation can run: only the wake-up tells.
+    event.set();
+    event.clear();
+    expect(await waiting).to.equal(true);
     expect(event.isSet).to.equal(false);
-    await worker.join();
   });
 
   it('answers a worker blocked in waitSync() when the main thread sets it, and times waitSync out', async () => {
