@@ -122,11 +122,6 @@ export class TaskRecord<T> implements Task<T> {
     return this.#lazy.actor;
   }
 
-  /** True between a failure and the restart it is waiting for. */
-  get restarting(): boolean {
-    return this.#restartTimer !== undefined;
-  }
-
   result(): T {
     switch (this.#outcome) {
       case Outcome.Completed:

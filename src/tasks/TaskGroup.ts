@@ -137,7 +137,7 @@ export class TaskGroup implements AsyncDisposable {
     return this.#asCompleted(timeoutMs);
   }
 
-  async *#asCompleted(timeoutMs: number): AsyncGenerator<Task<unknown>, void, undefined> {
+  async *#asCompleted(timeoutMs: number): AsyncGenerator<TaskRecord<unknown>, void, undefined> {
     for (;;) {
       for (const task of this.#waitingAck) {
         yield task;
@@ -174,12 +174,8 @@ export class TaskGroup implements AsyncDisposable {
    */
   async wait(): Promise<void> {
     const errors: unknown[] = [];
-    for await (const task of this.asCompleted()) {
-      try {
-        task.result();
-      } catch (error) {
-        errors.push(error);
-      }
+    for await (const task of this.#asCompleted(Infinity)) {
+      if (task.cancelled || task.failed) errors.push(task.failure);
     }
     if (errors.length > 0) throw new TaskGroupError(errors, `Error while stopping ${String(this)}`);
   }
@@ -228,9 +224,8 @@ export async function cancelAndReport(target: { cancel(reason?: string): void; w
  * Removes cancellations from a failure, looking inside nested `AggregateError`s; groups
  * left empty are dropped, others rebuilt with their message. `undefined` when nothing is left.
  *
- * @internal
  */
-export function withoutCancellations(error: unknown): unknown {
+function withoutCancellations(error: unknown): unknown {
   if (error instanceof CancelledError) return undefined;
   if (!(error instanceof AggregateError)) return error;
   const rest = error.errors.map(withoutCancellations).filter((e) => e !== undefined);
