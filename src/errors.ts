@@ -161,3 +161,31 @@ export class TaskGroupError extends AggregateError {
   override readonly name = 'TaskGroupError';
   readonly code = 'ERR_TASK_GROUP';
 }
+
+/**
+ * An error the locksmith must not absorb: when a lock's owner raises one while answering a
+ * force request (or a hook does), the force rejects with a `CriticalError` whose `cause`
+ * is the original, as asyncutils raises `Critical`. Throw one, or any error with a
+ * `critical: true` field, from a force handler to have it treated so. `code` is
+ * `ERR_CRITICAL`.
+ *
+ * @example
+ * ```ts
+ * import { CriticalError } from 'statesmith';
+ * const err = new CriticalError('replica lost its data directory');
+ * console.log(err.code, err.message); // ERR_CRITICAL replica lost its data directory
+ * ```
+ */
+export class CriticalError extends Error {
+  override readonly name = 'CriticalError';
+  readonly code = 'ERR_CRITICAL';
+  readonly critical = true;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** True for a `CriticalError` or any error object carrying `critical: true`. @internal */
+export function isCritical(error: unknown): boolean {
+  return error instanceof CriticalError || (typeof error === 'object' && error !== null && (error as { critical?: unknown }).critical === true);
+}

@@ -12,6 +12,7 @@ export {
   ArgumentValueError,
   BusyError,
   CancelledError,
+  CriticalError,
   DeadlockError,
   InvalidStateError,
   LockLostError,
@@ -50,6 +51,25 @@ export type { BackoffOptions, RestartPolicy } from './tasks/restartPolicy.ts';
 export { LockHandle } from './locks/LockHandle.ts';
 export { Mutex, type MutexAcquireOptions, type MutexOptions } from './locks/Mutex.ts';
 export { currentOwner, runAsOwner } from './runtime/ownerContext.ts';
+
+// Locksmith (asyncutils)
+export { ForceResult, RecognitionResult, ResultMember, succeeded } from './locksmith/results.ts';
+export {
+  Locksmith,
+  LockForcedWaiterError,
+  type ForceHandler,
+  type ForceOptions,
+  type ForceRun,
+  type HostOptions,
+  type LocksmithOptions,
+} from './locksmith/Locksmith.ts';
+export {
+  LockForceRequest,
+  serveLockForceRequests,
+  type LockForceDecision,
+  type LockForceHandler,
+} from './locksmith/protocol.ts';
+export type { LockLike } from './locksmith/lockKinds.ts';
 
 // Threads (concurrency_utils)
 export { SharedMutex, type SharedMutexAcquireOptions } from './threads/SharedMutex.ts';

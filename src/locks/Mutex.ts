@@ -47,6 +47,12 @@ export function runDetached<R>(fn: () => R): R {
   return holdings.getStore() === undefined ? fn() : holdings.exit(fn);
 }
 
+/**
+ * An acquire option only the locksmith uses: the waiter goes to the front of the line,
+ * so a lock forced free passes straight to the task hosted under it. @internal
+ */
+export const kJumpQueue: unique symbol = Symbol('statesmith.mutex.jumpQueue');
+
 /** Options of {@link Mutex.acquire}. */
 export interface MutexAcquireOptions {
   /** Abort the wait; the acquire rejects with `signal.reason` and never holds the lock. */
@@ -197,7 +203,8 @@ export class Mutex {
     return new Promise<LockHandle>((resolve, reject) => {
       // A plain record, no closures unless a signal or a timeout needs one: the contended path stays cheap.
       const waiter: Waiter = { owner, settled: false, resolve, reject, signal, onAbort: undefined, timer: undefined };
-      this.#queue.push(waiter);
+      if ((options as { [kJumpQueue]?: boolean } | undefined)?.[kJumpQueue] === true) this.#pushFront(waiter);
+      else this.#queue.push(waiter);
       this.#waiting++;
       if (signal) {
         waiter.onAbort = () => this.#giveUp(waiter, signal.reason);
@@ -248,6 +255,11 @@ export class Mutex {
     const hold = this.#hold as Hold;
     hold.depth++;
     return Promise.resolve(new LockHandle(this.#releaser, hold));
+  }
+
+  #pushFront(waiter: Waiter): void {
+    if (this.#head > 0) this.#queue[--this.#head] = waiter;
+    else this.#queue.unshift(waiter);
   }
 
   #grant(owner: unknown): Hold {

@@ -1,0 +1,800 @@
+/**
+ * The locksmith: takes a stuck lock back from its owner by negotiation (asyncutils'
+ * `LocksmithBase`), and runs an emergency task under it (`host`).
+ *
+ * @module
+ */
+import type { Actor } from 'xstate';
+import { forceMachine, forceOutputs, locksmithMachine, type ForceEvent } from '../../machines/locksmith.machine.ts';
+import { systemClock, type Clock } from '../clock.ts';
+import { ArgumentTypeError, ArgumentValueError, CriticalError, TimeoutError, isCritical } from '../errors.ts';
+import { getLogger } from '../logger.ts';
+import { WorkerThread } from '../threads/WorkerThread.ts';
+import { raceSignal } from '../runtime/deferred.ts';
+import { LazyActor } from '../runtime/LazyActor.ts';
+import { currentOwner, runAsOwner } from '../runtime/ownerContext.ts';
+import { startActor } from '../runtime/startActor.ts';
+import { optionalDuration, optionalObject, optionalSignal, requireFunction, requireNonEmptyString } from '../runtime/validate.ts';
+import { lockKindOf, type HostHold, type LockKind } from './lockKinds.ts';
+import { LockForceRequest, REPLY, REQUEST, isPortLike, servers, type PortLike, type Reply, type ReplyMessage, type RequestMessage, type WireError } from './protocol.ts';
+import { ForceResult, RecognitionResult } from './results.ts';
+
+/** Options of the {@link Locksmith} constructor. */
+export interface LocksmithOptions {
+  /** Shown to owners (`LockLostError.by`, `LockForceRequest.requester`) and in the inspector. Default `'locksmith'`. */
+  readonly name?: string;
+  /** The clock for answer, force, acquire and task deadlines; default the system clock. */
+  readonly clock?: Clock;
+}
+
+/** Options of {@link Locksmith.force}. */
+export interface ForceOptions {
+  /** Why the lock is forced; told to the owner and carried by its `LockLostError`. Default from `getInfo()`. */
+  readonly info?: unknown;
+  /** Reject the lock's waiters once the force is over (default true), as the original does. */
+  readonly purgeWaiters?: boolean;
+  /** Abandon the force; it rejects with `signal.reason`. */
+  readonly signal?: AbortSignal;
+  /** How long the owner has to answer before it is compelled; default 1000 ms, `Infinity` to wait for ever. */
+  readonly answerTimeoutMs?: number;
+  /**
+   * Who holds the lock, when the lock cannot say (a `SharedMutex` held in a worker: pass
+   * the `WorkerThread`, its `Worker` or a `MessagePort` that serves requests).
+   */
+  readonly owner?: unknown;
+}
+
+/** Options of {@link Locksmith.host}. */
+export interface HostOptions {
+  /** Bound on the force; past it, host rejects with a `TimeoutError`. Default 1000 ms. */
+  readonly forceTimeoutMs?: number;
+  /** Bound on getting the lock once the force is over. Default 100 ms. */
+  readonly acquireTimeoutMs?: number;
+  /** When the task's signal aborts with a `TimeoutError`. Default `Infinity`. */
+  readonly taskTimeoutMs?: number;
+  /** The owner's time to answer; default half of `forceTimeoutMs`, so an owner that stays silent is compelled in time. */
+  readonly answerTimeoutMs?: number;
+  /** As in {@link ForceOptions.owner}. */
+  readonly owner?: unknown;
+  /** Reject the lock's other waiters (default false: they keep their places after the task). */
+  readonly purgeWaiters?: boolean;
+  /** Abandon hosting: rejects with `signal.reason`, and the task's signal aborts. */
+  readonly signal?: AbortSignal;
+}
+
+/** A lock-class-specific step run after an owner gave up its lock (asyncutils' `handlers`). */
+export type ForceHandler = (lock: object) => unknown;
+
+/** Who holds a lock on behalf of a task that `host()` runs. */
+class HostedTask {
+  readonly locksmith: string;
+  readonly lock: string;
+  constructor(locksmith: string, lock: string) {
+    this.locksmith = locksmith;
+    this.lock = lock;
+  }
+  toString(): string {
+    return `task hosted by ${this.locksmith} under ${this.lock}`;
+  }
+}
+
+/** What `host()` tells its force, so the force never releases the host's own hold (hazard H5). */
+interface HostRecord {
+  readonly owner: HostedTask;
+  holding: boolean;
+}
+
+const kHost: unique symbol = Symbol('statesmith.locksmith.host');
+
+/** A force's options once checked. */
+interface Resolved {
+  readonly hasInfo: boolean;
+  readonly info: unknown;
+  readonly owner: unknown;
+  readonly signal: AbortSignal | undefined;
+  readonly answerTimeoutMs: number;
+  readonly purge: boolean;
+  readonly host: HostRecord | undefined;
+}
+
+/** Locks being forced now, by any locksmith (keyed by lock identity). */
+const forcing = new WeakMap<object, Locksmith>();
+
+/** One force, as the inspector sees it. */
+export interface ForceRun {
+  /** The lock's name. */
+  readonly lock: string;
+  /** The negotiation state (`'awaitingAnswer'`, `'released'`...). */
+  readonly state: string;
+  /** The force's actor, started on first read. */
+  readonly actor: Actor<typeof forceMachine>;
+}
+
+let forceCount = 0;
+const forceContext = (name: string): { name: string } => ({ name });
+
+class Run implements ForceRun {
+  readonly lock: string;
+  readonly #lazy: LazyActor<typeof forceMachine>;
+  constructor(smith: string, lock: string) {
+    this.lock = lock;
+    const id = `${smith}:force-${++forceCount}`;
+    this.#lazy = new LazyActor(forceMachine, 'force', id, () => forceContext(`${smith}:${lock}`), 'idle');
+  }
+  get state(): string {
+    return this.#lazy.state;
+  }
+  get actor(): Actor<typeof forceMachine> {
+    return this.#lazy.actor;
+  }
+  send(type: ForceEvent['type']): void {
+    this.#lazy.send({ type });
+  }
+  get finished(): boolean {
+    return this.state in forceOutputs || this.state === 'aborted' || this.state === 'failed';
+  }
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason;
+}
+
+/** A signal that aborts when `parent` does, or with `makeError()` after `ms` on `clock`. */
+function deadline(clock: Clock, ms: number, parent: AbortSignal | undefined, makeError: () => Error) {
+  const controller = new AbortController();
+  let expired = false;
+  const timer = Number.isFinite(ms)
+    ? clock.setTimeout(() => {
+        expired = true;
+        controller.abort(makeError());
+      }, ms)
+    : undefined;
+  const onAbort = (): void => controller.abort(parent?.reason);
+  if (parent?.aborted) controller.abort(parent.reason);
+  else parent?.addEventListener('abort', onAbort, { once: true });
+  return {
+    signal: controller.signal,
+    get expired() {
+      return expired;
+    },
+    dispose(): void {
+      if (timer !== undefined) clock.clearTimeout(timer);
+      parent?.removeEventListener('abort', onAbort);
+    },
+  };
+}
+
+function requireLockObject(name: string, lock: unknown): object {
+  if ((typeof lock !== 'object' && typeof lock !== 'function') || lock === null) {
+    throw new ArgumentTypeError(name, 'a lock (a Mutex, a SharedMutex, or an object with acquire(), release() and locked)', lock);
+  }
+  return lock;
+}
+
+function optionalBoolean(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new ArgumentTypeError(name, 'a boolean', value);
+  return value;
+}
+
+/** The port to post a force request to, when the owner lives in another thread. */
+function portOf(owner: unknown): PortLike | undefined {
+  if (owner instanceof WorkerThread) return owner.worker;
+  return isPortLike(owner) ? owner : undefined;
+}
+
+/** True when the owner has finished: a done task, a stopped actor, an exited worker. */
+function ownerFinished(owner: unknown): boolean {
+  if (owner instanceof WorkerThread) return owner.exitCode !== undefined;
+  if (typeof owner !== 'object' || owner === null) return false;
+  const candidate = owner as { done?: unknown; getSnapshot?: unknown; threadId?: unknown; postMessage?: unknown };
+  if (candidate.done === true) return true;
+  if (typeof candidate.getSnapshot === 'function') {
+    const status = (candidate.getSnapshot as () => { status?: unknown } | undefined).call(owner)?.status;
+    return status !== undefined && status !== 'active';
+  }
+  // A node:worker_threads Worker reports threadId -1 once it has exited.
+  return typeof candidate.postMessage === 'function' && candidate.threadId === -1;
+}
+
+function errorFromWire(wire: WireError): Error {
+  const error = new Error(wire.message);
+  error.name = wire.name;
+  Object.assign(error, { code: wire.code, critical: wire.critical });
+  if (wire.stack !== undefined) error.stack = wire.stack;
+  return error;
+}
+
+/**
+ * Forces stuck locks by negotiating with their owners, and runs emergency work under
+ * them. Subclass it to change any step: the protected methods are asyncutils' hooks.
+ *
+ * A force goes `recognizing → releasing → requesting → awaitingAnswer → compelling`:
+ * the lock must be recognized and held; a lock that names no owner is released by the
+ * locksmith at once; otherwise its owner gets a {@link LockForceRequest} (through
+ * `serveLockForceRequests`) and may release, answer, or refuse. An owner that does not
+ * answer within `answerTimeoutMs`, raises, or has no way to be asked is compelled: the
+ * lock is freed and the owner's handle `signal` aborts with a `LockLostError` naming the
+ * locksmith and the info.
+ *
+ * @example
+ * ```ts
+ * import { ForceResult, Locksmith, Mutex, runAsOwner } from 'statesmith';
+ * const mutex = new Mutex({ name: 'volume-7' });
+ * // A job takes the lock and wedges (it never serves force requests).
+ * const handle = await runAsOwner('wedged job', () => mutex.acquire());
+ * const smith = new Locksmith({ name: 'watchdog' });
+ * await smith.recognize(mutex);
+ * const cleaned = await smith.host(async () => 'cleaned up', mutex, { forceTimeoutMs: 50 });
+ * console.log(cleaned, handle.signal.reason.message); // cleaned up volume-7 was taken away by watchdog: potential deadlock involving Mutex volume-7
+ * ```
+ */
+export class Locksmith {
+  /** Lock-class-specific steps, by exact constructor; shared by every locksmith class, as in the original. */
+  static readonly handlers: Map<Function, ForceHandler> = new Map();
+
+  /**
+   * Registers `handler` for a lock class; returns a class decorator (usable as
+   * `@Locksmith.registerHandler(h)` or called with the class). With `shadow: false` an
+   * existing, different handler for that class is an error instead of being replaced.
+   */
+  static registerHandler(handler: ForceHandler, options?: { readonly shadow?: boolean }) {
+    requireFunction('handler', handler);
+    const opts = optionalObject<{ shadow: boolean }>('options', options);
+    const shadow = optionalBoolean('options.shadow', opts.shadow, true);
+    return <C extends Function>(target: C, _context?: unknown): C => {
+      if (typeof target !== 'function') throw new ArgumentTypeError('target', 'a class', target);
+      const existing = Locksmith.handlers.get(target);
+      if (!shadow && existing !== undefined && existing !== handler) {
+        throw new ArgumentValueError('target', `a class without a force handler (${target.name} has another, and shadow is false)`, target);
+      }
+      Locksmith.handlers.set(target, handler);
+      return target;
+    };
+  }
+
+  readonly name: string;
+  readonly #clock: Clock;
+  readonly #recognized = new WeakSet<object>();
+  readonly #runs = new Set<Run>();
+  readonly #actor: Actor<typeof locksmithMachine>;
+  #requests = 0;
+
+  constructor(options?: LocksmithOptions) {
+    const opts = optionalObject<LocksmithOptions>('options', options);
+    this.name = opts.name === undefined ? 'locksmith' : requireNonEmptyString('options.name', opts.name);
+    this.#clock = opts.clock ?? systemClock;
+    this.#actor = startActor('locksmith', locksmithMachine, { input: { name: this.name }, id: `locksmith:${this.name}` });
+  }
+
+  /** The locksmith's actor: `idle`, or `forcing` with a count of forces in flight. */
+  get actor(): Actor<typeof locksmithMachine> {
+    return this.#actor;
+  }
+
+  /** The forces in flight, each with its negotiation state and actor. */
+  get forces(): readonly ForceRun[] {
+    return [...this.#runs];
+  }
+
+  /** True when `lock` has been recognized by this locksmith. */
+  isRecognized(lock: object): boolean {
+    const kind = lockKindOf(lock);
+    return kind !== undefined && this.#recognized.has(kind.key(lock));
+  }
+
+  /**
+   * Lets this locksmith force `lock`: checks it is a lock (`FAILED_PRELIM`), asks a lock
+   * with `acknowledgeLocksmith()` for its consent (`FAILED_ACK` when it says no or
+   * throws), and remembers it (weakly). Unlike the original, a lock that consents is
+   * recognized.
+   *
+   * @example
+   * ```ts
+   * import { Locksmith, Mutex, RecognitionResult } from 'statesmith';
+   * const smith = new Locksmith();
+   * const mutex = new Mutex();
+   * console.log(await smith.recognize(mutex) === RecognitionResult.SUCCESS); // true
+   * console.log(String(await smith.recognize(mutex))); // RecognitionResult.ALREADY_RECOGNIZED
+   * console.log(String(await smith.recognize({}))); // RecognitionResult.FAILED_PRELIM
+   * ```
+   */
+  async recognize(lock: object): Promise<RecognitionResult> {
+    requireLockObject('lock', lock);
+    if (!this.preliminaryCheckLock(lock)) return RecognitionResult.FAILED_PRELIM;
+    const key = (lockKindOf(lock) as LockKind).key(lock);
+    if (this.#recognized.has(key)) return RecognitionResult.ALREADY_RECOGNIZED;
+    let consent: boolean;
+    try {
+      consent = await this.recognizeLock(lock);
+    } catch (error) {
+      if (isCritical(error)) throw new CriticalError(`${this.describe(lock)} raised a critical error when asked to be recognized`, { cause: error });
+      getLogger().warn(`${this.describe(lock)} refused recognition by ${this.name}`, { error });
+      return RecognitionResult.FAILED_ACK;
+    }
+    if (!consent) return RecognitionResult.FAILED_ACK;
+    if (this.#recognized.has(key)) return RecognitionResult.ALREADY_RECOGNIZED;
+    this.#recognized.add(key);
+    return RecognitionResult.SUCCESS;
+  }
+
+  /**
+   * Takes `lock` back from its holder; resolves with how (see {@link ForceResult}).
+   * Rejects with `signal.reason` when aborted, with a `CriticalError` when the owner
+   * raised one, and with whatever a registered handler throws.
+   */
+  async force(lock: object, options?: ForceOptions): Promise<ForceResult> {
+    requireLockObject('lock', lock);
+    const opts = optionalObject<ForceOptions & { [kHost]: HostRecord }>('options', options);
+    const signal = optionalSignal('options.signal', opts.signal);
+    const answerTimeoutMs = optionalDuration('options.answerTimeoutMs', opts.answerTimeoutMs, 1000);
+    const purge = optionalBoolean('options.purgeWaiters', opts.purgeWaiters, true);
+    throwIfAborted(signal);
+    const kind = lockKindOf(lock);
+    const run = new Run(this.name, kind ? kind.describe(lock) : 'not a lock');
+    this.#runs.add(run);
+    this.#actor.send({ type: 'statesmith.locksmith.forceStarted', lock: run.lock });
+    let result: ForceResult | undefined;
+    try {
+      run.send('statesmith.force.start');
+      result = await this.#force(run, lock, kind, {
+        hasInfo: 'info' in opts,
+        info: opts.info,
+        owner: opts.owner,
+        signal,
+        answerTimeoutMs,
+        purge,
+        host: opts[kHost],
+      });
+      return result;
+    } catch (error) {
+      if (!run.finished) run.send(signal?.aborted && error === signal.reason ? 'statesmith.force.abort' : 'statesmith.force.fail');
+      throw error;
+    } finally {
+      this.#runs.delete(run);
+      this.#actor.send({ type: 'statesmith.locksmith.forceEnded', lock: run.lock, ...(result ? { result: result.value } : {}) });
+    }
+  }
+
+  async #force(
+    run: Run,
+    lock: object,
+    kind: LockKind | undefined,
+    opts: Resolved,
+  ): Promise<ForceResult> {
+    const { signal } = opts;
+    if (kind === undefined || !(await this.canForceLockHeld(lock))) {
+      run.send('statesmith.force.unforceable');
+      return ForceResult.UNFORCEABLE;
+    }
+    throwIfAborted(signal);
+    // Check and claim in one step: two forces of one lock can never both pass.
+    const key = kind.key(lock);
+    const other = forcing.get(key);
+    if (other !== undefined) {
+      run.send('statesmith.force.busy');
+      if (other === this) return this.alreadyForcing(lock);
+      await this.lockBusy(lock, other);
+      return ForceResult.ALREADY_BEING_FORCED;
+    }
+    forcing.set(key, this);
+    try {
+      run.send('statesmith.force.recognized');
+      const info = opts.hasInfo ? opts.info : await this.getInfo(lock);
+      throwIfAborted(signal);
+      try {
+        return await this.#release(run, lock, kind, info, opts);
+      } finally {
+        if (opts.purge) await this.purgeWaiters(lock, info);
+      }
+    } finally {
+      if (forcing.get(key) === this) forcing.delete(key);
+    }
+  }
+
+  /** The `releasing` step: the locksmith's own release, which a lock with an owner refuses. */
+  async #release(
+    run: Run,
+    lock: object,
+    kind: LockKind,
+    info: unknown,
+    opts: Resolved,
+  ): Promise<ForceResult> {
+    const host = opts.host;
+    // The lock came free, or passed to the host's own acquire, while the info was made.
+    if (!kind.isLocked(lock) || this.#heldByHost(kind, lock, host)) {
+      run.send('statesmith.force.released');
+      return ForceResult.RELEASED;
+    }
+    const owner = opts.owner ?? this.findOwner(lock);
+    let released: unknown;
+    try {
+      released = await kind.release(lock, owner, this.name, info);
+    } catch (error) {
+      if (isCritical(error)) throw new CriticalError(`releasing ${kind.describe(lock)} raised a critical error`, { cause: error });
+      run.send('statesmith.force.releaseRefused');
+      return this.#negotiate(run, lock, kind, info, owner, opts);
+    }
+    if (released === false) {
+      run.send('statesmith.force.releasedWithFalse');
+      return this.releaseReturnedFalse(lock);
+    }
+    run.send('statesmith.force.released');
+    return ForceResult.RELEASED;
+  }
+
+  /** The `requesting` and `awaitingAnswer` steps, and `compelling` when the owner will not let go. */
+  async #negotiate(
+    run: Run,
+    lock: object,
+    kind: LockKind,
+    info: unknown,
+    knownOwner: unknown,
+    opts: Resolved,
+  ): Promise<ForceResult> {
+    const host = opts.host;
+    // As in the original, a lock that names no owner is presumed held by the caller's own actor or task.
+    const owner = knownOwner ?? currentOwner();
+    if (owner === undefined) {
+      run.send('statesmith.force.noOwner');
+      return this.throwFallback(lock);
+    }
+    if (ownerFinished(owner)) {
+      run.send('statesmith.force.ownerCompleted');
+      return this.eagerFallback(lock, owner, info);
+    }
+    const compel = (): ForceResult => {
+      this.#compel(kind, lock, owner, info, host);
+      run.send('statesmith.force.released');
+      return ForceResult.RELEASED;
+    };
+    const respond = servers.get(owner);
+    const port = respond ? undefined : portOf(owner);
+    if (respond === undefined && port === undefined) {
+      getLogger().info(`${String(owner)} does not serve force requests; ${this.name} takes ${kind.describe(lock)}`);
+      run.send('statesmith.force.unserved');
+      return compel();
+    }
+    const request = new LockForceRequest({
+      requestId: `${this.name}#${++this.#requests}`,
+      requester: this.name,
+      lock,
+      lockName: kind.describe(lock),
+      info,
+    });
+    const asked = respond ? { reply: respond(request), cancel: () => undefined } : this.#ask(port as PortLike, request, kind);
+    run.send('statesmith.force.sent');
+    let reply: Reply | 'timeout';
+    try {
+      reply = await this.#awaitReply(asked.reply, opts.answerTimeoutMs, opts.signal);
+    } finally {
+      asked.cancel();
+    }
+    switch (reply) {
+      case 'timeout':
+        getLogger().warn(`${String(owner)} did not answer ${this.name} within ${opts.answerTimeoutMs} ms; taking ${kind.describe(lock)}`);
+        run.send('statesmith.force.answerTimeout');
+        return this.#afterOwner(lock, compel());
+      default:
+        break;
+    }
+    switch (reply.kind) {
+      case 'release':
+      case 'answer':
+        // The owner consented: free the lock for it (a late answer never gets here).
+        this.#compel(kind, lock, owner, info, host);
+        await this.answerReceived(lock, reply.kind === 'answer' ? reply.answer : undefined);
+        run.send('statesmith.force.answered');
+        return this.#afterOwner(lock, ForceResult.SUCCESS);
+      case 'refuse':
+        run.send('statesmith.force.ownerRefused');
+        return ForceResult.FAILURE;
+      case 'busy':
+        run.send('statesmith.force.busy');
+        await this.lockBusy(lock, reply.other);
+        return ForceResult.ALREADY_BEING_FORCED;
+      case 'propagated':
+        await this.taskReraisedRequest(lock, request);
+        run.send('statesmith.force.ownerFailed');
+        return this.#afterOwner(lock, compel());
+      case 'error': {
+        const error = isErrorWire(reply.error) ? errorFromWire(reply.error) : reply.error;
+        if (reply.critical) {
+          const result = await this.taskRaisedCritical(lock, error);
+          run.send('statesmith.force.ownerRefused');
+          return result;
+        }
+        await this.taskRaisedOther(lock, error);
+        run.send('statesmith.force.ownerFailed');
+        return this.#afterOwner(lock, compel());
+      }
+    }
+  }
+
+  /** The handler step of the original: a lock class's registered handler, after its owner let go. */
+  async #afterOwner(lock: object, result: ForceResult): Promise<ForceResult> {
+    const handler = Locksmith.handlers.get(lock.constructor);
+    if (typeof handler !== 'function') return result;
+    try {
+      await handler(lock);
+    } catch (error) {
+      if (isCritical(error)) throw new CriticalError(`the force handler of ${this.describe(lock)} raised a critical error`, { cause: error });
+      throw error;
+    }
+    return result;
+  }
+
+  #heldByHost(kind: LockKind, lock: object, host: HostRecord | undefined): boolean {
+    return host !== undefined && (host.holding || kind.ownerOf(lock) === host.owner);
+  }
+
+  /** Frees the lock over its owner's head, unless it has meanwhile passed to someone else. */
+  #compel(kind: LockKind, lock: object, owner: unknown, info: unknown, host: HostRecord | undefined): void {
+    if (!kind.isLocked(lock) || this.#heldByHost(kind, lock, host)) return;
+    const holder = kind.ownerOf(lock);
+    if (holder !== undefined && holder !== owner) return;
+    kind.compel(lock, this.name, info);
+  }
+
+  #ask(port: PortLike, request: LockForceRequest, kind: LockKind): { reply: Promise<Reply>; cancel(): void } {
+    let listener: ((message: unknown) => void) | undefined;
+    const reply = new Promise<Reply>((resolve) => {
+      listener = (message: unknown): void => {
+        const m = message as Partial<ReplyMessage> | null;
+        if (m?.type === REPLY && m.requestId === request.requestId && m.reply) resolve(m.reply);
+      };
+      port.on('message', listener);
+    });
+    const message: RequestMessage = {
+      type: REQUEST,
+      requestId: request.requestId,
+      requester: this.name,
+      lock: kind.toWire(request.lock as object),
+      lockName: kind.describe(request.lock as object),
+      info: request.info,
+    };
+    try {
+      port.postMessage(message);
+    } catch {
+      // An info that cannot be cloned travels as text.
+      port.postMessage({ ...message, info: String(request.info) });
+    }
+    return { reply, cancel: () => void (listener && port.off('message', listener)) };
+  }
+
+  #awaitReply(reply: Promise<Reply>, ms: number, signal: AbortSignal | undefined): Promise<Reply | 'timeout'> {
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const finish = (): boolean => {
+        if (done) return false;
+        done = true;
+        if (timer !== undefined) this.#clock.clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        return true;
+      };
+      const onAbort = (): void => void (finish() && reject(signal?.reason));
+      const timer = Number.isFinite(ms) ? this.#clock.setTimeout(() => finish() && resolve('timeout'), ms) : undefined;
+      signal?.addEventListener('abort', onAbort, { once: true });
+      reply.then(
+        (value) => finish() && resolve(value),
+        (error: unknown) => finish() && reject(error),
+      );
+    });
+  }
+
+  /**
+   * Forces `lock`, takes it, runs `task` holding it, and always releases it. The task's
+   * signal aborts at `taskTimeoutMs` (with a `TimeoutError`), when `signal` aborts, or if
+   * the lock is taken from the task in turn. The lock is released only once the task has
+   * settled, so the task never runs without it.
+   *
+   * Unlike the original: the host's acquire waits at the front of the line (the emergency
+   * task runs next, not after every queued waiter); it is withdrawn when the force times
+   * out, so it can never take the lock later and keep it (H4); the force never releases a
+   * lock the host's acquire already holds (H5); and the acquire is always bounded by
+   * `acquireTimeoutMs`, whatever the force result.
+   */
+  async host<T>(task: (signal: AbortSignal) => T | Promise<T>, lock: object, options?: HostOptions): Promise<T> {
+    requireFunction('task', task);
+    requireLockObject('lock', lock);
+    const kind = lockKindOf(lock);
+    if (kind === undefined) {
+      throw new ArgumentTypeError('lock', 'a lock (a Mutex, a SharedMutex, or an object with acquire(), release() and locked)', lock);
+    }
+    const opts = optionalObject<HostOptions>('options', options);
+    const signal = optionalSignal('options.signal', opts.signal);
+    const forceTimeoutMs = optionalDuration('options.forceTimeoutMs', opts.forceTimeoutMs, 1000);
+    const acquireTimeoutMs = optionalDuration('options.acquireTimeoutMs', opts.acquireTimeoutMs, 100);
+    const taskTimeoutMs = optionalDuration('options.taskTimeoutMs', opts.taskTimeoutMs, Infinity);
+    const answerTimeoutMs = optionalDuration('options.answerTimeoutMs', opts.answerTimeoutMs, forceTimeoutMs / 2);
+    const purgeWaiters = optionalBoolean('options.purgeWaiters', opts.purgeWaiters, false);
+    throwIfAborted(signal);
+    const name = kind.describe(lock);
+    const record: HostRecord = { owner: new HostedTask(this.name, name), holding: false };
+
+    // Queue first, so the lock comes straight here when the force frees it.
+    const withdraw = new AbortController();
+    let hold: HostHold | undefined;
+    const acquiring = kind.acquire(lock, record.owner, withdraw.signal).then((taken) => {
+      let released = false;
+      hold = { release: () => void (released || ((released = true), taken.release())), ...('signal' in taken ? { signal: taken.signal } : {}) };
+      record.holding = true;
+      // A lock kind that grants after the withdrawal: give it straight back.
+      if (withdraw.signal.aborted) {
+        hold.release();
+        throw withdraw.signal.reason;
+      }
+      return hold;
+    });
+    acquiring.catch(() => undefined);
+    const giveUp = (reason: unknown): void => {
+      withdraw.abort(reason);
+      hold?.release();
+    };
+
+    let result: ForceResult;
+    const forceBound = deadline(this.#clock, forceTimeoutMs, signal, () => new TimeoutError(`${this.name}.host: forcing ${name} took longer than ${forceTimeoutMs} ms`));
+    try {
+      const forceOptions = { purgeWaiters, signal: forceBound.signal, answerTimeoutMs, [kHost]: record, ...('owner' in opts ? { owner: opts.owner } : {}) };
+      result = await this.force(lock, forceOptions);
+    } catch (error) {
+      giveUp(error);
+      throw error;
+    } finally {
+      forceBound.dispose();
+    }
+
+    const acquireBound = deadline(
+      this.#clock,
+      acquireTimeoutMs,
+      signal,
+      () => new TimeoutError(`${this.name}.host: failed to acquire ${name} within ${acquireTimeoutMs} ms (force result: ${result.name})`),
+    );
+    let taken: HostHold & { signal?: AbortSignal };
+    try {
+      taken = await raceSignal(acquiring, acquireBound.signal);
+    } catch (error) {
+      giveUp(error);
+      throw error;
+    } finally {
+      acquireBound.dispose();
+    }
+
+    this.patchOwner(record.owner, lock);
+    const taskBound = deadline(this.#clock, taskTimeoutMs, signal, () => new TimeoutError(`${this.name}.host: the task under ${name} ran longer than ${taskTimeoutMs} ms`));
+    const taskSignal = taken.signal ? AbortSignal.any([taskBound.signal, taken.signal]) : taskBound.signal;
+    try {
+      return await this.wrapTask(task, taskSignal, record.owner);
+    } catch (error) {
+      if (taskBound.expired && error === taskBound.signal.reason) throw error;
+      if (taskBound.expired) throw new TimeoutError(`${this.name}.host: the task under ${name} ran longer than ${taskTimeoutMs} ms`, { cause: error });
+      throw error;
+    } finally {
+      taskBound.dispose();
+      taken.release();
+    }
+  }
+
+  /** `String(lock)` for messages. */
+  protected describe(lock: object): string {
+    return lockKindOf(lock)?.describe(lock) ?? describeObject(lock);
+  }
+
+  // ---- The hooks of asyncutils' LocksmithBase, overridable by subclasses ----
+
+  /** Is `lock` a lock at all? Default: a `Mutex`, a `SharedMutex`, or an object with `acquire`, `release` and `locked`. */
+  protected preliminaryCheckLock(lock: object): boolean {
+    return lockKindOf(lock) !== undefined;
+  }
+
+  /** Does the lock consent? Default: its `acknowledgeLocksmith(this)` if it has one, otherwise yes. */
+  protected recognizeLock(lock: object): boolean | Promise<boolean> {
+    const acknowledge = (lock as { acknowledgeLocksmith?: unknown }).acknowledgeLocksmith;
+    if (typeof acknowledge !== 'function') return true;
+    return Promise.resolve(acknowledge.call(lock, this)).then((answer) => answer === true);
+  }
+
+  /** May the lock be forced now? Default: recognized and held. */
+  protected canForceLockHeld(lock: object): boolean | Promise<boolean> {
+    const kind = lockKindOf(lock);
+    return kind !== undefined && this.#recognized.has(kind.key(lock)) && kind.isLocked(lock);
+  }
+
+  /** The info when the caller gives none. */
+  protected getInfo(lock: object): unknown {
+    return `potential deadlock involving ${lock.constructor?.name ?? 'lock'} ${this.describe(lock)}`;
+  }
+
+  /** Who holds the lock. Default: the `owner` the lock reports. */
+  protected findOwner(lock: object): unknown {
+    return lockKindOf(lock)?.ownerOf(lock);
+  }
+
+  /** Records the hosted task as the holder, for locks that keep an owner field of their own. Default: nothing (the acquire named it). */
+  protected patchOwner(_owner: unknown, _lock: object): void {}
+
+  /** Rejects the lock's waiters after a force (`purgeWaiters: true`). */
+  protected purgeWaiters(lock: object, info: unknown): void | Promise<void> {
+    const reason = new LockForcedWaiterError(`${this.describe(lock)} was forced by ${this.name}; its waiters were dropped`, info);
+    lockKindOf(lock)?.purge(lock, reason);
+  }
+
+  /** The lock refused the locksmith's release and no owner is known. */
+  protected throwFallback(_lock: object): ForceResult | Promise<ForceResult> {
+    return ForceResult.NO_CURRENT_TASK;
+  }
+
+  /**
+   * The owner finished without releasing. Default: free the lock (nobody else ever
+   * could) and say so with `OWNER_COMPLETED`.
+   */
+  protected eagerFallback(lock: object, owner: unknown, info: unknown): ForceResult | Promise<ForceResult> {
+    const kind = lockKindOf(lock);
+    if (kind && kind.isLocked(lock) && (kind.ownerOf(lock) === undefined || kind.ownerOf(lock) === owner)) kind.compel(lock, this.name, info);
+    return ForceResult.OWNER_COMPLETED;
+  }
+
+  /** `release()` returned `false`. */
+  protected releaseReturnedFalse(_lock: object): ForceResult | Promise<ForceResult> {
+    return ForceResult.RELEASED_WITH_FALSE;
+  }
+
+  /** This locksmith is already forcing the lock. */
+  protected alreadyForcing(_lock: object): ForceResult | Promise<ForceResult> {
+    return ForceResult.ALREADY_BEING_FORCED;
+  }
+
+  /** Another locksmith is forcing the lock (or the owner is answering one). Default: log at info. */
+  protected lockBusy(lock: object, other: Locksmith | string): void | Promise<void> {
+    const by = typeof other === 'string' ? other : other.name;
+    getLogger().info(`${this.name} found ${this.describe(lock)} already being forced by ${by}`);
+  }
+
+  /** The owner answered. Default: log at info. */
+  protected answerReceived(lock: object, answer: unknown): void | Promise<void> {
+    getLogger().info(`the owner of ${this.describe(lock)} answered ${this.name}`, { answer });
+  }
+
+  /** The owner threw the request back. Default: log a warning (the lock is then compelled). */
+  protected taskReraisedRequest(lock: object, _request: LockForceRequest): void | Promise<void> {
+    getLogger().warn(`the owner of ${this.describe(lock)} threw ${this.name}'s force request back; taking the lock`);
+  }
+
+  /** The owner raised an ordinary error. Default: log it (the lock is then compelled). */
+  protected taskRaisedOther(lock: object, error: unknown): void | Promise<void> {
+    getLogger().error(`the owner of ${this.describe(lock)} raised while answering ${this.name}; taking the lock`, { error });
+  }
+
+  /**
+   * The owner raised a critical error. Default: reject the force with a `CriticalError`
+   * (the cause is the owner's); a subclass may return `FAILURE` instead.
+   */
+  protected taskRaisedCritical(lock: object, error: unknown): ForceResult | Promise<ForceResult> {
+    throw new CriticalError(`the owner of ${this.describe(lock)} raised a critical error while answering ${this.name}`, { cause: error });
+  }
+
+  /** Runs the hosted task as the lock's owner. */
+  protected wrapTask<T>(task: (signal: AbortSignal) => T | Promise<T>, signal: AbortSignal, owner: unknown): Promise<T> {
+    return runAsOwner(owner, async () => task(signal));
+  }
+}
+
+/** What the waiters of a forced lock are rejected with (when the force purges them). `code` is `ERR_LOCK_FORCED`. */
+export class LockForcedWaiterError extends Error {
+  override readonly name = 'LockForcedWaiterError';
+  readonly code = 'ERR_LOCK_FORCED';
+  readonly info: unknown;
+  constructor(message: string, info: unknown) {
+    super(message);
+    this.info = info;
+  }
+}
+
+function isErrorWire(value: unknown): value is WireError {
+  return typeof value === 'object' && value !== null && !(value instanceof Error) && typeof (value as WireError).message === 'string' && 'critical' in value;
+}
+
+function describeObject(value: object): string {
+  return value.constructor?.name ?? 'object';
+}
+

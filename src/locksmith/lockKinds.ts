@@ -1,0 +1,167 @@
+/**
+ * What the locksmith needs to know about each kind of lock it can force: a statesmith
+ * `Mutex` (owner in this thread), a `SharedMutex` (owner possibly in a worker), or any
+ * object shaped like a lock (`acquire`, `release`, `locked`), as asyncutils accepts any
+ * lock class.
+ *
+ * @internal
+ */
+import { Mutex, kJumpQueue } from '../locks/Mutex.ts';
+import { SharedMutex } from '../threads/SharedMutex.ts';
+
+/** A lock of a class statesmith does not know: what the locksmith calls on it. */
+export interface LockLike {
+  /** True (or a function returning true) while held. */
+  readonly locked: boolean | (() => boolean);
+  /** Frees the lock; returning exactly `false` means nothing was released. May be async. */
+  release(): unknown;
+  /** Waits for the lock; may return a handle with `release()`. */
+  acquire(options?: { readonly signal?: AbortSignal }): unknown;
+  /** Who holds it, if the lock knows. */
+  readonly owner?: unknown;
+  /** Asked by `Locksmith.recognize`: true lets the locksmith force this lock. */
+  acknowledgeLocksmith?(locksmith: unknown): boolean | Promise<boolean>;
+  /** Rejects the waiters, if the lock keeps a line. */
+  purgeWaiters?(reason: unknown): unknown;
+  /** Frees the lock whoever holds it (used to compel an owner); `release()` otherwise. */
+  forceRelease?(options: { readonly by: unknown; readonly info: unknown }): unknown;
+}
+
+/** What travels to a worker in a force request: enough to rebuild the lock there. */
+export type WireLock =
+  | { readonly kind: 'SharedMutex'; readonly buffer: SharedArrayBuffer; readonly index: number }
+  | { readonly kind: 'opaque'; readonly name: string };
+
+/** One hold taken by the locksmith's `host()`. */
+export interface HostHold {
+  release(): void;
+  /** Aborts if the lock is taken from the host in turn (a Mutex handle's signal). */
+  readonly signal?: AbortSignal;
+}
+
+export interface LockKind {
+  /** The lock's identity, shared by every object viewing the same lock. */
+  key(lock: object): object;
+  describe(lock: object): string;
+  isLocked(lock: object): boolean;
+  /** The holder the lock knows of, or `undefined`. */
+  ownerOf(lock: object): unknown;
+  /** The locksmith's own release: throws when the lock will only be released by its owner. */
+  release(lock: object, knownOwner: unknown, by: string, info: unknown): unknown;
+  /** Frees the lock over its holder's head. */
+  compel(lock: object, by: string, info: unknown): void;
+  /** Waits for the lock for `host()`, ahead of other waiters where the lock allows. */
+  acquire(lock: object, owner: unknown, signal: AbortSignal): Promise<HostHold>;
+  /** Rejects the waiters; returns how many. */
+  purge(lock: object, reason: unknown): number;
+  toWire(lock: object): WireLock;
+}
+
+/** The error a lock that has an owner answers the locksmith's own `release()` with. */
+export class OwnedLockRefusal extends Error {
+  override readonly name = 'OwnedLockRefusal';
+}
+
+const mutexKind: LockKind = {
+  key: (lock) => lock,
+  describe: (lock) => (lock as Mutex).name,
+  isLocked: (lock) => (lock as Mutex).locked,
+  ownerOf: (lock) => (lock as Mutex).owner,
+  release(lock, knownOwner, by, info) {
+    const mutex = lock as Mutex;
+    if (knownOwner !== undefined || mutex.owner !== undefined) {
+      throw new OwnedLockRefusal(`${mutex.name} is held by ${String(knownOwner ?? mutex.owner)}; only its owner may release it`);
+    }
+    return mutex.forceRelease({ by, info });
+  },
+  compel: (lock, by, info) => void (lock as Mutex).forceRelease({ by, info }),
+  async acquire(lock, owner, signal) {
+    return (lock as Mutex).acquire({ owner, signal, [kJumpQueue]: true } as never);
+  },
+  purge: (lock, reason) => (lock as Mutex).purgeWaiters(reason),
+  toWire: (lock) => ({ kind: 'opaque', name: (lock as Mutex).name }),
+};
+
+// Every SharedMutex object viewing one cell shares one key, so two views are one lock.
+const cellKeys = new WeakMap<SharedArrayBuffer, Map<number, object>>();
+
+const sharedMutexKind: LockKind = {
+  key(lock) {
+    const { buffer, index } = lock as SharedMutex;
+    let byIndex = cellKeys.get(buffer);
+    if (byIndex === undefined) cellKeys.set(buffer, (byIndex = new Map()));
+    let key = byIndex.get(index);
+    if (key === undefined) byIndex.set(index, (key = { buffer, index }));
+    return key;
+  },
+  describe: (lock) => `SharedMutex[${(lock as SharedMutex).index}]`,
+  isLocked: (lock) => (lock as SharedMutex).locked,
+  ownerOf: () => undefined,
+  release(lock, knownOwner) {
+    const shared = lock as SharedMutex;
+    if (knownOwner !== undefined) {
+      throw new OwnedLockRefusal(`SharedMutex[${shared.index}] is held by ${String(knownOwner)}; only its owner may release it`);
+    }
+    shared.release();
+    return undefined;
+  },
+  compel(lock) {
+    const shared = lock as SharedMutex;
+    // Reset the cell; a holder that is not answering cannot release it any more.
+    if (shared.locked) shared.release();
+  },
+  acquire: (lock, _owner, signal) => (lock as SharedMutex).acquire({ signal }),
+  purge: () => 0,
+  toWire: (lock) => ({ kind: 'SharedMutex', buffer: (lock as SharedMutex).buffer, index: (lock as SharedMutex).index }),
+};
+
+function lockLikeName(lock: object): string {
+  const name = (lock as { name?: unknown }).name;
+  return typeof name === 'string' && name.length > 0 ? name : (lock.constructor?.name ?? 'lock');
+}
+
+const lockLikeKind: LockKind = {
+  key: (lock) => lock,
+  describe: lockLikeName,
+  isLocked(lock) {
+    const locked = (lock as LockLike).locked;
+    return typeof locked === 'function' ? locked.call(lock) === true : locked === true;
+  },
+  ownerOf: (lock) => (lock as LockLike).owner,
+  release: (lock) => (lock as LockLike).release(),
+  compel(lock, by, info) {
+    const like = lock as LockLike;
+    if (typeof like.forceRelease === 'function') like.forceRelease({ by, info });
+    else void Promise.resolve(like.release()).catch(() => undefined);
+  },
+  async acquire(lock, _owner, signal) {
+    const like = lock as LockLike;
+    const got = await like.acquire({ signal });
+    if (got === false) throw new OwnedLockRefusal(`${lockLikeName(lock)}.acquire() returned false`);
+    const handle = got as { release?: unknown } | null | undefined;
+    if (handle && typeof handle.release === 'function') return handle as HostHold;
+    return { release: () => void like.release() };
+  },
+  purge(lock, reason) {
+    const like = lock as LockLike;
+    const purged = typeof like.purgeWaiters === 'function' ? like.purgeWaiters(reason) : 0;
+    return typeof purged === 'number' ? purged : 0;
+  },
+  toWire: (lock) => ({ kind: 'opaque', name: lockLikeName(lock) }),
+};
+
+/** The kind of `lock`, or `undefined` when it is not a lock the locksmith can handle. */
+export function lockKindOf(lock: unknown): LockKind | undefined {
+  if (lock instanceof Mutex) return mutexKind;
+  if (lock instanceof SharedMutex) return sharedMutexKind;
+  if (typeof lock !== 'object' || lock === null) return undefined;
+  const like = lock as Partial<Record<'acquire' | 'release', unknown>> & { locked?: unknown };
+  if (typeof like.acquire !== 'function' || typeof like.release !== 'function') return undefined;
+  if (!('locked' in like) || (typeof like.locked !== 'boolean' && typeof like.locked !== 'function')) return undefined;
+  return lockLikeKind;
+}
+
+/** Rebuilds a lock sent in a force request (in the worker that receives it). */
+export function fromWire(wire: WireLock): unknown {
+  return wire.kind === 'SharedMutex' ? SharedMutex.from(wire.buffer, wire.index) : wire;
+}
