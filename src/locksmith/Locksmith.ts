@@ -46,6 +46,8 @@ export interface ForceOptions {
 
 /** Options of {@link Locksmith.host}. */
 export interface HostOptions {
+  /** As in {@link ForceOptions.info}. */
+  readonly info?: unknown;
   /** Bound on the force; past it, host rejects with a `TimeoutError`. Default 1000 ms. */
   readonly forceTimeoutMs?: number;
   /** Bound on getting the lock once the force is over. Default 100 ms. */
@@ -635,7 +637,7 @@ export class Locksmith {
     let result: ForceResult;
     const forceBound = deadline(this.#clock, forceTimeoutMs, signal, () => new TimeoutError(`${this.name}.host: forcing ${name} took longer than ${forceTimeoutMs} ms`));
     try {
-      const forceOptions = { purgeWaiters, signal: forceBound.signal, answerTimeoutMs, [kHost]: record, ...('owner' in opts ? { owner: opts.owner } : {}) };
+      const forceOptions = { purgeWaiters, signal: forceBound.signal, answerTimeoutMs, [kHost]: record, ...('owner' in opts ? { owner: opts.owner } : {}), ...('info' in opts ? { info: opts.info } : {}) };
       result = await this.force(lock, forceOptions);
     } catch (error) {
       giveUp(error);
