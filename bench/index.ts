@@ -1,5 +1,6 @@
 /** `npm run bench`: every benchmark, side by side, printed as tables of ratios. */
 import { benchExecutor } from './executor.bench.ts';
+import { benchLocksmith } from './locksmith.bench.ts';
 import { benchMutex } from './mutex.bench.ts';
 import { benchTasks } from './tasks.bench.ts';
 import { benchThreads } from './threads.bench.ts';
@@ -9,3 +10,4 @@ await benchExecutor();
 await benchMutex();
 await benchThreads();
 await benchTasks();
+await benchLocksmith();

@@ -15,10 +15,10 @@
  * Transitions depend only on the state and the event type (no guards, no context), so
  * the runtime steps a force through this table and starts an actor only when asked.
  *
- * `locksmithMachine` is the locksmith itself: `idle` or `forcing`, with a count of the
- * forces in flight.
+ * `locksmithMachine` is the locksmith itself: `idle`, or `forcing` while any force is in
+ * flight (the facade lists them).
  */
-import { assign, setup } from 'xstate';
+import { setup } from 'xstate';
 
 /** The numbers of asyncutils' `ForceResult`, by final state. */
 export const forceOutputs = {
@@ -137,13 +137,10 @@ export const forceMachine = setup({
 
 export interface LocksmithContext {
   readonly name: string;
-  /** Forces in flight. */
-  readonly forcing: number;
 }
 
-export type LocksmithEvent =
-  | { readonly type: 'statesmith.locksmith.forceStarted'; readonly lock: string }
-  | { readonly type: 'statesmith.locksmith.forceEnded'; readonly lock: string; readonly result?: number };
+/** Sent when the first force starts and when the last one ends. */
+export type LocksmithEvent = { readonly type: 'statesmith.locksmith.forceStarted' } | { readonly type: 'statesmith.locksmith.forceEnded' };
 
 export const locksmithMachine = setup({
   types: {
@@ -151,29 +148,12 @@ export const locksmithMachine = setup({
     events: {} as LocksmithEvent,
     input: {} as { readonly name: string },
   },
-  guards: {
-    lastForce: ({ context }) => context.forcing <= 1,
-  },
-  actions: {
-    count: assign({ forcing: ({ context }) => context.forcing + 1 }),
-    uncount: assign({ forcing: ({ context }) => Math.max(0, context.forcing - 1) }),
-  },
 }).createMachine({
   id: 'statesmith.locksmith',
-  context: ({ input }) => ({ name: input.name, forcing: 0 }),
+  context: ({ input }) => ({ name: input.name }),
   initial: 'idle',
   states: {
-    idle: {
-      on: { 'statesmith.locksmith.forceStarted': { target: 'forcing', actions: 'count' } },
-    },
-    forcing: {
-      on: {
-        'statesmith.locksmith.forceStarted': { actions: 'count' },
-        'statesmith.locksmith.forceEnded': [
-          { guard: 'lastForce', target: 'idle', actions: 'uncount' },
-          { actions: 'uncount' },
-        ],
-      },
-    },
+    idle: { on: { 'statesmith.locksmith.forceStarted': 'forcing' } },
+    forcing: { on: { 'statesmith.locksmith.forceEnded': 'idle' } },
   },
 });

@@ -4,9 +4,21 @@
  * @module
  */
 
+/**
+ * Lets a handle's hold use a controller its holder already has (the locksmith's host
+ * passes its own), instead of making one on first read of `signal`. @internal
+ */
+export const kAdoptController: unique symbol = Symbol('statesmith.lockHandle.adoptController');
+
 /** What a lock keeps about one holding; the handle aborts `controller` when the lock is taken away. @internal */
 export interface HoldRecord {
   controller: AbortController | undefined;
+  /**
+   * Why the lock was taken away, when it was taken before anyone read `signal`: the
+   * signal (and the error) are made on first read, so a forced release that nobody
+   * watches costs no controller and no stack trace.
+   */
+  lost?: () => unknown;
 }
 
 /**
@@ -47,8 +59,21 @@ export class LockHandle implements Disposable {
 
   /** Aborts if the lock is taken away from this holder while held. */
   get signal(): AbortSignal {
-    this.#hold.controller ??= new AbortController();
-    return this.#hold.controller.signal;
+    const hold = this.#hold;
+    if (hold.controller === undefined) {
+      hold.controller = new AbortController();
+      if (hold.lost !== undefined) hold.controller.abort(hold.lost());
+    }
+    return hold.controller.signal;
+  }
+
+  /** @internal Uses `controller` as this hold's; false if the hold already has one. */
+  [kAdoptController](controller: AbortController): boolean {
+    const hold = this.#hold;
+    if (hold.controller !== undefined) return false;
+    hold.controller = controller;
+    if (hold.lost !== undefined) controller.abort(hold.lost());
+    return true;
   }
 
   /** Releases this handle's hold; later calls do nothing. */

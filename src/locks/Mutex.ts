@@ -161,9 +161,11 @@ export class Mutex {
     if (hold === null) return false;
     const opts = optionalObject<{ by: unknown; info: unknown }>('options', options);
     hold.depth = 1;
-    // Tell the old holder first (abort listeners run now), then hand the lock on.
-    hold.controller ??= new AbortController();
-    hold.controller.abort(new LockLostError(this.name, opts.by ?? 'a forced release', opts.info));
+    const lost = (): LockLostError => new LockLostError(this.name, opts.by ?? 'a forced release', opts.info);
+    // Tell the old holder first (abort listeners run now), then hand the lock on. A
+    // holder whose signal nobody has read gets it, already aborted, on first read.
+    if (hold.controller === undefined) hold.lost = lost;
+    else hold.controller.abort(lost());
     this.#release(hold);
     return true;
   }

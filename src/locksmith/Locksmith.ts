@@ -13,9 +13,8 @@ import { WorkerThread } from '../threads/WorkerThread.ts';
 import { raceSignal } from '../runtime/deferred.ts';
 import { LazyActor } from '../runtime/LazyActor.ts';
 import { currentOwner, runAsOwner } from '../runtime/ownerContext.ts';
-import { startActor } from '../runtime/startActor.ts';
 import { optionalDuration, optionalObject, optionalSignal, requireFunction, requireNonEmptyString } from '../runtime/validate.ts';
-import { lockKindOf, type HostHold, type LockKind } from './lockKinds.ts';
+import { OWNED, lockKindOf, type HostHold, type LockKind } from './lockKinds.ts';
 import { LockForceRequest, REPLY, REQUEST, isPortLike, servers, type PortLike, type Reply, type ReplyMessage, type RequestMessage, type WireError } from './protocol.ts';
 import { ForceResult, RecognitionResult } from './results.ts';
 
@@ -99,8 +98,8 @@ interface Resolved {
   readonly host: HostRecord | undefined;
 }
 
-/** Locks being forced now, by any locksmith (keyed by lock identity). */
-const forcing = new WeakMap<object, Locksmith>();
+/** Locks being forced now, by any locksmith (keyed by lock identity; each entry lives for one force). */
+const forcing = new Map<object, Locksmith>();
 
 /** One force, as the inspector sees it. */
 export interface ForceRun {
@@ -141,29 +140,12 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw signal.reason;
 }
 
-/** A signal that aborts when `parent` does, or with `makeError()` after `ms` on `clock`. */
-function deadline(clock: Clock, ms: number, parent: AbortSignal | undefined, makeError: () => Error) {
-  const controller = new AbortController();
-  let expired = false;
-  const timer = Number.isFinite(ms)
-    ? clock.setTimeout(() => {
-        expired = true;
-        controller.abort(makeError());
-      }, ms)
-    : undefined;
-  const onAbort = (): void => controller.abort(parent?.reason);
-  if (parent?.aborted) controller.abort(parent.reason);
-  else parent?.addEventListener('abort', onAbort, { once: true });
-  return {
-    signal: controller.signal,
-    get expired() {
-      return expired;
-    },
-    dispose(): void {
-      if (timer !== undefined) clock.clearTimeout(timer);
-      parent?.removeEventListener('abort', onAbort);
-    },
-  };
+/**
+ * True for a promise. Hooks' values are awaited only then: an `await` of a plain value
+ * still costs a turn, and a force calls several hooks that answer synchronously by default.
+ */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
 }
 
 function requireLockObject(name: string, lock: unknown): object {
@@ -259,19 +241,19 @@ export class Locksmith {
   readonly #clock: Clock;
   readonly #recognized = new WeakSet<object>();
   readonly #runs = new Set<Run>();
-  readonly #actor: Actor<typeof locksmithMachine>;
+  readonly #lazy: LazyActor<typeof locksmithMachine>;
   #requests = 0;
 
   constructor(options?: LocksmithOptions) {
     const opts = optionalObject<LocksmithOptions>('options', options);
     this.name = opts.name === undefined ? 'locksmith' : requireNonEmptyString('options.name', opts.name);
     this.#clock = opts.clock ?? systemClock;
-    this.#actor = startActor('locksmith', locksmithMachine, { input: { name: this.name }, id: `locksmith:${this.name}` });
+    this.#lazy = new LazyActor(locksmithMachine, 'locksmith', `locksmith:${this.name}`, () => ({ name: this.name }), 'idle');
   }
 
-  /** The locksmith's actor: `idle`, or `forcing` with a count of forces in flight. */
+  /** The locksmith's actor, `idle` or `forcing` (see {@link Locksmith.forces}); started on first read. */
   get actor(): Actor<typeof locksmithMachine> {
-    return this.#actor;
+    return this.#lazy.actor;
   }
 
   /** The forces in flight, each with its negotiation state and actor. */
@@ -335,7 +317,7 @@ export class Locksmith {
     const kind = lockKindOf(lock);
     const run = new Run(this.name, kind ? kind.describe(lock) : 'not a lock');
     this.#runs.add(run);
-    this.#actor.send({ type: 'statesmith.locksmith.forceStarted', lock: run.lock });
+    if (this.#runs.size === 1) this.#lazy.send({ type: 'statesmith.locksmith.forceStarted' });
     let result: ForceResult | undefined;
     try {
       run.send('statesmith.force.start');
@@ -354,7 +336,7 @@ export class Locksmith {
       throw error;
     } finally {
       this.#runs.delete(run);
-      this.#actor.send({ type: 'statesmith.locksmith.forceEnded', lock: run.lock, ...(result ? { result: result.value } : {}) });
+      if (this.#runs.size === 0) this.#lazy.send({ type: 'statesmith.locksmith.forceEnded' });
     }
   }
 
@@ -365,7 +347,9 @@ export class Locksmith {
     opts: Resolved,
   ): Promise<ForceResult> {
     const { signal } = opts;
-    if (kind === undefined || !(await this.canForceLockHeld(lock))) {
+    let forceable = kind !== undefined && this.canForceLockHeld(lock);
+    if (isThenable(forceable)) forceable = await forceable;
+    if (!forceable || kind === undefined) {
       run.send('statesmith.force.unforceable');
       return ForceResult.UNFORCEABLE;
     }
@@ -382,12 +366,14 @@ export class Locksmith {
     forcing.set(key, this);
     try {
       run.send('statesmith.force.recognized');
-      const info = opts.hasInfo ? opts.info : await this.getInfo(lock);
+      let info = opts.hasInfo ? opts.info : this.getInfo(lock);
+      if (isThenable(info)) info = await info;
       throwIfAborted(signal);
       try {
         return await this.#release(run, lock, kind, info, opts);
       } finally {
-        if (opts.purge) await this.purgeWaiters(lock, info);
+        const purged = opts.purge ? this.purgeWaiters(lock, info) : undefined;
+        if (isThenable(purged)) await purged;
       }
     } finally {
       if (forcing.get(key) === this) forcing.delete(key);
@@ -411,9 +397,13 @@ export class Locksmith {
     const owner = opts.owner ?? this.findOwner(lock);
     let released: unknown;
     try {
-      released = await kind.release(lock, owner, this.name, info);
+      released = kind.release(lock, owner, this.name, info);
+      if (isThenable(released)) released = await released;
     } catch (error) {
       if (isCritical(error)) throw new CriticalError(`releasing ${kind.describe(lock)} raised a critical error`, { cause: error });
+      released = OWNED;
+    }
+    if (released === OWNED) {
       run.send('statesmith.force.releaseRefused');
       return this.#negotiate(run, lock, kind, info, owner, opts);
     }
@@ -485,7 +475,8 @@ export class Locksmith {
       case 'answer':
         // The owner consented: free the lock for it (a late answer never gets here).
         this.#compel(kind, lock, owner, info, host);
-        await this.answerReceived(lock, reply.kind === 'answer' ? reply.answer : undefined);
+        const heard = this.answerReceived(lock, reply.kind === 'answer' ? reply.answer : undefined);
+        if (isThenable(heard)) await heard;
         run.send('statesmith.force.answered');
         return this.#afterOwner(lock, ForceResult.SUCCESS);
       case 'refuse':
@@ -514,9 +505,13 @@ export class Locksmith {
   }
 
   /** The handler step of the original: a lock class's registered handler, after its owner let go. */
-  async #afterOwner(lock: object, result: ForceResult): Promise<ForceResult> {
+  #afterOwner(lock: object, result: ForceResult): ForceResult | Promise<ForceResult> {
     const handler = Locksmith.handlers.get(lock.constructor);
     if (typeof handler !== 'function') return result;
+    return this.#runHandler(handler, lock, result);
+  }
+
+  async #runHandler(handler: ForceHandler, lock: object, result: ForceResult): Promise<ForceResult> {
     try {
       await handler(lock);
     } catch (error) {
@@ -611,71 +606,103 @@ export class Locksmith {
     const answerTimeoutMs = optionalDuration('options.answerTimeoutMs', opts.answerTimeoutMs, forceTimeoutMs / 2);
     const purgeWaiters = optionalBoolean('options.purgeWaiters', opts.purgeWaiters, false);
     throwIfAborted(signal);
+    const clock = this.#clock;
     const name = kind.describe(lock);
     const record: HostRecord = { owner: new HostedTask(this.name, name), holding: false };
 
-    // Queue first, so the lock comes straight here when the force frees it.
-    const withdraw = new AbortController();
+    // One controller for the force and the acquire: aborting it (a deadline, the caller's
+    // signal, a failure) ends the force and withdraws the acquire, which then can never
+    // take the lock (H4).
+    const stage = new AbortController();
+    const onAbort = (): void => stage.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const bound = (ms: number, message: () => string): unknown =>
+      Number.isFinite(ms) ? clock.setTimeout(() => stage.abort(new TimeoutError(message())), ms) : undefined;
+    const unbound = (timer: unknown): void => void (timer !== undefined && clock.clearTimeout(timer));
+
+    // Queue first (at the front of a Mutex's line), so the freed lock comes straight here.
     let hold: HostHold | undefined;
-    const acquiring = kind.acquire(lock, record.owner, withdraw.signal).then((taken) => {
-      let released = false;
-      hold = { release: () => void (released || ((released = true), taken.release())), ...('signal' in taken ? { signal: taken.signal } : {}) };
+    const acquiring = kind.acquire(lock, record.owner, stage.signal).then((taken): HostHold => {
+      hold = taken;
       record.holding = true;
       // A lock kind that grants after the withdrawal: give it straight back.
-      if (withdraw.signal.aborted) {
-        hold.release();
-        throw withdraw.signal.reason;
+      if (stage.signal.aborted) {
+        taken.release();
+        throw stage.signal.reason;
       }
-      return hold;
+      return taken;
     });
     acquiring.catch(() => undefined);
-    const giveUp = (reason: unknown): void => {
-      withdraw.abort(reason);
-      hold?.release();
-    };
 
-    let result: ForceResult;
-    const forceBound = deadline(this.#clock, forceTimeoutMs, signal, () => new TimeoutError(`${this.name}.host: forcing ${name} took longer than ${forceTimeoutMs} ms`));
+    let taken: HostHold;
     try {
-      const forceOptions = { purgeWaiters, signal: forceBound.signal, answerTimeoutMs, [kHost]: record, ...('owner' in opts ? { owner: opts.owner } : {}), ...('info' in opts ? { info: opts.info } : {}) };
-      result = await this.force(lock, forceOptions);
+      let result: ForceResult;
+      let timer = bound(forceTimeoutMs, () => `${this.name}.host: forcing ${name} took longer than ${forceTimeoutMs} ms`);
+      try {
+        result = await this.force(lock, {
+          purgeWaiters,
+          signal: stage.signal,
+          answerTimeoutMs,
+          [kHost]: record,
+          ...('owner' in opts ? { owner: opts.owner } : {}),
+          ...('info' in opts ? { info: opts.info } : {}),
+        } as ForceOptions);
+      } finally {
+        unbound(timer);
+      }
+      if (hold !== undefined && !stage.signal.aborted) {
+        // The force handed the lock straight to the host's acquire.
+        taken = hold;
+      } else {
+        timer = bound(acquireTimeoutMs, () => `${this.name}.host: failed to acquire ${name} within ${acquireTimeoutMs} ms (force result: ${result.name})`);
+        try {
+          taken = await raceSignal(acquiring, stage.signal);
+        } finally {
+          unbound(timer);
+        }
+      }
     } catch (error) {
-      giveUp(error);
+      stage.abort(error);
+      (hold as HostHold | undefined)?.release();
+      signal?.removeEventListener('abort', onAbort);
       throw error;
-    } finally {
-      forceBound.dispose();
-    }
-
-    const acquireBound = deadline(
-      this.#clock,
-      acquireTimeoutMs,
-      signal,
-      () => new TimeoutError(`${this.name}.host: failed to acquire ${name} within ${acquireTimeoutMs} ms (force result: ${result.name})`),
-    );
-    let taken: HostHold & { signal?: AbortSignal };
-    try {
-      taken = await raceSignal(acquiring, acquireBound.signal);
-    } catch (error) {
-      giveUp(error);
-      throw error;
-    } finally {
-      acquireBound.dispose();
     }
 
     this.patchOwner(record.owner, lock);
-    const taskBound = deadline(this.#clock, taskTimeoutMs, signal, () => new TimeoutError(`${this.name}.host: the task under ${name} ran longer than ${taskTimeoutMs} ms`));
-    const taskSignal = taken.signal ? AbortSignal.any([taskBound.signal, taken.signal]) : taskBound.signal;
+    // The task's signal is the stage's: it aborts with the caller's signal, at the task
+    // deadline, or when the lock is taken from the task in turn (the hold adopts it).
+    let timedOut = false;
+    let relayed: AbortSignal | undefined;
+    const relay = (): void => stage.abort(relayed?.reason);
+    if (taken.adopt?.(stage) !== true) {
+      relayed = taken.signal;
+      relayed?.addEventListener('abort', relay, { once: true });
+    }
+    const timer = Number.isFinite(taskTimeoutMs)
+      ? clock.setTimeout(() => {
+          timedOut = true;
+          stage.abort(new TimeoutError(`${this.name}.host: the task under ${name} ran longer than ${taskTimeoutMs} ms`));
+        }, taskTimeoutMs)
+      : undefined;
+    const taskSignal = stage.signal;
+    const cleanup = (): void => {
+      unbound(timer);
+      relayed?.removeEventListener('abort', relay);
+      signal?.removeEventListener('abort', onAbort);
+    };
     try {
       return await this.wrapTask(task, taskSignal, record.owner);
     } catch (error) {
-      if (taskBound.expired && error === taskBound.signal.reason) throw error;
-      if (taskBound.expired) throw new TimeoutError(`${this.name}.host: the task under ${name} ran longer than ${taskTimeoutMs} ms`, { cause: error });
+      if (timedOut && error !== taskSignal.reason) {
+        throw new TimeoutError(`${this.name}.host: the task under ${name} ran longer than ${taskTimeoutMs} ms`, { cause: error });
+      }
       throw error;
     } finally {
-      taskBound.dispose();
+      cleanup();
       taken.release();
     }
   }
+
 
   /** `String(lock)` for messages. */
   protected describe(lock: object): string {

@@ -6,6 +6,7 @@
  *
  * @internal
  */
+import { kAdoptController } from '../locks/LockHandle.ts';
 import { Mutex, kJumpQueue } from '../locks/Mutex.ts';
 import { SharedMutex } from '../threads/SharedMutex.ts';
 
@@ -35,6 +36,8 @@ export type WireLock =
 /** One hold taken by the locksmith's `host()`. */
 export interface HostHold {
   release(): void;
+  /** Makes the hold abort `controller` if the lock is taken away; false if it cannot (then read `signal`). */
+  adopt?(controller: AbortController): boolean;
   /** Aborts if the lock is taken from the host in turn (a Mutex handle's signal). */
   readonly signal?: AbortSignal;
 }
@@ -46,7 +49,11 @@ export interface LockKind {
   isLocked(lock: object): boolean;
   /** The holder the lock knows of, or `undefined`. */
   ownerOf(lock: object): unknown;
-  /** The locksmith's own release: throws when the lock will only be released by its owner. */
+  /**
+   * The locksmith's own release: returns what the lock's release returned, or
+   * {@link OWNED} when the lock will only be released by its owner (the locksmith then
+   * asks the owner). A foreign lock's release may also throw, with the same meaning.
+   */
   release(lock: object, knownOwner: unknown, by: string, info: unknown): unknown;
   /** Frees the lock over its holder's head. */
   compel(lock: object, by: string, info: unknown): void;
@@ -57,10 +64,8 @@ export interface LockKind {
   toWire(lock: object): WireLock;
 }
 
-/** The error a lock that has an owner answers the locksmith's own `release()` with. */
-export class OwnedLockRefusal extends Error {
-  override readonly name = 'OwnedLockRefusal';
-}
+/** What `LockKind.release` returns for a lock only its owner may release. */
+export const OWNED: unique symbol = Symbol('statesmith.locksmith.owned');
 
 const mutexKind: LockKind = {
   key: (lock) => lock,
@@ -69,14 +74,18 @@ const mutexKind: LockKind = {
   ownerOf: (lock) => (lock as Mutex).owner,
   release(lock, knownOwner, by, info) {
     const mutex = lock as Mutex;
-    if (knownOwner !== undefined || mutex.owner !== undefined) {
-      throw new OwnedLockRefusal(`${mutex.name} is held by ${String(knownOwner ?? mutex.owner)}; only its owner may release it`);
-    }
+    if (knownOwner !== undefined || mutex.owner !== undefined) return OWNED;
     return mutex.forceRelease({ by, info });
   },
   compel: (lock, by, info) => void (lock as Mutex).forceRelease({ by, info }),
-  async acquire(lock, owner, signal) {
-    return (lock as Mutex).acquire({ owner, signal, [kJumpQueue]: true } as never);
+  acquire(lock, owner, signal) {
+    return (lock as Mutex).acquire({ owner, signal, [kJumpQueue]: true } as never).then((handle) => ({
+      release: () => handle.release(),
+      adopt: (controller: AbortController) => handle[kAdoptController](controller),
+      get signal() {
+        return handle.signal;
+      },
+    }));
   },
   purge: (lock, reason) => (lock as Mutex).purgeWaiters(reason),
   toWire: (lock) => ({ kind: 'opaque', name: (lock as Mutex).name }),
@@ -99,9 +108,7 @@ const sharedMutexKind: LockKind = {
   ownerOf: () => undefined,
   release(lock, knownOwner) {
     const shared = lock as SharedMutex;
-    if (knownOwner !== undefined) {
-      throw new OwnedLockRefusal(`SharedMutex[${shared.index}] is held by ${String(knownOwner)}; only its owner may release it`);
-    }
+    if (knownOwner !== undefined) return OWNED;
     shared.release();
     return undefined;
   },
@@ -137,7 +144,7 @@ const lockLikeKind: LockKind = {
   async acquire(lock, _owner, signal) {
     const like = lock as LockLike;
     const got = await like.acquire({ signal });
-    if (got === false) throw new OwnedLockRefusal(`${lockLikeName(lock)}.acquire() returned false`);
+    if (got === false) throw new Error(`${lockLikeName(lock)}.acquire() returned false`);
     const handle = got as { release?: unknown } | null | undefined;
     if (handle && typeof handle.release === 'function') return handle as HostHold;
     return { release: () => void like.release() };

@@ -40,7 +40,12 @@ export class LockForceRequest extends Error {
 
   /** @internal */
   constructor(fields: { requestId: string; requester: string; lock: unknown; lockName: string; info: unknown }) {
+    // A request's stack says nothing useful (it is a message), and capturing one costs
+    // more than the rest of a force round trip.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(`request from ${fields.requester} to release ${fields.lockName}`);
+    Error.stackTraceLimit = limit;
     this.requestId = fields.requestId;
     this.requester = fields.requester;
     this.lock = fields.lock;
@@ -108,24 +113,26 @@ export function isPortLike(value: unknown): value is PortLike {
 /** Owners in this thread that serve force requests, and how. @internal */
 export const servers = new Map<unknown, (request: LockForceRequest) => Promise<Reply>>();
 
+function fromDecision(decision: unknown): Reply {
+  if (decision === 'release') return RELEASE;
+  if (decision === 'refuse') return REFUSE;
+  if (typeof decision === 'object' && decision !== null && 'answer' in decision) return { kind: 'answer', answer: decision.answer };
+  const error = new ArgumentValueError('force handler result', "'release', 'refuse' or { answer }", decision);
+  return { kind: 'error', error, critical: false };
+}
+
+function fromError(request: LockForceRequest, error: unknown): Reply {
+  if (error === request) return { kind: 'propagated' };
+  if (error instanceof LockForceRequest) return { kind: 'busy', other: error.requester };
+  return { kind: 'error', error, critical: isCritical(error) };
+}
+
+const RELEASE: Reply = Object.freeze({ kind: 'release' });
+const REFUSE: Reply = Object.freeze({ kind: 'refuse' });
+
 function decide(handler: LockForceHandler, request: LockForceRequest): Promise<Reply> {
   // The handler runs on a later microtask, as a message would arrive: never inside force().
-  return Promise.resolve()
-    .then(() => handler(request))
-    .then(
-      (decision): Reply => {
-        if (decision === 'release') return { kind: 'release' };
-        if (decision === 'refuse') return { kind: 'refuse' };
-        if (typeof decision === 'object' && decision !== null && 'answer' in decision) return { kind: 'answer', answer: decision.answer };
-        const error = new ArgumentValueError('force handler result', "'release', 'refuse' or { answer }", decision);
-        return { kind: 'error', error, critical: false };
-      },
-      (error: unknown): Reply => {
-        if (error === request) return { kind: 'propagated' };
-        if (error instanceof LockForceRequest) return { kind: 'busy', other: error.requester };
-        return { kind: 'error', error, critical: isCritical(error) };
-      },
-    );
+  return Promise.resolve(request).then(handler).then(fromDecision, (error: unknown) => fromError(request, error));
 }
 
 function toWireError(error: unknown, critical: boolean): WireError {
