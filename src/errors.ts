@@ -189,3 +189,45 @@ export class CriticalError extends Error {
 export function isCritical(error: unknown): boolean {
   return error instanceof CriticalError || (typeof error === 'object' && error !== null && (error as { critical?: unknown }).critical === true);
 }
+
+/**
+ * A distributed lock that was not acquired where the caller needed it: `synchronized` (and
+ * `DistributedLock.acquireOrThrow`) reject with it instead of running unlocked. `reason`
+ * says why: `'busy'` (non-blocking and held elsewhere), `'timeout'` (the blocking budget ran
+ * out), or `'error'` (the backend failed; see `cause`). `code` is `ERR_LOCK_ACQUIRE_FAILED`.
+ *
+ * @example
+ * ```ts
+ * import { LockAcquireFailed } from 'statesmith';
+ * const err = new LockAcquireFailed('volume-7', 'busy');
+ * console.log(err.code, err.message); // ERR_LOCK_ACQUIRE_FAILED Acquiring lock volume-7 failed: it is held elsewhere
+ * ```
+ */
+export class LockAcquireFailed extends Error {
+  override readonly name = 'LockAcquireFailed';
+  readonly code = 'ERR_LOCK_ACQUIRE_FAILED';
+  readonly lock: string;
+  readonly reason: 'busy' | 'timeout' | 'error';
+  constructor(lock: string, reason: 'busy' | 'timeout' | 'error', options?: ErrorOptions) {
+    const why = reason === 'busy' ? 'it is held elsewhere' : reason === 'timeout' ? 'timed out waiting for it' : 'the backend failed';
+    super(`Acquiring lock ${lock} failed: ${why}`, options);
+    this.lock = lock;
+    this.reason = reason;
+  }
+}
+
+/**
+ * A coordination backend that cannot be used: `code` is `ERR_COORDINATION_URL` (a malformed
+ * URL or an unknown scheme), `ERR_COORDINATION_CLIENT_MISSING` (the URL names a backend
+ * whose client package, `ioredis` or `pg`, is not installed), `ERR_COORDINATION_BACKEND`
+ * (the server failed or is unreachable; `cause` has the client's error) or
+ * `ERR_COORDINATION_STATE` (the coordinator is not started).
+ */
+export class CoordinationError extends Error {
+  override readonly name = 'CoordinationError';
+  readonly code: 'ERR_COORDINATION_URL' | 'ERR_COORDINATION_CLIENT_MISSING' | 'ERR_COORDINATION_BACKEND' | 'ERR_COORDINATION_STATE';
+  constructor(code: CoordinationError['code'], message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+}

@@ -12,9 +12,11 @@ export {
   ArgumentValueError,
   BusyError,
   CancelledError,
+  CoordinationError,
   CriticalError,
   DeadlockError,
   InvalidStateError,
+  LockAcquireFailed,
   LockLostError,
   TaskGroupError,
   TimeoutError,
@@ -85,3 +87,18 @@ export { criticalTaskMachine } from '../machines/criticalTask.machine.ts';
 export { subprocessMachine } from '../machines/subprocess.machine.ts';
 export { taskMachine, type TaskContext, type TaskEvent } from '../machines/task.machine.ts';
 export { serviceMachine, type ServiceContext, type ServiceEvent } from '../machines/service.machine.ts';
+
+// Coordination (OpenStack coordination over tooz)
+export {
+  Coordinator,
+  createCoordinator,
+  DistributedLock,
+  getDefaultCoordinator,
+  setDefaultCoordinator,
+  type CoordinatorOptions,
+  type CoordinatorState,
+  type DistributedAcquireOptions,
+  type DistributedLockHandle,
+} from './coordination/Coordinator.ts';
+export { Lock, LockNameError, synchronized, type SynchronizedOptions } from './coordination/synchronized.ts';
+export type { BackendCapabilities } from './coordination/backend.ts';

@@ -1,0 +1,747 @@
+/**
+ * Distributed locks over a coordination backend (OpenStack coordination over tooz), with
+ * what tooz lacks: a fence on every grant and a signal that says when a lock is lost.
+ *
+ * @module
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Observable, distinctUntilChanged } from 'rxjs';
+import type { Actor } from 'xstate';
+import { coordinatorMachine } from '../../machines/coordinator.machine.ts';
+import { systemClock, type Clock } from '../clock.ts';
+import { ArgumentRangeError, ArgumentTypeError, CoordinationError, DeadlockError, LockLostError, TimeoutError } from '../errors.ts';
+import type { LockHandle } from '../locks/LockHandle.ts';
+import { Mutex } from '../locks/Mutex.ts';
+import { getLogger } from '../logger.ts';
+import { startActor } from '../runtime/startActor.ts';
+import { optionalDuration, optionalObject, optionalSignal, requireNonEmptyString } from '../runtime/validate.ts';
+import { createBackend, parseUrl, type Backend, type BackendCapabilities } from './backend.ts';
+
+/** Where a coordinator's connection is. */
+export type CoordinatorState = 'disconnected' | 'connecting' | 'connected' | 'reconnecting' | 'stopped';
+
+/** Options of {@link createCoordinator}. */
+export interface CoordinatorOptions {
+  /** `memory://` (default, this process only), `redis://host:port/db`, `postgresql://user@host/db`; `?namespace=` sets the key namespace. */
+  readonly url?: string;
+  /** Put in front of the agent id to make the member id, and in front of every lock name (Cinder uses `'cinder-'`). */
+  readonly prefix?: string;
+  /** This process's id; default a random UUID. */
+  readonly agentId?: string;
+  /** How often the connection is checked (default 1000 ms, Cinder's `heartbeat`). */
+  readonly heartbeatMs?: number;
+  /** First delay before reconnecting (default 100 ms). */
+  readonly initialReconnectBackoffMs?: number;
+  /** Cap of the reconnect delay (default 60,000 ms). */
+  readonly maxReconnectBackoffMs?: number;
+  /** Lease of a lock on TTL backends, renewed every third of it (default 30,000 ms, tooz's). */
+  readonly lockTtlMs?: number;
+  /** Capabilities the backend must have; `start()` fails otherwise (`{ distributed: true }` refuses `memory://`). */
+  readonly require?: Partial<BackendCapabilities>;
+  /** The clock for heartbeats, back-off and leases; default the system clock (monotonic). */
+  readonly clock?: Clock;
+  /** Randomness for the back-off jitter (tests pass a fixed one). */
+  readonly random?: () => number;
+  /** How often a blocked acquire looks again when no release wake-up comes (TTL expiry); default 250 ms. */
+  readonly pollIntervalMs?: number;
+}
+
+/** Options of {@link DistributedLock.acquire}. */
+export interface DistributedAcquireOptions {
+  /** `true` (default) waits as long as it takes; `false` tries once; a number waits at most that many ms. */
+  readonly blocking?: boolean | number;
+  /** Abandon the wait; the acquire rejects with `signal.reason` and never holds the lock. */
+  readonly signal?: AbortSignal;
+}
+
+/** Test seam: build the backend yourself. @internal */
+export const kBackendFactory: unique symbol = Symbol('statesmith.coordinator.backendFactory');
+
+interface Internals {
+  readonly [kBackendFactory]?: () => Backend;
+}
+
+/**
+ * Creates a coordinator (not started). The URL picks the backend; its client (`ioredis`,
+ * `pg`) is loaded on `start()`. A malformed URL or an unknown scheme throws a
+ * `CoordinationError` (`ERR_COORDINATION_URL`) here.
+ *
+ * @example
+ * ```ts
+ * import { createCoordinator } from 'statesmith';
+ * await using coordinator = createCoordinator({ prefix: 'volume-manager-', agentId: 'node-1' });
+ * await coordinator.start();
+ * const lock = coordinator.getLock('volume-7-delete');
+ * const handle = await lock.acquire({ blocking: false });
+ * console.log(coordinator.memberId, lock.name, handle?.fence); // volume-manager-node-1 volume-manager-volume-7-delete 1n
+ * console.log(await handle?.release()); // true
+ * ```
+ */
+export function createCoordinator(options?: CoordinatorOptions): Coordinator {
+  return new Coordinator(options);
+}
+
+/** A bound on how long one command may take, from the heartbeat and the TTL. */
+function commandTimeout(heartbeatMs: number, ttlMs: number): number {
+  return Math.max(50, Math.min(heartbeatMs, ttlMs / 3));
+}
+
+/**
+ * One process's membership in a coordination backend: its connection (watched by a
+ * heartbeat, re-made with back-off when lost) and its locks.
+ */
+export class Coordinator implements AsyncDisposable {
+  /** `prefix + agentId`. */
+  readonly memberId: string;
+  readonly prefix: string;
+  /** The backend URL. */
+  readonly url: string;
+  readonly lockTtlMs: number;
+  readonly heartbeatMs: number;
+  readonly initialReconnectBackoffMs: number;
+  readonly maxReconnectBackoffMs: number;
+  /** @internal */
+  readonly clock: Clock;
+  /** @internal */
+  readonly pollIntervalMs: number;
+  readonly #kind: Backend['kind'];
+  readonly #parsed: URL;
+  readonly #require: Partial<BackendCapabilities>;
+  readonly #random: () => number;
+  readonly #factory: (() => Backend) | undefined;
+  readonly #actor: Actor<typeof coordinatorMachine>;
+  readonly #state$: Observable<CoordinatorState>;
+  #backend: Backend | undefined;
+  #timer: unknown;
+  #starting: Promise<void> | undefined;
+  /** Per-name FIFO queues in front of the backend. */
+  readonly #queues = new Map<string, Mutex>();
+  /** Handles holding a lock now. */
+  readonly #held = new Set<HandleRecord>();
+  /** Blocked acquires waiting for a name to come free. */
+  readonly #wakeups = new Map<string, Set<() => void>>();
+
+  constructor(options?: CoordinatorOptions) {
+    const opts = optionalObject<CoordinatorOptions & Internals>('options', options);
+    const url = opts.url === undefined ? 'memory://' : requireNonEmptyString('options.url', opts.url);
+    const { url: parsed, kind } = parseUrl(url);
+    this.url = url;
+    this.#parsed = parsed;
+    this.#kind = kind;
+    this.prefix = opts.prefix === undefined ? '' : requireString('options.prefix', opts.prefix);
+    const agentId = opts.agentId === undefined ? randomUUID() : requireNonEmptyString('options.agentId', opts.agentId);
+    this.memberId = this.prefix + agentId;
+    this.heartbeatMs = positive('options.heartbeatMs', opts.heartbeatMs, 1_000);
+    this.initialReconnectBackoffMs = positive('options.initialReconnectBackoffMs', opts.initialReconnectBackoffMs, 100);
+    this.maxReconnectBackoffMs = positive('options.maxReconnectBackoffMs', opts.maxReconnectBackoffMs, 60_000);
+    if (this.maxReconnectBackoffMs < this.initialReconnectBackoffMs) {
+      throw new ArgumentRangeError('options.maxReconnectBackoffMs', `a number >= initialReconnectBackoffMs (${this.initialReconnectBackoffMs})`, this.maxReconnectBackoffMs);
+    }
+    this.lockTtlMs = positive('options.lockTtlMs', opts.lockTtlMs, 30_000);
+    this.pollIntervalMs = positive('options.pollIntervalMs', opts.pollIntervalMs, 250);
+    this.#require = optionalObject<BackendCapabilities>('options.require', opts.require);
+    this.clock = opts.clock ?? systemClock;
+    this.#random = opts.random ?? Math.random;
+    this.#factory = opts[kBackendFactory];
+    this.#actor = startActor('coordinator', coordinatorMachine, { input: { memberId: this.memberId }, id: `coordinator:${this.memberId}` });
+    const actor = this.#actor;
+    this.#state$ = new Observable<CoordinatorState>((subscriber) => {
+      subscriber.next(actor.getSnapshot().value);
+      const subscription = actor.subscribe((snapshot) => subscriber.next(snapshot.value));
+      return () => subscription.unsubscribe();
+    }).pipe(distinctUntilChanged());
+  }
+
+  /** The connection state now. */
+  get state(): CoordinatorState {
+    return this.#actor.getSnapshot().value;
+  }
+
+  /** The connection state as it changes (the current one first). */
+  get state$(): Observable<CoordinatorState> {
+    return this.#state$;
+  }
+
+  /** The coordinator's actor (`disconnected → connecting → connected → reconnecting → stopped`). */
+  get actor(): Actor<typeof coordinatorMachine> {
+    return this.#actor;
+  }
+
+  /** What the backend guarantees; `undefined` before the first `start()`. */
+  get capabilities(): BackendCapabilities | undefined {
+    return this.#backend?.capabilities;
+  }
+
+  /** Which backend the URL names. */
+  get backendKind(): Backend['kind'] {
+    return this.#kind;
+  }
+
+  /**
+   * Connects. Does nothing when already started. Rejects with a `CoordinationError` when
+   * the client is missing, the backend lacks a required capability, or it cannot be
+   * reached; the coordinator is then `disconnected` and may be started again.
+   */
+  start(): Promise<void> {
+    const state = this.state;
+    if (state === 'connected' || state === 'reconnecting') return Promise.resolve();
+    this.#starting ??= this.#start().finally(() => (this.#starting = undefined));
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    this.#actor.send({ type: 'statesmith.coordinator.start' });
+    try {
+      const backend = (this.#backend ??= await this.#createBackend());
+      this.#checkCapabilities(backend);
+      try {
+        await backend.connect();
+      } catch (error) {
+        throw new CoordinationError('ERR_COORDINATION_BACKEND', `could not connect to ${redact(this.#parsed)}: ${messageOf(error)}`, { cause: error });
+      }
+    } catch (error) {
+      if (this.state === 'connecting') this.#actor.send({ type: 'statesmith.coordinator.connectFailed' });
+      throw error;
+    }
+    if (this.state !== 'connecting') {
+      // stop() came while connecting.
+      await this.#backend?.close();
+      return;
+    }
+    this.#actor.send({ type: 'statesmith.coordinator.connected' });
+    this.#scheduleHeartbeat();
+  }
+
+  async #createBackend(): Promise<Backend> {
+    const backend = this.#factory
+      ? this.#factory()
+      : await createBackend(this.#kind, {
+          url: this.#parsed,
+          memberId: this.memberId,
+          clock: this.clock,
+          commandTimeoutMs: commandTimeout(this.heartbeatMs, this.lockTtlMs),
+        });
+    backend.onReleased((name) => this.#wake(name));
+    backend.onLost((error) => this.#connectionLost(error));
+    return backend;
+  }
+
+  #checkCapabilities(backend: Backend): void {
+    for (const [capability, wanted] of Object.entries(this.#require)) {
+      if (wanted === true && backend.capabilities[capability as keyof BackendCapabilities] !== true) {
+        throw new CoordinationError('ERR_COORDINATION_URL', `the ${backend.kind} backend is not ${capability}, and options.require asks for it (url ${redact(this.#parsed)})`);
+      }
+    }
+  }
+
+  /**
+   * Releases every lock still held through this coordinator, then disconnects. Does
+   * nothing when not started.
+   */
+  async stop(): Promise<void> {
+    await this.#starting?.catch(() => undefined);
+    const state = this.state;
+    if (state === 'stopped' || state === 'disconnected') return;
+    this.#clearTimer();
+    await Promise.all([...this.#held].map((record) => record.release()));
+    this.#actor.send({ type: 'statesmith.coordinator.stop' });
+    await this.#backend?.close();
+    for (const waiters of this.#wakeups.values()) for (const wake of waiters) wake();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  /** The lock named `prefix + name` (a new object each call; objects of one name share the lock). */
+  getLock(name: string): DistributedLock {
+    requireNonEmptyString('name', name);
+    return new DistributedLock(this.prefix + name, this, true);
+  }
+
+  // ---- connection upkeep ----
+
+  #scheduleHeartbeat(): void {
+    this.#clearTimer();
+    this.#timer = background(this.clock.setTimeout(() => void this.#beat(), this.heartbeatMs));
+  }
+
+  async #beat(): Promise<void> {
+    this.#timer = undefined;
+    const backend = this.#backend;
+    if (this.state !== 'connected' || backend === undefined) return;
+    try {
+      await withTimeout(backend.ping(), this.clock, Math.max(this.heartbeatMs, 50), 'heartbeat');
+    } catch (error) {
+      if (this.state === 'connected') this.#connectionLost(error);
+      return;
+    }
+    if (this.state !== 'connected') return;
+    this.#actor.send({ type: 'statesmith.coordinator.beat' });
+    this.#scheduleHeartbeat();
+  }
+
+  #connectionLost(error: unknown): void {
+    if (this.state !== 'connected') return;
+    getLogger().warn(`coordinator ${this.memberId} lost its connection to ${redact(this.#parsed)}; reconnecting`, { error });
+    this.#clearTimer();
+    this.#actor.send({ type: 'statesmith.coordinator.lost' });
+    // Renewals can no longer reach the server: no lock held through it can be vouched for.
+    for (const record of [...this.#held]) record.lose(`the connection to the ${this.#kind} backend was lost (${messageOf(error)})`);
+    void this.#backend?.close();
+    this.#scheduleReconnect(1);
+  }
+
+  /** The delay before reconnect attempt `attempt`: exponential, capped, with up to 20% jitter below. */
+  backoffDelay(attempt: number): number {
+    const exponential = this.initialReconnectBackoffMs * 2 ** Math.min(attempt - 1, 52);
+    const capped = Math.min(this.maxReconnectBackoffMs, exponential);
+    return Math.max(this.initialReconnectBackoffMs, capped * (1 - 0.2 * this.#random()));
+  }
+
+  #scheduleReconnect(attempt: number): void {
+    const delay = this.backoffDelay(attempt);
+    this.#actor.send({ type: 'statesmith.coordinator.retry', attempt, backoffMs: delay });
+    this.#timer = background(this.clock.setTimeout(() => void this.#reconnect(attempt), delay));
+  }
+
+  async #reconnect(attempt: number): Promise<void> {
+    this.#timer = undefined;
+    const backend = this.#backend;
+    if (this.state !== 'reconnecting' || backend === undefined) return;
+    try {
+      await backend.connect();
+    } catch (error) {
+      if (this.state !== 'reconnecting') return;
+      getLogger().info(`coordinator ${this.memberId}: reconnect attempt ${attempt} failed`, { error: messageOf(error) });
+      this.#scheduleReconnect(attempt + 1);
+      return;
+    }
+    if (this.state !== 'reconnecting') {
+      await backend.close();
+      return;
+    }
+    getLogger().info(`coordinator ${this.memberId} reconnected to ${redact(this.#parsed)} after ${attempt} attempt(s)`);
+    this.#actor.send({ type: 'statesmith.coordinator.connected' });
+    this.#scheduleHeartbeat();
+    // Waiters retry at once rather than at their next poll.
+    for (const name of [...this.#wakeups.keys()]) this.#wake(name);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  // ---- what locks use ----
+
+  /** @internal */
+  backend(): Backend {
+    if (this.state !== 'connected' || this.#backend === undefined) {
+      throw new CoordinationError('ERR_COORDINATION_STATE', `coordinator ${this.memberId} is ${this.state}, not connected`);
+    }
+    return this.#backend;
+  }
+
+  /** @internal */
+  queue(name: string): Mutex {
+    let queue = this.#queues.get(name);
+    if (queue === undefined) this.#queues.set(name, (queue = new Mutex({ name, clock: this.clock })));
+    return queue;
+  }
+
+  /** @internal */
+  dropQueue(name: string): void {
+    const queue = this.#queues.get(name);
+    if (queue !== undefined && !queue.locked && queue.waiting === 0) this.#queues.delete(name);
+  }
+
+  /** @internal */
+  track(record: HandleRecord, held: boolean): void {
+    if (held) this.#held.add(record);
+    else this.#held.delete(record);
+  }
+
+  /** Resolves when `name` may have come free, after `ms`, or when `signal` aborts. @internal */
+  waitForRelease(name: string, ms: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let waiters = this.#wakeups.get(name);
+      if (waiters === undefined) this.#wakeups.set(name, (waiters = new Set()));
+      const set = waiters;
+      const done = (): void => {
+        this.clock.clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        set.delete(done);
+        if (set.size === 0 && this.#wakeups.get(name) === set) this.#wakeups.delete(name);
+        resolve();
+      };
+      const timer = this.clock.setTimeout(done, ms);
+      signal?.addEventListener('abort', done, { once: true });
+      set.add(done);
+    });
+  }
+
+  #wake(name: string): void {
+    const waiters = this.#wakeups.get(name);
+    if (waiters !== undefined) for (const wake of [...waiters]) wake();
+  }
+}
+
+/**
+ * A held distributed lock. `fence` grows with every grant of the name: hand it to the
+ * resource you write to, so a stale holder's writes can be refused. `signal` aborts with
+ * a `LockLostError` when the lease cannot be kept (a renewal refused, the local lease
+ * deadline passed, the connection lost). `release()` returns false when the lock was no
+ * longer held; errors are logged, never thrown.
+ */
+export interface DistributedLockHandle extends AsyncDisposable {
+  readonly name: string;
+  readonly fence: bigint;
+  readonly signal: AbortSignal;
+  /** True until released or lost. */
+  readonly held: boolean;
+  release(): Promise<boolean>;
+}
+
+/** One grant: its lease upkeep and its handle. */
+class HandleRecord implements DistributedLockHandle {
+  readonly name: string;
+  readonly fence: bigint;
+  readonly #coordinator: Coordinator;
+  readonly #backend: Backend;
+  readonly #token: string;
+  readonly #local: LockHandle;
+  readonly #controller = new AbortController();
+  readonly #grantedAt: number;
+  #deadline: number;
+  #renewTimer: unknown;
+  #deadlineTimer: unknown;
+  #state: 'held' | 'lost' | 'released' = 'held';
+  #releasing: Promise<boolean> | undefined;
+  readonly #onEnd: () => void;
+
+  constructor(coordinator: Coordinator, backend: Backend, name: string, token: string, fence: bigint, sentAt: number, local: LockHandle, onEnd: () => void) {
+    this.#coordinator = coordinator;
+    this.#backend = backend;
+    this.name = name;
+    this.#token = token;
+    this.fence = fence;
+    this.#local = local;
+    this.#onEnd = onEnd;
+    this.#grantedAt = coordinator.clock.now();
+    this.#deadline = leaseDeadline(sentAt, coordinator.lockTtlMs);
+    coordinator.track(this, true);
+    this.#scheduleRenewal();
+    this.#scheduleDeadline();
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get held(): boolean {
+    return this.#state === 'held';
+  }
+
+  release(): Promise<boolean> {
+    this.#releasing ??= this.#release();
+    return this.#releasing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.release();
+  }
+
+  async #release(): Promise<boolean> {
+    const wasHeld = this.#state === 'held';
+    this.#state = 'released';
+    this.#stopUpkeep();
+    let freed = false;
+    try {
+      // Also after a loss: if the lease is still ours server-side, free it for the next holder.
+      freed = await this.#backend.release(this.name, this.#token);
+    } catch (error) {
+      getLogger().error(`releasing distributed lock ${this.name} failed`, { error });
+    }
+    this.#end();
+    getLogger().debug(`released lock ${this.name} (held ${Math.round(this.#coordinator.clock.now() - this.#grantedAt)} ms)`);
+    return wasHeld && freed;
+  }
+
+  /** @internal */
+  lose(info: string): void {
+    if (this.#state !== 'held') return;
+    this.#state = 'lost';
+    this.#stopUpkeep();
+    getLogger().warn(`distributed lock ${this.name} lost: ${info}`);
+    this.#controller.abort(new LockLostError(this.name, `the ${this.#backend.kind} backend`, info));
+    // Give the server-side lease back if it is still ours (a frozen holder's may be), then let the next local waiter in.
+    this.#releasing = this.#backend
+      .release(this.name, this.#token)
+      .catch(() => false)
+      .then(() => {
+        this.#end();
+        return false;
+      });
+  }
+
+  #end(): void {
+    this.#coordinator.track(this, false);
+    this.#local.release();
+    this.#onEnd();
+  }
+
+  #scheduleRenewal(): void {
+    this.#renewTimer = background(this.#coordinator.clock.setTimeout(() => void this.#renew(), this.#coordinator.lockTtlMs / 3));
+  }
+
+  #scheduleDeadline(): void {
+    const clock = this.#coordinator.clock;
+    if (this.#deadlineTimer !== undefined) clock.clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = background(clock.setTimeout(() => this.lose('the lease ran out before it could be renewed'), Math.max(0, this.#deadline - clock.now())));
+  }
+
+  async #renew(): Promise<void> {
+    if (this.#state !== 'held') return;
+    const clock = this.#coordinator.clock;
+    const sentAt = clock.now();
+    let kept: boolean;
+    try {
+      kept = await this.#backend.renew(this.name, this.#token, this.#coordinator.lockTtlMs);
+    } catch (error) {
+      // Keep trying; the local deadline decides when the lease is gone.
+      getLogger().warn(`renewing distributed lock ${this.name} failed; retrying`, { error: messageOf(error) });
+      if (this.#state === 'held') this.#renewTimer = background(clock.setTimeout(() => void this.#renew(), Math.min(this.#coordinator.lockTtlMs / 10, 1_000)));
+      return;
+    }
+    if (this.#state !== 'held') return;
+    if (!kept) {
+      this.lose('the backend refused to renew the lease (it expired or was broken)');
+      return;
+    }
+    if (clock.now() >= this.#deadline) {
+      this.lose('the lease ran out before it could be renewed');
+      return;
+    }
+    this.#deadline = leaseDeadline(sentAt, this.#coordinator.lockTtlMs);
+    this.#scheduleDeadline();
+    this.#scheduleRenewal();
+  }
+
+  #stopUpkeep(): void {
+    const clock = this.#coordinator.clock;
+    if (this.#renewTimer !== undefined) clock.clearTimeout(this.#renewTimer);
+    if (this.#deadlineTimer !== undefined) clock.clearTimeout(this.#deadlineTimer);
+    this.#renewTimer = undefined;
+    this.#deadlineTimer = undefined;
+  }
+}
+
+/**
+ * A timer that does not keep the process alive: a coordinator's upkeep (heartbeats,
+ * reconnects, renewals) must not hold an otherwise finished program open. Open sockets
+ * of a started Redis or PostgreSQL coordinator do that until `stop()`.
+ */
+function background(handle: unknown): unknown {
+  (handle as { unref?: () => void } | null)?.unref?.();
+  return handle;
+}
+
+/** The local end of a lease: the send time of the request that set it, plus the TTL, less a margin for clock drift. */
+function leaseDeadline(sentAt: number, ttlMs: number): number {
+  return sentAt + ttlMs - Math.max(1, ttlMs * 0.02);
+}
+
+let defaultCoordinator: Coordinator | undefined;
+
+/**
+ * Sets the coordinator `Lock` and `synchronized` use when given none. Without one they
+ * use an in-memory coordinator of their own, started on first use.
+ */
+export function setDefaultCoordinator(coordinator: Coordinator | null): void {
+  if (coordinator !== null && !(coordinator instanceof Coordinator)) throw new ArgumentTypeError('coordinator', 'a Coordinator or null', coordinator);
+  defaultCoordinator = coordinator ?? undefined;
+}
+
+/** The coordinator `Lock` and `synchronized` use when given none. */
+export function getDefaultCoordinator(): Coordinator {
+  defaultCoordinator ??= createCoordinator({ agentId: `default-${randomBytes(4).toString('hex')}` });
+  return defaultCoordinator;
+}
+
+/**
+ * A named distributed lock, as tooz's: exclusive, not re-entrant, a new object per
+ * `getLock()` call (objects of one name contend). Waiters of one process queue in FIFO
+ * order in front of the backend.
+ *
+ * @example
+ * ```ts
+ * import { createCoordinator } from 'statesmith';
+ * await using coordinator = createCoordinator();
+ * await coordinator.start();
+ * const a = coordinator.getLock('snapshot-3');
+ * const b = coordinator.getLock('snapshot-3');
+ * const held = await a.acquire();
+ * console.log(await b.acquire({ blocking: false }), await b.acquire({ blocking: 20 })); // null null
+ * await held?.release();
+ * const next = await b.acquire({ blocking: false });
+ * console.log(next?.fence, await a.release(), await b.release()); // 2n false true
+ * ```
+ */
+export class DistributedLock {
+  readonly name: string;
+  readonly #coordinator: Coordinator | undefined;
+  #handle: HandleRecord | undefined;
+
+  /** @internal Use `coordinator.getLock(name)` or `new Lock(template, data)`. */
+  constructor(name: string, coordinator: Coordinator | undefined, _fromCoordinator?: boolean) {
+    this.name = requireNonEmptyString('name', name);
+    if (coordinator !== undefined && !(coordinator instanceof Coordinator)) throw new ArgumentTypeError('coordinator', 'a Coordinator', coordinator);
+    this.#coordinator = coordinator;
+  }
+
+  /** The coordinator this lock goes through (the default one when none was given). */
+  get coordinator(): Coordinator {
+    return this.#coordinator ?? getDefaultCoordinator();
+  }
+
+  /** True while this object holds the lock. */
+  get held(): boolean {
+    return this.#handle?.held === true;
+  }
+
+  /**
+   * Takes the lock. Resolves with a handle, or `null` when it was not acquired
+   * (`blocking: false` and held, or the `blocking` ms ran out). Rejects with
+   * `signal.reason` when aborted, and with a `CoordinationError` when the backend fails.
+   * A second acquire through the same object while it holds the lock is refused:
+   * `null` when not blocking, a `DeadlockError` otherwise.
+   */
+  async acquire(options?: DistributedAcquireOptions): Promise<DistributedLockHandle | null> {
+    const opts = optionalObject<DistributedAcquireOptions>('options', options);
+    const signal = optionalSignal('options.signal', opts.signal);
+    const budget = blockingBudget(opts.blocking);
+    signal?.throwIfAborted();
+    if (this.#handle?.held === true) {
+      if (budget !== Infinity) return null;
+      throw new DeadlockError(`${this.name} is already held through this lock object and is not re-entrant; waiting for it would never end`);
+    }
+    const coordinator = this.#coordinator ?? getDefaultCoordinator();
+    if (this.#coordinator === undefined) await coordinator.start();
+    coordinator.backend(); // throws when not connected
+    const clock = coordinator.clock;
+    const started = clock.now();
+    getLogger().debug(`acquiring lock ${this.name}`);
+    // First in line in this process...
+    const queue = coordinator.queue(this.name);
+    let local: LockHandle;
+    try {
+      local = await queue.acquire({ owner: this, ...(signal ? { signal } : {}), timeoutMs: budget });
+    } catch (error) {
+      coordinator.dropQueue(this.name);
+      if (error instanceof TimeoutError) return null;
+      throw error;
+    }
+    // ...then the backend.
+    const token = `${coordinator.memberId}:${randomBytes(8).toString('hex')}`;
+    try {
+      for (;;) {
+        signal?.throwIfAborted();
+        const sentAt = clock.now();
+        let fence: bigint | null = null;
+        if (coordinator.state === 'connected') {
+          try {
+            fence = await coordinator.backend().tryAcquire(this.name, token, coordinator.lockTtlMs);
+          } catch (error) {
+            // A connection lost meanwhile: wait for the reconnect like for a release.
+            if (coordinator.state === 'connected') {
+              throw new CoordinationError('ERR_COORDINATION_BACKEND', `acquiring ${this.name} failed: ${messageOf(error)}`, { cause: error });
+            }
+          }
+        }
+        if (fence === null && coordinator.state !== 'connected' && (budget === 0 || coordinator.state !== 'reconnecting')) {
+          throw new CoordinationError('ERR_COORDINATION_STATE', `coordinator ${coordinator.memberId} is ${coordinator.state}, not connected`);
+        }
+        signal?.throwIfAborted();
+        if (fence !== null) {
+          const record = new HandleRecord(coordinator, coordinator.backend(), this.name, token, fence, sentAt, local, () => coordinator.dropQueue(this.name));
+          this.#handle = record;
+          getLogger().debug(`acquired lock ${this.name} (waited ${Math.round(clock.now() - started)} ms, fence ${fence})`);
+          return record;
+        }
+        const remaining = budget - (clock.now() - started);
+        if (remaining <= 0) {
+          local.release();
+          coordinator.dropQueue(this.name);
+          return null;
+        }
+        await coordinator.waitForRelease(this.name, Math.min(remaining, coordinator.pollIntervalMs), signal);
+      }
+    } catch (error) {
+      // Never keep the local place (or a grant that raced the abort) after giving up.
+      local.release();
+      coordinator.dropQueue(this.name);
+      throw error;
+    }
+  }
+
+  /** Releases the hold this object has; false when it holds nothing. Errors are logged, not thrown. */
+  async release(): Promise<boolean> {
+    const handle = this.#handle;
+    this.#handle = undefined;
+    if (handle === undefined) return false;
+    if (!handle.held) {
+      // Released through its handle already, or lost: nothing held through this object.
+      await handle.release();
+      return false;
+    }
+    return handle.release();
+  }
+}
+
+function blockingBudget(blocking: unknown): number {
+  if (blocking === undefined || blocking === true) return Infinity;
+  if (blocking === false) return 0;
+  if (typeof blocking !== 'number' || Number.isNaN(blocking)) throw new ArgumentTypeError('options.blocking', 'true, false or a number of milliseconds', blocking);
+  if (blocking < 0) throw new ArgumentRangeError('options.blocking', 'a number of milliseconds >= 0', blocking);
+  return blocking;
+}
+
+function positive(name: string, value: unknown, fallback: number): number {
+  const ms = optionalDuration(name, value, fallback, { allowInfinity: false });
+  if (ms <= 0) throw new ArgumentRangeError(name, 'a finite number > 0', ms);
+  return ms;
+}
+
+function requireString(name: string, value: unknown): string {
+  if (typeof value !== 'string') throw new ArgumentTypeError(name, 'a string', value);
+  return value;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The URL without its password, for messages. */
+function redact(url: URL): string {
+  if (url.password === '') return url.href;
+  const copy = new URL(url.href);
+  copy.password = '***';
+  return copy.href;
+}
+
+function withTimeout<T>(promise: Promise<T>, clock: Clock, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = clock.setTimeout(() => reject(new TimeoutError(`${what} got no answer within ${ms} ms`)), ms);
+    promise.then(
+      (value) => {
+        clock.clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clock.clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}

@@ -1,0 +1,125 @@
+/**
+ * The small interface every coordination backend implements, and how a URL picks one.
+ * Clients (`ioredis`, `pg`) are loaded only when a URL names their backend.
+ *
+ * @internal
+ */
+import type { Clock } from '../clock.ts';
+import { CoordinationError } from '../errors.ts';
+
+/** What a backend guarantees, so a caller can require what it needs (tooz's characteristics). */
+export interface BackendCapabilities {
+  /** Locks are shared across processes and hosts (false: this process only). */
+  readonly distributed: boolean;
+  /** A lock lives as long as its holder's session, not a TTL: it frees at once when the holder dies. */
+  readonly sessionBased: boolean;
+  /** Every grant carries a fence that grows per name. */
+  readonly fencing: boolean;
+}
+
+export interface Backend {
+  readonly kind: 'memory' | 'redis' | 'postgresql';
+  readonly capabilities: BackendCapabilities;
+  /** Opens the connection(s). May be called again after `close()` (a reconnect). */
+  connect(): Promise<void>;
+  /** Closes the connection(s); never throws. */
+  close(): Promise<void>;
+  /** One round trip; throws when the backend cannot be reached. */
+  ping(): Promise<void>;
+  /** Takes `name` for `token` with a lease of `ttlMs`; the fence, or null when held by someone else. */
+  tryAcquire(name: string, token: string, ttlMs: number): Promise<bigint | null>;
+  /** Sets the lease back to the full `ttlMs` if `token` still holds `name`; false when it does not. */
+  renew(name: string, token: string, ttlMs: number): Promise<boolean>;
+  /** Frees `name` if `token` holds it (and wakes waiters); false when it did not. */
+  release(name: string, token: string): Promise<boolean>;
+  /** Called with a name when it may have come free (push wake-ups). */
+  onReleased(listener: (name: string) => void): void;
+  /** Called when the connection is lost: locks held through it can no longer be vouched for. */
+  onLost(listener: (error: unknown) => void): void;
+}
+
+/** What a backend is built with. */
+export interface BackendOptions {
+  readonly url: URL;
+  readonly memberId: string;
+  readonly clock: Clock;
+  /** Bound on one command (Redis `commandTimeout`). */
+  readonly commandTimeoutMs: number;
+}
+
+type Loader = (specifier: string) => Promise<unknown>;
+let loader: Loader = (specifier) => import(specifier);
+
+/** Replaces the module loader (tests use it to play an uninstalled client). @internal */
+export function setModuleLoader(next: Loader | null): void {
+  loader = next ?? ((specifier) => import(specifier));
+}
+
+/** Loads an optional peer dependency, with a clear error when it is not installed. */
+export async function loadClient<T>(specifier: 'ioredis' | 'pg', scheme: string): Promise<T> {
+  try {
+    return (await loader(specifier)) as T;
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+      throw new CoordinationError(
+        'ERR_COORDINATION_CLIENT_MISSING',
+        `a ${scheme}// coordinator URL needs the "${specifier}" package; install it with: npm install ${specifier}`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}
+
+/** The schemes statesmith knows, by backend. */
+const SCHEMES: Record<string, Backend['kind']> = {
+  'memory:': 'memory',
+  'redis:': 'redis',
+  'rediss:': 'redis',
+  'postgres:': 'postgresql',
+  'postgresql:': 'postgresql',
+};
+
+/** Parses a coordinator URL; a malformed one or an unknown scheme is a `CoordinationError`. */
+export function parseUrl(raw: string): { url: URL; kind: Backend['kind'] } {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch (error) {
+    throw new CoordinationError('ERR_COORDINATION_URL', `the coordinator URL must be a URL such as memory://, redis://host:6379 or postgresql://host/db; received ${JSON.stringify(raw)}`, {
+      cause: error,
+    });
+  }
+  const kind = SCHEMES[url.protocol];
+  if (kind === undefined) {
+    throw new CoordinationError(
+      'ERR_COORDINATION_URL',
+      `the coordinator URL scheme must be one of ${Object.keys(SCHEMES).map((s) => `${s}//`).join(', ')}; received ${JSON.stringify(url.protocol)} in ${JSON.stringify(raw)}`,
+    );
+  }
+  return { url, kind };
+}
+
+// The backends themselves import no client: the client module is handed to them once loaded.
+import { MemoryBackend } from './memoryBackend.ts';
+import { PostgresBackend } from './postgresBackend.ts';
+import { RedisBackend } from './redisBackend.ts';
+
+/** Builds the backend a parsed URL names. */
+export async function createBackend(kind: Backend['kind'], options: BackendOptions): Promise<Backend> {
+  switch (kind) {
+    case 'memory':
+      return new MemoryBackend(options);
+    case 'redis':
+      return new RedisBackend(options, await loadClient('ioredis', options.url.protocol));
+    case 'postgresql':
+      return new PostgresBackend(options, await loadClient('pg', options.url.protocol));
+  }
+}
+
+/** The namespace keys and channels live under: the URL's `namespace` query, default `statesmith`. */
+export function namespaceOf(url: URL): string {
+  const ns = url.searchParams.get('namespace');
+  return ns === null || ns === '' ? 'statesmith' : ns;
+}

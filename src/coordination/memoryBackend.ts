@@ -1,0 +1,113 @@
+/**
+ * The embedded backend (`memory://`, the default): the whole lock contract inside this
+ * process, with TTL expiry on the injected clock. Coordinators whose URLs name the same
+ * store (`memory://` or `memory://<name>`) share it, as processes share a Redis.
+ *
+ * @internal
+ */
+import type { Clock } from '../clock.ts';
+import type { Backend, BackendCapabilities, BackendOptions } from './backend.ts';
+
+interface Entry {
+  token: string;
+  expiresAt: number;
+}
+
+/** One in-process "server". */
+class Store {
+  readonly locks = new Map<string, Entry>();
+  readonly fences = new Map<string, bigint>();
+  readonly listeners = new Set<(name: string) => void>();
+
+  live(name: string, clock: Clock): Entry | undefined {
+    const entry = this.locks.get(name);
+    if (entry !== undefined && clock.now() >= entry.expiresAt) {
+      this.locks.delete(name);
+      return undefined;
+    }
+    return entry;
+  }
+
+  wake(name: string): void {
+    for (const listener of this.listeners) listener(name);
+  }
+}
+
+const stores = new Map<string, Store>();
+
+/** Forgets every memory store (tests start from nothing). @internal */
+export function resetMemoryStores(): void {
+  stores.clear();
+}
+
+export class MemoryBackend implements Backend {
+  readonly kind = 'memory' as const;
+  readonly capabilities: BackendCapabilities = Object.freeze({ distributed: false, sessionBased: false, fencing: true });
+  readonly #store: Store;
+  readonly #clock: Clock;
+  readonly #released: Array<(name: string) => void> = [];
+  readonly #relay = (name: string): void => {
+    for (const listener of this.#released) listener(name);
+  };
+  #connected = false;
+
+  constructor(options: BackendOptions) {
+    const key = options.url.host || 'default';
+    let store = stores.get(key);
+    if (store === undefined) stores.set(key, (store = new Store()));
+    this.#store = store;
+    this.#clock = options.clock;
+  }
+
+  async connect(): Promise<void> {
+    this.#connected = true;
+    this.#store.listeners.add(this.#relay);
+  }
+
+  async close(): Promise<void> {
+    this.#connected = false;
+    this.#store.listeners.delete(this.#relay);
+  }
+
+  async ping(): Promise<void> {
+    this.#requireConnected();
+  }
+
+  async tryAcquire(name: string, token: string, ttlMs: number): Promise<bigint | null> {
+    this.#requireConnected();
+    if (this.#store.live(name, this.#clock) !== undefined) return null;
+    const fence = (this.#store.fences.get(name) ?? 0n) + 1n;
+    this.#store.fences.set(name, fence);
+    this.#store.locks.set(name, { token, expiresAt: this.#clock.now() + ttlMs });
+    return fence;
+  }
+
+  async renew(name: string, token: string, ttlMs: number): Promise<boolean> {
+    this.#requireConnected();
+    const entry = this.#store.live(name, this.#clock);
+    if (entry?.token !== token) return false;
+    entry.expiresAt = this.#clock.now() + ttlMs;
+    return true;
+  }
+
+  async release(name: string, token: string): Promise<boolean> {
+    this.#requireConnected();
+    const entry = this.#store.live(name, this.#clock);
+    if (entry?.token !== token) return false;
+    this.#store.locks.delete(name);
+    this.#store.wake(name);
+    return true;
+  }
+
+  onReleased(listener: (name: string) => void): void {
+    this.#released.push(listener);
+  }
+
+  onLost(): void {
+    // An in-process store cannot be lost.
+  }
+
+  #requireConnected(): void {
+    if (!this.#connected) throw new Error('the memory backend is closed');
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * The Redis backend (`redis://`, with `ioredis`). A dedicated connection for the lock
+ * commands and one subscribed to the release channel, so waiters wake when a lock is
+ * released instead of polling (polling stays as the fallback for TTL expiry).
+ *
+ * - acquire: one script does `SET key token NX PX ttl` and, on success, `INCR` of the
+ *   name's fence key, so a grant and its fence are one atomic step;
+ * - renew: compare the token, then `PEXPIRE` to the full TTL (never adds, tooz's bug);
+ * - release: compare the token, `DEL`, and `PUBLISH` the name: another owner's lock is
+ *   never deleted.
+ *
+ * The offline queue is off and ioredis does not reconnect by itself: a lost connection
+ * is reported, the coordinator reconnects with its own back-off, and no renewal is
+ * replayed after its lease could have run out.
+ *
+ * @internal
+ */
+import type { Redis as RedisClient, RedisOptions } from 'ioredis';
+import { getLogger } from '../logger.ts';
+import { namespaceOf, type Backend, type BackendCapabilities, type BackendOptions } from './backend.ts';
+
+const ACQUIRE = `
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return tostring(redis.call('INCR', KEYS[2]))
+end
+return false`;
+
+const RENEW = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`;
+
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+  return 1
+end
+return 0`;
+
+interface LockCommands {
+  statesmithAcquire(lockKey: string, fenceKey: string, token: string, ttlMs: number): Promise<string | null>;
+  statesmithRenew(lockKey: string, token: string, ttlMs: number): Promise<number>;
+  statesmithRelease(lockKey: string, token: string, channel: string, name: string): Promise<number>;
+}
+
+type RedisModule = { Redis?: new (url: string, options: RedisOptions) => RedisClient; default?: unknown };
+
+export class RedisBackend implements Backend {
+  readonly kind = 'redis' as const;
+  readonly capabilities: BackendCapabilities = Object.freeze({ distributed: true, sessionBased: false, fencing: true });
+  readonly #options: BackendOptions;
+  readonly #Redis: new (url: string, options: RedisOptions) => RedisClient;
+  readonly #ns: string;
+  readonly #channel: string;
+  readonly #released: Array<(name: string) => void> = [];
+  readonly #lost: Array<(error: unknown) => void> = [];
+  #client: (RedisClient & LockCommands) | undefined;
+  #subscriber: RedisClient | undefined;
+  #generation = 0;
+
+  constructor(options: BackendOptions, module: unknown) {
+    this.#options = options;
+    const mod = module as RedisModule;
+    this.#Redis = (mod.Redis ?? (mod.default as RedisModule | undefined)?.Redis ?? mod.default) as new (url: string, options: RedisOptions) => RedisClient;
+    this.#ns = namespaceOf(options.url);
+    this.#channel = `${this.#ns}:released`;
+  }
+
+  async connect(): Promise<void> {
+    await this.close();
+    const generation = ++this.#generation;
+    const url = new URL(this.#options.url.href);
+    url.searchParams.delete('namespace');
+    const base: RedisOptions = {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      commandTimeout: this.#options.commandTimeoutMs,
+      connectTimeout: Math.max(this.#options.commandTimeoutMs, 1_000),
+    };
+    const client = new this.#Redis(url.href, { ...base, connectionName: clientName(this.#options.memberId) }) as RedisClient & LockCommands;
+    client.defineCommand('statesmithAcquire', { numberOfKeys: 2, lua: ACQUIRE });
+    client.defineCommand('statesmithRenew', { numberOfKeys: 1, lua: RENEW });
+    client.defineCommand('statesmithRelease', { numberOfKeys: 1, lua: RELEASE });
+    const subscriber = new this.#Redis(url.href, { ...base, commandTimeout: undefined as never, connectionName: clientName(`${this.#options.memberId}:wake`) });
+    const onEnd = (): void => this.#reportLost(generation, new Error('the Redis connection closed'));
+    for (const connection of [client, subscriber]) {
+      // ioredis reports connection errors as events; the 'end' that follows is what counts.
+      connection.on('error', (error: unknown) => getLogger().debug('redis connection error', { error }));
+      connection.on('end', onEnd);
+    }
+    subscriber.on('message', (_channel: string, name: string) => {
+      for (const listener of this.#released) listener(name);
+    });
+    this.#client = client;
+    this.#subscriber = subscriber;
+    try {
+      await client.connect();
+      await subscriber.connect();
+      await subscriber.subscribe(this.#channel);
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#generation++;
+    const connections = [this.#client, this.#subscriber];
+    this.#client = undefined;
+    this.#subscriber = undefined;
+    for (const connection of connections) connection?.disconnect();
+  }
+
+  async ping(): Promise<void> {
+    await this.#connection().ping();
+  }
+
+  async tryAcquire(name: string, token: string, ttlMs: number): Promise<bigint | null> {
+    const fence = await this.#connection().statesmithAcquire(this.#key('lock', name), this.#key('fence', name), token, Math.ceil(ttlMs));
+    return fence === null ? null : BigInt(fence);
+  }
+
+  async renew(name: string, token: string, ttlMs: number): Promise<boolean> {
+    return (await this.#connection().statesmithRenew(this.#key('lock', name), token, Math.ceil(ttlMs))) === 1;
+  }
+
+  async release(name: string, token: string): Promise<boolean> {
+    return (await this.#connection().statesmithRelease(this.#key('lock', name), token, this.#channel, name)) === 1;
+  }
+
+  onReleased(listener: (name: string) => void): void {
+    this.#released.push(listener);
+  }
+
+  onLost(listener: (error: unknown) => void): void {
+    this.#lost.push(listener);
+  }
+
+  #key(kind: 'lock' | 'fence', name: string): string {
+    return `${this.#ns}:${kind}:${name}`;
+  }
+
+  #connection(): RedisClient & LockCommands {
+    if (this.#client === undefined) throw new Error('the Redis backend is not connected');
+    return this.#client;
+  }
+
+  #reportLost(generation: number, error: unknown): void {
+    // Only the live connection's end counts, once; closing it ourselves starts a new generation.
+    if (generation !== this.#generation) return;
+    this.#generation++;
+    for (const listener of this.#lost) listener(error);
+  }
+}
+
+/** Redis client names may not contain spaces. */
+function clientName(memberId: string): string {
+  return memberId.replace(/\s/g, '_').slice(0, 100);
+}
