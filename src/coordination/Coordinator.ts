@@ -444,7 +444,9 @@ class HandleRecord implements DistributedLockHandle {
   }
 
   release(): Promise<boolean> {
-    this.#releasing ??= this.#release();
+    // Only the first release (of a lock still held) can free it; later calls answer false.
+    if (this.#releasing !== undefined) return this.#releasing.then(() => false);
+    this.#releasing = this.#release();
     return this.#releasing;
   }
 
@@ -690,11 +692,6 @@ export class DistributedLock {
     const handle = this.#handle;
     this.#handle = undefined;
     if (handle === undefined) return false;
-    if (!handle.held) {
-      // Released through its handle already, or lost: nothing held through this object.
-      await handle.release();
-      return false;
-    }
     return handle.release();
   }
 }

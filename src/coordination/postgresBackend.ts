@@ -15,6 +15,7 @@
  * @internal
  */
 import { createHash } from 'node:crypto';
+import { userInfo } from 'node:os';
 import type { Client, ClientConfig } from 'pg';
 import { getLogger } from '../logger.ts';
 import { namespaceOf, type Backend, type BackendCapabilities, type BackendOptions } from './backend.ts';
@@ -58,6 +59,8 @@ export class PostgresBackend implements Backend {
     const generation = ++this.#generation;
     const url = new URL(this.#options.url.href);
     url.searchParams.delete('namespace');
+    // libpq's default when the URL names no user; pg reads only $USER, which services often lack.
+    if (url.username === '') url.username = encodeURIComponent(process.env['PGUSER'] ?? userInfo().username);
     const client = new this.#Client({
       connectionString: url.href,
       keepAlive: true,

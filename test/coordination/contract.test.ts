@@ -1,0 +1,229 @@
+/**
+ * One contract, run against every backend: the embedded one and real Redis and
+ * PostgreSQL servers over loopback (see test/support/servers.ts).
+ */
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { CoordinationError, createCoordinator, DeadlockError, LockLostError, type Coordinator, type CoordinatorOptions, type CoordinatorState } from '../../src/index.ts';
+import { rejection } from '../support/async.ts';
+import { sharedPostgres, sharedRedis } from '../support/servers.ts';
+
+const backends: Array<{ kind: string; url: () => Promise<string | undefined> }> = [
+  { kind: 'memory', url: async () => 'memory://contract' },
+  { kind: 'redis', url: sharedRedis },
+  { kind: 'postgresql', url: sharedPostgres },
+];
+
+/** The URL with a namespace of its own, so runs and tests never see each other's keys. */
+function isolated(base: string): string {
+  const url = new URL(base);
+  url.searchParams.set('namespace', `t${randomBytes(5).toString('hex')}`);
+  return url.href;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+for (const backend of backends) {
+  describe(`coordination contract: ${backend.kind}`, function () {
+    this.timeout(20_000);
+    let base: string;
+    let url: string;
+    const open: Coordinator[] = [];
+
+    before(async function () {
+      const found = await backend.url();
+      if (found === undefined) this.skip();
+      base = found;
+    });
+
+    beforeEach(() => {
+      url = isolated(base);
+    });
+
+    afterEach(async () => {
+      await Promise.all(open.splice(0).map((c) => c.stop()));
+    });
+
+    async function coordinator(options?: CoordinatorOptions): Promise<Coordinator> {
+      const c = createCoordinator({ url, heartbeatMs: 200, ...options });
+      open.push(c);
+      await c.start();
+      return c;
+    }
+
+    it('starts, reports its states, and stops; member id is prefix + agent id', async () => {
+      const c = createCoordinator({ url, prefix: 'cinder-', agentId: 'host-1' });
+      open.push(c);
+      const seen: CoordinatorState[] = [];
+      const subscription = c.state$.subscribe((state) => seen.push(state));
+      expect(c.memberId).to.equal('cinder-host-1');
+      await c.start();
+      await c.start(); // a second start is a no-op
+      expect(c.capabilities?.fencing).to.equal(true);
+      expect(c.capabilities?.distributed).to.equal(backend.kind !== 'memory');
+      expect(c.capabilities?.sessionBased).to.equal(backend.kind === 'postgresql');
+      await c.stop();
+      await c.stop();
+      subscription.unsubscribe();
+      expect(seen).to.deep.equal(['disconnected', 'connecting', 'connected', 'stopped']);
+      expect(createCoordinator({ url }).memberId).to.match(/^[0-9a-f-]{36}$/);
+    });
+
+    it('grants with a fence that grows per name; names are independent; getLock adds the prefix', async () => {
+      const c = await coordinator({ prefix: 'p-' });
+      const lock = c.getLock('vol-1');
+      expect(lock.name).to.equal('p-vol-1');
+      const fences: bigint[] = [];
+      for (let i = 0; i < 3; i++) {
+        const handle = await lock.acquire();
+        fences.push(handle!.fence);
+        expect(await handle!.release()).to.equal(true);
+      }
+      expect(fences).to.deep.equal([1n, 2n, 3n]);
+      const other = await c.getLock('vol-2').acquire();
+      expect(other?.fence).to.equal(1n);
+      await other?.release();
+    });
+
+    it('is exclusive and not re-entrant: other objects and the same object are refused while held', async () => {
+      const c = await coordinator();
+      const a = c.getLock('x');
+      const b = c.getLock('x');
+      const held = await a.acquire();
+      expect(held?.held).to.equal(true);
+      expect(await a.acquire({ blocking: false })).to.equal(null);
+      expect(await rejection(a.acquire())).to.be.instanceOf(DeadlockError);
+      expect(await b.acquire({ blocking: false })).to.equal(null);
+      const t0 = performance.now();
+      expect(await b.acquire({ blocking: 100 })).to.equal(null);
+      expect(performance.now() - t0).to.be.within(90, 5_000);
+      await held?.release();
+    });
+
+    it('a second member waits, and wakes when the holder releases (pushed, not polled)', async () => {
+      const one = await coordinator({ agentId: 'one' });
+      const two = await coordinator({ agentId: 'two', pollIntervalMs: 60_000 });
+      const held = await one.getLock('shared').acquire();
+      const waiting = two.getLock('shared').acquire({ blocking: 10_000 });
+      await sleep(100);
+      const t0 = performance.now();
+      await held?.release();
+      const next = await waiting;
+      expect(performance.now() - t0, 'woken by the release, not a 60 s poll').to.be.below(2_000);
+      expect(next!.fence > held!.fence).to.equal(true);
+      await next?.release();
+    });
+
+    it('release() is false when not held and never frees another owner\'s lock', async () => {
+      const one = await coordinator({ agentId: 'one' });
+      const two = await coordinator({ agentId: 'two' });
+      const mine = one.getLock('volume');
+      const theirs = two.getLock('volume');
+      expect(await mine.release()).to.equal(false);
+      const held = await mine.acquire();
+      expect(await theirs.release()).to.equal(false);
+      expect(await theirs.acquire({ blocking: false })).to.equal(null);
+      expect(await held?.release()).to.equal(true);
+      expect(await held?.release()).to.equal(false);
+      expect(await mine.release()).to.equal(false);
+    });
+
+    it('an aborted wait rejects with the reason and never holds the lock', async () => {
+      const one = await coordinator({ agentId: 'one' });
+      const held = await one.getLock('busy').acquire();
+      const controller = new AbortController();
+      const waiter = one.getLock('busy');
+      const waiting = waiter.acquire({ signal: controller.signal });
+      await sleep(50);
+      controller.abort(new Error('operator gave up'));
+      expect(((await rejection(waiting)) as Error).message).to.equal('operator gave up');
+      await held?.release();
+      expect(waiter.held).to.equal(false);
+      const again = await one.getLock('busy').acquire({ blocking: false });
+      expect(again).to.not.equal(null);
+      await again?.release();
+    });
+
+    it('renews the lease: a lock held past its TTL stays held and its signal stays quiet', async () => {
+      const one = await coordinator({ agentId: 'one', lockTtlMs: 600 });
+      const two = await coordinator({ agentId: 'two', lockTtlMs: 600 });
+      const held = await one.getLock('long').acquire();
+      await sleep(1_500);
+      expect(held?.signal.aborted).to.equal(false);
+      expect(await two.getLock('long').acquire({ blocking: false })).to.equal(null);
+      expect(await held?.release()).to.equal(true);
+    });
+
+    it('stop() releases what is held, so the next member does not wait for a TTL', async () => {
+      const one = await coordinator({ agentId: 'one' });
+      const two = await coordinator({ agentId: 'two' });
+      const held = await one.getLock('handover').acquire();
+      await one.stop();
+      expect(held?.held).to.equal(false);
+      const next = await two.getLock('handover').acquire({ blocking: 2_000 });
+      expect(next?.fence).to.equal(2n);
+      await next?.release();
+    });
+
+    it('refuses to lock through a coordinator that is not started', async () => {
+      const c = createCoordinator({ url });
+      const error = (await rejection(c.getLock('x').acquire())) as CoordinationError;
+      expect(error.code).to.equal('ERR_COORDINATION_STATE');
+    });
+
+    it('a coordinator that requires a capability the backend lacks fails to start', async function () {
+      if (backend.kind !== 'memory') this.skip();
+      const c = createCoordinator({ url, require: { distributed: true } });
+      const error = (await rejection(c.start())) as CoordinationError;
+      expect(error.code).to.equal('ERR_COORDINATION_URL');
+      expect(error.message).to.match(/not distributed/);
+      expect(c.state).to.equal('disconnected');
+    });
+
+    if (backend.kind !== 'memory') {
+      it('a lock broken behind the holder\'s back aborts its signal at the next renewal, and release() says false', async () => {
+        const one = await coordinator({ agentId: 'one', lockTtlMs: 600 });
+        const held = await one.getLock('broken').acquire();
+        await breakLock(backend.kind, base, url, 'broken');
+        await waitFor(() => held!.signal.aborted, 3_000);
+        const reason = held!.signal.reason as LockLostError;
+        expect(reason.code).to.equal('ERR_LOCK_LOST');
+        expect(await held?.release()).to.equal(false);
+      });
+    }
+  });
+}
+
+async function waitFor(condition: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
+    await sleep(20);
+  }
+}
+
+/** Operator-style break: delete the lock (Redis) or end the holder's session (PostgreSQL). */
+async function breakLock(kind: string, base: string, url: string, name: string): Promise<void> {
+  const namespace = new URL(url).searchParams.get('namespace') as string;
+  if (kind === 'redis') {
+    const { Redis } = await import('ioredis');
+    const admin = new Redis(base);
+    try {
+      expect(await admin.del(`${namespace}:lock:${name}`)).to.equal(1);
+    } finally {
+      admin.disconnect();
+    }
+    return;
+  }
+  const { default: pg } = await import('pg');
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  try {
+    const { rows } = await admin.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()");
+    expect(rows.length).to.be.greaterThan(0);
+    // Only this test's holder: the one whose application_name is 'one'.
+    await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'one' AND pid <> pg_backend_pid()");
+  } finally {
+    await admin.end();
+  }
+}

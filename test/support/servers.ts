@@ -1,0 +1,204 @@
+/**
+ * Real Redis and PostgreSQL servers for the coordination tests, over loopback.
+ *
+ * `sharedRedis()` / `sharedPostgres()` give the URL of a running server: `REDIS_URL` /
+ * `DATABASE_URL` when set, else the machine's own on the standard port, else one started
+ * here from the Debian binary on a free port (stopped at exit). When none can be had, the
+ * tests are skipped, except under `CI=true`, where that is a failure.
+ *
+ * `privateRedis()` / `privatePostgres()` always start a server of their own, for tests
+ * that stop and restart the server.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const started: Array<() => void> = [];
+process.on('exit', () => {
+  for (const stop of started.splice(0)) stop();
+});
+
+/** A free TCP port on loopback. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** True when something accepts TCP connections on host:port within `ms`. */
+export function reachable(host: string, port: number, ms = 1_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host, port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(false);
+    }, ms);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.end();
+      resolve(true);
+    });
+    socket.once('error', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
+}
+
+async function waitFor(check: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** A server this harness started. */
+export interface PrivateServer {
+  readonly url: string;
+  readonly port: number;
+  /** Stops it (SIGTERM, then waits). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port (after stop()). */
+  restart(): Promise<void>;
+  /** Pauses / resumes the server process (SIGSTOP / SIGCONT). */
+  pause(): void;
+  resume(): void;
+}
+
+function which(binary: string, candidates: string[] = []): string | undefined {
+  for (const path of candidates) if (existsSync(path)) return path;
+  const found = spawnSync('sh', ['-c', `command -v ${binary}`], { encoding: 'utf8' });
+  return found.status === 0 ? found.stdout.trim() : undefined;
+}
+
+export async function privateRedis(): Promise<PrivateServer> {
+  const binary = which('redis-server', ['/usr/bin/redis-server']);
+  if (binary === undefined) throw new Error('redis-server is not installed (apt-get install redis-server)');
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'statesmith-redis-'));
+  let child: ChildProcess | undefined;
+  const start = async (): Promise<void> => {
+    child = spawn(binary, ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+    await waitFor(() => reachable('127.0.0.1', port, 200), 10_000, `redis-server on port ${port}`);
+  };
+  const stop = async (): Promise<void> => {
+    const current = child;
+    child = undefined;
+    if (current === undefined || current.exitCode !== null) return;
+    const exited = new Promise((resolve) => current.once('exit', resolve));
+    current.kill('SIGCONT');
+    current.kill('SIGTERM');
+    await exited;
+  };
+  await start();
+  started.push(() => child?.kill('SIGKILL'));
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    stop,
+    restart: start,
+    pause: () => child?.kill('SIGSTOP'),
+    resume: () => child?.kill('SIGCONT'),
+  };
+}
+
+function postgresBin(tool: string): string | undefined {
+  const base = '/usr/lib/postgresql';
+  if (existsSync(base)) {
+    for (const version of readdirSync(base).sort().reverse()) {
+      const path = join(base, version, 'bin', tool);
+      if (existsSync(path)) return path;
+    }
+  }
+  return which(tool);
+}
+
+export async function privatePostgres(): Promise<PrivateServer> {
+  const initdb = postgresBin('initdb');
+  const pgCtl = postgresBin('pg_ctl');
+  if (initdb === undefined || pgCtl === undefined) throw new Error('PostgreSQL is not installed (apt-get install postgresql)');
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'statesmith-pg-'));
+  const data = join(dir, 'data');
+  // PostgreSQL refuses to run as root: run it as the postgres user when we are root.
+  const asRoot = process.getuid?.() === 0;
+  const owner = asRoot ? spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }) : undefined;
+  if (asRoot) {
+    if (owner?.status !== 0) throw new Error('running as root and there is no postgres user to run PostgreSQL as');
+    const uid = Number(owner.stdout.trim());
+    const gid = Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim());
+    chmodSync(dir, 0o755);
+    chownSync(dir, uid, gid);
+  }
+  const run = (argv: string[]): void => {
+    const command = asRoot ? ['runuser', '-u', 'postgres', '--', ...argv] : argv;
+    const result = spawnSync(command[0] as string, command.slice(1), { encoding: 'utf8', timeout: 60_000 });
+    if (result.status !== 0) throw new Error(`${argv.join(' ')} failed: ${result.stderr || result.stdout}`);
+  };
+  run([initdb, '-D', data, '-A', 'trust', '-U', 'test', '--no-sync']);
+  let pid: number | undefined;
+  const start = async (): Promise<void> => {
+    run([pgCtl, '-D', data, '-w', '-l', join(dir, 'log'), '-o', `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off`, 'start']);
+    const pidFile = spawnSync('head', ['-1', join(data, 'postmaster.pid')], { encoding: 'utf8' });
+    pid = Number(pidFile.stdout.trim());
+    await waitFor(() => reachable('127.0.0.1', port, 200), 10_000, `postgres on port ${port}`);
+  };
+  const stop = async (): Promise<void> => {
+    if (pid === undefined) return;
+    try {
+      process.kill(pid, 'SIGCONT');
+    } catch {
+      // already gone
+    }
+    run([pgCtl, '-D', data, '-w', '-m', 'immediate', 'stop']);
+    pid = undefined;
+  };
+  await start();
+  started.push(() => {
+    if (pid !== undefined) spawnSync(asRoot ? 'runuser' : pgCtl, asRoot ? ['-u', 'postgres', '--', pgCtl, '-D', data, '-m', 'immediate', 'stop'] : ['-D', data, '-m', 'immediate', 'stop']);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    url: `postgresql://test@127.0.0.1:${port}/postgres`,
+    port,
+    stop,
+    restart: start,
+    pause: () => pid !== undefined && process.kill(pid, 'SIGSTOP'),
+    resume: () => pid !== undefined && process.kill(pid, 'SIGCONT'),
+  };
+}
+
+const shared = new Map<string, Promise<string | undefined>>();
+
+async function sharedServer(kind: 'redis' | 'postgresql', envUrl: string | undefined, defaultUrl: string, start: () => Promise<PrivateServer>): Promise<string | undefined> {
+  const url = new URL(envUrl ?? defaultUrl);
+  if (await reachable(url.hostname, Number(url.port), 1_000)) return url.href;
+  try {
+    return (await start()).url;
+  } catch (error) {
+    if (process.env['CI'] === 'true') throw new Error(`no ${kind} server at ${url.href}, and starting one failed: ${(error as Error).message}`);
+    return undefined;
+  }
+}
+
+/** The URL of a Redis to test against, or undefined (outside CI only) when none can be had. */
+export function sharedRedis(): Promise<string | undefined> {
+  let url = shared.get('redis');
+  if (url === undefined) shared.set('redis', (url = sharedServer('redis', process.env['REDIS_URL'], 'redis://127.0.0.1:6379', privateRedis)));
+  return url;
+}
+
+/** The URL of a PostgreSQL to test against, or undefined (outside CI only) when none can be had. */
+export function sharedPostgres(): Promise<string | undefined> {
+  let url = shared.get('postgresql');
+  if (url === undefined) shared.set('postgresql', (url = sharedServer('postgresql', process.env['DATABASE_URL'], 'postgresql://postgres@127.0.0.1:5432/test', privatePostgres)));
+  return url;
+}
