@@ -54,7 +54,7 @@ export const coordinatorMachine = setup({
   initial: 'disconnected',
   states: {
     disconnected: {
-      on: { 'statesmith.coordinator.start': 'connecting', 'statesmith.coordinator.stop': 'stopped' },
+      on: { 'statesmith.coordinator.start': { target: 'connecting', actions: 'reset' }, 'statesmith.coordinator.stop': 'stopped' },
     },
     connecting: {
       on: {
@@ -78,7 +78,7 @@ export const coordinatorMachine = setup({
       },
     },
     stopped: {
-      on: { 'statesmith.coordinator.start': 'connecting' },
+      on: { 'statesmith.coordinator.start': { target: 'connecting', actions: 'reset' } },
     },
   },
 });

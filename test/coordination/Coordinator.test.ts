@@ -1,0 +1,271 @@
+/**
+ * The coordinator's logic on simulated time: leases, renewals, local deadlines, the
+ * heartbeat and reconnect back-off, against the memory backend (and a flaky one).
+ */
+import { expect } from 'chai';
+import { CoordinationError, createCoordinator, LockLostError, ManualClock, type Coordinator, type CoordinatorState } from '../../src/index.ts';
+import { setModuleLoader, type Backend } from '../../src/coordination/backend.ts';
+import { kBackendFactory } from '../../src/coordination/Coordinator.ts';
+import { MemoryBackend, resetMemoryStores } from '../../src/coordination/memoryBackend.ts';
+import { rejection, settle } from '../support/async.ts';
+
+/** A memory backend whose server can be "down": every call fails while it is. */
+class FlakyBackend implements Backend {
+  readonly kind = 'memory' as const;
+  readonly capabilities = { distributed: true, sessionBased: false, fencing: true };
+  down = false;
+  connects = 0;
+  renewals = 0;
+  refuseRenewals = false;
+  readonly #inner: MemoryBackend;
+  readonly #lost: Array<(error: unknown) => void> = [];
+  constructor(clock: ManualClock) {
+    this.#inner = new MemoryBackend({ url: new URL('memory://flaky'), memberId: 'm', clock, commandTimeoutMs: 100 });
+  }
+  #check(): void {
+    if (this.down) throw new Error('server down');
+  }
+  async connect(): Promise<void> {
+    this.connects++;
+    this.#check();
+    await this.#inner.connect();
+  }
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+  async ping(): Promise<void> {
+    this.#check();
+  }
+  async tryAcquire(name: string, token: string, ttlMs: number): Promise<bigint | null> {
+    this.#check();
+    return this.#inner.tryAcquire(name, token, ttlMs);
+  }
+  async renew(name: string, token: string, ttlMs: number): Promise<boolean> {
+    this.renewals++;
+    this.#check();
+    if (this.refuseRenewals) return false;
+    return this.#inner.renew(name, token, ttlMs);
+  }
+  async release(name: string, token: string): Promise<boolean> {
+    this.#check();
+    return this.#inner.release(name, token);
+  }
+  onReleased(listener: (name: string) => void): void {
+    this.#inner.onReleased(listener);
+  }
+  onLost(listener: (error: unknown) => void): void {
+    this.#lost.push(listener);
+  }
+  dropConnection(): void {
+    for (const listener of this.#lost) listener(new Error('connection reset'));
+  }
+}
+
+describe('Coordinator on simulated time', () => {
+  let clock: ManualClock;
+  const open: Coordinator[] = [];
+  beforeEach(() => {
+    clock = new ManualClock();
+    resetMemoryStores();
+  });
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((c) => c.stop()));
+  });
+
+  function make(options: Parameters<typeof createCoordinator>[0] = {}): Coordinator {
+    const c = createCoordinator({ clock, random: () => 0, ...options });
+    open.push(c);
+    return c;
+  }
+
+  function flaky(options: Parameters<typeof createCoordinator>[0] = {}): { c: Coordinator; backend: FlakyBackend } {
+    const backend = new FlakyBackend(clock);
+    const c = createCoordinator({ clock, random: () => 0, heartbeatMs: 1_000, ...options, [kBackendFactory]: () => backend } as never);
+    open.push(c);
+    return { c, backend };
+  }
+
+  it('renewals keep a memory lock well past its TTL', async () => {
+    const one = make({ agentId: 'one', lockTtlMs: 3_000 });
+    const two = make({ agentId: 'two', lockTtlMs: 3_000 });
+    await one.start();
+    await two.start();
+    const held = await one.getLock('v').acquire();
+    // Renewals every 1 s keep it: after 10 s it is still held.
+    await clock.advance(10_000);
+    expect(held?.held).to.equal(true);
+    expect(await two.getLock('v').acquire({ blocking: false })).to.equal(null);
+    expect(clock.now()).to.equal(10_000);
+    await held?.release();
+  });
+
+  it('renews every TTL/3 with the full TTL, and a refused renewal aborts the handle with LockLostError', async () => {
+    const { c, backend } = flaky({ lockTtlMs: 3_000 });
+    await c.start();
+    const held = await c.getLock('v').acquire();
+    await clock.advance(999);
+    expect(backend.renewals).to.equal(0);
+    await clock.advance(1);
+    expect(backend.renewals).to.equal(1);
+    await clock.advance(3_000);
+    expect(backend.renewals).to.equal(4);
+    backend.refuseRenewals = true;
+    await clock.advance(1_000);
+    expect(held?.signal.aborted).to.equal(true);
+    const reason = held?.signal.reason as LockLostError;
+    expect(reason.code).to.equal('ERR_LOCK_LOST');
+    expect(reason.message).to.match(/refused to renew/);
+    expect(await held?.release()).to.equal(false);
+  });
+
+  it('when renewals cannot reach the server, the handle is aborted at the local lease deadline, not later', async () => {
+    const { c, backend } = flaky({ lockTtlMs: 3_000, heartbeatMs: 60_000 });
+    await c.start();
+    const held = await c.getLock('v').acquire();
+    backend.down = true;
+    await clock.advance(2_900);
+    expect(held?.signal.aborted).to.equal(false);
+    // TTL less the 2% drift margin: 3000 - 60.
+    await clock.advance(40);
+    expect(held?.signal.aborted).to.equal(true);
+    expect((held?.signal.reason as Error).message).to.match(/lease ran out/);
+  });
+
+  it('a failed heartbeat moves to reconnecting, loses the locks, and retries with exponential back-off up to the cap', async () => {
+    const { c, backend } = flaky({ initialReconnectBackoffMs: 100, maxReconnectBackoffMs: 1_000 });
+    const states: CoordinatorState[] = [];
+    c.state$.subscribe((s) => states.push(s));
+    await c.start();
+    const held = await c.getLock('v').acquire();
+    backend.down = true;
+    await clock.advance(1_000); // heartbeat fails
+    expect(c.state).to.equal('reconnecting');
+    expect(held?.signal.aborted).to.equal(true);
+    const delays: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      delays.push(c.actor.getSnapshot().context.backoffMs);
+      await clock.advance(c.actor.getSnapshot().context.backoffMs);
+      await settle();
+    }
+    expect(delays).to.deep.equal([100, 200, 400, 800, 1_000, 1_000]);
+    backend.down = false;
+    await clock.advance(c.actor.getSnapshot().context.backoffMs);
+    await settle();
+    expect(c.state).to.equal('connected');
+    expect(c.actor.getSnapshot().context.attempt).to.equal(0);
+    expect(states).to.deep.equal(['disconnected', 'connecting', 'connected', 'reconnecting', 'connected']);
+    // The lost lease could not be given back while the server was down: it expires with its TTL.
+    expect(await c.getLock('v').acquire({ blocking: false })).to.equal(null);
+    await clock.advance(30_000);
+    const again = await c.getLock('v').acquire({ blocking: false });
+    expect(again?.fence).to.equal(2n);
+  });
+
+  it('jitter only shortens a delay, never below the initial back-off', () => {
+    const c = createCoordinator({ random: () => 1, initialReconnectBackoffMs: 100, maxReconnectBackoffMs: 1_000 });
+    expect([1, 2, 3, 4, 5].map((n) => c.backoffDelay(n))).to.deep.equal([100, 160, 320, 640, 800]);
+  });
+
+  it('a dropped connection reported by the backend reconnects at once, without waiting for the heartbeat', async () => {
+    const { c, backend } = flaky({ heartbeatMs: 60_000 });
+    await c.start();
+    const held = await c.getLock('v').acquire();
+    backend.dropConnection();
+    expect(c.state).to.equal('reconnecting');
+    expect(held?.signal.aborted).to.equal(true);
+    await clock.advance(100);
+    await settle();
+    expect(c.state).to.equal('connected');
+    expect(backend.connects).to.equal(2);
+  });
+
+  it('a blocked acquire waits through a reconnect and gets the lock after it', async () => {
+    const { c, backend } = flaky({ initialReconnectBackoffMs: 100, pollIntervalMs: 50 });
+    await c.start();
+    const first = await c.getLock('v').acquire();
+    const waiting = c.getLock('v').acquire({ blocking: 10_000 });
+    backend.dropConnection(); // first is lost; its server-side lease remains until its TTL
+    await clock.advance(100);
+    await settle();
+    expect(c.state).to.equal('connected');
+    expect(first?.held).to.equal(false);
+    await clock.advance(30_000);
+    const second = await waiting;
+    expect(second?.fence).to.equal(2n);
+  });
+
+  it('start() fails when the backend cannot be reached, and the coordinator may be started again', async () => {
+    const { c, backend } = flaky();
+    backend.down = true;
+    const error = (await rejection(c.start())) as CoordinationError;
+    expect(error.code).to.equal('ERR_COORDINATION_BACKEND');
+    expect(c.state).to.equal('disconnected');
+    backend.down = false;
+    await c.start();
+    expect(c.state).to.equal('connected');
+  });
+
+  it('stop() during a reconnect stops the retries', async () => {
+    const { c, backend } = flaky();
+    await c.start();
+    backend.down = true;
+    await clock.advance(1_000);
+    expect(c.state).to.equal('reconnecting');
+    await c.stop();
+    expect(c.state).to.equal('stopped');
+    expect(clock.pendingTimers).to.equal(0);
+  });
+});
+
+describe('createCoordinator: bad input and missing clients', () => {
+  afterEach(() => setModuleLoader(null));
+
+  it('rejects malformed URLs, unknown schemes and bad options with typed errors', () => {
+    const cases: Array<[() => unknown, string, RegExp]> = [
+      [() => createCoordinator({ url: 'not a url' }), 'ERR_COORDINATION_URL', /must be a URL such as memory:\/\//],
+      [() => createCoordinator({ url: 'zookeeper://127.0.0.1:2181' }), 'ERR_COORDINATION_URL', /scheme must be one of memory:\/\/, redis:\/\/.*received "zookeeper:"/],
+      [() => createCoordinator({ url: 42 as never }), 'ERR_INVALID_ARG_TYPE', /"options.url"/],
+      [() => createCoordinator({ heartbeatMs: 0 }), 'ERR_OUT_OF_RANGE', /heartbeatMs.*> 0/],
+      [() => createCoordinator({ lockTtlMs: -1 }), 'ERR_OUT_OF_RANGE', /lockTtlMs/],
+      [() => createCoordinator({ initialReconnectBackoffMs: 500, maxReconnectBackoffMs: 100 }), 'ERR_OUT_OF_RANGE', /maxReconnectBackoffMs/],
+      [() => createCoordinator({ agentId: '' }), 'ERR_INVALID_ARG_VALUE', /agentId/],
+      [() => createCoordinator().getLock(''), 'ERR_INVALID_ARG_VALUE', /"name"/],
+    ];
+    for (const [make, code, message] of cases) {
+      let caught: { code?: string; message: string } | undefined;
+      try {
+        make();
+      } catch (error) {
+        caught = error as { code?: string; message: string };
+      }
+      expect(caught?.code, String(make)).to.equal(code);
+      expect(caught?.message).to.match(message);
+    }
+  });
+
+  it('a URL whose client is not installed fails start() with ERR_COORDINATION_CLIENT_MISSING and how to fix it', async () => {
+    setModuleLoader(async (specifier) => {
+      throw Object.assign(new Error(`Cannot find package '${specifier}'`), { code: 'ERR_MODULE_NOT_FOUND' });
+    });
+    for (const [url, client] of [
+      ['redis://127.0.0.1:6379', 'ioredis'],
+      ['postgresql://127.0.0.1/test', 'pg'],
+    ] as const) {
+      const c = createCoordinator({ url });
+      const error = (await rejection(c.start())) as CoordinationError;
+      expect(error.code).to.equal('ERR_COORDINATION_CLIENT_MISSING');
+      expect(error.message).to.include(`npm install ${client}`);
+      expect(c.state).to.equal('disconnected');
+    }
+  });
+
+  it('acquire() checks its options', async () => {
+    const c = createCoordinator();
+    await c.start();
+    const lock = c.getLock('x');
+    expect(((await rejection(lock.acquire({ blocking: -1 }))) as { code: string }).code).to.equal('ERR_OUT_OF_RANGE');
+    expect(((await rejection(lock.acquire({ blocking: 'yes' as never }))) as { code: string }).code).to.equal('ERR_INVALID_ARG_TYPE');
+    expect(((await rejection(lock.acquire({ signal: {} as never }))) as { code: string }).code).to.equal('ERR_INVALID_ARG_TYPE');
+    await c.stop();
+  });
+});
