@@ -43,6 +43,8 @@ export class PostgresBackend implements Backend {
   readonly #held = new Map<string, string>();
   #client: Client | undefined;
   #generation = 0;
+  /** Queries go one at a time: pg 8 warns on overlapping queries of one client and pg 9 refuses them. */
+  #tail: Promise<unknown> = Promise.resolve();
 
   constructor(options: BackendOptions, module: unknown) {
     this.#options = options;
@@ -76,6 +78,7 @@ export class PostgresBackend implements Backend {
       for (const listener of this.#released) listener(message.payload);
     });
     this.#client = client;
+    this.#tail = Promise.resolve();
     try {
       await client.connect();
       await client.query('BEGIN');
@@ -106,12 +109,12 @@ export class PostgresBackend implements Backend {
   }
 
   async ping(): Promise<void> {
-    await this.#connection().query('SELECT 1');
+    await this.#query('SELECT 1');
   }
 
   async tryAcquire(name: string, token: string, _ttlMs: number): Promise<bigint | null> {
     if (this.#held.has(name)) return null;
-    const result = await this.#connection().query<{ fence: string }>(
+    const result = await this.#query<{ fence: string }>(
       `WITH l AS (SELECT pg_try_advisory_lock($1::bigint) AS ok)
        INSERT INTO statesmith_fences AS f (namespace, name, fence)
        SELECT $2, $3, 1 FROM l WHERE l.ok
@@ -128,14 +131,14 @@ export class PostgresBackend implements Backend {
   async renew(name: string, token: string): Promise<boolean> {
     // The session holds the lock for as long as it lives: a round trip proves it does.
     if (this.#held.get(name) !== token) return false;
-    await this.#connection().query('SELECT 1');
+    await this.#query('SELECT 1');
     return this.#held.get(name) === token;
   }
 
   async release(name: string, token: string): Promise<boolean> {
     if (this.#held.get(name) !== token) return false;
     this.#held.delete(name);
-    const result = await this.#connection().query<{ ok: boolean }>('SELECT pg_advisory_unlock($1::bigint) AS ok, pg_notify($2, $3)', [
+    const result = await this.#query<{ ok: boolean }>('SELECT pg_advisory_unlock($1::bigint) AS ok, pg_notify($2, $3)', [
       advisoryKey(this.#ns, name),
       this.#channel,
       name,
@@ -151,9 +154,12 @@ export class PostgresBackend implements Backend {
     this.#lost.push(listener);
   }
 
-  #connection(): Client {
-    if (this.#client === undefined) throw new Error('the PostgreSQL backend is not connected');
-    return this.#client;
+  #query<R extends Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: R[] }> {
+    const client = this.#client;
+    if (client === undefined) return Promise.reject(new Error('the PostgreSQL backend is not connected'));
+    const run = this.#tail.then(() => client.query<R>(sql, params));
+    this.#tail = run.catch(() => undefined);
+    return run;
   }
 
   #reportLost(generation: number, error: unknown): void {

@@ -1,0 +1,219 @@
+/**
+ * Several processes and real servers: no lost updates, killed and frozen holders,
+ * connections cut from the server side, and the server itself going away.
+ */
+import { expect } from 'chai';
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createCoordinator, type Coordinator, type CoordinatorState } from '../../src/index.ts';
+import { privatePostgres, privateRedis, sharedPostgres, sharedRedis } from '../support/servers.ts';
+
+const fixture = new URL('./fixtures/member.ts', import.meta.url);
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function member(config: Record<string, unknown>): ChildProcess {
+  return fork(fixture, [JSON.stringify(config)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+function nextMessage<T>(child: ChildProcess, ms = 15_000): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no message from member ${child.pid} within ${ms} ms`)), ms);
+    child.once('message', (message) => {
+      clearTimeout(timer);
+      resolve(message as T);
+    });
+  });
+}
+
+function exited(child: ChildProcess, ms = 30_000): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`member ${child.pid} did not exit within ${ms} ms`)), ms);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+}
+
+function isolated(base: string): string {
+  const url = new URL(base);
+  url.searchParams.set('namespace', `p${randomBytes(5).toString('hex')}`);
+  return url.href;
+}
+
+for (const backend of [
+  { kind: 'redis', url: sharedRedis, server: privateRedis },
+  { kind: 'postgresql', url: sharedPostgres, server: privatePostgres },
+] as const) {
+  describe(`coordination across processes: ${backend.kind}`, function () {
+    this.timeout(60_000);
+    let base: string;
+    let url: string;
+    const children: ChildProcess[] = [];
+    const open: Coordinator[] = [];
+
+    before(async function () {
+      const found = await backend.url();
+      if (found === undefined) this.skip();
+      base = found;
+    });
+    beforeEach(() => (url = isolated(base)));
+    afterEach(async () => {
+      for (const child of children.splice(0)) {
+        child.kill('SIGCONT');
+        child.kill('SIGKILL');
+      }
+      await Promise.all(open.splice(0).map((c) => c.stop()));
+    });
+
+    async function local(options: Parameters<typeof createCoordinator>[0] = {}): Promise<Coordinator> {
+      const c = createCoordinator({ url, heartbeatMs: 300, ...options });
+      open.push(c);
+      await c.start();
+      return c;
+    }
+
+    it('four processes incrementing a file counter under one lock lose no update', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'statesmith-count-'));
+      const file = join(dir, 'counter');
+      writeFileSync(file, '0');
+      try {
+        const members = [1, 2, 3, 4].map((n) => member({ mode: 'count', url, name: 'counter', agentId: `counter-${n}`, file, iterations: 25 }));
+        children.push(...members);
+        const codes = await Promise.all(members.map((child) => exited(child)));
+        expect(codes).to.deep.equal([0, 0, 0, 0]);
+        expect(Number(readFileSync(file, 'utf8'))).to.equal(100);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it(`a holder killed with SIGKILL loses its lock (${backend.kind === 'redis' ? 'within its TTL' : 'at once'}), and the next grant has a larger fence`, async () => {
+      const ttlMs = 2_000;
+      const holder = member({ mode: 'hold', url, name: 'killed', agentId: 'holder', ttlMs });
+      children.push(holder);
+      const held = await nextMessage<{ fence: string }>(holder);
+      const c = await local({ lockTtlMs: ttlMs });
+      expect(await c.getLock('killed').acquire({ blocking: false })).to.equal(null);
+      holder.kill('SIGKILL');
+      const t0 = performance.now();
+      const next = await c.getLock('killed').acquire({ blocking: ttlMs + 3_000 });
+      const waited = performance.now() - t0;
+      expect(next, 'acquired after the kill').to.not.equal(null);
+      expect(next!.fence > BigInt(held.fence)).to.equal(true);
+      if (backend.kind === 'postgresql') expect(waited, 'the session ends with the process').to.be.below(1_500);
+      else expect(waited).to.be.below(ttlMs + 1_000);
+      await next?.release();
+    });
+
+    it('a holder frozen with SIGSTOP past its TTL finds, on SIGCONT, its signal aborted and release() false', async () => {
+      const ttlMs = 1_500;
+      const holder = member({ mode: 'hold', url, name: 'frozen', agentId: 'frozen-holder', ttlMs });
+      children.push(holder);
+      await nextMessage(holder);
+      holder.kill('SIGSTOP');
+      await sleep(ttlMs + 1_000);
+      if (backend.kind === 'redis') {
+        // The lease ran out on the server: someone else may take the lock meanwhile.
+        const c = await local({ lockTtlMs: ttlMs });
+        const other = await c.getLock('frozen').acquire({ blocking: false });
+        expect(other).to.not.equal(null);
+        await other?.release();
+      }
+      const lost = nextMessage<{ lost: string }>(holder);
+      holder.kill('SIGCONT');
+      expect((await lost).lost).to.match(/lease ran out|refused to renew/);
+      holder.send('release');
+      expect(await nextMessage(holder)).to.deep.equal({ released: false });
+    });
+
+    it(`${backend.kind === 'redis' ? 'CLIENT KILL' : 'pg_terminate_backend'} of the holder's connection aborts its handle, and the coordinator reconnects`, async () => {
+      const agentId = `victim-${randomBytes(3).toString('hex')}`;
+      const c = await local({ agentId, initialReconnectBackoffMs: 50, lockTtlMs: 2_000 });
+      const held = await c.getLock('cut').acquire();
+      await cutConnection(backend.kind, base, agentId);
+      await waitFor(() => held!.signal.aborted, 5_000);
+      expect((held!.signal.reason as Error).message).to.match(/connection .* lost/);
+      expect(await held?.release()).to.equal(false);
+      await waitFor(() => c.state === 'connected', 5_000);
+      const again = await c.getLock('cut').acquire({ blocking: 5_000 });
+      expect(again).to.not.equal(null);
+      await again?.release();
+    });
+
+    it('stopping the server moves the coordinator to reconnecting with growing back-off, and back to connected when it returns', async () => {
+      const server = await backend.server();
+      try {
+        const c = createCoordinator({ url: isolated(server.url), heartbeatMs: 200, initialReconnectBackoffMs: 100, maxReconnectBackoffMs: 400 });
+        open.push(c);
+        const states: CoordinatorState[] = [];
+        c.state$.subscribe((s) => states.push(s));
+        await c.start();
+        const held = await c.getLock('server').acquire();
+        await server.stop();
+        await waitFor(() => c.state === 'reconnecting', 5_000);
+        expect(held?.signal.aborted).to.equal(true);
+        const backoffs: number[] = [];
+        const subscription = c.actor.subscribe((s) => {
+          if (s.value === 'reconnecting' && backoffs.at(-1) !== s.context.backoffMs) backoffs.push(s.context.backoffMs);
+        });
+        await waitFor(() => c.actor.getSnapshot().context.attempt >= 4, 10_000);
+        subscription.unsubscribe();
+        await server.restart();
+        await waitFor(() => c.state === 'connected', 10_000);
+        expect(states).to.deep.equal(['disconnected', 'connecting', 'connected', 'reconnecting', 'connected']);
+        // Exponential, capped at 400 ms, jittered by at most 20% below.
+        const attempts = backoffs.slice(0, 3);
+        expect(attempts[0]).to.be.within(100, 200);
+        expect(attempts[1]! > attempts[0]!).to.equal(true);
+        expect(Math.max(...backoffs)).to.be.at.most(400);
+        const again = await c.getLock('server').acquire({ blocking: 5_000 });
+        expect(again).to.not.equal(null);
+        await again?.release();
+        await c.stop();
+      } finally {
+        await server.stop();
+      }
+    });
+  });
+}
+
+async function waitFor(condition: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
+    await sleep(20);
+  }
+}
+
+/** Cuts the coordinator's connection from the server side. */
+async function cutConnection(kind: string, base: string, agentId: string): Promise<void> {
+  if (kind === 'redis') {
+    const { Redis } = await import('ioredis');
+    const admin = new Redis(base);
+    try {
+      const clients = String(await admin.client('LIST'))
+        .split('\n')
+        .filter((line) => line.includes(` name=${agentId} `));
+      expect(clients, 'the holder connection is named after the member').to.have.length(1);
+      const id = /\bid=(\d+)/.exec(clients[0] as string)?.[1];
+      await admin.client('KILL', 'ID', id as string);
+    } finally {
+      admin.disconnect();
+    }
+    return;
+  }
+  const { default: pg } = await import('pg');
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  try {
+    const { rows } = await admin.query('SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1', [agentId]);
+    expect(rows).to.have.length(1);
+  } finally {
+    await admin.end();
+  }
+}
