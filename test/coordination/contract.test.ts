@@ -171,12 +171,18 @@ for (const backend of backends) {
       expect(error.code).to.equal('ERR_COORDINATION_STATE');
     });
 
-    it('a coordinator that requires a capability the backend lacks fails to start', async function () {
-      if (backend.kind !== 'memory') this.skip();
-      const c = createCoordinator({ url, require: { distributed: true } });
+    it(`a coordinator that requires a capability the backend lacks fails to start`, async () => {
+      const missing = backend.kind === 'postgresql' ? undefined : 'sessionBased';
+      const c = createCoordinator({ url, require: missing === undefined ? { distributed: true, sessionBased: true, fencing: true } : { [missing]: true } });
+      open.push(c);
+      if (missing === undefined) {
+        await c.start();
+        expect(c.state).to.equal('connected');
+        return;
+      }
       const error = (await rejection(c.start())) as CoordinationError;
       expect(error.code).to.equal('ERR_COORDINATION_URL');
-      expect(error.message).to.match(/not distributed/);
+      expect(error.message).to.match(/not sessionBased/);
       expect(c.state).to.equal('disconnected');
     });
 
