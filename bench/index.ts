@@ -1,4 +1,5 @@
 /** `npm run bench`: every benchmark, side by side, printed as tables of ratios. */
+import { benchCoordination } from './coordination.bench.ts';
 import { benchExecutor } from './executor.bench.ts';
 import { benchLocksmith } from './locksmith.bench.ts';
 import { benchMutex } from './mutex.bench.ts';
@@ -11,3 +12,6 @@ await benchMutex();
 await benchThreads();
 await benchTasks();
 await benchLocksmith();
+await benchCoordination();
+// Server connections and private servers close on their own; do not wait for them.
+process.exit(0);

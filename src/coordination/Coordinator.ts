@@ -286,6 +286,7 @@ export class Coordinator implements AsyncDisposable {
     getLogger().warn(`coordinator ${this.memberId} lost its connection to ${redact(this.#parsed)}; reconnecting`, { error });
     this.#clearTimer();
     this.#actor.send({ type: 'statesmith.coordinator.lost' });
+    this.#listening = false;
     // Renewals can no longer reach the server: no lock held through it can be vouched for.
     for (const record of [...this.#held]) record.lose(`the connection to the ${this.#kind} backend was lost (${messageOf(error)})`);
     void this.#backend?.close();
@@ -343,6 +344,14 @@ export class Coordinator implements AsyncDisposable {
     return this.#backend;
   }
 
+  readonly #tokenPrefix = randomBytes(6).toString('hex');
+  #tokens = 0;
+
+  /** A token unique to one grant: member, a random per-coordinator part, a counter. @internal */
+  nextToken(): string {
+    return `${this.memberId}:${this.#tokenPrefix}:${++this.#tokens}`;
+  }
+
   /** @internal */
   queue(name: string): Mutex {
     let queue = this.#queues.get(name);
@@ -362,8 +371,32 @@ export class Coordinator implements AsyncDisposable {
     else this.#held.delete(record);
   }
 
+  #listening = false;
+  #contenders = 0;
+
+  /** An acquire enters (+1) or leaves (-1) the backend wait loop; the last one out stops listening. @internal */
+  contending(delta: 1 | -1): void {
+    this.#contenders += delta;
+    if (this.#contenders === 0 && this.#listening) {
+      this.#listening = false;
+      void this.#backend?.listen?.(false).catch((error: unknown) => getLogger().debug('stopping release wake-ups failed', { error }));
+    }
+  }
+
   /** Resolves when `name` may have come free, after `ms`, or when `signal` aborts. @internal */
-  waitForRelease(name: string, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  async waitForRelease(name: string, ms: number, signal: AbortSignal | undefined): Promise<void> {
+    const backend = this.#backend;
+    if (!this.#listening && backend?.listen !== undefined && this.state === 'connected') {
+      // Start hearing releases, then look again at once: one may have come before we listened.
+      this.#listening = true;
+      try {
+        await backend.listen(true);
+      } catch (error) {
+        this.#listening = false;
+        getLogger().debug('listening for release wake-ups failed; polling', { error });
+      }
+      return;
+    }
     return new Promise<void>((resolve) => {
       let waiters = this.#wakeups.get(name);
       if (waiters === undefined) this.#wakeups.set(name, (waiters = new Set()));
@@ -411,7 +444,9 @@ class HandleRecord implements DistributedLockHandle {
   readonly #backend: Backend;
   readonly #token: string;
   readonly #local: LockHandle;
-  readonly #controller = new AbortController();
+  /** Made on first read of `signal` (most holders never read it); `#lost` is its reason if lost before. */
+  #controller: AbortController | undefined;
+  #lost: LockLostError | undefined;
   readonly #grantedAt: number;
   #deadline: number;
   #renewTimer: unknown;
@@ -431,11 +466,16 @@ class HandleRecord implements DistributedLockHandle {
     this.#grantedAt = coordinator.clock.now();
     this.#deadline = leaseDeadline(sentAt, coordinator.lockTtlMs);
     coordinator.track(this, true);
+    // While no renewal is in flight the renewal timer is the only one: it fires before the
+    // deadline, and a late firing (a frozen process) finds the deadline passed and gives up.
     this.#scheduleRenewal();
-    this.#scheduleDeadline();
   }
 
   get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#lost !== undefined) this.#controller.abort(this.#lost);
+    }
     return this.#controller.signal;
   }
 
@@ -476,7 +516,8 @@ class HandleRecord implements DistributedLockHandle {
     this.#state = 'lost';
     this.#stopUpkeep();
     getLogger().warn(`distributed lock ${this.name} lost: ${info}`);
-    this.#controller.abort(new LockLostError(this.name, `the ${this.#backend.kind} backend`, info));
+    this.#lost = new LockLostError(this.name, `the ${this.#backend.kind} backend`, info);
+    this.#controller?.abort(this.#lost);
     // Give the server-side lease back if it is still ours (a frozen holder's may be), then let the next local waiter in.
     this.#releasing = this.#backend
       .release(this.name, this.#token)
@@ -504,9 +545,16 @@ class HandleRecord implements DistributedLockHandle {
   }
 
   async #renew(): Promise<void> {
+    this.#renewTimer = undefined;
     if (this.#state !== 'held') return;
     const clock = this.#coordinator.clock;
     const sentAt = clock.now();
+    if (sentAt >= this.#deadline) {
+      this.lose('the lease ran out before it could be renewed');
+      return;
+    }
+    // Until the answer comes, the deadline needs a timer of its own.
+    if (this.#deadlineTimer === undefined) this.#scheduleDeadline();
     let kept: boolean;
     try {
       kept = await this.#backend.renew(this.name, this.#token, this.#coordinator.lockTtlMs);
@@ -526,7 +574,8 @@ class HandleRecord implements DistributedLockHandle {
       return;
     }
     this.#deadline = leaseDeadline(sentAt, this.#coordinator.lockTtlMs);
-    this.#scheduleDeadline();
+    if (this.#deadlineTimer !== undefined) clock.clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
     this.#scheduleRenewal();
   }
 
@@ -645,7 +694,8 @@ export class DistributedLock {
       throw error;
     }
     // ...then the backend.
-    const token = `${coordinator.memberId}:${randomBytes(8).toString('hex')}`;
+    const token = coordinator.nextToken();
+    coordinator.contending(1);
     try {
       for (;;) {
         signal?.throwIfAborted();
@@ -684,6 +734,8 @@ export class DistributedLock {
       local.release();
       coordinator.dropQueue(this.name);
       throw error;
+    } finally {
+      coordinator.contending(-1);
     }
   }
 

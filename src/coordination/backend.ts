@@ -34,6 +34,11 @@ export interface Backend {
   release(name: string, token: string): Promise<boolean>;
   /** Called with a name when it may have come free (push wake-ups). */
   onReleased(listener: (name: string) => void): void;
+  /**
+   * Starts (`true`) or stops (`false`) hearing release wake-ups. The coordinator listens
+   * only while someone waits, so an uncontended release costs no message to anyone.
+   */
+  listen?(on: boolean): Promise<void>;
   /** Called when the connection is lost: locks held through it can no longer be vouched for. */
   onLost(listener: (error: unknown) => void): void;
 }

@@ -7,7 +7,8 @@
  *   number: no collisions to speak of (tooz used the first 2 bytes of MD5: 65,536 keys).
  * - `pg_try_advisory_lock` and the fence update are one statement, hence one transaction:
  *   a grant always comes with its fence, from a small table `statesmith_fences`.
- * - Release unlocks and `pg_notify`s the name; waiters `LISTEN` on the same connection.
+ * - Release unlocks and `pg_notify`s the name; while this process has waiters, it
+ *   `LISTEN`s on the same connection.
  * - A session holds advisory locks re-entrantly: this backend remembers which token holds
  *   each name, so a second grant through the same session is refused, and a release with
  *   a stale token never unlocks someone else's hold.
@@ -88,7 +89,6 @@ export class PostgresBackend implements Backend {
         'CREATE TABLE IF NOT EXISTS statesmith_fences (namespace text NOT NULL, name text NOT NULL, fence bigint NOT NULL, PRIMARY KEY (namespace, name))',
       );
       await client.query('COMMIT');
-      await client.query(`LISTEN ${quoteIdent(this.#channel)}`);
     } catch (error) {
       await this.close();
       throw error;
@@ -148,6 +148,11 @@ export class PostgresBackend implements Backend {
 
   onReleased(listener: (name: string) => void): void {
     this.#released.push(listener);
+  }
+
+  async listen(on: boolean): Promise<void> {
+    if (this.#client === undefined) return;
+    await this.#query(`${on ? 'LISTEN' : 'UNLISTEN'} ${quoteIdent(this.#channel)}`);
   }
 
   onLost(listener: (error: unknown) => void): void {

@@ -1,7 +1,8 @@
 /**
  * The Redis backend (`redis://`, with `ioredis`). A dedicated connection for the lock
- * commands and one subscribed to the release channel, so waiters wake when a lock is
- * released instead of polling (polling stays as the fallback for TTL expiry).
+ * commands and one that subscribes to the release channel while this process has
+ * waiters, so they wake when a lock is released instead of polling (polling stays as the
+ * fallback for TTL expiry).
  *
  * - acquire: one script does `SET key token NX PX ttl` and, on success, `INCR` of the
  *   name's fence key, so a grant and its fence are one atomic step;
@@ -100,7 +101,6 @@ export class RedisBackend implements Backend {
     try {
       await client.connect();
       await subscriber.connect();
-      await subscriber.subscribe(this.#channel);
     } catch (error) {
       await this.close();
       throw error;
@@ -134,6 +134,13 @@ export class RedisBackend implements Backend {
 
   onReleased(listener: (name: string) => void): void {
     this.#released.push(listener);
+  }
+
+  async listen(on: boolean): Promise<void> {
+    const subscriber = this.#subscriber;
+    if (subscriber === undefined) return;
+    if (on) await subscriber.subscribe(this.#channel);
+    else await subscriber.unsubscribe(this.#channel);
   }
 
   onLost(listener: (error: unknown) => void): void {

@@ -1,0 +1,173 @@
+/**
+ * Distributed locks on real servers, one connection each, side by side:
+ *
+ * - Redis: statesmith's acquire + release against the floor of the same two round trips
+ *   done by hand (`SET NX PX`, then a compare-and-delete script), and against `redlock`
+ *   on one instance (target ≥ 0.8× the floor, ≥ 1.0× redlock).
+ * - PostgreSQL: against `pg_try_advisory_lock` + `pg_advisory_unlock` by hand (target
+ *   ≥ 0.8× the floor); statesmith's acquire also bumps the fence in the same statement.
+ * - Contended: 8 processes on one name for 2 s each; grants per second.
+ *
+ * Needs the servers the tests use (test/support/servers.ts); a backend that cannot be
+ * reached is left out of the table.
+ */
+import { fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import Redlock from 'redlock';
+import { createCoordinator, setLogger } from '../src/index.ts';
+import { sharedPostgres, sharedRedis } from '../test/support/servers.ts';
+import { fmtNs, fmtRatio, measure, table, type Result } from './harness.ts';
+
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+function withNamespace(base: string): string {
+  const url = new URL(base);
+  url.searchParams.set('namespace', `bench${randomBytes(4).toString('hex')}`);
+  return url.href;
+}
+
+async function redisRows(base: string): Promise<Array<Record<string, string>>> {
+  const coordinator = createCoordinator({ url: withNamespace(base), agentId: 'bench' });
+  await coordinator.start();
+  const lock = coordinator.getLock('bench');
+  const raw = new Redis(base);
+  const redlockClient = new Redis(base);
+  const redlock = new Redlock([redlockClient], { retryCount: 0 });
+  try {
+    const results = await measure(
+      [
+        {
+          name: 'statesmith DistributedLock acquire + release',
+          run: async (n) => {
+            for (let i = 0; i < n; i++) await (await lock.acquire())?.release();
+          },
+        },
+        {
+          name: 'floor: SET NX PX + compare-and-delete by hand',
+          run: async (n) => {
+            for (let i = 0; i < n; i++) {
+              const token = randomBytes(8).toString('hex');
+              await raw.set('bench:raw', token, 'PX', 30_000, 'NX');
+              await raw.eval(RELEASE, 1, 'bench:raw', token);
+            }
+          },
+        },
+        {
+          name: 'redlock (one instance) acquire + release',
+          run: async (n) => {
+            for (let i = 0; i < n; i++) await (await redlock.acquire(['bench:redlock'], 30_000)).release();
+          },
+        },
+      ],
+      { n: 2_000, rounds: 5 },
+    );
+    const [ours, floor, theirs] = results as [Result, Result, Result];
+    return [
+      { case: `Redis: ${ours.name}`, 'per op': fmtNs(ours.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / ours.nsPerOp), 'other': fmtRatio(theirs.nsPerOp / ours.nsPerOp) },
+      { case: `Redis: ${floor.name}`, 'per op': fmtNs(floor.nsPerOp), 'speed vs floor': '1.00×', 'other': '' },
+      { case: `Redis: ${theirs.name}`, 'per op': fmtNs(theirs.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / theirs.nsPerOp), 'other': '1.00×' },
+    ];
+  } finally {
+    await coordinator.stop();
+    raw.disconnect();
+    redlockClient.disconnect();
+  }
+}
+
+async function postgresRows(base: string): Promise<Array<Record<string, string>>> {
+  const coordinator = createCoordinator({ url: withNamespace(base), agentId: 'bench' });
+  await coordinator.start(); // also creates statesmith_fences, which the fenced floor uses
+  const lock = coordinator.getLock('bench');
+  const raw = new pg.Client({ connectionString: base });
+  await raw.connect();
+  try {
+    const results = await measure(
+      [
+        {
+          name: 'statesmith DistributedLock acquire + release',
+          run: async (n) => {
+            for (let i = 0; i < n; i++) await (await lock.acquire())?.release();
+          },
+        },
+        {
+          name: 'floor: pg_try_advisory_lock + pg_advisory_unlock by hand',
+          run: async (n) => {
+            for (let i = 0; i < n; i++) {
+              await raw.query('SELECT pg_try_advisory_lock($1::bigint)', ['42']);
+              await raw.query('SELECT pg_advisory_unlock($1::bigint)', ['42']);
+            }
+          },
+        },
+        {
+          // The same, plus the durable fence bump statesmith does in the acquire statement:
+          // what a fenced lock costs at least (one commit, so one WAL flush, per grant).
+          name: 'floor with a durable fence: lock + fence UPSERT, then unlock, by hand',
+          run: async (n) => {
+            for (let i = 0; i < n; i++) {
+              await raw.query(
+                `WITH l AS (SELECT pg_try_advisory_lock($1::bigint) AS ok)
+                 INSERT INTO statesmith_fences AS f (namespace, name, fence) SELECT 'bench-floor', 'x', 1 FROM l WHERE l.ok
+                 ON CONFLICT (namespace, name) DO UPDATE SET fence = f.fence + 1 RETURNING fence`,
+                ['43'],
+              );
+              await raw.query('SELECT pg_advisory_unlock($1::bigint)', ['43']);
+            }
+          },
+        },
+      ],
+      { n: 2_000, rounds: 5 },
+    );
+    const [ours, floor, fenced] = results as [Result, Result, Result];
+    return [
+      { case: `PostgreSQL: ${ours.name}`, 'per op': fmtNs(ours.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / ours.nsPerOp), 'other': `${fmtRatio(fenced.nsPerOp / ours.nsPerOp)} the fenced floor` },
+      { case: `PostgreSQL: ${floor.name}`, 'per op': fmtNs(floor.nsPerOp), 'speed vs floor': '1.00×', 'other': '' },
+      { case: `PostgreSQL: ${fenced.name}`, 'per op': fmtNs(fenced.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / fenced.nsPerOp), 'other': '' },
+    ];
+  } finally {
+    await coordinator.stop();
+    await raw.end();
+  }
+}
+
+/** 8 processes taking one lock in a loop for `ms`; total grants per second. */
+async function contended(url: string, ms: number): Promise<number> {
+  const namespaced = withNamespace(url);
+  const worker = new URL('./coordination.worker.ts', import.meta.url);
+  const counts = await Promise.all(
+    Array.from({ length: 8 }, (_, i) => {
+      const child = fork(worker, [namespaced, String(ms), `contender-${i}`], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      return new Promise<number>((resolve, reject) => {
+        child.once('message', (grants) => resolve(grants as number));
+        child.once('exit', (code) => code !== 0 && reject(new Error(`contender exited with ${code}`)));
+      });
+    }),
+  );
+  return counts.reduce((a, b) => a + b, 0) / (ms / 1000);
+}
+
+export async function benchCoordination(): Promise<void> {
+  setLogger(quiet);
+  try {
+    const redis = await sharedRedis().catch(() => undefined);
+    const postgres = await sharedPostgres().catch(() => undefined);
+    const rows = [...(redis ? await redisRows(redis) : []), ...(postgres ? await postgresRows(postgres) : [])];
+    if (rows.length > 0) {
+      table('Distributed lock acquire + release, one connection (2,000 ops × 5 rounds, median)', rows);
+      console.log('target: ≥ 0.80× the floor; on Redis ≥ 1.00× redlock. "other": Redis, speed vs redlock; PostgreSQL, speed vs the fenced floor');
+    }
+    const contention: Array<Record<string, string>> = [];
+    for (const [name, url] of [
+      ['Redis', redis],
+      ['PostgreSQL', postgres],
+    ] as const) {
+      if (url === undefined) continue;
+      contention.push({ backend: name, 'grants/s (8 processes, one name, 2 s)': Math.round(await contended(url, 2_000)).toLocaleString() });
+    }
+    if (contention.length > 0) table('Contended: 8 processes on one lock name', contention);
+  } finally {
+    setLogger(null);
+  }
+}
