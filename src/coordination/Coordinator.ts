@@ -256,7 +256,7 @@ export class Coordinator implements AsyncDisposable {
   /** The lock named `prefix + name` (a new object each call; objects of one name share the lock). */
   getLock(name: string): DistributedLock {
     requireNonEmptyString('name', name);
-    return new DistributedLock(this.prefix + name, this, true);
+    return new DistributedLock(this.prefix + name, this);
   }
 
   // ---- connection upkeep ----
@@ -645,7 +645,7 @@ export class DistributedLock {
   #handle: HandleRecord | undefined;
 
   /** @internal Use `coordinator.getLock(name)` or `new Lock(template, data)`. */
-  constructor(name: string, coordinator: Coordinator | undefined, _fromCoordinator?: boolean) {
+  constructor(name: string, coordinator: Coordinator | undefined) {
     this.name = requireNonEmptyString('name', name);
     if (coordinator !== undefined && !(coordinator instanceof Coordinator)) throw new ArgumentTypeError('coordinator', 'a Coordinator', coordinator);
     this.#coordinator = coordinator;
