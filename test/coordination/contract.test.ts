@@ -3,9 +3,9 @@
  * PostgreSQL servers over loopback (see test/support/servers.ts).
  */
 import { expect } from 'chai';
-import { randomBytes } from 'node:crypto';
 import { CoordinationError, createCoordinator, DeadlockError, LockLostError, type Coordinator, type CoordinatorOptions, type CoordinatorState } from '../../src/index.ts';
-import { rejection } from '../support/async.ts';
+import { isolatedUrl, withPostgresAdmin, withRedisAdmin } from '../support/admin.ts';
+import { rejection, waitUntil } from '../support/async.ts';
 import { sharedPostgres, sharedRedis } from '../support/servers.ts';
 
 const backends: Array<{ kind: string; url: () => Promise<string | undefined> }> = [
@@ -13,13 +13,6 @@ const backends: Array<{ kind: string; url: () => Promise<string | undefined> }> 
   { kind: 'redis', url: sharedRedis },
   { kind: 'postgresql', url: sharedPostgres },
 ];
-
-/** The URL with a namespace of its own, so runs and tests never see each other's keys. */
-function isolated(base: string): string {
-  const url = new URL(base);
-  url.searchParams.set('namespace', `t${randomBytes(5).toString('hex')}`);
-  return url.href;
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -37,7 +30,7 @@ for (const backend of backends) {
     });
 
     beforeEach(() => {
-      url = isolated(base);
+      url = isolatedUrl(base);
     });
 
     afterEach(async () => {
@@ -191,7 +184,7 @@ for (const backend of backends) {
         const one = await coordinator({ agentId: 'one', lockTtlMs: 600 });
         const held = await one.getLock('broken').acquire();
         await breakLock(backend.kind, base, url, 'broken');
-        await waitFor(() => held!.signal.aborted, 3_000);
+        await waitUntil(() => held!.signal.aborted, 3_000, 'the broken lock to abort its handle');
         const reason = held!.signal.reason as LockLostError;
         expect(reason.code).to.equal('ERR_LOCK_LOST');
         expect(await held?.release()).to.equal(false);
@@ -200,36 +193,16 @@ for (const backend of backends) {
   });
 }
 
-async function waitFor(condition: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
-    await sleep(20);
-  }
-}
-
 /** Operator-style break: delete the lock (Redis) or end the holder's session (PostgreSQL). */
 async function breakLock(kind: string, base: string, url: string, name: string): Promise<void> {
   const namespace = new URL(url).searchParams.get('namespace') as string;
   if (kind === 'redis') {
-    const { Redis } = await import('ioredis');
-    const admin = new Redis(base);
-    try {
-      expect(await admin.del(`${namespace}:lock:${name}`)).to.equal(1);
-    } finally {
-      admin.disconnect();
-    }
+    await withRedisAdmin(base, async (admin) => expect(await admin.del(`${namespace}:lock:${name}`)).to.equal(1));
     return;
   }
-  const { default: pg } = await import('pg');
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  try {
-    const { rows } = await admin.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()");
-    expect(rows.length).to.be.greaterThan(0);
+  await withPostgresAdmin(base, async (admin) => {
     // Only this test's holder: the one whose application_name is 'one'.
-    await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'one' AND pid <> pg_backend_pid()");
-  } finally {
-    await admin.end();
-  }
+    const { rows } = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'one' AND pid <> pg_backend_pid()");
+    expect(rows).to.have.length(1);
+  });
 }

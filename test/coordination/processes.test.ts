@@ -9,6 +9,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCoordinator, type Coordinator, type CoordinatorState } from '../../src/index.ts';
+import { isolatedUrl, withPostgresAdmin, withRedisAdmin } from '../support/admin.ts';
+import { waitUntil } from '../support/async.ts';
 import { privatePostgres, privateRedis, sharedPostgres, sharedRedis } from '../support/servers.ts';
 
 const fixture = new URL('./fixtures/member.ts', import.meta.url);
@@ -39,12 +41,6 @@ function exited(child: ChildProcess, ms = 30_000): Promise<number | null> {
   });
 }
 
-function isolated(base: string): string {
-  const url = new URL(base);
-  url.searchParams.set('namespace', `p${randomBytes(5).toString('hex')}`);
-  return url.href;
-}
-
 for (const backend of [
   { kind: 'redis', url: sharedRedis, server: privateRedis },
   { kind: 'postgresql', url: sharedPostgres, server: privatePostgres },
@@ -61,7 +57,7 @@ for (const backend of [
       if (found === undefined) this.skip();
       base = found;
     });
-    beforeEach(() => (url = isolated(base)));
+    beforeEach(() => (url = isolatedUrl(base, 'p')));
     afterEach(async () => {
       for (const child of children.splice(0)) {
         child.kill('SIGCONT');
@@ -136,10 +132,10 @@ for (const backend of [
       const c = await local({ agentId, initialReconnectBackoffMs: 50, lockTtlMs: 2_000 });
       const held = await c.getLock('cut').acquire();
       await cutConnection(backend.kind, base, agentId);
-      await waitFor(() => held!.signal.aborted, 5_000);
+      await waitUntil(() => held!.signal.aborted, 5_000);
       expect((held!.signal.reason as Error).message).to.match(/connection .* lost/);
       expect(await held?.release()).to.equal(false);
-      await waitFor(() => c.state === 'connected', 5_000);
+      await waitUntil(() => c.state === 'connected', 5_000);
       const again = await c.getLock('cut').acquire({ blocking: 5_000 });
       expect(again).to.not.equal(null);
       await again?.release();
@@ -148,23 +144,23 @@ for (const backend of [
     it('stopping the server moves the coordinator to reconnecting with growing back-off, and back to connected when it returns', async () => {
       const server = await backend.server();
       try {
-        const c = createCoordinator({ url: isolated(server.url), heartbeatMs: 200, initialReconnectBackoffMs: 100, maxReconnectBackoffMs: 400 });
+        const c = createCoordinator({ url: isolatedUrl(server.url, 'p'), heartbeatMs: 200, initialReconnectBackoffMs: 100, maxReconnectBackoffMs: 400 });
         open.push(c);
         const states: CoordinatorState[] = [];
         c.state$.subscribe((s) => states.push(s));
         await c.start();
         const held = await c.getLock('server').acquire();
         await server.stop();
-        await waitFor(() => c.state === 'reconnecting', 5_000);
+        await waitUntil(() => c.state === 'reconnecting', 5_000);
         expect(held?.signal.aborted).to.equal(true);
         const backoffs: number[] = [];
         const subscription = c.actor.subscribe((s) => {
           if (s.value === 'reconnecting' && backoffs.at(-1) !== s.context.backoffMs) backoffs.push(s.context.backoffMs);
         });
-        await waitFor(() => c.actor.getSnapshot().context.attempt >= 4, 10_000);
+        await waitUntil(() => c.actor.getSnapshot().context.attempt >= 4, 10_000);
         subscription.unsubscribe();
         await server.restart();
-        await waitFor(() => c.state === 'connected', 10_000);
+        await waitUntil(() => c.state === 'connected', 10_000);
         expect(states).to.deep.equal(['disconnected', 'connecting', 'connected', 'reconnecting', 'connected']);
         // Exponential, capped at 400 ms, jittered by at most 20% below.
         const attempts = backoffs.slice(0, 3);
@@ -182,38 +178,21 @@ for (const backend of [
   });
 }
 
-async function waitFor(condition: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
-    await sleep(20);
-  }
-}
-
 /** Cuts the coordinator's connection from the server side. */
 async function cutConnection(kind: string, base: string, agentId: string): Promise<void> {
   if (kind === 'redis') {
-    const { Redis } = await import('ioredis');
-    const admin = new Redis(base);
-    try {
+    await withRedisAdmin(base, async (admin) => {
       const clients = String(await admin.client('LIST'))
         .split('\n')
         .filter((line) => line.includes(` name=${agentId} `));
       expect(clients, 'the holder connection is named after the member').to.have.length(1);
       const id = /\bid=(\d+)/.exec(clients[0] as string)?.[1];
       await admin.client('KILL', 'ID', id as string);
-    } finally {
-      admin.disconnect();
-    }
+    });
     return;
   }
-  const { default: pg } = await import('pg');
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  try {
+  await withPostgresAdmin(base, async (admin) => {
     const { rows } = await admin.query('SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1', [agentId]);
     expect(rows).to.have.length(1);
-  } finally {
-    await admin.end();
-  }
+  });
 }

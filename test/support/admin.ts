@@ -1,0 +1,32 @@
+/** Operator-side access to the test servers, and per-test key namespaces. */
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+
+/** `base` with a namespace of its own, so runs and tests never see each other's keys. */
+export function isolatedUrl(base: string, tag = 't'): string {
+  const url = new URL(base);
+  url.searchParams.set('namespace', `${tag}${randomBytes(5).toString('hex')}`);
+  return url.href;
+}
+
+/** Runs `fn` with an admin connection to the Redis at `base`. */
+export async function withRedisAdmin<T>(base: string, fn: (admin: Redis) => Promise<T>): Promise<T> {
+  const admin = new Redis(base);
+  try {
+    return await fn(admin);
+  } finally {
+    admin.disconnect();
+  }
+}
+
+/** Runs `fn` with an admin connection to the PostgreSQL at `base`. */
+export async function withPostgresAdmin<T>(base: string, fn: (admin: pg.Client) => Promise<T>): Promise<T> {
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.end();
+  }
+}
