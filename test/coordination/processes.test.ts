@@ -54,7 +54,7 @@ for (const backend of [
 
     before(async function () {
       const found = await backend.url();
-      if (found === undefined) this.skip();
+      if (found === undefined) this.skip(); // no server and none could be started: outside CI only (under CI=true the harness throws)
       base = found;
     });
     beforeEach(() => (url = isolatedUrl(base, 'p')));
