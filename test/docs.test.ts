@@ -74,7 +74,9 @@ async function run(snippet: Snippet, index: number): Promise<string[]> {
   mkdirSync(scratch, { recursive: true });
   const file = join(scratch, `snippet-${index}.ts`);
   const entry = relative(scratch, join(root, 'src', 'index.ts')).replaceAll('\\', '/');
-  writeFileSync(file, `${snippet.code.replaceAll(/from 'statesmith'/g, `from '${entry}'`)}\nexport {};\n`);
+  const inspector = relative(scratch, join(root, 'src', 'inspect', 'index.ts')).replaceAll('\\', '/');
+  const code = snippet.code.replaceAll(/from 'statesmith'/g, `from '${entry}'`).replaceAll(/from 'statesmith\/inspector'/g, `from '${inspector}'`);
+  writeFileSync(file, `${code}\nexport {};\n`);
   const printed: string[] = [];
   const original = console.log;
   console.log = (...args: unknown[]) => void printed.push(...format(...args).split('\n'));

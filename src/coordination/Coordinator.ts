@@ -12,6 +12,7 @@ import { systemClock, type Clock } from '../clock.ts';
 import { ArgumentRangeError, ArgumentTypeError, CoordinationError, DeadlockError, LockLostError, TimeoutError } from '../errors.ts';
 import type { LockHandle } from '../locks/LockHandle.ts';
 import { Mutex } from '../locks/Mutex.ts';
+import { inspection } from '../inspect/capture.ts';
 import { getLogger } from '../logger.ts';
 import { startActor } from '../runtime/startActor.ts';
 import { optionalDuration, optionalObject, optionalSignal, requireNonEmptyString } from '../runtime/validate.ts';
@@ -466,6 +467,7 @@ class HandleRecord implements DistributedLockHandle {
     this.#grantedAt = coordinator.clock.now();
     this.#deadline = leaseDeadline(sentAt, coordinator.lockTtlMs);
     coordinator.track(this, true);
+    if (inspection.enabled) inspection.lock({ lock: `distributed:${name}`, kind: backend.kind, op: 'held', holder: coordinator.memberId, fence });
     // While no renewal is in flight the renewal timer is the only one: it fires before the
     // deadline, and a late firing (a frozen process) finds the deadline passed and gives up.
     this.#scheduleRenewal();
@@ -529,6 +531,7 @@ class HandleRecord implements DistributedLockHandle {
   }
 
   #end(): void {
+    if (inspection.enabled) inspection.lock({ lock: `distributed:${this.name}`, kind: this.#backend.kind, op: this.#state === 'lost' ? 'lost' : 'free', fence: this.fence });
     this.#coordinator.track(this, false);
     this.#local.release();
     this.#onEnd();

@@ -9,6 +9,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { systemClock, type Clock } from '../clock.ts';
 import { CancelledError, DeadlockError, LockLostError, TimeoutError } from '../errors.ts';
+import { inspection } from '../inspect/capture.ts';
 import { currentOwner } from '../runtime/ownerContext.ts';
 import { LockHandle, type HoldRecord } from './LockHandle.ts';
 import { optionalDuration, optionalObject, optionalSignal, requireFunction } from '../runtime/validate.ts';
@@ -166,6 +167,7 @@ export class Mutex {
     // holder whose signal nobody has read gets it, already aborted, on first read.
     if (hold.controller === undefined) hold.lost = lost;
     else hold.controller.abort(lost());
+    if (inspection.enabled) inspection.lock({ lock: `mutex:${this.name}`, kind: 'mutex', op: 'forced', holder: hold.owner, by: opts.by, waiters: this.#waiting });
     this.#release(hold);
     return true;
   }
@@ -267,6 +269,7 @@ export class Mutex {
   #grant(owner: unknown): Hold {
     const hold: Hold = { owner, depth: 1, released: false, controller: undefined };
     this.#hold = hold;
+    if (inspection.enabled) inspection.lock({ lock: `mutex:${this.name}`, kind: 'mutex', op: 'held', holder: owner ?? '(anonymous)', waiters: this.#waiting });
     return hold;
   }
 
@@ -283,6 +286,7 @@ export class Mutex {
       waiter.resolve(new LockHandle(this.#releaser, this.#grant(waiter.owner)));
       break;
     }
+    if (this.#hold === null && inspection.enabled) inspection.lock({ lock: `mutex:${this.name}`, kind: 'mutex', op: 'free', waiters: 0 });
     if (this.#head === this.#queue.length) {
       this.#queue = [];
       this.#head = 0;

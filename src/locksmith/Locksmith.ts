@@ -181,6 +181,16 @@ function ownerFinished(owner: unknown): boolean {
   return typeof candidate.postMessage === 'function' && candidate.threadId === -1;
 }
 
+/** An owner for messages: its name or id when it has one (tasks, actors, workers). */
+function ownerName(owner: unknown): string {
+  if (typeof owner !== 'object' || owner === null) return String(owner);
+  const named = owner as { name?: unknown; id?: unknown };
+  if (typeof named.name === 'string') return named.name;
+  if (typeof named.id === 'string') return named.id;
+  const text = String(owner);
+  return text === '[object Object]' ? (owner.constructor?.name ?? 'the owner') : text;
+}
+
 function errorFromWire(wire: WireError): Error {
   const error = new Error(wire.message);
   error.name = wire.name;
@@ -443,7 +453,7 @@ export class Locksmith {
     const respond = servers.get(owner);
     const port = respond ? undefined : portOf(owner);
     if (respond === undefined && port === undefined) {
-      getLogger().info(`${String(owner)} does not serve force requests; ${this.name} takes ${kind.describe(lock)}`);
+      getLogger().info(`${ownerName(owner)} does not serve force requests; ${this.name} takes ${kind.describe(lock)}`);
       run.send('statesmith.force.unserved');
       return compel();
     }
@@ -464,7 +474,7 @@ export class Locksmith {
     }
     switch (reply) {
       case 'timeout':
-        getLogger().warn(`${String(owner)} did not answer ${this.name} within ${opts.answerTimeoutMs} ms; taking ${kind.describe(lock)}`);
+        getLogger().warn(`${ownerName(owner)} did not answer ${this.name} within ${opts.answerTimeoutMs} ms; taking ${kind.describe(lock)}`);
         run.send('statesmith.force.answerTimeout');
         return this.#afterOwner(lock, compel());
       default:

@@ -12,6 +12,7 @@
  * @internal
  */
 import { transition, type Actor, type AnyStateMachine, type SnapshotFrom, type StateValue } from 'xstate';
+import { inspection } from '../inspect/capture.ts';
 import { startActor } from './startActor.ts';
 
 /** state key → event type → next state key. */
@@ -44,6 +45,8 @@ export class LazyActor<TMachine extends AnyStateMachine> {
     this.#id = id;
     this.#context = context;
     this.#key = initial;
+    // While an inspector captures, every actor is real from the start, so it shows.
+    if (inspection.enabled) void this.actor;
   }
 
   /** The current state as a dotted path (`'running'`, `'done.failed'`). */

@@ -6,6 +6,7 @@
  * @internal
  */
 import { createActor, type AnyActorLogic, type Actor, type InputFrom } from 'xstate';
+import { inspection } from '../inspect/capture.ts';
 import { getLogger } from '../logger.ts';
 
 /** A statesmith actor with the facade that created it, for the inspector's tree. */
@@ -17,6 +18,28 @@ export interface ActorRecord {
 
 type Listener = (record: ActorRecord) => void;
 const listeners = new Set<Listener>();
+/** Actors that have not finished: what an inspector started later adopts. */
+const live = new Set<ActorRecord>();
+
+/**
+ * Starts capturing (the inspector's switch): every live actor is reported with its
+ * current snapshot and observed from now on; actors started later report through
+ * XState's `inspect` option. Returns the function that stops capturing.
+ *
+ * @internal
+ */
+export function startCapture(): () => void {
+  inspection.enable();
+  const subscriptions: Array<{ unsubscribe(): void }> = [];
+  for (const { kind, actor, parent } of [...live]) {
+    inspection.adopt(actor, kind, parent);
+    subscriptions.push(actor.system.inspect(inspection.observer));
+  }
+  return () => {
+    inspection.disable();
+    for (const subscription of subscriptions) subscription.unsubscribe();
+  };
+}
 
 /**
  * Hears about every actor statesmith starts from now on (the inspector's capture hook).
@@ -40,19 +63,29 @@ export function startActor<TLogic extends AnyActorLogic>(
     readonly snapshot?: unknown;
   },
 ): Actor<TLogic> {
-  const actor = createActor(
-    logic,
-    (options.snapshot === undefined
-      ? { input: options.input, id: options.id }
-      : { snapshot: options.snapshot, id: options.id }) as never,
-  ) as Actor<TLogic>;
+  const inspect = inspection.enabled ? inspection.observer : undefined;
+  if (inspect) inspection.creating(kind, options.parent);
+  let actor: Actor<TLogic>;
+  try {
+    actor = createActor(
+      logic,
+      (options.snapshot === undefined
+        ? { input: options.input, id: options.id, inspect }
+        : { snapshot: options.snapshot, id: options.id, inspect }) as never,
+    ) as Actor<TLogic>;
+  } finally {
+    if (inspect) inspection.created();
+  }
+  const record: ActorRecord = { kind, actor: actor as Actor<AnyActorLogic>, parent: options.parent };
+  live.add(record);
   actor.subscribe({
-    error: (error: unknown) => getLogger().error(`${kind} actor ${options.id} failed`, { error }),
+    error: (error: unknown) => {
+      live.delete(record);
+      getLogger().error(`${kind} actor ${options.id} failed`, { error });
+    },
+    complete: () => live.delete(record),
   });
   actor.start();
-  if (listeners.size > 0) {
-    const record: ActorRecord = { kind, actor: actor as Actor<AnyActorLogic>, parent: options.parent };
-    for (const listener of listeners) listener(record);
-  }
+  if (listeners.size > 0) for (const listener of listeners) listener(record);
   return actor;
 }

@@ -1,0 +1,24 @@
+/**
+ * The main job (`npm start`): an HA agent that uses every statesmith facility, watched
+ * live in the inspector. See src/demo/haAgent.ts for what it does.
+ *
+ *   node --import tsx examples/ha-agent.ts [--inspect [port]] [--coordinator url] [--name name] [--for seconds]
+ *
+ * Two agents on one Redis (`--coordinator redis://127.0.0.1:6379 --name a`, then `--name b`
+ * in another terminal) elect one leader; kill the leader and the other takes over when
+ * its lease runs out. Ctrl-C stops an agent cleanly.
+ */
+import { parseDemoArgs } from '../src/demo/args.ts';
+import { runHaAgent } from '../src/demo/haAgent.ts';
+
+let options;
+try {
+  options = parseDemoArgs(process.argv.slice(2));
+} catch (error) {
+  console.error((error as Error).message);
+  process.exit(2);
+}
+const agent = await runHaAgent(options);
+process.once('SIGINT', () => void agent.stop('Ctrl-C'));
+process.once('SIGTERM', () => void agent.stop('SIGTERM'));
+await agent.done;

@@ -1,0 +1,210 @@
+/**
+ * The HA-agent demo (`npm start`, `statesmith demo`): every facility in one small agent.
+ *
+ * - It joins a coordinator (embedded by default, or Redis/PostgreSQL by URL) and tries for
+ *   the `leader` lock every cycle; the leader promotes itself and, now and then, restarts
+ *   its database, each as a real subprocess run through the executor. A follower waits.
+ *   Two agents on one Redis elect one leader, and the follower takes over when the
+ *   leader dies (its lease runs out).
+ * - The HA loop runs on the wake-up bus: finished actions wake it early.
+ * - A monitoring service runs health-check and metrics tasks until stopped.
+ * - A WAL archiver takes a lock and wedges; a watchdog locksmith forces the lock, runs
+ *   a cleanup under it, and the archiver learns why it lost it.
+ * - With an inspector, every actor shows live in the browser.
+ *
+ * @module
+ */
+import { AsyncExecutor } from '../executor/AsyncExecutor.ts';
+import { HaLoop } from '../bus/HaLoop.ts';
+import { WakeupBus } from '../bus/WakeupBus.ts';
+import { createCoordinator, type DistributedLockHandle } from '../coordination/Coordinator.ts';
+import type { LockLostError } from '../errors.ts';
+import { startInspector, type Inspector } from '../inspect/server.ts';
+import { Mutex } from '../locks/Mutex.ts';
+import { Locksmith } from '../locksmith/Locksmith.ts';
+import { setLogger, type LogFields } from '../logger.ts';
+import { CancellableSubprocess } from '../subprocess/CancellableSubprocess.ts';
+import { ServiceBase } from '../tasks/ServiceBase.ts';
+
+/** Options of {@link runHaAgent}. */
+export interface HaAgentOptions {
+  /** The agent's name (its member id). Default `agent-<pid>`. */
+  readonly name?: string;
+  /** Coordinator URL; default `memory://`. */
+  readonly coordinatorUrl?: string;
+  /** Start an inspector on this port (0: any free one); `undefined`: none. */
+  readonly inspectPort?: number;
+  /** Stop by itself after this many ms; default never. */
+  readonly durationMs?: number;
+  /** Where log lines go; default stdout. */
+  readonly out?: (line: string) => void;
+  /** How long a silent leader keeps the lock (its lease); default 3000 ms. */
+  readonly leaseMs?: number;
+  /** HA cycle interval; default 1000 ms. */
+  readonly cycleMs?: number;
+}
+
+/** A running agent. */
+export interface HaAgent {
+  readonly inspectorUrl: string | undefined;
+  /** True while this agent holds the leader lock. */
+  readonly isLeader: boolean;
+  /** Resolves once the agent has stopped (by `stop()`, or after `durationMs`). */
+  readonly done: Promise<void>;
+  readonly executor: AsyncExecutor;
+  stop(reason?: string): Promise<void>;
+}
+
+const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+  });
+
+export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent> {
+  const name = options.name ?? `agent-${process.pid}`;
+  const out = options.out ?? ((line: string) => console.log(line));
+  const t0 = performance.now();
+  const say = (who: string, what: string): void => out(`+${String(Math.round(performance.now() - t0)).padStart(6)} ms  ${who.padEnd(10)} ${what}`);
+  const log = (level: string) => (message: string, fields?: LogFields) =>
+    say('log', `${level}: ${message}${fields?.['error'] instanceof Error ? ` (${fields['error'].message})` : ''}`);
+  setLogger({ debug: () => undefined, info: log('info'), warn: log('warn'), error: log('error') });
+
+  let inspector: Inspector | undefined;
+  if (options.inspectPort !== undefined) {
+    inspector = await startInspector({ port: options.inspectPort });
+    say('inspector', `open ${inspector.url}`);
+  }
+
+  const coordinator = createCoordinator({
+    url: options.coordinatorUrl ?? 'memory://',
+    prefix: 'ha-',
+    agentId: name,
+    lockTtlMs: options.leaseMs ?? 3_000,
+    heartbeatMs: 500,
+    initialReconnectBackoffMs: 200,
+    maxReconnectBackoffMs: 5_000,
+  });
+  await coordinator.start();
+  say('agent', `${coordinator.memberId} joined ${coordinator.backendKind} coordination`);
+  const leaderLock = coordinator.getLock('leader');
+  let leader: DistributedLockHandle | null = null;
+
+  const bus = new WakeupBus();
+  const postgres = new CancellableSubprocess({ name: 'postgres', terminateTimeoutMs: 2_000 });
+  const executor = new AsyncExecutor({ wakeup: bus, cancellable: postgres, name: 'ha' });
+  const sh = (script: string, tag: string): Promise<number | null> =>
+    postgres.call(['sh', '-c', script], { onOutput: (text) => say(tag, `| ${text}`) });
+
+  let cycles = 0;
+  const cycle = async (): Promise<void> => {
+    cycles++;
+    if (leader === null || !leader.held) {
+      leader = await leaderLock.acquire({ blocking: false }).catch(() => null);
+      if (leader === null) {
+        if (cycles % 5 === 1) say('loop', `cycle ${cycles}: following (another agent leads)`);
+        return;
+      }
+      const held = leader;
+      say('loop', `cycle ${cycles}: became the leader (fence ${held.fence})`);
+      held.signal.addEventListener('abort', () => say('loop', `lost the leader lock: ${(held.signal.reason as Error).message}`), { once: true });
+      executor.tryRunAsync('promote', () => sh('echo promoting; sleep 0.3; echo promoted', 'promote'));
+      return;
+    }
+    if (executor.busy) return;
+    if (cycles % 4 === 0) {
+      say('loop', `cycle ${cycles}: leader, scheduling a restart`);
+      executor.tryRunAsync('restart', () => sh('echo stopping postgres; sleep 0.4; echo starting postgres; sleep 0.4; echo ready', 'restart'));
+    }
+  };
+  const loop = new HaLoop({ bus, intervalMs: options.cycleMs ?? 1_000, executor, cycle, uniqueId: 'ha-loop' }).start();
+  bus.wakeups$.subscribe((w) => say('bus', `wake-up: ${w.reason}`));
+
+  // The monitoring service, and the WAL archiver that wedges holding its lock.
+  const walLock = new Mutex({ name: 'wal-archive' });
+  class Monitoring extends ServiceBase {
+    protected async main(signal: AbortSignal): Promise<void> {
+      this.createTask(
+        async (sub) => {
+          for (let n = 1; !sub.aborted; n++) {
+            await sleep(1_500, sub);
+            if (!sub.aborted && n % 2 === 0) say('health', `database healthy (check ${n})`);
+          }
+        },
+        { name: 'health-check' },
+      );
+      this.createTask(
+        async (sub) => {
+          for (let n = 1; !sub.aborted; n++) {
+            await sleep(2_000, sub);
+            if (!sub.aborted && n % 2 === 0) say('metrics', `cycles=${cycles} leader=${leader?.held === true} executor=${executor.busy ? executor.scheduledAction : 'idle'}`);
+          }
+        },
+        { name: 'metrics' },
+      );
+      this.createTask(
+        async (sub) => {
+          await sleep(1_000, sub);
+          const held = await walLock.acquire({ signal: sub });
+          say('archiver', 'took the wal-archive lock, and now hangs on a dead NFS mount');
+          await new Promise<void>((resolve) => {
+            held.signal.addEventListener('abort', () => resolve(), { once: true });
+            sub.addEventListener('abort', () => resolve(), { once: true });
+          });
+          if (held.signal.aborted) say('archiver', `gave up: ${(held.signal.reason as LockLostError).message}`);
+          held.release();
+        },
+        { name: 'wal-archiver' },
+      );
+      await sleep(3_000, signal);
+      if (signal.aborted) return;
+      const watchdog = new Locksmith({ name: 'watchdog' });
+      await watchdog.recognize(walLock);
+      say('watchdog', 'wal-archive held for 2 s with no progress: forcing it');
+      const report = await watchdog.host(
+        async () => {
+          say('watchdog', `cleanup runs holding wal-archive (owner: ${String(walLock.owner)})`);
+          return 'archive status reset';
+        },
+        walLock,
+        { info: 'archiver stuck for 2 s', forceTimeoutMs: 1_000 },
+      );
+      say('watchdog', `host() returned: ${report}`);
+      // The service's main has nothing more to do: it waits to be stopped, its tasks run on.
+      if (!signal.aborted) await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+    }
+  }
+  const monitoring = new Monitoring({ uniqueId: 'monitoring' }).start();
+
+  let resolveDone!: () => void;
+  const done = new Promise<void>((resolve) => (resolveDone = resolve));
+  let stopping: Promise<void> | undefined;
+  const stop = (reason = 'stopped'): Promise<void> => {
+    stopping ??= (async () => {
+      say('agent', `stopping: ${reason}`);
+      clearTimeout(autoStop);
+      await loop.stop().catch((error: unknown) => say('agent', `loop: ${(error as Error).message}`));
+      await monitoring.stop().catch((error: unknown) => say('agent', `monitoring: ${(error as Error).message}`));
+      await executor.cancel();
+      if (leader?.held) await leader.release();
+      await coordinator.stop();
+      bus.complete();
+      await inspector?.close();
+      say('agent', 'stopped cleanly');
+      setLogger(null);
+      resolveDone();
+    })();
+    return stopping;
+  };
+  const autoStop = options.durationMs === undefined ? undefined : setTimeout(() => void stop(`ran for ${options.durationMs} ms`), options.durationMs);
+
+  return {
+    inspectorUrl: inspector?.url,
+    get isLeader() {
+      return leader?.held === true;
+    },
+    done,
+    executor,
+    stop,
+  };
+}

@@ -1,0 +1,300 @@
+/**
+ * The process-wide inspection stream. Every actor statesmith starts reports here through
+ * XState's `inspect` option, but only while capture is on (an inspector is running):
+ * otherwise the cost is one boolean test per actor start.
+ *
+ * Each record is serialised at once (snapshots are live objects), numbered, and kept in
+ * a bounded ring; the latest snapshot of each actor, its creation record and its
+ * machine's graph are kept beside it, so a late viewer gets the current picture first.
+ * Record names follow XState's (`@xstate.actor`, `@xstate.event`, `@xstate.snapshot`,
+ * `@xstate.microstep`) with Stately's field names (`sessionId`, `parentId`, `sourceId`,
+ * `rootId`), so the stream can be bridged to Stately's tools.
+ *
+ * @internal
+ */
+import { getStateNodes, type AnyActorLogic, type AnyActorRef, type AnyStateMachine, type InspectionEvent, type Observer } from 'xstate';
+import { toSafeJson } from './safeJson.ts';
+
+/** One serialised record and what the server needs to route it. */
+export interface CapturedRecord {
+  readonly seq: number;
+  readonly type: string;
+  readonly sessionId: string | undefined;
+  readonly json: string;
+}
+
+type Listener = (record: CapturedRecord) => void;
+
+/** A state node of a machine's graph, as the page draws it. */
+interface GraphNode {
+  readonly id: string;
+  readonly key: string;
+  readonly type: string;
+  readonly initial: string | undefined;
+  readonly children: GraphNode[];
+  readonly edges: Array<{ readonly event: string; readonly targets: string[] }>;
+}
+
+function graphOf(node: AnyStateMachine['root']): GraphNode {
+  const edges: GraphNode['edges'] = [];
+  for (const [event, transitions] of node.transitions) {
+    for (const transition of transitions) {
+      edges.push({ event, targets: (transition.target ?? []).map((target) => target.id) });
+    }
+  }
+  const initial = node.initial?.target?.[0]?.key;
+  return {
+    id: node.id,
+    key: node.key,
+    type: node.type,
+    initial,
+    children: Object.values(node.states).map((child) => graphOf(child)),
+    edges,
+  };
+}
+
+/** An owner as the locks view shows it: its name or id when it has one (tasks, actors). */
+function describeOwner(owner: unknown): string {
+  if (typeof owner !== 'object' || owner === null) return String(owner);
+  const named = owner as { name?: unknown; id?: unknown };
+  if (typeof named.name === 'string') return named.name;
+  if (typeof named.id === 'string') return named.id;
+  const text = String(owner);
+  return text === '[object Object]' ? (owner.constructor?.name ?? 'object') : text;
+}
+
+function isMachine(logic: unknown): logic is AnyStateMachine {
+  return typeof logic === 'object' && logic !== null && 'root' in logic && 'resolveState' in logic;
+}
+
+/** How many finished actors stay in the picture (the ring keeps their history anyway). */
+const FINISHED_KEPT = 500;
+
+export class InspectionStream {
+  /** Records kept for late viewers and for `records()`. */
+  readonly capacity: number;
+  #enabled = false;
+  #seq = 0;
+  #ring: Array<CapturedRecord | undefined>;
+  #next = 0;
+  #size = 0;
+  readonly #listeners = new Set<Listener>();
+  readonly #graphIds = new WeakMap<AnyActorLogic, string>();
+  readonly #graphs = new Map<string, CapturedRecord>();
+  readonly #actors = new Map<string, CapturedRecord>();
+  readonly #latest = new Map<string, CapturedRecord>();
+  readonly #finished: string[] = [];
+  readonly #locks = new Map<string, CapturedRecord>();
+  /** Who is being created right now (XState reports an actor from inside createActor). */
+  #pending: { kind: string; parentId: string | undefined } | undefined;
+
+  constructor(capacity = 10_000) {
+    this.capacity = capacity;
+    this.#ring = new Array(capacity);
+  }
+
+  get enabled(): boolean {
+    return this.#enabled;
+  }
+
+  /** The observer handed to XState. */
+  readonly observer: Observer<InspectionEvent> = {
+    next: (event: InspectionEvent) => {
+      if (this.#enabled) this.#capture(event);
+    },
+  };
+
+  /** Capture on or off; returns a function that turns it back. */
+  enable(): void {
+    this.#enabled = true;
+  }
+
+  disable(): void {
+    this.#enabled = false;
+  }
+
+  /** Says what the next created actor is (set by `startActor` around `createActor`). */
+  creating(kind: string, parent: AnyActorRef | undefined): void {
+    this.#pending = { kind, parentId: parent?.sessionId };
+  }
+
+  created(): void {
+    this.#pending = undefined;
+  }
+
+  /** Reports an actor that was started before capture was on, with its current snapshot. */
+  adopt(actor: AnyActorRef, kind: string, parent: AnyActorRef | undefined): void {
+    if (!this.#enabled || this.#actors.has(actor.sessionId)) return;
+    this.#pending = { kind, parentId: parent?.sessionId };
+    this.#capture({ type: '@xstate.actor', actorRef: actor, rootId: actor.sessionId });
+    this.#pending = undefined;
+    this.#capture({ type: '@xstate.snapshot', actorRef: actor, rootId: actor.sessionId, event: { type: 'statesmith.inspect.attach' }, snapshot: actor.getSnapshot() });
+  }
+
+  /** A lock's state changed (the locks view). No-op unless capture is on. */
+  lock(fields: { lock: string; kind: string; op: string; holder?: unknown; waiters?: number; fence?: bigint | undefined; by?: unknown }): void {
+    if (!this.#enabled) return;
+    const record = this.#record('statesmith.lock', undefined, {
+      lock: fields.lock,
+      kind: fields.kind,
+      op: fields.op,
+      holder: fields.holder === undefined ? null : describeOwner(fields.holder),
+      waiters: fields.waiters ?? 0,
+      fence: fields.fence === undefined ? null : String(fields.fence),
+      by: fields.by === undefined ? null : String(fields.by),
+    });
+    this.#locks.set(fields.lock, record);
+    this.#emit(record);
+  }
+
+  /** Hears every record from now on; returns the unsubscribe function. */
+  subscribe(listener: Listener): () => void {
+    this.#listeners.add(listener);
+    return () => void this.#listeners.delete(listener);
+  }
+
+  /**
+   * The current picture, for a viewer that arrives late: graphs, actors, each actor's
+   * latest snapshot, locks, then the last `recent` records of the ring.
+   */
+  picture(recent = 1_000): CapturedRecord[] {
+    const out: CapturedRecord[] = [...this.#graphs.values(), ...this.#actors.values(), ...this.#latest.values(), ...this.#locks.values()];
+    const tail = this.records().filter((r) => r.type === '@xstate.event' || r.type === '@xstate.microstep');
+    return out.concat(tail.slice(-recent));
+  }
+
+  /** The ring's records, oldest first. */
+  records(): CapturedRecord[] {
+    const out: CapturedRecord[] = [];
+    const start = (this.#next - this.#size + this.capacity) % this.capacity;
+    for (let i = 0; i < this.#size; i++) out.push(this.#ring[(start + i) % this.capacity] as CapturedRecord);
+    return out;
+  }
+
+  /** Approximate bytes held by the ring (UTF-16 strings). */
+  get ringBytes(): number {
+    let bytes = 0;
+    for (const record of this.#ring) if (record) bytes += record.json.length * 2 + 64;
+    return bytes;
+  }
+
+  /** Forgets everything (tests). */
+  reset(): void {
+    this.#ring = new Array(this.capacity);
+    this.#next = 0;
+    this.#size = 0;
+    this.#graphs.clear();
+    this.#actors.clear();
+    this.#latest.clear();
+    this.#finished.length = 0;
+    this.#locks.clear();
+  }
+
+  #capture(event: InspectionEvent): void {
+    const ref = event.actorRef as AnyActorRef;
+    const sessionId = ref.sessionId;
+    switch (event.type) {
+      case '@xstate.actor': {
+        const logic = (ref as { logic?: AnyActorLogic }).logic;
+        const graphId = logic ? this.#graphId(logic) : undefined;
+        const pending = this.#pending;
+        const record = this.#record('@xstate.actor', sessionId, {
+          id: ref.id,
+          name: isMachine(logic) ? logic.id : ref.id,
+          kind: pending?.kind ?? 'actor',
+          parentId: pending?.parentId ?? (ref as { _parent?: AnyActorRef })._parent?.sessionId ?? null,
+          systemId: (ref as { _systemId?: string })._systemId ?? null,
+          rootId: event.rootId,
+          graphId: graphId ?? null,
+        });
+        this.#actors.set(sessionId, record);
+        this.#emit(record);
+        return;
+      }
+      case '@xstate.event': {
+        this.#emit(
+          this.#record('@xstate.event', sessionId, {
+            sourceId: event.sourceRef?.sessionId ?? null,
+            event: toSafeJson(event.event),
+          }),
+        );
+        return;
+      }
+      case '@xstate.snapshot': {
+        const snapshot = event.snapshot as { status?: string; value?: unknown; context?: unknown; output?: unknown; error?: unknown };
+        const logic = (ref as { logic?: AnyActorLogic }).logic;
+        let activeIds: string[] = [];
+        if (isMachine(logic) && snapshot.value !== undefined) {
+          try {
+            activeIds = [...new Set(getStateNodes(logic.root, snapshot.value as never).map((node) => node.id))];
+          } catch {
+            activeIds = [];
+          }
+        }
+        const record = this.#record('@xstate.snapshot', sessionId, {
+          event: { type: event.event.type },
+          status: snapshot.status ?? 'active',
+          value: toSafeJson(snapshot.value),
+          context: toSafeJson(snapshot.context),
+          activeIds,
+          ...(snapshot.output === undefined ? {} : { output: toSafeJson(snapshot.output) }),
+          ...(snapshot.error === undefined ? {} : { error: toSafeJson(snapshot.error) }),
+        });
+        this.#latest.set(sessionId, record);
+        if (snapshot.status !== undefined && snapshot.status !== 'active') this.#finish(sessionId);
+        this.#emit(record);
+        return;
+      }
+      case '@xstate.microstep': {
+        this.#emit(
+          this.#record('@xstate.microstep', sessionId, {
+            eventType: event.event.type,
+            transitions: event._transitions.map((t) => ({ source: t.source.id, targets: (t.target ?? []).map((n) => n.id) })),
+          }),
+        );
+        return;
+      }
+      default:
+        // Actions are not recorded: assign() never shows there, and the rest is noise for the page.
+        return;
+    }
+  }
+
+  #graphId(logic: AnyActorLogic): string | undefined {
+    if (!isMachine(logic)) return undefined;
+    let id = this.#graphIds.get(logic);
+    if (id === undefined) {
+      id = `${logic.id}#${this.#graphs.size + 1}`;
+      this.#graphIds.set(logic, id);
+      const record = this.#record('statesmith.graph', undefined, { graphId: id, machine: logic.id, root: graphOf(logic.root) });
+      this.#graphs.set(id, record);
+      this.#emit(record);
+    }
+    return id;
+  }
+
+  #finish(sessionId: string): void {
+    this.#finished.push(sessionId);
+    while (this.#finished.length > FINISHED_KEPT) {
+      const old = this.#finished.shift() as string;
+      this.#actors.delete(old);
+      this.#latest.delete(old);
+    }
+  }
+
+  #record(type: string, sessionId: string | undefined, fields: Record<string, unknown>): CapturedRecord {
+    const seq = ++this.#seq;
+    const json = JSON.stringify({ type, seq, ts: Date.now(), ...(sessionId === undefined ? {} : { sessionId }), ...fields });
+    return { seq, type, sessionId, json };
+  }
+
+  #emit(record: CapturedRecord): void {
+    this.#ring[this.#next] = record;
+    this.#next = (this.#next + 1) % this.capacity;
+    if (this.#size < this.capacity) this.#size++;
+    for (const listener of this.#listeners) listener(record);
+  }
+}
+
+/** The one stream of the process. */
+export const inspection = new InspectionStream();

@@ -1,0 +1,227 @@
+/**
+ * The offline inspector: an HTTP server (`node:http`) that serves the page in
+ * `inspector/` and a WebSocket (`ws`) that streams the inspection records to it.
+ *
+ * @module
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { ArgumentTypeError, ArgumentValueError } from '../errors.ts';
+import { getLogger } from '../logger.ts';
+import { startCapture } from '../runtime/startActor.ts';
+import { optionalObject } from '../runtime/validate.ts';
+import { inspection, type CapturedRecord } from './capture.ts';
+
+/** Options of {@link startInspector}. */
+export interface InspectorOptions {
+  /** TCP port; default 0 (a free one; read it from `url`). */
+  readonly port?: number;
+  /** Interface to bind; default `127.0.0.1`. Anything not loopback needs `allowRemote: true`. */
+  readonly host?: string;
+  /** Allow binding a non-loopback interface (the token is still required). Default false. */
+  readonly allowRemote?: boolean;
+  /** The access token; default 16 random bytes. */
+  readonly token?: string;
+}
+
+/** A running inspector. */
+export interface Inspector extends AsyncDisposable {
+  /** Open this in a browser (it carries the token). */
+  readonly url: string;
+  readonly port: number;
+  /** Stops serving and capturing. */
+  close(): Promise<void>;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+/** Above this many unsent bytes a viewer gets only the latest snapshot per actor. */
+const BACKLOG_BYTES = 4 * 1024 * 1024;
+const FLUSH_MS = 50;
+
+/** Finds the page's folder, from the sources or from `dist/`. */
+function pageDirectory(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = join(dir, 'inspector');
+    if (existsSync(join(candidate, 'index.html'))) return candidate;
+    dir = dirname(dir);
+  }
+  throw new Error('the inspector page (inspector/index.html) is missing from the package');
+}
+
+const ASSETS: Record<string, string> = {
+  '/app.js': 'text/javascript; charset=utf-8',
+  '/style.css': 'text/css; charset=utf-8',
+};
+
+function sameToken(given: string | null, token: string): boolean {
+  if (given === null || given.length !== token.length) return false;
+  return timingSafeEqual(Buffer.from(given), Buffer.from(token));
+}
+
+/**
+ * Starts the inspector and turns capture on: every statesmith actor (and its events,
+ * snapshots and transitions) and every lock shows on the page at `url`, live. Actors
+ * started earlier are picked up with their current state.
+ *
+ * It binds to `127.0.0.1` unless told otherwise, and refuses a non-loopback address
+ * without `allowRemote: true`. The page and the socket need the token in `url`; the
+ * `Host` and `Origin` headers must name this server (DNS rebinding); everything the
+ * page shows is rendered as text.
+ *
+ * @example
+ * ```ts
+ * import { startInspector } from 'statesmith/inspector';
+ * const inspector = await startInspector();
+ * console.log(inspector.url.startsWith('http://127.0.0.1:')); // true
+ * await inspector.close();
+ * ```
+ */
+export async function startInspector(options?: InspectorOptions): Promise<Inspector> {
+  const opts = optionalObject<InspectorOptions>('options', options);
+  const host = opts.host ?? '127.0.0.1';
+  if (typeof host !== 'string' || host.length === 0) throw new ArgumentTypeError('options.host', 'a host name or address', host);
+  const port = opts.port ?? 0;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65_535) throw new ArgumentTypeError('options.port', 'an integer port from 0 to 65535', port);
+  const allowRemote = opts.allowRemote ?? false;
+  if (!LOOPBACK.has(host) && allowRemote !== true) {
+    throw new ArgumentValueError('options.host', 'a loopback address (127.0.0.1, ::1, localhost) unless allowRemote is true', host);
+  }
+  const token = opts.token ?? randomBytes(16).toString('hex');
+  if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{16,}$/.test(token)) throw new ArgumentValueError('options.token', 'at least 16 letters, digits, - or _', token);
+  const pages = pageDirectory();
+  const html = readFileSync(join(pages, 'index.html'), 'utf8').replaceAll('__TOKEN__', token);
+
+  let boundPort = 0;
+  const hostAllowed = (header: string | undefined): boolean => {
+    if (header === undefined) return false;
+    if (allowRemote) return true;
+    return [`127.0.0.1:${boundPort}`, `localhost:${boundPort}`, `[::1]:${boundPort}`].includes(header.toLowerCase());
+  };
+
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://inspector');
+    const headers = {
+      'Cache-Control': 'no-store',
+      'X-Content-Type-Options': 'nosniff',
+      'Referrer-Policy': 'no-referrer',
+      'X-Frame-Options': 'DENY',
+      'Content-Security-Policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    };
+    if (!hostAllowed(req.headers.host)) {
+      res.writeHead(421, { ...headers, 'Content-Type': 'text/plain' }).end('Misdirected request: this inspector answers only to its own address');
+      return;
+    }
+    if (req.method !== 'GET') {
+      res.writeHead(405, { ...headers, Allow: 'GET' }).end();
+      return;
+    }
+    if (!sameToken(url.searchParams.get('token'), token)) {
+      res.writeHead(403, { ...headers, 'Content-Type': 'text/plain' }).end('The inspector needs the token from its URL');
+      return;
+    }
+    if (url.pathname === '/') {
+      res.writeHead(200, { ...headers, 'Content-Type': 'text/html; charset=utf-8' }).end(html);
+      return;
+    }
+    const type = ASSETS[url.pathname];
+    if (type === undefined) {
+      res.writeHead(404, { ...headers, 'Content-Type': 'text/plain' }).end('Not found');
+      return;
+    }
+    res.writeHead(200, { ...headers, 'Content-Type': type }).end(readFileSync(join(pages, url.pathname.slice(1))));
+  });
+
+  const sockets = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  server.on('upgrade', (req, socket, head) => {
+    const url = new URL(req.url ?? '/', 'http://inspector');
+    const origin = req.headers.origin;
+    const originOk = origin === undefined ? false : origin === `http://${req.headers.host ?? ''}`;
+    if (url.pathname !== '/ws' || !hostAllowed(req.headers.host) || !originOk || !sameToken(url.searchParams.get('token'), token)) {
+      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    sockets.handleUpgrade(req, socket, head, (ws) => sockets.emit('connection', ws, req));
+  });
+
+  const clients = new Set<WebSocket>();
+  sockets.on('connection', (ws: WebSocket) => {
+    clients.add(ws);
+    ws.on('close', () => clients.delete(ws));
+    ws.on('error', (error) => getLogger().debug('inspector socket error', { error }));
+    // The current picture first, then the live stream.
+    ws.send(`[${inspection.picture().map((r) => r.json).join(',')}]`);
+  });
+
+  // Records go out in batches, at most every FLUSH_MS; a viewer that falls behind gets the
+  // latest snapshot per actor and a note of what was dropped, so capture never waits on it.
+  let pending: CapturedRecord[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const flush = (): void => {
+    timer = undefined;
+    const batch = pending;
+    pending = [];
+    if (batch.length === 0 || clients.size === 0) return;
+    const full = `[${batch.map((r) => r.json).join(',')}]`;
+    let coalesced: string | undefined;
+    for (const ws of clients) {
+      if (ws.readyState !== ws.OPEN) continue;
+      if (ws.bufferedAmount < BACKLOG_BYTES) {
+        ws.send(full);
+        continue;
+      }
+      coalesced ??= coalesce(batch);
+      ws.send(coalesced);
+    }
+  };
+  const unsubscribe = inspection.subscribe((record) => {
+    pending.push(record);
+    if (timer === undefined) {
+      timer = setTimeout(flush, FLUSH_MS);
+      timer.unref();
+    }
+  });
+  const stopCapture = startCapture();
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  boundPort = (server.address() as { port: number }).port;
+  const shownHost = host.includes(':') ? `[${host}]` : host;
+  const url = `http://${shownHost === '0.0.0.0' ? '127.0.0.1' : shownHost}:${boundPort}/?token=${token}`;
+
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closed ??= (async () => {
+      unsubscribe();
+      stopCapture();
+      if (timer !== undefined) clearTimeout(timer);
+      for (const ws of clients) ws.terminate();
+      sockets.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    })();
+    return closed;
+  };
+  return { url, port: boundPort, close, [Symbol.asyncDispose]: close };
+}
+
+/** The latest snapshot of each actor in `batch`, plus structure records, and a note of what was dropped. */
+function coalesce(batch: readonly CapturedRecord[]): string {
+  const latest = new Map<string, CapturedRecord>();
+  const kept: CapturedRecord[] = [];
+  for (const record of batch) {
+    if (record.type === '@xstate.snapshot' && record.sessionId !== undefined) latest.set(record.sessionId, record);
+    else if (record.type !== '@xstate.event' && record.type !== '@xstate.microstep') kept.push(record);
+  }
+  const note = JSON.stringify({ type: 'statesmith.dropped', count: batch.length - kept.length - latest.size });
+  return `[${[...kept, ...latest.values()].map((r) => r.json).concat(note).join(',')}]`;
+}
