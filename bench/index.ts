@@ -1,6 +1,7 @@
 /** `npm run bench`: every benchmark, side by side, printed as tables of ratios. */
 import { benchCoordination } from './coordination.bench.ts';
 import { benchExecutor } from './executor.bench.ts';
+import { benchInspector } from './inspector.bench.ts';
 import { benchLocksmith } from './locksmith.bench.ts';
 import { benchMutex } from './mutex.bench.ts';
 import { benchTasks } from './tasks.bench.ts';
@@ -13,5 +14,6 @@ await benchThreads();
 await benchTasks();
 await benchLocksmith();
 await benchCoordination();
+await benchInspector();
 // Server connections and private servers close on their own; do not wait for them.
 process.exit(0);

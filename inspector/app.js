@@ -43,21 +43,24 @@ function apply(record) {
       break;
     }
     case '@xstate.snapshot': {
+      // One record per processed event: the event, the transitions it took, the state after.
       const actor = actors.get(record.sessionId);
       if (!actor) break;
+      if (actor.seq !== undefined && record.seq <= actor.seq) break; // already seen (the picture repeats the latest)
+      actor.seq = record.seq;
       Object.assign(actor, { status: record.status, value: record.value, context: record.context, activeIds: record.activeIds, output: record.output, error: record.error });
       dirty.tree = true;
-      if (record.sessionId === selected) dirty.detail = true;
+      if (record.sessionId === selected) {
+        dirty.detail = true;
+        if (record.transitions?.length) flashes.push(record);
+      }
+      if (record.event && record.event.type !== 'statesmith.inspect.attach') {
+        events.push(record);
+        if (events.length > MAX_EVENTS) events.splice(0, events.length - MAX_EVENTS);
+        dirty.events = true;
+      }
       break;
     }
-    case '@xstate.event':
-      events.push(record);
-      if (events.length > MAX_EVENTS) events.splice(0, events.length - MAX_EVENTS);
-      dirty.events = true;
-      break;
-    case '@xstate.microstep':
-      if (record.sessionId === selected) flashes.push(record);
-      break;
     case 'statesmith.lock':
       locks.set(record.lock, record);
       dirty.locks = true;
@@ -169,7 +172,7 @@ function animateFlashes() {
   for (const step of flashes.splice(0)) {
     for (const t of step.transitions) {
       for (const edge of chart.querySelectorAll('.edge')) {
-        if (edge.getAttribute('data-source') === t.source && edge.getAttribute('data-event') === step.eventType) {
+        if (edge.getAttribute('data-source') === t.source && edge.getAttribute('data-event') === step.event.type) {
           edge.classList.remove('taken');
           void edge.offsetWidth;
           edge.classList.add('taken');

@@ -7,6 +7,12 @@
 import { parseDemoArgs, USAGE } from './demo/args.ts';
 import { runHaAgent } from './demo/haAgent.ts';
 
+// Output piped into `head` and closed early is not an error worth a stack trace.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
 const [command, ...rest] = process.argv.slice(2);
 if (command !== 'demo') {
   process.stderr.write(`${USAGE}\n`);

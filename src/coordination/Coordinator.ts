@@ -11,7 +11,7 @@ import { coordinatorMachine } from '../../machines/coordinator.machine.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { ArgumentRangeError, ArgumentTypeError, CoordinationError, DeadlockError, LockLostError, TimeoutError } from '../errors.ts';
 import type { LockHandle } from '../locks/LockHandle.ts';
-import { Mutex } from '../locks/Mutex.ts';
+import { kUninspected, Mutex, type MutexOptions } from '../locks/Mutex.ts';
 import { inspection } from '../inspect/capture.ts';
 import { getLogger } from '../logger.ts';
 import { startActor } from '../runtime/startActor.ts';
@@ -356,7 +356,7 @@ export class Coordinator implements AsyncDisposable {
   /** @internal */
   queue(name: string): Mutex {
     let queue = this.#queues.get(name);
-    if (queue === undefined) this.#queues.set(name, (queue = new Mutex({ name, clock: this.clock })));
+    if (queue === undefined) this.#queues.set(name, (queue = new Mutex({ name, clock: this.clock, [kUninspected]: true } as MutexOptions)));
     return queue;
   }
 

@@ -7,7 +7,7 @@ import type { Actor } from 'xstate';
 import { executorMachine, type ExecutorOutcome } from '../../machines/executor.machine.ts';
 import type { WakeupBus } from '../bus/WakeupBus.ts';
 import { BusyError, CancelledError, DeadlockError, InvalidStateError, ArgumentTypeError } from '../errors.ts';
-import { Mutex, runDetached, type MutexAcquireOptions } from '../locks/Mutex.ts';
+import { kUninspected, Mutex, runDetached, type MutexAcquireOptions, type MutexOptions } from '../locks/Mutex.ts';
 import { getLogger } from '../logger.ts';
 import { createDeferred, raceSignal, type Deferred } from '../runtime/deferred.ts';
 import { startActor } from '../runtime/startActor.ts';
@@ -100,7 +100,7 @@ export class AsyncExecutor {
     this.name = opts.name ?? `executor-${++counter}`;
     this.#wakeup = opts.wakeup;
     this.#cancellable = opts.cancellable;
-    this.#lock = new Mutex({ name: `${this.name} lock`, reentrant: true });
+    this.#lock = new Mutex({ name: `${this.name} lock`, reentrant: true, [kUninspected]: true } as MutexOptions);
     this.actor = startActor('executor', executorMachine, { input: { name: this.name }, id: this.name });
   }
 

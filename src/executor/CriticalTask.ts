@@ -6,7 +6,7 @@
 import type { Actor } from 'xstate';
 import { criticalTaskMachine } from '../../machines/criticalTask.machine.ts';
 import { InvalidStateError } from '../errors.ts';
-import { Mutex, type MutexAcquireOptions } from '../locks/Mutex.ts';
+import { kUninspected, Mutex, type MutexAcquireOptions, type MutexOptions } from '../locks/Mutex.ts';
 import { startActor } from '../runtime/startActor.ts';
 import { optionalObject } from '../runtime/validate.ts';
 
@@ -47,7 +47,7 @@ export class CriticalTask<T = unknown> {
   constructor(options?: { readonly name?: string }) {
     const opts = optionalObject<{ name: string }>('options', options);
     this.name = opts.name ?? `criticalTask-${++counter}`;
-    this.#mutex = new Mutex({ name: `${this.name} lock` });
+    this.#mutex = new Mutex({ name: `${this.name} lock`, [kUninspected]: true } as MutexOptions);
     this.actor = startActor('criticalTask', criticalTaskMachine, { input: { name: this.name }, id: this.name });
   }
 

@@ -6,14 +6,17 @@
  * Each record is serialised at once (snapshots are live objects), numbered, and kept in
  * a bounded ring; the latest snapshot of each actor, its creation record and its
  * machine's graph are kept beside it, so a late viewer gets the current picture first.
- * Record names follow XState's (`@xstate.actor`, `@xstate.event`, `@xstate.snapshot`,
- * `@xstate.microstep`) with Stately's field names (`sessionId`, `parentId`, `sourceId`,
- * `rootId`), so the stream can be bridged to Stately's tools.
+ * Record names follow XState's (`@xstate.actor`, `@xstate.snapshot`) with Stately's
+ * field names (`sessionId`, `parentId`, `sourceId`, `rootId`, `event`, `snapshot`
+ * fields), so the stream can be bridged to Stately's tools. Each processed event is one
+ * `@xstate.snapshot` record: the event with its payload and sender, the microsteps it
+ * caused (`transitions`), and the state after. Packing the three (XState reports them
+ * apart) keeps capture within half the runtime's speed.
  *
  * @internal
  */
-import { getStateNodes, type AnyActorLogic, type AnyActorRef, type AnyStateMachine, type InspectionEvent, type Observer } from 'xstate';
-import { toSafeJson } from './safeJson.ts';
+import { getStateNodes, type AnyActorLogic, type AnyActorRef, type AnyStateMachine, type AnyTransitionDefinition, type InspectionEvent, type Observer } from 'xstate';
+import { safeStringify } from './safeJson.ts';
 
 /** One serialised record and what the server needs to route it. */
 export interface CapturedRecord {
@@ -21,6 +24,8 @@ export interface CapturedRecord {
   readonly type: string;
   readonly sessionId: string | undefined;
   readonly json: string;
+  /** For records a later one of the same key replaces (snapshots, lock states): that key. */
+  readonly key?: string;
 }
 
 type Listener = (record: CapturedRecord) => void;
@@ -79,12 +84,17 @@ export class InspectionStream {
   #next = 0;
   #size = 0;
   readonly #listeners = new Set<Listener>();
-  readonly #graphIds = new WeakMap<AnyActorLogic, string>();
+  #graphIds = new WeakMap<AnyActorLogic, string>();
   readonly #graphs = new Map<string, CapturedRecord>();
   readonly #actors = new Map<string, CapturedRecord>();
   readonly #latest = new Map<string, CapturedRecord>();
   readonly #finished: string[] = [];
   readonly #locks = new Map<string, CapturedRecord>();
+  readonly #activeCache = new WeakMap<AnyStateMachine, Map<string, string>>();
+  readonly #transitionCache = new WeakMap<AnyTransitionDefinition, string>();
+  readonly #contextCache = new WeakMap<object, string>();
+  /** Per actor, the event being processed and the transitions it took so far. */
+  readonly #inbound = new Map<string, { sourceId: string; event: string; transitions: string }>();
   /** Who is being created right now (XState reports an actor from inside createActor). */
   #pending: { kind: string; parentId: string | undefined } | undefined;
 
@@ -128,21 +138,21 @@ export class InspectionStream {
     this.#pending = { kind, parentId: parent?.sessionId };
     this.#capture({ type: '@xstate.actor', actorRef: actor, rootId: actor.sessionId });
     this.#pending = undefined;
-    this.#capture({ type: '@xstate.snapshot', actorRef: actor, rootId: actor.sessionId, event: { type: 'statesmith.inspect.attach' }, snapshot: actor.getSnapshot() });
+    this.#capture({ type: '@xstate.snapshot', actorRef: actor, rootId: actor.sessionId, event: { type: 'statesmith.inspect.attach' }, snapshot: actor.getSnapshot() } as InspectionEvent);
   }
 
   /** A lock's state changed (the locks view). No-op unless capture is on. */
   lock(fields: { lock: string; kind: string; op: string; holder?: unknown; waiters?: number; fence?: bigint | undefined; by?: unknown }): void {
     if (!this.#enabled) return;
-    const record = this.#record('statesmith.lock', undefined, {
-      lock: fields.lock,
-      kind: fields.kind,
-      op: fields.op,
-      holder: fields.holder === undefined ? null : describeOwner(fields.holder),
-      waiters: fields.waiters ?? 0,
-      fence: fields.fence === undefined ? null : String(fields.fence),
-      by: fields.by === undefined ? null : String(fields.by),
-    });
+    const record = this.#record('statesmith.lock', undefined, `lock:${fields.lock}`, [
+      ['lock', JSON.stringify(fields.lock)],
+      ['kind', JSON.stringify(fields.kind)],
+      ['op', JSON.stringify(fields.op)],
+      ['holder', fields.holder === undefined ? 'null' : JSON.stringify(describeOwner(fields.holder))],
+      ['waiters', String(fields.waiters ?? 0)],
+      ['fence', fields.fence === undefined ? 'null' : `"${fields.fence}"`],
+      ['by', fields.by === undefined ? 'null' : JSON.stringify(describeOwner(fields.by))],
+    ]);
     this.#locks.set(fields.lock, record);
     this.#emit(record);
   }
@@ -159,7 +169,8 @@ export class InspectionStream {
    */
   picture(recent = 1_000): CapturedRecord[] {
     const out: CapturedRecord[] = [...this.#graphs.values(), ...this.#actors.values(), ...this.#latest.values(), ...this.#locks.values()];
-    const tail = this.records().filter((r) => r.type === '@xstate.event' || r.type === '@xstate.microstep');
+    // The recent history, for the event log; the latest snapshots above come again, harmlessly.
+    const tail = this.records().filter((r) => r.type === '@xstate.snapshot');
     return out.concat(tail.slice(-recent));
   }
 
@@ -183,7 +194,9 @@ export class InspectionStream {
     this.#ring = new Array(this.capacity);
     this.#next = 0;
     this.#size = 0;
+    this.#graphIds = new WeakMap();
     this.#graphs.clear();
+    this.#inbound.clear();
     this.#actors.clear();
     this.#latest.clear();
     this.#finished.length = 0;
@@ -198,60 +211,57 @@ export class InspectionStream {
         const logic = (ref as { logic?: AnyActorLogic }).logic;
         const graphId = logic ? this.#graphId(logic) : undefined;
         const pending = this.#pending;
-        const record = this.#record('@xstate.actor', sessionId, {
-          id: ref.id,
-          name: isMachine(logic) ? logic.id : ref.id,
-          kind: pending?.kind ?? 'actor',
-          parentId: pending?.parentId ?? (ref as { _parent?: AnyActorRef })._parent?.sessionId ?? null,
-          systemId: (ref as { _systemId?: string })._systemId ?? null,
-          rootId: event.rootId,
-          graphId: graphId ?? null,
-        });
+        const record = this.#record('@xstate.actor', sessionId, undefined, [
+          ['id', JSON.stringify(ref.id)],
+          ['name', JSON.stringify(isMachine(logic) ? logic.id : ref.id)],
+          ['kind', JSON.stringify(pending?.kind ?? 'actor')],
+          ['parentId', JSON.stringify(pending?.parentId ?? (ref as { _parent?: AnyActorRef })._parent?.sessionId ?? null)],
+          ['systemId', JSON.stringify((ref as { _systemId?: string })._systemId ?? null)],
+          ['rootId', JSON.stringify(event.rootId)],
+          ['graphId', JSON.stringify(graphId ?? null)],
+        ]);
         this.#actors.set(sessionId, record);
         this.#emit(record);
         return;
       }
       case '@xstate.event': {
-        this.#emit(
-          this.#record('@xstate.event', sessionId, {
-            sourceId: event.sourceRef?.sessionId ?? null,
-            event: toSafeJson(event.event),
-          }),
-        );
+        // Held until the snapshot it leads to: one record per processed event.
+        this.#inbound.set(sessionId, {
+          sourceId: event.sourceRef === undefined ? 'null' : JSON.stringify(event.sourceRef.sessionId),
+          event: safeStringify(event.event),
+          transitions: '',
+        });
+        return;
+      }
+      case '@xstate.microstep': {
+        const inbound = this.#inbound.get(sessionId);
+        if (inbound === undefined) return;
+        for (const transition of event._transitions) {
+          inbound.transitions += (inbound.transitions === '' ? '' : ',') + this.#transitionJson(transition as AnyTransitionDefinition);
+        }
         return;
       }
       case '@xstate.snapshot': {
         const snapshot = event.snapshot as { status?: string; value?: unknown; context?: unknown; output?: unknown; error?: unknown };
         const logic = (ref as { logic?: AnyActorLogic }).logic;
-        let activeIds: string[] = [];
-        if (isMachine(logic) && snapshot.value !== undefined) {
-          try {
-            activeIds = [...new Set(getStateNodes(logic.root, snapshot.value as never).map((node) => node.id))];
-          } catch {
-            activeIds = [];
-          }
-        }
-        const record = this.#record('@xstate.snapshot', sessionId, {
-          event: { type: event.event.type },
-          status: snapshot.status ?? 'active',
-          value: toSafeJson(snapshot.value),
-          context: toSafeJson(snapshot.context),
-          activeIds,
-          ...(snapshot.output === undefined ? {} : { output: toSafeJson(snapshot.output) }),
-          ...(snapshot.error === undefined ? {} : { error: toSafeJson(snapshot.error) }),
-        });
+        const inbound = this.#inbound.get(sessionId);
+        this.#inbound.delete(sessionId);
+        const value = safeStringify(snapshot.value);
+        const fields: Array<[string, string]> = [
+          ['event', inbound?.event ?? `{"type":${JSON.stringify(event.event.type)}}`],
+          ['sourceId', inbound?.sourceId ?? 'null'],
+          ['transitions', `[${inbound?.transitions ?? ''}]`],
+          ['status', JSON.stringify(snapshot.status ?? 'active')],
+          ['value', value],
+          ['context', this.#contextJson(snapshot.context)],
+          ['activeIds', isMachine(logic) && snapshot.value !== undefined ? this.#activeIds(logic, snapshot.value, value) : '[]'],
+        ];
+        if (snapshot.output !== undefined) fields.push(['output', safeStringify(snapshot.output)]);
+        if (snapshot.error !== undefined) fields.push(['error', safeStringify(snapshot.error)]);
+        const record = this.#record('@xstate.snapshot', sessionId, `snapshot:${sessionId}`, fields);
         this.#latest.set(sessionId, record);
         if (snapshot.status !== undefined && snapshot.status !== 'active') this.#finish(sessionId);
         this.#emit(record);
-        return;
-      }
-      case '@xstate.microstep': {
-        this.#emit(
-          this.#record('@xstate.microstep', sessionId, {
-            eventType: event.event.type,
-            transitions: event._transitions.map((t) => ({ source: t.source.id, targets: (t.target ?? []).map((n) => n.id) })),
-          }),
-        );
         return;
       }
       default:
@@ -260,13 +270,53 @@ export class InspectionStream {
     }
   }
 
+  /** A context's JSON; XState replaces the context object on every assign, so an unchanged one is reused. */
+  #contextJson(context: unknown): string {
+    if (typeof context !== 'object' || context === null) return safeStringify(context);
+    let json = this.#contextCache.get(context);
+    if (json === undefined) {
+      json = safeStringify(context);
+      this.#contextCache.set(context, json);
+    }
+    return json;
+  }
+
+  /** The active state ids of `value`, as JSON, cached per machine and state. */
+  #activeIds(logic: AnyStateMachine, value: unknown, valueJson: string): string {
+    let byValue = this.#activeCache.get(logic);
+    if (byValue === undefined) this.#activeCache.set(logic, (byValue = new Map()));
+    let ids = byValue.get(valueJson);
+    if (ids === undefined) {
+      try {
+        ids = JSON.stringify([...new Set(getStateNodes(logic.root, value as never).map((node) => node.id))]);
+      } catch {
+        ids = '[]';
+      }
+      if (byValue.size < 1_000) byValue.set(valueJson, ids);
+    }
+    return ids;
+  }
+
+  #transitionJson(transition: AnyTransitionDefinition): string {
+    let json = this.#transitionCache.get(transition);
+    if (json === undefined) {
+      json = JSON.stringify({ source: transition.source.id, targets: (transition.target ?? []).map((n) => n.id) });
+      this.#transitionCache.set(transition, json);
+    }
+    return json;
+  }
+
   #graphId(logic: AnyActorLogic): string | undefined {
     if (!isMachine(logic)) return undefined;
     let id = this.#graphIds.get(logic);
     if (id === undefined) {
       id = `${logic.id}#${this.#graphs.size + 1}`;
       this.#graphIds.set(logic, id);
-      const record = this.#record('statesmith.graph', undefined, { graphId: id, machine: logic.id, root: graphOf(logic.root) });
+      const record = this.#record('statesmith.graph', undefined, undefined, [
+        ['graphId', JSON.stringify(id)],
+        ['machine', JSON.stringify(logic.id)],
+        ['root', JSON.stringify(graphOf(logic.root))],
+      ]);
       this.#graphs.set(id, record);
       this.#emit(record);
     }
@@ -282,10 +332,14 @@ export class InspectionStream {
     }
   }
 
-  #record(type: string, sessionId: string | undefined, fields: Record<string, unknown>): CapturedRecord {
+  /** Builds a record's JSON from fields already serialised (cheaper than one big stringify). */
+  #record(type: string, sessionId: string | undefined, key: string | undefined, fields: ReadonlyArray<readonly [string, string]>): CapturedRecord {
     const seq = ++this.#seq;
-    const json = JSON.stringify({ type, seq, ts: Date.now(), ...(sessionId === undefined ? {} : { sessionId }), ...fields });
-    return { seq, type, sessionId, json };
+    let json = `{"type":"${type}","seq":${seq},"ts":${Date.now()}`;
+    if (sessionId !== undefined) json += `,"sessionId":${JSON.stringify(sessionId)}`;
+    for (const [name, value] of fields) json += `,"${name}":${value}`;
+    json += '}';
+    return key === undefined ? { seq, type, sessionId, json } : { seq, type, sessionId, json, key };
   }
 
   #emit(record: CapturedRecord): void {

@@ -3,4 +3,24 @@
  *
  * @module
  */
+import { inspection } from './capture.ts';
+
 export { startInspector, type Inspector, type InspectorOptions } from './server.ts';
+
+/**
+ * The observer to give your own XState actors so they show in the inspector beside
+ * statesmith's: `createActor(machine, { inspect })`. It records nothing while no inspector
+ * runs.
+ *
+ * @example
+ * ```ts
+ * import { createActor, createMachine } from 'xstate';
+ * import { inspect, startInspector } from 'statesmith/inspector';
+ * const inspector = await startInspector();
+ * const door = createActor(createMachine({ id: 'door', initial: 'closed', states: { closed: { on: { open: 'opened' } }, opened: {} } }), { inspect }).start();
+ * door.send({ type: 'open' });
+ * console.log(door.getSnapshot().value); // opened
+ * await inspector.close();
+ * ```
+ */
+export const inspect = inspection.observer;

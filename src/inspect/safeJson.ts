@@ -79,7 +79,7 @@ export function toSafeJson(value: unknown, limits: SafeJsonLimits = defaultLimit
           break;
         }
         const field = (object as Record<string, unknown>)[key];
-        out[key] = SECRET_KEY.test(key) && field !== undefined && field !== null ? REDACTED : walk(field, depth + 1);
+        out[key] = secretKey(key) && field !== undefined && field !== null ? REDACTED : walk(field, depth + 1);
       }
       return out;
     } finally {
@@ -87,4 +87,55 @@ export function toSafeJson(value: unknown, limits: SafeJsonLimits = defaultLimit
     }
   };
   return walk(value, 0);
+}
+
+const keyIsSecret = new Map<string, boolean>();
+
+function secretKey(key: string): boolean {
+  let secret = keyIsSecret.get(key);
+  if (secret === undefined) {
+    secret = SECRET_KEY.test(key);
+    if (keyIsSecret.size < 10_000) keyIsSecret.set(key, secret);
+  }
+  return secret;
+}
+
+function plainPrimitive(value: unknown, limits: SafeJsonLimits): boolean {
+  switch (typeof value) {
+    case 'string':
+      return value.length <= limits.stringLength && !value.includes('://');
+    case 'number':
+      return Number.isFinite(value);
+    case 'boolean':
+    case 'undefined':
+      return true;
+    default:
+      return value === null;
+  }
+}
+
+/**
+ * `JSON.stringify(toSafeJson(value))`, with a fast path for what most snapshots hold:
+ * primitives, and flat plain objects or arrays of short primitives under keys that are
+ * not secrets. Those are stringified natively, without the walk.
+ */
+export function safeStringify(value: unknown, limits: SafeJsonLimits = defaultLimits): string {
+  if (plainPrimitive(value, limits)) return value === undefined ? 'null' : JSON.stringify(value);
+  if (typeof value === 'object' && value !== null) {
+    const proto = Object.getPrototypeOf(value);
+    if (Array.isArray(value)) {
+      if (value.length <= limits.items && value.every((item) => plainPrimitive(item, limits))) return JSON.stringify(value);
+    } else if (proto === Object.prototype || proto === null) {
+      let flat = true;
+      let count = 0;
+      for (const key in value) {
+        if (++count > limits.items || secretKey(key) || !plainPrimitive((value as Record<string, unknown>)[key], limits)) {
+          flat = false;
+          break;
+        }
+      }
+      if (flat) return JSON.stringify(value);
+    }
+  }
+  return JSON.stringify(toSafeJson(value, limits)) ?? 'null';
 }

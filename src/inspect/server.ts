@@ -41,6 +41,8 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 /** Above this many unsent bytes a viewer gets only the latest snapshot per actor. */
 const BACKLOG_BYTES = 4 * 1024 * 1024;
 const FLUSH_MS = 50;
+const FRAME_RECORDS = 2_000;
+const PENDING_LIMIT = 10_000;
 
 /** Finds the page's folder, from the sources or from `dist/`. */
 function pageDirectory(): string {
@@ -157,29 +159,44 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
     ws.send(`[${inspection.picture().map((r) => r.json).join(',')}]`);
   });
 
-  // Records go out in batches, at most every FLUSH_MS; a viewer that falls behind gets the
-  // latest snapshot per actor and a note of what was dropped, so capture never waits on it.
+  // Records go out in batches, at most every FLUSH_MS and at most FRAME_RECORDS per frame.
+  // Capture never waits on a viewer: a viewer that falls behind, or a runtime that keeps
+  // the event loop busy so long that PENDING_LIMIT records pile up, gets the latest
+  // snapshot per actor instead of every step, with a count of what was dropped.
   let pending: CapturedRecord[] = [];
+  let droppedSinceFlush = 0;
   let timer: NodeJS.Timeout | undefined;
   const flush = (): void => {
     timer = undefined;
     const batch = pending;
+    const dropped = droppedSinceFlush;
     pending = [];
+    droppedSinceFlush = 0;
     if (batch.length === 0 || clients.size === 0) return;
-    const full = `[${batch.map((r) => r.json).join(',')}]`;
+    const frames: string[] = [];
+    for (let i = 0; i < batch.length; i += FRAME_RECORDS) {
+      frames.push(`[${batch.slice(i, i + FRAME_RECORDS).map((r) => r.json).join(',')}]`);
+    }
+    if (dropped > 0) frames.push(JSON.stringify([{ type: 'statesmith.dropped', count: dropped }]));
     let coalesced: string | undefined;
     for (const ws of clients) {
       if (ws.readyState !== ws.OPEN) continue;
       if (ws.bufferedAmount < BACKLOG_BYTES) {
-        ws.send(full);
+        for (const frame of frames) ws.send(frame);
         continue;
       }
-      coalesced ??= coalesce(batch);
+      coalesced ??= frameOf(coalesce(batch), batch.length + dropped);
       ws.send(coalesced);
     }
   };
   const unsubscribe = inspection.subscribe((record) => {
+    if (clients.size === 0) return;
     pending.push(record);
+    if (pending.length >= PENDING_LIMIT) {
+      const kept = coalesce(pending);
+      droppedSinceFlush += pending.length - kept.length;
+      pending = kept;
+    }
     if (timer === undefined) {
       timer = setTimeout(flush, FLUSH_MS);
       timer.unref();
@@ -214,14 +231,23 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
   return { url, port: boundPort, close, [Symbol.asyncDispose]: close };
 }
 
-/** The latest snapshot of each actor in `batch`, plus structure records, and a note of what was dropped. */
-function coalesce(batch: readonly CapturedRecord[]): string {
+/**
+ * What a viewer that fell behind needs of `batch`: the structure records (actors,
+ * graphs) and the latest record of each key (an actor's snapshot, a lock's state):
+ * the steps in between are dropped.
+ */
+function coalesce(batch: readonly CapturedRecord[]): CapturedRecord[] {
   const latest = new Map<string, CapturedRecord>();
   const kept: CapturedRecord[] = [];
   for (const record of batch) {
-    if (record.type === '@xstate.snapshot' && record.sessionId !== undefined) latest.set(record.sessionId, record);
-    else if (record.type !== '@xstate.event' && record.type !== '@xstate.microstep') kept.push(record);
+    if (record.key !== undefined) latest.set(record.key, record);
+    else kept.push(record);
   }
-  const note = JSON.stringify({ type: 'statesmith.dropped', count: batch.length - kept.length - latest.size });
-  return `[${[...kept, ...latest.values()].map((r) => r.json).concat(note).join(',')}]`;
+  return [...kept, ...latest.values()];
+}
+
+/** One frame of `records`, noting how many of `total` were dropped. */
+function frameOf(records: readonly CapturedRecord[], total: number): string {
+  const note = JSON.stringify({ type: 'statesmith.dropped', count: total - records.length });
+  return `[${records.map((r) => r.json).concat(note).join(',')}]`;
 }

@@ -54,6 +54,13 @@ export function runDetached<R>(fn: () => R): R {
  */
 export const kJumpQueue: unique symbol = Symbol('statesmith.mutex.jumpQueue');
 
+/**
+ * A construction option for locks that are a facility's own inner workings (the
+ * executor's lock, a coordinator's local queue): they stay out of the inspector's locks
+ * view. @internal
+ */
+export const kUninspected: unique symbol = Symbol('statesmith.mutex.uninspected');
+
 /** Options of {@link Mutex.acquire}. */
 export interface MutexAcquireOptions {
   /** Abort the wait; the acquire rejects with `signal.reason` and never holds the lock. */
@@ -94,6 +101,7 @@ export class Mutex {
   readonly name: string;
   readonly reentrant: boolean;
   readonly #clock: Clock;
+  readonly #inspected: boolean;
   #hold: Hold | null = null;
   #queue: Waiter[] = [];
   #head = 0;
@@ -107,6 +115,7 @@ export class Mutex {
     this.name = opts.name ?? 'mutex';
     this.reentrant = opts.reentrant ?? false;
     this.#clock = opts.clock ?? systemClock;
+    this.#inspected = (opts as { [kUninspected]?: boolean })[kUninspected] !== true;
   }
 
   /** True while someone holds the lock. */
@@ -167,7 +176,7 @@ export class Mutex {
     // holder whose signal nobody has read gets it, already aborted, on first read.
     if (hold.controller === undefined) hold.lost = lost;
     else hold.controller.abort(lost());
-    if (inspection.enabled) inspection.lock({ lock: `mutex:${this.name}`, kind: 'mutex', op: 'forced', holder: hold.owner, by: opts.by, waiters: this.#waiting });
+    if (inspection.enabled && this.#inspected) inspection.lock({ lock: `mutex:${this.name}`, kind: 'mutex', op: 'forced', holder: hold.owner, by: opts.by, waiters: this.#waiting });
     this.#release(hold);
     return true;
   }
@@ -269,7 +278,7 @@ export class Mutex {
   #grant(owner: unknown): Hold {
     const hold: Hold = { owner, depth: 1, released: false, controller: undefined };
     this.#hold = hold;
-    if (inspection.enabled) inspection.lock({ lock: `mutex:${this.name}`, kind: 'mutex', op: 'held', holder: owner ?? '(anonymous)', waiters: this.#waiting });
+    if (inspection.enabled && this.#inspected) inspection.lock({ lock: `mutex:${this.name}`, kind: 'mutex', op: 'held', holder: owner ?? '(anonymous)', waiters: this.#waiting });
     return hold;
   }
 
@@ -286,7 +295,7 @@ export class Mutex {
       waiter.resolve(new LockHandle(this.#releaser, this.#grant(waiter.owner)));
       break;
     }
-    if (this.#hold === null && inspection.enabled) inspection.lock({ lock: `mutex:${this.name}`, kind: 'mutex', op: 'free', waiters: 0 });
+    if (this.#hold === null && inspection.enabled && this.#inspected) inspection.lock({ lock: `mutex:${this.name}`, kind: 'mutex', op: 'free', waiters: 0 });
     if (this.#head === this.#queue.length) {
       this.#queue = [];
       this.#head = 0;

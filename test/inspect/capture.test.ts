@@ -1,0 +1,105 @@
+import { expect } from 'chai';
+import { AsyncExecutor, Mutex, TaskGroup, WakeupBus } from '../../src/index.ts';
+import { InspectionStream, inspection } from '../../src/inspect/capture.ts';
+import { startCapture } from '../../src/runtime/startActor.ts';
+
+type Record = { type: string; seq: number; sessionId?: string; [key: string]: unknown };
+const parse = (stream: InspectionStream): Record[] => stream.records().map((r) => JSON.parse(r.json) as Record);
+
+describe('inspection capture', () => {
+  let stop: (() => void) | undefined;
+  beforeEach(() => inspection.reset());
+  afterEach(() => {
+    stop?.();
+    stop = undefined;
+    inspection.reset();
+  });
+
+  it('is off until started: actors run without reporting anything', async () => {
+    const executor = new AsyncExecutor({ wakeup: new WakeupBus(), name: 'quiet' });
+    await executor.run(async () => 1);
+    expect(inspection.enabled).to.equal(false);
+    expect(inspection.records()).to.have.length(0);
+  });
+
+  it('reports an actor (with its graph once per machine), then one numbered record per processed event: the event, its transitions, the state after', async () => {
+    stop = startCapture();
+    const a = new AsyncExecutor({ wakeup: new WakeupBus(), name: 'one' });
+    const b = new AsyncExecutor({ wakeup: new WakeupBus(), name: 'two' });
+    await a.run(async () => 'done');
+    void b;
+    const records = parse(inspection);
+    const graphs = records.filter((r) => r.type === 'statesmith.graph' && r['machine'] === 'statesmith.executor');
+    expect(graphs, 'one graph per machine').to.have.length(1);
+    // Executors of earlier tests are still alive and adopted too: look at these two.
+    const actorRecords = records.filter((r) => r.type === '@xstate.actor' && r['kind'] === 'executor' && ['one', 'two'].includes(r['id'] as string));
+    expect(actorRecords.map((r) => r['id'])).to.deep.equal(['one', 'two']);
+    expect(actorRecords[0]?.['graphId']).to.equal(graphs[0]?.['graphId']);
+    const session = actorRecords[0]?.sessionId;
+    const mine = records.filter((r) => r.sessionId === session);
+    expect([...new Set(mine.map((r) => r.type))]).to.deep.equal(['@xstate.actor', '@xstate.snapshot']);
+    const steps = mine.filter((r) => r.type === '@xstate.snapshot');
+    expect(steps.map((s) => [(s['event'] as { type: string }).type, s['value']])).to.deep.equal([
+      ['xstate.init', 'idle'],
+      ['statesmith.executor.schedule', 'scheduled'],
+      ['statesmith.executor.start', 'running'],
+      ['statesmith.executor.finish', 'done'],
+      ['statesmith.executor.reset', 'idle'],
+    ]);
+    expect(steps[1]?.['event']).to.deep.equal({ type: 'statesmith.executor.schedule', action: 'anonymous task' });
+    expect(steps[2]?.['transitions']).to.deep.equal([{ source: 'statesmith.executor.scheduled', targets: ['statesmith.executor.running'] }]);
+    expect(steps.at(-1)?.['activeIds']).to.deep.equal(['statesmith.executor', 'statesmith.executor.idle']);
+    const seqs = records.map((r) => r.seq);
+    expect(seqs).to.deep.equal([...seqs].sort((x, y) => x - y));
+  });
+
+  it('adopts actors that were running before capture started, with their current state', () => {
+    const executor = new AsyncExecutor({ wakeup: new WakeupBus(), name: 'early' });
+    executor.schedule('restart');
+    stop = startCapture();
+    const records = parse(inspection);
+    const actor = records.find((r) => r.type === '@xstate.actor' && r['id'] === 'early');
+    expect(actor, 'adopted').to.not.equal(undefined);
+    const snapshot = records.find((r) => r.type === '@xstate.snapshot' && r.sessionId === actor?.sessionId);
+    expect(snapshot?.['value']).to.equal('scheduled');
+  });
+
+  it('makes tasks real actors while capturing, so they show', async () => {
+    stop = startCapture();
+    await using group = new TaskGroup({ uniqueId: 'seen' });
+    await group.createTask(async () => 1, { name: 'job' }).wait();
+    const records = parse(inspection);
+    expect(records.some((r) => r.type === '@xstate.actor' && r['kind'] === 'task' && r['id'] === 'TaskGroup:seen:job')).to.equal(true);
+  });
+
+  it('reports locks: holder, waiters, forced releases', async () => {
+    stop = startCapture();
+    const mutex = new Mutex({ name: 'volumes' });
+    const held = await mutex.acquire({ owner: 'resize job' });
+    const waiting = mutex.acquire({ owner: 'snapshot job' });
+    mutex.forceRelease({ by: 'watchdog' });
+    (await waiting).release();
+    held.release();
+    const locks = parse(inspection).filter((r) => r.type === 'statesmith.lock' && r['lock'] === 'mutex:volumes');
+    expect(locks.map((l) => [l['op'], l['holder'], l['by']])).to.deep.equal([
+      ['held', 'resize job', null],
+      ['forced', 'resize job', 'watchdog'],
+      ['held', 'snapshot job', null],
+      ['free', null, null],
+    ]);
+  });
+
+  it('keeps the ring bounded, oldest records first out, and serialises at once', () => {
+    const stream = new InspectionStream(5);
+    stream.enable();
+    const context = { n: 0 };
+    for (let i = 0; i < 12; i++) {
+      context.n = i;
+      stream.lock({ lock: 'l', kind: 'mutex', op: `op${i}` });
+    }
+    const kept = parse(stream);
+    expect(kept.map((r) => r['op'])).to.deep.equal(['op7', 'op8', 'op9', 'op10', 'op11']);
+    expect(stream.ringBytes).to.be.greaterThan(0);
+    expect(stream.picture().filter((r) => r.type === 'statesmith.lock')).to.have.length(1);
+  });
+});

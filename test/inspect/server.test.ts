@@ -1,0 +1,103 @@
+import { expect } from 'chai';
+import { request } from 'node:http';
+import WebSocket from 'ws';
+import { AsyncExecutor, WakeupBus } from '../../src/index.ts';
+import { inspection } from '../../src/inspect/capture.ts';
+import { startInspector, type Inspector } from '../../src/inspect/index.ts';
+import { rejection } from '../support/async.ts';
+
+function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers }, (res) => {
+      let body = '';
+      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function connect(url: string, headers: Record<string, string>): Promise<{ ws: WebSocket; first: unknown[] }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers });
+    ws.once('message', (data) => resolve({ ws, first: JSON.parse(String(data)) as unknown[] }));
+    ws.once('error', reject);
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+  });
+}
+
+describe('startInspector', function () {
+  this.timeout(15_000);
+  let inspector: Inspector | undefined;
+  afterEach(async () => {
+    await inspector?.close();
+    inspector = undefined;
+    inspection.reset();
+  });
+
+  it('binds to loopback, serves the page only with the token, and sends safe headers', async () => {
+    inspector = await startInspector();
+    const url = new URL(inspector.url);
+    expect(url.hostname).to.equal('127.0.0.1');
+    const page = await get(inspector.url);
+    expect(page.status).to.equal(200);
+    expect(page.body).to.include('statesmith inspector');
+    expect(page.headers['content-security-policy']).to.match(/default-src 'none'; script-src 'self'/);
+    expect(page.headers['x-content-type-options']).to.equal('nosniff');
+    const token = url.searchParams.get('token') as string;
+    expect((await get(`${url.origin}/app.js?token=${token}`)).status).to.equal(200);
+    expect((await get(`${url.origin}/`)).status, 'no token').to.equal(403);
+    expect((await get(`${url.origin}/?token=${'0'.repeat(token.length)}`)).status, 'wrong token').to.equal(403);
+    expect((await get(`${url.origin}/app.js`)).status, 'assets need it too').to.equal(403);
+    expect((await get(`${url.origin}/../package.json?token=${token}`)).status).to.equal(404);
+  });
+
+  it('refuses requests whose Host is not this server (DNS rebinding)', async () => {
+    inspector = await startInspector();
+    const res = await get(inspector.url, { Host: `attacker.example:${inspector.port}` });
+    expect(res.status).to.equal(421);
+    expect((await get(inspector.url, { Host: `localhost:${inspector.port}` })).status).to.equal(200);
+  });
+
+  it('refuses a non-loopback bind unless allowRemote, and checks its options', async () => {
+    const error = (await rejection(startInspector({ host: '0.0.0.0' }))) as { code: string; message: string };
+    expect(error.code).to.equal('ERR_INVALID_ARG_VALUE');
+    expect(error.message).to.match(/loopback address.*unless allowRemote/);
+    expect(((await rejection(startInspector({ port: -1 }))) as { code: string }).code).to.equal('ERR_INVALID_ARG_TYPE');
+    expect(((await rejection(startInspector({ token: 'short' }))) as { code: string }).code).to.equal('ERR_INVALID_ARG_VALUE');
+    expect(inspection.enabled).to.equal(false);
+  });
+
+  it('the socket needs the token and a matching Origin; a viewer gets the current picture first, then live records', async () => {
+    const executor = new AsyncExecutor({ wakeup: new WakeupBus(), name: 'watched' });
+    executor.schedule('restart');
+    inspector = await startInspector();
+    const url = new URL(inspector.url);
+    const token = url.searchParams.get('token') as string;
+    const ws = `ws://${url.host}/ws?token=${token}`;
+    const origin = { Origin: url.origin };
+    expect(((await rejection(connect(`ws://${url.host}/ws`, origin))) as Error).message).to.equal('HTTP 403');
+    expect(((await rejection(connect(ws, { Origin: 'http://evil.example' }))) as Error).message).to.equal('HTTP 403');
+    const { ws: socket, first } = await connect(ws, origin);
+    const picture = first as Array<{ type: string; id?: string; value?: unknown; sessionId?: string }>;
+    const actor = picture.find((r) => r.type === '@xstate.actor' && r.id === 'watched');
+    expect(actor, 'the executor is in the picture').to.not.equal(undefined);
+    expect(picture.find((r) => r.type === '@xstate.snapshot' && r.sessionId === actor?.sessionId)?.value).to.equal('scheduled');
+    const live = new Promise<unknown[]>((resolve) => socket.once('message', (data) => resolve(JSON.parse(String(data)) as unknown[])));
+    executor.resetScheduledAction();
+    const next = (await live) as Array<{ type: string; sessionId?: string; value?: unknown }>;
+    expect(next.some((r) => r.type === '@xstate.snapshot' && r.sessionId === actor?.sessionId && r.value === 'idle')).to.equal(true);
+    socket.close();
+  });
+
+  it('close() stops serving and capturing', async () => {
+    inspector = await startInspector();
+    expect(inspection.enabled).to.equal(true);
+    const { url } = inspector;
+    await inspector.close();
+    inspector = undefined;
+    expect(inspection.enabled).to.equal(false);
+    expect(((await rejection(get(url))) as { code: string }).code).to.equal('ECONNREFUSED');
+  });
+});
