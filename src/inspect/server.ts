@@ -118,6 +118,10 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
       res.writeHead(421, { ...headers, 'Content-Type': 'text/plain' }).end('Misdirected request: this inspector answers only to its own address');
       return;
     }
+    if (url.pathname === '/favicon.ico') {
+      res.writeHead(204, headers).end();
+      return;
+    }
     if (req.method !== 'GET') {
       res.writeHead(405, { ...headers, Allow: 'GET' }).end();
       return;
