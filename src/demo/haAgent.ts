@@ -22,7 +22,7 @@ import type { LockLostError } from '../errors.ts';
 import { startInspector, type Inspector } from '../inspect/server.ts';
 import { Mutex } from '../locks/Mutex.ts';
 import { Locksmith } from '../locksmith/Locksmith.ts';
-import { setLogger, type LogFields } from '../logger.ts';
+import { getLogger, setLogger, type LogFields } from '../logger.ts';
 import { CancellableSubprocess } from '../subprocess/CancellableSubprocess.ts';
 import { ServiceBase } from '../tasks/ServiceBase.ts';
 
@@ -68,6 +68,8 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
   const say = (who: string, what: string): void => out(`+${String(Math.round(performance.now() - t0)).padStart(6)} ms  ${who.padEnd(10)} ${what}`);
   const log = (level: string) => (message: string, fields?: LogFields) =>
     say('log', `${level}: ${message}${fields?.['error'] instanceof Error ? ` (${fields['error'].message})` : ''}`);
+  // The agent's log goes to its own output; whatever logger was set before comes back on stop().
+  const previousLogger = getLogger();
   setLogger({ debug: () => undefined, info: log('info'), warn: log('warn'), error: log('error') });
 
   let inspector: Inspector | undefined;
@@ -191,7 +193,7 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
       bus.complete();
       await inspector?.close();
       say('agent', 'stopped cleanly');
-      setLogger(null);
+      setLogger(previousLogger);
       resolveDone();
     })();
     return stopping;

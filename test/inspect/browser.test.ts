@@ -21,6 +21,8 @@ describe('the inspector in a real browser', function () {
   this.timeout(60_000);
   let browser: Browser | undefined;
   let agent: HaAgent | undefined;
+  /** Ends the action the test holds the executor with (also if the test fails half-way). */
+  let release: () => void = () => undefined;
 
   before(function () {
     if (!existsSync(CHROMIUM)) {
@@ -30,6 +32,7 @@ describe('the inspector in a real browser', function () {
   });
 
   after(async () => {
+    release();
     await browser?.close();
     await agent?.stop();
     inspection.reset();
@@ -49,14 +52,14 @@ describe('the inspector in a real browser', function () {
       await page.locator(`[data-kind="${kind}"]`).first().waitFor({ timeout: 10_000 });
     }
 
-    await page.locator('[data-kind="executor"]').first().click();
+    // Other tests' executors may be alive in this process too: pick the agent's own.
+    await page.locator(`[data-session="${agent.executor.actor.sessionId}"]`).click();
     await page.locator('#detail-title', { hasText: 'executor ha' }).waitFor();
     await page.locator('#chart .node', { hasText: 'scheduled' }).first().waitFor();
 
     // Drive the executor and watch the chart follow: running while the action runs, then back.
     const executor = agent.executor;
     await waitUntil(() => !executor.busy, 10_000, 'the executor to be free');
-    let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
     expect(executor.tryRunAsync(HOSTILE, () => held)).to.equal(null);
     await page.locator('#chart .node.active > .title', { hasText: 'running' }).waitFor({ timeout: 5_000 });
