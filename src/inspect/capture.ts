@@ -16,6 +16,7 @@
  * @internal
  */
 import { getStateNodes, type AnyActorLogic, type AnyActorRef, type AnyStateMachine, type AnyTransitionDefinition, type InspectionEvent, type Observer } from 'xstate';
+import { describeOwner } from '../runtime/describeOwner.ts';
 import { safeStringify } from './safeJson.ts';
 
 /** One serialised record and what the server needs to route it. */
@@ -56,16 +57,6 @@ function graphOf(node: AnyStateMachine['root']): GraphNode {
     children: Object.values(node.states).map((child) => graphOf(child)),
     edges,
   };
-}
-
-/** An owner as the locks view shows it: its name or id when it has one (tasks, actors). */
-function describeOwner(owner: unknown): string {
-  if (typeof owner !== 'object' || owner === null) return String(owner);
-  const named = owner as { name?: unknown; id?: unknown };
-  if (typeof named.name === 'string') return named.name;
-  if (typeof named.id === 'string') return named.id;
-  const text = String(owner);
-  return text === '[object Object]' ? (owner.constructor?.name ?? 'object') : text;
 }
 
 function isMachine(logic: unknown): logic is AnyStateMachine {

@@ -12,6 +12,7 @@ import { getLogger } from '../logger.ts';
 import { WorkerThread } from '../threads/WorkerThread.ts';
 import { raceSignal } from '../runtime/deferred.ts';
 import { LazyActor } from '../runtime/LazyActor.ts';
+import { describeOwner } from '../runtime/describeOwner.ts';
 import { currentOwner, runAsOwner } from '../runtime/ownerContext.ts';
 import { optionalDuration, optionalObject, optionalSignal, requireFunction, requireNonEmptyString } from '../runtime/validate.ts';
 import { OWNED, lockKindOf, type HostHold, type LockKind } from './lockKinds.ts';
@@ -179,16 +180,6 @@ function ownerFinished(owner: unknown): boolean {
   }
   // A node:worker_threads Worker reports threadId -1 once it has exited.
   return typeof candidate.postMessage === 'function' && candidate.threadId === -1;
-}
-
-/** An owner for messages: its name or id when it has one (tasks, actors, workers). */
-function ownerName(owner: unknown): string {
-  if (typeof owner !== 'object' || owner === null) return String(owner);
-  const named = owner as { name?: unknown; id?: unknown };
-  if (typeof named.name === 'string') return named.name;
-  if (typeof named.id === 'string') return named.id;
-  const text = String(owner);
-  return text === '[object Object]' ? (owner.constructor?.name ?? 'the owner') : text;
 }
 
 function errorFromWire(wire: WireError): Error {
@@ -453,7 +444,7 @@ export class Locksmith {
     const respond = servers.get(owner);
     const port = respond ? undefined : portOf(owner);
     if (respond === undefined && port === undefined) {
-      getLogger().info(`${ownerName(owner)} does not serve force requests; ${this.name} takes ${kind.describe(lock)}`);
+      getLogger().info(`${describeOwner(owner)} does not serve force requests; ${this.name} takes ${kind.describe(lock)}`);
       run.send('statesmith.force.unserved');
       return compel();
     }
@@ -474,7 +465,7 @@ export class Locksmith {
     }
     switch (reply) {
       case 'timeout':
-        getLogger().warn(`${ownerName(owner)} did not answer ${this.name} within ${opts.answerTimeoutMs} ms; taking ${kind.describe(lock)}`);
+        getLogger().warn(`${describeOwner(owner)} did not answer ${this.name} within ${opts.answerTimeoutMs} ms; taking ${kind.describe(lock)}`);
         run.send('statesmith.force.answerTimeout');
         return this.#afterOwner(lock, compel());
       default:
