@@ -46,7 +46,8 @@ export class ManualClock implements Clock {
 
   setTimeout(fn: () => void, ms: number): number {
     const id = this.#nextId++;
-    this.#timers.set(id, { id, at: this.#now + Math.max(0, Number.isFinite(ms) ? ms : 0), fn });
+    // NaN and negative delays fire at once, as Node's; Infinity never fires.
+    this.#timers.set(id, { id, at: this.#now + (ms > 0 ? ms : 0), fn });
     return id;
   }
 
@@ -79,11 +80,31 @@ export class ManualClock implements Clock {
     await flushMicrotasks();
   }
 
+  /**
+   * Moves time forward by `ms` without firing any timer, as a frozen process sees it (a
+   * blocked event loop, SIGSTOP): code that runs next finds the time moved on while the
+   * timers due meanwhile have not fired yet; they fire at the next {@link advance}.
+   *
+   * @example
+   * ```ts
+   * import { ManualClock } from 'statesmith';
+   * const clock = new ManualClock();
+   * clock.setTimeout(() => console.log('fired late, at', clock.now()), 100);
+   * clock.stall(500);
+   * console.log(clock.now()); // 500
+   * await clock.advance(0); // fired late, at 500
+   * ```
+   */
+  stall(ms: number): void {
+    requireDuration('ms', ms, { allowInfinity: false });
+    this.#now += ms;
+  }
+
   /** Advances to the next due timer and fires it (and any due at the same instant). */
   async next(): Promise<boolean> {
     await flushMicrotasks();
     const next = this.#earliest();
-    if (next === undefined) return false;
+    if (next === undefined || next.at === Infinity) return false;
     await this.advance(next.at - this.#now);
     return true;
   }
