@@ -63,6 +63,35 @@ export class ArgumentRangeError extends RangeError {
 }
 
 /**
+ * An options object with a key the call does not know (a typo such as `timeout` for
+ * `timeoutMs` would otherwise be ignored in silence). `code` is `ERR_UNKNOWN_OPTION`;
+ * `key` is the unknown key and `accepted` lists the keys the call knows.
+ *
+ * @example
+ * ```ts
+ * import { Mutex } from 'statesmith';
+ * try {
+ *   await new Mutex().acquire({ timeout: 100 } as never);
+ * } catch (error) {
+ *   console.log((error as { code: string }).code); // ERR_UNKNOWN_OPTION
+ *   console.log((error as Error).message);
+ *   // The "options" argument has no key "timeout"; the keys it accepts are owner, signal, timeoutMs
+ * }
+ * ```
+ */
+export class UnknownOptionError extends TypeError {
+  override readonly name = 'UnknownOptionError';
+  readonly code = 'ERR_UNKNOWN_OPTION';
+  readonly key: string;
+  readonly accepted: readonly string[];
+  constructor(argument: string, key: string, accepted: readonly string[]) {
+    super(`The "${argument}" argument has no key ${JSON.stringify(key)}; the keys it accepts are ${accepted.length === 0 ? '(none)' : [...accepted].sort().join(', ')}`);
+    this.key = key;
+    this.accepted = accepted;
+  }
+}
+
+/**
  * What a cancelled task, wait or call rejects with. `code` is `ERR_CANCELLED`.
  *
  * @example

@@ -6,7 +6,7 @@
 import { Subject, type Observable } from 'rxjs';
 import { systemClock, type Clock } from '../clock.ts';
 import { getLogger } from '../logger.ts';
-import { optionalObject, optionalSignal, requireDuration } from '../runtime/validate.ts';
+import { optionalObject, requireDuration, signalOption } from '../runtime/validate.ts';
 
 /** One wake-up: why, with what detail, when (clock time), and how many were folded into it. */
 export interface Wakeup {
@@ -58,7 +58,7 @@ export class WakeupBus {
   readonly wakeups$: Observable<Wakeup>;
 
   constructor(options?: WakeupBusOptions) {
-    const opts = optionalObject<WakeupBusOptions>('options', options);
+    const opts = optionalObject<WakeupBusOptions>('options', options, ['clock']);
     this.#clock = opts.clock ?? systemClock;
     this.wakeups$ = this.#subject.asObservable();
   }
@@ -109,7 +109,7 @@ export class WakeupBus {
     let signal: AbortSignal | undefined;
     try {
       requireDuration('timeoutMs', timeoutMs);
-      signal = optionalSignal('options.signal', optionalObject<{ signal: AbortSignal }>('options', options).signal);
+      signal = signalOption('options', options);
     } catch (error) {
       return Promise.reject(error);
     }

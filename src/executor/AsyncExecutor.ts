@@ -11,7 +11,7 @@ import { kUninspected, Mutex, runDetached, type MutexAcquireOptions, type MutexO
 import { getLogger } from '../logger.ts';
 import { createDeferred, raceSignal, type Deferred } from '../runtime/deferred.ts';
 import { startActor } from '../runtime/startActor.ts';
-import { optionalObject, optionalSignal, requireFunction, requireNonEmptyString } from '../runtime/validate.ts';
+import { optionalObject, requireFunction, requireNonEmptyString, signalOption } from '../runtime/validate.ts';
 import type { CancellableSubprocess } from '../subprocess/CancellableSubprocess.ts';
 import { CriticalTask } from './CriticalTask.ts';
 
@@ -93,7 +93,7 @@ export class AsyncExecutor {
   #criticalTask: CriticalTask | undefined;
 
   constructor(options: AsyncExecutorOptions) {
-    const opts = optionalObject<AsyncExecutorOptions>('options', options);
+    const opts = optionalObject<AsyncExecutorOptions>('options', options, ['wakeup', 'cancellable', 'name']);
     if (!isWakeupBus(opts.wakeup) && typeof opts.wakeup !== 'function') {
       throw new ArgumentTypeError('options.wakeup', 'a WakeupBus or a function', opts.wakeup);
     }
@@ -210,7 +210,7 @@ export class AsyncExecutor {
    * `DeadlockError` when called from inside `withLock` while the task runs.
    */
   async cancel(options?: { readonly signal?: AbortSignal }): Promise<void> {
-    const signal = optionalSignal('options.signal', optionalObject<{ signal: AbortSignal }>('options', options).signal);
+    const signal = signalOption('options', options);
     if (this.#slot === null) return;
     const callerHoldsLock = this.#lock.isHeldByCaller();
     const slot = await this.#lock.runExclusive(

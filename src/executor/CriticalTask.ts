@@ -45,7 +45,7 @@ export class CriticalTask<T = unknown> {
   readonly #mutex: Mutex;
 
   constructor(options?: { readonly name?: string }) {
-    const opts = optionalObject<{ name: string }>('options', options);
+    const opts = optionalObject<{ name: string }>('options', options, ['name']);
     this.name = opts.name ?? `criticalTask-${++counter}`;
     this.#mutex = new Mutex({ name: `${this.name} lock`, [kUninspected]: true } as MutexOptions);
     this.actor = startActor('criticalTask', criticalTaskMachine, { input: { name: this.name }, id: this.name });

@@ -84,7 +84,7 @@ function sameToken(given: string | null, token: string): boolean {
  * ```
  */
 export async function startInspector(options?: InspectorOptions): Promise<Inspector> {
-  const opts = optionalObject<InspectorOptions>('options', options);
+  const opts = optionalObject<InspectorOptions>('options', options, ['port', 'host', 'allowRemote', 'token']);
   const host = opts.host ?? '127.0.0.1';
   if (typeof host !== 'string' || host.length === 0) throw new ArgumentTypeError('options.host', 'a host name or address', host);
   const port = opts.port ?? 0;

@@ -111,7 +111,7 @@ export class Mutex {
   readonly #releaser = (hold: Hold): void => this.#release(hold);
 
   constructor(options?: MutexOptions) {
-    const opts = optionalObject<MutexOptions>('options', options);
+    const opts = optionalObject<MutexOptions>('options', options, ['name', 'reentrant', 'clock']);
     this.name = opts.name ?? 'mutex';
     this.reentrant = opts.reentrant ?? false;
     this.#clock = opts.clock ?? systemClock;
@@ -169,7 +169,7 @@ export class Mutex {
   forceRelease(options?: { readonly by?: unknown; readonly info?: unknown }): boolean {
     const hold = this.#hold;
     if (hold === null) return false;
-    const opts = optionalObject<{ by: unknown; info: unknown }>('options', options);
+    const opts = optionalObject<{ by: unknown; info: unknown }>('options', options, ['by', 'info']);
     hold.depth = 1;
     const lost = (): LockLostError => new LockLostError(this.name, opts.by ?? 'a forced release', opts.info);
     // Tell the old holder first (abort listeners run now), then hand the lock on. A
@@ -200,7 +200,7 @@ export class Mutex {
       owner = currentOwner();
     } else {
       try {
-        const opts = optionalObject<MutexAcquireOptions>('options', options);
+        const opts = optionalObject<MutexAcquireOptions>('options', options, ['signal', 'timeoutMs', 'owner']);
         signal = optionalSignal('options.signal', opts.signal);
         timeoutMs = optionalDuration('options.timeoutMs', opts.timeoutMs, Infinity);
         owner = 'owner' in opts ? opts.owner : currentOwner();

@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { ArgumentRangeError, ArgumentTypeError, ArgumentValueError } from '../errors.ts';
+import { ArgumentRangeError, ArgumentTypeError, ArgumentValueError, UnknownOptionError } from '../errors.ts';
 
 export function requireFunction<F extends (...args: never[]) => unknown>(name: string, value: unknown): F {
   if (typeof value !== 'function') throw new ArgumentTypeError(name, 'a function', value);
@@ -38,10 +38,23 @@ export function optionalSignal(name: string, value: unknown): AbortSignal | unde
   return value;
 }
 
-export function optionalObject<T extends object>(name: string, value: unknown): Partial<T> {
+/**
+ * An options object (or `undefined`, read as `{}`) whose own string keys are all in
+ * `accepted`: an unknown key is an {@link UnknownOptionError}, never ignored. Symbol keys
+ * (internal seams) are not checked.
+ */
+export function optionalObject<T extends object>(name: string, value: unknown, accepted: readonly (keyof T & string)[]): Partial<T> {
   if (value === undefined) return {};
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new ArgumentTypeError(name, 'an options object', value);
   }
+  for (const key in value) {
+    if (Object.hasOwn(value, key) && !(accepted as readonly string[]).includes(key)) throw new UnknownOptionError(name, key, accepted);
+  }
   return value as Partial<T>;
+}
+
+/** A `{ signal? }` options object: its signal. */
+export function signalOption(name: string, value: unknown): AbortSignal | undefined {
+  return optionalSignal(`${name}.signal`, optionalObject<{ signal: AbortSignal }>(name, value, ['signal']).signal);
 }

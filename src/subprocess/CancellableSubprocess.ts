@@ -92,7 +92,7 @@ export class CancellableSubprocess {
   #run: Run | null = null;
 
   constructor(options?: CancellableSubprocessOptions) {
-    const opts = optionalObject<CancellableSubprocessOptions>('options', options);
+    const opts = optionalObject<CancellableSubprocessOptions>('options', options, ['name', 'clock', 'terminateTimeoutMs', 'pipeGraceMs']);
     this.name = opts.name ?? `subprocess-${++counter}`;
     this.#clock = opts.clock ?? systemClock;
     this.#terminateTimeoutMs = optionalDuration('options.terminateTimeoutMs', opts.terminateTimeoutMs, 10_000, {
@@ -123,7 +123,7 @@ export class CancellableSubprocess {
    * and with a `BusyError` while another call runs.
    */
   async call(argv: readonly string[], options?: SubprocessCallOptions): Promise<number | null> {
-    const opts = optionalObject<SubprocessCallOptions>('options', options);
+    const opts = optionalObject<SubprocessCallOptions>('options', options, ['cwd', 'env', 'input', 'onOutput', 'signal']);
     validateArgv(argv);
     const signal = optionalSignal('options.signal', opts.signal);
     if (opts.onOutput !== undefined) requireFunction('options.onOutput', opts.onOutput);
@@ -202,7 +202,7 @@ export class CancellableSubprocess {
    * tree. Resolves once the process and its descendants are gone.
    */
   async cancel(options?: { readonly kill?: boolean }): Promise<void> {
-    const kill = optionalObject<{ kill: boolean }>('options', options).kill ?? false;
+    const kill = optionalObject<{ kill: boolean }>('options', options, ['kill']).kill ?? false;
     this.actor.send({ type: 'statesmith.subprocess.cancel' });
     const run = this.#run;
     if (!run || run.exited.settled) return;

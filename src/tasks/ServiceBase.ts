@@ -78,7 +78,7 @@ export abstract class ServiceBase implements Service {
   #main: TaskRecord<void> | undefined;
 
   constructor(options?: ServiceOptions) {
-    const opts = optionalObject<ServiceOptions>('options', options);
+    const opts = optionalObject<ServiceOptions>('options', options, ['uniqueId', 'clock']);
     if (opts.uniqueId !== undefined && typeof opts.uniqueId !== 'string') {
       throw new ArgumentTypeError('options.uniqueId', 'a string', opts.uniqueId);
     }

@@ -80,7 +80,7 @@ export class TaskGroup implements AsyncDisposable {
   }
 
   constructor(options?: TaskGroupOptions) {
-    const opts = optionalObject<TaskGroupOptions>('options', options);
+    const opts = optionalObject<TaskGroupOptions>('options', options, ['uniqueId', 'clock', 'random']);
     if (opts.uniqueId !== undefined && typeof opts.uniqueId !== 'string') {
       throw new ArgumentTypeError('options.uniqueId', 'a string', opts.uniqueId);
     }
@@ -106,7 +106,7 @@ export class TaskGroup implements AsyncDisposable {
    */
   createTask<T>(fn: (signal: AbortSignal) => T | Promise<T>, options?: CreateTaskOptions): Task<T> {
     requireFunction('fn', fn);
-    const opts = optionalObject<CreateTaskOptions>('options', options);
+    const opts = optionalObject<CreateTaskOptions>('options', options, ['name', 'logException', 'restart']);
     if (opts.name !== undefined && typeof opts.name !== 'string') throw new ArgumentTypeError('options.name', 'a string', opts.name);
     if (opts.logException !== undefined && typeof opts.logException !== 'boolean') {
       throw new ArgumentTypeError('options.logException', 'a boolean', opts.logException);
@@ -132,7 +132,7 @@ export class TaskGroup implements AsyncDisposable {
    * runs, or quietly when `timeoutMs` pass without a task finishing (per wait, not overall).
    */
   asCompleted(options?: { readonly timeoutMs?: number }): AsyncIterableIterator<Task<unknown>> {
-    const opts = optionalObject<{ timeoutMs: number }>('options', options);
+    const opts = optionalObject<{ timeoutMs: number }>('options', options, ['timeoutMs']);
     const timeoutMs = optionalDuration('options.timeoutMs', opts.timeoutMs, Infinity);
     return this.#asCompleted(timeoutMs);
   }

@@ -5,7 +5,7 @@
  */
 import { ArgumentTypeError } from '../errors.ts';
 import { raceSignal } from '../runtime/deferred.ts';
-import { optionalObject, optionalSignal } from '../runtime/validate.ts';
+import { signalOption } from '../runtime/validate.ts';
 import { TaskRecord, type Task } from './Task.ts';
 
 /**
@@ -28,7 +28,7 @@ import { TaskRecord, type Task } from './Task.ts';
  */
 export async function cancelAndAwait(task: Task<unknown>, options?: { readonly signal?: AbortSignal }): Promise<void> {
   if (!(task instanceof TaskRecord)) throw new ArgumentTypeError('task', 'a Task from a TaskGroup or service', task);
-  const signal = optionalSignal('options.signal', optionalObject<{ signal: AbortSignal }>('options', options).signal);
+  const signal = signalOption('options', options);
   task.cancel();
   await raceSignal(task.whenDone(), signal);
   if (task.cancelled) return;

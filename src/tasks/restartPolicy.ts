@@ -52,8 +52,8 @@ function number(name: string, value: unknown, fallback: number, min: number, max
 
 /** Checks a policy and fills in its defaults. @internal */
 export function resolveRestartPolicy(value: unknown): ResolvedRestartPolicy {
-  const policy = optionalObject<RestartPolicy>('options.restart', value);
-  const backoff = optionalObject<BackoffOptions>('options.restart.backoff', policy.backoff);
+  const policy = optionalObject<RestartPolicy>('options.restart', value, ['maxRestarts', 'withinMs', 'backoff']);
+  const backoff = optionalObject<BackoffOptions>('options.restart.backoff', policy.backoff, ['initialMs', 'maxMs', 'factor', 'jitter']);
   const initialMs = number('options.restart.backoff.initialMs', backoff.initialMs, 100, 0, Number.MAX_SAFE_INTEGER);
   const maxMs = number('options.restart.backoff.maxMs', backoff.maxMs, Math.max(30_000, initialMs), initialMs, Number.MAX_SAFE_INTEGER);
   return {

@@ -57,7 +57,7 @@ export class SharedEvent {
 
   /** The event whose cell is element `index` (default 0) of `buffer`; a zero cell is clear. */
   static from(buffer: SharedArrayBuffer, index = 0): SharedEvent {
-    return new SharedEvent(viewCell('SharedEvent', buffer, index, [CLEAR, SET]));
+    return new SharedEvent(viewCell('SharedEvent', buffer, index, (value) => value === CLEAR || value === SET, `one of ${CLEAR}, ${SET}`));
   }
 
   /** The shared memory holding the cell; post it to a worker with `index`. */
@@ -94,7 +94,7 @@ export class SharedEvent {
    * `signal.reason` when aborted.
    */
   async wait(options?: SharedEventWaitOptions): Promise<boolean> {
-    const opts = optionalObject<SharedEventWaitOptions>('options', options);
+    const opts = optionalObject<SharedEventWaitOptions>('options', options, ['timeoutMs', 'pollIntervalMs', 'signal']);
     const timeoutMs = optionalDuration('options.timeoutMs', opts.timeoutMs, Infinity);
     const pollMs = requirePollInterval('options.pollIntervalMs', opts.pollIntervalMs);
     const signal = optionalSignal('options.signal', opts.signal);

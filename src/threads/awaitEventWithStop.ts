@@ -40,7 +40,7 @@ export async function awaitEventWithStop(
 ): Promise<boolean> {
   if (!(wait instanceof SharedEvent)) throw new ArgumentTypeError('wait', 'a SharedEvent', wait);
   if (!(stop instanceof SharedEvent)) throw new ArgumentTypeError('stop', 'a SharedEvent', stop);
-  const opts = optionalObject<AwaitEventWithStopOptions>('options', options);
+  const opts = optionalObject<AwaitEventWithStopOptions>('options', options, ['pollIntervalMs', 'signal']);
   const pollMs = requirePollInterval('options.pollIntervalMs', opts.pollIntervalMs);
   const signal = optionalSignal('options.signal', opts.signal);
   const watches = [

@@ -31,7 +31,7 @@ export async function withSharedLock<R>(
 ): Promise<R> {
   if (!(lock instanceof SharedMutex)) throw new ArgumentTypeError('lock', 'a SharedMutex', lock);
   requireFunction('fn', fn);
-  const opts = optionalObject<SharedMutexAcquireOptions>('options', options);
+  const opts = optionalObject<SharedMutexAcquireOptions>('options', options, ['signal', 'timeoutMs', 'pollIntervalMs']);
   const handle = await lock.acquire(opts);
   try {
     // The acquire may have finished in the same turn as an abort; honour the abort.
