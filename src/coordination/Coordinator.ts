@@ -16,7 +16,7 @@ import { inspection } from '../inspect/capture.ts';
 import { getLogger } from '../logger.ts';
 import { startActor } from '../runtime/startActor.ts';
 import { optionalDuration, optionalObject, optionalSignal, requireNonEmptyString } from '../runtime/validate.ts';
-import { createBackend, parseUrl, type Backend, type BackendCapabilities } from './backend.ts';
+import { checkLockName, createBackend, parseUrl, type Backend, type BackendCapabilities } from './backend.ts';
 
 /** Where a coordinator's connection is. */
 export type CoordinatorState = 'disconnected' | 'connecting' | 'connected' | 'reconnecting' | 'stopped';
@@ -51,9 +51,28 @@ export interface CoordinatorOptions {
 export interface DistributedAcquireOptions {
   /** `true` (default) waits as long as it takes; `false` tries once; a number waits at most that many ms. */
   readonly blocking?: boolean | number;
+  /**
+   * Waits at most this many ms, then resolves `null` (as a numeric `blocking`); `Infinity`
+   * (default) waits as long as it takes. With both, the wait ends at the earlier bound.
+   */
+  readonly timeoutMs?: number;
   /** Abandon the wait; the acquire rejects with `signal.reason` and never holds the lock. */
   readonly signal?: AbortSignal;
 }
+
+const COORDINATOR_OPTIONS: (keyof CoordinatorOptions & string)[] = [
+  'url',
+  'prefix',
+  'agentId',
+  'heartbeatMs',
+  'initialReconnectBackoffMs',
+  'maxReconnectBackoffMs',
+  'lockTtlMs',
+  'require',
+  'clock',
+  'random',
+  'pollIntervalMs',
+];
 
 /** Test seam: build the backend yourself. @internal */
 export const kBackendFactory: unique symbol = Symbol('statesmith.coordinator.backendFactory');
@@ -123,7 +142,7 @@ export class Coordinator implements AsyncDisposable {
   readonly #wakeups = new Map<string, Set<() => void>>();
 
   constructor(options?: CoordinatorOptions) {
-    const opts = optionalObject<CoordinatorOptions & Internals>('options', options);
+    const opts = optionalObject<CoordinatorOptions & Internals>('options', options, COORDINATOR_OPTIONS);
     const url = opts.url === undefined ? 'memory://' : requireNonEmptyString('options.url', opts.url);
     const { url: parsed, kind } = parseUrl(url);
     this.url = url;
@@ -140,7 +159,7 @@ export class Coordinator implements AsyncDisposable {
     }
     this.lockTtlMs = positive('options.lockTtlMs', opts.lockTtlMs, 30_000);
     this.pollIntervalMs = positive('options.pollIntervalMs', opts.pollIntervalMs, 250);
-    this.#require = optionalObject<BackendCapabilities>('options.require', opts.require);
+    this.#require = optionalObject<BackendCapabilities>('options.require', opts.require, ['distributed', 'sessionBased', 'fencing']);
     this.clock = opts.clock ?? systemClock;
     this.#random = opts.random ?? Math.random;
     this.#factory = opts[kBackendFactory];
@@ -254,10 +273,12 @@ export class Coordinator implements AsyncDisposable {
     await this.stop();
   }
 
-  /** The lock named `prefix + name` (a new object each call; objects of one name share the lock). */
+  /**
+   * The lock named `prefix + name` (a new object each call; objects of one name share the
+   * lock). A name over 1,024 bytes with the prefix is refused (`ERR_OUT_OF_RANGE`).
+   */
   getLock(name: string): DistributedLock {
-    requireNonEmptyString('name', name);
-    return new DistributedLock(this.prefix + name, this);
+    return new DistributedLock(name, this);
   }
 
   // ---- connection upkeep ----
@@ -477,13 +498,25 @@ class HandleRecord implements DistributedLockHandle {
     if (this.#controller === undefined) {
       this.#controller = new AbortController();
       if (this.#lost !== undefined) this.#controller.abort(this.#lost);
+      else checkedOnRead(this.#controller.signal, this.#expireIfDue);
     }
+    this.#expireIfDue();
     return this.#controller.signal;
   }
 
   get held(): boolean {
+    this.#expireIfDue();
     return this.#state === 'held';
   }
+
+  /**
+   * After a freeze (a blocked event loop, SIGSTOP) the deadline timer has not fired yet,
+   * but the lease may be gone and another member may hold the lock: whoever looks first
+   * (`held`, `signal.aborted`, `signal.reason`, `signal.throwIfAborted()`) loses it here.
+   */
+  readonly #expireIfDue = (): void => {
+    if (this.#state === 'held' && this.#coordinator.clock.now() >= this.#deadline) this.lose('the lease ran out before it could be renewed');
+  };
 
   release(): Promise<boolean> {
     // Only the first release (of a lock still held) can free it; later calls answer false.
@@ -601,6 +634,40 @@ function background(handle: unknown): unknown {
   return handle;
 }
 
+const signalProto = AbortSignal.prototype;
+const nativeAborted = Object.getOwnPropertyDescriptor(signalProto, 'aborted')?.get as (this: AbortSignal) => boolean;
+const nativeReason = Object.getOwnPropertyDescriptor(signalProto, 'reason')?.get as (this: AbortSignal) => unknown;
+
+/**
+ * Makes every read of `signal`'s state run `check` first, so a check that aborts the
+ * signal is seen by that very read. Listeners still hear the abort from the timer.
+ */
+function checkedOnRead(signal: AbortSignal, check: () => void): void {
+  Object.defineProperties(signal, {
+    aborted: {
+      configurable: true,
+      get(this: AbortSignal) {
+        check();
+        return nativeAborted.call(this);
+      },
+    },
+    reason: {
+      configurable: true,
+      get(this: AbortSignal) {
+        check();
+        return nativeReason.call(this);
+      },
+    },
+    throwIfAborted: {
+      configurable: true,
+      value(this: AbortSignal) {
+        check();
+        signalProto.throwIfAborted.call(this);
+      },
+    },
+  });
+}
+
 /** The local end of a lease: the send time of the request that set it, plus the TTL, less a margin for clock drift. */
 function leaseDeadline(sentAt: number, ttlMs: number): number {
   return sentAt + ttlMs - Math.max(1, ttlMs * 0.02);
@@ -643,15 +710,28 @@ export function getDefaultCoordinator(): Coordinator {
  * ```
  */
 export class DistributedLock {
-  readonly name: string;
+  readonly #base: string;
   readonly #coordinator: Coordinator | undefined;
   #handle: HandleRecord | undefined;
 
-  /** @internal Use `coordinator.getLock(name)` or `new Lock(template, data)`. */
+  /**
+   * @internal Use `coordinator.getLock(name)` or `new Lock(template, data)`. `name` is
+   * without the coordinator's prefix: the lock adds it, so every way of naming a lock
+   * (`getLock`, `Lock`, `synchronized`) means the same lock.
+   */
   constructor(name: string, coordinator: Coordinator | undefined) {
-    this.name = requireNonEmptyString('name', name);
+    this.#base = requireNonEmptyString('name', name);
     if (coordinator !== undefined && !(coordinator instanceof Coordinator)) throw new ArgumentTypeError('coordinator', 'a Coordinator', coordinator);
     this.#coordinator = coordinator;
+    if (coordinator !== undefined) checkLockName(coordinator.prefix + name);
+  }
+
+  /**
+   * The lock's full name: its coordinator's prefix, then the name it was given. A lock
+   * made without a coordinator takes the default coordinator's prefix.
+   */
+  get name(): string {
+    return this.coordinator.prefix + this.#base;
   }
 
   /** The coordinator this lock goes through (the default one when none was given). */
@@ -659,40 +739,42 @@ export class DistributedLock {
     return this.#coordinator ?? getDefaultCoordinator();
   }
 
-  /** True while this object holds the lock. */
+  /** True while this object holds the lock (false from the first read after its lease ran out). */
   get held(): boolean {
     return this.#handle?.held === true;
   }
 
   /**
    * Takes the lock. Resolves with a handle, or `null` when it was not acquired
-   * (`blocking: false` and held, or the `blocking` ms ran out). Rejects with
-   * `signal.reason` when aborted, and with a `CoordinationError` when the backend fails.
-   * A second acquire through the same object while it holds the lock is refused:
-   * `null` when not blocking, a `DeadlockError` otherwise.
+   * (`blocking: false` and held, or the `blocking`/`timeoutMs` bound ran out). Rejects
+   * with `signal.reason` when aborted, and with a `CoordinationError` when the backend
+   * fails. A second acquire through the same object while it holds the lock is refused:
+   * `null` when not blocking, a `DeadlockError` otherwise. It never resolves a handle
+   * whose lease already ran out (a reply that came back after the TTL is given back).
    */
   async acquire(options?: DistributedAcquireOptions): Promise<DistributedLockHandle | null> {
-    const opts = optionalObject<DistributedAcquireOptions>('options', options);
+    const opts = optionalObject<DistributedAcquireOptions>('options', options, ['blocking', 'timeoutMs', 'signal']);
     const signal = optionalSignal('options.signal', opts.signal);
-    const budget = blockingBudget(opts.blocking);
+    const budget = Math.min(blockingBudget(opts.blocking), optionalDuration('options.timeoutMs', opts.timeoutMs, Infinity));
     signal?.throwIfAborted();
     if (this.#handle?.held === true) {
       if (budget !== Infinity) return null;
       throw new DeadlockError(`${this.name} is already held through this lock object and is not re-entrant; waiting for it would never end`);
     }
     const coordinator = this.#coordinator ?? getDefaultCoordinator();
+    const name = checkLockName(coordinator.prefix + this.#base);
     if (this.#coordinator === undefined) await coordinator.start();
     coordinator.backend(); // throws when not connected
     const clock = coordinator.clock;
     const started = clock.now();
-    getLogger().debug(`acquiring lock ${this.name}`);
+    getLogger().debug(`acquiring lock ${name}`);
     // First in line in this process...
-    const queue = coordinator.queue(this.name);
+    const queue = coordinator.queue(name);
     let local: LockHandle;
     try {
       local = await queue.acquire({ owner: this, ...(signal ? { signal } : {}), timeoutMs: budget });
     } catch (error) {
-      coordinator.dropQueue(this.name);
+      coordinator.dropQueue(name);
       if (error instanceof TimeoutError) return null;
       throw error;
     }
@@ -705,37 +787,51 @@ export class DistributedLock {
         const sentAt = clock.now();
         let fence: bigint | null = null;
         if (coordinator.state === 'connected') {
+          const backend = coordinator.backend();
           try {
-            fence = await coordinator.backend().tryAcquire(this.name, token, coordinator.lockTtlMs);
+            fence = await backend.tryAcquire(name, token, coordinator.lockTtlMs);
           } catch (error) {
+            // The script may have run even though its reply was lost: give back whatever
+            // this token may hold (a compare-and-delete never frees another holder's lock).
+            void backend.release(name, token).catch(() => undefined);
             // A connection lost meanwhile: wait for the reconnect like for a release.
             if (coordinator.state === 'connected') {
-              throw new CoordinationError('ERR_COORDINATION_BACKEND', `acquiring ${this.name} failed: ${messageOf(error)}`, { cause: error });
+              throw new CoordinationError('ERR_COORDINATION_BACKEND', `acquiring ${name} failed: ${messageOf(error)}`, { cause: error });
             }
           }
+        }
+        if (fence !== null && (signal?.aborted === true || clock.now() >= leaseDeadline(sentAt, coordinator.lockTtlMs))) {
+          // Aborted while the grant was on its way, or the reply came back after the lease
+          // could have run out (a frozen process): the grant is worthless; give it back.
+          await coordinator
+            .backend()
+            .release(name, token)
+            .catch(() => false);
+          signal?.throwIfAborted();
+          getLogger().warn(`lock ${name} was granted after its lease could have run out; gave it back`);
+          fence = null;
         }
         if (fence === null && coordinator.state !== 'connected' && (budget === 0 || coordinator.state !== 'reconnecting')) {
           throw new CoordinationError('ERR_COORDINATION_STATE', `coordinator ${coordinator.memberId} is ${coordinator.state}, not connected`);
         }
-        signal?.throwIfAborted();
         if (fence !== null) {
-          const record = new HandleRecord(coordinator, coordinator.backend(), this.name, token, fence, sentAt, local, () => coordinator.dropQueue(this.name));
+          const record = new HandleRecord(coordinator, coordinator.backend(), name, token, fence, sentAt, local, () => coordinator.dropQueue(name));
           this.#handle = record;
-          getLogger().debug(`acquired lock ${this.name} (waited ${Math.round(clock.now() - started)} ms, fence ${fence})`);
+          getLogger().debug(`acquired lock ${name} (waited ${Math.round(clock.now() - started)} ms, fence ${fence})`);
           return record;
         }
         const remaining = budget - (clock.now() - started);
         if (remaining <= 0) {
           local.release();
-          coordinator.dropQueue(this.name);
+          coordinator.dropQueue(name);
           return null;
         }
-        await coordinator.waitForRelease(this.name, Math.min(remaining, coordinator.pollIntervalMs), signal);
+        await coordinator.waitForRelease(name, Math.min(remaining, coordinator.pollIntervalMs), signal);
       }
     } catch (error) {
-      // Never keep the local place (or a grant that raced the abort) after giving up.
+      // Never keep the local place after giving up.
       local.release();
-      coordinator.dropQueue(this.name);
+      coordinator.dropQueue(name);
       throw error;
     } finally {
       coordinator.contending(-1);

@@ -5,7 +5,7 @@
  * @internal
  */
 import type { Clock } from '../clock.ts';
-import { CoordinationError } from '../errors.ts';
+import { ArgumentRangeError, CoordinationError } from '../errors.ts';
 
 /** What a backend guarantees, so a caller can require what it needs (tooz's characteristics). */
 export interface BackendCapabilities {
@@ -41,6 +41,23 @@ export interface Backend {
   listen?(on: boolean): Promise<void>;
   /** Called when the connection is lost: locks held through it can no longer be vouched for. */
   onLost(listener: (error: unknown) => void): void;
+}
+
+/**
+ * The longest lock name, prefix included, in bytes of UTF-8: the same on every backend,
+ * so a name that works on `memory://` works in production. PostgreSQL sets the bound: its
+ * fence row's btree key holds at most 2,704 bytes and a `NOTIFY` payload under 8,000
+ * (PostgreSQL 15 docs, "Index row size" and `NOTIFY`); 1 KiB leaves room for the namespace.
+ */
+export const MAX_LOCK_NAME_BYTES = 1024;
+
+/** Refuses a lock name over {@link MAX_LOCK_NAME_BYTES} up front, before any backend sees it. */
+export function checkLockName(name: string): string {
+  const bytes = Buffer.byteLength(name, 'utf8');
+  if (bytes > MAX_LOCK_NAME_BYTES) {
+    throw new ArgumentRangeError('name', `a lock name of at most ${MAX_LOCK_NAME_BYTES} bytes in UTF-8, prefix included (it has ${bytes})`, name);
+  }
+  return name;
 }
 
 /** What a backend is built with. */
@@ -102,6 +119,9 @@ export function parseUrl(raw: string): { url: URL; kind: Backend['kind'] } {
       'ERR_COORDINATION_URL',
       `the coordinator URL scheme must be one of ${Object.keys(SCHEMES).map((s) => `${s}//`).join(', ')}; received ${JSON.stringify(url.protocol)} in ${JSON.stringify(raw)}`,
     );
+  }
+  if (kind === 'redis' && !/^\/?(\d{1,5})?$/.test(url.pathname)) {
+    throw new CoordinationError('ERR_COORDINATION_URL', `a redis:// URL's path must be a database number such as /0; received ${JSON.stringify(url.pathname)} in ${JSON.stringify(raw)}`);
   }
   return { url, kind };
 }

@@ -6,7 +6,14 @@
  * - The advisory key is the first 8 bytes of SHA-256(namespace, name) as a signed 64-bit
  *   number: no collisions to speak of (tooz used the first 2 bytes of MD5: 65,536 keys).
  * - `pg_try_advisory_lock` and the fence update are one statement, hence one transaction:
- *   a grant always comes with its fence, from a small table `statesmith_fences`.
+ *   a grant always comes with its fence, from a small table `statesmith_fences`. The
+ *   fence is max(previous + 1, the server's clock in microseconds), so it keeps growing
+ *   after a restore from an older backup or a failover to a replica that lagged.
+ * - Session-level advisory locks outlive a failed statement (PostgreSQL docs, "Advisory
+ *   Locks": they do not honour transaction semantics). An acquire that fails after the
+ *   lock was taken (the fence row locked by someone else past `statement_timeout`, a key
+ *   the index refuses) unlocks at once; one whose answer never came (a client-side
+ *   timeout) drops the session, which frees everything it held.
  * - Release unlocks and `pg_notify`s the name; while this process has waiters, it
  *   `LISTEN`s on the same connection.
  * - A session holds advisory locks re-entrantly: this backend remembers which token holds
@@ -68,7 +75,10 @@ export class PostgresBackend implements Backend {
       connectionString: url.href,
       keepAlive: true,
       application_name: this.#options.memberId.slice(0, 63),
-      query_timeout: this.#options.commandTimeoutMs,
+      // The server gives up on a statement first, so the session stays usable and a
+      // failed acquire can be undone; the client's own bound is only for a dead link.
+      statement_timeout: Math.ceil(this.#options.commandTimeoutMs),
+      query_timeout: Math.ceil(this.#options.commandTimeoutMs + Math.max(1_000, this.#options.commandTimeoutMs)),
       connectionTimeoutMillis: Math.max(this.#options.commandTimeoutMs, 1_000),
     });
     const onLost = (error: unknown): void => this.#reportLost(generation, error);
@@ -114,14 +124,23 @@ export class PostgresBackend implements Backend {
 
   async tryAcquire(name: string, token: string, _ttlMs: number): Promise<bigint | null> {
     if (this.#held.has(name)) return null;
-    const result = await this.#query<{ fence: string }>(
-      `WITH l AS (SELECT pg_try_advisory_lock($1::bigint) AS ok)
-       INSERT INTO statesmith_fences AS f (namespace, name, fence)
-       SELECT $2, $3, 1 FROM l WHERE l.ok
-       ON CONFLICT (namespace, name) DO UPDATE SET fence = f.fence + 1
-       RETURNING fence::text AS fence`,
-      [advisoryKey(this.#ns, name), this.#ns, name],
-    );
+    const key = advisoryKey(this.#ns, name);
+    const generation = this.#generation;
+    let result: { rows: Array<{ fence: string }> };
+    try {
+      result = await this.#query<{ fence: string }>(
+        `WITH l AS (SELECT pg_try_advisory_lock($1::bigint) AS ok),
+              t AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS us)
+         INSERT INTO statesmith_fences AS f (namespace, name, fence)
+         SELECT $2, $3, t.us FROM l, t WHERE l.ok
+         ON CONFLICT (namespace, name) DO UPDATE SET fence = GREATEST(f.fence + 1, EXCLUDED.fence)
+         RETURNING fence::text AS fence`,
+        [key, this.#ns, name],
+      );
+    } catch (error) {
+      await this.#undoAcquire(generation, key, error);
+      throw error;
+    }
     const row = result.rows[0];
     if (row === undefined) return null;
     this.#held.set(name, token);
@@ -144,6 +163,22 @@ export class PostgresBackend implements Backend {
       name,
     ]);
     return result.rows[0]?.ok === true;
+  }
+
+  /** The failed statement may have left this session holding `key`: unlock it, or drop the session when it cannot be trusted. */
+  async #undoAcquire(generation: number, key: string, error: unknown): Promise<void> {
+    if (generation !== this.#generation) return; // the session is already gone, and its locks with it
+    const fromServer = typeof (error as { code?: unknown } | null)?.code === 'string';
+    if (fromServer) {
+      try {
+        await this.#query('SELECT pg_advisory_unlock($1::bigint)', [key]);
+        return;
+      } catch (unlockError) {
+        error = unlockError;
+      }
+    }
+    getLogger().warn('a PostgreSQL acquire failed without a server answer; dropping the session so that it holds nothing', { error });
+    this.#reportLost(generation, error);
   }
 
   onReleased(listener: (name: string) => void): void {

@@ -4,8 +4,13 @@
  * waiters, so they wake when a lock is released instead of polling (polling stays as the
  * fallback for TTL expiry).
  *
- * - acquire: one script does `SET key token NX PX ttl` and, on success, `INCR` of the
- *   name's fence key, so a grant and its fence are one atomic step;
+ * - acquire: one script does `SET key token NX PX ttl` and, on success, sets the name's
+ *   fence to max(previous fence + 1, the server's `TIME` in microseconds), so a grant and
+ *   its fence are one atomic step, and the fence keeps growing even when Redis lost its
+ *   data (a restart without persistence, a failover to a replica that lagged): the time
+ *   floor is past every fence handed out before, since no name is granted a million
+ *   times a second. It fails only if the server's clock steps back further than the time
+ *   since the name's previous grant at the same moment the data is lost;
  * - renew: compare the token, then `PEXPIRE` to the full TTL (never adds, tooz's bug);
  * - release: compare the token, `DEL`, and `PUBLISH` the name: another owner's lock is
  *   never deleted.
@@ -20,9 +25,17 @@ import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import { getLogger } from '../logger.ts';
 import { namespaceOf, type Backend, type BackendCapabilities, type BackendOptions } from './backend.ts';
 
+// Lua numbers are doubles: exact up to 2^53, and microseconds since 1970 stay below
+// that until the year 2255. string.format('%.0f') prints them without an exponent.
 const ACQUIRE = `
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return tostring(redis.call('INCR', KEYS[2]))
+  if redis.replicate_commands then redis.replicate_commands() end
+  local now = redis.call('TIME')
+  local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  local fence = math.max(tonumber(redis.call('GET', KEYS[2]) or '0') + 1, floor)
+  local text = string.format('%.0f', fence)
+  redis.call('SET', KEYS[2], text)
+  return text
 end
 return false`;
 
@@ -100,6 +113,10 @@ export class RedisBackend implements Backend {
     this.#subscriber = subscriber;
     try {
       await client.connect();
+      // ioredis selects the URL's database on connect but carries on in database 0 when
+      // the server refuses it; select it again and let a refusal fail the connect.
+      const db = redisDatabase(url);
+      if (db !== 0) await client.select(db);
       await subscriber.connect();
     } catch (error) {
       await this.close();
@@ -162,6 +179,12 @@ export class RedisBackend implements Backend {
     this.#generation++;
     for (const listener of this.#lost) listener(error);
   }
+}
+
+/** The database index a `redis://host/N` URL names (0 when none); a path that is not one is refused when the URL is parsed. */
+export function redisDatabase(url: URL): number {
+  const path = url.pathname.replace(/^\//, '');
+  return path === '' ? 0 : Number(path);
 }
 
 /** Redis client names may not contain spaces. */

@@ -6,7 +6,7 @@
  */
 import { ArgumentTypeError, ArgumentValueError, LockAcquireFailed } from '../errors.ts';
 import { getLogger } from '../logger.ts';
-import { optionalObject, requireFunction } from '../runtime/validate.ts';
+import { optionalDuration, optionalObject, optionalSignal, requireFunction } from '../runtime/validate.ts';
 import { Coordinator, DistributedLock, getDefaultCoordinator, type DistributedLockHandle } from './Coordinator.ts';
 
 /** A template field that the data does not have: `code` is `ERR_LOCK_NAME_FIELD`. */
@@ -95,11 +95,10 @@ export class Lock extends DistributedLock {
   constructor(nameTemplate: string, lockData?: object, options?: { readonly coordinator?: Coordinator }) {
     if (typeof nameTemplate !== 'string') throw new ArgumentTypeError('nameTemplate', 'a string', nameTemplate);
     if (lockData !== undefined && (typeof lockData !== 'object' || lockData === null)) throw new ArgumentTypeError('lockData', 'an object', lockData);
-    const opts = optionalObject<{ coordinator: Coordinator }>('options', options);
+    const opts = optionalObject<{ coordinator: Coordinator }>('options', options, ['coordinator']);
     const data = (lockData ?? {}) as Record<string, unknown>;
     const name = renderTemplate(nameTemplate, (head) => ({ found: head in data, value: data[head] }));
-    const coordinator = opts.coordinator;
-    super(coordinator === undefined ? name : coordinator.prefix + name, coordinator);
+    super(name, opts.coordinator);
   }
 }
 
@@ -107,6 +106,10 @@ export class Lock extends DistributedLock {
 export interface SynchronizedOptions {
   /** As for `DistributedLock.acquire` (default `true`); when the lock is not acquired the call rejects with `LockAcquireFailed`. */
   readonly blocking?: boolean | number;
+  /** Waits at most this many ms for each lock (with `blocking`, the earlier bound wins); then `LockAcquireFailed` (`reason` `'timeout'`). */
+  readonly timeoutMs?: number;
+  /** Abandons the wait for the locks (an agent's shutdown): the call rejects with `signal.reason` and the function does not run. */
+  readonly signal?: AbortSignal;
   /** The coordinator; default the default one. */
   readonly coordinator?: Coordinator;
 }
@@ -138,12 +141,15 @@ type Names = string | readonly string[] | ((...args: never[]) => string | readon
  */
 export function synchronized(names: Names, options?: SynchronizedOptions) {
   const render = nameRenderer(names);
-  const opts = optionalObject<SynchronizedOptions>('options', options);
+  const opts = optionalObject<SynchronizedOptions>('options', options, ['blocking', 'timeoutMs', 'signal', 'coordinator']);
   if (opts.coordinator !== undefined && !(opts.coordinator instanceof Coordinator)) throw new ArgumentTypeError('options.coordinator', 'a Coordinator', opts.coordinator);
   const blocking = opts.blocking ?? true;
   if (typeof blocking !== 'boolean' && (typeof blocking !== 'number' || Number.isNaN(blocking) || blocking < 0)) {
     throw new ArgumentTypeError('options.blocking', 'true, false or a number of milliseconds >= 0', blocking);
   }
+  const timeoutMs = optionalDuration('options.timeoutMs', opts.timeoutMs, Infinity);
+  const signal = optionalSignal('options.signal', opts.signal);
+  const acquireOptions = { blocking, timeoutMs, ...(signal ? { signal } : {}) };
   return function decorate<F extends (this: never, ...args: never[]) => unknown>(target: F, context?: unknown): (this: ThisParameterType<F>, ...args: Parameters<F>) => Promise<Awaited<ReturnType<F>>> {
     requireFunction('target', target);
     const functionName = isMethodContext(context) ? String(context.name) : target.name;
@@ -154,11 +160,12 @@ export function synchronized(names: Names, options?: SynchronizedOptions) {
       const handles: DistributedLockHandle[] = [];
       try {
         for (const name of lockNames) {
-          const lock = new DistributedLock(coordinator.prefix + name, coordinator);
+          const lock = new DistributedLock(name, coordinator);
           let handle: DistributedLockHandle | null;
           try {
-            handle = await lock.acquire({ blocking });
+            handle = await lock.acquire(acquireOptions);
           } catch (error) {
+            if (signal?.aborted && error === signal.reason) throw error;
             throw new LockAcquireFailed(lock.name, 'error', { cause: error });
           }
           if (handle === null) throw new LockAcquireFailed(lock.name, blocking === false ? 'busy' : 'timeout');

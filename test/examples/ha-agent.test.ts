@@ -44,7 +44,9 @@ describe('examples/ha-agent.ts (npm start)', function () {
       await waitUntil(() => /following/.test(b.output()), 20_000, `agent b to follow:\n${b.output()}`);
       a.child.kill('SIGKILL');
       // The leader's lease is 3 s: the follower leads within a few cycles after it runs out.
-      await waitUntil(() => /became the leader \(fence 2\)/.test(b.output()), 15_000, `agent b to take over:\n${b.output()}`);
+      await waitUntil(() => /became the leader/.test(b.output()), 15_000, `agent b to take over:\n${b.output()}`);
+      const fenceOf = (out: string): bigint => BigInt(/became the leader \(fence (\d+)\)/.exec(out)?.[1] ?? '0');
+      expect(fenceOf(b.output()) > fenceOf(a.output()), 'the new leader has the larger fence').to.equal(true);
     } finally {
       a.child.kill('SIGKILL');
       b.child.kill('SIGTERM');
