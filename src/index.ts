@@ -20,6 +20,7 @@ export {
   LockLostError,
   TaskGroupError,
   TimeoutError,
+  UnknownOptionError,
 } from './errors.ts';
 
 // Time and logging
@@ -74,7 +75,7 @@ export {
 export type { LockLike } from './locksmith/lockKinds.ts';
 
 // Threads (concurrency_utils)
-export { SharedMutex, type SharedMutexAcquireOptions } from './threads/SharedMutex.ts';
+export { releaseSharedMutexesOf, SharedMutex, type SharedMutexAcquireOptions } from './threads/SharedMutex.ts';
 export { SharedEvent, type SharedEventWaitOptions } from './threads/SharedEvent.ts';
 export { withSharedLock } from './threads/withSharedLock.ts';
 export { awaitEventWithStop, type AwaitEventWithStopOptions } from './threads/awaitEventWithStop.ts';

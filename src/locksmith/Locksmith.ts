@@ -102,6 +102,15 @@ interface Resolved {
 /** Locks being forced now, by any locksmith (keyed by lock identity; each entry lives for one force). */
 const forcing = new Map<object, Locksmith>();
 
+/** The hold each force in flight is about (see `LockKind.holdOf`), by lock identity. */
+const holds = new Map<object, unknown>();
+
+/** The hold the force of `lock` in flight is about; the hold in place now when none is (a subclass calling a fallback itself). */
+function holdIn(kind: LockKind, lock: object): unknown {
+  const key = kind.key(lock);
+  return holds.has(key) ? holds.get(key) : kind.holdOf?.(lock);
+}
+
 /** One force, as the inspector sees it. */
 export interface ForceRun {
   /** The lock's name. */
@@ -225,7 +234,7 @@ export class Locksmith {
    */
   static registerHandler(handler: ForceHandler, options?: { readonly shadow?: boolean }) {
     requireFunction('handler', handler);
-    const opts = optionalObject<{ shadow: boolean }>('options', options);
+    const opts = optionalObject<{ shadow: boolean }>('options', options, ['shadow']);
     const shadow = optionalBoolean('options.shadow', opts.shadow, true);
     return <C extends Function>(target: C, _context?: unknown): C => {
       if (typeof target !== 'function') throw new ArgumentTypeError('target', 'a class', target);
@@ -246,7 +255,7 @@ export class Locksmith {
   #requests = 0;
 
   constructor(options?: LocksmithOptions) {
-    const opts = optionalObject<LocksmithOptions>('options', options);
+    const opts = optionalObject<LocksmithOptions>('options', options, ['name', 'clock']);
     this.name = opts.name === undefined ? 'locksmith' : requireNonEmptyString('options.name', opts.name);
     this.#clock = opts.clock ?? systemClock;
     this.#lazy = new LazyActor(locksmithMachine, 'locksmith', `locksmith:${this.name}`, () => ({ name: this.name }), 'idle');
@@ -310,7 +319,7 @@ export class Locksmith {
    */
   async force(lock: object, options?: ForceOptions): Promise<ForceResult> {
     requireLockObject('lock', lock);
-    const opts = optionalObject<ForceOptions & { [kHost]: HostRecord }>('options', options);
+    const opts = optionalObject<ForceOptions & { [kHost]: HostRecord }>('options', options, ['info', 'purgeWaiters', 'signal', 'answerTimeoutMs', 'owner']);
     const signal = optionalSignal('options.signal', opts.signal);
     const answerTimeoutMs = optionalDuration('options.answerTimeoutMs', opts.answerTimeoutMs, 1000);
     const purge = optionalBoolean('options.purgeWaiters', opts.purgeWaiters, true);
@@ -365,6 +374,7 @@ export class Locksmith {
       return ForceResult.ALREADY_BEING_FORCED;
     }
     forcing.set(key, this);
+    holds.set(key, kind.holdOf?.(lock));
     try {
       run.send('statesmith.force.recognized');
       let info = opts.hasInfo ? opts.info : this.getInfo(lock);
@@ -377,7 +387,10 @@ export class Locksmith {
         if (isThenable(purged)) await purged;
       }
     } finally {
-      if (forcing.get(key) === this) forcing.delete(key);
+      if (forcing.get(key) === this) {
+        forcing.delete(key);
+        holds.delete(key);
+      }
     }
   }
 
@@ -398,7 +411,7 @@ export class Locksmith {
     const owner = opts.owner ?? this.findOwner(lock);
     let released: unknown;
     try {
-      released = kind.release(lock, owner, this.name, info);
+      released = kind.release(lock, owner, this.name, info, holdIn(kind, lock));
       if (isThenable(released)) released = await released;
     } catch (error) {
       if (isCritical(error)) throw new CriticalError(`releasing ${kind.describe(lock)} raised a critical error`, { cause: error });
@@ -531,7 +544,7 @@ export class Locksmith {
     if (!kind.isLocked(lock) || this.#heldByHost(kind, lock, host)) return;
     const holder = kind.ownerOf(lock);
     if (holder !== undefined && holder !== owner) return;
-    kind.compel(lock, this.name, info);
+    kind.compel(lock, this.name, info, holdIn(kind, lock));
   }
 
   #ask(port: PortLike, request: LockForceRequest, kind: LockKind): { reply: Promise<Reply>; cancel(): void } {
@@ -599,7 +612,7 @@ export class Locksmith {
     if (kind === undefined) {
       throw new ArgumentTypeError('lock', 'a lock (a Mutex, a SharedMutex, or an object with acquire(), release() and locked)', lock);
     }
-    const opts = optionalObject<HostOptions>('options', options);
+    const opts = optionalObject<HostOptions>('options', options, ['info', 'forceTimeoutMs', 'acquireTimeoutMs', 'taskTimeoutMs', 'answerTimeoutMs', 'owner', 'purgeWaiters', 'signal']);
     const signal = optionalSignal('options.signal', opts.signal);
     const forceTimeoutMs = optionalDuration('options.forceTimeoutMs', opts.forceTimeoutMs, 1000);
     const acquireTimeoutMs = optionalDuration('options.acquireTimeoutMs', opts.acquireTimeoutMs, 100);
@@ -760,7 +773,7 @@ export class Locksmith {
    */
   protected eagerFallback(lock: object, owner: unknown, info: unknown): ForceResult | Promise<ForceResult> {
     const kind = lockKindOf(lock);
-    if (kind && kind.isLocked(lock) && (kind.ownerOf(lock) === undefined || kind.ownerOf(lock) === owner)) kind.compel(lock, this.name, info);
+    if (kind && kind.isLocked(lock) && (kind.ownerOf(lock) === undefined || kind.ownerOf(lock) === owner)) kind.compel(lock, this.name, info, holdIn(kind, lock));
     return ForceResult.OWNER_COMPLETED;
   }
 

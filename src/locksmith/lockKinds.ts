@@ -8,7 +8,7 @@
  */
 import { kAdoptController } from '../locks/LockHandle.ts';
 import { Mutex, kJumpQueue } from '../locks/Mutex.ts';
-import { SharedMutex } from '../threads/SharedMutex.ts';
+import { kHolder, kReleaseToken, SharedMutex } from '../threads/SharedMutex.ts';
 
 /** A lock of a class statesmith does not know: what the locksmith calls on it. */
 export interface LockLike {
@@ -50,13 +50,20 @@ export interface LockKind {
   /** The holder the lock knows of, or `undefined`. */
   ownerOf(lock: object): unknown;
   /**
+   * What names the hold in place now (a SharedMutex's token), taken when a force starts:
+   * the force's own release and compel then free only that hold, never one taken after it
+   * (the old holder let go meanwhile and someone else acquired). `undefined` where the
+   * lock tells no holds apart.
+   */
+  holdOf?(lock: object): unknown;
+  /**
    * The locksmith's own release: returns what the lock's release returned, or
    * {@link OWNED} when the lock will only be released by its owner (the locksmith then
    * asks the owner). A foreign lock's release may also throw, with the same meaning.
    */
-  release(lock: object, knownOwner: unknown, by: string, info: unknown): unknown;
-  /** Frees the lock over its holder's head. */
-  compel(lock: object, by: string, info: unknown): void;
+  release(lock: object, knownOwner: unknown, by: string, info: unknown, hold: unknown): unknown;
+  /** Frees the lock over its holder's head (only while `hold`, from {@link holdOf}, is in place). */
+  compel(lock: object, by: string, info: unknown, hold: unknown): void;
   /** Waits for the lock for `host()`, ahead of other waiters where the lock allows. */
   acquire(lock: object, owner: unknown, signal: AbortSignal): Promise<HostHold>;
   /** Rejects the waiters; returns how many. */
@@ -106,16 +113,16 @@ const sharedMutexKind: LockKind = {
   describe: (lock) => `SharedMutex[${(lock as SharedMutex).index}]`,
   isLocked: (lock) => (lock as SharedMutex).locked,
   ownerOf: () => undefined,
-  release(lock, knownOwner) {
-    const shared = lock as SharedMutex;
+  holdOf: (lock) => (lock as SharedMutex)[kHolder](),
+  release(lock, knownOwner, _by, _info, hold) {
     if (knownOwner !== undefined) return OWNED;
-    shared.release();
-    return undefined;
+    return (lock as SharedMutex)[kReleaseToken](hold as number);
   },
-  compel(lock) {
+  compel(lock, _by, _info, hold) {
+    // Free the cell from the hold the force was about; its holder's late release is then
+    // a no-op, and a hold taken since is left alone.
     const shared = lock as SharedMutex;
-    // Reset the cell; a holder that is not answering cannot release it any more.
-    if (shared.locked) shared.release();
+    shared[kReleaseToken]((hold as number | undefined) ?? shared[kHolder]());
   },
   acquire: (lock, _owner, signal) => (lock as SharedMutex).acquire({ signal }),
   purge: () => 0,

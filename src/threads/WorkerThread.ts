@@ -6,10 +6,11 @@
  */
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { systemClock } from '../clock.ts';
+import { releaseSharedMutexesOf } from './SharedMutex.ts';
 import { ArgumentTypeError, InvalidStateError } from '../errors.ts';
 import { getLogger } from '../logger.ts';
 import { createDeferred, raceSignal, type Deferred } from '../runtime/deferred.ts';
-import { optionalDuration, optionalObject, optionalSignal } from '../runtime/validate.ts';
+import { optionalDuration, optionalObject, signalOption } from '../runtime/validate.ts';
 
 /** Options of {@link WorkerThread}: Node's `WorkerOptions` and a name for logs and errors. */
 export interface WorkerThreadOptions extends WorkerOptions {
@@ -19,13 +20,30 @@ export interface WorkerThreadOptions extends WorkerOptions {
 
 let counter = 0;
 
+/** The keys of Node's `WorkerOptions` (Node 20), and ours. */
+const WORKER_OPTIONS = [
+  'name',
+  'argv',
+  'env',
+  'eval',
+  'execArgv',
+  'stdin',
+  'stdout',
+  'stderr',
+  'workerData',
+  'trackUnmanagedFds',
+  'transferList',
+  'resourceLimits',
+] as (keyof WorkerThreadOptions & string)[];
+
 /**
  * A worker thread with Python's thread shape: nothing runs until `start()`, and `join()`
  * waits for the end and throws the error the worker died of, on every call. The error
  * keeps its `name`, `message`, `stack` and own fields (`code`, custom data) as it
  * crosses threads, though not its class; it is also logged when it arrives, whether or
  * not anyone joins. A worker that calls `process.exit(n)` did not fail: `join()` returns
- * and `exitCode` tells.
+ * and `exitCode` tells. When the worker exits, every `SharedMutex` it still holds is
+ * released (among those this thread made with `create()` or `from()`), with a warning.
  *
  * @example
  * ```ts
@@ -56,7 +74,7 @@ export class WorkerThread {
     if (typeof file !== 'string' && !(file instanceof URL)) {
       throw new ArgumentTypeError('file', 'a path, a file: URL or (with eval) code', file);
     }
-    const { name, ...workerOptions } = optionalObject<WorkerThreadOptions>('options', options);
+    const { name, ...workerOptions } = optionalObject<WorkerThreadOptions>('options', options, WORKER_OPTIONS);
     this.name = name ?? `WorkerThread-${++counter}`;
     this.#file = file;
     this.#options = workerOptions;
@@ -77,8 +95,12 @@ export class WorkerThread {
       }
       getLogger().error(`exception in worker ${this.name}`, { error });
     });
+    const id = worker.threadId; // -1 once the worker has exited
     worker.once('exit', (code: number) => {
       this.#exitCode = code;
+      // A worker that died holding a SharedMutex would leave it taken for good, and the
+      // threads waiting in acquireSync() without a timeout asleep: free what it held.
+      releaseSharedMutexesOf(id);
       exited.resolve();
     });
     return this;
@@ -112,7 +134,7 @@ export class WorkerThread {
    */
   async join(timeoutMs?: number, options?: { readonly signal?: AbortSignal }): Promise<void> {
     const ms = optionalDuration('timeoutMs', timeoutMs, Infinity);
-    const signal = optionalSignal('options.signal', optionalObject<{ signal: AbortSignal }>('options', options).signal);
+    const signal = signalOption('options', options);
     const exited = this.#exited;
     if (!exited) throw new InvalidStateError(`cannot join ${this.name} before it is started`);
     if (!exited.settled) {

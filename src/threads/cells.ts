@@ -26,8 +26,8 @@ export interface Cell {
   readonly index: number;
 }
 
-/** Checks a buffer and index handed to `from()` and views the cell; `allowed` lists the valid cell values. */
-export function viewCell(kind: string, buffer: unknown, index: unknown, allowed: readonly number[]): Cell {
+/** Checks a buffer and index handed to `from()` and views the cell; `valid` tells the values a cell of this kind may hold. */
+export function viewCell(kind: string, buffer: unknown, index: unknown, valid: (value: number) => boolean, expected: string): Cell {
   if (!(buffer instanceof SharedArrayBuffer)) {
     throw new ArgumentTypeError('buffer', `a SharedArrayBuffer holding the ${kind} cell`, buffer);
   }
@@ -43,8 +43,8 @@ export function viewCell(kind: string, buffer: unknown, index: unknown, allowed:
   }
   const cells = new Int32Array(buffer, 0, length);
   const value = Atomics.load(cells, index);
-  if (!allowed.includes(value)) {
-    throw new ArgumentValueError('buffer', `a ${kind} cell at index ${index} (one of ${allowed.join(', ')})`, value);
+  if (!valid(value)) {
+    throw new ArgumentValueError('buffer', `a ${kind} cell at index ${index} (${expected})`, value);
   }
   return { cells, index };
 }

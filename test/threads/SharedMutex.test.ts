@@ -63,6 +63,38 @@ describe('SharedMutex', () => {
     expect(lock.locked).to.equal(false);
   });
 
+  it('frees the lock of a worker that died holding it, waking a worker asleep in acquireSync() without a timeout', async () => {
+    const lock = SharedMutex.create();
+    const done = SharedEvent.create();
+    const dying = tsWorker(probe, { op: 'holdAndDie', buffer: lock.buffer, done: done.buffer }).start();
+    expect(await nextMessage(dying)).to.equal('holding');
+    expect(lock.holderThread).to.equal(dying.worker!.threadId);
+    const waiter = tsWorker(probe, { op: 'acquireSync', buffer: lock.buffer, done: done.buffer }).start();
+    const answer = nextMessage(waiter);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await isSettled(answer)).to.equal(false);
+    const released = nextMessage(waiter, 10_000).then(() => nextMessage(waiter));
+    done.set();
+    expect(((await rejection(dying.join())) as Error).message).to.equal('died holding the lock');
+    expect(await answer).to.equal(true);
+    expect(await released).to.equal('released');
+    await waiter.join();
+    expect(lock.locked).to.equal(false);
+  });
+
+  it('makes the release of a hold that was taken away a no-op, so the next holder keeps the lock', () => {
+    const first = SharedMutex.create();
+    const other = SharedMutex.from(first.buffer, first.index);
+    expect(first.tryAcquire()).to.equal(true);
+    other.release(); // an object that holds nothing frees whoever holds the lock, as threading.Lock
+    expect(other.tryAcquire()).to.equal(true);
+    first.release(); // its hold is gone: nothing to release
+    expect(first.locked).to.equal(true);
+    other.release();
+    expect(first.locked).to.equal(false);
+    expect(() => first.release()).to.throw().with.property('code', 'ERR_INVALID_STATE');
+  });
+
   it('rejects an aborted acquire with the reason, and the abandoned wait never takes the lock later', async () => {
     const lock = SharedMutex.create();
     expect(lock.tryAcquire()).to.equal(true);
@@ -150,9 +182,9 @@ describe('SharedMutex', () => {
 
     it('rejects a cell that holds something other than a lock', () => {
       const cells = new Int32Array(new SharedArrayBuffer(4));
-      cells[0] = 7;
+      cells[0] = -7;
       expect(() => SharedMutex.from(cells.buffer as SharedArrayBuffer))
-        .to.throw(/received number 7/).with.property('code', 'ERR_INVALID_ARG_VALUE');
+        .to.throw(/received number -7/).with.property('code', 'ERR_INVALID_ARG_VALUE');
     });
 
     it('rejects negative timeouts, a zero poll interval and a non-signal with typed errors', async () => {
