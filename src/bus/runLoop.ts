@@ -59,7 +59,7 @@ export async function runLoop(cycle: (context: CycleContext) => unknown, options
   if (typeof options !== 'object' || options === null) throw new ArgumentTypeError('options', 'an options object', options);
   const { bus, executor, onWakeup, onOverrun } = options;
   if (typeof bus?.wait !== 'function') throw new ArgumentTypeError('options.bus', 'a WakeupBus', bus);
-  const intervalMs = requireDuration('options.intervalMs', options.intervalMs, { allowInfinity: false });
+  const intervalMs = requireDuration('options.intervalMs', options.intervalMs); // Infinity: cycles come only from wake-ups
   const signal = optionalSignal('options.signal', options.signal);
   if (!signal) throw new ArgumentTypeError('options.signal', 'an AbortSignal', signal);
   const clock = options.clock ?? systemClock;

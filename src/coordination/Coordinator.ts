@@ -8,7 +8,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Observable, distinctUntilChanged } from 'rxjs';
 import type { Actor } from 'xstate';
 import { coordinatorMachine } from '../../machines/coordinator.machine.ts';
-import { systemClock, type Clock } from '../clock.ts';
+import { MAX_TIMER_MS, systemClock, type Clock } from '../clock.ts';
 import { ArgumentRangeError, ArgumentTypeError, CoordinationError, DeadlockError, LockLostError, TimeoutError } from '../errors.ts';
 import type { LockHandle } from '../locks/LockHandle.ts';
 import { kUninspected, Mutex, type MutexOptions } from '../locks/Mutex.ts';
@@ -29,13 +29,13 @@ export interface CoordinatorOptions {
   readonly prefix?: string;
   /** This process's id; default a random UUID. */
   readonly agentId?: string;
-  /** How often the connection is checked (default 1000 ms, Cinder's `heartbeat`). */
+  /** How often the connection is checked (default 1000 ms, Cinder's `heartbeat`; `Infinity`: never). */
   readonly heartbeatMs?: number;
   /** First delay before reconnecting (default 100 ms). */
   readonly initialReconnectBackoffMs?: number;
-  /** Cap of the reconnect delay (default 60,000 ms). */
+  /** Cap of the reconnect delay (default 60,000 ms; `Infinity`: no cap). */
   readonly maxReconnectBackoffMs?: number;
-  /** Lease of a lock on TTL backends, renewed every third of it (default 30,000 ms, tooz's). */
+  /** Lease of a lock on TTL backends, renewed every third of it (default 30,000 ms, tooz's; finite: a lease must end). */
   readonly lockTtlMs?: number;
   /** Capabilities the backend must have; `start()` fails otherwise (`{ distributed: true }` refuses `memory://`). */
   readonly require?: Partial<BackendCapabilities>;
@@ -43,7 +43,7 @@ export interface CoordinatorOptions {
   readonly clock?: Clock;
   /** Randomness for the back-off jitter (tests pass a fixed one). */
   readonly random?: () => number;
-  /** How often a blocked acquire looks again when no release wake-up comes (TTL expiry); default 250 ms. */
+  /** How often a blocked acquire looks again when no release wake-up comes (TTL expiry); default 250 ms, `Infinity` for wake-ups only. */
   readonly pollIntervalMs?: number;
 }
 
@@ -101,9 +101,13 @@ export function createCoordinator(options?: CoordinatorOptions): Coordinator {
   return new Coordinator(options);
 }
 
-/** A bound on how long one command may take, from the heartbeat and the TTL. */
+/**
+ * A bound on how long one command may take, from the heartbeat and the TTL. The clients
+ * time commands with Node's own timers (pg doubles it for its read timeout), which fire
+ * after 1 ms past 2^31 ms, so the bound stays under half of that.
+ */
 function commandTimeout(heartbeatMs: number, ttlMs: number): number {
-  return Math.max(50, Math.min(heartbeatMs, ttlMs / 3));
+  return Math.min(Math.max(50, Math.min(heartbeatMs, ttlMs / 3)), Math.floor(MAX_TIMER_MS / 2));
 }
 
 /**
@@ -151,14 +155,15 @@ export class Coordinator implements AsyncDisposable {
     this.prefix = opts.prefix === undefined ? '' : requireString('options.prefix', opts.prefix);
     const agentId = opts.agentId === undefined ? randomUUID() : requireNonEmptyString('options.agentId', opts.agentId);
     this.memberId = this.prefix + agentId;
-    this.heartbeatMs = positive('options.heartbeatMs', opts.heartbeatMs, 1_000);
-    this.initialReconnectBackoffMs = positive('options.initialReconnectBackoffMs', opts.initialReconnectBackoffMs, 100);
-    this.maxReconnectBackoffMs = positive('options.maxReconnectBackoffMs', opts.maxReconnectBackoffMs, 60_000);
+    this.heartbeatMs = positive('options.heartbeatMs', opts.heartbeatMs, 1_000, Infinity);
+    this.initialReconnectBackoffMs = positive('options.initialReconnectBackoffMs', opts.initialReconnectBackoffMs, 100, Infinity);
+    this.maxReconnectBackoffMs = positive('options.maxReconnectBackoffMs', opts.maxReconnectBackoffMs, 60_000, Infinity);
     if (this.maxReconnectBackoffMs < this.initialReconnectBackoffMs) {
       throw new ArgumentRangeError('options.maxReconnectBackoffMs', `a number >= initialReconnectBackoffMs (${this.initialReconnectBackoffMs})`, this.maxReconnectBackoffMs);
     }
-    this.lockTtlMs = positive('options.lockTtlMs', opts.lockTtlMs, 30_000);
-    this.pollIntervalMs = positive('options.pollIntervalMs', opts.pollIntervalMs, 250);
+    // A lease must end: Redis takes it as an integer PX.
+    this.lockTtlMs = positive('options.lockTtlMs', opts.lockTtlMs, 30_000, Number.MAX_SAFE_INTEGER);
+    this.pollIntervalMs = positive('options.pollIntervalMs', opts.pollIntervalMs, 250, Infinity);
     this.#require = optionalObject<BackendCapabilities>('options.require', opts.require, ['distributed', 'sessionBased', 'fencing']);
     this.clock = opts.clock ?? systemClock;
     this.#random = opts.random ?? Math.random;
@@ -855,9 +860,9 @@ function blockingBudget(blocking: unknown): number {
   return blocking;
 }
 
-function positive(name: string, value: unknown, fallback: number): number {
-  const ms = optionalDuration(name, value, fallback, { allowInfinity: false });
-  if (ms <= 0) throw new ArgumentRangeError(name, 'a finite number > 0', ms);
+function positive(name: string, value: unknown, fallback: number, max: number): number {
+  const ms = optionalDuration(name, value, fallback);
+  if (ms <= 0 || ms > max) throw new ArgumentRangeError(name, max === Infinity ? 'a number > 0 (or Infinity)' : `a number > 0 and <= ${max}`, ms);
   return ms;
 }
 

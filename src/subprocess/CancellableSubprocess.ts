@@ -95,10 +95,9 @@ export class CancellableSubprocess {
     const opts = optionalObject<CancellableSubprocessOptions>('options', options, ['name', 'clock', 'terminateTimeoutMs', 'pipeGraceMs']);
     this.name = opts.name ?? `subprocess-${++counter}`;
     this.#clock = opts.clock ?? systemClock;
-    this.#terminateTimeoutMs = optionalDuration('options.terminateTimeoutMs', opts.terminateTimeoutMs, 10_000, {
-      allowInfinity: false,
-    });
-    this.#pipeGraceMs = optionalDuration('options.pipeGraceMs', opts.pipeGraceMs, 1_000, { allowInfinity: false });
+    // Infinity: wait for the SIGTERM to work however long it takes (cancel({ kill: true }) still kills).
+    this.#terminateTimeoutMs = optionalDuration('options.terminateTimeoutMs', opts.terminateTimeoutMs, 10_000);
+    this.#pipeGraceMs = optionalDuration('options.pipeGraceMs', opts.pipeGraceMs, 1_000);
     this.actor = startActor('subprocess', subprocessMachine, { input: { name: this.name }, id: this.name });
   }
 
