@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { ArgumentTypeError } from './errors.ts';
 
 /** Structured fields attached to a log line (an `error` field carries the cause). */
 export type LogFields = Readonly<Record<string, unknown>>;
@@ -69,8 +70,16 @@ let current: Logger | undefined;
  * ```
  */
 export function setLogger(logger: Logger | null): void {
+  if (logger !== null) {
+    const methods = logger as Partial<Record<keyof Logger, unknown>> | undefined;
+    if (typeof methods !== 'object' || methods === null || LOGGER_METHODS.some((name) => typeof methods[name] !== 'function')) {
+      throw new ArgumentTypeError('logger', 'a Logger (an object with debug, info, warn and error methods) or null', logger);
+    }
+  }
   current = logger ?? undefined;
 }
+
+const LOGGER_METHODS = ['debug', 'info', 'warn', 'error'] as const;
 
 /** The logger in force now. */
 export function getLogger(): Logger {

@@ -4,9 +4,9 @@
  * @module
  */
 import { Subject, type Observable } from 'rxjs';
-import { systemClock, type Clock } from '../clock.ts';
+import { type Clock } from '../clock.ts';
 import { getLogger } from '../logger.ts';
-import { optionalObject, requireDuration, signalOption } from '../runtime/validate.ts';
+import { optionalClock, optionalObject, requireDuration, signalOption } from '../runtime/validate.ts';
 
 /** One wake-up: why, with what detail, when (clock time), and how many were folded into it. */
 export interface Wakeup {
@@ -59,7 +59,7 @@ export class WakeupBus {
 
   constructor(options?: WakeupBusOptions) {
     const opts = optionalObject<WakeupBusOptions>('options', options, ['clock']);
-    this.#clock = opts.clock ?? systemClock;
+    this.#clock = optionalClock('options.clock', opts.clock);
     this.wakeups$ = this.#subject.asObservable();
   }
 
@@ -80,7 +80,7 @@ export class WakeupBus {
   wakeup(reason: string = 'wakeup', detail?: object): void {
     if (this.#completed) return;
     const wakeup: Wakeup = {
-      reason: typeof reason === 'string' ? reason : String(reason),
+      reason: typeof reason === 'string' ? reason : describeReason(reason),
       detail: detail !== null && typeof detail === 'object' ? detail : undefined,
       at: this.#clock.now(),
       count: 1,
@@ -150,5 +150,14 @@ export class WakeupBus {
     this.#latched = undefined;
     for (const waiter of [...this.#waiters]) waiter.settle(undefined);
     this.#subject.complete();
+  }
+}
+
+/** A reason that is not a string, as text; never throws (not for `Object.create(null)`, nor for a `toString` that throws). */
+function describeReason(reason: unknown): string {
+  try {
+    return String(reason);
+  } catch {
+    return Object.prototype.toString.call(reason);
   }
 }

@@ -8,14 +8,14 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Observable, distinctUntilChanged } from 'rxjs';
 import type { Actor } from 'xstate';
 import { coordinatorMachine } from '../../machines/coordinator.machine.ts';
-import { MAX_TIMER_MS, systemClock, type Clock } from '../clock.ts';
+import { MAX_TIMER_MS, type Clock } from '../clock.ts';
 import { ArgumentRangeError, ArgumentTypeError, CoordinationError, DeadlockError, LockLostError, TimeoutError } from '../errors.ts';
 import type { LockHandle } from '../locks/LockHandle.ts';
 import { kUninspected, Mutex, type MutexOptions } from '../locks/Mutex.ts';
 import { inspection } from '../inspect/capture.ts';
 import { getLogger } from '../logger.ts';
 import { startActor } from '../runtime/startActor.ts';
-import { optionalDuration, optionalObject, optionalSignal, requireNonEmptyString } from '../runtime/validate.ts';
+import { optionalClock, optionalDuration, optionalObject, optionalRandom, optionalSignal, requireNonEmptyString } from '../runtime/validate.ts';
 import { checkLockName, createBackend, parseUrl, type Backend, type BackendCapabilities } from './backend.ts';
 
 /** Where a coordinator's connection is. */
@@ -165,8 +165,8 @@ export class Coordinator implements AsyncDisposable {
     this.lockTtlMs = positive('options.lockTtlMs', opts.lockTtlMs, 30_000, Number.MAX_SAFE_INTEGER);
     this.pollIntervalMs = positive('options.pollIntervalMs', opts.pollIntervalMs, 250, Infinity);
     this.#require = optionalObject<BackendCapabilities>('options.require', opts.require, ['distributed', 'sessionBased', 'fencing']);
-    this.clock = opts.clock ?? systemClock;
-    this.#random = opts.random ?? Math.random;
+    this.clock = optionalClock('options.clock', opts.clock);
+    this.#random = optionalRandom('options.random', opts.random);
     this.#factory = opts[kBackendFactory];
     this.#actor = startActor('coordinator', coordinatorMachine, { input: { memberId: this.memberId }, id: `coordinator:${this.memberId}` });
     const actor = this.#actor;

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { sleep } from '../runtime/sleep.ts';
 import { AsyncExecutor } from '../executor/AsyncExecutor.ts';
 import { HaLoop } from '../bus/HaLoop.ts';
 import { WakeupBus } from '../bus/WakeupBus.ts';
@@ -55,11 +56,6 @@ export interface HaAgent {
   stop(reason?: string): Promise<void>;
 }
 
-const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
-  });
 
 export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent> {
   const name = options.name ?? `agent-${process.pid}`;

@@ -11,8 +11,8 @@ import { kUninspected, Mutex, runDetached, type MutexAcquireOptions, type MutexO
 import { getLogger } from '../logger.ts';
 import { createDeferred, raceSignal, type Deferred } from '../runtime/deferred.ts';
 import { startActor } from '../runtime/startActor.ts';
-import { optionalObject, requireFunction, requireNonEmptyString, signalOption } from '../runtime/validate.ts';
-import type { CancellableSubprocess } from '../subprocess/CancellableSubprocess.ts';
+import { optionalName, optionalObject, requireFunction, requireNonEmptyString, signalOption } from '../runtime/validate.ts';
+import { CancellableSubprocess } from '../subprocess/CancellableSubprocess.ts';
 import { CriticalTask } from './CriticalTask.ts';
 
 /** Options of the {@link AsyncExecutor} constructor. */
@@ -97,8 +97,11 @@ export class AsyncExecutor {
     if (!isWakeupBus(opts.wakeup) && typeof opts.wakeup !== 'function') {
       throw new ArgumentTypeError('options.wakeup', 'a WakeupBus or a function', opts.wakeup);
     }
-    this.name = opts.name ?? `executor-${++counter}`;
+    this.name = optionalName('options.name', opts.name, () => `executor-${++counter}`);
     this.#wakeup = opts.wakeup;
+    if (opts.cancellable !== undefined && !(opts.cancellable instanceof CancellableSubprocess)) {
+      throw new ArgumentTypeError('options.cancellable', 'a CancellableSubprocess', opts.cancellable);
+    }
     this.#cancellable = opts.cancellable;
     this.#lock = new Mutex({ name: `${this.name} lock`, reentrant: true, [kUninspected]: true } as MutexOptions);
     this.actor = startActor('executor', executorMachine, { input: { name: this.name }, id: this.name });

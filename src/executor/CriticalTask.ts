@@ -8,7 +8,7 @@ import { criticalTaskMachine } from '../../machines/criticalTask.machine.ts';
 import { InvalidStateError } from '../errors.ts';
 import { kUninspected, Mutex, type MutexAcquireOptions, type MutexOptions } from '../locks/Mutex.ts';
 import { startActor } from '../runtime/startActor.ts';
-import { optionalObject } from '../runtime/validate.ts';
+import { optionalName, optionalObject } from '../runtime/validate.ts';
 
 let counter = 0;
 
@@ -46,7 +46,7 @@ export class CriticalTask<T = unknown> {
 
   constructor(options?: { readonly name?: string }) {
     const opts = optionalObject<{ name: string }>('options', options, ['name']);
-    this.name = opts.name ?? `criticalTask-${++counter}`;
+    this.name = optionalName('options.name', opts.name, () => `criticalTask-${++counter}`);
     this.#mutex = new Mutex({ name: `${this.name} lock`, [kUninspected]: true } as MutexOptions);
     this.actor = startActor('criticalTask', criticalTaskMachine, { input: { name: this.name }, id: this.name });
   }

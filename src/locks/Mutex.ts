@@ -7,12 +7,12 @@
  * @module
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { systemClock, type Clock } from '../clock.ts';
+import { type Clock } from '../clock.ts';
 import { CancelledError, DeadlockError, LockLostError, TimeoutError } from '../errors.ts';
 import { inspection } from '../inspect/capture.ts';
 import { currentOwner } from '../runtime/ownerContext.ts';
 import { LockHandle, type HoldRecord } from './LockHandle.ts';
-import { optionalDuration, optionalObject, optionalSignal, requireFunction } from '../runtime/validate.ts';
+import { optionalBoolean, optionalClock, optionalDuration, optionalName, optionalObject, optionalSignal, requireFunction } from '../runtime/validate.ts';
 
 /** One holding of a mutex; shared by the nested handles of a re-entrant holder. */
 interface Hold extends HoldRecord {
@@ -112,9 +112,9 @@ export class Mutex {
 
   constructor(options?: MutexOptions) {
     const opts = optionalObject<MutexOptions>('options', options, ['name', 'reentrant', 'clock']);
-    this.name = opts.name ?? 'mutex';
-    this.reentrant = opts.reentrant ?? false;
-    this.#clock = opts.clock ?? systemClock;
+    this.name = optionalName('options.name', opts.name, () => 'mutex');
+    this.reentrant = optionalBoolean('options.reentrant', opts.reentrant, false);
+    this.#clock = optionalClock('options.clock', opts.clock);
     this.#inspected = (opts as { [kUninspected]?: boolean })[kUninspected] !== true;
   }
 
@@ -231,6 +231,7 @@ export class Mutex {
 
   /** Takes the lock if it is free (or re-enters a re-entrant lock the caller holds); `null` otherwise. */
   tryAcquire(options?: { readonly owner?: unknown }): LockHandle | null {
+    optionalObject<{ owner: unknown }>('options', options, ['owner']);
     if (this.isHeldByCaller() && this.reentrant) {
       const hold = this.#hold as Hold;
       hold.depth++;

@@ -6,7 +6,7 @@
  */
 import type { Actor } from 'xstate';
 import { forceMachine, forceOutputs, locksmithMachine, type ForceEvent } from '../../machines/locksmith.machine.ts';
-import { systemClock, type Clock } from '../clock.ts';
+import { type Clock } from '../clock.ts';
 import { ArgumentTypeError, ArgumentValueError, CriticalError, TimeoutError, isCritical } from '../errors.ts';
 import { getLogger } from '../logger.ts';
 import { WorkerThread } from '../threads/WorkerThread.ts';
@@ -14,7 +14,7 @@ import { raceSignal } from '../runtime/deferred.ts';
 import { LazyActor } from '../runtime/LazyActor.ts';
 import { describeOwner } from '../runtime/describeOwner.ts';
 import { currentOwner, runAsOwner } from '../runtime/ownerContext.ts';
-import { optionalDuration, optionalObject, optionalSignal, requireFunction, requireNonEmptyString } from '../runtime/validate.ts';
+import { optionalBoolean, optionalClock, optionalDuration, optionalObject, optionalSignal, requireFunction, requireNonEmptyString } from '../runtime/validate.ts';
 import { OWNED, lockKindOf, type HostHold, type LockKind } from './lockKinds.ts';
 import { LockForceRequest, REPLY, REQUEST, isPortLike, servers, type PortLike, type Reply, type ReplyMessage, type RequestMessage, type WireError } from './protocol.ts';
 import { ForceResult, RecognitionResult } from './results.ts';
@@ -165,12 +165,6 @@ function requireLockObject(name: string, lock: unknown): object {
   return lock;
 }
 
-function optionalBoolean(name: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw new ArgumentTypeError(name, 'a boolean', value);
-  return value;
-}
-
 /** The port to post a force request to, when the owner lives in another thread. */
 function portOf(owner: unknown): PortLike | undefined {
   if (owner instanceof WorkerThread) return owner.worker;
@@ -257,7 +251,7 @@ export class Locksmith {
   constructor(options?: LocksmithOptions) {
     const opts = optionalObject<LocksmithOptions>('options', options, ['name', 'clock']);
     this.name = opts.name === undefined ? 'locksmith' : requireNonEmptyString('options.name', opts.name);
-    this.#clock = opts.clock ?? systemClock;
+    this.#clock = optionalClock('options.clock', opts.clock);
     this.#lazy = new LazyActor(locksmithMachine, 'locksmith', `locksmith:${this.name}`, () => ({ name: this.name }), 'idle');
   }
 

@@ -4,6 +4,8 @@
  *
  * @internal
  */
+import type { Clock } from '../clock.ts';
+import { systemClock } from '../clock.ts';
 import { ArgumentRangeError, ArgumentTypeError, ArgumentValueError, UnknownOptionError } from '../errors.ts';
 
 export function requireFunction<F extends (...args: never[]) => unknown>(name: string, value: unknown): F {
@@ -57,4 +59,31 @@ export function optionalObject<T extends object>(name: string, value: unknown, a
 /** A `{ signal? }` options object: its signal. */
 export function signalOption(name: string, value: unknown): AbortSignal | undefined {
   return optionalSignal(`${name}.signal`, optionalObject<{ signal: AbortSignal }>(name, value, ['signal']).signal);
+}
+
+export function optionalBoolean(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new ArgumentTypeError(name, 'a boolean', value);
+  return value;
+}
+
+/** A name: a non-empty string, or `fallback()` when none was given. */
+export function optionalName(name: string, value: unknown, fallback: () => string): string {
+  return value === undefined ? fallback() : requireNonEmptyString(name, value);
+}
+
+/** A {@link Clock}: an object with `now`, `setTimeout` and `clearTimeout`; the system clock when none was given. */
+export function optionalClock(name: string, value: unknown): Clock {
+  if (value === undefined) return systemClock;
+  const clock = value as Partial<Record<keyof Clock, unknown>> | null;
+  if (typeof clock !== 'object' || clock === null || typeof clock.now !== 'function' || typeof clock.setTimeout !== 'function' || typeof clock.clearTimeout !== 'function') {
+    throw new ArgumentTypeError(name, 'a Clock (an object with now(), setTimeout() and clearTimeout(), such as systemClock or a ManualClock)', value);
+  }
+  return value as Clock;
+}
+
+/** A source of randomness in [0, 1): a function; `Math.random` when none was given. */
+export function optionalRandom(name: string, value: unknown): () => number {
+  if (value === undefined) return Math.random;
+  return requireFunction<() => number>(name, value);
 }

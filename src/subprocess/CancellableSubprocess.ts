@@ -4,18 +4,19 @@
  * @module
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import type { Actor } from 'xstate';
 import { subprocessMachine } from '../../machines/subprocess.machine.ts';
-import { systemClock, type Clock } from '../clock.ts';
+import { type Clock } from '../clock.ts';
 import { ArgumentTypeError, ArgumentValueError, BusyError, CancelledError } from '../errors.ts';
 import { getLogger } from '../logger.ts';
 import { createDeferred, type Deferred } from '../runtime/deferred.ts';
 import { startActor } from '../runtime/startActor.ts';
-import { optionalDuration, optionalObject, optionalSignal, requireFunction } from '../runtime/validate.ts';
-import { isAlive, listDescendants, sendSignal } from './processTree.ts';
+import { optionalClock, optionalDuration, optionalName, optionalObject, optionalSignal, requireFunction } from '../runtime/validate.ts';
+import { isAlive, listDescendants, listMarked, RUN_MARKER, sendSignal } from './processTree.ts';
 
 /** Which pipe a line came from. */
 export type OutputStream = 'stdout' | 'stderr';
@@ -50,6 +51,8 @@ interface Run {
   readonly exited: Deferred<void>;
   /** Descendants seen while cancelling, killed again once the leader is gone. */
   readonly descendants: Set<number>;
+  /** The value of `STATESMITH_RUN` in the environment of this call's processes. */
+  readonly runId: string;
   termination: Promise<void> | undefined;
   escalate: (() => void) | undefined;
 }
@@ -64,9 +67,13 @@ let counter = 0;
  * code: the code itself, `-N` for a death by signal N (as Python reports it), or `null`
  * when the spawn failed. `cancel()` sends SIGTERM to the process, waits up to
  * `terminateTimeoutMs` for it to exit (not at all with `{ kill: true }`), then SIGKILLs
- * the whole tree (the group and every descendant found in `/proc`); leftovers of a
- * process that exited on SIGTERM are killed too, so no descendant survives a cancel.
- * `cancel()` resolves once they are gone.
+ * the whole tree: the process group, every descendant found in `/proc`, and every
+ * process whose environment carries the call's `STATESMITH_RUN` id (which the child
+ * and all it starts inherit), so a daemon that double-forked and called `setsid` is
+ * found too. Leftovers of a process that exited on SIGTERM are killed as well, and
+ * `cancel()` resolves once they are gone. What escapes on Linux: a process that left
+ * the group and the tree *and* cleared its environment (`env -i`), or that runs as
+ * another user. Without `/proc` (macOS), only the process group is killed.
  *
  * `isCancelled` is sticky: once cancelled, `call()` rejects with a `CancelledError`
  * (code `ERR_CANCELLED`) and spawns nothing until `resetIsCancelled()`. The executor
@@ -93,8 +100,8 @@ export class CancellableSubprocess {
 
   constructor(options?: CancellableSubprocessOptions) {
     const opts = optionalObject<CancellableSubprocessOptions>('options', options, ['name', 'clock', 'terminateTimeoutMs', 'pipeGraceMs']);
-    this.name = opts.name ?? `subprocess-${++counter}`;
-    this.#clock = opts.clock ?? systemClock;
+    this.name = optionalName('options.name', opts.name, () => `subprocess-${++counter}`);
+    this.#clock = optionalClock('options.clock', opts.clock);
     // Infinity: wait for the SIGTERM to work however long it takes (cancel({ kill: true }) still kills).
     this.#terminateTimeoutMs = optionalDuration('options.terminateTimeoutMs', opts.terminateTimeoutMs, 10_000);
     this.#pipeGraceMs = optionalDuration('options.pipeGraceMs', opts.pipeGraceMs, 1_000);
@@ -127,6 +134,7 @@ export class CancellableSubprocess {
     const signal = optionalSignal('options.signal', opts.signal);
     if (opts.onOutput !== undefined) requireFunction('options.onOutput', opts.onOutput);
     if (opts.cwd !== undefined && typeof opts.cwd !== 'string') throw new ArgumentTypeError('options.cwd', 'a string', opts.cwd);
+    if (opts.env !== undefined) requireEnv(opts.env);
     if (opts.input !== undefined && typeof opts.input !== 'string' && !(opts.input instanceof Uint8Array)) {
       throw new ArgumentTypeError('options.input', 'a string or a Uint8Array', opts.input);
     }
@@ -141,11 +149,12 @@ export class CancellableSubprocess {
 
     this.actor.send({ type: 'statesmith.subprocess.call', argv: [...argv] });
     const streaming = opts.onOutput !== undefined;
+    const runId = `${process.pid}.${randomBytes(8).toString('hex')}`;
     let child: ChildProcess;
     try {
       child = spawn(argv[0] as string, argv.slice(1), {
         cwd: opts.cwd,
-        env: opts.env,
+        env: { ...(opts.env ?? process.env), [RUN_MARKER]: runId },
         detached: true,
         stdio: [opts.input !== undefined ? 'pipe' : 'ignore', streaming ? 'pipe' : 'ignore', streaming ? 'pipe' : 'ignore'],
       });
@@ -159,6 +168,7 @@ export class CancellableSubprocess {
     const run: Run = {
       child,
       pid: child.pid,
+      runId,
       command,
       exited: createDeferred(),
       descendants: new Set(),
@@ -218,7 +228,7 @@ export class CancellableSubprocess {
     run.termination = (async () => {
       this.actor.send({ type: 'statesmith.subprocess.terminate' });
       getLogger().info(`Terminating ${run.command}`, { subprocess: this.name, pid: run.pid });
-      for (const pid of listDescendants(run.pid)) run.descendants.add(pid);
+      collect(run);
       sendSignal(run.pid, 'SIGTERM');
       if (!kill) await this.#waitUpTo(Promise.race([run.exited.promise, escalateNow.promise]), this.#terminateTimeoutMs);
       if (!run.exited.settled) {
@@ -226,11 +236,13 @@ export class CancellableSubprocess {
         getLogger().warn(`Killing ${run.command} and its descendants`, { subprocess: this.name, pid: run.pid });
         // Freeze the leader so it cannot fork while its tree is collected, then kill it all.
         sendSignal(run.pid, 'SIGSTOP');
-        for (const pid of listDescendants(run.pid)) run.descendants.add(pid);
+        collect(run);
         this.#killTree(run);
         await run.exited.promise;
       }
-      // The leader is gone; whatever it left behind in its group or tree goes too.
+      // The leader is gone; whatever it left behind in its group, its tree or marked with
+      // its run id (a daemon that left both) goes too.
+      collect(run);
       this.#killTree(run);
       await this.#waitForDeath(run.descendants);
     })();
@@ -358,4 +370,20 @@ function splitLines(stream: Readable | null, emit: (line: string) => void): Prom
     });
     stream.once('error', () => resolve());
   });
+}
+
+/** An environment for the child: an object of strings (Node would spread a string's characters into variables named 0, 1, ...). */
+function requireEnv(env: unknown): void {
+  if (typeof env !== 'object' || env === null || Array.isArray(env)) {
+    throw new ArgumentTypeError('options.env', 'an object of environment variables, such as { ...process.env, PGDATA: "/data" }', env);
+  }
+  for (const [key, value] of Object.entries(env)) {
+    if (value !== undefined && typeof value !== 'string') throw new ArgumentTypeError(`options.env.${key}`, 'a string', value);
+  }
+}
+
+/** Adds to `run.descendants` every process of the call now alive: its `/proc` tree, and whatever carries its run id. */
+function collect(run: Run): void {
+  for (const pid of listDescendants(run.pid)) run.descendants.add(pid);
+  for (const pid of listMarked(run.runId)) run.descendants.add(pid);
 }

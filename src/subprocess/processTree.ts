@@ -85,6 +85,43 @@ export function listDescendants(pid: number): number[] {
   return found;
 }
 
+/** The environment variable that marks every process of one call: the child and all it starts inherit it. */
+export const RUN_MARKER = 'STATESMITH_RUN';
+
+/**
+ * Every live process (but this one) whose environment holds `RUN_MARKER=<runId>`: a
+ * call's whole tree, including what left it. A daemon that double-forked and called
+ * `setsid` is in neither the process group nor the `/proc` tree of the call any more,
+ * but it still carries the environment it was started with. Escapes: a process that
+ * cleared or replaced its environment (`env -i`, `execve` with a new one), and one
+ * whose `/proc/<pid>/environ` this user may not read (another uid).
+ */
+export function listMarked(runId: string): number[] {
+  if (!hasProc()) return [];
+  const needle = Buffer.from(`${RUN_MARKER}=${runId}\0`);
+  const found: number[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  for (const entry of entries) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    let environ: Buffer;
+    try {
+      environ = readFileSync(`/proc/${pid}/environ`);
+    } catch {
+      continue; // gone, or not ours to read
+    }
+    // Each entry starts the file or follows a NUL: match at a boundary only.
+    const at = environ.indexOf(needle);
+    if (at === 0 || (at > 0 && environ[at - 1] === 0)) found.push(pid);
+  }
+  return found;
+}
+
 /**
  * Sends `signal` to `target` (a pid, or a negative process-group id). Returns false when
  * the target is gone; logs permission errors.

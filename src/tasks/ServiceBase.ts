@@ -7,10 +7,10 @@
 import { inspect } from 'node:util';
 import type { Actor } from 'xstate';
 import { serviceMachine } from '../../machines/service.machine.ts';
-import { systemClock, type Clock } from '../clock.ts';
+import { type Clock } from '../clock.ts';
 import { ArgumentTypeError, TaskGroupError } from '../errors.ts';
 import { startActor } from '../runtime/startActor.ts';
-import { optionalObject } from '../runtime/validate.ts';
+import { optionalClock, optionalObject } from '../runtime/validate.ts';
 import { TaskRecord, type Task } from './Task.ts';
 import { cancelAndReport, TaskGroup, uniqueHexId, type CreateTaskOptions } from './TaskGroup.ts';
 
@@ -83,7 +83,7 @@ export abstract class ServiceBase implements Service {
       throw new ArgumentTypeError('options.uniqueId', 'a string', opts.uniqueId);
     }
     this.uniqueId = opts.uniqueId || uniqueHexId();
-    this.#clock = opts.clock ?? systemClock;
+    this.#clock = optionalClock('options.clock', opts.clock);
     this.taskGroup = new TaskGroup({ uniqueId: this.uniqueId, clock: this.#clock });
     this.actor = startActor('service', serviceMachine, { input: { name: String(this) }, id: String(this) });
   }

@@ -7,9 +7,9 @@
  * @module
  */
 import { inspect } from 'node:util';
-import { systemClock, type Clock } from '../clock.ts';
+import { type Clock } from '../clock.ts';
 import { ArgumentTypeError, CancelledError, TaskGroupError } from '../errors.ts';
-import { optionalDuration, optionalObject, requireFunction } from '../runtime/validate.ts';
+import { optionalClock, optionalDuration, optionalObject, optionalRandom, requireFunction } from '../runtime/validate.ts';
 import { resolveRestartPolicy, type ResolvedRestartPolicy, type RestartPolicy } from './restartPolicy.ts';
 import { TaskRecord, type Task, type TaskSetup } from './Task.ts';
 
@@ -85,8 +85,8 @@ export class TaskGroup implements AsyncDisposable {
       throw new ArgumentTypeError('options.uniqueId', 'a string', opts.uniqueId);
     }
     this.uniqueId = opts.uniqueId || uniqueHexId();
-    this.#clock = opts.clock ?? systemClock;
-    this.#random = opts.random ?? Math.random;
+    this.#clock = optionalClock('options.clock', opts.clock);
+    this.#random = optionalRandom('options.random', opts.random);
   }
 
   /** Every task not yet acknowledged: the running ones and the finished ones waiting for `asCompleted`. */

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { CancellableSubprocess, CancelledError } from '../../src/index.ts';
-import { isAlive } from '../../src/subprocess/processTree.ts';
+import { isAlive, listDescendants } from '../../src/subprocess/processTree.ts';
 import { waitUntil } from '../support/async.ts';
 import { logged } from '../support/logs.ts';
 
@@ -232,6 +232,34 @@ describe('CancellableSubprocess', function () {
       await runner.cancel();
       expect(isAlive(out.pids[0] as number)).to.equal(false);
       await call;
+    });
+
+    it('kills a double-forked setsid daemon, which left both the process group and the tree', async () => {
+      const runner = new CancellableSubprocess({ terminateTimeoutMs: 200 });
+      const out = collector();
+      // The middle shell exits at once: the daemon is reparented away from the call's tree, in a session of its own.
+      const call = runner.call(['sh', '-c', 'setsid sh -c "sleep 60 & echo pid=\\$!" ; sleep 60'], { onOutput: out.onOutput });
+      await waitUntil(() => out.pids.length === 1, 5_000, 'daemon pid');
+      const daemon = out.pids[0] as number;
+      leftovers.push(daemon);
+      await waitUntil(() => isAlive(daemon), 5_000, 'the daemon');
+      expect(listDescendants(process.pid), 'the daemon is no descendant of ours').to.not.include(daemon);
+      await runner.cancel();
+      expect(isAlive(daemon)).to.equal(false);
+      await call;
+    });
+
+    it('cannot find a double-forked daemon that also cleared its environment (documented escape)', async () => {
+      const runner = new CancellableSubprocess({ terminateTimeoutMs: 200 });
+      const out = collector();
+      const call = runner.call(['sh', '-c', 'setsid env -i /bin/sh -c "sleep 60 & echo pid=\\$!" ; sleep 60'], { onOutput: out.onOutput });
+      await waitUntil(() => out.pids.length === 1, 5_000, 'daemon pid');
+      const daemon = out.pids[0] as number;
+      leftovers.push(daemon);
+      await runner.cancel();
+      await call;
+      expect(isAlive(daemon), 'it escapes, as the README says').to.equal(true);
+      process.kill(daemon, 'SIGKILL');
     });
 
     it('with { kill: true } does not wait for SIGTERM to work', async () => {
