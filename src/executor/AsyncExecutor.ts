@@ -9,9 +9,10 @@ import type { WakeupBus } from '../bus/WakeupBus.ts';
 import { BusyError, CancelledError, DeadlockError, InvalidStateError, ArgumentTypeError } from '../errors.ts';
 import { kUninspected, Mutex, runDetached, type MutexAcquireOptions, type MutexOptions } from '../locks/Mutex.ts';
 import { getLogger } from '../logger.ts';
-import { createDeferred, raceSignal, type Deferred } from '../runtime/deferred.ts';
+import { systemClock } from '../clock.ts';
+import { boundedWait, createDeferred, waitOptions, type Deferred, type WaitOptions } from '../runtime/deferred.ts';
 import { startActor } from '../runtime/startActor.ts';
-import { optionalName, optionalObject, requireFunction, requireNonEmptyString, signalOption } from '../runtime/validate.ts';
+import { optionalName, optionalObject, requireFunction, requireNonEmptyString } from '../runtime/validate.ts';
 import { CancellableSubprocess } from '../subprocess/CancellableSubprocess.ts';
 import { CriticalTask } from './CriticalTask.ts';
 
@@ -209,11 +210,13 @@ export class AsyncExecutor {
   /**
    * Cancels the task in the slot and waits until it has cleaned up. Returns at once when
    * the slot is free, and promptly for a task that never started. Rejects with
-   * `signal.reason` when the wait is aborted (the cancel still stands), and with a
-   * `DeadlockError` when called from inside `withLock` while the task runs.
+   * `signal.reason` when the wait is aborted, with a `TimeoutError` after `timeoutMs`
+   * (either way the cancel still stands once it was made), and with a `DeadlockError` when
+   * called from inside `withLock` while the task runs.
    */
-  async cancel(options?: { readonly signal?: AbortSignal }): Promise<void> {
-    const signal = signalOption('options', options);
+  async cancel(options?: WaitOptions): Promise<void> {
+    const { signal, timeoutMs } = waitOptions('options', options);
+    const deadline = systemClock.now() + timeoutMs;
     if (this.#slot === null) return;
     const callerHoldsLock = this.#lock.isHeldByCaller();
     const slot = await this.#lock.runExclusive(
@@ -241,7 +244,7 @@ export class AsyncExecutor {
         }
         return slot;
       },
-      signal ? { signal } : undefined,
+      { ...(signal ? { signal } : {}), timeoutMs },
     );
     if (slot === null) return;
     if (slot.started && this.#cancellable) {
@@ -252,7 +255,7 @@ export class AsyncExecutor {
       }
     }
     // The task's cleanup clears the slot before it settles `finished`, so nothing is left to clear.
-    await raceSignal(slot.finished.promise, signal);
+    await boundedWait(slot.finished.promise, { signal, timeoutMs: Math.max(0, deadline - systemClock.now()) }, systemClock, `the cancelled task '${slot.action}' cleaning up`);
   }
 
   /**

@@ -11,7 +11,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { Actor } from 'xstate';
 import { subprocessMachine } from '../../machines/subprocess.machine.ts';
 import { type Clock } from '../clock.ts';
-import { ArgumentTypeError, ArgumentValueError, BusyError, CancelledError } from '../errors.ts';
+import { ArgumentTypeError, ArgumentValueError, BusyError, CancelledError, TimeoutError } from '../errors.ts';
 import { getLogger } from '../logger.ts';
 import { createDeferred, type Deferred } from '../runtime/deferred.ts';
 import { startActor } from '../runtime/startActor.ts';
@@ -32,6 +32,11 @@ export interface SubprocessCallOptions {
   readonly onOutput?: (line: string, stream: OutputStream) => void;
   /** Aborting terminates the process (as `cancel()` does, without the sticky flag) and rejects with `signal.reason`. */
   readonly signal?: AbortSignal;
+  /**
+   * After this many ms the process is terminated as on an abort, and the call rejects
+   * with a `TimeoutError` (Python's `TimeoutExpired`); default `Infinity`.
+   */
+  readonly timeoutMs?: number;
 }
 
 /** Options of the {@link CancellableSubprocess} constructor. */
@@ -129,9 +134,13 @@ export class CancellableSubprocess {
    * and with a `BusyError` while another call runs.
    */
   async call(argv: readonly string[], options?: SubprocessCallOptions): Promise<number | null> {
-    const opts = optionalObject<SubprocessCallOptions>('options', options, ['cwd', 'env', 'input', 'onOutput', 'signal']);
+    const opts = optionalObject<SubprocessCallOptions>('options', options, ['cwd', 'env', 'input', 'onOutput', 'signal', 'timeoutMs']);
     validateArgv(argv);
-    const signal = optionalSignal('options.signal', opts.signal);
+    const callerSignal = optionalSignal('options.signal', opts.signal);
+    const timeoutMs = optionalDuration('options.timeoutMs', opts.timeoutMs, Infinity);
+    // A time-out is an abort with a TimeoutError for its reason, on this runner's clock.
+    const timeout = timeoutMs === Infinity ? undefined : new AbortController();
+    const signal = timeout === undefined ? callerSignal : callerSignal === undefined ? timeout.signal : AbortSignal.any([callerSignal, timeout.signal]);
     if (opts.onOutput !== undefined) requireFunction('options.onOutput', opts.onOutput);
     if (opts.cwd !== undefined && typeof opts.cwd !== 'string') throw new ArgumentTypeError('options.cwd', 'a string', opts.cwd);
     if (opts.env !== undefined) requireEnv(opts.env);
@@ -186,6 +195,8 @@ export class CancellableSubprocess {
     });
     const onAbort = (): void => void this.#terminate(run, false);
     signal?.addEventListener('abort', onAbort, { once: true });
+    const timer =
+      timeout === undefined ? undefined : this.#clock.setTimeout(() => timeout.abort(new TimeoutError(`${this.name}: '${command}' ran longer than ${timeoutMs} ms; terminated`)), timeoutMs);
     try {
       const closed = streaming ? this.#stream(child, opts.onOutput as NonNullable<SubprocessCallOptions['onOutput']>) : [];
       if (opts.input !== undefined && child.stdin) {
@@ -198,6 +209,7 @@ export class CancellableSubprocess {
       if (run.termination) await run.termination;
     } finally {
       signal?.removeEventListener('abort', onAbort);
+      if (timer !== undefined) this.#clock.clearTimeout(timer);
       this.#run = null;
       this.actor.send({ type: 'statesmith.subprocess.exited', exitCode, signal: exitSignal });
     }

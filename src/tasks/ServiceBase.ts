@@ -9,6 +9,7 @@ import type { Actor } from 'xstate';
 import { serviceMachine } from '../../machines/service.machine.ts';
 import { type Clock } from '../clock.ts';
 import { ArgumentTypeError, TaskGroupError } from '../errors.ts';
+import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.ts';
 import { startActor } from '../runtime/startActor.ts';
 import { optionalClock, optionalObject } from '../runtime/validate.ts';
 import { TaskRecord, type Task } from './Task.ts';
@@ -22,8 +23,11 @@ export interface Service extends AsyncDisposable {
   stop(reason?: string): Promise<void>;
   /** Asks `main` and every subtask to stop; does not wait. */
   cancel(reason?: string): void;
-  /** Waits for `main` and every subtask; rejects with every failure, cancellations included. */
-  wait(): Promise<void>;
+  /**
+   * Waits for `main` and every subtask; rejects with every failure, cancellations
+   * included. `signal` and `timeoutMs` abandon the wait; the service runs on.
+   */
+  wait(options?: WaitOptions): Promise<void>;
   /** True from `start()` until `main` has ended (subtasks do not count). */
   readonly isRunning: boolean;
   readonly uniqueId: string;
@@ -133,9 +137,13 @@ export abstract class ServiceBase implements Service {
     this.taskGroup.cancel(reason);
   }
 
-  async wait(): Promise<void> {
-    const errors: unknown[] = [];
+  async wait(options?: WaitOptions): Promise<void> {
+    const bounds = waitOptions('options', options);
     const main = this.#main;
+    if (bounds.signal !== undefined || bounds.timeoutMs !== Infinity) {
+      await boundedWait(Promise.all([main?.whenDone(), this.taskGroup.whenIdle()]), bounds, this.#clock, `${String(this)} finishing`);
+    }
+    const errors: unknown[] = [];
     if (main) {
       await main.whenDone();
       if (main.cancelled || main.failed) errors.push(main.failure);

@@ -10,6 +10,7 @@ import { CancelledError, InvalidStateError } from '../errors.ts';
 import { runDetached } from '../locks/Mutex.ts';
 import { getLogger } from '../logger.ts';
 import { LazyActor } from '../runtime/LazyActor.ts';
+import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.ts';
 import { runAsOwner } from '../runtime/ownerContext.ts';
 import { backoffDelay, type ResolvedRestartPolicy } from './restartPolicy.ts';
 
@@ -33,8 +34,11 @@ export interface Task<T> {
   result(): T;
   /** Asks the task to stop (aborts `signal` with a `CancelledError`); false once it is done. */
   cancel(reason?: string): boolean;
-  /** Resolves with the value or rejects as `result()` would, once done. */
-  wait(): Promise<T>;
+  /**
+   * Resolves with the value or rejects as `result()` would, once done. `signal` and
+   * `timeoutMs` abandon the wait (`signal.reason`, `TimeoutError`); the task runs on.
+   */
+  wait(options?: WaitOptions): Promise<T>;
   /** The signal handed to the task's function. */
   readonly signal: AbortSignal;
   /** The statechart actor (`idle → scheduled → running → cancelling → done`), created on first read. */
@@ -151,9 +155,23 @@ export class TaskRecord<T> implements Task<T> {
     return true;
   }
 
-  wait(): Promise<T> {
+  wait(options?: WaitOptions): Promise<T> {
+    let bounds: ReturnType<typeof waitOptions> | undefined;
+    if (options !== undefined) {
+      try {
+        bounds = waitOptions('options', options);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     if (this.done) return this.#settledResult();
-    return this.whenDone().then(() => this.result());
+    const done = bounds === undefined ? this.whenDone() : boundedWait(this.whenDone(), bounds, this.#setup.clock, `task ${this.name} finishing`);
+    return done.then(() => this.result());
+  }
+
+  /** The clock of the task's group. @internal */
+  get clock(): Clock {
+    return this.#setup.clock;
   }
 
   /** Resolves (never rejects) once the task is done. */

@@ -10,6 +10,7 @@ import { inspect } from 'node:util';
 import { type Clock } from '../clock.ts';
 import { ArgumentTypeError, CancelledError, TaskGroupError } from '../errors.ts';
 import { optionalClock, optionalDuration, optionalObject, optionalRandom, requireFunction } from '../runtime/validate.ts';
+import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.ts';
 import { resolveRestartPolicy, type ResolvedRestartPolicy, type RestartPolicy } from './restartPolicy.ts';
 import { TaskRecord, type Task, type TaskSetup } from './Task.ts';
 
@@ -170,14 +171,23 @@ export class TaskGroup implements AsyncDisposable {
   /**
    * Python's `await group`: waits for every task to finish, acknowledging each, and
    * rejects with one `TaskGroupError` of every failure and cancellation, in the order the
-   * tasks finished. Cancels nothing; a task that never ends keeps it waiting.
+   * tasks finished. Cancels nothing; a task that never ends keeps it waiting, unless
+   * `signal` or `timeoutMs` abandon the wait (`signal.reason`, `TimeoutError`): the tasks
+   * then run on, and none is acknowledged.
    */
-  async wait(): Promise<void> {
+  async wait(options?: WaitOptions): Promise<void> {
+    const bounds = waitOptions('options', options);
+    if (bounds.signal !== undefined || bounds.timeoutMs !== Infinity) await boundedWait(this.whenIdle(), bounds, this.#clock, `${String(this)} finishing`);
     const errors: unknown[] = [];
     for await (const task of this.#asCompleted(Infinity)) {
       if (task.cancelled || task.failed) errors.push(task.failure);
     }
     if (errors.length > 0) throw new TaskGroupError(errors, `Error while stopping ${String(this)}`);
+  }
+
+  /** Resolves (never rejects) once no task of the group runs, tasks created meanwhile included. @internal */
+  async whenIdle(): Promise<void> {
+    while (this.#running.size > 0) await Promise.all([...this.#running].map((task) => task.whenDone()));
   }
 
   /**

@@ -4,8 +4,7 @@
  * @module
  */
 import { ArgumentTypeError } from '../errors.ts';
-import { raceSignal } from '../runtime/deferred.ts';
-import { signalOption } from '../runtime/validate.ts';
+import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.ts';
 import { TaskRecord, type Task } from './Task.ts';
 
 /**
@@ -26,11 +25,11 @@ import { TaskRecord, type Task } from './Task.ts';
  * console.log(poller.cancelled); // true
  * ```
  */
-export async function cancelAndAwait(task: Task<unknown>, options?: { readonly signal?: AbortSignal }): Promise<void> {
+export async function cancelAndAwait(task: Task<unknown>, options?: WaitOptions): Promise<void> {
   if (!(task instanceof TaskRecord)) throw new ArgumentTypeError('task', 'a Task from a TaskGroup or service', task);
-  const signal = signalOption('options', options);
+  const bounds = waitOptions('options', options);
   task.cancel();
-  await raceSignal(task.whenDone(), signal);
+  await boundedWait(task.whenDone(), bounds, task.clock, `cancelled task ${task.name} finishing`);
   if (task.cancelled) return;
   // Completed (perhaps by catching the cancellation) or failed: result() returns or throws.
   task.result();

@@ -4,8 +4,8 @@
  * @module
  */
 import { systemClock } from '../clock.ts';
-import { ArgumentTypeError } from '../errors.ts';
-import { optionalObject, optionalSignal } from '../runtime/validate.ts';
+import { ArgumentTypeError, TimeoutError } from '../errors.ts';
+import { optionalDuration, optionalObject, optionalSignal } from '../runtime/validate.ts';
 import { requirePollInterval, waitCells, type Cell } from './cells.ts';
 import { SharedEvent } from './SharedEvent.ts';
 
@@ -15,6 +15,8 @@ export interface AwaitEventWithStopOptions {
   readonly pollIntervalMs?: number;
   /** Abort the wait; it rejects with `signal.reason`. */
   readonly signal?: AbortSignal;
+  /** Give up after this many ms with a `TimeoutError` (neither event was set); default `Infinity`. */
+  readonly timeoutMs?: number;
 }
 
 /**
@@ -40,9 +42,11 @@ export async function awaitEventWithStop(
 ): Promise<boolean> {
   if (!(wait instanceof SharedEvent)) throw new ArgumentTypeError('wait', 'a SharedEvent', wait);
   if (!(stop instanceof SharedEvent)) throw new ArgumentTypeError('stop', 'a SharedEvent', stop);
-  const opts = optionalObject<AwaitEventWithStopOptions>('options', options, ['pollIntervalMs', 'signal']);
+  const opts = optionalObject<AwaitEventWithStopOptions>('options', options, ['pollIntervalMs', 'signal', 'timeoutMs']);
   const pollMs = requirePollInterval('options.pollIntervalMs', opts.pollIntervalMs);
   const signal = optionalSignal('options.signal', opts.signal);
+  const timeoutMs = optionalDuration('options.timeoutMs', opts.timeoutMs, Infinity);
+  const deadline = systemClock.now() + timeoutMs;
   const watches = [
     { cell: cellOf(stop), expected: 0 },
     { cell: cellOf(wait), expected: 0 },
@@ -51,7 +55,9 @@ export async function awaitEventWithStop(
     if (signal?.aborted) throw signal.reason;
     if (stop.isSet) return false;
     if (wait.isSet) return true;
-    const woke = await waitCells(watches, pollMs, systemClock, signal);
+    const remaining = deadline - systemClock.now();
+    if (remaining <= 0) throw new TimeoutError(`neither event was set within ${timeoutMs} ms`);
+    const woke = await waitCells(watches, Math.min(pollMs, remaining), systemClock, signal);
     // A set() of `wait` that woke us counts even if it was cleared again, as in SharedEvent.wait.
     if (woke === 1 && !stop.isSet) return true;
   }

@@ -1,0 +1,124 @@
+/**
+ * Every wait takes `timeoutMs` and `signal`. These are the waits that did not: each now
+ * ends on a timeout with a TimeoutError and on an abort with the signal's reason, and
+ * what it waited for goes on (the README's table says how every wait ends).
+ */
+import { expect } from 'chai';
+import {
+  AsyncExecutor,
+  awaitEventWithStop,
+  CancellableSubprocess,
+  cancelAndAwait,
+  ManualClock,
+  ServiceBase,
+  SharedEvent,
+  TaskGroup,
+  TimeoutError,
+} from '../src/index.ts';
+import { isAlive } from '../src/subprocess/processTree.ts';
+import { isSettled, rejection, settle } from './support/async.ts';
+
+/** A task function that ignores its signal until `release` is called. */
+function stubborn(): { fn: () => Promise<string>; release(): void } {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  return { fn: () => gate.then(() => 'done'), release: () => release() };
+}
+
+describe('waits end on timeoutMs and signal', () => {
+  it('Task.wait() and TaskGroup.wait(), on the group clock; the tasks run on', async () => {
+    const clock = new ManualClock();
+    const group = new TaskGroup({ clock });
+    const work = stubborn();
+    const task = group.createTask(work.fn);
+    const taskWait = task.wait({ timeoutMs: 100 });
+    const groupWait = group.wait({ timeoutMs: 200 });
+    await clock.advance(100);
+    expect(await rejection(taskWait)).to.be.instanceOf(TimeoutError);
+    expect(await isSettled(groupWait)).to.equal(false);
+    await clock.advance(100);
+    expect(await rejection(groupWait)).to.be.instanceOf(TimeoutError);
+    expect(task.done).to.equal(false);
+    const controller = new AbortController();
+    const aborted = task.wait({ signal: controller.signal });
+    controller.abort(new Error('shutting down'));
+    expect(((await rejection(aborted)) as Error).message).to.equal('shutting down');
+    work.release();
+    expect(await task.wait({ timeoutMs: 100 })).to.equal('done');
+    await group.wait({ timeoutMs: 100 });
+    expect(clock.pendingTimers, 'no timer left behind').to.equal(0);
+    expect(await rejection(task.wait({ timeout: 1 } as never))).to.have.property('code', 'ERR_UNKNOWN_OPTION');
+  });
+
+  it('cancelAndAwait() of a task that ignores its cancellation', async () => {
+    const clock = new ManualClock();
+    const group = new TaskGroup({ clock });
+    const work = stubborn();
+    const task = group.createTask(work.fn);
+    await settle(); // started: a task cancelled before it starts ends at once
+    const waiting = cancelAndAwait(task, { timeoutMs: 50 });
+    await clock.advance(50);
+    expect(await rejection(waiting)).to.be.instanceOf(TimeoutError);
+    work.release();
+    await group.stop().catch(() => undefined);
+  });
+
+  it('ServiceBase.wait()', async () => {
+    const clock = new ManualClock();
+    const work = stubborn();
+    class Stuck extends ServiceBase {
+      protected async main(): Promise<void> {
+        await work.fn();
+      }
+    }
+    const service = new Stuck({ clock }).start();
+    const waiting = service.wait({ timeoutMs: 1_000 });
+    await clock.advance(1_000);
+    expect(await rejection(waiting)).to.be.instanceOf(TimeoutError);
+    expect(service.isRunning).to.equal(true);
+    work.release();
+    await service.wait({ timeoutMs: 1_000 });
+  });
+
+  it('AsyncExecutor.cancel() of a task that takes long to clean up (the cancel stands)', async () => {
+    const executor = new AsyncExecutor({ wakeup: () => undefined });
+    let finish!: () => void;
+    const running = executor.run(
+      () =>
+        new Promise<void>((resolve) => {
+          finish = resolve;
+        }),
+    );
+    await settle();
+    expect(await rejection(executor.cancel({ timeoutMs: 30 }))).to.be.instanceOf(TimeoutError);
+    expect(executor.actor.getSnapshot().value).to.equal('cancelling');
+    finish();
+    await running;
+    await executor.cancel({ timeoutMs: 1_000 });
+    expect(executor.busy).to.equal(false);
+  });
+
+  it('awaitEventWithStop() when neither event is set', async () => {
+    const [response, stop] = [SharedEvent.create(), SharedEvent.create()];
+    expect(await rejection(awaitEventWithStop(response, stop, { timeoutMs: 30 }))).to.be.instanceOf(TimeoutError);
+    response.set();
+    expect(await awaitEventWithStop(response, stop, { timeoutMs: 30 })).to.equal(true);
+  });
+
+  it('CancellableSubprocess.call() terminates a process that runs too long, and rejects with TimeoutError', async () => {
+    const runner = new CancellableSubprocess({ terminateTimeoutMs: 1_000 });
+    let pid = 0;
+    const started = Date.now();
+    const call = runner.call(['sh', '-c', 'echo pid=$$; sleep 30'], {
+      timeoutMs: 150,
+      onOutput: (line) => (pid = Number(line.slice(4))),
+    });
+    const error = await rejection(call);
+    expect(error).to.be.instanceOf(TimeoutError);
+    expect((error as Error).message).to.match(/ran longer than 150 ms/);
+    expect(Date.now() - started).to.be.below(5_000);
+    expect(isAlive(pid)).to.equal(false);
+    expect(runner.isCancelled, 'a time-out is not a sticky cancel').to.equal(false);
+    expect(await runner.call(['true'], { timeoutMs: 5_000 })).to.equal(0);
+  });
+});
