@@ -8,7 +8,7 @@
  */
 import { Subject } from 'rxjs';
 import { assign, createActor, setup } from 'xstate';
-import { AsyncExecutor, WakeupBus, setLogger } from '../src/index.ts';
+import { AsyncExecutor, WakeupBus, executorLogic, setLogger } from '../src/index.ts';
 import { fmtNs, fmtRatio, measure, median, table } from './harness.ts';
 
 setLogger({ debug() {}, info() {}, warn() {}, error() {} });
@@ -38,6 +38,10 @@ export async function benchExecutor(): Promise<void> {
   const executor = new AsyncExecutor({ wakeup: bus, name: 'bench' });
 
   const actor = createActor(bareMachine).start();
+  // The same cycle driven by commands: a bare executorLogic actor, awaiting its done reply.
+  const commanded = createActor(executorLogic, { input: { name: 'bench-commands', wakeup: bus, actions: { task } } }).start();
+  let answer: (() => void) | undefined;
+  commanded.on('statesmith.executor.done', () => answer?.());
   const subject = new Subject<string>();
   subject.subscribe(() => delivered++);
 
@@ -50,6 +54,17 @@ export async function benchExecutor(): Promise<void> {
             executor.schedule('restart');
             await executor.run(task);
             await bus.wait(0); // consume the latched wake-up, as the loop would
+          }
+        },
+      },
+      {
+        name: 'executorLogic by command (send run → done reply)',
+        run: async (count) => {
+          for (let i = 0; i < count; i++) {
+            const done = new Promise<void>((resolve) => (answer = resolve));
+            commanded.send({ type: 'statesmith.executor.run', action: 'task' });
+            await done;
+            await bus.wait(0);
           }
         },
       },
@@ -75,7 +90,7 @@ export async function benchExecutor(): Promise<void> {
     ],
     { n },
   );
-  const [ours, xstate, bare] = results as [(typeof results)[0], (typeof results)[0], (typeof results)[0]];
+  const [ours, byCommand, xstate, bare] = results as [(typeof results)[0], (typeof results)[0], (typeof results)[0], (typeof results)[0]];
   table(`Executor cycle (${n.toLocaleString()} cycles × 7 rounds, median)`, [
     ...results.map((r) => ({
       case: r.name,
@@ -86,6 +101,7 @@ export async function benchExecutor(): Promise<void> {
     })),
   ]);
   console.log(`target: statesmith ≤ 3× the bare XState actor → ${fmtRatio(ours.nsPerOp / xstate.nsPerOp)}`);
+  console.log(`target: a command round trip ≤ 1.5× the facade call doing the same work → ${fmtRatio(byCommand.nsPerOp / ours.nsPerOp)}`);
   if (delivered === 0) throw new Error('no wake-up was delivered');
 
   // Wake-up latency: from the task function settling to the subscriber running.

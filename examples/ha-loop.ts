@@ -43,7 +43,7 @@ const onStateChange = <S extends { value: unknown }>(print: (snapshot: S) => voi
 executor.actor.subscribe(
   onStateChange<ReturnType<typeof executor.actor.getSnapshot>>((s) => {
     const slot = s.context.action ?? s.context.lastAction;
-    const detail = s.matches('idle') ? '' : ` (${slot}${s.matches('done') ? ` → ${s.context.lastOutcome}` : ''})`;
+    const detail = s.matches('idle') ? '' : ` (${slot}${s.matches('done') ? ` → ${s.context.outcome}` : ''})`;
     line('executor', `${describe(s.value)}${detail}`);
   }),
 );

@@ -1,103 +1,579 @@
 /**
- * The single-slot executor (Patroni's `AsyncExecutor`) as a statechart.
+ * The single-slot executor (Patroni's `AsyncExecutor`) as a statechart that owns all of
+ * its state and does its work through child actors. `executorLogic` (src/executor/) gives
+ * it the real children with `.provide()`; this file stays pure (no I/O, no timers).
  *
- * `idle → scheduled → running → cancelling → done → idle`. The slot (`action`) is set on
- * `schedule` and cleared when the machine returns to `idle`; `busy` is `action !== null`.
- * Each scheduled task gets a new `generation`, and `start`/`finish` only act for the
- * current one, so a stale task can never move the slot of a newer one.
+ * `idle → scheduled → running → cancelling → done → idle`.
  *
- * Pure: no timers, no I/O. The runtime (`src/executor/AsyncExecutor.ts`) sends the events.
+ * - The slot (`action`) is taken by `schedule` or `run`, and cleared when the machine is
+ *   back in `idle`; `busy` is `action !== null`. Each task gets a new `generation`.
+ * - One child per task, `task`, does the work in three steps the machine asks for:
+ *   - `scheduled.waiting`: the slot is taken but no runner has come. `scheduled.starting`:
+ *     a `run` came and spawned `task`, which acquires the executor lock (an HA cycle
+ *     holding it delays the start) and answers `gate`; the start check, the subprocess
+ *     flag reset and the start happen in the step that handles it, then the lock goes.
+ *   - `running`: `task` runs the function with an AbortSignal and answers `settled`.
+ *     `cancel` asks it to stop and moves to `cancelling`, where `stopSubprocess` stops
+ *     the shared subprocess.
+ *   - `done`: asked to clean up, `task` takes the executor lock, resets the critical task
+ *     and answers `cleaned`; that step frees the slot, replies `done`, releases the lock,
+ *     and then wakes the HA loop.
+ * - A task cancelled before it started ends at once, and Patroni's sticky flag
+ *   (`cancelledBeforeStart`) makes the next runner skip its function, until the next
+ *   `schedule`: a cancelled task never runs, even when its runner comes late.
+ *
+ * Every command is answered: with its reply, or with `statesmith.rejected` when the state
+ * does not accept it or it is malformed. A rejection changes nothing.
  */
-import { assign, setup } from 'xstate';
+import { assign, enqueueActions, fromCallback, fromPromise, setup, type AnyActorRef } from 'xstate';
 
 /** How a task ended. */
 export type ExecutorOutcome = 'completed' | 'failed' | 'cancelled';
+
+/** An error as it travels in a reply: plain data. */
+export interface ErrorData {
+  readonly name: string;
+  readonly message: string;
+  readonly code?: string;
+}
+
+/** A named action of the registry: gets the task's signal and the command's `params`. */
+export type ExecutorAction = (signal: AbortSignal, params: unknown) => unknown;
+
+/** What the runner of a task runs. @internal */
+export interface ExecutorJob {
+  readonly fn: ExecutorAction;
+  readonly params: unknown;
+}
 
 export interface ExecutorContext {
   readonly name: string;
   /** The slot: the scheduled action's name, or null when free. */
   readonly action: string | null;
-  /** Increases with every `schedule`; identifies the task in the slot. */
+  /** Increases with every task; identifies the task in the slot. */
   readonly generation: number;
-  /** True once `cancel()` reached the current task. */
+  /** The function a runner brought, once `run` came for the task in the slot. */
+  readonly job: ExecutorJob | null;
+  /** True once the task's function was started. */
+  readonly started: boolean;
+  /** True once `cancel` reached the current task. */
   readonly cancelRequested: boolean;
-  /** The last finished task: its action, outcome and error message. */
+  /** Patroni's sticky `_is_cancelled` for a task cancelled before it started, until the next schedule. */
+  readonly cancelledBeforeStart: boolean;
+  /** Who gets the task's `done`: the `replyTo` of its `run`. */
+  readonly runner: AnyActorRef | null;
+  /** The `replyTo` of every `cancel` waiting for the task to clean up. */
+  readonly cancelWaiters: readonly AnyActorRef[];
+  /** How the task in `done` ended, and with what. */
+  readonly outcome: ExecutorOutcome | null;
+  readonly result: unknown;
+  readonly error: ErrorData | null;
+  /** True when its function returned (a throw and a cancel before the start do not). */
+  readonly returned: boolean;
+  /** The last finished task: its action, outcome and error (`Name: message`), and whether it woke the loop. */
   readonly lastAction: string | null;
+  readonly lastWoke: boolean;
   readonly lastOutcome: ExecutorOutcome | null;
   readonly lastError: string | null;
+  /** The named actions a `run` may ask for. */
+  readonly actions: Readonly<Record<string, ExecutorAction>>;
+  /** The runtime's services, handed to the children. */
+  readonly deps: ExecutorServices;
 }
 
-export type ExecutorEvent =
-  | { readonly type: 'statesmith.executor.schedule'; readonly action: string }
-  | { readonly type: 'statesmith.executor.start'; readonly generation: number }
-  | { readonly type: 'statesmith.executor.cancel' }
-  | { readonly type: 'statesmith.executor.finish'; readonly generation: number; readonly outcome: ExecutorOutcome; readonly error?: string }
-  | { readonly type: 'statesmith.executor.reset' };
+/** The input of `executorLogic`. */
+export interface ExecutorInput {
+  /** A name for logs and the inspector (default `executor`). */
+  readonly name?: string;
+  /** Named actions that a `run` command may name (the only way across a process). */
+  readonly actions?: Readonly<Record<string, ExecutorAction>>;
+  /** Woken when a task ends: a `WakeupBus` or a function. */
+  readonly wakeup?: ExecutorServices['wakeup'];
+  /** The subprocess runner a cancel stops; its cancelled flag is reset as each task starts. */
+  readonly cancellable?: ExecutorServices['cancellable'];
+  /** The executor lock that the start check and the cleanup take (an HA cycle holds it); none by default. */
+  readonly lock?: ExecutorServices['lock'];
+  /** The critical task to reset after each task, when there is one. */
+  readonly criticalTask?: ExecutorServices['criticalTask'];
+}
+
+/** The in-process services the runtime's children use, by their shape only. */
+export interface ExecutorServices {
+  readonly wakeup: { wakeup(reason: string, detail?: object): void } | (() => void) | undefined;
+  readonly cancellable: { cancel(): Promise<void>; resetIsCancelled(): void } | undefined;
+  readonly lock: { acquire(options: { readonly signal?: AbortSignal }): Promise<{ release(): void }> } | undefined;
+  readonly criticalTask: (() => { withLock<R>(fn: () => R): Promise<R>; reset(): void } | undefined) | undefined;
+}
+
+/** The commands an executor accepts: plain data, plus `fn` and `replyTo` in-process. */
+export type ExecutorCommand =
+  | { readonly type: 'statesmith.executor.schedule'; readonly action: string; readonly replyTo?: AnyActorRef }
+  | {
+      readonly type: 'statesmith.executor.run';
+      /** The action to run: schedules it when the slot is free, or starts it when it is the one scheduled. */
+      readonly action?: string;
+      readonly params?: unknown;
+      /** In-process only: the function to run instead of the named action. */
+      readonly fn?: ExecutorAction;
+      /**
+       * Without `action`: the name to schedule `fn` under when the slot is free. A runner
+       * with no `action` is first the late runner of a task cancelled before it started.
+       */
+      readonly scheduleAs?: string;
+      readonly replyTo?: AnyActorRef;
+    }
+  | { readonly type: 'statesmith.executor.cancel'; readonly replyTo?: AnyActorRef }
+  | { readonly type: 'statesmith.executor.reset'; readonly replyTo?: AnyActorRef };
+
+/** The params of the `wake` action. */
+export interface WakeParams {
+  readonly action: string;
+  readonly outcome: ExecutorOutcome;
+}
+
+/** The params of the `logOutcome` action. */
+export interface OutcomeParams extends WakeParams {
+  readonly error: ErrorData | null;
+}
+
+/** Marks a `settled` event as coming from the task child, so no message from outside can end a task. @internal */
+export const kFromTask: unique symbol = Symbol('statesmith.executor.fromTask');
+
+/** What `stopSubprocess` is started with. @internal */
+export interface ExecutorGateInput {
+  readonly generation: number;
+  readonly deps: ExecutorServices;
+}
+
+/** What the machine asks of its task child. @internal */
+export type ExecutorTaskCommand = { readonly type: 'start' } | { readonly type: 'cancel' } | { readonly type: 'cleanup' };
+
+/** What the task child is started with. @internal */
+export interface ExecutorTaskInput {
+  readonly generation: number;
+  readonly action: string;
+  readonly job: ExecutorJob;
+  readonly deps: ExecutorServices;
+}
+
+/** What the task child tells the executor. @internal */
+export type ExecutorInternalEvent = {
+  readonly type: 'statesmith.executor.settled';
+  /** Only the task child sets it: a symbol cannot cross JSON, and this one is not exported from the package. */
+  readonly [kFromTask]: true;
+  readonly generation: number;
+  readonly outcome: ExecutorOutcome;
+  readonly returned: boolean;
+  readonly result?: unknown;
+  readonly error?: ErrorData;
+};
+
+/** The task child holds the executor lock (for the start check, or for the cleanup) and hands over its release. @internal */
+export type ExecutorLockEvent = {
+  readonly type: 'statesmith.executor.gate' | 'statesmith.executor.cleaned';
+  readonly [kFromTask]: true;
+  readonly generation: number;
+  readonly release: () => void;
+};
+
+export type ExecutorEvent = ExecutorCommand | ExecutorInternalEvent | ExecutorLockEvent;
+
+/** The replies and notices an executor sends (to `replyTo`, to its parent, and emitted). */
+export type ExecutorReply =
+  | { readonly type: 'statesmith.executor.scheduled'; readonly action: string; readonly generation: number }
+  | { readonly type: 'statesmith.executor.refused'; readonly action: string | null; readonly occupant: string }
+  | { readonly type: 'statesmith.executor.started'; readonly action: string; readonly generation: number }
+  | {
+      readonly type: 'statesmith.executor.done';
+      readonly action: string;
+      readonly generation: number;
+      readonly outcome: ExecutorOutcome;
+      readonly result?: unknown;
+      readonly error?: ErrorData;
+      /** Whether the HA loop was woken (Patroni's rule: unless the function returned `undefined`). */
+      readonly woke: boolean;
+    }
+  | { readonly type: 'statesmith.executor.cancelled'; readonly action: string | null }
+  | { readonly type: 'statesmith.executor.unscheduled'; readonly action: string | null }
+  | Rejected;
+
+/** The answer to a command the current state does not accept, or a malformed one. */
+export interface Rejected {
+  readonly type: 'statesmith.rejected';
+  /** The command as received, without in-process fields (`fn`, `replyTo`). */
+  readonly command: Readonly<Record<string, unknown>>;
+  /** The state that refused it. */
+  readonly state: unknown;
+  readonly code: string;
+  readonly reason: string;
+}
+
+/** A command without its in-process fields, for a rejection. */
+export function commandData(event: { readonly type: string }): Record<string, unknown> {
+  const { replyTo: _replyTo, fn, ...rest } = event as Record<string, unknown>;
+  return fn === undefined ? rest : { ...rest, fn: '[function]' };
+}
+
+/** Why a `run` command cannot be accepted at all, whatever the state: a code and a reason. */
+function malformedRun(context: ExecutorContext, event: ExecutorEvent): { code: string; reason: string } | undefined {
+  if (event.type !== 'statesmith.executor.run') return undefined;
+  if (event.action !== undefined && (typeof event.action !== 'string' || event.action.length === 0)) {
+    return { code: 'ERR_INVALID_ARG_TYPE', reason: `"action" must be a non-empty string; received ${JSON.stringify(event.action)}` };
+  }
+  if (event.fn !== undefined && typeof event.fn !== 'function') return { code: 'ERR_INVALID_ARG_TYPE', reason: '"fn" must be a function' };
+  if (event.scheduleAs !== undefined && (typeof event.scheduleAs !== 'string' || event.scheduleAs.length === 0)) {
+    return { code: 'ERR_INVALID_ARG_TYPE', reason: `"scheduleAs" must be a non-empty string; received ${JSON.stringify(event.scheduleAs)}` };
+  }
+  if (event.fn === undefined) {
+    const name = event.action ?? context.action;
+    if (name === undefined || name === null) return { code: 'ERR_INVALID_ARG_VALUE', reason: 'a run needs "action" (a name from the executor\'s actions) or "fn"' };
+    if (!Object.hasOwn(context.actions, name)) {
+      const known = Object.keys(context.actions);
+      return { code: 'ERR_UNKNOWN_ACTION', reason: `no action named ${JSON.stringify(name)}; the executor knows ${known.length ? known.join(', ') : 'no named actions'}` };
+    }
+  }
+  return undefined;
+}
+
+function jobOf(context: ExecutorContext, event: ExecutorEvent): ExecutorJob {
+  const run = event as Extract<ExecutorCommand, { type: 'statesmith.executor.run' }>;
+  const fn = run.fn ?? (context.actions[(run.action ?? context.action) as string] as ExecutorAction);
+  return { fn, params: run.params };
+}
+
+/** Sends `reply` to `to` (when given) and to the parent, and emits it. */
+function answer(enqueue: { sendTo: (...a: never[]) => void; emit: (e: never) => void; sendParent: (e: never) => void }, self: AnyActorRef, to: AnyActorRef | null | undefined, reply: ExecutorReply): void {
+  if (to) (enqueue.sendTo as (ref: AnyActorRef, e: ExecutorReply) => void)(to, reply);
+  (enqueue.emit as (e: ExecutorReply) => void)(reply);
+  if ((self as { _parent?: unknown })._parent !== undefined) (enqueue.sendParent as (e: ExecutorReply) => void)(reply);
+}
+
+const replyToOf = (event: ExecutorEvent): AnyActorRef | undefined => (event as { replyTo?: AnyActorRef }).replyTo;
 
 export const executorMachine = setup({
   types: {
     context: {} as ExecutorContext,
     events: {} as ExecutorEvent,
-    input: {} as { readonly name: string },
+    input: {} as ExecutorInput,
+    emitted: {} as ExecutorReply,
+    children: {} as { task: 'task' },
   },
-  guards: {
-    isCurrentGeneration: ({ context, event }) =>
-      'generation' in event && event.generation === context.generation,
+  actors: {
+    /**
+     * The task: takes the lock and answers `gate`; on `start` runs the job and answers
+     * `settled` (`cancel` aborts its signal); on `cleanup` takes the lock again, resets
+     * the critical task and answers `cleaned`.
+     */
+    task: fromCallback<ExecutorTaskCommand, ExecutorTaskInput>(() => undefined),
+    /** Stops the shared subprocess of a task being cancelled. */
+    stopSubprocess: fromPromise<void, ExecutorGateInput>(async () => undefined),
   },
   actions: {
-    takeSlot: assign(({ context, event }) => {
-      if (event.type !== 'statesmith.executor.schedule') return {};
-      return { action: event.action, generation: context.generation + 1, cancelRequested: false };
-    }),
-    markCancelRequested: assign({ cancelRequested: true }),
-    recordOutcome: assign(({ context, event }) => {
-      if (event.type !== 'statesmith.executor.finish') return {};
-      return { lastAction: context.action, lastOutcome: event.outcome, lastError: event.error ?? null };
-    }),
-    recordUnscheduled: assign(({ context }) => ({
-      lastAction: context.action,
-      lastOutcome: 'cancelled' as const,
-      lastError: null,
+    /** Starts the task's function: runs in the locked step that handled the start gate's answer. */
+    beforeStart: () => undefined,
+    // Parameterised custom actions take `unknown` params (XState's enqueueActions typing
+    // cannot mix typed params with exactOptionalPropertyTypes); see WakeParams and friends.
+    /** Wakes the HA loop: params {@link WakeParams}. */
+    wake: (_, _params: unknown) => undefined,
+    /** params `{ action }` */
+    logCancel: (_, _params: unknown) => undefined,
+    /** params {@link OutcomeParams} */
+    logOutcome: (_, _params: unknown) => undefined,
+    releaseLock: (_, params: unknown) => (params as { readonly release?: () => void }).release?.(),
+    /** A lock hand-over for a task that is no longer current (cancelled meanwhile): give it back. */
+    releaseStale: ({ event }) => (event as Partial<ExecutorLockEvent>).release?.(),
+
+    takeSlot: assign(({ context, event }) => ({
+      action: (event as { action?: string }).action ?? (event as { scheduleAs?: string }).scheduleAs ?? 'anonymous task',
+      generation: context.generation + 1,
+      job: null,
+      started: false,
+      cancelRequested: false,
+      cancelledBeforeStart: false,
+      runner: null,
+      cancelWaiters: [],
+      outcome: null,
+      result: undefined,
+      error: null,
+      returned: false,
     })),
-    clearSlot: assign({ action: null, cancelRequested: false }),
+    claim: assign(({ context, event }) => ({ job: jobOf(context, event), runner: replyToOf(event) ?? null })),
+    spawnTask: enqueueActions(({ enqueue, context }) => {
+      enqueue.spawnChild('task', {
+        id: 'task',
+        input: { generation: context.generation, action: context.action as string, job: context.job as ExecutorJob, deps: context.deps },
+      });
+    }),
+    replyScheduled: enqueueActions(({ enqueue, context, event, self }) =>
+      answer(enqueue as never, self, replyToOf(event), { type: 'statesmith.executor.scheduled', action: context.action as string, generation: context.generation }),
+    ),
+    replyRefused: enqueueActions(({ enqueue, context, event, self }) =>
+      answer(enqueue as never, self, replyToOf(event), {
+        type: 'statesmith.executor.refused',
+        action: (event as { action?: string }).action ?? null,
+        occupant: context.action as string,
+      }),
+    ),
+    replyStarted: enqueueActions(({ enqueue, context, self }) =>
+      answer(enqueue as never, self, context.runner, { type: 'statesmith.executor.started', action: context.action as string, generation: context.generation }),
+    ),
+    reject: enqueueActions(({ enqueue, event, self }, params: unknown) => {
+      const { code, reason } = params as { readonly code: string; readonly reason: string };
+      const reply: Rejected = {
+        type: 'statesmith.rejected',
+        command: commandData(event),
+        state: (self.getSnapshot() as { value: unknown }).value,
+        code,
+        reason,
+      };
+      answer(enqueue as never, self, replyToOf(event), reply);
+    }),
+    rejectMalformed: enqueueActions(({ enqueue, context, event, self }) => {
+      const why = malformedRun(context, event) ?? { code: 'ERR_INVALID_ARG_VALUE', reason: 'malformed command' };
+      answer(enqueue as never, self, replyToOf(event), {
+        type: 'statesmith.rejected',
+        command: commandData(event),
+        state: (self.getSnapshot() as { value: unknown }).value,
+        ...why,
+      });
+    }),
+    /** A runner that came for a task cancelled before it started: it skips the function, and the loop is woken. */
+    skipLateRunner: enqueueActions(({ enqueue, context, event, self }) => {
+      enqueue.assign({ cancelledBeforeStart: false });
+      answer(enqueue as never, self, replyToOf(event), {
+        type: 'statesmith.executor.done',
+        action: context.lastAction ?? (event as { action?: string }).action ?? 'anonymous task',
+        generation: context.generation,
+        outcome: 'cancelled',
+        woke: true,
+      });
+      enqueue({ type: 'wake', params: { action: context.lastAction ?? 'anonymous task', outcome: 'cancelled' } });
+    }),
+    /** A task cancelled (or reset) before it started: it ends now, its runner (if one came) gets `done` and the loop wakes. */
+    endUnstarted: enqueueActions(({ enqueue, context, event, self }) => {
+      const action = context.action as string;
+      const cancelling = event.type === 'statesmith.executor.cancel';
+      if (cancelling) enqueue({ type: 'logCancel', params: { action } });
+      if (context.runner !== null || context.job !== null) {
+        answer(enqueue as never, self, context.runner, { type: 'statesmith.executor.done', action, generation: context.generation, outcome: 'cancelled', woke: true });
+        enqueue({ type: 'wake', params: { action, outcome: 'cancelled' } });
+      }
+      if (context.job !== null) enqueue.stopChild('task');
+      enqueue.assign({
+        lastAction: action,
+        lastOutcome: 'cancelled',
+        lastError: null,
+        action: null,
+        job: null,
+        runner: null,
+        // Patroni's sticky flag, for a runner still to come (a reset gives the slot up without it).
+        cancelledBeforeStart: cancelling && context.job === null,
+      });
+      answer(
+        enqueue as never,
+        self,
+        replyToOf(event),
+        cancelling ? { type: 'statesmith.executor.cancelled', action } : { type: 'statesmith.executor.unscheduled', action },
+      );
+    }),
+    markCancelRequested: enqueueActions(({ enqueue, context, event }) => {
+      if (!context.cancelRequested) enqueue({ type: 'logCancel', params: { action: context.action as string } });
+      const waiter = replyToOf(event);
+      enqueue.assign({ cancelRequested: true, cancelWaiters: waiter ? [...context.cancelWaiters, waiter] : context.cancelWaiters });
+    }),
+    addCancelWaiter: assign(({ context, event }) => {
+      const waiter = replyToOf(event);
+      return { cancelWaiters: waiter ? [...context.cancelWaiters, waiter] : context.cancelWaiters };
+    }),
+    markStarted: assign({ started: true }),
+    recordSettled: assign(({ context, event }) => {
+      const settled = event as ExecutorInternalEvent;
+      // A function that returned after a cancel reached it still counts as cancelled.
+      const outcome = settled.outcome === 'completed' && context.cancelRequested ? 'cancelled' : settled.outcome;
+      return { outcome, result: settled.result, error: settled.error ?? null, returned: settled.returned };
+    }),
+    /** The task is over and cleaned up: free the slot, then tell the runner and the cancellers, then wake. */
+    finish: enqueueActions(({ enqueue, context, self }) => {
+      const action = context.action as string;
+      const outcome = context.outcome as ExecutorOutcome;
+      // Patroni's rule: wake unless the function returned "no value" (undefined here).
+      const woke = !(context.returned && context.result === undefined);
+      enqueue({ type: 'logOutcome', params: { action, outcome, error: context.error } });
+      enqueue.stopChild('task');
+      enqueue.assign({
+        lastAction: action,
+        lastOutcome: outcome,
+        lastError: context.error === null ? null : `${context.error.name}: ${context.error.message}`,
+        action: null,
+        job: null,
+        runner: null,
+        cancelWaiters: [],
+        started: false,
+        cancelRequested: false,
+      });
+      answer(enqueue as never, self, context.runner, {
+        type: 'statesmith.executor.done',
+        action,
+        generation: context.generation,
+        outcome,
+        ...(context.returned && context.result !== undefined ? { result: context.result } : {}),
+        ...(context.error !== null ? { error: context.error } : {}),
+        woke,
+      });
+      // Every cancel that reached the task is answered once it cleaned up: each replyTo, the parent, listeners.
+      if (context.cancelRequested) {
+        for (const waiter of context.cancelWaiters) enqueue.sendTo(waiter, { type: 'statesmith.executor.cancelled', action });
+        answer(enqueue as never, self, null, { type: 'statesmith.executor.cancelled', action });
+      }
+      enqueue.assign({ lastWoke: woke });
+    }),
+    /** After the lock is released: wake the HA loop if the finished task said so. */
+    wakeFinished: enqueueActions(({ enqueue, context }) => {
+      if (context.lastWoke) enqueue({ type: 'wake', params: { action: context.lastAction as string, outcome: context.lastOutcome as ExecutorOutcome } });
+    }),
+    replyNothingToCancel: enqueueActions(({ enqueue, event, self }) =>
+      answer(enqueue as never, self, replyToOf(event), { type: 'statesmith.executor.cancelled', action: null }),
+    ),
+    replyNothingToReset: enqueueActions(({ enqueue, event, self }) =>
+      answer(enqueue as never, self, replyToOf(event), { type: 'statesmith.executor.unscheduled', action: null }),
+    ),
+  },
+  guards: {
+    malformed: ({ context, event }) => malformedRun(context, event) !== undefined,
+    isCurrentLockEvent: ({ context, event }) => {
+      const handed = event as Partial<ExecutorLockEvent>;
+      return handed[kFromTask] === true && handed.generation === context.generation;
+    },
+    isCurrentTask: ({ context, event }) => {
+      const settled = event as Partial<ExecutorInternalEvent>;
+      return settled[kFromTask] === true && settled.generation === context.generation;
+    },
+    lateRunnerOfCancelled: ({ context, event }) => context.cancelledBeforeStart && (event as { action?: string }).action === undefined,
+    claimed: ({ context }) => context.job !== null,
+    forOtherAction: ({ context, event }) => {
+      const action = (event as { action?: string }).action;
+      return action !== undefined && action !== context.action;
+    },
   },
 }).createMachine({
   id: 'statesmith.executor',
   context: ({ input }) => ({
-    name: input.name,
+    name: input.name ?? 'executor',
     action: null,
     generation: 0,
+    job: null,
+    started: false,
     cancelRequested: false,
+    cancelledBeforeStart: false,
+    runner: null,
+    cancelWaiters: [],
+    outcome: null,
+    result: undefined,
+    error: null,
+    returned: false,
     lastAction: null,
+    lastWoke: false,
     lastOutcome: null,
     lastError: null,
+    actions: input.actions ?? {},
+    deps: { wakeup: input.wakeup, cancellable: input.cancellable, lock: input.lock, criticalTask: input.criticalTask },
   }),
   initial: 'idle',
+  // A lock hand-over that no state below takes is stale (its task was cancelled): give the lock back.
+  on: {
+    'statesmith.executor.gate': { actions: 'releaseStale' },
+    'statesmith.executor.cleaned': { actions: 'releaseStale' },
+  },
   states: {
     idle: {
-      on: { 'statesmith.executor.schedule': { target: 'scheduled', actions: 'takeSlot' } },
+      on: {
+        'statesmith.executor.schedule': { target: 'scheduled', actions: ['takeSlot', 'replyScheduled'] },
+        'statesmith.executor.run': [
+          { guard: 'malformed', actions: 'rejectMalformed' },
+          { guard: 'lateRunnerOfCancelled', actions: 'skipLateRunner' },
+          { target: 'scheduled.starting', actions: ['takeSlot', 'claim', 'replyScheduled', 'spawnTask'] },
+        ],
+        'statesmith.executor.cancel': { actions: 'replyNothingToCancel' },
+        'statesmith.executor.reset': { actions: 'replyNothingToReset' },
+      },
     },
     scheduled: {
+      initial: 'waiting',
       on: {
-        'statesmith.executor.start': { guard: 'isCurrentGeneration', target: 'running' },
-        'statesmith.executor.cancel': { target: 'cancelling', actions: 'markCancelRequested' },
-        // resetScheduledAction() before the task started: the slot is simply given up.
-        'statesmith.executor.reset': { target: 'idle', actions: ['recordUnscheduled', 'clearSlot'] },
+        'statesmith.executor.schedule': { actions: 'replyRefused' },
+        'statesmith.executor.cancel': { target: 'idle', actions: 'endUnstarted' },
+        'statesmith.executor.reset': { target: 'idle', actions: 'endUnstarted' },
+      },
+      states: {
+        waiting: {
+          on: {
+            'statesmith.executor.run': [
+              { guard: 'malformed', actions: 'rejectMalformed' },
+              { guard: 'forOtherAction', actions: 'replyRefused' },
+              { target: 'starting', actions: ['claim', 'spawnTask'] },
+            ],
+          },
+        },
+        starting: {
+          on: {
+            'statesmith.executor.run': { actions: 'replyRefused' },
+            // The executor lock is held while this step runs: the start check, the subprocess
+            // flag reset and the start are one locked step, then the lock is released.
+            'statesmith.executor.gate': {
+              guard: 'isCurrentLockEvent',
+              target: '#statesmith\\.executor.running', // the dot of the machine id escaped
+              actions: [
+                'beforeStart',
+                'markStarted',
+                'replyStarted',
+                enqueueActions(({ enqueue }) => enqueue.sendTo('task', { type: 'start' })),
+                { type: 'releaseLock', params: ({ event }: { event: { release?: () => void } }) => ({ release: event.release }) },
+              ],
+            },
+          },
+        },
       },
     },
     running: {
       on: {
-        'statesmith.executor.cancel': { target: 'cancelling', actions: 'markCancelRequested' },
-        'statesmith.executor.finish': { guard: 'isCurrentGeneration', target: 'done', actions: 'recordOutcome' },
+        'statesmith.executor.cancel': { target: 'cancelling', actions: ['markCancelRequested', enqueueActions(({ enqueue }) => enqueue.sendTo('task', { type: 'cancel' }))] },
+        'statesmith.executor.settled': { guard: 'isCurrentTask', target: 'done', actions: 'recordSettled' },
+        'statesmith.executor.schedule': { actions: 'replyRefused' },
+        'statesmith.executor.run': { actions: 'replyRefused' },
+        'statesmith.executor.reset': {
+          actions: { type: 'reject', params: { code: 'ERR_INVALID_STATE', reason: 'the task has started; cancel it instead' } },
+        },
       },
     },
     cancelling: {
+      invoke: { src: 'stopSubprocess', input: ({ context }) => ({ generation: context.generation, deps: context.deps }) },
       on: {
-        'statesmith.executor.finish': { guard: 'isCurrentGeneration', target: 'done', actions: 'recordOutcome' },
+        'statesmith.executor.cancel': { actions: 'addCancelWaiter' },
+        'statesmith.executor.settled': { guard: 'isCurrentTask', target: 'done', actions: 'recordSettled' },
+        'statesmith.executor.schedule': { actions: 'replyRefused' },
+        'statesmith.executor.run': { actions: 'replyRefused' },
+        'statesmith.executor.reset': {
+          actions: { type: 'reject', params: { code: 'ERR_INVALID_STATE', reason: 'the task is being cancelled; wait for it' } },
+        },
       },
     },
     done: {
-      on: { 'statesmith.executor.reset': { target: 'idle', actions: 'clearSlot' } },
+      entry: enqueueActions(({ enqueue }) => enqueue.sendTo('task', { type: 'cleanup' })),
+      on: {
+        // Patroni's order: slot cleared and critical task reset under the lock, lock released, then the wake-up.
+        'statesmith.executor.cleaned': {
+          guard: 'isCurrentLockEvent',
+          target: 'idle',
+          actions: ['finish', { type: 'releaseLock', params: ({ event }: { event: { release?: () => void } }) => ({ release: event.release }) }, 'wakeFinished'],
+        },
+        'statesmith.executor.cancel': { actions: 'addCancelWaiter' },
+        'statesmith.executor.schedule': { actions: 'replyRefused' },
+        'statesmith.executor.run': { actions: 'replyRefused' },
+        'statesmith.executor.reset': {
+          actions: { type: 'reject', params: { code: 'ERR_INVALID_STATE', reason: 'the task has ended and is cleaning up' } },
+        },
+      },
     },
   },
 });
+

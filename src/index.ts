@@ -83,7 +83,19 @@ export { asyncNullContext } from './threads/asyncNullContext.ts';
 export { WorkerThread, type WorkerThreadOptions } from './threads/WorkerThread.ts';
 
 // Machines, for the inspector and for users who want the pure behaviour
-export { executorMachine, type ExecutorContext, type ExecutorEvent, type ExecutorOutcome } from '../machines/executor.machine.ts';
+export {
+  executorMachine,
+  type ErrorData,
+  type ExecutorAction,
+  type ExecutorCommand,
+  type ExecutorContext,
+  type ExecutorEvent,
+  type ExecutorInput,
+  type ExecutorOutcome,
+  type ExecutorReply,
+  type Rejected,
+} from '../machines/executor.machine.ts';
+export { executorLogic } from './executor/executorLogic.ts';
 export { criticalTaskMachine } from '../machines/criticalTask.machine.ts';
 export { subprocessMachine } from '../machines/subprocess.machine.ts';
 export { taskMachine, type TaskContext, type TaskEvent } from '../machines/task.machine.ts';

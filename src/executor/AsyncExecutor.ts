@@ -4,11 +4,11 @@
  * @module
  */
 import type { Actor } from 'xstate';
-import { executorMachine, type ExecutorOutcome } from '../../machines/executor.machine.ts';
+import type { ExecutorAction, ExecutorCommand, ExecutorReply } from '../../machines/executor.machine.ts';
+import { executorLogic } from './executorLogic.ts';
 import type { WakeupBus } from '../bus/WakeupBus.ts';
-import { BusyError, CancelledError, DeadlockError, InvalidStateError, ArgumentTypeError } from '../errors.ts';
+import { ArgumentTypeError, BusyError, DeadlockError, InvalidStateError } from '../errors.ts';
 import { kUninspected, Mutex, runDetached, type MutexAcquireOptions, type MutexOptions } from '../locks/Mutex.ts';
-import { getLogger } from '../logger.ts';
 import { systemClock } from '../clock.ts';
 import { boundedWait, createDeferred, waitOptions, type Deferred, type WaitOptions } from '../runtime/deferred.ts';
 import { startActor } from '../runtime/startActor.ts';
@@ -24,18 +24,6 @@ export interface AsyncExecutorOptions {
   readonly cancellable?: CancellableSubprocess;
   /** A name for logs and the inspector. */
   readonly name?: string;
-}
-
-/** The task in the slot: its generation and what has happened to it. */
-interface Slot {
-  readonly generation: number;
-  readonly action: string;
-  /** A run()/runAsync() has taken this task; a second one is refused. */
-  claimed: boolean;
-  cancelled: boolean;
-  started: boolean;
-  /** Settles once the task can no longer touch the slot (Patroni's finish event, per task). */
-  readonly finished: Deferred<void>;
 }
 
 let counter = 0;
@@ -85,27 +73,37 @@ function isWakeupBus(value: unknown): value is WakeupBus {
  */
 export class AsyncExecutor {
   readonly name: string;
-  /** The statechart actor: `idle → scheduled → running → cancelling → done → idle`. */
-  readonly actor: Actor<typeof executorMachine>;
+  /** The statechart actor (`executorLogic`): `idle → scheduled → running → cancelling → done → idle`. It holds all the state. */
+  readonly actor: Actor<typeof executorLogic>;
+  /** The executor lock: an in-process interlock with HA cycles, not state. */
   readonly #lock: Mutex;
-  readonly #wakeup: WakeupBus | (() => void);
-  readonly #cancellable: CancellableSubprocess | undefined;
-  #slot: Slot | null = null;
   #criticalTask: CriticalTask | undefined;
+  /** Runs waiting for their task's `done`, by generation. */
+  readonly #runs = new Map<number, Deferred<DoneReply>>();
+  /** Replies emitted while a command is being sent (the actor answers synchronously). */
+  #captured: ExecutorReply[] | undefined;
 
   constructor(options: AsyncExecutorOptions) {
     const opts = optionalObject<AsyncExecutorOptions>('options', options, ['wakeup', 'cancellable', 'name']);
     if (!isWakeupBus(opts.wakeup) && typeof opts.wakeup !== 'function') {
       throw new ArgumentTypeError('options.wakeup', 'a WakeupBus or a function', opts.wakeup);
     }
-    this.name = optionalName('options.name', opts.name, () => `executor-${++counter}`);
-    this.#wakeup = opts.wakeup;
     if (opts.cancellable !== undefined && !(opts.cancellable instanceof CancellableSubprocess)) {
       throw new ArgumentTypeError('options.cancellable', 'a CancellableSubprocess', opts.cancellable);
     }
-    this.#cancellable = opts.cancellable;
+    this.name = optionalName('options.name', opts.name, () => `executor-${++counter}`);
     this.#lock = new Mutex({ name: `${this.name} lock`, reentrant: true, [kUninspected]: true } as MutexOptions);
-    this.actor = startActor('executor', executorMachine, { input: { name: this.name }, id: this.name });
+    this.actor = startActor('executor', executorLogic, {
+      input: {
+        name: this.name,
+        wakeup: opts.wakeup,
+        ...(opts.cancellable ? { cancellable: opts.cancellable } : {}),
+        lock: this.#lock,
+        criticalTask: () => this.#criticalTask,
+      },
+      id: this.name,
+    });
+    this.actor.on('*', (reply) => this.#heard(reply as ExecutorReply));
   }
 
   /**
@@ -133,18 +131,8 @@ export class AsyncExecutor {
    */
   schedule(action: string): string | null {
     requireNonEmptyString('action', action);
-    const occupant = this.scheduledAction;
-    if (occupant !== null) return occupant;
-    this.actor.send({ type: 'statesmith.executor.schedule', action });
-    this.#slot = {
-      generation: this.actor.getSnapshot().context.generation,
-      action,
-      claimed: false,
-      cancelled: false,
-      started: false,
-      finished: createDeferred(),
-    };
-    return null;
+    const reply = this.#command({ type: 'statesmith.executor.schedule', action });
+    return reply?.type === 'statesmith.executor.refused' ? reply.occupant : null;
   }
 
   /**
@@ -152,17 +140,10 @@ export class AsyncExecutor {
    * will not run. Throws an `InvalidStateError` for a started task: use `cancel()`.
    */
   resetScheduledAction(): void {
-    const slot = this.#slot;
-    if (slot === null) return;
-    if (slot.started) {
-      throw new InvalidStateError(
-        `${this.name}: action '${slot.action}' has already started; use cancel() to stop it`,
-      );
+    const reply = this.#command({ type: 'statesmith.executor.reset' });
+    if (reply?.type === 'statesmith.rejected') {
+      throw new InvalidStateError(`${this.name}: action '${String(this.scheduledAction)}' has already started; use cancel() to stop it`);
     }
-    slot.cancelled = true;
-    this.actor.send({ type: 'statesmith.executor.reset' });
-    this.#slot = null;
-    slot.finished.resolve();
   }
 
   /**
@@ -172,13 +153,14 @@ export class AsyncExecutor {
    * runner.
    */
   run<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, args?: A): Promise<R | undefined> {
-    let slot: Slot;
+    let done: Promise<DoneReply>;
     try {
-      slot = this.#claim(fn, args);
+      done = this.#claim(fn, args);
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#execute(slot, fn, args);
+    // What the function returned, also when a cancel reached it first; undefined when it threw or never ran.
+    return done.then((reply) => reply.result as R | undefined);
   }
 
   /**
@@ -186,12 +168,8 @@ export class AsyncExecutor {
    * waits for the current HA cycle). Throws at once for bad input or a `BusyError`.
    */
   runAsync<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, args?: A): void {
-    const slot = this.#claim(fn, args);
-    runDetached(() => {
-      this.#execute(slot, fn, args).catch((error: unknown) =>
-        getLogger().error(`${this.name}: background task '${slot.action}' failed in cleanup`, { error }),
-      );
-    });
+    // A fresh owner: the task's start and cleanup wait for whoever holds the lock now.
+    void runDetached(() => this.#claim(fn, args));
   }
 
   /**
@@ -217,45 +195,26 @@ export class AsyncExecutor {
   async cancel(options?: WaitOptions): Promise<void> {
     const { signal, timeoutMs } = waitOptions('options', options);
     const deadline = systemClock.now() + timeoutMs;
-    if (this.#slot === null) return;
-    const callerHoldsLock = this.#lock.isHeldByCaller();
-    const slot = await this.#lock.runExclusive(
+    if (this.scheduledAction === null) return;
+    if (this.#lock.isHeldByCaller() && this.actor.getSnapshot().context.started) {
+      throw new DeadlockError(
+        `${this.name}.cancel() was called while holding the executor lock, but '${String(this.scheduledAction)}' is running ` +
+          'and needs that lock to finish; call cancel() outside withLock()',
+      );
+    }
+    // Patroni's cancel decides under the executor lock: within an HA cycle the slot never goes free.
+    const generation = await this.#lock.runExclusive(
       () => {
-        const slot = this.#slot;
-        if (slot === null) return null;
-        if (callerHoldsLock && slot.started) {
-          throw new DeadlockError(
-            `${this.name}.cancel() was called while holding the executor lock, but '${slot.action}' is running ` +
-              'and needs that lock to finish; call cancel() outside withLock()',
-          );
-        }
-        if (!slot.cancelled) {
-          getLogger().info(`Cancelling long running task ${slot.action}`, { executor: this.name });
-          slot.cancelled = true;
-          this.actor.send({ type: 'statesmith.executor.cancel' });
-        }
-        if (!slot.started) {
-          // It never started: it is finished now. Its runner, if any, will see `cancelled`
-          // and skip the task without touching the slot.
-          this.actor.send({ type: 'statesmith.executor.finish', generation: slot.generation, outcome: 'cancelled' });
-          this.actor.send({ type: 'statesmith.executor.reset' });
-          this.#slot = null;
-          slot.finished.resolve();
-        }
-        return slot;
+        const { action, generation } = this.actor.getSnapshot().context;
+        if (action === null) return null;
+        this.actor.send({ type: 'statesmith.executor.cancel' });
+        return generation;
       },
       { ...(signal ? { signal } : {}), timeoutMs },
     );
-    if (slot === null) return;
-    if (slot.started && this.#cancellable) {
-      try {
-        await this.#cancellable.cancel();
-      } catch (error) {
-        getLogger().error(`${this.name}: cancelling the subprocess of '${slot.action}' failed`, { error });
-      }
-    }
-    // The task's cleanup clears the slot before it settles `finished`, so nothing is left to clear.
-    await boundedWait(slot.finished.promise, { signal, timeoutMs: Math.max(0, deadline - systemClock.now()) }, systemClock, `the cancelled task '${slot.action}' cleaning up`);
+    if (generation === null) return;
+    const remaining = Math.max(0, deadline - systemClock.now());
+    await boundedWait(this.#ended(generation), { signal, timeoutMs: remaining }, systemClock, `the cancelled task of ${this.name} cleaning up`);
   }
 
   /**
@@ -276,88 +235,74 @@ export class AsyncExecutor {
     return this.#lock.isHeldByCaller();
   }
 
-  #claim(fn: unknown, args: unknown): Slot {
+  /** Sends `run` for `fn` and resolves the task's `done`; throws at once when the actor refuses. */
+  #claim(fn: unknown, args: unknown): Promise<DoneReply> {
     requireFunction('fn', fn);
     if (args !== undefined && !Array.isArray(args)) throw new ArgumentTypeError('args', 'an array or undefined', args);
-    if (this.#slot === null) this.schedule((fn as { name?: string }).name || 'anonymous task');
-    const slot = this.#slot as Slot;
-    if (slot.claimed) {
-      throw new BusyError(
-        `${this.name}: action '${slot.action}' already has a running task; wait for it or cancel() it before running another`,
-      );
-    }
-    slot.claimed = true;
-    return slot;
-  }
-
-  async #execute<A extends unknown[], R>(
-    slot: Slot,
-    fn: (...args: A) => R | Promise<R>,
-    args: A | undefined,
-  ): Promise<R | undefined> {
-    const started = await this.#lock.runExclusive(() => {
-      if (slot.cancelled) return false;
-      // Reset inside the same locked step as the start check: a cancel() either comes
-      // before (and is seen here) or after (and its subprocess flag survives).
-      this.#cancellable?.resetIsCancelled();
-      slot.started = true;
-      this.actor.send({ type: 'statesmith.executor.start', generation: slot.generation });
-      return true;
-    });
-    if (!started) {
-      this.#wake(slot, 'cancelled');
-      return undefined;
-    }
-    let result: R | undefined;
-    let outcome: ExecutorOutcome;
-    let errorText: string | undefined;
-    // Python's rule: `wakeup = func()` starts as False, so a throw still wakes; only a
-    // returned "no value" (`undefined` here) does not.
-    let wake = true;
-    try {
-      result = await (args ? fn(...args) : (fn as () => R | Promise<R>)());
-      wake = result !== undefined;
-      outcome = slot.cancelled ? 'cancelled' : 'completed';
-    } catch (error) {
-      result = undefined;
-      if (error instanceof CancelledError) {
-        outcome = 'cancelled';
-        getLogger().info(`Long running task ${slot.action} was cancelled`, { executor: this.name });
-      } else {
-        outcome = 'failed';
-        errorText = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-        getLogger().error(`Exception during execution of long running task ${slot.action}`, {
-          executor: this.name,
-          error,
-        });
+    const call = fn as (...a: unknown[]) => unknown;
+    const list = args as unknown[] | undefined;
+    const job: ExecutorAction = list ? () => call(...list) : () => call();
+    // The runner of whatever is scheduled; with the slot free, the actor schedules it
+    // under the function's name, unless a task cancelled before it started awaits its runner.
+    const replies = this.#commandAll({ type: 'statesmith.executor.run', fn: job, scheduleAs: call.name || 'anonymous task' });
+    for (const reply of replies) {
+      if (reply.type === 'statesmith.executor.done') return Promise.resolve(reply); // a late runner of a cancelled task
+      if (reply.type === 'statesmith.executor.refused' || reply.type === 'statesmith.rejected') {
+        throw new BusyError(
+          `${this.name}: action '${String(this.scheduledAction)}' already has a running task; wait for it or cancel() it before running another`,
+        );
       }
     }
-    await this.#lock.runExclusive(async () => {
-      this.actor.send({
-        type: 'statesmith.executor.finish',
-        generation: slot.generation,
-        outcome,
-        ...(errorText !== undefined ? { error: errorText } : {}),
+    const { generation, job: claimed } = this.actor.getSnapshot().context;
+    if (claimed?.fn !== job) throw new BusyError(`${this.name}: the task was not accepted`);
+    const done = createDeferred<DoneReply>();
+    this.#runs.set(generation, done);
+    return done.promise;
+  }
+
+  /** Sends `command` and returns the first reply the actor gave while handling it. */
+  #command(command: ExecutorCommand): ExecutorReply | undefined {
+    return this.#commandAll(command)[0];
+  }
+
+  #commandAll(command: ExecutorCommand): ExecutorReply[] {
+    const outer = this.#captured;
+    const captured: ExecutorReply[] = [];
+    this.#captured = captured;
+    try {
+      this.actor.send(command);
+    } finally {
+      this.#captured = outer;
+    }
+    return captured;
+  }
+
+  #heard(reply: ExecutorReply): void {
+    this.#captured?.push(reply);
+    if (reply.type === 'statesmith.executor.done') {
+      const run = this.#runs.get(reply.generation);
+      if (run !== undefined) {
+        this.#runs.delete(reply.generation);
+        run.resolve(reply);
+      }
+    }
+  }
+
+  /** Resolves once the task of `generation` has left the slot. */
+  #ended(generation: number): Promise<void> {
+    const over = (): boolean => {
+      const { action, generation: current } = this.actor.getSnapshot().context;
+      return action === null || current !== generation;
+    };
+    if (over()) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const subscription = this.actor.subscribe(() => {
+        if (!over()) return;
+        subscription.unsubscribe();
+        resolve();
       });
-      this.actor.send({ type: 'statesmith.executor.reset' });
-      if (this.#slot === slot) this.#slot = null;
-      slot.finished.resolve();
-      const critical = this.#criticalTask;
-      if (critical) await critical.withLock(() => critical.reset());
     });
-    if (wake) this.#wake(slot, outcome);
-    return result;
-  }
-
-  #wake(slot: Slot, outcome: ExecutorOutcome): void {
-    try {
-      if (isWakeupBus(this.#wakeup)) {
-        this.#wakeup.wakeup(`${slot.action} ${outcome}`, { executor: this.name, action: slot.action, outcome });
-      } else {
-        this.#wakeup();
-      }
-    } catch (error) {
-      getLogger().error(`${this.name}: the wake-up function threw`, { error });
-    }
   }
 }
+
+type DoneReply = Extract<ExecutorReply, { type: 'statesmith.executor.done' }>;

@@ -39,7 +39,8 @@ describe('AsyncExecutor', () => {
       expect(executor.schedule('restart')).to.equal(null);
       expect(executor.busy).to.equal(true);
       expect(executor.scheduledAction).to.equal('restart');
-      expect(executor.actor.getSnapshot().value).to.equal('scheduled');
+      expect(executor.actor.getSnapshot().value).to.deep.equal({ scheduled: 'waiting' }); // no runner yet
+      expect(executor.actor.getSnapshot().matches('scheduled')).to.equal(true);
     });
 
     it('returns the occupant and changes nothing when the slot is taken', () => {
@@ -92,11 +93,12 @@ describe('AsyncExecutor', () => {
     it('resolves the result, frees the slot and walks scheduled → running → done → idle', async () => {
       const { executor } = setup();
       const states: string[] = [];
-      executor.actor.subscribe((s) => states.push(String(s.value)));
+      // The lifecycle is the top-level state; `scheduled` has `waiting` and `starting` (the runner came) inside.
+      executor.actor.subscribe((s) => states.push(typeof s.value === 'string' ? s.value : `${Object.keys(s.value)[0]}.${Object.values(s.value)[0]}`));
       executor.schedule('restart');
       expect(await executor.run(async (a: number, b: number) => a + b, [2, 3])).to.equal(5);
       expect(executor.busy).to.equal(false);
-      expect(states).to.deep.equal(['scheduled', 'running', 'done', 'idle']);
+      expect(states).to.deep.equal(['scheduled.waiting', 'scheduled.starting', 'running', 'done', 'idle']);
       expect(executor.actor.getSnapshot().context).to.include({ lastAction: 'restart', lastOutcome: 'completed' });
     });
 

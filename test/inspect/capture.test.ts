@@ -39,15 +39,19 @@ describe('inspection capture', () => {
     const mine = records.filter((r) => r.sessionId === session);
     expect([...new Set(mine.map((r) => r.type))]).to.deep.equal(['@xstate.actor', '@xstate.snapshot']);
     const steps = mine.filter((r) => r.type === '@xstate.snapshot');
+    // The command, then the task child's answers: the executor lock for the start, the outcome, the lock for the cleanup.
     expect(steps.map((s) => [(s['event'] as { type: string }).type, s['value']])).to.deep.equal([
       ['xstate.init', 'idle'],
-      ['statesmith.executor.schedule', 'scheduled'],
-      ['statesmith.executor.start', 'running'],
-      ['statesmith.executor.finish', 'done'],
-      ['statesmith.executor.reset', 'idle'],
+      ['statesmith.executor.run', { scheduled: 'starting' }],
+      ['statesmith.executor.gate', 'running'],
+      ['statesmith.executor.settled', 'done'],
+      ['statesmith.executor.cleaned', 'idle'],
     ]);
-    expect(steps[1]?.['event']).to.deep.equal({ type: 'statesmith.executor.schedule', action: 'anonymous task' });
-    expect(steps[2]?.['transitions']).to.deep.equal([{ source: 'statesmith.executor.scheduled', targets: ['statesmith.executor.running'] }]);
+    expect(steps[1]?.['event']).to.deep.equal({ type: 'statesmith.executor.run', fn: '[Function anonymous]', scheduleAs: 'anonymous task' });
+    expect(steps[2]?.['transitions']).to.deep.equal([{ source: 'statesmith.executor.scheduled.starting', targets: ['statesmith.executor.running'] }]);
+    // One tree: the executor's children name it as their parent.
+    const children = records.filter((r) => r.type === '@xstate.actor' && r['parentId'] === session).map((r) => r['id']);
+    expect(children).to.deep.equal(['task']);
     expect(steps.at(-1)?.['activeIds']).to.deep.equal(['statesmith.executor', 'statesmith.executor.idle']);
     const seqs = records.map((r) => r.seq);
     expect(seqs).to.deep.equal([...seqs].sort((x, y) => x - y));
@@ -61,7 +65,7 @@ describe('inspection capture', () => {
     const actor = records.find((r) => r.type === '@xstate.actor' && r['id'] === 'early');
     expect(actor, 'adopted').to.not.equal(undefined);
     const snapshot = records.find((r) => r.type === '@xstate.snapshot' && r.sessionId === actor?.sessionId);
-    expect(snapshot?.['value']).to.equal('scheduled');
+    expect(snapshot?.['value']).to.deep.equal({ scheduled: 'waiting' });
   });
 
   it('makes tasks real actors while capturing, so they show', async () => {

@@ -83,7 +83,7 @@ describe('startInspector', function () {
     const picture = first as Array<{ type: string; id?: string; value?: unknown; sessionId?: string }>;
     const actor = picture.find((r) => r.type === '@xstate.actor' && r.id === 'watched');
     expect(actor, 'the executor is in the picture').to.not.equal(undefined);
-    expect(picture.find((r) => r.type === '@xstate.snapshot' && r.sessionId === actor?.sessionId)?.value).to.equal('scheduled');
+    expect(picture.find((r) => r.type === '@xstate.snapshot' && r.sessionId === actor?.sessionId)?.value).to.deep.equal({ scheduled: 'waiting' });
     const live = new Promise<unknown[]>((resolve) => socket.once('message', (data) => resolve(JSON.parse(String(data)) as unknown[])));
     executor.resetScheduledAction();
     const next = (await live) as Array<{ type: string; sessionId?: string; value?: unknown }>;

@@ -5,7 +5,7 @@
  * paths visited every state node and took every transition the machine declares.
  */
 import { expect } from 'chai';
-import { createActor, type AnyMachineSnapshot, type AnyStateMachine, type EventFromLogic, type InputFrom, type SnapshotFrom } from 'xstate';
+import { createActor, createMachine, type AnyMachineSnapshot, type AnyStateMachine, type EventFromLogic, type InputFrom, type SnapshotFrom } from 'xstate';
 import { createTestModel, getStateNodes } from 'xstate/graph';
 
 export interface ModelSpec<TMachine extends AnyStateMachine> {
@@ -82,4 +82,32 @@ export function describeModel<TMachine extends AnyStateMachine>(title: string, m
       expect(declared.filter((key) => !taken.has(key)), 'transitions never taken').to.deep.equal([]);
     });
   });
+}
+
+
+/**
+ * The same machine with its invocations turned into plain transitions: `xstate/graph`
+ * refuses machines that invoke children, so each invoke's `onDone` becomes a transition
+ * on its `xstate.done.actor.<id>` event, which the model then sends itself (every invoke
+ * needs an explicit `id`). Implementations (actions, guards, actors) stay the machine's.
+ */
+export function invocationsAsEvents<TMachine extends AnyStateMachine>(machine: TMachine): TMachine {
+  const strip = (node: Record<string, unknown>): Record<string, unknown> => {
+    const copy: Record<string, unknown> = { ...node };
+    const invokes = copy['invoke'] === undefined ? [] : ([] as unknown[]).concat(copy['invoke']);
+    delete copy['invoke'];
+    if (invokes.length > 0) {
+      const on: Record<string, unknown> = { ...((copy['on'] as Record<string, unknown> | undefined) ?? {}) };
+      for (const invoke of invokes as Array<{ id?: string; onDone?: unknown }>) {
+        if (invoke.onDone === undefined) continue;
+        if (invoke.id === undefined) throw new Error('invocationsAsEvents needs an explicit id on every invoke with onDone');
+        on[`xstate.done.actor.${invoke.id}`] = invoke.onDone;
+      }
+      copy['on'] = on;
+    }
+    const states = copy['states'] as Record<string, Record<string, unknown>> | undefined;
+    if (states) copy['states'] = Object.fromEntries(Object.entries(states).map(([key, child]) => [key, strip(child)]));
+    return copy;
+  };
+  return createMachine(strip(machine.config as Record<string, unknown>) as never).provide(machine.implementations as never) as unknown as TMachine;
 }

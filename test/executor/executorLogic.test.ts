@@ -1,0 +1,101 @@
+/**
+ * `executorLogic` inside a user's own machine: spawned as its child, in its system,
+ * driven only by data commands with `replyTo`, heard through replies, events sent to the
+ * parent, and `actor.on`.
+ */
+import { expect } from 'chai';
+import { assign, createActor, sendTo, setup, type AnyActorRef } from 'xstate';
+import { executorLogic, type ExecutorReply, WakeupBus } from '../../src/index.ts';
+import { waitUntil } from '../support/async.ts';
+
+describe('executorLogic in a user machine', () => {
+  it('is spawned as a child, runs a named action by command, and replies to replyTo', async () => {
+    const bus = new WakeupBus();
+    const resized: number[] = [];
+    const controller = setup({
+      types: { context: {} as { replies: string[]; last: unknown }, events: {} as ExecutorReply | { type: 'resize'; id: number } },
+      actors: { executor: executorLogic },
+    }).createMachine({
+      context: { replies: [], last: undefined },
+      entry: assign({}),
+      invoke: {
+        id: 'executor',
+        src: 'executor',
+        input: {
+          name: 'volumes',
+          wakeup: bus,
+          actions: {
+            resize: async (_signal: AbortSignal, params: unknown) => {
+              resized.push((params as { id: number }).id);
+              return `resized ${(params as { id: number }).id}`;
+            },
+          },
+        },
+      },
+      on: {
+        resize: {
+          actions: sendTo('executor', ({ event, self }) => ({
+            type: 'statesmith.executor.run' as const,
+            action: 'resize',
+            params: { id: (event as { id: number }).id },
+            replyTo: self as AnyActorRef,
+          })),
+        },
+        '*': { actions: assign({ replies: ({ context, event }) => [...context.replies, event.type], last: ({ event }) => event }) },
+      },
+    });
+    const app = createActor(controller).start();
+    const child = app.getSnapshot().children['executor'] as AnyActorRef;
+    expect(child, 'a child of the user machine').to.not.equal(undefined);
+    expect(child.system, 'in the user machine\'s system').to.equal(app.system);
+    app.send({ type: 'resize', id: 7 });
+    await waitUntil(() => app.getSnapshot().context.replies.includes('statesmith.executor.done'), 5_000, 'done');
+    expect(resized).to.deep.equal([7]);
+    // replyTo and the parent are the same actor here: it hears each reply twice.
+    expect(new Set(app.getSnapshot().context.replies)).to.deep.equal(new Set(['statesmith.executor.scheduled', 'statesmith.executor.started', 'statesmith.executor.done']));
+    expect(app.getSnapshot().context.last).to.include({ type: 'statesmith.executor.done', action: 'resize', outcome: 'completed', result: 'resized 7' });
+    expect((await bus.wait(0))?.reason).to.equal('resize completed');
+    app.stop();
+  });
+
+  it('answers a second run while busy with refused, and a malformed one with rejected; the task goes on', async () => {
+    let finish!: () => void;
+    const executor = createActor(executorLogic, {
+      input: { actions: { slow: () => new Promise<void>((resolve) => (finish = resolve)) } },
+    }).start();
+    const heard: ExecutorReply[] = [];
+    executor.on('*', (event) => heard.push(event as ExecutorReply));
+    executor.send({ type: 'statesmith.executor.run', action: 'slow' });
+    await waitUntil(() => executor.getSnapshot().matches('running'), 1_000, 'running');
+    executor.send({ type: 'statesmith.executor.run', action: 'slow' });
+    executor.send({ type: 'statesmith.executor.schedule', action: 42 } as never);
+    executor.send({ type: 'statesmith.executor.reset' });
+    expect(heard.map((r) => r.type).slice(2)).to.deep.equal(['statesmith.executor.refused', 'statesmith.executor.refused', 'statesmith.rejected']);
+    expect(executor.getSnapshot().value).to.equal('running');
+    finish();
+    await waitUntil(() => executor.getSnapshot().matches('idle'), 1_000, 'idle');
+    expect(heard.at(-1)).to.include({ type: 'statesmith.executor.done', outcome: 'completed' });
+  });
+
+  it('cancels by command: the task\'s signal aborts, and the canceller hears cancelled once it cleaned up', async () => {
+    const executor = createActor(executorLogic, {
+      input: {
+        actions: {
+          wait: (signal: AbortSignal) =>
+            new Promise((_resolve, reject) => signal.addEventListener('abort', () => setTimeout(() => reject(signal.reason), 10), { once: true })),
+        },
+      },
+    }).start();
+    const heard: ExecutorReply[] = [];
+    executor.on('*', (event) => heard.push(event as ExecutorReply));
+    executor.send({ type: 'statesmith.executor.run', action: 'wait' });
+    await waitUntil(() => executor.getSnapshot().matches('running'), 1_000, 'running');
+    executor.send({ type: 'statesmith.executor.cancel' });
+    expect(executor.getSnapshot().value).to.equal('cancelling');
+    await waitUntil(() => executor.getSnapshot().matches('idle'), 1_000, 'idle');
+    const types = heard.map((r) => r.type);
+    expect(types.indexOf('statesmith.executor.done')).to.be.below(types.indexOf('statesmith.executor.cancelled'));
+    expect(heard.find((r) => r.type === 'statesmith.executor.done')).to.include({ outcome: 'cancelled' });
+    expect(executor.getSnapshot().context.lastError).to.match(/^CancelledError/);
+  });
+});
