@@ -248,6 +248,20 @@ function answer(enqueue: { sendTo: (...a: never[]) => void; emit: (e: never) => 
   if ((self as { _parent?: unknown })._parent !== undefined) (enqueue.sendParent as (e: ExecutorReply) => void)(reply);
 }
 
+/** The per-task part of the context, as it is before a task has done anything. */
+const noTask = {
+  job: null,
+  started: false,
+  cancelRequested: false,
+  cancelledBeforeStart: false,
+  runner: null,
+  cancelWaiters: [],
+  outcome: null,
+  result: undefined,
+  error: null,
+  returned: false,
+} as const satisfies Partial<ExecutorContext>;
+
 const replyToOf = (event: ExecutorEvent): AnyActorRef | undefined => (event as { replyTo?: AnyActorRef }).replyTo;
 
 export const executorMachine = setup({
@@ -284,18 +298,9 @@ export const executorMachine = setup({
     releaseStale: ({ event }) => (event as Partial<ExecutorLockEvent>).release?.(),
 
     takeSlot: assign(({ context, event }) => ({
+      ...noTask,
       action: (event as { action?: string }).action ?? (event as { scheduleAs?: string }).scheduleAs ?? 'anonymous task',
       generation: context.generation + 1,
-      job: null,
-      started: false,
-      cancelRequested: false,
-      cancelledBeforeStart: false,
-      runner: null,
-      cancelWaiters: [],
-      outcome: null,
-      result: undefined,
-      error: null,
-      returned: false,
     })),
     claim: assign(({ context, event }) => ({ job: jobOf(context, event), runner: replyToOf(event) ?? null })),
     spawnTask: enqueueActions(({ enqueue, context }) => {
@@ -458,19 +463,10 @@ export const executorMachine = setup({
 }).createMachine({
   id: 'statesmith.executor',
   context: ({ input }) => ({
+    ...noTask,
     name: input.name ?? 'executor',
     action: null,
     generation: 0,
-    job: null,
-    started: false,
-    cancelRequested: false,
-    cancelledBeforeStart: false,
-    runner: null,
-    cancelWaiters: [],
-    outcome: null,
-    result: undefined,
-    error: null,
-    returned: false,
     lastAction: null,
     lastWoke: false,
     lastOutcome: null,

@@ -55,19 +55,22 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** Every live descendant of `pid` (children, grandchildren, ...), from a `/proc` snapshot. */
-export function listDescendants(pid: number): number[] {
-  if (!hasProc()) return [];
-  const children = new Map<number, number[]>();
+/** The pids in `/proc` now (none when it cannot be read). */
+function procPids(): number[] {
   let entries: string[];
   try {
     entries = readdirSync('/proc');
   } catch {
     return [];
   }
-  for (const entry of entries) {
-    const child = Number(entry);
-    if (!Number.isInteger(child)) continue;
+  return entries.map(Number).filter((pid) => Number.isInteger(pid));
+}
+
+/** Every live descendant of `pid` (children, grandchildren, ...), from a `/proc` snapshot. */
+export function listDescendants(pid: number): number[] {
+  if (!hasProc()) return [];
+  const children = new Map<number, number[]>();
+  for (const child of procPids()) {
     const stat = readStat(child);
     if (!stat || stat.state === 'Z') continue;
     const list = children.get(stat.ppid);
@@ -100,15 +103,8 @@ export function listMarked(runId: string): number[] {
   if (!hasProc()) return [];
   const needle = Buffer.from(`${RUN_MARKER}=${runId}\0`);
   const found: number[] = [];
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return [];
-  }
-  for (const entry of entries) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid) || pid === process.pid) continue;
+  for (const pid of procPids()) {
+    if (pid === process.pid) continue;
     let environ: Buffer;
     try {
       environ = readFileSync(`/proc/${pid}/environ`);
