@@ -1,12 +1,22 @@
 /**
- * Patroni's `CriticalTask` interlock as a statechart: a critical step either happened
- * (`done.completed`, with its result) or was cancelled before it could (`done.cancelled`).
- * `reset` makes it `idle` again for the next task.
+ * Patroni's `CriticalTask` interlock as a statechart on the shared lifecycle: a critical
+ * step either happened (`done.completed`, with its result) or was cancelled before it
+ * could (`done.cancelled`). `reset` makes it `idle` again for the next task.
+ *
+ * - `idle`: no task that may take the step has started since the last reset.
+ * - `scheduled`: the executor started a task that may take the critical step (the
+ *   executor sends `schedule` as the task starts).
+ * - `running` and `cancelling` do not exist here, on purpose: the worker takes its step
+ *   (and records its result) and the main side cancels it, each as one atomic step under
+ *   the task's lock, so neither "in progress" can ever be observed between two events.
+ * - `done.completed` / `done.cancelled`: how the step ended, until `reset`.
  *
  * Unlike the original, completion is a state, not "result is not None": a step that
- * completes with `undefined` still counts as done, so `cancel()` answers false for it.
+ * completes with `undefined` still counts as done, so a cancel answers `false` for it.
+ * Every command is answered; one the state does not accept gets `statesmith.rejected`.
  */
-import { assign, setup } from 'xstate';
+import { assign, enqueueActions, setup, type AnyActorRef } from 'xstate';
+import { commandData, type Rejected } from './executor.machine.ts';
 
 export interface CriticalTaskContext {
   readonly name: string;
@@ -14,37 +24,126 @@ export interface CriticalTaskContext {
   readonly result: unknown;
 }
 
+/** The commands a critical task accepts: plain data, plus `replyTo` in-process. */
 export type CriticalTaskEvent =
-  | { readonly type: 'statesmith.critical.complete'; readonly result: unknown }
-  | { readonly type: 'statesmith.critical.cancel' }
-  | { readonly type: 'statesmith.critical.reset' };
+  | { readonly type: 'statesmith.critical.schedule'; readonly replyTo?: AnyActorRef }
+  | { readonly type: 'statesmith.critical.complete'; readonly result: unknown; readonly replyTo?: AnyActorRef }
+  | { readonly type: 'statesmith.critical.cancel'; readonly replyTo?: AnyActorRef }
+  | { readonly type: 'statesmith.critical.reset'; readonly replyTo?: AnyActorRef };
+
+/** The replies of a critical task (to `replyTo`, to its parent, and emitted). */
+export type CriticalTaskReply =
+  | { readonly type: 'statesmith.critical.scheduled' }
+  | { readonly type: 'statesmith.critical.completed' }
+  /** `cancelled: false` when the step already happened (Patroni's `cancel()` returning False). */
+  | { readonly type: 'statesmith.critical.cancelResult'; readonly cancelled: boolean }
+  | { readonly type: 'statesmith.critical.wasReset' }
+  | Rejected;
+
+const replyToOf = (event: CriticalTaskEvent): AnyActorRef | undefined => event.replyTo;
 
 export const criticalTaskMachine = setup({
   types: {
     context: {} as CriticalTaskContext,
     events: {} as CriticalTaskEvent,
-    input: {} as { readonly name: string },
+    input: {} as { readonly name?: string },
+    emitted: {} as CriticalTaskReply,
   },
   actions: {
     storeResult: assign(({ event }) => (event.type === 'statesmith.critical.complete' ? { result: event.result } : {})),
     markCancelled: assign({ isCancelled: true }),
     clear: assign({ isCancelled: false, result: undefined }),
+    reply: enqueueActions(({ enqueue, event, self }, params: unknown) => {
+      const reply = params as CriticalTaskReply;
+      const to = replyToOf(event);
+      if (to) enqueue.sendTo(to, reply);
+      enqueue.emit(reply as never);
+      if ((self as { _parent?: unknown })._parent !== undefined) enqueue.sendParent(reply as never);
+    }),
+    reject: enqueueActions(({ enqueue, event, self }, params: unknown) => {
+      const reply: Rejected = {
+        type: 'statesmith.rejected',
+        command: commandData(event),
+        state: (self.getSnapshot() as { value: unknown }).value,
+        ...(params as { code: string; reason: string }),
+      };
+      const to = replyToOf(event);
+      if (to) enqueue.sendTo(to, reply);
+      enqueue.emit(reply as never);
+      if ((self as { _parent?: unknown })._parent !== undefined) enqueue.sendParent(reply as never);
+    }),
   },
 }).createMachine({
   id: 'statesmith.criticalTask',
-  context: ({ input }) => ({ name: input.name, isCancelled: false, result: undefined }),
+  context: ({ input }) => ({ name: input.name ?? 'criticalTask', isCancelled: false, result: undefined }),
   initial: 'idle',
+  on: {
+    'statesmith.critical.reset': { target: '.idle', actions: ['clear', { type: 'reply', params: { type: 'statesmith.critical.wasReset' } }] },
+  },
   states: {
     idle: {
       on: {
-        'statesmith.critical.complete': { target: 'done.completed', actions: 'storeResult' },
-        'statesmith.critical.cancel': { target: 'done.cancelled', actions: 'markCancelled' },
+        'statesmith.critical.schedule': { target: 'scheduled', actions: { type: 'reply', params: { type: 'statesmith.critical.scheduled' } } },
+        'statesmith.critical.complete': { target: 'done.completed', actions: ['storeResult', { type: 'reply', params: { type: 'statesmith.critical.completed' } }] },
+        'statesmith.critical.cancel': {
+          target: 'done.cancelled',
+          actions: ['markCancelled', { type: 'reply', params: { type: 'statesmith.critical.cancelResult', cancelled: true } }],
+        },
+      },
+    },
+    scheduled: {
+      on: {
+        'statesmith.critical.schedule': { actions: { type: 'reply', params: { type: 'statesmith.critical.scheduled' } } },
+        'statesmith.critical.complete': { target: 'done.completed', actions: ['storeResult', { type: 'reply', params: { type: 'statesmith.critical.completed' } }] },
+        'statesmith.critical.cancel': {
+          target: 'done.cancelled',
+          actions: ['markCancelled', { type: 'reply', params: { type: 'statesmith.critical.cancelResult', cancelled: true } }],
+        },
       },
     },
     done: {
       initial: 'completed',
-      states: { completed: {}, cancelled: {} },
-      on: { 'statesmith.critical.reset': { target: 'idle', actions: 'clear' } },
+      on: {
+        'statesmith.critical.schedule': {
+          actions: { type: 'reject', params: { code: 'ERR_INVALID_STATE', reason: 'the critical step has ended; reset it before the next task' } },
+        },
+      },
+      states: {
+        completed: {
+          on: {
+            // Patroni: the step already happened; the canceller reads the result instead.
+            'statesmith.critical.cancel': { actions: { type: 'reply', params: { type: 'statesmith.critical.cancelResult', cancelled: false } } },
+            'statesmith.critical.complete': {
+              actions: { type: 'reject', params: { code: 'ERR_INVALID_STATE', reason: 'the critical step is already completed; reset it before the next task' } },
+            },
+          },
+        },
+        cancelled: {
+          on: {
+            'statesmith.critical.cancel': { actions: { type: 'reply', params: { type: 'statesmith.critical.cancelResult', cancelled: true } } },
+            'statesmith.critical.complete': {
+              actions: { type: 'reject', params: { code: 'ERR_INVALID_STATE', reason: 'the critical step was cancelled; the worker must check isCancelled and skip it' } },
+            },
+          },
+        },
+      },
     },
   },
 });
+
+/**
+ * The critical task as actor logic (it does all its work in its transitions, so the
+ * machine itself is the logic).
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { criticalTaskLogic } from 'statesmith';
+ * const task = createActor(criticalTaskLogic, { input: { name: 'start-postmaster' } }).start();
+ * task.send({ type: 'statesmith.critical.complete', result: 4242 });
+ * const answer = new Promise((resolve) => task.on('statesmith.critical.cancelResult', resolve));
+ * task.send({ type: 'statesmith.critical.cancel' });
+ * console.log(await answer, task.getSnapshot().context.result); // { type: 'statesmith.critical.cancelResult', cancelled: false } 4242
+ * ```
+ */
+export const criticalTaskLogic = criticalTaskMachine;

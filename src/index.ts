@@ -96,7 +96,13 @@ export {
   type Rejected,
 } from '../machines/executor.machine.ts';
 export { executorLogic } from './executor/executorLogic.ts';
-export { criticalTaskMachine } from '../machines/criticalTask.machine.ts';
+export {
+  criticalTaskLogic,
+  criticalTaskMachine,
+  type CriticalTaskContext,
+  type CriticalTaskEvent,
+  type CriticalTaskReply,
+} from '../machines/criticalTask.machine.ts';
 export { subprocessMachine } from '../machines/subprocess.machine.ts';
 export { taskMachine, type TaskContext, type TaskEvent } from '../machines/task.machine.ts';
 export { serviceMachine, type ServiceContext, type ServiceEvent } from '../machines/service.machine.ts';

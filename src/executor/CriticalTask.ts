@@ -40,7 +40,7 @@ let counter = 0;
  */
 export class CriticalTask<T = unknown> {
   readonly name: string;
-  /** The statechart actor: `idle`, `done.completed` or `done.cancelled`. */
+  /** The statechart actor (`criticalTaskLogic`): `idle`, `scheduled`, `done.completed` or `done.cancelled`. */
   readonly actor: Actor<typeof criticalTaskMachine>;
   readonly #mutex: Mutex;
 
@@ -77,9 +77,14 @@ export class CriticalTask<T = unknown> {
    */
   cancel(): boolean {
     this.#requireLock('cancel');
-    if (this.completed) return false;
-    this.actor.send({ type: 'statesmith.critical.cancel' });
-    return true;
+    let cancelled = false;
+    const listening = this.actor.on('statesmith.critical.cancelResult', (reply) => (cancelled = reply.cancelled));
+    try {
+      this.actor.send({ type: 'statesmith.critical.cancel' });
+    } finally {
+      listening.unsubscribe();
+    }
+    return cancelled;
   }
 
   /** Records the step's result. Call inside `withLock`, after checking `isCancelled`. */
@@ -98,6 +103,11 @@ export class CriticalTask<T = unknown> {
   reset(): void {
     this.#requireLock('reset');
     this.actor.send({ type: 'statesmith.critical.reset' });
+  }
+
+  /** The executor started a task that may take the critical step. @internal */
+  schedule(): void {
+    this.actor.send({ type: 'statesmith.critical.schedule' });
   }
 
   /** Runs `fn` holding the task's lock (Python's `with task:`). */

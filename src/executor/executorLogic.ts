@@ -159,7 +159,11 @@ export const executorLogic = executorMachine.provide({
     }),
   },
   actions: {
-    beforeStart: ({ context }) => context.deps.cancellable?.resetIsCancelled(),
+    beforeStart: ({ context }) => {
+      context.deps.cancellable?.resetIsCancelled();
+      // The task may take a critical step now: its critical task shows `scheduled`.
+      context.deps.criticalTask?.()?.schedule?.();
+    },
     // After the step: XState commits the snapshot once the actions ran, and the woken loop
     // must already see the slot free.
     wake: ({ context }, params) => queueMicrotask(() => wake(context.deps, context.name, params as WakeParams)),
