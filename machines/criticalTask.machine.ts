@@ -16,7 +16,7 @@
  * Every command is answered; one the state does not accept gets `statesmith.rejected`.
  */
 import { assign, enqueueActions, setup, type AnyActorRef } from 'xstate';
-import { commandData, type Rejected } from './executor.machine.ts';
+import { commandData, type Rejected } from './protocol.ts';
 
 export interface CriticalTaskContext {
   readonly name: string;

@@ -26,16 +26,13 @@
  * does not accept it or it is malformed. A rejection changes nothing.
  */
 import { assign, enqueueActions, fromCallback, fromPromise, setup, type AnyActorRef } from 'xstate';
+import { answer, commandData, replyToOf, type ErrorData, type Rejected } from './protocol.ts';
+
+export { commandData, type ErrorData, type Rejected } from './protocol.ts';
 
 /** How a task ended. */
 export type ExecutorOutcome = 'completed' | 'failed' | 'cancelled';
 
-/** An error as it travels in a reply: plain data. */
-export interface ErrorData {
-  readonly name: string;
-  readonly message: string;
-  readonly code?: string;
-}
 
 /** A named action of the registry: gets the task's signal and the command's `params`. */
 export type ExecutorAction = (signal: AbortSignal, params: unknown) => unknown;
@@ -197,23 +194,6 @@ export type ExecutorReply =
   | { readonly type: 'statesmith.executor.unscheduled'; readonly action: string | null }
   | Rejected;
 
-/** The answer to a command the current state does not accept, or a malformed one. */
-export interface Rejected {
-  readonly type: 'statesmith.rejected';
-  /** The command as received, without in-process fields (`fn`, `replyTo`). */
-  readonly command: Readonly<Record<string, unknown>>;
-  /** The state that refused it. */
-  readonly state: unknown;
-  readonly code: string;
-  readonly reason: string;
-}
-
-/** A command without its in-process fields, for a rejection. */
-export function commandData(event: { readonly type: string }): Record<string, unknown> {
-  const { replyTo: _replyTo, fn, ...rest } = event as Record<string, unknown>;
-  return fn === undefined ? rest : { ...rest, fn: '[function]' };
-}
-
 /** Why a `run` command cannot be accepted at all, whatever the state: a code and a reason. */
 function malformedRun(context: ExecutorContext, event: ExecutorEvent): { code: string; reason: string } | undefined {
   if (event.type !== 'statesmith.executor.run') return undefined;
@@ -241,13 +221,6 @@ function jobOf(context: ExecutorContext, event: ExecutorEvent): ExecutorJob {
   return { fn, params: run.params };
 }
 
-/** Sends `reply` to `to` (when given) and to the parent, and emits it. */
-function answer(enqueue: { sendTo: (...a: never[]) => void; emit: (e: never) => void; sendParent: (e: never) => void }, self: AnyActorRef, to: AnyActorRef | null | undefined, reply: ExecutorReply): void {
-  if (to) (enqueue.sendTo as (ref: AnyActorRef, e: ExecutorReply) => void)(to, reply);
-  (enqueue.emit as (e: ExecutorReply) => void)(reply);
-  if ((self as { _parent?: unknown })._parent !== undefined) (enqueue.sendParent as (e: ExecutorReply) => void)(reply);
-}
-
 /** The per-task part of the context, as it is before a task has done anything. */
 const noTask = {
   job: null,
@@ -262,7 +235,6 @@ const noTask = {
   returned: false,
 } as const satisfies Partial<ExecutorContext>;
 
-const replyToOf = (event: ExecutorEvent): AnyActorRef | undefined => (event as { replyTo?: AnyActorRef }).replyTo;
 
 export const executorMachine = setup({
   types: {
@@ -310,17 +282,17 @@ export const executorMachine = setup({
       });
     }),
     replyScheduled: enqueueActions(({ enqueue, context, event, self }) =>
-      answer(enqueue as never, self, replyToOf(event), { type: 'statesmith.executor.scheduled', action: context.action as string, generation: context.generation }),
+      answer<ExecutorReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.executor.scheduled', action: context.action as string, generation: context.generation }),
     ),
     replyRefused: enqueueActions(({ enqueue, context, event, self }) =>
-      answer(enqueue as never, self, replyToOf(event), {
+      answer<ExecutorReply>(enqueue as never, self, replyToOf(event), {
         type: 'statesmith.executor.refused',
         action: (event as { action?: string }).action ?? null,
         occupant: context.action as string,
       }),
     ),
     replyStarted: enqueueActions(({ enqueue, context, self }) =>
-      answer(enqueue as never, self, context.runner, { type: 'statesmith.executor.started', action: context.action as string, generation: context.generation }),
+      answer<ExecutorReply>(enqueue as never, self, context.runner, { type: 'statesmith.executor.started', action: context.action as string, generation: context.generation }),
     ),
     reject: enqueueActions(({ enqueue, event, self }, params: unknown) => {
       const { code, reason } = params as { readonly code: string; readonly reason: string };
@@ -331,11 +303,11 @@ export const executorMachine = setup({
         code,
         reason,
       };
-      answer(enqueue as never, self, replyToOf(event), reply);
+      answer<ExecutorReply>(enqueue as never, self, replyToOf(event), reply);
     }),
     rejectMalformed: enqueueActions(({ enqueue, context, event, self }) => {
       const why = malformedRun(context, event) ?? { code: 'ERR_INVALID_ARG_VALUE', reason: 'malformed command' };
-      answer(enqueue as never, self, replyToOf(event), {
+      answer<ExecutorReply>(enqueue as never, self, replyToOf(event), {
         type: 'statesmith.rejected',
         command: commandData(event),
         state: (self.getSnapshot() as { value: unknown }).value,
@@ -345,7 +317,7 @@ export const executorMachine = setup({
     /** A runner that came for a task cancelled before it started: it skips the function, and the loop is woken. */
     skipLateRunner: enqueueActions(({ enqueue, context, event, self }) => {
       enqueue.assign({ cancelledBeforeStart: false });
-      answer(enqueue as never, self, replyToOf(event), {
+      answer<ExecutorReply>(enqueue as never, self, replyToOf(event), {
         type: 'statesmith.executor.done',
         action: context.lastAction ?? (event as { action?: string }).action ?? 'anonymous task',
         generation: context.generation,
@@ -360,7 +332,7 @@ export const executorMachine = setup({
       const cancelling = event.type === 'statesmith.executor.cancel';
       if (cancelling) enqueue({ type: 'logCancel', params: { action } });
       if (context.runner !== null || context.job !== null) {
-        answer(enqueue as never, self, context.runner, { type: 'statesmith.executor.done', action, generation: context.generation, outcome: 'cancelled', woke: true });
+        answer<ExecutorReply>(enqueue as never, self, context.runner, { type: 'statesmith.executor.done', action, generation: context.generation, outcome: 'cancelled', woke: true });
         enqueue({ type: 'wake', params: { action, outcome: 'cancelled' } });
       }
       if (context.job !== null) enqueue.stopChild('task');
@@ -416,7 +388,7 @@ export const executorMachine = setup({
         started: false,
         cancelRequested: false,
       });
-      answer(enqueue as never, self, context.runner, {
+      answer<ExecutorReply>(enqueue as never, self, context.runner, {
         type: 'statesmith.executor.done',
         action,
         generation: context.generation,
@@ -428,7 +400,7 @@ export const executorMachine = setup({
       // Every cancel that reached the task is answered once it cleaned up: each replyTo, the parent, listeners.
       if (context.cancelRequested) {
         for (const waiter of context.cancelWaiters) enqueue.sendTo(waiter, { type: 'statesmith.executor.cancelled', action });
-        answer(enqueue as never, self, null, { type: 'statesmith.executor.cancelled', action });
+        answer<ExecutorReply>(enqueue as never, self, null, { type: 'statesmith.executor.cancelled', action });
       }
       enqueue.assign({ lastWoke: woke });
     }),
@@ -437,10 +409,10 @@ export const executorMachine = setup({
       if (context.lastWoke) enqueue({ type: 'wake', params: { action: context.lastAction as string, outcome: context.lastOutcome as ExecutorOutcome } });
     }),
     replyNothingToCancel: enqueueActions(({ enqueue, event, self }) =>
-      answer(enqueue as never, self, replyToOf(event), { type: 'statesmith.executor.cancelled', action: null }),
+      answer<ExecutorReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.executor.cancelled', action: null }),
     ),
     replyNothingToReset: enqueueActions(({ enqueue, event, self }) =>
-      answer(enqueue as never, self, replyToOf(event), { type: 'statesmith.executor.unscheduled', action: null }),
+      answer<ExecutorReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.executor.unscheduled', action: null }),
     ),
   },
   guards: {

@@ -260,3 +260,27 @@ export class CoordinationError extends Error {
     this.code = code;
   }
 }
+
+/**
+ * A command that a statesmith actor answered with `statesmith.rejected`, thrown by the
+ * facade that sent it. `code` is the rejection's own (`ERR_DUPLICATE_TASK`,
+ * `ERR_UNKNOWN_TASK`, `ERR_INVALID_STATE`, ...), and `rejection` is the reply as data.
+ *
+ * @example
+ * ```ts
+ * import { RejectedError } from 'statesmith';
+ * const err = new RejectedError({ type: 'statesmith.rejected', command: { type: 'statesmith.taskGroup.cancelTask', name: 'scrub' }, state: 'idle', code: 'ERR_UNKNOWN_TASK', reason: 'no running task is named "scrub"' });
+ * console.log(err.code, err.message); // ERR_UNKNOWN_TASK statesmith.taskGroup.cancelTask rejected in state "idle": no running task is named "scrub"
+ * ```
+ */
+export class RejectedError extends Error {
+  override readonly name = 'RejectedError';
+  readonly code: string;
+  readonly rejection: { readonly type: 'statesmith.rejected'; readonly command: Readonly<Record<string, unknown>>; readonly state: unknown; readonly code: string; readonly reason: string };
+
+  constructor(rejection: RejectedError['rejection']) {
+    super(`${String(rejection.command.type)} rejected in state ${JSON.stringify(rejection.state)}: ${rejection.reason}`);
+    this.code = rejection.code;
+    this.rejection = rejection;
+  }
+}

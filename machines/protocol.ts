@@ -1,0 +1,72 @@
+/**
+ * What every statesmith actor's command protocol shares: how a reply travels (to the
+ * command's `replyTo`, emitted for `actor.on(...)`, and to the parent when there is one),
+ * the `statesmith.rejected` answer, and errors as plain data.
+ */
+import type { AnyActorRef } from 'xstate';
+
+/** An error as it travels in a reply: plain data. */
+export interface ErrorData {
+  readonly name: string;
+  readonly message: string;
+  readonly code?: string;
+}
+
+/** The answer to a command the current state does not accept, or a malformed one. */
+export interface Rejected {
+  readonly type: 'statesmith.rejected';
+  /** The command as received, without in-process fields (`fn`, `replyTo`). */
+  readonly command: Readonly<Record<string, unknown>>;
+  /** The state that refused it. */
+  readonly state: unknown;
+  readonly code: string;
+  readonly reason: string;
+}
+
+/** A command without its in-process fields, for a rejection. */
+export function commandData(event: { readonly type: string }): Record<string, unknown> {
+  const { replyTo: _replyTo, fn, ...rest } = event as Record<string, unknown>;
+  return fn === undefined ? rest : { ...rest, fn: '[function]' };
+}
+
+/** The `replyTo` a command carries, if any. */
+export const replyToOf = (event: { readonly type: string }): AnyActorRef | undefined => (event as { replyTo?: AnyActorRef }).replyTo;
+
+/** The part of XState's `enqueueActions` helpers a reply uses. */
+export interface ReplyEnqueue {
+  sendTo(...args: never[]): void;
+  emit(event: never): void;
+  sendParent(event: never): void;
+}
+
+/** Sends `reply` to `to` (when given) and to the parent (once, when the parent is `to`), and emits it. */
+export function answer<TReply extends { readonly type: string }>(enqueue: ReplyEnqueue, self: AnyActorRef, to: AnyActorRef | null | undefined, reply: TReply): void {
+  if (to) (enqueue.sendTo as (ref: AnyActorRef, e: unknown) => void)(to, reply);
+  (enqueue.emit as (e: unknown) => void)(reply);
+  const parent = (self as { _parent?: unknown })._parent;
+  // A parent that asked (replyTo is the parent) hears the reply once.
+  if (parent !== undefined && parent !== to) (enqueue.sendParent as (e: unknown) => void)(reply);
+}
+
+/** The `statesmith.rejected` answer to `event` in the actor's current state. */
+export function rejection(event: { readonly type: string }, self: AnyActorRef, code: string, reason: string): Rejected {
+  return { type: 'statesmith.rejected', command: commandData(event), state: (self.getSnapshot() as { value: unknown }).value, code, reason };
+}
+
+/** `JSON.stringify` for a reason text, safe for values JSON cannot write (functions, bigints, cycles). */
+export function shown(value: unknown): string {
+  if (typeof value === 'function') return 'a function';
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/**
+ * `reply` with an in-process field under `key`: not enumerable, so it is never copied,
+ * compared or serialised as part of the data; only a holder of `key` reads it.
+ */
+export function withInProcess<TReply extends object>(reply: TReply, key: symbol, value: unknown): TReply {
+  return Object.defineProperty(reply, key, { value, enumerable: false });
+}
