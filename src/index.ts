@@ -19,6 +19,7 @@ export {
   LockAcquireFailed,
   LockLostError,
   TaskGroupError,
+  RejectedError,
   TimeoutError,
   UnknownOptionError,
 } from './errors.ts';
@@ -105,7 +106,27 @@ export {
 } from '../machines/criticalTask.machine.ts';
 export { subprocessMachine } from '../machines/subprocess.machine.ts';
 export { taskMachine, type TaskContext, type TaskEvent } from '../machines/task.machine.ts';
-export { serviceMachine, type ServiceContext, type ServiceEvent } from '../machines/service.machine.ts';
+export {
+  serviceMachine,
+  type ServiceCommand,
+  type ServiceContext,
+  type ServiceEvent,
+  type ServiceInput,
+  type ServiceMain,
+  type ServiceReply,
+} from '../machines/service.machine.ts';
+export { serviceLogic } from './tasks/serviceLogic.ts';
+export {
+  taskGroupMachine,
+  type TaskFailure,
+  type TaskGroupCommand,
+  type TaskGroupContext,
+  type TaskGroupInput,
+  type TaskGroupReply,
+  type TaskGroupTask,
+  type TaskOutcome,
+} from '../machines/taskGroup.machine.ts';
+export { taskGroupLogic } from './tasks/taskGroupLogic.ts';
 
 // Coordination (OpenStack coordination over tooz)
 export {

@@ -205,7 +205,7 @@ export class InspectionStream {
         const record = this.#record('@xstate.actor', sessionId, undefined, [
           ['id', JSON.stringify(ref.id)],
           ['name', JSON.stringify(isMachine(logic) ? logic.id : ref.id)],
-          ['kind', JSON.stringify(pending?.kind ?? 'actor')],
+          ['kind', JSON.stringify(pending?.kind ?? kindOf(logic))],
           ['parentId', JSON.stringify(pending?.parentId ?? (ref as { _parent?: AnyActorRef })._parent?.sessionId ?? null)],
           ['systemId', JSON.stringify((ref as { _systemId?: string })._systemId ?? null)],
           ['rootId', JSON.stringify(event.rootId)],
@@ -343,3 +343,9 @@ export class InspectionStream {
 
 /** The one stream of the process. */
 export const inspection = new InspectionStream();
+
+/** The kind of a statesmith machine spawned as a child (`statesmith.task` → `task`); `actor` for anything else. */
+function kindOf(logic: AnyActorLogic | undefined): string {
+  const id = isMachine(logic) ? logic.id : undefined;
+  return id?.startsWith('statesmith.') ? id.slice('statesmith.'.length) : 'actor';
+}

@@ -15,6 +15,22 @@ import { transition, type Actor, type AnyStateMachine, type SnapshotFrom, type S
 import { inspection } from '../inspect/capture.ts';
 import { startActor } from './startActor.ts';
 
+/** Starts the real actor of a `LazyActor` in the state `key`, as a child of someone, and hands it over with `adopt()`; it may not be able to now. */
+export type LazySpawn = (key: string) => void;
+
+/**
+ * `machine`, starting in the state `input.at` (a dotted key) with `input.context` instead
+ * of its initial state: what a parent spawns to materialise a `LazyActor` as its child.
+ */
+export function startingAt<TMachine extends AnyStateMachine>(machine: TMachine): TMachine {
+  return Object.create(machine, {
+    getInitialSnapshot: {
+      value: (_scope: unknown, input: { readonly at: string; readonly context: unknown }) =>
+        machine.resolveState({ value: valueOf(input.at), context: input.context as never }),
+    },
+  }) as TMachine;
+}
+
 /** state key → event type → next state key. */
 type Table = Map<string, Map<string, string>>;
 const tables = new WeakMap<AnyStateMachine, Table>();
@@ -35,18 +51,45 @@ export class LazyActor<TMachine extends AnyStateMachine> {
   readonly #kind: string;
   readonly #id: string;
   readonly #context: (id: string) => SnapshotFrom<TMachine>['context'];
+  readonly #spawn: LazySpawn | undefined;
   #key: string;
   #actor: Actor<TMachine> | undefined;
 
-  /** @param context builds the actor's context from its id when needed (shared, so nothing is allocated per instance). */
-  constructor(machine: TMachine, kind: string, id: string, context: (id: string) => SnapshotFrom<TMachine>['context'], initial: string) {
+  /**
+   * @param context builds the actor's context from its id when needed (shared, so nothing is allocated per instance).
+   * @param spawn starts the real actor as someone's child, in the given state; without it (or when it cannot) the actor is a root.
+   */
+  constructor(
+    machine: TMachine,
+    kind: string,
+    id: string,
+    context: (id: string) => SnapshotFrom<TMachine>['context'],
+    initial: string,
+    spawn?: LazySpawn,
+  ) {
     this.#machine = machine;
     this.#kind = kind;
     this.#id = id;
     this.#context = context;
     this.#key = initial;
+    this.#spawn = spawn;
     // While an inspector captures, every actor is real from the start, so it shows.
-    if (inspection.enabled) void this.actor;
+    if (inspection.enabled && spawn === undefined) void this.actor;
+  }
+
+  /** True once the real actor exists. */
+  get materialised(): boolean {
+    return this.#actor !== undefined;
+  }
+
+  /** Takes the real actor a spawner started in the current state. */
+  adopt(actor: Actor<TMachine>): void {
+    this.#actor ??= actor;
+  }
+
+  /** The state as a key, for a spawner that starts the actor there. */
+  get key(): string {
+    return this.#key;
   }
 
   /** The current state as a dotted path (`'running'`, `'done.failed'`). */
@@ -80,6 +123,8 @@ export class LazyActor<TMachine extends AnyStateMachine> {
 
   /** The real actor, started in the current state on first use. */
   get actor(): Actor<TMachine> {
+    // A spawner that can start the actor now hands it over through adopt().
+    if (this.#actor === undefined) this.#spawn?.(this.#key);
     this.#actor ??= startActor(this.#kind, this.#machine, {
       id: this.#id,
       snapshot: this.#resolve(this.#key),

@@ -45,8 +45,14 @@ export interface Task<T> {
   readonly actor: Actor<typeof taskMachine>;
 }
 
-/** What a task tells its group (or service) when it ends. @internal */
+/**
+ * What a task tells its group (or service) when it ends. The owner does its bookkeeping
+ * and then calls `task.notifyDone()`, which resumes whoever awaits the task. @internal
+ */
 export type TaskDoneHook = (task: TaskRecord<unknown>) => void;
+
+/** The body of a task: the group's named tasks get the command's `params` too. @internal */
+export type TaskBody<T> = (signal: AbortSignal, params: unknown) => T | Promise<T>;
 
 /** Construction options of a task, shared by the tasks of a group that have the same options. @internal */
 export interface TaskSetup {
@@ -55,6 +61,23 @@ export interface TaskSetup {
   readonly clock: Clock;
   readonly random: () => number;
   readonly onDone: TaskDoneHook;
+  /** Told as the body starts (each time, restarts included). */
+  readonly onStart?: (task: TaskRecord<unknown>) => void;
+  /** How `cancel()` reaches the task: through its owner's actor (a command); default straight to `abort`. */
+  readonly cancel?: (task: TaskRecord<unknown>, reason: string | undefined) => boolean;
+  /** Starts the task's actor as a child of its owner's actor. */
+  readonly spawn?: (task: TaskRecord<unknown>, key: string) => void;
+}
+
+/** Where a task came from, for its owner's replies. @internal */
+export interface TaskOrigin {
+  /** Its name in the owner (after the group's prefix). */
+  readonly shortName: string;
+  /** The registry name it runs, or null for an in-process function. */
+  readonly taskName: string | null;
+  readonly params: unknown;
+  /** Who gets its `taskDone`. */
+  readonly replyTo: unknown;
 }
 
 const taskContext = (name: string): { name: string } => ({ name });
@@ -73,23 +96,29 @@ const enum Outcome {
  */
 export class TaskRecord<T> implements Task<T> {
   readonly name: string;
-  readonly #fn: (signal: AbortSignal) => T | Promise<T>;
+  /** Where it came from; null for a service's `main`. */
+  readonly origin: TaskOrigin | null;
+  readonly #fn: TaskBody<T>;
   readonly #setup: TaskSetup;
   readonly #controller = new AbortController();
   readonly #lazy: LazyActor<typeof taskMachine>;
   #outcome = Outcome.Pending;
   #value: T | undefined;
   #error: unknown;
+  /** True once the owner did its bookkeeping for the end: `whenDone()` resolves from then on. */
+  #reported = false;
   #whenDone: Promise<void> | undefined;
   #resolveDone: (() => void) | undefined;
   #restartTimer: unknown;
   #failures: number[] | undefined;
 
-  constructor(fn: (signal: AbortSignal) => T | Promise<T>, name: string, setup: TaskSetup) {
+  constructor(fn: TaskBody<T>, name: string, setup: TaskSetup, origin: TaskOrigin | null = null) {
     this.name = name;
+    this.origin = origin;
     this.#fn = fn;
     this.#setup = setup;
-    this.#lazy = new LazyActor(taskMachine, 'task', name, taskContext, 'idle');
+    const spawn = setup.spawn;
+    this.#lazy = new LazyActor(taskMachine, 'task', name, taskContext, 'idle', spawn && ((key) => spawn(this as TaskRecord<unknown>, key)));
     this.#lazy.send({ type: 'statesmith.task.schedule' });
     // Start on a microtask, as asyncio schedules a task: a task cancelled before then
     // never runs its body, and a throwing body is not done right after creation.
@@ -126,6 +155,11 @@ export class TaskRecord<T> implements Task<T> {
     return this.#lazy.actor;
   }
 
+  /** The task's lazy actor, for its owner. @internal */
+  get lazy(): LazyActor<typeof taskMachine> {
+    return this.#lazy;
+  }
+
   result(): T {
     switch (this.#outcome) {
       case Outcome.Completed:
@@ -139,6 +173,13 @@ export class TaskRecord<T> implements Task<T> {
   }
 
   cancel(reason?: string): boolean {
+    if (this.done) return false;
+    const via = this.#setup.cancel;
+    return via ? via(this as TaskRecord<unknown>, reason) : this.abort(reason);
+  }
+
+  /** What a cancel does, once it reached the task (through its owner's actor). @internal */
+  abort(reason?: string): boolean {
     if (this.done) return false;
     if (!this.#controller.signal.aborted) {
       this.#controller.abort(new CancelledError(reason ?? `${this.name} was cancelled`));
@@ -176,7 +217,7 @@ export class TaskRecord<T> implements Task<T> {
 
   /** Resolves (never rejects) once the task is done. */
   whenDone(): Promise<void> {
-    if (this.done) return Promise.resolve();
+    if (this.#reported) return Promise.resolve();
     this.#whenDone ??= new Promise<void>((resolve) => (this.#resolveDone = resolve));
     return this.#whenDone;
   }
@@ -193,10 +234,12 @@ export class TaskRecord<T> implements Task<T> {
     if (this.done || this.#controller.signal.aborted) return;
     this.#restartTimer = undefined;
     this.#lazy.send({ type: 'statesmith.task.start' });
+    this.#setup.onStart?.(this as TaskRecord<unknown>);
     let pending: Promise<T>;
     try {
       const signal = this.#controller.signal;
-      pending = Promise.resolve(runDetached(() => runAsOwner(this, () => this.#fn(signal))));
+      const params = this.origin?.params;
+      pending = Promise.resolve(runDetached(() => runAsOwner(this, () => this.#fn(signal, params))));
     } catch (error) {
       pending = Promise.reject(error);
     }
@@ -248,11 +291,17 @@ export class TaskRecord<T> implements Task<T> {
     this.#outcome = outcome;
     this.#value = value;
     this.#error = error;
-    // The group's bookkeeping runs before anyone awaiting the task resumes.
-    this.#setup.onDone(this as TaskRecord<unknown>);
     if (outcome === Outcome.Failed && this.#setup.logException) {
       getLogger().error(`Task ${this.name} raised an unhandled exception`, { error });
     }
+    // The owner's bookkeeping runs before anyone awaiting the task resumes: it calls notifyDone().
+    this.#setup.onDone(this as TaskRecord<unknown>);
+  }
+
+  /** Called by the owner once its bookkeeping for the end is done: resumes the task's waiters. @internal */
+  notifyDone(): void {
+    if (this.#reported) return;
+    this.#reported = true;
     this.#resolveDone?.();
   }
 }

@@ -7,12 +7,20 @@
  * @module
  */
 import { inspect } from 'node:util';
+import type { Actor, AnyActorRef } from 'xstate';
+import type { TaskGroupReply } from '../../machines/taskGroup.machine.ts';
 import { type Clock } from '../clock.ts';
-import { ArgumentTypeError, CancelledError, TaskGroupError } from '../errors.ts';
+import { ArgumentTypeError, RejectedError, TaskGroupError } from '../errors.ts';
 import { optionalClock, optionalDuration, optionalObject, optionalRandom, requireFunction } from '../runtime/validate.ts';
 import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.ts';
-import { resolveRestartPolicy, type ResolvedRestartPolicy, type RestartPolicy } from './restartPolicy.ts';
-import { TaskRecord, type Task, type TaskSetup } from './Task.ts';
+import { startActor } from '../runtime/startActor.ts';
+import { resolveRestartPolicy, type RestartPolicy } from './restartPolicy.ts';
+import { type Task, type TaskRecord } from './Task.ts';
+import { kErrors, kRecord, taskGroupLogic, withoutCancellations, type TaskTable } from './taskGroupLogic.ts';
+
+import { uniqueHexId } from './taskGroupLogic.ts';
+
+export { uniqueHexId };
 
 /** Options of {@link TaskGroup}. */
 export interface TaskGroupOptions {
@@ -26,7 +34,7 @@ export interface TaskGroupOptions {
 
 /** Options of {@link TaskGroup.createTask}. */
 export interface CreateTaskOptions {
-  /** The task's name after the group's prefix; default a unique hex number. */
+  /** The task's name after the group's prefix, unique among the group's running tasks; default a unique hex number. */
   readonly name?: string;
   /** Log a failure through the package logger when it happens (it is still reported later); default true. */
   readonly logException?: boolean;
@@ -34,11 +42,11 @@ export interface CreateTaskOptions {
   readonly restart?: RestartPolicy;
 }
 
-let nextId = 0;
-/** A unique lowercase hex id, standing in for Python's `id()`. @internal */
-export function uniqueHexId(): string {
-  return (++nextId).toString(16);
-}
+/** The group actor a facade drives: its own, or a service's child. */
+type GroupActor = Actor<typeof taskGroupLogic>;
+
+/** The actor `TaskGroup.attach` hands to the constructor it calls. */
+let attaching: GroupActor | undefined;
 
 /**
  * A group of background tasks that persist until stopped.
@@ -59,51 +67,62 @@ export function uniqueHexId(): string {
  */
 export class TaskGroup implements AsyncDisposable {
   readonly uniqueId: string;
+  /**
+   * The group's actor (`taskGroupLogic`): the only truth about its tasks. Each task is its
+   * child once someone reads the task's `actor`.
+   */
+  readonly actor: GroupActor;
   readonly #clock: Clock;
-  readonly #random: () => number;
-  readonly #running = new Set<TaskRecord<unknown>>();
-  readonly #waitingAck = new Set<TaskRecord<unknown>>();
-  /** Resolved (and replaced) whenever a task finishes; what `asCompleted` sleeps on. */
-  #changed: { promise: Promise<void>; resolve: () => void } | undefined;
-  readonly #onDone = (task: TaskRecord<unknown>): void => {
-    this.#running.delete(task);
-    this.#waitingAck.add(task);
-    const changed = this.#changed;
-    this.#changed = undefined;
-    changed?.resolve();
-  };
-
-  /** The setups of tasks without a restart policy, by logException; shared so a task allocates less. */
-  readonly #shared: [TaskSetup?, TaskSetup?] = [];
-
-  #setup(logException: boolean, restart: ResolvedRestartPolicy | undefined): TaskSetup {
-    return { logException, restart, clock: this.#clock, random: this.#random, onDone: this.#onDone };
-  }
+  /** The replies of the command being sent, captured as the actor answers synchronously. */
+  #captured: TaskGroupReply[] | undefined;
 
   constructor(options?: TaskGroupOptions) {
     const opts = optionalObject<TaskGroupOptions>('options', options, ['uniqueId', 'clock', 'random']);
     if (opts.uniqueId !== undefined && typeof opts.uniqueId !== 'string') {
       throw new ArgumentTypeError('options.uniqueId', 'a string', opts.uniqueId);
     }
-    this.uniqueId = opts.uniqueId || uniqueHexId();
     this.#clock = optionalClock('options.clock', opts.clock);
-    this.#random = optionalRandom('options.random', opts.random);
+    const random = optionalRandom('options.random', opts.random);
+    let uniqueId: string | undefined;
+    const attached = attaching;
+    attaching = undefined;
+    this.actor =
+      attached ??
+      startActor('taskGroup', taskGroupLogic, {
+        input: { uniqueId: (uniqueId ??= opts.uniqueId || uniqueHexId()), clock: this.#clock, random },
+        id: `TaskGroup:${uniqueId}`,
+      });
+    this.uniqueId = this.actor.getSnapshot().context.uniqueId;
+    this.actor.on('*', (reply) => this.#captured?.push(reply as TaskGroupReply));
+  }
+
+  /** A facade over a group actor someone else started (a service's child). @internal */
+  static attach(actor: AnyActorRef, clock: Clock): TaskGroup {
+    attaching = actor as GroupActor;
+    return new TaskGroup({ clock });
+  }
+
+  get #table(): TaskTable {
+    return this.actor.getSnapshot().context.table as TaskTable;
   }
 
   /** Every task not yet acknowledged: the running ones and the finished ones waiting for `asCompleted`. */
   get tasks(): ReadonlySet<Task<unknown>> {
-    return new Set<Task<unknown>>([...this.#running, ...this.#waitingAck]);
+    const table = this.#table;
+    return new Set<Task<unknown>>([...table.running.values(), ...table.waitingAck]);
   }
 
   /** True while at least one task runs (finished tasks waiting for acknowledgement do not count). */
   get isRunning(): boolean {
-    return this.#running.size > 0;
+    return this.#table.running.size > 0;
   }
 
   /**
-   * Starts `fn(signal)` as a task of this group, on a microtask. The group holds it until
-   * it is acknowledged. With `restart`, a failure starts it again after a back-off until
-   * the policy's budget is spent.
+   * Starts `fn(signal)` as a task of this group, on a microtask: sends
+   * `statesmith.taskGroup.createTask` with `fn`. The group holds it until it is
+   * acknowledged. With `restart`, a failure starts it again after a back-off until the
+   * policy's budget is spent. A name already running in the group is refused
+   * (`RejectedError`, `ERR_DUPLICATE_TASK`).
    */
   createTask<T>(fn: (signal: AbortSignal) => T | Promise<T>, options?: CreateTaskOptions): Task<T> {
     requireFunction('fn', fn);
@@ -112,18 +131,31 @@ export class TaskGroup implements AsyncDisposable {
     if (opts.logException !== undefined && typeof opts.logException !== 'boolean') {
       throw new ArgumentTypeError('options.logException', 'a boolean', opts.logException);
     }
-    const restart = opts.restart === undefined ? undefined : resolveRestartPolicy(opts.restart);
-    const logException = opts.logException ?? true;
-    const setup = restart ? this.#setup(logException, restart) : (this.#shared[logException ? 1 : 0] ??= this.#setup(logException, undefined));
-    const task = new TaskRecord<T>(fn, `${String(this)}:${opts.name || uniqueHexId()}`, setup);
-    this.#running.add(task as TaskRecord<unknown>);
-    return task;
+    if (opts.restart !== undefined) resolveRestartPolicy(opts.restart);
+    const replies = this.#command({
+      type: 'statesmith.taskGroup.createTask',
+      fn: fn as (signal: AbortSignal, params: unknown) => unknown,
+      ...(opts.name ? { name: opts.name } : {}),
+      ...(opts.logException === undefined ? {} : { logException: opts.logException }),
+      ...(opts.restart === undefined ? {} : { restart: opts.restart as Readonly<Record<string, unknown>> }),
+    });
+    for (const reply of replies) {
+      if (reply.type === 'statesmith.taskGroup.created') return (reply as unknown as { [kRecord]: TaskRecord<T> })[kRecord];
+      if (reply.type === 'statesmith.rejected') throw new RejectedError(reply);
+    }
+    throw new RejectedError({
+      type: 'statesmith.rejected',
+      command: { type: 'statesmith.taskGroup.createTask' },
+      state: this.actor.getSnapshot().value,
+      code: 'ERR_INVALID_STATE',
+      reason: `${String(this)} did not answer at once: it is stopped, or busy with another command (createTask from inside one of its own replies)`,
+    });
   }
 
   /** Cancels every running task: each one's signal aborts with a `CancelledError` carrying `reason`. */
   cancel(reason?: string): void {
     if (reason !== undefined && typeof reason !== 'string') throw new ArgumentTypeError('reason', 'a string', reason);
-    for (const task of [...this.#running]) task.cancel(reason);
+    this.actor.send({ type: 'statesmith.taskGroup.cancel', ...(reason === undefined ? {} : { reason }) });
   }
 
   /**
@@ -140,31 +172,33 @@ export class TaskGroup implements AsyncDisposable {
 
   async *#asCompleted(timeoutMs: number): AsyncGenerator<TaskRecord<unknown>, void, undefined> {
     for (;;) {
-      for (const task of this.#waitingAck) {
+      for (const task of this.#table.waitingAck) {
         yield task;
         // Resumed: the consumer took it. (Another consumer may have taken it already.)
-        this.#waitingAck.delete(task);
+        if (this.#table.waitingAck.has(task)) {
+          this.actor.send({ type: 'statesmith.taskGroup.acknowledge', name: task.origin?.shortName as string });
+        }
       }
-      if (this.#running.size === 0) return;
-      if (!(await this.#nextCompletion(timeoutMs))) return;
+      if (this.#table.running.size === 0) return;
+      if (!(await this.#nextEnd(timeoutMs))) return;
     }
   }
 
-  /** Resolves true when a task finishes, false when `timeoutMs` pass first. */
-  #nextCompletion(timeoutMs: number): Promise<boolean> {
-    if (this.#changed === undefined) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => (resolve = r));
-      this.#changed = { promise, resolve };
-    }
-    const changed = this.#changed.promise.then(() => true);
-    if (!Number.isFinite(timeoutMs)) return changed;
+  /** Resolves true when the group reports a task's end, false when `timeoutMs` pass first. */
+  #nextEnd(timeoutMs: number): Promise<boolean> {
     return new Promise<boolean>((resolve) => {
-      const timer = this.#clock.setTimeout(() => resolve(false), timeoutMs);
-      void changed.then(() => {
-        this.#clock.clearTimeout(timer);
+      let timer: unknown;
+      const subscription = this.actor.on('statesmith.taskGroup.taskDone', () => {
+        subscription.unsubscribe();
+        if (timer !== undefined) this.#clock.clearTimeout(timer);
         resolve(true);
       });
+      if (Number.isFinite(timeoutMs)) {
+        timer = this.#clock.setTimeout(() => {
+          subscription.unsubscribe();
+          resolve(false);
+        }, timeoutMs);
+      }
     });
   }
 
@@ -178,24 +212,62 @@ export class TaskGroup implements AsyncDisposable {
   async wait(options?: WaitOptions): Promise<void> {
     const bounds = waitOptions('options', options);
     if (bounds.signal !== undefined || bounds.timeoutMs !== Infinity) await boundedWait(this.whenIdle(), bounds, this.#clock, `${String(this)} finishing`);
-    const errors: unknown[] = [];
-    for await (const task of this.#asCompleted(Infinity)) {
-      if (task.cancelled || task.failed) errors.push(task.failure);
-    }
-    if (errors.length > 0) throw new TaskGroupError(errors, `Error while stopping ${String(this)}`);
+    const reply = await this.#awaitReply({ type: 'statesmith.taskGroup.wait' }, 'statesmith.taskGroup.finished');
+    if (reply.length > 0) throw new TaskGroupError(reply, `Error while stopping ${String(this)}`);
   }
 
   /** Resolves (never rejects) once no task of the group runs, tasks created meanwhile included. @internal */
-  async whenIdle(): Promise<void> {
-    while (this.#running.size > 0) await Promise.all([...this.#running].map((task) => task.whenDone()));
+  whenIdle(): Promise<void> {
+    if (this.#table.running.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const subscription = this.actor.subscribe((snapshot) => {
+        if ((snapshot.context.table as TaskTable).running.size > 0) return;
+        subscription.unsubscribe();
+        resolve();
+      });
+    });
   }
 
   /**
    * Cancels every task, waits for them, and rejects once with the failures other than
    * cancellations (a `TaskGroupError`). Stopping an idle group, or stopping twice, is quiet.
    */
-  stop(reason?: string): Promise<void> {
-    return cancelAndReport(this, reason);
+  async stop(reason?: string): Promise<void> {
+    if (reason !== undefined && typeof reason !== 'string') throw new ArgumentTypeError('reason', 'a string', reason);
+    const errors = await this.#awaitReply({ type: 'statesmith.taskGroup.stop', ...(reason === undefined ? {} : { reason }) }, 'statesmith.taskGroup.stopped');
+    if (errors.length > 0) throw new TaskGroupError(errors, `Error while stopping ${String(this)}`);
+  }
+
+  /** Sends `command` and resolves the failures its `reply` carries, however late it comes. */
+  #awaitReply(command: { readonly type: 'statesmith.taskGroup.wait' | 'statesmith.taskGroup.stop'; readonly reason?: string }, reply: 'statesmith.taskGroup.finished' | 'statesmith.taskGroup.stopped'): Promise<unknown[]> {
+    return new Promise<unknown[]>((resolve, reject) => {
+      const subscription = this.actor.on(reply, (event) => {
+        subscription.unsubscribe();
+        resolve((event as unknown as { [kErrors]: unknown[] })[kErrors]);
+      });
+      const rejected = this.actor.on('statesmith.rejected', (event) => {
+        if (event.command.type !== command.type) return;
+        rejected.unsubscribe();
+        subscription.unsubscribe();
+        reject(new RejectedError(event));
+      });
+      this.actor.send(command);
+      rejected.unsubscribe();
+    });
+  }
+
+  /** Sends `command` and returns the replies the actor gave while handling it. */
+  #command(command: Parameters<GroupActor['send']>[0]): TaskGroupReply[] {
+    const outer = this.#captured;
+    const captured: TaskGroupReply[] = [];
+    this.#captured = captured;
+    try {
+      this.actor.send(command);
+    } finally {
+      this.#captured = outer;
+    }
+    outer?.push(...captured);
+    return captured;
   }
 
   /** `await using group = new TaskGroup()` stops the group when the block ends. */
@@ -208,15 +280,16 @@ export class TaskGroup implements AsyncDisposable {
   }
 
   [inspect.custom](): string {
-    const running = this.#running.size ? ` running=${this.#running.size}` : '';
-    const waiting = this.#waitingAck.size ? ` waitingAck=${this.#waitingAck.size}` : '';
+    const table = this.#table;
+    const running = table.running.size ? ` running=${table.running.size}` : '';
+    const waiting = table.waitingAck.size ? ` waitingAck=${table.waitingAck.size}` : '';
     return `TaskGroup<${this.uniqueId}${running}${waiting}>`;
   }
 }
 
 /**
- * What `stop()` does for groups and services alike: cancel, wait, and throw what is left
- * of the failures once the cancellations are dropped.
+ * What `stop()` does for services: cancel, wait, and throw what is left of the failures
+ * once the cancellations are dropped.
  *
  * @internal
  */
@@ -228,18 +301,4 @@ export async function cancelAndReport(target: { cancel(reason?: string): void; w
     const rest = withoutCancellations(error);
     if (rest !== undefined) throw rest;
   }
-}
-
-/**
- * Removes cancellations from a failure, looking inside nested `AggregateError`s; groups
- * left empty are dropped, others rebuilt with their message. `undefined` when nothing is left.
- *
- */
-function withoutCancellations(error: unknown): unknown {
-  if (error instanceof CancelledError) return undefined;
-  if (!(error instanceof AggregateError)) return error;
-  const rest = error.errors.map(withoutCancellations).filter((e) => e !== undefined);
-  if (rest.length === 0) return undefined;
-  if (rest.length === error.errors.length && rest.every((e, i) => e === error.errors[i])) return error;
-  return error instanceof TaskGroupError ? new TaskGroupError(rest, error.message) : new AggregateError(rest, error.message);
 }

@@ -1,0 +1,244 @@
+/**
+ * frequenz's `PersistentTaskGroup` as a statechart: a group of tasks that keep running
+ * until stopped. `taskGroupLogic` (src/tasks/) gives it its table and its actions with
+ * `.provide()`; this file stays pure (no I/O, no timers).
+ *
+ * - `idle`: no task runs (finished tasks may wait to be acknowledged).
+ * - `running`: at least one task runs.
+ * - `stopping`: a `stop` cancelled every task; waiting for them to end.
+ *
+ * The group's table is its truth: the running tasks by name, and the finished ones
+ * waiting for acknowledgement, in the order they finished. Only the group's own actions
+ * change it. Each task is a child: a task's actor is stepped through the task machine's
+ * table until someone reads it, and then spawned here, in the state it has reached.
+ *
+ * Tasks report their end as a batch (one `settled` event per microtask, however many
+ * tasks ended in it): the group moves them to the acknowledgement queue, answers each
+ * one's `taskDone`, and then resumes whoever awaits them. `wait` and `stop` are answered
+ * once nothing runs, all at once, with every finished task acknowledged.
+ *
+ * Every command is answered: with its reply, or with `statesmith.rejected` when it is
+ * malformed. A rejection changes nothing.
+ */
+import { assign, enqueueActions, setup, type AnyActorRef } from 'xstate';
+import { answer, replyToOf, type ErrorData, type Rejected } from './protocol.ts';
+import { taskMachine } from './task.machine.ts';
+
+/** A named task of the registry: gets the task's signal and the command's `params`. */
+export type TaskGroupTask = (signal: AbortSignal, params: unknown) => unknown;
+
+/** How a task ended. */
+export type TaskOutcome = 'completed' | 'failed' | 'cancelled';
+
+/** A failure as it travels in `stopped`/`finished`: which task, and its error. */
+export interface TaskFailure {
+  /** The registry name it ran, or null for an in-process function. */
+  readonly task: string | null;
+  /** Its name in the group. */
+  readonly name: string;
+  readonly message: string;
+  readonly error: ErrorData;
+}
+
+/** What the group's actions keep their tasks in; the runtime provides it. */
+export interface TaskTableLike {
+  /** How many tasks run. */
+  readonly runningCount: number;
+  /** True when a task named `name` runs. */
+  isRunning(name: string): boolean;
+}
+
+/** A `stop` or `wait` still to be answered. */
+export interface TaskGroupWaiter {
+  readonly kind: 'stop' | 'wait';
+  readonly replyTo: AnyActorRef | null;
+}
+
+export interface TaskGroupContext {
+  /** `TaskGroup:<uniqueId>`. */
+  readonly name: string;
+  readonly uniqueId: string;
+  /** The named tasks a `createTask` may ask for. */
+  readonly tasks: Readonly<Record<string, TaskGroupTask>>;
+  /** The runtime's table of tasks, made as the actor starts. */
+  readonly table: TaskTableLike | null;
+  readonly waiters: readonly TaskGroupWaiter[];
+  /** The input's clock and random source, for the table. */
+  readonly options: TaskGroupInput;
+}
+
+/** The input of `taskGroupLogic`. */
+export interface TaskGroupInput {
+  /** The group's id: tasks are named `TaskGroup:<uniqueId>:<name>`; default a unique hex number. */
+  readonly uniqueId?: string;
+  /** Named tasks that a `createTask` command may name (the only way across a process). */
+  readonly tasks?: Readonly<Record<string, TaskGroupTask>>;
+  /** The clock for restart back-offs; default the system clock. */
+  readonly clock?: unknown;
+  /** The source of back-off jitter, in [0, 1); default `Math.random`. */
+  readonly random?: () => number;
+}
+
+/** The restart policy a `createTask` may carry (see `RestartPolicy`). */
+export type TaskRestartData = Readonly<Record<string, unknown>>;
+
+/** The commands a task group accepts: plain data, plus `fn` and `replyTo` in-process. */
+export type TaskGroupCommand =
+  | {
+      readonly type: 'statesmith.taskGroup.createTask';
+      /** Its name in the group, unique among the running tasks; default a unique hex number. */
+      readonly name?: string;
+      /** The registry name to run. */
+      readonly task?: string;
+      readonly params?: unknown;
+      /** In-process only: the function to run instead of a named task. */
+      readonly fn?: TaskGroupTask;
+      readonly restart?: TaskRestartData;
+      /** Log a failure when it happens (default true). */
+      readonly logException?: boolean;
+      readonly replyTo?: AnyActorRef;
+    }
+  | { readonly type: 'statesmith.taskGroup.cancelTask'; readonly name: string; readonly reason?: string; readonly replyTo?: AnyActorRef }
+  | { readonly type: 'statesmith.taskGroup.cancel'; readonly reason?: string; readonly replyTo?: AnyActorRef }
+  | { readonly type: 'statesmith.taskGroup.stop'; readonly reason?: string; readonly replyTo?: AnyActorRef }
+  | { readonly type: 'statesmith.taskGroup.wait'; readonly replyTo?: AnyActorRef }
+  | { readonly type: 'statesmith.taskGroup.acknowledge'; readonly name: string; readonly replyTo?: AnyActorRef };
+
+/** The failures themselves that a `stopped`/`finished` reply carries in-process (a symbol never crosses JSON). @internal */
+export const kErrors: unique symbol = Symbol('statesmith.taskGroup.errors');
+
+/** Marks the group's own events, so no message from outside can settle or spawn a task. @internal */
+export const kFromGroup: unique symbol = Symbol('statesmith.taskGroup.internal');
+
+/** The group's own events: tasks ended (drain the table's queue), or a task's actor is wanted. @internal */
+export type TaskGroupInternalEvent =
+  | { readonly type: 'statesmith.taskGroup.settled'; readonly [kFromGroup]: true }
+  | { readonly type: 'statesmith.taskGroup.materialise'; readonly [kFromGroup]: true; readonly task: unknown; readonly at: string };
+
+export type TaskGroupEvent = TaskGroupCommand | TaskGroupInternalEvent;
+
+/** The replies and notices of a task group (to `replyTo`, to its parent, and emitted). */
+export type TaskGroupReply =
+  | { readonly type: 'statesmith.taskGroup.created'; readonly name: string; readonly task: string | null }
+  | {
+      readonly type: 'statesmith.taskGroup.taskDone';
+      readonly name: string;
+      readonly task: string | null;
+      readonly outcome: TaskOutcome;
+      readonly result?: unknown;
+      readonly error?: ErrorData;
+    }
+  | { readonly type: 'statesmith.taskGroup.cancelling'; readonly names: readonly string[] }
+  | { readonly type: 'statesmith.taskGroup.acknowledged'; readonly name: string }
+  /** To `stop`: the failures other than cancellations, of every task acknowledged. */
+  | { readonly type: 'statesmith.taskGroup.stopped'; readonly errors: readonly TaskFailure[] }
+  /** To `wait` (Python's `await group`): every failure, cancellations included. */
+  | { readonly type: 'statesmith.taskGroup.finished'; readonly errors: readonly TaskFailure[] }
+  | Rejected;
+
+const isInternal = (event: TaskGroupEvent): boolean => (event as { [kFromGroup]?: true })[kFromGroup] === true;
+
+export const taskGroupMachine = setup({
+  types: {
+    context: {} as TaskGroupContext,
+    events: {} as TaskGroupEvent,
+    input: {} as TaskGroupInput,
+    emitted: {} as TaskGroupReply,
+  },
+  actors: {
+    /** A task's actor, spawned when someone reads it (the runtime starts it in the state it has reached). */
+    task: taskMachine,
+  },
+  actions: {
+    /** Answers a malformed command with `statesmith.rejected`. */
+    rejectMalformed: () => undefined,
+    /** Makes the table (an `assign`, provided by the runtime). */
+    openTable: () => undefined,
+    /** Validates and starts a task; answers `created` or `rejected`. */
+    createTask: () => undefined,
+    /** Cancels the named running task; answers `cancelling` or `rejected`. */
+    cancelTask: () => undefined,
+    /** Cancels every running task; answers `cancelling` with their names. params `{ reply: boolean }` */
+    cancelAll: (_, _params: unknown) => undefined,
+    /** Takes the oldest finished task of that name off the queue; answers `acknowledged` or `rejected`. */
+    acknowledge: () => undefined,
+    /** Moves the tasks that ended to the acknowledgement queue and answers their `taskDone`. */
+    recordSettled: () => undefined,
+    /** Answers every waiting `stop` and `wait`, acknowledging every finished task. */
+    answerWaiters: () => undefined,
+    /** Spawns a task's actor as a child, in the state it has reached. */
+    materialise: () => undefined,
+    clearWaiters: assign({ waiters: [] }),
+    addWaiter: enqueueActions(({ enqueue, context, event }) => {
+      const kind = event.type === 'statesmith.taskGroup.stop' ? 'stop' : 'wait';
+      enqueue.assign({ waiters: [...context.waiters, { kind, replyTo: replyToOf(event) ?? null }] });
+    }),
+    rejectForged: enqueueActions(({ enqueue, event, self }) =>
+      answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), {
+        type: 'statesmith.rejected',
+        command: { type: event.type },
+        state: (self.getSnapshot() as { value: unknown }).value,
+        code: 'ERR_INVALID_ARG_VALUE',
+        reason: `${event.type} is the group's own event; it cannot be sent`,
+      }),
+    ),
+  },
+  guards: {
+    /** The command cannot be accepted at all (provided by the runtime). */
+    malformed: () => false,
+    internal: ({ event }) => isInternal(event),
+    nothingRuns: ({ context }) => (context.table?.runningCount ?? 0) === 0,
+    someRuns: ({ context }) => (context.table?.runningCount ?? 0) > 0,
+    hasWaiters: ({ context }) => context.waiters.length > 0,
+  },
+}).createMachine({
+  id: 'statesmith.taskGroup',
+  context: ({ input }) => ({
+    name: `TaskGroup:${input.uniqueId ?? ''}`,
+    uniqueId: input.uniqueId ?? '',
+    tasks: input.tasks ?? {},
+    table: null,
+    waiters: [],
+    options: input,
+  }),
+  entry: 'openTable',
+  initial: 'idle',
+  on: {
+    'statesmith.taskGroup.createTask': { actions: 'createTask' },
+    'statesmith.taskGroup.cancelTask': { actions: 'cancelTask' },
+    'statesmith.taskGroup.cancel': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: { type: 'cancelAll', params: { reply: true } } }],
+    'statesmith.taskGroup.acknowledge': { actions: 'acknowledge' },
+    'statesmith.taskGroup.settled': [{ guard: 'internal', actions: 'recordSettled' }, { actions: 'rejectForged' }],
+    'statesmith.taskGroup.materialise': [{ guard: 'internal', actions: 'materialise' }, { actions: 'rejectForged' }],
+  },
+  states: {
+    idle: {
+      always: [
+        { guard: 'someRuns', target: 'running' },
+        // A stop or wait has nothing to wait for here: it is answered at once.
+        { guard: 'hasWaiters', actions: ['answerWaiters', 'clearWaiters'] },
+      ],
+      on: {
+        'statesmith.taskGroup.stop': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'addWaiter' }],
+        'statesmith.taskGroup.wait': { actions: 'addWaiter' },
+      },
+    },
+    running: {
+      always: { guard: 'nothingRuns', target: 'idle' },
+      on: {
+        'statesmith.taskGroup.stop': [
+          { guard: 'malformed', actions: 'rejectMalformed' },
+          { target: 'stopping', actions: ['addWaiter', { type: 'cancelAll', params: { reply: false } }] },
+        ],
+        'statesmith.taskGroup.wait': { actions: 'addWaiter' },
+      },
+    },
+    stopping: {
+      always: { guard: 'nothingRuns', target: 'idle' },
+      on: {
+        'statesmith.taskGroup.stop': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'addWaiter' }],
+        'statesmith.taskGroup.wait': { actions: 'addWaiter' },
+      },
+    },
+  },
+});

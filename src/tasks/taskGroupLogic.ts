@@ -1,0 +1,385 @@
+/**
+ * `taskGroupLogic`: the task group machine with its table and actions, as actor logic
+ * that `createActor`, `spawn` and `invoke` accept. The table is the group's truth; each
+ * task steps its own lazy actor and becomes a real child of the group when someone reads
+ * it (or at once while an inspector captures).
+ *
+ * @module
+ */
+import { assign, enqueueActions, type AnyActorRef } from 'xstate';
+import { answer, rejection, replyToOf, shown, withInProcess } from '../../machines/protocol.ts';
+import { taskMachine } from '../../machines/task.machine.ts';
+import {
+  kErrors,
+  kFromGroup,
+  taskGroupMachine,
+  type TaskFailure,
+  type TaskGroupCommand,
+  type TaskGroupContext,
+  type TaskGroupEvent,
+  type TaskGroupReply,
+  type TaskGroupWaiter,
+  type TaskOutcome,
+  type TaskTableLike,
+} from '../../machines/taskGroup.machine.ts';
+import { type Clock } from '../clock.ts';
+import { CancelledError } from '../errors.ts';
+import { errorData } from '../executor/executorLogic.ts';
+import { inspection } from '../inspect/capture.ts';
+import { startingAt } from '../runtime/LazyActor.ts';
+import { optionalClock, optionalRandom } from '../runtime/validate.ts';
+import { resolveRestartPolicy, type ResolvedRestartPolicy } from './restartPolicy.ts';
+import { TaskRecord, type TaskBody, type TaskSetup } from './Task.ts';
+
+/** The task record a `created` reply carries in-process (a symbol never crosses JSON). @internal */
+export const kRecord: unique symbol = Symbol('statesmith.taskGroup.record');
+export { kErrors };
+
+let nextId = 0;
+/** A unique lowercase hex id, standing in for Python's `id()`. @internal */
+export function uniqueHexId(): string {
+  return (++nextId).toString(16);
+}
+
+/** The most task ends one `settled` event reports. */
+const BATCH = 256;
+
+const CREATE_KEYS = new Set(['type', 'name', 'task', 'params', 'fn', 'restart', 'logException', 'replyTo']);
+
+/**
+ * The tasks of one group: the running ones by name, the finished ones waiting for
+ * acknowledgement (in the order they finished), and the ends not yet reported to the
+ * group. Only the group's actions change it.
+ *
+ * @internal
+ */
+export class TaskTable implements TaskTableLike {
+  readonly running = new Map<string, TaskRecord<unknown>>();
+  readonly waitingAck = new Set<TaskRecord<unknown>>();
+  /** The id each materialised task has among the group's children. */
+  readonly childIds = new Map<TaskRecord<unknown>, string>();
+  readonly prefix: string;
+  readonly clock: Clock;
+  readonly random: () => number;
+  readonly #self: AnyActorRef;
+  #ended: TaskRecord<unknown>[] = [];
+  /** Where the unreported ends start in `#ended`. */
+  #head = 0;
+  #flushQueued = false;
+  /** The setups of tasks without a restart policy, by logException; shared so a task allocates less. */
+  readonly #shared: [TaskSetup?, TaskSetup?] = [];
+
+  constructor(self: AnyActorRef, prefix: string, clock: Clock, random: () => number) {
+    this.#self = self;
+    this.prefix = prefix;
+    this.clock = clock;
+    this.random = random;
+  }
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  isRunning(name: string): boolean {
+    return this.running.has(name);
+  }
+
+  setup(logException: boolean, restart: ResolvedRestartPolicy | undefined): TaskSetup {
+    if (restart === undefined) return (this.#shared[logException ? 1 : 0] ??= this.#makeSetup(logException, undefined));
+    return this.#makeSetup(logException, restart);
+  }
+
+  #makeSetup(logException: boolean, restart: ResolvedRestartPolicy | undefined): TaskSetup {
+    return { logException, restart, clock: this.clock, random: this.random, onDone: this.#onDone, cancel: this.#cancel, spawn: this.#spawn };
+  }
+
+  /**
+   * The ends reported since the last drain, in order, at most `BATCH` of them; the rest
+   * go in the next `settled` event. (XState runs a step's deferred effects, the emitted
+   * `taskDone`s among them, by shifting an array: a bounded batch keeps that linear.)
+   */
+  drain(): TaskRecord<unknown>[] {
+    const ended = this.#ended;
+    const from = this.#head;
+    if (ended.length - from <= BATCH) {
+      this.#ended = [];
+      this.#head = 0;
+      return from === 0 ? ended : ended.slice(from);
+    }
+    this.#head = from + BATCH;
+    this.#queueFlush();
+    return ended.slice(from, from + BATCH);
+  }
+
+  #queueFlush(): void {
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    queueMicrotask(this.#flush);
+  }
+
+  /** A task ended: report it to the group on a microtask, with every other end of this turn. */
+  readonly #onDone = (task: TaskRecord<unknown>): void => {
+    this.#ended.push(task);
+    this.#queueFlush();
+  };
+
+  readonly #flush = (): void => {
+    this.#flushQueued = false;
+    if (this.#self.getSnapshot().status === 'active') {
+      this.#self.send({ type: 'statesmith.taskGroup.settled', [kFromGroup]: true });
+      return;
+    }
+    // The group is gone: nobody does bookkeeping any more, but nobody may wait for ever either.
+    const ended = this.#ended.slice(this.#head);
+    this.#ended = [];
+    this.#head = 0;
+    for (const task of ended) task.notifyDone();
+  };
+
+  /** `task.cancel()` goes through the group, as a command. */
+  readonly #cancel = (task: TaskRecord<unknown>, reason: string | undefined): boolean => {
+    if (this.#self.getSnapshot().status !== 'active') return task.abort(reason);
+    const name = task.origin?.shortName as string;
+    this.#self.send({ type: 'statesmith.taskGroup.cancelTask', name, ...(reason === undefined ? {} : { reason }) });
+    return true;
+  };
+
+  /** Reading `task.actor`: the group spawns it as its child, in the state it has reached. */
+  readonly #spawn = (task: TaskRecord<unknown>, at: string): undefined => {
+    if (this.#self.getSnapshot().status !== 'active') return undefined;
+    this.#self.send({ type: 'statesmith.taskGroup.materialise', [kFromGroup]: true, task, at });
+    return undefined;
+  };
+
+  /** A free child id for a task named `name`. */
+  childIdFor(name: string, children: Readonly<Record<string, unknown>>): string {
+    if (children[name] === undefined) return name;
+    for (let n = 2; ; n++) if (children[`${name}#${n}`] === undefined) return `${name}#${n}`;
+  }
+}
+
+type CreateTask = Extract<TaskGroupCommand, { type: 'statesmith.taskGroup.createTask' }>;
+
+/** Why a command cannot be accepted at all: a code and a reason. */
+function malformed(context: TaskGroupContext, event: TaskGroupEvent): { code: string; reason: string } | undefined {
+  const fields = event as Readonly<Record<string, unknown>>;
+  if ('reason' in fields && fields.reason !== undefined && typeof fields.reason !== 'string') {
+    return { code: 'ERR_INVALID_ARG_TYPE', reason: `"reason" must be a string; received ${shown(fields.reason)}` };
+  }
+  switch (event.type) {
+    case 'statesmith.taskGroup.cancelTask':
+    case 'statesmith.taskGroup.acknowledge':
+      if (typeof event.name !== 'string' || event.name.length === 0) {
+        return { code: 'ERR_INVALID_ARG_TYPE', reason: `"name" must be a non-empty string; received ${shown(event.name)}` };
+      }
+      return undefined;
+    case 'statesmith.taskGroup.createTask':
+      return malformedCreate(context, event);
+    default:
+      return undefined;
+  }
+}
+
+function malformedCreate(context: TaskGroupContext, event: CreateTask): { code: string; reason: string } | undefined {
+  for (const key of Object.keys(event)) {
+    if (!CREATE_KEYS.has(key)) return { code: 'ERR_UNKNOWN_OPTION', reason: `createTask has no field "${key}"; it takes ${[...CREATE_KEYS].slice(1).join(', ')}` };
+  }
+  if (event.name !== undefined && typeof event.name !== 'string') return { code: 'ERR_INVALID_ARG_TYPE', reason: `"name" must be a string; received ${shown(event.name)}` };
+  if (event.fn !== undefined && typeof event.fn !== 'function') return { code: 'ERR_INVALID_ARG_TYPE', reason: '"fn" must be a function' };
+  if (event.task !== undefined && typeof event.task !== 'string') return { code: 'ERR_INVALID_ARG_TYPE', reason: `"task" must be a string; received ${shown(event.task)}` };
+  if (event.logException !== undefined && typeof event.logException !== 'boolean') {
+    return { code: 'ERR_INVALID_ARG_TYPE', reason: `"logException" must be a boolean; received ${shown(event.logException)}` };
+  }
+  if ((event.fn === undefined) === (event.task === undefined)) {
+    return { code: 'ERR_INVALID_ARG_VALUE', reason: 'createTask needs exactly one of "task" (a name from the group\'s tasks) and "fn"' };
+  }
+  if (event.task !== undefined && !Object.hasOwn(context.tasks, event.task)) {
+    const known = Object.keys(context.tasks);
+    return { code: 'ERR_UNKNOWN_TASK', reason: `no task named ${JSON.stringify(event.task)}; the group knows ${known.length ? known.join(', ') : 'no named tasks'}` };
+  }
+  if (event.name && (context.table as TaskTable).isRunning(event.name)) {
+    return { code: 'ERR_DUPLICATE_TASK', reason: `a task named ${JSON.stringify(event.name)} is already running in ${context.name}` };
+  }
+  if (event.restart !== undefined) {
+    try {
+      resolveRestartPolicy(event.restart);
+    } catch (error) {
+      return { code: (error as { code?: string }).code ?? 'ERR_INVALID_ARG_VALUE', reason: (error as Error).message };
+    }
+  }
+  return undefined;
+}
+
+/** A task's failure as data for a reply. */
+function failureData(task: TaskRecord<unknown>): TaskFailure {
+  const error = errorData(task.failure);
+  return { task: task.origin?.taskName ?? null, name: task.origin?.shortName ?? task.name, message: error.message, error };
+}
+
+/**
+ * Removes cancellations from a failure, looking inside nested `AggregateError`s; groups
+ * left empty are dropped, others rebuilt with their message. `undefined` when nothing is left.
+ *
+ * @internal
+ */
+export function withoutCancellations(error: unknown): unknown {
+  if (error instanceof CancelledError) return undefined;
+  if (!(error instanceof AggregateError)) return error;
+  const rest = error.errors.map(withoutCancellations).filter((e) => e !== undefined);
+  if (rest.length === 0) return undefined;
+  if (rest.length === error.errors.length && rest.every((e, i) => e === error.errors[i])) return error;
+  const Rebuilt = error.constructor as new (errors: unknown[], message: string) => AggregateError;
+  return new Rebuilt(rest, error.message);
+}
+
+const outcomeOf = (task: TaskRecord<unknown>): TaskOutcome => (task.cancelled ? 'cancelled' : task.failed ? 'failed' : 'completed');
+
+/**
+ * The task group as actor logic: spawn it in your machine, drive it with commands, and
+ * hear `taskDone` for each task (see the README's table of task group commands).
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { taskGroupLogic } from 'statesmith';
+ * const group = createActor(taskGroupLogic, {
+ *   input: { uniqueId: 'volumes', tasks: { scrub: async (_signal, params) => `scrubbed ${(params as { id: number }).id}` } },
+ * }).start();
+ * const done = new Promise<{ name: string; outcome: string; result?: unknown }>((resolve) => group.on('statesmith.taskGroup.taskDone', resolve));
+ * group.send({ type: 'statesmith.taskGroup.createTask', name: 'scrub-7', task: 'scrub', params: { id: 7 } });
+ * const { name, outcome, result } = await done;
+ * console.log(name, outcome, result); // scrub-7 completed scrubbed 7
+ * const stopped = new Promise<{ errors: unknown[] }>((resolve) => group.on('statesmith.taskGroup.stopped', resolve));
+ * group.send({ type: 'statesmith.taskGroup.stop' });
+ * console.log((await stopped).errors); // []
+ * ```
+ */
+export const taskGroupLogic = taskGroupMachine.provide({
+  actors: {
+    task: startingAt(taskMachine),
+  },
+  guards: {
+    malformed: ({ context, event }) => malformed(context, event) !== undefined,
+  },
+  actions: {
+    rejectMalformed: enqueueActions(({ enqueue, context, event, self }) => {
+      const why = malformed(context, event) ?? { code: 'ERR_INVALID_ARG_VALUE', reason: 'malformed command' };
+      answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), rejection(event, self, why.code, why.reason));
+    }),
+    openTable: assign(({ context, self }) => {
+      const uniqueId = context.uniqueId || uniqueHexId();
+      const name = `TaskGroup:${uniqueId}`;
+      const clock = optionalClock('input.clock', context.options.clock);
+      const random = optionalRandom('input.random', context.options.random);
+      return { uniqueId, name, table: new TaskTable(self, name, clock, random) };
+    }),
+    createTask: enqueueActions(({ enqueue, context, event, self }) => {
+      const command = event as CreateTask;
+      const why = malformed(context, command);
+      if (why) {
+        answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), rejection(event, self, why.code, why.reason));
+        return;
+      }
+      const table = context.table as TaskTable;
+      const shortName = command.name || uniqueHexId();
+      const restart = command.restart === undefined ? undefined : resolveRestartPolicy(command.restart);
+      const fn = (command.fn ?? context.tasks[command.task as string]) as TaskBody<unknown>;
+      const origin = { shortName, taskName: command.task ?? null, params: command.params, replyTo: replyToOf(event) ?? null };
+      const record = new TaskRecord<unknown>(fn, `${table.prefix}:${shortName}`, table.setup(command.logException ?? true, restart), origin);
+      table.running.set(shortName, record);
+      answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), withInProcess({ type: 'statesmith.taskGroup.created', name: shortName, task: origin.taskName }, kRecord, record));
+      // While an inspector captures, every task is a real child from the start, so it shows.
+      if (inspection.enabled) enqueue.raise({ type: 'statesmith.taskGroup.materialise', [kFromGroup]: true, task: record, at: 'scheduled' });
+    }),
+    cancelTask: enqueueActions(({ enqueue, context, event, self }) => {
+      const why = malformed(context, event);
+      const command = event as Extract<TaskGroupCommand, { type: 'statesmith.taskGroup.cancelTask' }>;
+      const record = why ? undefined : (context.table as TaskTable).running.get(command.name);
+      if (why || record === undefined) {
+        const { code, reason } = why ?? { code: 'ERR_UNKNOWN_TASK', reason: `no running task is named ${JSON.stringify(command.name)} in ${context.name}` };
+        answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), rejection(event, self, code, reason));
+        return;
+      }
+      record.abort(command.reason);
+      answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.taskGroup.cancelling', names: [command.name] });
+    }),
+    cancelAll: enqueueActions(({ enqueue, context, event, self }, params: unknown) => {
+      const reason = (event as { reason?: string }).reason;
+      const names = [...(context.table as TaskTable).running].map(([name, record]) => (record.abort(reason), name));
+      if ((params as { reply: boolean }).reply) answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.taskGroup.cancelling', names });
+    }),
+    acknowledge: enqueueActions(({ enqueue, context, event, self }) => {
+      const name = (event as { name: string }).name;
+      const table = context.table as TaskTable;
+      let found: TaskRecord<unknown> | undefined;
+      for (const task of table.waitingAck) {
+        if (task.origin?.shortName === name) {
+          found = task;
+          break;
+        }
+      }
+      if (found === undefined) {
+        answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), rejection(event, self, 'ERR_UNKNOWN_TASK', `no finished task named ${JSON.stringify(name)} waits for acknowledgement`));
+        return;
+      }
+      table.waitingAck.delete(found);
+      const childId = table.childIds.get(found);
+      if (childId !== undefined) {
+        table.childIds.delete(found);
+        enqueue.stopChild(childId);
+      }
+      answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.taskGroup.acknowledged', name });
+    }),
+    recordSettled: enqueueActions(({ enqueue, context, self }) => {
+      const table = context.table as TaskTable;
+      const ended = table.drain();
+      for (const task of ended) {
+        const origin = task.origin as NonNullable<TaskRecord<unknown>['origin']>;
+        if (table.running.get(origin.shortName) === task) table.running.delete(origin.shortName);
+        table.waitingAck.add(task);
+        const outcome = outcomeOf(task);
+        answer<TaskGroupReply>(enqueue as never, self, origin.replyTo as AnyActorRef | null, {
+          type: 'statesmith.taskGroup.taskDone',
+          name: origin.shortName,
+          task: origin.taskName,
+          outcome,
+          ...(outcome === 'completed' ? (task.result() === undefined ? {} : { result: task.result() }) : { error: errorData(task.failure) }),
+        });
+      }
+      // Whoever awaits a task resumes after the group's bookkeeping (their continuations run later).
+      for (const task of ended) task.notifyDone();
+    }),
+    answerWaiters: enqueueActions(({ enqueue, context, self }) => {
+      const table = context.table as TaskTable;
+      const finished = [...table.waitingAck];
+      table.waitingAck.clear();
+      for (const task of finished) {
+        const childId = table.childIds.get(task);
+        if (childId === undefined) continue;
+        table.childIds.delete(task);
+        enqueue.stopChild(childId);
+      }
+      const failed = finished.filter((task) => task.cancelled || task.failed);
+      const waitErrors = failed.map((task) => task.failure);
+      const stopFailed = failed.filter((task) => withoutCancellations(task.failure) !== undefined);
+      const stopErrors = stopFailed.map((task) => withoutCancellations(task.failure));
+      for (const waiter of context.waiters as TaskGroupWaiter[]) {
+        const reply: TaskGroupReply =
+          waiter.kind === 'stop'
+            ? withInProcess({ type: 'statesmith.taskGroup.stopped', errors: stopFailed.map(failureData) }, kErrors, stopErrors)
+            : withInProcess({ type: 'statesmith.taskGroup.finished', errors: failed.map(failureData) }, kErrors, waitErrors);
+        answer<TaskGroupReply>(enqueue as never, self, waiter.replyTo, reply);
+      }
+    }),
+    materialise: assign(({ context, event, spawn, self }) => {
+      const task = (event as Extract<TaskGroupEvent, { type: 'statesmith.taskGroup.materialise' }>).task as TaskRecord<unknown>;
+      const table = context.table as TaskTable;
+      if (task.lazy.materialised || table.childIds.has(task)) return {};
+      const id = table.childIdFor(task.name, self.getSnapshot().children as Record<string, unknown>);
+      const child = spawn('task', { id, input: { at: task.lazy.key, context: { name: task.name } } as never });
+      table.childIds.set(task, id);
+      task.lazy.adopt(child as never);
+      return {};
+    }),
+  },
+});
