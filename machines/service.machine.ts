@@ -2,54 +2,246 @@
  * A service (frequenz's `ServiceBase`) on the shared lifecycle, following its `main`:
  * `idle → scheduled → running → cancelling → done`, with `done.completed`, `done.failed`
  * or `done.cancelled`. A finished service may be started again (`done → scheduled`).
- * Its subtasks are task actors of their own.
+ * `serviceLogic` (src/tasks/) gives it its actions with `.provide()`; this file stays pure.
+ *
+ * - The service's subtasks run in a task group that is its child (`taskGroup`), spawned
+ *   as the service starts, and kept across restarts.
+ * - `start` makes `main` a task of the service (`scheduled`); its body starts on a
+ *   microtask (`running`), as asyncio schedules a task. A cancel before then ends it
+ *   without running it.
+ * - `cancel` aborts `main` and cancels the group; `stop` does the same and is answered
+ *   with `stopped` once `main` has ended and the group has stopped.
+ *
+ * Every command is answered: with its reply, or with `statesmith.rejected` when the state
+ * does not accept it or it is malformed. A rejection changes nothing.
  */
-import { assign, setup } from 'xstate';
+import { assign, enqueueActions, setup, type AnyActorRef } from 'xstate';
+import { answer, rejection, replyToOf, withInProcess, type ErrorData, type Rejected } from './protocol.ts';
+import { kErrors, taskGroupMachine } from './taskGroup.machine.ts';
+import { taskMachine } from './task.machine.ts';
+import type { TaskFailure, TaskOutcome } from './taskGroup.machine.ts';
+
+/** The body of a service: runs until `signal` aborts. */
+export type ServiceMain = (signal: AbortSignal) => Promise<void>;
 
 export interface ServiceContext {
+  /** `<Name>:<uniqueId>`. */
   readonly name: string;
+  readonly uniqueId: string;
   /** How many times `main` has been started. */
   readonly starts: number;
+  /** The runtime's record of the current `main` (in-process), or null before the first start. */
+  readonly main: unknown;
+  /** How the last `main` ended, and with what. */
+  readonly outcome: TaskOutcome | null;
+  readonly error: ErrorData | null;
+  /** The `stop`s waiting for `main` and the group; `groupErrors` once the group answered. */
+  readonly stopWaiters: readonly (AnyActorRef | null)[];
+  readonly groupStopped: boolean;
+  readonly groupErrors: readonly TaskFailure[];
+  /** The group's failures themselves, in-process. */
+  readonly groupRaw: readonly unknown[];
+  /** The input, for the runtime. */
+  readonly options: ServiceInput;
 }
 
-export type ServiceEvent =
-  | { readonly type: 'statesmith.service.start' }
-  | { readonly type: 'statesmith.service.run' }
-  | { readonly type: 'statesmith.service.cancel'; readonly reason?: string }
-  | { readonly type: 'statesmith.service.complete' }
-  | { readonly type: 'statesmith.service.fail' }
-  | { readonly type: 'statesmith.service.cancelled' };
+/** The input of `serviceLogic`. */
+export interface ServiceInput {
+  /** The service's name before the id (default `Service`): the service is `<name>:<uniqueId>`. */
+  readonly name?: string;
+  /** The service's id, and its task group's; default a unique hex number. */
+  readonly uniqueId?: string;
+  /** The service's work: it should run until `signal` aborts. */
+  readonly main: ServiceMain;
+  /** Named tasks that the group's `createTask` commands may name. */
+  readonly tasks?: Readonly<Record<string, (signal: AbortSignal, params: unknown) => unknown>>;
+  /** The clock for the group (restart back-offs, timeouts); default the system clock. */
+  readonly clock?: unknown;
+}
 
-const settled = {
-  'statesmith.service.complete': 'done.completed',
-  'statesmith.service.fail': 'done.failed',
-  'statesmith.service.cancelled': 'done.cancelled',
-} as const;
+/** The commands a service accepts: plain data, plus `replyTo` in-process. */
+export type ServiceCommand =
+  | { readonly type: 'statesmith.service.start'; readonly replyTo?: AnyActorRef }
+  | { readonly type: 'statesmith.service.cancel'; readonly reason?: string; readonly replyTo?: AnyActorRef }
+  | { readonly type: 'statesmith.service.stop'; readonly reason?: string; readonly replyTo?: AnyActorRef };
+
+/** Marks the service's own events (from its `main`), so no message from outside can end it. @internal */
+export const kFromMain: unique symbol = Symbol('statesmith.service.main');
+
+/** What `main` tells its service. @internal */
+export type ServiceInternalEvent =
+  | { readonly type: 'statesmith.service.running'; readonly [kFromMain]: true; readonly main: unknown }
+  | { readonly type: 'statesmith.service.settled'; readonly [kFromMain]: true; readonly main: unknown; readonly outcome: TaskOutcome; readonly error?: ErrorData }
+  | { readonly type: 'statesmith.service.materialise'; readonly [kFromMain]: true; readonly main: unknown; readonly at: string };
+
+/** What the group child answers a service's `stop` with. */
+type GroupStopped = { readonly type: 'statesmith.taskGroup.stopped'; readonly errors: readonly TaskFailure[] };
+
+export type ServiceEvent = ServiceCommand | ServiceInternalEvent | GroupStopped | { readonly type: `statesmith.taskGroup.${string}` };
+
+/** The replies and notices of a service (to `replyTo`, to its parent, and emitted). */
+export type ServiceReply =
+  | { readonly type: 'statesmith.service.started'; readonly starts: number }
+  | { readonly type: 'statesmith.service.cancelling' }
+  /** `main` ended. */
+  | { readonly type: 'statesmith.service.done'; readonly outcome: TaskOutcome; readonly error?: ErrorData }
+  /** To `stop`: `main` has ended and the group has stopped; the failures other than cancellations, `main`'s first. */
+  | { readonly type: 'statesmith.service.stopped'; readonly errors: readonly TaskFailure[] }
+  | Rejected;
+
+const fromMain = (context: ServiceContext, event: ServiceEvent): boolean =>
+  (event as { [kFromMain]?: true })[kFromMain] === true && (event as { main?: unknown }).main === context.main && context.main !== null;
 
 export const serviceMachine = setup({
   types: {
     context: {} as ServiceContext,
     events: {} as ServiceEvent,
-    input: {} as { readonly name: string },
+    input: {} as ServiceInput,
+    emitted: {} as ServiceReply,
+  },
+  actors: {
+    /** The service's task group, spawned as it starts. */
+    taskGroup: taskGroupMachine,
+    /** `main`'s task actor, spawned when someone reads it (the runtime starts it in the state it has reached). */
+    main: taskMachine,
   },
   actions: {
-    countStart: assign({ starts: ({ context }) => context.starts + 1 }),
+    /** Spawns the group child (an `assign`, provided by the runtime). */
+    spawnGroup: () => undefined,
+    /** Makes `main` a task of the service (an `assign` of `main`, provided by the runtime). */
+    createMain: () => undefined,
+    /** Aborts `main` with the command's reason. */
+    abortMain: () => undefined,
+    /** Spawns `main`'s task actor as a child, in the state it has reached. */
+    materialise: () => undefined,
+    /** Logs how `main` ended. */
+    logOutcome: () => undefined,
+    countStart: assign({ starts: ({ context }) => context.starts + 1, outcome: null, error: null }),
+    replyStarted: enqueueActions(({ enqueue, context, event, self }) =>
+      answer<ServiceReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.service.started', starts: context.starts }),
+    ),
+    cancelGroup: enqueueActions(({ enqueue, event }) => {
+      const reason = (event as { reason?: string }).reason;
+      enqueue.sendTo('taskGroup', { type: 'statesmith.taskGroup.cancel', ...(reason === undefined ? {} : { reason }) });
+    }),
+    replyCancelling: enqueueActions(({ enqueue, event, self }) => answer<ServiceReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.service.cancelling' })),
+    stopGroup: enqueueActions(({ enqueue, context, event, self }) => {
+      const reason = (event as { reason?: string }).reason;
+      enqueue.assign({ stopWaiters: [...context.stopWaiters, replyToOf(event) ?? null], groupStopped: false });
+      enqueue.sendTo('taskGroup', { type: 'statesmith.taskGroup.stop', replyTo: self, ...(reason === undefined ? {} : { reason }) });
+    }),
+    recordGroupStopped: assign(({ context, event }) => ({
+      groupStopped: true,
+      groupErrors: [...context.groupErrors, ...(event as GroupStopped).errors],
+      groupRaw: [...context.groupRaw, ...((event as { [kErrors]?: readonly unknown[] })[kErrors] ?? [])],
+    })),
+    recordOutcome: enqueueActions(({ enqueue, event, self }) => {
+      const settled = event as Extract<ServiceInternalEvent, { type: 'statesmith.service.settled' }>;
+      enqueue.assign({ outcome: settled.outcome, error: settled.error ?? null });
+      enqueue('logOutcome');
+      answer<ServiceReply>(enqueue as never, self, null, {
+        type: 'statesmith.service.done',
+        outcome: settled.outcome,
+        ...(settled.error ? { error: settled.error } : {}),
+      });
+    }),
+    /** Once `main` has ended and the group has stopped: answer every waiting `stop`. */
+    answerStops: enqueueActions(({ enqueue, context, self }) => {
+      const mainFailure: TaskFailure[] =
+        context.outcome === 'failed' && context.error
+          ? [{ task: null, name: context.name, message: context.error.message, error: context.error }]
+          : [];
+      const reply = { type: 'statesmith.service.stopped' as const, errors: [...mainFailure, ...context.groupErrors] };
+      for (const waiter of context.stopWaiters) answer<ServiceReply>(enqueue as never, self, waiter, withInProcess({ ...reply }, kErrors, context.groupRaw));
+      enqueue.assign({ stopWaiters: [], groupStopped: false, groupErrors: [], groupRaw: [] });
+    }),
+    rejectMalformed: enqueueActions(({ enqueue, event, self }) =>
+      answer<ServiceReply>(enqueue as never, self, replyToOf(event), rejection(event, self, 'ERR_INVALID_ARG_TYPE', `"reason" must be a string; received ${typeof (event as { reason?: unknown }).reason}`)),
+    ),
+    rejectRunning: enqueueActions(({ enqueue, event, self }) =>
+      answer<ServiceReply>(enqueue as never, self, replyToOf(event), rejection(event, self, 'ERR_INVALID_STATE', 'the service is already running; stop it first')),
+    ),
+  },
+  guards: {
+    badReason: ({ event }) => {
+      const reason = (event as { reason?: unknown }).reason;
+      return reason !== undefined && typeof reason !== 'string';
+    },
+    fromMain: ({ context, event }) => fromMain(context, event),
+    fromGroup: ({ event }) => Array.isArray((event as { [kErrors]?: unknown })[kErrors]) && Array.isArray((event as { errors?: unknown }).errors),
+    settledAs: ({ context, event }, params: { outcome: TaskOutcome }) => fromMain(context, event) && (event as { outcome?: unknown }).outcome === params.outcome,
+    stopsAnswerable: ({ context }) => context.stopWaiters.length > 0 && context.groupStopped,
   },
 }).createMachine({
   id: 'statesmith.service',
-  context: ({ input }) => ({ name: input.name, starts: 0 }),
+  context: ({ input }) => ({
+    name: `${input.name ?? 'Service'}:${input.uniqueId ?? ''}`,
+    uniqueId: input.uniqueId ?? '',
+    starts: 0,
+    main: null,
+    outcome: null,
+    error: null,
+    stopWaiters: [],
+    groupStopped: false,
+    groupErrors: [],
+    groupRaw: [],
+    options: input,
+  }),
+  entry: 'spawnGroup',
   initial: 'idle',
+  on: {
+    'statesmith.service.cancel': [{ guard: 'badReason', actions: 'rejectMalformed' }, { actions: ['cancelGroup', 'replyCancelling'] }],
+    'statesmith.service.stop': [{ guard: 'badReason', actions: 'rejectMalformed' }, { actions: 'stopGroup' }],
+    // Only the group child's own answer counts: it carries the failures in-process, under a symbol no message can have.
+    'statesmith.taskGroup.stopped': { guard: 'fromGroup', actions: 'recordGroupStopped' },
+    'statesmith.service.materialise': { guard: 'fromMain', actions: 'materialise' },
+  },
   states: {
-    idle: { on: { 'statesmith.service.start': { target: 'scheduled', actions: 'countStart' } } },
-    scheduled: {
-      on: { 'statesmith.service.run': 'running', 'statesmith.service.cancel': 'done.cancelled' },
+    idle: {
+      always: { guard: 'stopsAnswerable', actions: 'answerStops' },
+      on: { 'statesmith.service.start': { target: 'scheduled', actions: ['countStart', 'createMain', 'replyStarted'] } },
     },
-    running: { on: { ...settled, 'statesmith.service.cancel': 'cancelling' } },
-    cancelling: { on: settled },
+    scheduled: {
+      on: {
+        'statesmith.service.start': { actions: 'rejectRunning' },
+        'statesmith.service.running': { guard: 'fromMain', target: 'running' },
+        // Cancelled before its body ran: it ends as it settles (at once), without running.
+        'statesmith.service.cancel': [{ guard: 'badReason', actions: 'rejectMalformed' }, { target: 'cancelling', actions: ['abortMain', 'cancelGroup', 'replyCancelling'] }],
+        'statesmith.service.stop': [{ guard: 'badReason', actions: 'rejectMalformed' }, { target: 'cancelling', actions: ['abortMain', 'stopGroup'] }],
+      },
+    },
+    running: {
+      on: {
+        'statesmith.service.start': { actions: 'rejectRunning' },
+        'statesmith.service.settled': [
+          { guard: { type: 'settledAs', params: { outcome: 'completed' } }, target: 'done.completed', actions: 'recordOutcome' },
+          { guard: { type: 'settledAs', params: { outcome: 'failed' } }, target: 'done.failed', actions: 'recordOutcome' },
+          { guard: { type: 'settledAs', params: { outcome: 'cancelled' } }, target: 'done.cancelled', actions: 'recordOutcome' },
+        ],
+        'statesmith.service.cancel': [{ guard: 'badReason', actions: 'rejectMalformed' }, { target: 'cancelling', actions: ['abortMain', 'cancelGroup', 'replyCancelling'] }],
+        'statesmith.service.stop': [{ guard: 'badReason', actions: 'rejectMalformed' }, { target: 'cancelling', actions: ['abortMain', 'stopGroup'] }],
+      },
+    },
+    cancelling: {
+      on: {
+        'statesmith.service.start': { actions: 'rejectRunning' },
+        'statesmith.service.settled': [
+          { guard: { type: 'settledAs', params: { outcome: 'completed' } }, target: 'done.completed', actions: 'recordOutcome' },
+          { guard: { type: 'settledAs', params: { outcome: 'failed' } }, target: 'done.failed', actions: 'recordOutcome' },
+          { guard: { type: 'settledAs', params: { outcome: 'cancelled' } }, target: 'done.cancelled', actions: 'recordOutcome' },
+        ],
+        'statesmith.service.cancel': [{ guard: 'badReason', actions: 'rejectMalformed' }, { actions: ['cancelGroup', 'replyCancelling'] }],
+      },
+    },
     done: {
       initial: 'completed',
-      states: { completed: {}, failed: {}, cancelled: {} },
-      on: { 'statesmith.service.start': { target: 'scheduled', actions: 'countStart' } },
+      always: { guard: 'stopsAnswerable', actions: 'answerStops' },
+      states: {
+        completed: {},
+        failed: {},
+        cancelled: {},
+      },
+      on: { 'statesmith.service.start': { target: 'scheduled', actions: ['countStart', 'createMain', 'replyStarted'] } },
     },
   },
 });

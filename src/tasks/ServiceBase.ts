@@ -6,14 +6,16 @@
  */
 import { inspect } from 'node:util';
 import type { Actor } from 'xstate';
-import { serviceMachine } from '../../machines/service.machine.ts';
+import { kErrors } from '../../machines/taskGroup.machine.ts';
 import { type Clock } from '../clock.ts';
-import { ArgumentTypeError, TaskGroupError } from '../errors.ts';
+import { ArgumentTypeError, RejectedError, TaskGroupError } from '../errors.ts';
 import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.ts';
 import { startActor } from '../runtime/startActor.ts';
 import { optionalClock, optionalObject } from '../runtime/validate.ts';
-import { TaskRecord, type Task } from './Task.ts';
-import { cancelAndReport, TaskGroup, uniqueHexId, type CreateTaskOptions } from './TaskGroup.ts';
+import { type Task, type TaskRecord } from './Task.ts';
+import { TaskGroup, type CreateTaskOptions } from './TaskGroup.ts';
+import { serviceLogic } from './serviceLogic.ts';
+import { uniqueHexId, withoutCancellations } from './taskGroupLogic.ts';
 
 /** What users of a service see: start it, stop it, wait for it. */
 export interface Service extends AsyncDisposable {
@@ -74,12 +76,15 @@ export interface ServiceOptions {
  */
 export abstract class ServiceBase implements Service {
   readonly uniqueId: string;
-  /** The group the service's subtasks run in. */
+  /** The group the service's subtasks run in: a facade over the service actor's `taskGroup` child. */
   readonly taskGroup: TaskGroup;
-  /** The statechart actor following `main`: `idle → scheduled → running → cancelling → done`. */
-  readonly actor: Actor<typeof serviceMachine>;
+  /**
+   * The service's actor (`serviceLogic`), following `main`:
+   * `idle → scheduled → running → cancelling → done`. Its children are the task group
+   * and, once someone reads it, `main`'s task actor.
+   */
+  readonly actor: Actor<typeof serviceLogic>;
   readonly #clock: Clock;
-  #main: TaskRecord<void> | undefined;
 
   constructor(options?: ServiceOptions) {
     const opts = optionalObject<ServiceOptions>('options', options, ['uniqueId', 'clock']);
@@ -88,8 +93,11 @@ export abstract class ServiceBase implements Service {
     }
     this.uniqueId = opts.uniqueId || uniqueHexId();
     this.#clock = optionalClock('options.clock', opts.clock);
-    this.taskGroup = new TaskGroup({ uniqueId: this.uniqueId, clock: this.#clock });
-    this.actor = startActor('service', serviceMachine, { input: { name: String(this) }, id: String(this) });
+    this.actor = startActor('service', serviceLogic, {
+      input: { name: this.constructor.name, uniqueId: this.uniqueId, clock: this.#clock, main: (signal) => this.main(signal) },
+      id: String(this),
+    });
+    this.taskGroup = TaskGroup.attach(this.actor.getSnapshot().children.taskGroup as never, this.#clock);
   }
 
   /** The service's work; it should run until `signal` aborts. */
@@ -100,26 +108,13 @@ export abstract class ServiceBase implements Service {
     return snapshot.matches('scheduled') || snapshot.matches('running') || snapshot.matches('cancelling');
   }
 
+  get #main(): TaskRecord<void> | null {
+    return this.actor.getSnapshot().context.main as TaskRecord<void> | null;
+  }
+
+  /** Sends `statesmith.service.start` unless the service is running. */
   start(): this {
-    if (this.isRunning) return this;
-    this.actor.send({ type: 'statesmith.service.start' });
-    this.#main = new TaskRecord<void>(
-      (signal) => {
-        this.actor.send({ type: 'statesmith.service.run' });
-        return this.main(signal);
-      },
-      String(this),
-      {
-        logException: true,
-        restart: undefined,
-        clock: this.#clock,
-        random: Math.random,
-        onDone: (task) => {
-          const type = task.cancelled ? 'cancelled' : task.failed ? 'fail' : 'complete';
-          this.actor.send({ type: `statesmith.service.${type}` });
-        },
-      },
-    );
+    if (!this.isRunning) this.actor.send({ type: 'statesmith.service.start' });
     return this;
   }
 
@@ -128,13 +123,10 @@ export abstract class ServiceBase implements Service {
     return this.taskGroup.createTask(fn, options);
   }
 
+  /** Sends `statesmith.service.cancel`: aborts `main` and cancels every subtask. */
   cancel(reason?: string): void {
     if (reason !== undefined && typeof reason !== 'string') throw new ArgumentTypeError('reason', 'a string', reason);
-    if (this.#main && !this.#main.done) {
-      this.actor.send({ type: 'statesmith.service.cancel', ...(reason === undefined ? {} : { reason }) });
-      this.#main.cancel(reason);
-    }
-    this.taskGroup.cancel(reason);
+    this.actor.send({ type: 'statesmith.service.cancel', ...(reason === undefined ? {} : { reason }) });
   }
 
   async wait(options?: WaitOptions): Promise<void> {
@@ -157,8 +149,31 @@ export abstract class ServiceBase implements Service {
     if (errors.length > 0) throw new TaskGroupError(errors, `Error while stopping ${String(this)}`);
   }
 
-  stop(reason?: string): Promise<void> {
-    return cancelAndReport(this, reason);
+  /**
+   * Sends `statesmith.service.stop` and awaits `stopped`: `main` aborted and ended, every
+   * subtask cancelled and ended. Rejects once with the failures other than cancellations,
+   * `main`'s first.
+   */
+  async stop(reason?: string): Promise<void> {
+    if (reason !== undefined && typeof reason !== 'string') throw new ArgumentTypeError('reason', 'a string', reason);
+    const main = this.#main;
+    const groupErrors = await new Promise<readonly unknown[]>((resolve, reject) => {
+      const stopped = this.actor.on('statesmith.service.stopped', (event) => {
+        stopped.unsubscribe();
+        resolve((event as unknown as { [kErrors]?: readonly unknown[] })[kErrors] ?? []);
+      });
+      const rejected = this.actor.on('statesmith.rejected', (event) => {
+        if (event.command.type !== 'statesmith.service.stop') return;
+        stopped.unsubscribe();
+        rejected.unsubscribe();
+        reject(new RejectedError(event));
+      });
+      this.actor.send({ type: 'statesmith.service.stop', ...(reason === undefined ? {} : { reason }) });
+      rejected.unsubscribe();
+    });
+    const mainFailure = main?.failed ? withoutCancellations(main.failure) : undefined;
+    const errors = [...(mainFailure === undefined ? [] : [mainFailure]), ...groupErrors];
+    if (errors.length > 0) throw new TaskGroupError(errors, `Error while stopping ${String(this)}`);
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -1,0 +1,94 @@
+/**
+ * `serviceLogic`: the service machine with its task group child and its `main` task, as
+ * actor logic that `createActor`, `spawn` and `invoke` accept.
+ *
+ * @module
+ */
+import { assign, enqueueActions } from 'xstate';
+import { kFromMain, serviceMachine, type ServiceContext, type ServiceInternalEvent } from '../../machines/service.machine.ts';
+import { taskMachine } from '../../machines/task.machine.ts';
+import { errorData } from '../executor/executorLogic.ts';
+import { startingAt } from '../runtime/LazyActor.ts';
+import { optionalClock } from '../runtime/validate.ts';
+import { TaskRecord } from './Task.ts';
+import { taskGroupLogic, uniqueHexId } from './taskGroupLogic.ts';
+
+const mainOf = (context: ServiceContext): TaskRecord<void> | null => context.main as TaskRecord<void> | null;
+
+/**
+ * The service as actor logic: spawn it in your machine with its `main`, start and stop it
+ * with commands, and hear `done` when `main` ends (see the README's table of service
+ * commands). Its subtasks run in its child task group (`children.taskGroup`), which takes
+ * the task group commands.
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { serviceLogic } from 'statesmith';
+ * import { setTimeout as sleep } from 'node:timers/promises';
+ * let beats = 0;
+ * const service = createActor(serviceLogic, {
+ *   input: { name: 'Heartbeat', uniqueId: 'hb', main: async (signal) => { for (;;) { beats++; await sleep(5, undefined, { signal }); } } },
+ * }).start();
+ * service.send({ type: 'statesmith.service.start' });
+ * await sleep(20);
+ * const stopped = new Promise<{ errors: unknown[] }>((resolve) => service.on('statesmith.service.stopped', resolve));
+ * service.send({ type: 'statesmith.service.stop' });
+ * console.log((await stopped).errors, service.getSnapshot().value, beats > 1); // [] { done: 'cancelled' } true
+ * ```
+ */
+export const serviceLogic = serviceMachine.provide({
+  actors: {
+    taskGroup: taskGroupLogic,
+    main: startingAt(taskMachine),
+  },
+  actions: {
+    spawnGroup: assign(({ context, spawn }) => {
+      const uniqueId = context.uniqueId || uniqueHexId();
+      const clock = optionalClock('input.clock', context.options.clock);
+      spawn('taskGroup', {
+        id: 'taskGroup',
+        input: { uniqueId, clock, ...(context.options.tasks === undefined ? {} : { tasks: context.options.tasks }) } as never,
+      });
+      return { uniqueId, name: `${context.options.name ?? 'Service'}:${uniqueId}`, options: { ...context.options, clock } };
+    }),
+    createMain: enqueueActions(({ enqueue, context, self }) => {
+      const previous = mainOf(context);
+      if (previous?.lazy.materialised) enqueue.stopChild('main');
+      const send = (event: ServiceInternalEvent): void => {
+        if (self.getSnapshot().status === 'active') self.send(event);
+      };
+      const main = context.options.main;
+      const record: TaskRecord<void> = new TaskRecord<void>((signal) => main(signal), context.name, {
+        logException: true,
+        restart: undefined,
+        clock: optionalClock('input.clock', context.options.clock),
+        random: Math.random,
+        onStart: () => send({ type: 'statesmith.service.running', [kFromMain]: true, main: record }),
+        onDone: (task) => {
+          const outcome = task.cancelled ? 'cancelled' : task.failed ? 'failed' : 'completed';
+          send({
+            type: 'statesmith.service.settled',
+            [kFromMain]: true,
+            main: record,
+            outcome,
+            ...(outcome === 'completed' ? {} : { error: errorData(task.failure) }),
+          });
+          task.notifyDone();
+        },
+        spawn: (_task, at) => send({ type: 'statesmith.service.materialise', [kFromMain]: true, main: record, at }),
+      });
+      enqueue.assign({ main: record });
+    }),
+    abortMain: ({ context, event }) => {
+      mainOf(context)?.abort((event as { reason?: string }).reason);
+    },
+    materialise: assign(({ context, spawn }) => {
+      const main = mainOf(context);
+      if (main === null || main.lazy.materialised) return {};
+      const child = spawn('main', { id: 'main', input: { at: main.lazy.key, context: { name: main.name } } as never });
+      main.lazy.adopt(child as never);
+      return {};
+    }),
+  },
+});
