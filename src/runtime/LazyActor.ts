@@ -16,7 +16,7 @@ import { inspection } from '../inspect/capture.ts';
 import { startActor } from './startActor.ts';
 
 /** Starts the real actor of a `LazyActor` in the state `key`, as a child of someone, and hands it over with `adopt()`; it may not be able to now. */
-export type LazySpawn = (key: string) => void;
+export type LazySpawn = (owner: unknown, key: string) => void;
 
 /**
  * `machine`, starting in the state `input.at` (a dotted key) with `input.context` instead
@@ -52,12 +52,14 @@ export class LazyActor<TMachine extends AnyStateMachine> {
   readonly #id: string;
   readonly #context: (id: string) => SnapshotFrom<TMachine>['context'];
   readonly #spawn: LazySpawn | undefined;
+  readonly #owner: unknown;
   #key: string;
   #actor: Actor<TMachine> | undefined;
 
   /**
    * @param context builds the actor's context from its id when needed (shared, so nothing is allocated per instance).
    * @param spawn starts the real actor as someone's child, in the given state; without it (or when it cannot) the actor is a root.
+   * @param owner what `spawn` is called with (shared spawners, so nothing is allocated per instance).
    */
   constructor(
     machine: TMachine,
@@ -66,6 +68,7 @@ export class LazyActor<TMachine extends AnyStateMachine> {
     context: (id: string) => SnapshotFrom<TMachine>['context'],
     initial: string,
     spawn?: LazySpawn,
+    owner?: unknown,
   ) {
     this.#machine = machine;
     this.#kind = kind;
@@ -73,6 +76,7 @@ export class LazyActor<TMachine extends AnyStateMachine> {
     this.#context = context;
     this.#key = initial;
     this.#spawn = spawn;
+    this.#owner = owner;
     // While an inspector captures, every actor is real from the start, so it shows.
     if (inspection.enabled && spawn === undefined) void this.actor;
   }
@@ -124,7 +128,7 @@ export class LazyActor<TMachine extends AnyStateMachine> {
   /** The real actor, started in the current state on first use. */
   get actor(): Actor<TMachine> {
     // A spawner that can start the actor now hands it over through adopt().
-    if (this.#actor === undefined) this.#spawn?.(this.#key);
+    if (this.#actor === undefined) this.#spawn?.(this.#owner, this.#key);
     this.#actor ??= startActor(this.#kind, this.#machine, {
       id: this.#id,
       snapshot: this.#resolve(this.#key),

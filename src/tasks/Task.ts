@@ -9,7 +9,7 @@ import type { Clock } from '../clock.ts';
 import { CancelledError, InvalidStateError } from '../errors.ts';
 import { runDetached } from '../locks/Mutex.ts';
 import { getLogger } from '../logger.ts';
-import { LazyActor } from '../runtime/LazyActor.ts';
+import { LazyActor, type LazySpawn } from '../runtime/LazyActor.ts';
 import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.ts';
 import { runAsOwner } from '../runtime/ownerContext.ts';
 import { backoffDelay, type ResolvedRestartPolicy } from './restartPolicy.ts';
@@ -117,8 +117,7 @@ export class TaskRecord<T> implements Task<T> {
     this.origin = origin;
     this.#fn = fn;
     this.#setup = setup;
-    const spawn = setup.spawn;
-    this.#lazy = new LazyActor(taskMachine, 'task', name, taskContext, 'idle', spawn && ((key) => spawn(this as TaskRecord<unknown>, key)));
+    this.#lazy = new LazyActor(taskMachine, 'task', name, taskContext, 'idle', setup.spawn as LazySpawn | undefined, this);
     this.#lazy.send({ type: 'statesmith.task.schedule' });
     // Start on a microtask, as asyncio schedules a task: a task cancelled before then
     // never runs its body, and a throwing body is not done right after creation.

@@ -8,7 +8,7 @@
  */
 import { inspect } from 'node:util';
 import type { Actor, AnyActorRef } from 'xstate';
-import type { TaskGroupReply } from '../../machines/taskGroup.machine.ts';
+import type { Rejected } from '../../machines/protocol.ts';
 import { type Clock } from '../clock.ts';
 import { ArgumentTypeError, RejectedError, TaskGroupError } from '../errors.ts';
 import { optionalClock, optionalDuration, optionalObject, optionalRandom, requireFunction } from '../runtime/validate.ts';
@@ -16,7 +16,7 @@ import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.
 import { startActor } from '../runtime/startActor.ts';
 import { resolveRestartPolicy, type RestartPolicy } from './restartPolicy.ts';
 import { type Task, type TaskRecord } from './Task.ts';
-import { kErrors, kRecord, taskGroupLogic, withoutCancellations, type TaskTable } from './taskGroupLogic.ts';
+import { kErrors, taskGroupLogic, withoutCancellations, type TaskTable } from './taskGroupLogic.ts';
 
 import { uniqueHexId } from './taskGroupLogic.ts';
 
@@ -73,8 +73,8 @@ export class TaskGroup implements AsyncDisposable {
    */
   readonly actor: GroupActor;
   readonly #clock: Clock;
-  /** The replies of the command being sent, captured as the actor answers synchronously. */
-  #captured: TaskGroupReply[] | undefined;
+  /** The rejections of the command being sent, captured as the actor answers synchronously. */
+  #rejections: Rejected[] | undefined;
 
   constructor(options?: TaskGroupOptions) {
     const opts = optionalObject<TaskGroupOptions>('options', options, ['uniqueId', 'clock', 'random']);
@@ -93,7 +93,7 @@ export class TaskGroup implements AsyncDisposable {
         id: `TaskGroup:${uniqueId}`,
       });
     this.uniqueId = this.actor.getSnapshot().context.uniqueId;
-    this.actor.on('*', (reply) => this.#captured?.push(reply as TaskGroupReply));
+    this.actor.on('statesmith.rejected', (reply) => this.#rejections?.push(reply));
   }
 
   /** A facade over a group actor someone else started (a service's child). @internal */
@@ -132,24 +132,34 @@ export class TaskGroup implements AsyncDisposable {
       throw new ArgumentTypeError('options.logException', 'a boolean', opts.logException);
     }
     if (opts.restart !== undefined) resolveRestartPolicy(opts.restart);
-    const replies = this.#command({
-      type: 'statesmith.taskGroup.createTask',
-      fn: fn as (signal: AbortSignal, params: unknown) => unknown,
-      ...(opts.name ? { name: opts.name } : {}),
-      ...(opts.logException === undefined ? {} : { logException: opts.logException }),
-      ...(opts.restart === undefined ? {} : { restart: opts.restart as Readonly<Record<string, unknown>> }),
-    });
-    for (const reply of replies) {
-      if (reply.type === 'statesmith.taskGroup.created') return (reply as unknown as { [kRecord]: TaskRecord<T> })[kRecord];
-      if (reply.type === 'statesmith.rejected') throw new RejectedError(reply);
+    const table = this.#table;
+    const created = table.created;
+    const rejections: Rejected[] = [];
+    this.#rejections = rejections;
+    try {
+      this.actor.send({
+        type: 'statesmith.taskGroup.createTask',
+        fn: fn as (signal: AbortSignal, params: unknown) => unknown,
+        ...(opts.name ? { name: opts.name } : {}),
+        ...(opts.logException === undefined ? {} : { logException: opts.logException }),
+        ...(opts.restart === undefined ? {} : { restart: opts.restart as Readonly<Record<string, unknown>> }),
+      });
+    } finally {
+      this.#rejections = undefined;
     }
-    throw new RejectedError({
-      type: 'statesmith.rejected',
-      command: { type: 'statesmith.taskGroup.createTask' },
-      state: this.actor.getSnapshot().value,
-      code: 'ERR_INVALID_STATE',
-      reason: `${String(this)} did not answer at once: it is stopped, or busy with another command (createTask from inside one of its own replies)`,
-    });
+    if (rejections[0] !== undefined) throw new RejectedError(rejections[0]);
+    // The group took exactly this command during the send: its newest task is ours.
+    const task = table.created === created + 1 ? table.newest : undefined;
+    if (task === undefined) {
+      throw new RejectedError({
+        type: 'statesmith.rejected',
+        command: { type: 'statesmith.taskGroup.createTask', ...(opts.name ? { name: opts.name } : {}) },
+        state: this.actor.getSnapshot().value,
+        code: 'ERR_INVALID_STATE',
+        reason: `${String(this)} did not take the task at once: it is stopped, or busy with another command (createTask from inside one of its own replies)`,
+      });
+    }
+    return task as TaskRecord<T>;
   }
 
   /** Cancels every running task: each one's signal aborts with a `CancelledError` carrying `reason`. */
@@ -254,20 +264,6 @@ export class TaskGroup implements AsyncDisposable {
       this.actor.send(command);
       rejected.unsubscribe();
     });
-  }
-
-  /** Sends `command` and returns the replies the actor gave while handling it. */
-  #command(command: Parameters<GroupActor['send']>[0]): TaskGroupReply[] {
-    const outer = this.#captured;
-    const captured: TaskGroupReply[] = [];
-    this.#captured = captured;
-    try {
-      this.actor.send(command);
-    } finally {
-      this.#captured = outer;
-    }
-    outer?.push(...captured);
-    return captured;
   }
 
   /** `await using group = new TaskGroup()` stops the group when the block ends. */

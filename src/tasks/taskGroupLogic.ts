@@ -29,10 +29,8 @@ import { inspection } from '../inspect/capture.ts';
 import { startingAt } from '../runtime/LazyActor.ts';
 import { optionalClock, optionalRandom } from '../runtime/validate.ts';
 import { resolveRestartPolicy, type ResolvedRestartPolicy } from './restartPolicy.ts';
-import { TaskRecord, type TaskBody, type TaskSetup } from './Task.ts';
+import { TaskRecord, type TaskBody, type TaskOrigin, type TaskSetup } from './Task.ts';
 
-/** The task record a `created` reply carries in-process (a symbol never crosses JSON). @internal */
-export const kRecord: unique symbol = Symbol('statesmith.taskGroup.record');
 export { kErrors };
 
 let nextId = 0;
@@ -56,6 +54,9 @@ const CREATE_KEYS = new Set(['type', 'name', 'task', 'params', 'fn', 'restart', 
 export class TaskTable implements TaskTableLike {
   readonly running = new Map<string, TaskRecord<unknown>>();
   readonly waitingAck = new Set<TaskRecord<unknown>>();
+  /** How many tasks the group has created, and the newest: what a facade's `createTask` reads back. */
+  created = 0;
+  newest: TaskRecord<unknown> | undefined;
   /** The id each materialised task has among the group's children. */
   readonly childIds = new Map<TaskRecord<unknown>, string>();
   readonly prefix: string;
@@ -232,7 +233,17 @@ export function withoutCancellations(error: unknown): unknown {
   return new Rebuilt(rest, error.message);
 }
 
-const outcomeOf = (task: TaskRecord<unknown>): TaskOutcome => (task.cancelled ? 'cancelled' : task.failed ? 'failed' : 'completed');
+/** The `taskDone` of a task that ended. */
+function taskDone(task: TaskRecord<unknown>, origin: TaskOrigin): TaskGroupReply {
+  if (task.cancelled || task.failed) {
+    const outcome: TaskOutcome = task.cancelled ? 'cancelled' : 'failed';
+    return { type: 'statesmith.taskGroup.taskDone', name: origin.shortName, task: origin.taskName, outcome, error: errorData(task.failure) };
+  }
+  const result = task.result();
+  return result === undefined
+    ? { type: 'statesmith.taskGroup.taskDone', name: origin.shortName, task: origin.taskName, outcome: 'completed' }
+    : { type: 'statesmith.taskGroup.taskDone', name: origin.shortName, task: origin.taskName, outcome: 'completed', result };
+}
 
 /**
  * The task group as actor logic: spawn it in your machine, drive it with commands, and
@@ -273,24 +284,23 @@ export const taskGroupLogic = taskGroupMachine.provide({
       const random = optionalRandom('input.random', context.options.random);
       return { uniqueId, name, table: new TaskTable(self, name, clock, random) };
     }),
-    createTask: enqueueActions(({ enqueue, context, event, self }) => {
+    // The hot path (100,000 tasks): a plain action, no reply until `taskDone`; a malformed
+    // createTask was answered by `rejectMalformed` before this runs.
+    createTask: ({ context, event, self }) => {
       const command = event as CreateTask;
-      const why = malformed(context, command);
-      if (why) {
-        answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), rejection(event, self, why.code, why.reason));
-        return;
-      }
       const table = context.table as TaskTable;
       const shortName = command.name || uniqueHexId();
       const restart = command.restart === undefined ? undefined : resolveRestartPolicy(command.restart);
       const fn = (command.fn ?? context.tasks[command.task as string]) as TaskBody<unknown>;
-      const origin = { shortName, taskName: command.task ?? null, params: command.params, replyTo: replyToOf(event) ?? null };
+      const origin: TaskOrigin = { shortName, taskName: command.task ?? null, params: command.params, replyTo: command.replyTo ?? null };
       const record = new TaskRecord<unknown>(fn, `${table.prefix}:${shortName}`, table.setup(command.logException ?? true, restart), origin);
       table.running.set(shortName, record);
-      answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), withInProcess({ type: 'statesmith.taskGroup.created', name: shortName, task: origin.taskName }, kRecord, record));
-      // While an inspector captures, every task is a real child from the start, so it shows.
-      if (inspection.enabled) enqueue.raise({ type: 'statesmith.taskGroup.materialise', [kFromGroup]: true, task: record, at: 'scheduled' });
-    }),
+      table.created++;
+      table.newest = record;
+      // While an inspector captures, every task is a real child from the start, so it shows
+      // (handled in this same send, before the task's body starts on a microtask).
+      if (inspection.enabled) self.send({ type: 'statesmith.taskGroup.materialise', [kFromGroup]: true, task: record, at: 'scheduled' });
+    },
     cancelTask: enqueueActions(({ enqueue, context, event, self }) => {
       const why = malformed(context, event);
       const command = event as Extract<TaskGroupCommand, { type: 'statesmith.taskGroup.cancelTask' }>;
@@ -337,19 +347,13 @@ export const taskGroupLogic = taskGroupMachine.provide({
         const origin = task.origin as NonNullable<TaskRecord<unknown>['origin']>;
         if (table.running.get(origin.shortName) === task) table.running.delete(origin.shortName);
         table.waitingAck.add(task);
-        const outcome = outcomeOf(task);
-        answer<TaskGroupReply>(enqueue as never, self, origin.replyTo as AnyActorRef | null, {
-          type: 'statesmith.taskGroup.taskDone',
-          name: origin.shortName,
-          task: origin.taskName,
-          outcome,
-          ...(outcome === 'completed' ? (task.result() === undefined ? {} : { result: task.result() }) : { error: errorData(task.failure) }),
-        });
+        answer<TaskGroupReply>(enqueue as never, self, origin.replyTo as AnyActorRef | null, taskDone(task, origin));
       }
       // Whoever awaits a task resumes after the group's bookkeeping (their continuations run later).
       for (const task of ended) task.notifyDone();
     }),
     answerWaiters: enqueueActions(({ enqueue, context, self }) => {
+      if (context.waiters.length === 0) return;
       const table = context.table as TaskTable;
       const finished = [...table.waitingAck];
       table.waitingAck.clear();
