@@ -104,7 +104,16 @@ export {
   type CriticalTaskEvent,
   type CriticalTaskReply,
 } from '../machines/criticalTask.machine.ts';
-export { subprocessMachine } from '../machines/subprocess.machine.ts';
+export {
+  subprocessMachine,
+  type SubprocessCommand,
+  type SubprocessContext,
+  type SubprocessInput,
+  type SubprocessOutcome,
+  type SubprocessReply,
+  type SubprocessStopReason,
+} from '../machines/subprocess.machine.ts';
+export { subprocessLogic } from './subprocess/subprocessLogic.ts';
 export { taskMachine, type TaskContext, type TaskEvent } from '../machines/task.machine.ts';
 export {
   serviceMachine,

@@ -7,6 +7,7 @@
  */
 import { createActor, type AnyActorLogic, type Actor, type InputFrom } from 'xstate';
 import { inspection } from '../inspect/capture.ts';
+import { systemClock } from '../clock.ts';
 import { getLogger } from '../logger.ts';
 
 /** A statesmith actor with the facade that created it, for the inspector's tree. */
@@ -61,6 +62,8 @@ export function startActor<TLogic extends AnyActorLogic>(
     readonly parent?: Actor<AnyActorLogic>;
     /** Start from this snapshot instead of the initial state (an actor created on demand). */
     readonly snapshot?: unknown;
+    /** The clock of the actor's system: its delayed transitions run on it. */
+    readonly clock?: { setTimeout(fn: () => void, ms: number): unknown; clearTimeout(handle: unknown): void };
   },
 ): Actor<TLogic> {
   const inspect = inspection.enabled ? inspection.observer : undefined;
@@ -70,8 +73,8 @@ export function startActor<TLogic extends AnyActorLogic>(
     actor = createActor(
       logic,
       (options.snapshot === undefined
-        ? { input: options.input, id: options.id, inspect }
-        : { snapshot: options.snapshot, id: options.id, inspect }) as never,
+        ? { input: options.input, id: options.id, inspect, clock: options.clock ?? systemClock }
+        : { snapshot: options.snapshot, id: options.id, inspect, clock: options.clock ?? systemClock }) as never,
     ) as Actor<TLogic>;
   } finally {
     if (inspect) inspection.created();

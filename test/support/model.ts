@@ -111,3 +111,26 @@ export function invocationsAsEvents<TMachine extends AnyStateMachine>(machine: T
   };
   return createMachine(strip(machine.config as Record<string, unknown>) as never).provide(machine.implementations as never) as unknown as TMachine;
 }
+
+/**
+ * The same machine with its delayed transitions turned into plain ones: `xstate/graph`
+ * refuses `after`, so each `after: { <delay>: … }` becomes a transition on the event
+ * `statesmith.test.after.<delay>`, which the model sends itself. Implementations stay
+ * the machine's.
+ */
+export function delaysAsEvents<TMachine extends AnyStateMachine>(machine: TMachine): TMachine {
+  const strip = (node: Record<string, unknown>): Record<string, unknown> => {
+    const copy: Record<string, unknown> = { ...node };
+    const after = copy['after'] as Record<string, unknown> | undefined;
+    delete copy['after'];
+    if (after !== undefined) {
+      const on: Record<string, unknown> = { ...((copy['on'] as Record<string, unknown> | undefined) ?? {}) };
+      for (const [delay, transitions] of Object.entries(after)) on[`statesmith.test.after.${delay}`] = transitions;
+      copy['on'] = on;
+    }
+    const states = copy['states'] as Record<string, Record<string, unknown>> | undefined;
+    if (states) copy['states'] = Object.fromEntries(Object.entries(states).map(([key, child]) => [key, strip(child)]));
+    return copy;
+  };
+  return createMachine(strip(machine.config as Record<string, unknown>) as never).provide(machine.implementations as never) as unknown as TMachine;
+}
