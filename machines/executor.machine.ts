@@ -27,6 +27,8 @@
  */
 import { assign, enqueueActions, fromCallback, fromPromise, setup, type AnyActorRef } from 'xstate';
 import { answer, commandData, replyToOf, type ErrorData, type Rejected } from './protocol.ts';
+import { criticalTaskMachine } from './criticalTask.machine.ts';
+import { subprocessMachine, type SubprocessInput } from './subprocess.machine.ts';
 
 export { commandData, type ErrorData, type Rejected } from './protocol.ts';
 
@@ -76,6 +78,8 @@ export interface ExecutorContext {
   readonly actions: Readonly<Record<string, ExecutorAction>>;
   /** The runtime's services, handed to the children. */
   readonly deps: ExecutorServices;
+  /** The input of the subprocess runner the executor owns, if any. */
+  readonly ownedSubprocess: SubprocessInput | null;
 }
 
 /** The input of `executorLogic`. */
@@ -92,6 +96,11 @@ export interface ExecutorInput {
   readonly lock?: ExecutorServices['lock'];
   /** The critical task to reset after each task, when there is one. */
   readonly criticalTask?: ExecutorServices['criticalTask'];
+  /**
+   * A subprocess runner the executor owns: spawned as its child `subprocess`, re-armed as
+   * each task starts and cancelled with a task being cancelled (instead of `cancellable`).
+   */
+  readonly subprocess?: SubprocessInput;
 }
 
 /** The in-process services the runtime's children use, by their shape only. */
@@ -121,6 +130,9 @@ export type ExecutorCommand =
     }
   | { readonly type: 'statesmith.executor.cancel'; readonly replyTo?: AnyActorRef }
   | { readonly type: 'statesmith.executor.reset'; readonly replyTo?: AnyActorRef };
+
+/** The runtime asks the executor to spawn its critical task child (the facade does, on first use). @internal */
+export type ExecutorSpawnCriticalTask = { readonly type: 'statesmith.executor.spawnCriticalTask'; readonly [kFromTask]: true; readonly name: string };
 
 /** The params of the `wake` action. */
 export interface WakeParams {
@@ -173,7 +185,7 @@ export type ExecutorLockEvent = {
   readonly release: () => void;
 };
 
-export type ExecutorEvent = ExecutorCommand | ExecutorInternalEvent | ExecutorLockEvent;
+export type ExecutorEvent = ExecutorCommand | ExecutorInternalEvent | ExecutorLockEvent | ExecutorSpawnCriticalTask;
 
 /** The replies and notices an executor sends (to `replyTo`, to its parent, and emitted). */
 export type ExecutorReply =
@@ -242,9 +254,13 @@ export const executorMachine = setup({
     events: {} as ExecutorEvent,
     input: {} as ExecutorInput,
     emitted: {} as ExecutorReply,
-    children: {} as { task: 'task' },
+    children: {} as { task: 'task'; subprocess: 'subprocess'; criticalTask: 'criticalTask' },
   },
   actors: {
+    /** The subprocess runner the executor owns (the runtime provides `subprocessLogic`). */
+    subprocess: subprocessMachine,
+    /** The critical task the executor owns, spawned on first use. */
+    criticalTask: criticalTaskMachine,
     /**
      * The task: takes the lock and answers `gate`; on `start` runs the job and answers
      * `settled` (`cancel` aborts its signal); on `cleanup` takes the lock again, resets
@@ -255,6 +271,24 @@ export const executorMachine = setup({
     stopSubprocess: fromPromise<void, ExecutorGateInput>(async () => undefined),
   },
   actions: {
+    spawnOwned: assign(({ context, spawn }) => {
+      if (context.ownedSubprocess !== null) spawn('subprocess', { id: 'subprocess', input: context.ownedSubprocess });
+      return {};
+    }),
+    spawnCriticalTask: assign(({ event, spawn, self }) => {
+      const spawned = (self.getSnapshot() as { children?: Record<string, unknown> } | undefined)?.children?.['criticalTask'];
+      if ((event as Partial<ExecutorSpawnCriticalTask>)[kFromTask] !== true || spawned !== undefined) return {};
+      spawn('criticalTask', { id: 'criticalTask', input: { name: (event as ExecutorSpawnCriticalTask).name } });
+      return {};
+    }),
+    /** As a task starts: the owned subprocess runner is re-armed (Patroni resets `_is_cancelled`). */
+    rearmOwnedSubprocess: enqueueActions(({ enqueue, context }) => {
+      if (context.ownedSubprocess !== null) enqueue.sendTo('subprocess', { type: 'statesmith.subprocess.resetCancelled' });
+    }),
+    /** As a task is cancelled: so is the owned subprocess runner (sticky, until the next task starts). */
+    cancelOwnedSubprocess: enqueueActions(({ enqueue, context }) => {
+      if (context.ownedSubprocess !== null) enqueue.sendTo('subprocess', { type: 'statesmith.subprocess.cancel' });
+    }),
     /** Starts the task's function: runs in the locked step that handled the start gate's answer. */
     beforeStart: () => undefined,
     // Parameterised custom actions take `unknown` params (XState's enqueueActions typing
@@ -445,12 +479,15 @@ export const executorMachine = setup({
     lastError: null,
     actions: input.actions ?? {},
     deps: { wakeup: input.wakeup, cancellable: input.cancellable, lock: input.lock, criticalTask: input.criticalTask },
+    ownedSubprocess: input.subprocess ?? null,
   }),
+  entry: 'spawnOwned',
   initial: 'idle',
   // A lock hand-over that no state below takes is stale (its task was cancelled): give the lock back.
   on: {
     'statesmith.executor.gate': { actions: 'releaseStale' },
     'statesmith.executor.cleaned': { actions: 'releaseStale' },
+    'statesmith.executor.spawnCriticalTask': { actions: 'spawnCriticalTask' },
   },
   states: {
     idle: {
@@ -492,6 +529,7 @@ export const executorMachine = setup({
               target: '#statesmith\\.executor.running', // the dot of the machine id escaped
               actions: [
                 'beforeStart',
+                'rearmOwnedSubprocess',
                 'markStarted',
                 'replyStarted',
                 enqueueActions(({ enqueue }) => enqueue.sendTo('task', { type: 'start' })),
@@ -514,6 +552,7 @@ export const executorMachine = setup({
       },
     },
     cancelling: {
+      entry: 'cancelOwnedSubprocess',
       invoke: { src: 'stopSubprocess', input: ({ context }) => ({ generation: context.generation, deps: context.deps }) },
       on: {
         'statesmith.executor.cancel': { actions: 'addCancelWaiter' },

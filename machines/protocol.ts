@@ -70,3 +70,12 @@ export function shown(value: unknown): string {
 export function withInProcess<TReply extends object>(reply: TReply, key: symbol, value: unknown): TReply {
   return Object.defineProperty(reply, key, { value, enumerable: false });
 }
+
+/** An error as plain data, for a reply that may cross a process. */
+export function errorData(error: unknown): ErrorData {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return { name: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}) };
+  }
+  return { name: 'Error', message: String(error) };
+}

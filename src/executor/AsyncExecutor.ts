@@ -4,15 +4,15 @@
  * @module
  */
 import type { Actor } from 'xstate';
-import type { ExecutorAction, ExecutorCommand, ExecutorReply } from '../../machines/executor.machine.ts';
+import { kFromTask, type ExecutorAction, type ExecutorCommand, type ExecutorReply } from '../../machines/executor.machine.ts';
 import { executorLogic } from './executorLogic.ts';
 import type { WakeupBus } from '../bus/WakeupBus.ts';
-import { ArgumentTypeError, BusyError, DeadlockError, InvalidStateError } from '../errors.ts';
+import { ArgumentTypeError, ArgumentValueError, BusyError, DeadlockError, InvalidStateError } from '../errors.ts';
 import { kUninspected, Mutex, runDetached, type MutexAcquireOptions, type MutexOptions } from '../locks/Mutex.ts';
 import { systemClock } from '../clock.ts';
 import { boundedWait, createDeferred, waitOptions, type Deferred, type WaitOptions } from '../runtime/deferred.ts';
 import { startActor } from '../runtime/startActor.ts';
-import { optionalName, optionalObject, requireFunction, requireNonEmptyString } from '../runtime/validate.ts';
+import { optionalDuration, optionalName, optionalObject, requireFunction, requireNonEmptyString } from '../runtime/validate.ts';
 import { CancellableSubprocess } from '../subprocess/CancellableSubprocess.ts';
 import { CriticalTask } from './CriticalTask.ts';
 
@@ -22,8 +22,22 @@ export interface AsyncExecutorOptions {
   readonly wakeup: WakeupBus | (() => void);
   /** The subprocess runner that `cancel()` stops; its cancelled flag is reset as each task starts. */
   readonly cancellable?: CancellableSubprocess;
+  /**
+   * A subprocess runner for the executor to own, instead of `cancellable`: its actor is the
+   * executor actor's child `subprocess`, and {@link AsyncExecutor.subprocess} drives it.
+   */
+  readonly subprocess?: OwnedSubprocessOptions;
   /** A name for logs and the inspector. */
   readonly name?: string;
+}
+
+/** The options of a subprocess runner an executor owns. */
+export interface OwnedSubprocessOptions {
+  readonly name?: string;
+  /** How long a cancel waits after SIGTERM before SIGKILL; default 10,000 ms. */
+  readonly terminateTimeoutMs?: number;
+  /** How long a finished call waits for output pipes held open by leftover descendants; default 1,000 ms. */
+  readonly pipeGraceMs?: number;
 }
 
 let counter = 0;
@@ -84,7 +98,7 @@ export class AsyncExecutor {
   #captured: ExecutorReply[] | undefined;
 
   constructor(options: AsyncExecutorOptions) {
-    const opts = optionalObject<AsyncExecutorOptions>('options', options, ['wakeup', 'cancellable', 'name']);
+    const opts = optionalObject<AsyncExecutorOptions>('options', options, ['wakeup', 'cancellable', 'subprocess', 'name']);
     if (!isWakeupBus(opts.wakeup) && typeof opts.wakeup !== 'function') {
       throw new ArgumentTypeError('options.wakeup', 'a WakeupBus or a function', opts.wakeup);
     }
@@ -92,26 +106,48 @@ export class AsyncExecutor {
       throw new ArgumentTypeError('options.cancellable', 'a CancellableSubprocess', opts.cancellable);
     }
     this.name = optionalName('options.name', opts.name, () => `executor-${++counter}`);
+    let owned: Required<OwnedSubprocessOptions> | undefined;
+    if (opts.subprocess !== undefined) {
+      if (opts.cancellable !== undefined) throw new ArgumentValueError('options.subprocess', 'no subprocess when a cancellable is given (one runner per executor)', opts.subprocess);
+      const sub = optionalObject<OwnedSubprocessOptions>('options.subprocess', opts.subprocess, ['name', 'terminateTimeoutMs', 'pipeGraceMs']);
+      owned = {
+        name: optionalName('options.subprocess.name', sub.name, () => `${this.name}.subprocess`),
+        terminateTimeoutMs: optionalDuration('options.subprocess.terminateTimeoutMs', sub.terminateTimeoutMs, 10_000),
+        pipeGraceMs: optionalDuration('options.subprocess.pipeGraceMs', sub.pipeGraceMs, 1_000),
+      };
+    }
     this.#lock = new Mutex({ name: `${this.name} lock`, reentrant: true, [kUninspected]: true } as MutexOptions);
     this.actor = startActor('executor', executorLogic, {
       input: {
         name: this.name,
         wakeup: opts.wakeup,
         ...(opts.cancellable ? { cancellable: opts.cancellable } : {}),
+        ...(owned ? { subprocess: owned } : {}),
         lock: this.#lock,
         criticalTask: () => this.#criticalTask,
       },
       id: this.name,
     });
     this.actor.on('*', (reply) => this.#heard(reply as ExecutorReply));
+    const child = this.actor.getSnapshot().children.subprocess;
+    this.subprocess = child && owned ? CancellableSubprocess.attach(child, owned.name) : undefined;
   }
+
+  /** The subprocess runner the executor owns (the `subprocess` option), or undefined. */
+  readonly subprocess: CancellableSubprocess | undefined;
 
   /**
    * The interlock shared with tasks that have a critical step; reset after every task.
    * Created on first use, so executors that never need it stay small.
    */
   get criticalTask(): CriticalTask {
-    this.#criticalTask ??= new CriticalTask({ name: `${this.name}.criticalTask` });
+    if (this.#criticalTask === undefined) {
+      const name = `${this.name}.criticalTask`;
+      // Its actor is the executor actor's child.
+      this.actor.send({ type: 'statesmith.executor.spawnCriticalTask', [kFromTask]: true, name });
+      const child = this.actor.getSnapshot().children.criticalTask;
+      this.#criticalTask = child ? CriticalTask.attach(child, name) : new CriticalTask({ name });
+    }
     return this.#criticalTask;
   }
 

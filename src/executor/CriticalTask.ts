@@ -12,6 +12,9 @@ import { optionalName, optionalObject } from '../runtime/validate.ts';
 
 let counter = 0;
 
+/** The actor `CriticalTask.attach` hands to the constructor it calls. */
+let attaching: Actor<typeof criticalTaskMachine> | undefined;
+
 /**
  * Settles the race "did the background task already do its critical step?" between the
  * worker and the main side.
@@ -48,7 +51,15 @@ export class CriticalTask<T = unknown> {
     const opts = optionalObject<{ name: string }>('options', options, ['name']);
     this.name = optionalName('options.name', opts.name, () => `criticalTask-${++counter}`);
     this.#mutex = new Mutex({ name: `${this.name} lock`, [kUninspected]: true } as MutexOptions);
-    this.actor = startActor('criticalTask', criticalTaskMachine, { input: { name: this.name }, id: this.name });
+    const attached = attaching;
+    attaching = undefined;
+    this.actor = attached ?? startActor('criticalTask', criticalTaskMachine, { input: { name: this.name }, id: this.name });
+  }
+
+  /** A facade over a critical task actor someone else started (an executor's child). @internal */
+  static attach(actor: unknown, name: string): CriticalTask {
+    attaching = actor as Actor<typeof criticalTaskMachine>;
+    return new CriticalTask({ name });
   }
 
   /** True once the main side cancelled the step (until `reset`). */

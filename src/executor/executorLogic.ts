@@ -10,7 +10,6 @@ import { fromCallback, fromPromise } from 'xstate';
 import {
   executorMachine,
   kFromTask,
-  type ErrorData,
   type ExecutorGateInput,
   type ExecutorInternalEvent,
   type ExecutorLockEvent,
@@ -20,18 +19,13 @@ import {
   type OutcomeParams,
   type WakeParams,
 } from '../../machines/executor.machine.ts';
+import { errorData } from '../../machines/protocol.ts';
 import { CancelledError } from '../errors.ts';
 import { runDetached } from '../locks/Mutex.ts';
+import { subprocessLogic } from '../subprocess/subprocessLogic.ts';
 import { getLogger } from '../logger.ts';
 
-/** An error as plain data, for a reply that may cross a process. */
-export function errorData(error: unknown): ErrorData {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return { name: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}) };
-  }
-  return { name: 'Error', message: String(error) };
-}
+export { errorData } from '../../machines/protocol.ts';
 
 /**
  * Takes the executor lock and resolves its release. The acquire starts synchronously in
@@ -76,6 +70,7 @@ function wake(deps: ExecutorServices, name: string, { action, outcome }: WakePar
  */
 export const executorLogic = executorMachine.provide({
   actors: {
+    subprocess: subprocessLogic,
     task: fromCallback<ExecutorTaskCommand, ExecutorTaskInput>(({ input, sendBack, receive }) => {
       const { generation, job, deps } = input;
       const controller = new AbortController();

@@ -12,6 +12,7 @@ import { constants as osConstants } from 'node:os';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { fromCallback } from 'xstate';
+import { errorData } from '../../machines/protocol.ts';
 import {
   kFromProcess,
   subprocessMachine,
@@ -21,7 +22,6 @@ import {
   type SubprocessProcessInput,
 } from '../../machines/subprocess.machine.ts';
 import { systemClock } from '../clock.ts';
-import { errorData } from '../executor/executorLogic.ts';
 import { getLogger } from '../logger.ts';
 import { createDeferred } from '../runtime/deferred.ts';
 import { isAlive, listDescendants, listMarked, RUN_MARKER, sendSignal } from './processTree.ts';

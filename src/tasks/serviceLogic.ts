@@ -5,9 +5,9 @@
  * @module
  */
 import { assign, enqueueActions } from 'xstate';
+import { errorData } from '../../machines/protocol.ts';
 import { kFromMain, serviceMachine, type ServiceContext, type ServiceInternalEvent } from '../../machines/service.machine.ts';
 import { taskMachine } from '../../machines/task.machine.ts';
-import { errorData } from '../executor/executorLogic.ts';
 import { startingAt } from '../runtime/LazyActor.ts';
 import { optionalClock } from '../runtime/validate.ts';
 import { TaskRecord } from './Task.ts';

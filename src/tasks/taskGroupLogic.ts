@@ -7,7 +7,7 @@
  * @module
  */
 import { assign, enqueueActions, type AnyActorRef } from 'xstate';
-import { answer, rejection, replyToOf, shown, withInProcess } from '../../machines/protocol.ts';
+import { answer, errorData, rejection, replyToOf, shown, withInProcess } from '../../machines/protocol.ts';
 import { taskMachine } from '../../machines/task.machine.ts';
 import {
   kErrors,
@@ -24,7 +24,6 @@ import {
 } from '../../machines/taskGroup.machine.ts';
 import { type Clock } from '../clock.ts';
 import { CancelledError } from '../errors.ts';
-import { errorData } from '../executor/executorLogic.ts';
 import { inspection } from '../inspect/capture.ts';
 import { startingAt } from '../runtime/LazyActor.ts';
 import { optionalClock, optionalRandom } from '../runtime/validate.ts';

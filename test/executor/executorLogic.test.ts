@@ -99,3 +99,41 @@ describe('executorLogic in a user machine', () => {
     expect(executor.getSnapshot().context.lastError).to.match(/^CancelledError/);
   });
 });
+
+describe('the executor tree', function () {
+  this.timeout(20_000);
+
+  it('owns its subprocess runner and critical task as children: a cancel stops the task and its process', async () => {
+    const { AsyncExecutor } = await import('../../src/index.ts');
+    const { isAlive } = await import('../../src/subprocess/processTree.ts');
+    const executor = new AsyncExecutor({ wakeup: () => undefined, name: 'owner', subprocess: { terminateTimeoutMs: 2_000 } });
+    const children = () => executor.actor.getSnapshot().children as Record<string, unknown>;
+    expect(children()['subprocess']).to.equal(executor.subprocess?.actor);
+    expect(children()['criticalTask']).to.equal(undefined);
+    const critical = executor.criticalTask;
+    expect(children()['criticalTask']).to.equal(critical.actor);
+    expect(executor.criticalTask).to.equal(critical);
+    const runner = executor.subprocess!;
+    expect(executor.tryRunAsync('sleeper', () => runner.call(['sleep', '30']))).to.equal(null);
+    await waitUntil(() => runner.pid !== null, 5_000, 'spawn');
+    const pid = runner.pid as number;
+    await executor.cancel();
+    expect(isAlive(pid)).to.equal(false);
+    expect(runner.isCancelled).to.equal(true);
+    await waitUntil(() => !executor.busy, 5_000, 'slot free');
+    // The next task re-arms it.
+    expect(executor.schedule('again')).to.equal(null);
+    expect(await executor.run(() => runner.call(['true']))).to.equal(0);
+    expect(runner.isCancelled).to.equal(false);
+  });
+
+  it('refuses a subprocess option beside a cancellable, with a typed error', async () => {
+    const { AsyncExecutor, CancellableSubprocess } = await import('../../src/index.ts');
+    expect(() => new AsyncExecutor({ wakeup: () => undefined, cancellable: new CancellableSubprocess(), subprocess: {} }))
+      .to.throw(TypeError)
+      .with.property('code', 'ERR_INVALID_ARG_VALUE');
+    expect(() => new AsyncExecutor({ wakeup: () => undefined, subprocess: { terminateTimeout: 5 } as never }))
+      .to.throw(TypeError)
+      .with.property('code', 'ERR_UNKNOWN_OPTION');
+  });
+});
