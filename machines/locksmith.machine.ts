@@ -18,7 +18,8 @@
  * `locksmithMachine` is the locksmith itself: `idle`, or `forcing` while any force is in
  * flight (the facade lists them).
  */
-import { setup } from 'xstate';
+import { enqueueActions, fromCallback, setup, type AnyActorRef } from 'xstate';
+import { answer, replyToOf, type ErrorData, type Rejected } from './protocol.ts';
 
 /** The numbers of asyncutils' `ForceResult`, by final state. */
 export const forceOutputs = {
@@ -135,25 +136,178 @@ export const forceMachine = setup({
   },
 });
 
-export interface LocksmithContext {
-  readonly name: string;
+/**
+ * The locksmith itself, which owns its forces: `idle`, or `forcing` while any force is in
+ * flight. `locksmithLogic` (src/locksmith/) gives it its engine (the negotiation code and
+ * the hooks of asyncutils' `LocksmithBase`) and its actions with `.provide()`.
+ *
+ * - Each `recognize`, `force` and `host` runs in an `op-<n>` child that answers
+ *   `opSettled`; a force's negotiation is its `force-<n>` child (a `forceMachine`,
+ *   stepped through its table until someone reads it, then spawned here in the state it
+ *   has reached). Both leave once the operation is answered.
+ * - The table of operations in flight and the set of recognized locks are the
+ *   locksmith's truth; only its own actions change them.
+ *
+ * Every command is answered: with its reply, or with `statesmith.rejected` when it is
+ * malformed. A rejection changes nothing.
+ */
+
+/** A named task of the registry, for `host`: gets the task's signal and the command's `params`. */
+export type LocksmithTask = (signal: AbortSignal, params: unknown) => unknown;
+
+/** What the runtime keeps of the operations in flight. */
+export interface LocksmithTableLike {
+  /** How many forces are in flight (a host's force included). */
+  readonly forcing: number;
 }
 
-/** Sent when the first force starts and when the last one ends. */
-export type LocksmithEvent = { readonly type: 'statesmith.locksmith.forceStarted' } | { readonly type: 'statesmith.locksmith.forceEnded' };
+export interface LocksmithContext {
+  readonly name: string;
+  /** Locks a command may name (the only way across a process). */
+  readonly locks: Readonly<Record<string, object>>;
+  /** Tasks a `host` command may name. */
+  readonly tasks: Readonly<Record<string, LocksmithTask>>;
+  /** The runtime's table of operations in flight and recognized locks, made as the actor starts. */
+  readonly table: LocksmithTableLike | null;
+  readonly options: LocksmithInput;
+}
+
+/** The input of `locksmithLogic`. */
+export interface LocksmithInput {
+  /** Shown to owners (`LockLostError.by`) and in the inspector; default `'locksmith'`. */
+  readonly name?: string;
+  /** Locks a command may name. */
+  readonly locks?: Readonly<Record<string, object>>;
+  /** Tasks a `host` command may name. */
+  readonly tasks?: Readonly<Record<string, LocksmithTask>>;
+  /** The clock for answer, force, acquire and task deadlines; default the system clock. */
+  readonly clock?: unknown;
+  /** In-process: the `Locksmith` (or subclass) whose hooks the forces run; default a plain one. */
+  readonly engine?: unknown;
+}
+
+/** The lock a command is about: a name from `input.locks`, or the lock itself in-process (`lockRef`). */
+interface LockTarget {
+  readonly lock?: string;
+  /** In-process only: the lock object itself. */
+  readonly lockRef?: object;
+}
+
+/** The commands a locksmith accepts: plain data, plus `lockRef`, `fn`, `signal`, `owner` and `replyTo` in-process. */
+export type LocksmithCommand =
+  | ({ readonly type: 'statesmith.locksmith.recognize'; readonly replyTo?: AnyActorRef } & LockTarget)
+  | ({
+      readonly type: 'statesmith.locksmith.force';
+      readonly info?: unknown;
+      readonly answerTimeoutMs?: number;
+      readonly purgeWaiters?: boolean;
+      /** In-process only: abandons the force. */
+      readonly signal?: AbortSignal;
+      /** In-process only: who holds the lock when the lock cannot say. */
+      readonly owner?: unknown;
+      readonly replyTo?: AnyActorRef;
+    } & LockTarget)
+  | ({
+      readonly type: 'statesmith.locksmith.host';
+      /** The registry name of the task to run under the lock. */
+      readonly task?: string;
+      readonly params?: unknown;
+      /** In-process only: the task itself. */
+      readonly fn?: (signal: AbortSignal) => unknown;
+      readonly info?: unknown;
+      readonly forceTimeoutMs?: number;
+      readonly acquireTimeoutMs?: number;
+      readonly taskTimeoutMs?: number;
+      readonly answerTimeoutMs?: number;
+      readonly purgeWaiters?: boolean;
+      readonly signal?: AbortSignal;
+      readonly owner?: unknown;
+      readonly replyTo?: AnyActorRef;
+    } & LockTarget);
+
+/** Marks the locksmith's own events, so no message from outside can settle an operation. @internal */
+export const kFromOp: unique symbol = Symbol('statesmith.locksmith.op');
+
+/** The locksmith's own events. @internal */
+export type LocksmithInternalEvent =
+  | {
+      readonly type: 'statesmith.locksmith.opSettled';
+      readonly [kFromOp]: true;
+      readonly id: number;
+      readonly ok: boolean;
+      /** The operation's value, or what it threw, in-process. */
+      readonly value: unknown;
+    }
+  | { readonly type: 'statesmith.locksmith.materialise'; readonly [kFromOp]: true; readonly id: number; readonly at: string };
+
+export type LocksmithEvent = LocksmithCommand | LocksmithInternalEvent;
+
+/** The replies of a locksmith (to `replyTo`, to its parent, and emitted). */
+export type LocksmithReply =
+  | { readonly type: 'statesmith.locksmith.recognized'; readonly id: number; readonly lock: string; readonly result: string }
+  | { readonly type: 'statesmith.locksmith.forced'; readonly id: number; readonly lock: string; readonly result: string }
+  | { readonly type: 'statesmith.locksmith.hosted'; readonly id: number; readonly lock: string; readonly outcome: 'completed' | 'failed'; readonly result?: unknown; readonly error?: ErrorData }
+  /** A recognize or a force that threw (a critical error, a handler's error, an abort). */
+  | { readonly type: 'statesmith.locksmith.failed'; readonly id: number; readonly lock: string; readonly command: string; readonly error: ErrorData }
+  | Rejected;
 
 export const locksmithMachine = setup({
   types: {
     context: {} as LocksmithContext,
     events: {} as LocksmithEvent,
-    input: {} as { readonly name: string },
+    input: {} as LocksmithInput,
+    emitted: {} as LocksmithReply,
+  },
+  actors: {
+    /** A force's negotiation, spawned when someone reads it (the runtime starts it in the state it has reached). */
+    force: forceMachine,
+    /** Runs one operation (the runtime's engine) and answers `opSettled`. */
+    op: fromCallback<{ readonly type: string }, { readonly id: number; readonly start: () => Promise<unknown> }>(() => undefined),
+  },
+  actions: {
+    /** Makes the table and the engine (an `assign`, provided by the runtime). */
+    open: () => undefined,
+    /** Starts the operation in an `op-<n>` child (provided by the runtime). */
+    startOp: () => undefined,
+    /** Answers a settled operation and lets its children go (provided by the runtime). */
+    settle: () => undefined,
+    /** Spawns a force's actor (provided by the runtime). */
+    materialise: () => undefined,
+    rejectMalformed: () => undefined,
+    rejectForged: enqueueActions(({ enqueue, event, self }) =>
+      answer<LocksmithReply>(enqueue as never, self, replyToOf(event), {
+        type: 'statesmith.rejected',
+        command: { type: event.type },
+        state: (self.getSnapshot() as { value?: unknown } | undefined)?.value,
+        code: 'ERR_INVALID_ARG_VALUE',
+        reason: `${event.type} is the locksmith's own event; it cannot be sent`,
+      }),
+    ),
+  },
+  guards: {
+    malformed: () => false,
+    internal: ({ event }) => (event as { [kFromOp]?: true })[kFromOp] === true,
+    forcing: ({ context }) => (context.table?.forcing ?? 0) > 0,
   },
 }).createMachine({
   id: 'statesmith.locksmith',
-  context: ({ input }) => ({ name: input.name }),
+  context: ({ input }) => ({ name: input.name ?? 'locksmith', locks: input.locks ?? {}, tasks: input.tasks ?? {}, table: null, options: input }),
+  entry: 'open',
   initial: 'idle',
+  on: {
+    'statesmith.locksmith.recognize': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'startOp' }],
+    'statesmith.locksmith.force': [{ guard: 'malformed', actions: 'rejectMalformed' }, { target: '.forcing', actions: 'startOp' }],
+    'statesmith.locksmith.host': [{ guard: 'malformed', actions: 'rejectMalformed' }, { target: '.forcing', actions: 'startOp' }],
+    'statesmith.locksmith.opSettled': [
+      { guard: 'internal', actions: 'settle', target: '.settling' },
+      { actions: 'rejectForged' },
+    ],
+    'statesmith.locksmith.materialise': [{ guard: 'internal', actions: 'materialise' }, { actions: 'rejectForged' }],
+  },
   states: {
-    idle: { on: { 'statesmith.locksmith.forceStarted': 'forcing' } },
-    forcing: { on: { 'statesmith.locksmith.forceEnded': 'idle' } },
+    idle: {},
+    forcing: {},
+    // Where an operation's end leads: still forcing, or idle.
+    settling: { always: [{ guard: 'forcing', target: 'forcing' }, { target: 'idle' }] },
   },
 });

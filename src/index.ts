@@ -67,6 +67,14 @@ export {
   type HostOptions,
   type LocksmithOptions,
 } from './locksmith/Locksmith.ts';
+export { locksmithLogic } from './locksmith/locksmithLogic.ts';
+export {
+  locksmithMachine,
+  type LocksmithCommand,
+  type LocksmithInput,
+  type LocksmithReply,
+  type LocksmithTask,
+} from '../machines/locksmith.machine.ts';
 export {
   LockForceRequest,
   serveLockForceRequests,

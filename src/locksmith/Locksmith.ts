@@ -4,20 +4,23 @@
  *
  * @module
  */
-import type { Actor } from 'xstate';
-import { forceMachine, forceOutputs, locksmithMachine, type ForceEvent } from '../../machines/locksmith.machine.ts';
+import type { Actor, AnyActorRef } from 'xstate';
+import type { LocksmithCommand, LocksmithReply } from '../../machines/locksmith.machine.ts';
 import { type Clock } from '../clock.ts';
-import { ArgumentTypeError, ArgumentValueError, CriticalError, TimeoutError, isCritical } from '../errors.ts';
+import { ArgumentTypeError, ArgumentValueError, CriticalError, RejectedError, TimeoutError, isCritical } from '../errors.ts';
 import { getLogger } from '../logger.ts';
 import { WorkerThread } from '../threads/WorkerThread.ts';
 import { raceSignal } from '../runtime/deferred.ts';
-import { LazyActor } from '../runtime/LazyActor.ts';
+import { startActor } from '../runtime/startActor.ts';
 import { describeOwner } from '../runtime/describeOwner.ts';
 import { currentOwner, runAsOwner } from '../runtime/ownerContext.ts';
 import { optionalBoolean, optionalClock, optionalDuration, optionalObject, optionalSignal, requireFunction, requireNonEmptyString } from '../runtime/validate.ts';
 import { OWNED, lockKindOf, type HostHold, type LockKind } from './lockKinds.ts';
 import { LockForceRequest, REPLY, REQUEST, isPortLike, servers, type PortLike, type Reply, type ReplyMessage, type RequestMessage, type WireError } from './protocol.ts';
 import { ForceResult, RecognitionResult } from './results.ts';
+import { kToken, kValue, locksmithLogic, type ForceRun, type ForceRunHandle, type LocksmithTable } from './locksmithLogic.ts';
+
+export type { ForceRun };
 
 /** Options of the {@link Locksmith} constructor. */
 export interface LocksmithOptions {
@@ -111,40 +114,10 @@ function holdIn(kind: LockKind, lock: object): unknown {
   return holds.has(key) ? holds.get(key) : kind.holdOf?.(lock);
 }
 
-/** One force, as the inspector sees it. */
-export interface ForceRun {
-  /** The lock's name. */
-  readonly lock: string;
-  /** The negotiation state (`'awaitingAnswer'`, `'released'`...). */
-  readonly state: string;
-  /** The force's actor, started on first read. */
-  readonly actor: Actor<typeof forceMachine>;
-}
+type LocksmithRejection = Extract<LocksmithReply, { type: 'statesmith.rejected' }>;
 
-let forceCount = 0;
-const forceContext = (name: string): { name: string } => ({ name });
-
-class Run implements ForceRun {
-  readonly lock: string;
-  readonly #lazy: LazyActor<typeof forceMachine>;
-  constructor(smith: string, lock: string) {
-    this.lock = lock;
-    const id = `${smith}:force-${++forceCount}`;
-    this.#lazy = new LazyActor(forceMachine, 'force', id, () => forceContext(`${smith}:${lock}`), 'idle');
-  }
-  get state(): string {
-    return this.#lazy.state;
-  }
-  get actor(): Actor<typeof forceMachine> {
-    return this.#lazy.actor;
-  }
-  send(type: ForceEvent['type']): void {
-    this.#lazy.send({ type });
-  }
-  get finished(): boolean {
-    return this.state in forceOutputs || this.state === 'aborted' || this.state === 'failed';
-  }
-}
+/** The actor `Locksmith.attach` hands to the constructor it calls. */
+let attaching: Actor<typeof locksmithLogic> | undefined;
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw signal.reason;
@@ -242,34 +215,82 @@ export class Locksmith {
   }
 
   readonly name: string;
+  /**
+   * The locksmith's actor (`locksmithLogic`): `idle`, or `forcing` while a force is in
+   * flight. It holds the operations in flight and the recognized locks; each force is its
+   * child. This class is its engine (the negotiation and the hooks) and its thin client.
+   */
+  readonly actor: Actor<typeof locksmithLogic>;
   readonly #clock: Clock;
-  readonly #recognized = new WeakSet<object>();
-  readonly #runs = new Set<Run>();
-  readonly #lazy: LazyActor<typeof locksmithMachine>;
   #requests = 0;
+  /** The rejection of the command being sent, captured as the actor answers synchronously. */
+  #rejections: LocksmithRejection[] | undefined;
 
   constructor(options?: LocksmithOptions) {
     const opts = optionalObject<LocksmithOptions>('options', options, ['name', 'clock']);
     this.name = opts.name === undefined ? 'locksmith' : requireNonEmptyString('options.name', opts.name);
     this.#clock = optionalClock('options.clock', opts.clock);
-    this.#lazy = new LazyActor(locksmithMachine, 'locksmith', `locksmith:${this.name}`, () => ({ name: this.name }), 'idle');
+    const attached = attaching;
+    attaching = undefined;
+    this.actor = attached ?? startActor('locksmith', locksmithLogic, { input: { name: this.name, clock: this.#clock, engine: this }, id: `locksmith:${this.name}` });
+    this.actor.on('statesmith.rejected', (reply) => this.#rejections?.push(reply));
   }
 
-  /** The locksmith's actor, `idle` or `forcing` (see {@link Locksmith.forces}); started on first read. */
-  get actor(): Actor<typeof locksmithMachine> {
-    return this.#lazy.actor;
+  /** A facade (and engine) for a locksmith actor that `locksmithLogic` started on its own. @internal */
+  static attach(actor: AnyActorRef, name: string, clock: unknown): Locksmith {
+    attaching = actor as Actor<typeof locksmithLogic>;
+    return new Locksmith({ name, ...(clock === undefined ? {} : { clock: clock as Clock }) });
   }
 
-  /** The forces in flight, each with its negotiation state and actor. */
+  get #table(): LocksmithTable {
+    return this.actor.getSnapshot().context.table as LocksmithTable;
+  }
+
+  /** The forces in flight, each with its negotiation state and actor (a child of this locksmith's). */
   get forces(): readonly ForceRun[] {
-    return [...this.#runs];
+    return this.#table.runs;
   }
 
   /** True when `lock` has been recognized by this locksmith. */
   isRecognized(lock: object): boolean {
     const kind = lockKindOf(lock);
-    return kind !== undefined && this.#recognized.has(kind.key(lock));
+    return kind !== undefined && this.#table.recognized.has(kind.key(lock));
   }
+
+  /** Sends an operation's command and settles with its reply's value (or rejects with what it threw). */
+  #op<R>(command: LocksmithCommand, ok: 'statesmith.locksmith.recognized' | 'statesmith.locksmith.forced' | 'statesmith.locksmith.hosted'): Promise<R> {
+    const token = {};
+    return new Promise<R>((resolve, reject) => {
+      const mine = (reply: unknown): boolean => (reply as { [kToken]?: unknown })[kToken] === token;
+      const valueOf = (reply: unknown): unknown => (reply as { [kValue]?: unknown })[kValue];
+      const subscriptions = [
+        this.actor.on(ok, (reply) => {
+          if (!mine(reply)) return;
+          for (const s of subscriptions) s.unsubscribe();
+          if (reply.type === 'statesmith.locksmith.hosted' && reply.outcome === 'failed') reject(valueOf(reply));
+          else resolve(valueOf(reply) as R);
+        }),
+        this.actor.on('statesmith.locksmith.failed', (reply) => {
+          if (!mine(reply)) return;
+          for (const s of subscriptions) s.unsubscribe();
+          reject(valueOf(reply));
+        }),
+      ];
+      const rejections: LocksmithRejection[] = [];
+      this.#rejections = rejections;
+      try {
+        this.actor.send({ ...command, [kToken]: token } as unknown as LocksmithCommand);
+      } finally {
+        this.#rejections = undefined;
+      }
+      const rejected = rejections[0];
+      if (rejected !== undefined) {
+        for (const s of subscriptions) s.unsubscribe();
+        reject(new RejectedError(rejected));
+      }
+    });
+  }
+
 
   /**
    * Lets this locksmith force `lock`: checks it is a lock (`FAILED_PRELIM`), asks a lock
@@ -289,9 +310,15 @@ export class Locksmith {
    */
   async recognize(lock: object): Promise<RecognitionResult> {
     requireLockObject('lock', lock);
+    return this.#op<RecognitionResult>({ type: 'statesmith.locksmith.recognize', lockRef: lock }, 'statesmith.locksmith.recognized');
+  }
+
+  /** The recognition itself, run by the actor's operation child. @internal */
+  async recognizeNow(lock: object): Promise<RecognitionResult> {
     if (!this.preliminaryCheckLock(lock)) return RecognitionResult.FAILED_PRELIM;
     const key = (lockKindOf(lock) as LockKind).key(lock);
-    if (this.#recognized.has(key)) return RecognitionResult.ALREADY_RECOGNIZED;
+    const recognized = this.#table.recognized;
+    if (recognized.has(key)) return RecognitionResult.ALREADY_RECOGNIZED;
     let consent: boolean;
     try {
       consent = await this.recognizeLock(lock);
@@ -301,8 +328,8 @@ export class Locksmith {
       return RecognitionResult.FAILED_ACK;
     }
     if (!consent) return RecognitionResult.FAILED_ACK;
-    if (this.#recognized.has(key)) return RecognitionResult.ALREADY_RECOGNIZED;
-    this.#recognized.add(key);
+    if (recognized.has(key)) return RecognitionResult.ALREADY_RECOGNIZED;
+    recognized.add(key);
     return RecognitionResult.SUCCESS;
   }
 
@@ -316,36 +343,48 @@ export class Locksmith {
     const opts = optionalObject<ForceOptions & { [kHost]: HostRecord }>('options', options, ['info', 'purgeWaiters', 'signal', 'answerTimeoutMs', 'owner']);
     const signal = optionalSignal('options.signal', opts.signal);
     const answerTimeoutMs = optionalDuration('options.answerTimeoutMs', opts.answerTimeoutMs, 1000);
-    const purge = optionalBoolean('options.purgeWaiters', opts.purgeWaiters, true);
+    const purgeWaiters = optionalBoolean('options.purgeWaiters', opts.purgeWaiters, true);
     throwIfAborted(signal);
+    return this.#op<ForceResult>(
+      {
+        type: 'statesmith.locksmith.force',
+        lockRef: lock,
+        answerTimeoutMs,
+        purgeWaiters,
+        ...('info' in opts ? { info: opts.info } : {}),
+        ...(signal === undefined ? {} : { signal }),
+        ...('owner' in opts ? { owner: opts.owner } : {}),
+        ...(opts[kHost] === undefined ? {} : { [kHost]: opts[kHost] }),
+      } as LocksmithCommand,
+      'statesmith.locksmith.forced',
+    );
+  }
+
+  /** The force itself, run by the actor's operation child; `run` is the force's (lazy) actor. @internal */
+  async forceNow(run: ForceRunHandle, lock: object, options: Readonly<Record<string, unknown>>): Promise<ForceResult> {
+    const opts = options as ForceOptions & { [kHost]?: HostRecord };
+    const signal = opts.signal;
     const kind = lockKindOf(lock);
-    const run = new Run(this.name, kind ? kind.describe(lock) : 'not a lock');
-    this.#runs.add(run);
-    if (this.#runs.size === 1) this.#lazy.send({ type: 'statesmith.locksmith.forceStarted' });
-    let result: ForceResult | undefined;
     try {
+      throwIfAborted(signal);
       run.send('statesmith.force.start');
-      result = await this.#force(run, lock, kind, {
+      return await this.#force(run, lock, kind, {
         hasInfo: 'info' in opts,
         info: opts.info,
         owner: opts.owner,
         signal,
-        answerTimeoutMs,
-        purge,
+        answerTimeoutMs: opts.answerTimeoutMs ?? 1000,
+        purge: opts.purgeWaiters ?? true,
         host: opts[kHost],
       });
-      return result;
     } catch (error) {
       if (!run.finished) run.send(signal?.aborted && error === signal.reason ? 'statesmith.force.abort' : 'statesmith.force.fail');
       throw error;
-    } finally {
-      this.#runs.delete(run);
-      if (this.#runs.size === 0) this.#lazy.send({ type: 'statesmith.locksmith.forceEnded' });
     }
   }
 
   async #force(
-    run: Run,
+    run: ForceRunHandle,
     lock: object,
     kind: LockKind | undefined,
     opts: Resolved,
@@ -390,7 +429,7 @@ export class Locksmith {
 
   /** The `releasing` step: the locksmith's own release, which a lock with an owner refuses. */
   async #release(
-    run: Run,
+    run: ForceRunHandle,
     lock: object,
     kind: LockKind,
     info: unknown,
@@ -425,7 +464,7 @@ export class Locksmith {
 
   /** The `requesting` and `awaitingAnswer` steps, and `compelling` when the owner will not let go. */
   async #negotiate(
-    run: Run,
+    run: ForceRunHandle,
     lock: object,
     kind: LockKind,
     info: unknown,
@@ -614,6 +653,35 @@ export class Locksmith {
     const answerTimeoutMs = optionalDuration('options.answerTimeoutMs', opts.answerTimeoutMs, forceTimeoutMs / 2);
     const purgeWaiters = optionalBoolean('options.purgeWaiters', opts.purgeWaiters, false);
     throwIfAborted(signal);
+    return this.#op<T>(
+      {
+        type: 'statesmith.locksmith.host',
+        lockRef: lock,
+        fn: task,
+        forceTimeoutMs,
+        acquireTimeoutMs,
+        taskTimeoutMs,
+        answerTimeoutMs,
+        purgeWaiters,
+        ...('info' in opts ? { info: opts.info } : {}),
+        ...(signal === undefined ? {} : { signal }),
+        ...('owner' in opts ? { owner: opts.owner } : {}),
+      },
+      'statesmith.locksmith.hosted',
+    );
+  }
+
+  /** The hosting itself, run by the actor's operation child (its force is a command of its own). @internal */
+  async hostNow(task: (signal: AbortSignal) => unknown, lock: object, options: Readonly<Record<string, unknown>>): Promise<unknown> {
+    const opts = options as HostOptions;
+    const kind = lockKindOf(lock) as LockKind;
+    const signal = opts.signal;
+    const forceTimeoutMs = opts.forceTimeoutMs ?? 1000;
+    const acquireTimeoutMs = opts.acquireTimeoutMs ?? 100;
+    const taskTimeoutMs = opts.taskTimeoutMs ?? Infinity;
+    const answerTimeoutMs = opts.answerTimeoutMs ?? forceTimeoutMs / 2;
+    const purgeWaiters = opts.purgeWaiters ?? false;
+    throwIfAborted(signal);
     const clock = this.#clock;
     const name = kind.describe(lock);
     const record: HostRecord = { owner: new HostedTask(this.name, name), holding: false };
@@ -734,7 +802,7 @@ export class Locksmith {
   /** May the lock be forced now? Default: recognized and held. */
   protected canForceLockHeld(lock: object): boolean | Promise<boolean> {
     const kind = lockKindOf(lock);
-    return kind !== undefined && this.#recognized.has(kind.key(lock)) && kind.isLocked(lock);
+    return kind !== undefined && this.#table.recognized.has(kind.key(lock)) && kind.isLocked(lock);
   }
 
   /** The info when the caller gives none. */

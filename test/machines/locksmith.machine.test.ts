@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { createActor } from 'xstate';
-import { forceMachine, forceOutputs, locksmithMachine, type ForceEvent, type LocksmithEvent } from '../../machines/locksmith.machine.ts';
+import { forceMachine, forceOutputs, type ForceEvent } from '../../machines/locksmith.machine.ts';
+import { locksmithLogic } from '../../src/locksmith/locksmithLogic.ts';
 import { ForceResult } from '../../src/index.ts';
 import { LazyActor } from '../../src/runtime/LazyActor.ts';
 import { describeModel } from '../support/model.ts';
@@ -78,9 +79,16 @@ describe('forceMachine', () => {
   });
 });
 
-describeModel('locksmithMachine', locksmithMachine, {
-  input: { name: 'model' },
-  events: () => [{ type: 'statesmith.locksmith.forceStarted' }, { type: 'statesmith.locksmith.forceEnded' }] satisfies LocksmithEvent[],
-  serialize: (s) => JSON.stringify(s.value),
-  invariants: {},
+describe('locksmithMachine', () => {
+  it('refuses the locksmith\'s own events from outside, and a command that names no lock, changing nothing', () => {
+    const actor = createActor(locksmithLogic, { input: { name: 'pure' } }).start();
+    const replies: Array<{ type: string; code?: string }> = [];
+    actor.on('*', (reply) => replies.push(reply as { type: string; code?: string }));
+    actor.send({ type: 'statesmith.locksmith.opSettled', id: 1, ok: true, value: 1 } as never);
+    actor.send({ type: 'statesmith.locksmith.force', lock: 'nowhere' });
+    actor.send({ type: 'statesmith.locksmith.force' } as never);
+    expect(replies.map((r) => r.code)).to.deep.equal(['ERR_INVALID_ARG_VALUE', 'ERR_UNKNOWN_LOCK', 'ERR_INVALID_ARG_TYPE']);
+    expect(actor.getSnapshot().value).to.equal('idle');
+    actor.stop();
+  });
 });
