@@ -131,6 +131,7 @@ export {
   type ServiceInput,
   type ServiceMain,
   type ServiceReply,
+  type ServiceTools,
 } from '../machines/service.machine.ts';
 export { serviceLogic } from './tasks/serviceLogic.ts';
 export {

@@ -16,16 +16,18 @@
  */
 import { sleep } from '../runtime/sleep.ts';
 import { AsyncExecutor } from '../executor/AsyncExecutor.ts';
-import { HaLoop } from '../bus/HaLoop.ts';
 import { WakeupBus } from '../bus/WakeupBus.ts';
-import { createCoordinator, type DistributedLockHandle } from '../coordination/Coordinator.ts';
+import { createCoordinator } from '../coordination/Coordinator.ts';
 import type { LockLostError } from '../errors.ts';
 import { startInspector, type Inspector } from '../inspect/server.ts';
 import { Mutex } from '../locks/Mutex.ts';
 import { Locksmith } from '../locksmith/Locksmith.ts';
 import { getLogger, setLogger, type LogFields } from '../logger.ts';
 import { CancellableSubprocess } from '../subprocess/CancellableSubprocess.ts';
-import { ServiceBase } from '../tasks/ServiceBase.ts';
+import type { ServiceMain } from '../../machines/service.machine.ts';
+import { startActor } from '../runtime/startActor.ts';
+import { haAgentMachine } from './haAgentMachine.ts';
+import type { AnyActorRef } from 'xstate';
 
 /** Options of {@link runHaAgent}. */
 export interface HaAgentOptions {
@@ -86,93 +88,98 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
   await coordinator.start();
   say('agent', `${coordinator.memberId} joined ${coordinator.backendKind} coordination`);
   const leaderLock = coordinator.getLock('leader');
-  let leader: DistributedLockHandle | null = null;
 
   const bus = new WakeupBus();
-  const postgres = new CancellableSubprocess({ name: 'postgres', terminateTimeoutMs: 2_000 });
-  const executor = new AsyncExecutor({ wakeup: bus, cancellable: postgres, name: 'ha' });
-  const sh = (script: string, tag: string): Promise<number | null> =>
-    postgres.call(['sh', '-c', script], { onOutput: (text) => say(tag, `| ${text}`) });
-
-  let cycles = 0;
-  const cycle = async (): Promise<void> => {
-    cycles++;
-    if (leader === null || !leader.held) {
-      leader = await leaderLock.acquire({ blocking: false }).catch(() => null);
-      if (leader === null) {
-        if (cycles % 5 === 1) say('loop', `cycle ${cycles}: following (another agent leads)`);
-        return;
-      }
-      const held = leader;
-      say('loop', `cycle ${cycles}: became the leader (fence ${held.fence})`);
-      held.signal.addEventListener('abort', () => say('loop', `lost the leader lock: ${(held.signal.reason as Error).message}`), { once: true });
-      executor.tryRunAsync('promote', () => sh('echo promoting; sleep 0.3; echo promoted', 'promote'));
-      return;
-    }
-    if (executor.busy) return;
-    if (cycles % 4 === 0) {
-      say('loop', `cycle ${cycles}: leader, scheduling a restart`);
-      executor.tryRunAsync('restart', () => sh('echo stopping postgres; sleep 0.4; echo starting postgres; sleep 0.4; echo ready', 'restart'));
-    }
+  const lock = new Mutex({ name: 'ha lock', reentrant: true });
+  // The executor's actions run shell scripts through the subprocess runner it owns (its child).
+  let runner: CancellableSubprocess | undefined;
+  const postgres = (): CancellableSubprocess => {
+    const executor = agent.getSnapshot().children['executor'] as AnyActorRef;
+    runner ??= CancellableSubprocess.attach(executor.getSnapshot().children['subprocess'], 'postgres');
+    return runner;
   };
-  const loop = new HaLoop({ bus, intervalMs: options.cycleMs ?? 1_000, executor, cycle, uniqueId: 'ha-loop' }).start();
-  bus.wakeups$.subscribe((w) => say('bus', `wake-up: ${w.reason}`));
+  const sh = (script: string, tag: string, signal: AbortSignal): Promise<number | null> =>
+    postgres().call(['sh', '-c', script], { onOutput: (text) => say(tag, `| ${text}`), signal });
 
-  // The monitoring service, and the WAL archiver that wedges holding its lock.
+  // The monitoring service's main: health checks, metrics, and a WAL archiver that wedges holding its lock.
   const walLock = new Mutex({ name: 'wal-archive' });
-  class Monitoring extends ServiceBase {
-    protected async main(signal: AbortSignal): Promise<void> {
-      this.createTask(
-        async (sub) => {
-          for (let n = 1; !sub.aborted; n++) {
-            await sleep(1_500, sub);
-            if (!sub.aborted && n % 2 === 0) say('health', `database healthy (check ${n})`);
+  const monitoring: ServiceMain = async (signal, service) => {
+    service.createTask(
+      async (sub) => {
+        for (let n = 1; !sub.aborted; n++) {
+          await sleep(1_500, sub);
+          if (!sub.aborted && n % 2 === 0) say('health', `database healthy (check ${n})`);
+        }
+      },
+      { name: 'health-check' },
+    );
+    service.createTask(
+      async (sub) => {
+        for (let n = 1; !sub.aborted; n++) {
+          await sleep(2_000, sub);
+          if (!sub.aborted && n % 2 === 0) {
+            const { cycles, leader } = agent.getSnapshot().context;
+            const action = (agent.getSnapshot().children['executor'] as AnyActorRef).getSnapshot().context.action as string | null;
+            say('metrics', `cycles=${cycles} leader=${leader?.held === true} executor=${action ?? 'idle'}`);
           }
-        },
-        { name: 'health-check' },
-      );
-      this.createTask(
-        async (sub) => {
-          for (let n = 1; !sub.aborted; n++) {
-            await sleep(2_000, sub);
-            if (!sub.aborted && n % 2 === 0) say('metrics', `cycles=${cycles} leader=${leader?.held === true} executor=${executor.busy ? executor.scheduledAction : 'idle'}`);
-          }
-        },
-        { name: 'metrics' },
-      );
-      this.createTask(
-        async (sub) => {
-          await sleep(1_000, sub);
-          const held = await walLock.acquire({ signal: sub });
-          say('archiver', 'took the wal-archive lock, and now hangs on a dead NFS mount');
-          await new Promise<void>((resolve) => {
-            held.signal.addEventListener('abort', () => resolve(), { once: true });
-            sub.addEventListener('abort', () => resolve(), { once: true });
-          });
-          if (held.signal.aborted) say('archiver', `gave up: ${(held.signal.reason as LockLostError).message}`);
-          held.release();
-        },
-        { name: 'wal-archiver' },
-      );
-      await sleep(3_000, signal);
-      if (signal.aborted) return;
-      const watchdog = new Locksmith({ name: 'watchdog' });
-      await watchdog.recognize(walLock);
-      say('watchdog', 'wal-archive held for 2 s with no progress: forcing it');
-      const report = await watchdog.host(
-        async () => {
-          say('watchdog', `cleanup runs holding wal-archive (owner: ${String(walLock.owner)})`);
-          return 'archive status reset';
-        },
-        walLock,
-        { info: 'archiver stuck for 2 s', forceTimeoutMs: 1_000 },
-      );
-      say('watchdog', `host() returned: ${report}`);
-      // The service's main has nothing more to do: it waits to be stopped, its tasks run on.
-      if (!signal.aborted) await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
-    }
-  }
-  const monitoring = new Monitoring({ uniqueId: 'monitoring' }).start();
+        }
+      },
+      { name: 'metrics' },
+    );
+    service.createTask(
+      async (sub) => {
+        await sleep(1_000, sub);
+        const held = await walLock.acquire({ signal: sub });
+        say('archiver', 'took the wal-archive lock, and now hangs on a dead NFS mount');
+        await new Promise<void>((resolve) => {
+          held.signal.addEventListener('abort', () => resolve(), { once: true });
+          sub.addEventListener('abort', () => resolve(), { once: true });
+        });
+        if (held.signal.aborted) say('archiver', `gave up: ${(held.signal.reason as LockLostError).message}`);
+        held.release();
+      },
+      { name: 'wal-archiver' },
+    );
+    await sleep(3_000, signal);
+    if (signal.aborted) return;
+    const watchdog = new Locksmith({ name: 'watchdog' });
+    await watchdog.recognize(walLock);
+    say('watchdog', 'wal-archive held for 2 s with no progress: forcing it');
+    const report = await watchdog.host(
+      async () => {
+        say('watchdog', `cleanup runs holding wal-archive (owner: ${String(walLock.owner)})`);
+        return 'archive status reset';
+      },
+      walLock,
+      { info: 'archiver stuck for 2 s', forceTimeoutMs: 1_000 },
+    );
+    say('watchdog', `host() returned: ${report}`);
+    // The service's main has nothing more to do: it waits to be stopped, its tasks run on.
+    if (!signal.aborted) await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+  };
+
+  // The agent itself is an XState machine that drives its executor and its service by commands.
+  const agent = startActor('haAgent', haAgentMachine, {
+    id: `agent:${name}`,
+    input: {
+      say,
+      leaderLock,
+      leave: () => coordinator.stop(),
+      wakeup: bus,
+      lock,
+      cycleMs: options.cycleMs ?? 1_000,
+      actions: {
+        promote: (signal: AbortSignal) => sh('echo promoting; sleep 0.3; echo promoted', 'promote', signal),
+        restart: (signal: AbortSignal) => sh('echo stopping postgres; sleep 0.4; echo starting postgres; sleep 0.4; echo ready', 'restart', signal),
+      },
+      monitoring,
+    },
+  });
+  bus.wakeups$.subscribe((w) => {
+    say('bus', `wake-up: ${w.reason}`);
+    agent.send({ type: 'wake' });
+  });
+  const executor = AsyncExecutor.attach(agent.getSnapshot().children['executor'] as AnyActorRef, { name: 'ha', lock });
 
   let resolveDone!: () => void;
   const done = new Promise<void>((resolve) => (resolveDone = resolve));
@@ -181,11 +188,11 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
     stopping ??= (async () => {
       say('agent', `stopping: ${reason}`);
       clearTimeout(autoStop);
-      await loop.stop().catch((error: unknown) => say('agent', `loop: ${(error as Error).message}`));
-      await monitoring.stop().catch((error: unknown) => say('agent', `monitoring: ${(error as Error).message}`));
-      await executor.cancel();
-      if (leader?.held) await leader.release();
-      await coordinator.stop();
+      // The agent stops its service, cancels its executor and leaves coordination, by messages.
+      await new Promise<void>((resolve) => {
+        agent.subscribe({ complete: resolve, error: () => resolve() });
+        agent.send({ type: 'stop', reason });
+      });
       bus.complete();
       await inspector?.close();
       say('agent', 'stopped cleanly');
@@ -199,7 +206,7 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
   return {
     inspectorUrl: inspector?.url,
     get isLeader() {
-      return leader?.held === true;
+      return agent.getSnapshot().context.leader?.held === true;
     },
     done,
     executor,

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Actor } from 'xstate';
+import type { Actor, AnyActorRef } from 'xstate';
 import { kFromTask, type ExecutorAction, type ExecutorCommand, type ExecutorReply } from '../../machines/executor.machine.ts';
 import { executorLogic } from './executorLogic.ts';
 import type { WakeupBus } from '../bus/WakeupBus.ts';
@@ -41,6 +41,9 @@ export interface OwnedSubprocessOptions {
 }
 
 let counter = 0;
+
+/** The actor and lock `AsyncExecutor.attach` hands to the constructor it calls. */
+let attaching: { readonly actor: Actor<typeof executorLogic>; readonly lock: Mutex } | undefined;
 
 /** Duck-typed, so a bus from another copy of the package still counts. */
 function isWakeupBus(value: unknown): value is WakeupBus {
@@ -116,8 +119,10 @@ export class AsyncExecutor {
         pipeGraceMs: optionalDuration('options.subprocess.pipeGraceMs', sub.pipeGraceMs, 1_000),
       };
     }
-    this.#lock = new Mutex({ name: `${this.name} lock`, reentrant: true, [kUninspected]: true } as MutexOptions);
-    this.actor = startActor('executor', executorLogic, {
+    const attached = attaching;
+    attaching = undefined;
+    this.#lock = attached?.lock ?? new Mutex({ name: `${this.name} lock`, reentrant: true, [kUninspected]: true } as MutexOptions);
+    this.actor = attached?.actor ?? startActor('executor', executorLogic, {
       input: {
         name: this.name,
         wakeup: opts.wakeup,
@@ -130,7 +135,16 @@ export class AsyncExecutor {
     });
     this.actor.on('*', (reply) => this.#heard(reply as ExecutorReply));
     const child = this.actor.getSnapshot().children.subprocess;
-    this.subprocess = child && owned ? CancellableSubprocess.attach(child, owned.name) : undefined;
+    this.subprocess = child ? CancellableSubprocess.attach(child, owned?.name ?? child.getSnapshot().context.name) : undefined;
+  }
+
+  /**
+   * A facade over an executor actor that someone's machine spawned (`executorLogic`), with
+   * the executor lock given in its input, so that `withLock` is the same interlock.
+   */
+  static attach(actor: AnyActorRef, options: { readonly name: string; readonly lock: Mutex }): AsyncExecutor {
+    attaching = { actor: actor as Actor<typeof executorLogic>, lock: options.lock };
+    return new AsyncExecutor({ wakeup: () => undefined, name: options.name });
   }
 
   /** The subprocess runner the executor owns (the `subprocess` option), or undefined. */

@@ -87,7 +87,8 @@ export class InspectionStream {
   /** Per actor, the event being processed and the transitions it took so far. */
   readonly #inbound = new Map<string, { sourceId: string; event: string; transitions: string }>();
   /** Who is being created right now (XState reports an actor from inside createActor). */
-  #pending: { kind: string; parentId: string | undefined } | undefined;
+  /** What the actor being created is; its children, created in the same window (invoked at start), are not it. */
+  #pending: { kind: string; parentId: string | undefined; id: string | undefined } | undefined;
 
   constructor(capacity = 10_000) {
     this.capacity = capacity;
@@ -115,8 +116,8 @@ export class InspectionStream {
   }
 
   /** Says what the next created actor is (set by `startActor` around `createActor`). */
-  creating(kind: string, parent: AnyActorRef | undefined): void {
-    this.#pending = { kind, parentId: parent?.sessionId };
+  creating(kind: string, parent: AnyActorRef | undefined, id?: string): void {
+    this.#pending = { kind, parentId: parent?.sessionId, id };
   }
 
   created(): void {
@@ -126,7 +127,7 @@ export class InspectionStream {
   /** Reports an actor that was started before capture was on, with its current snapshot. */
   adopt(actor: AnyActorRef, kind: string, parent: AnyActorRef | undefined): void {
     if (!this.#enabled || this.#actors.has(actor.sessionId)) return;
-    this.#pending = { kind, parentId: parent?.sessionId };
+    this.#pending = { kind, parentId: parent?.sessionId, id: actor.id };
     this.#capture({ type: '@xstate.actor', actorRef: actor, rootId: actor.sessionId });
     this.#pending = undefined;
     this.#capture({ type: '@xstate.snapshot', actorRef: actor, rootId: actor.sessionId, event: { type: 'statesmith.inspect.attach' }, snapshot: actor.getSnapshot() } as InspectionEvent);
@@ -201,7 +202,8 @@ export class InspectionStream {
       case '@xstate.actor': {
         const logic = (ref as { logic?: AnyActorLogic }).logic;
         const graphId = logic ? this.#graphId(logic) : undefined;
-        const pending = this.#pending;
+        // A child created while its parent is (an invoke of its initial state) is not the actor pending.
+        const pending = this.#pending !== undefined && (this.#pending.id === undefined || this.#pending.id === ref.id) && (ref as { _parent?: unknown })._parent === undefined ? this.#pending : undefined;
         const record = this.#record('@xstate.actor', sessionId, undefined, [
           ['id', JSON.stringify(ref.id)],
           ['name', JSON.stringify(isMachine(logic) ? logic.id : ref.id)],

@@ -67,7 +67,7 @@ export function startActor<TLogic extends AnyActorLogic>(
   },
 ): Actor<TLogic> {
   const inspect = inspection.enabled ? inspection.observer : undefined;
-  if (inspect) inspection.creating(kind, options.parent);
+  if (inspect) inspection.creating(kind, options.parent, options.id);
   let actor: Actor<TLogic>;
   try {
     actor = createActor(

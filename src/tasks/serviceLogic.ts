@@ -6,11 +6,12 @@
  */
 import { assign, enqueueActions } from 'xstate';
 import { errorData } from '../../machines/protocol.ts';
-import { kFromMain, serviceMachine, type ServiceContext, type ServiceInternalEvent } from '../../machines/service.machine.ts';
+import { kFromMain, serviceMachine, type ServiceContext, type ServiceInternalEvent, type ServiceTools } from '../../machines/service.machine.ts';
 import { taskMachine } from '../../machines/task.machine.ts';
 import { startingAt } from '../runtime/LazyActor.ts';
 import { optionalClock } from '../runtime/validate.ts';
 import { TaskRecord } from './Task.ts';
+import { TaskGroup } from './TaskGroup.ts';
 import { taskGroupLogic, uniqueHexId } from './taskGroupLogic.ts';
 
 const mainOf = (context: ServiceContext): TaskRecord<void> | null => context.main as TaskRecord<void> | null;
@@ -59,10 +60,14 @@ export const serviceLogic = serviceMachine.provide({
         if (self.getSnapshot().status === 'active') self.send(event);
       };
       const main = context.options.main;
-      const record: TaskRecord<void> = new TaskRecord<void>((signal) => main(signal), context.name, {
+      const groupRef = self.getSnapshot().children.taskGroup;
+      const clock = optionalClock('input.clock', context.options.clock);
+      let group: TaskGroup | undefined;
+      const tools: ServiceTools = { createTask: (fn, options) => (group ??= TaskGroup.attach(groupRef as never, clock)).createTask(fn, options as never) };
+      const record: TaskRecord<void> = new TaskRecord<void>((signal) => main(signal, tools), context.name, {
         logException: true,
         restart: undefined,
-        clock: optionalClock('input.clock', context.options.clock),
+        clock,
         random: Math.random,
         onStart: () => send({ type: 'statesmith.service.running', [kFromMain]: true, main: record }),
         onDone: (task) => {

@@ -54,7 +54,7 @@ describe('the inspector in a real browser', function () {
 
     // Other tests' executors may be alive in this process too: pick the agent's own.
     await page.locator(`[data-session="${agent.executor.actor.sessionId}"]`).click();
-    await page.locator('#detail-title', { hasText: 'executor ha' }).waitFor();
+    await page.locator('#detail-title', { hasText: `executor ${agent.executor.actor.id}` }).waitFor();
     await page.locator('#chart .node', { hasText: 'scheduled' }).first().waitFor();
 
     // Drive the executor and watch the chart follow: running while the action runs, then back.

@@ -1,0 +1,159 @@
+/**
+ * The HA agent of the demo as a user's own XState machine: it spawns a statesmith
+ * executor (which owns the `postgres` subprocess runner) and a monitoring service, drives
+ * them only by commands, and reacts to what they answer.
+ *
+ * `running.waiting ⇄ running.cycling`, then `stopping.{monitoring → executor → leaving}`
+ * and `stopped`:
+ * - a cycle comes every `cycleMs`, or at once when the executor's finished work wakes the
+ *   agent; it tries for the leader lock (holding the executor lock, as Patroni's HA cycle
+ *   does) and says which action to run, which the agent sends as a `run` command;
+ * - `stop` stops the monitoring service (`statesmith.service.stop` → `stopped`), cancels
+ *   the executor (`statesmith.executor.cancel` → `cancelled`), then gives up the leader
+ *   lock and leaves the coordination group.
+ *
+ * @module
+ */
+import { assign, enqueueActions, fromPromise, sendTo, setup, type AnyActorRef } from 'xstate';
+import type { DistributedLock, DistributedLockHandle } from '../coordination/Coordinator.ts';
+import type { Mutex } from '../locks/Mutex.ts';
+import type { ServiceMain } from '../../machines/service.machine.ts';
+import { executorLogic } from '../executor/executorLogic.ts';
+import { serviceLogic } from '../tasks/serviceLogic.ts';
+
+/** What the agent machine is given. */
+export interface HaAgentInput {
+  /** Writes one line of the demo's output. */
+  readonly say: (who: string, what: string) => void;
+  readonly leaderLock: DistributedLock;
+  /** Leaves the coordination group (after the leader lock is given up). */
+  readonly leave: () => Promise<void>;
+  /** Woken when a task ends; the agent hears the wake-ups through `wake` events. */
+  readonly wakeup: { wakeup(reason: string, detail?: object): void };
+  /** The executor lock, held by each cycle. */
+  readonly lock: Mutex;
+  readonly cycleMs: number;
+  /** The executor's named actions (they run shell scripts through its subprocess runner). */
+  readonly actions: Readonly<Record<string, (signal: AbortSignal, params: unknown) => unknown>>;
+  /** The monitoring service's main. */
+  readonly monitoring: ServiceMain;
+}
+
+interface AgentContext {
+  readonly input: HaAgentInput;
+  readonly cycles: number;
+  readonly leader: DistributedLockHandle | null;
+}
+
+interface CycleOutput {
+  readonly leader: DistributedLockHandle | null;
+  /** The action to run, if any. */
+  readonly run: string | null;
+}
+
+type AgentEvent =
+  | { readonly type: 'wake' }
+  | { readonly type: 'stop'; readonly reason: string }
+  | { readonly type: 'statesmith.service.stopped' }
+  | { readonly type: 'statesmith.executor.cancelled' }
+  | { readonly type: string };
+
+export const haAgentMachine = setup({
+  types: { context: {} as AgentContext, events: {} as AgentEvent, input: {} as HaAgentInput },
+  delays: { cycle: ({ context }) => context.input.cycleMs },
+  actors: {
+    executor: executorLogic,
+    monitoring: serviceLogic,
+    /** One HA cycle: holds the executor lock, tries for the leader lock, picks the action. */
+    cycle: fromPromise<CycleOutput, { context: AgentContext; agent: AnyActorRef }>(async ({ input: { context, agent } }) => {
+      const { input, cycles } = context;
+      const executor = (agent.getSnapshot() as { children: Record<string, AnyActorRef | undefined> } | undefined)?.children['executor'];
+      const busy = (executor?.getSnapshot() as { context: { action: string | null } } | undefined)?.context.action != null;
+      return input.lock.runExclusive(async (): Promise<CycleOutput> => {
+        const current = context.leader;
+        if (current === null || !current.held) {
+          const leader = await input.leaderLock.acquire({ blocking: false }).catch(() => null);
+          if (leader === null) {
+            if (cycles % 5 === 1) input.say('loop', `cycle ${cycles}: following (another agent leads)`);
+            return { leader: null, run: null };
+          }
+          input.say('loop', `cycle ${cycles}: became the leader (fence ${leader.fence})`);
+          leader.signal.addEventListener('abort', () => input.say('loop', `lost the leader lock: ${(leader.signal.reason as Error).message}`), { once: true });
+          return { leader, run: 'promote' };
+        }
+        if (busy || cycles % 4 !== 0) return { leader: current, run: null };
+        input.say('loop', `cycle ${cycles}: leader, scheduling a restart`);
+        return { leader: current, run: 'restart' };
+      });
+    }),
+    leave: fromPromise<void, { context: AgentContext }>(async ({ input: { context } }) => {
+      if (context.leader?.held) await context.leader.release();
+      await context.input.leave();
+    }),
+  },
+}).createMachine({
+  id: 'haAgent',
+  context: ({ input }) => ({ input, cycles: 0, leader: null }),
+  invoke: [
+    {
+      id: 'executor',
+      src: 'executor',
+      input: ({ context }) => ({
+        name: 'ha',
+        wakeup: context.input.wakeup,
+        lock: context.input.lock,
+        actions: context.input.actions,
+        subprocess: { name: 'postgres', terminateTimeoutMs: 2_000 },
+      }),
+    },
+    { id: 'monitoring', src: 'monitoring', input: ({ context }) => ({ name: 'Monitoring', uniqueId: 'monitoring', main: context.input.monitoring }) },
+  ],
+  entry: sendTo('monitoring', { type: 'statesmith.service.start' }),
+  initial: 'running',
+  states: {
+    running: {
+      initial: 'cycling',
+      on: { stop: 'stopping' },
+      states: {
+        waiting: {
+          after: { cycle: 'cycling' },
+          on: { wake: 'cycling' },
+        },
+        cycling: {
+          entry: assign({ cycles: ({ context }) => context.cycles + 1 }),
+          invoke: {
+            src: 'cycle',
+            input: ({ context, self }) => ({ context, agent: self as AnyActorRef }),
+            onDone: {
+              target: 'waiting',
+              actions: enqueueActions(({ enqueue, event, self }) => {
+                enqueue.assign({ leader: event.output.leader });
+                if (event.output.run !== null) {
+                  enqueue.sendTo('executor', { type: 'statesmith.executor.run', action: event.output.run, replyTo: self as AnyActorRef });
+                }
+              }),
+            },
+            onError: { target: 'waiting', actions: ({ context, event }) => context.input.say('loop', `cycle failed: ${(event.error as Error).message}`) },
+          },
+        },
+      },
+    },
+    stopping: {
+      initial: 'monitoring',
+      states: {
+        monitoring: {
+          entry: sendTo('monitoring', ({ self }) => ({ type: 'statesmith.service.stop' as const, replyTo: self as AnyActorRef })),
+          on: { 'statesmith.service.stopped': 'executor' },
+        },
+        executor: {
+          entry: sendTo('executor', ({ self }) => ({ type: 'statesmith.executor.cancel' as const, replyTo: self as AnyActorRef })),
+          on: { 'statesmith.executor.cancelled': 'leaving' },
+        },
+        leaving: {
+          invoke: { src: 'leave', input: ({ context }) => ({ context }), onDone: '#haAgent.stopped', onError: '#haAgent.stopped' },
+        },
+      },
+    },
+    stopped: { type: 'final' },
+  },
+});
