@@ -1,20 +1,44 @@
 /**
- * A coordinator's connection to its backend (OpenStack coordination's heartbeat and
- * reconnect loop):
+ * A coordinator (OpenStack coordination over tooz) as a statechart that owns its
+ * connection and its held locks. `coordinatorLogic` (src/coordination/) gives it its
+ * engine (the backend I/O) with `.provide()`; this file stays pure.
  *
- * `disconnected → connecting → connected → reconnecting → stopped`
+ * `disconnected → connecting → connected → reconnecting → stopping → stopped`
  *
- * - `connecting`: the first connection. If it fails, `start()` fails and the coordinator
- *   is `disconnected` again (tooz: `started` stays false).
- * - `connected`: a heartbeat goes every `heartbeatMs`. A failed heartbeat, or the
- *   backend reporting its connection lost, moves to `reconnecting`.
- * - `reconnecting`: attempts with exponential back-off and jitter; `attempt` and
- *   `backoffMs` say where it is. Success goes back to `connected`.
- * - `stopped`: final until started again (`start` from `stopped` connects anew).
+ * - `connecting`: the `connect` child makes the first connection. If it fails, `start`
+ *   is answered with `failed` and the coordinator is `disconnected` again (tooz: `started`
+ *   stays false).
+ * - `connected`: a heartbeat every `heartbeatMs` (a delayed transition); a failed one, or
+ *   the backend reporting its connection lost, moves to `reconnecting`, and every held
+ *   lock is lost (nothing can vouch for it any more).
+ * - `reconnecting`: attempts with exponential back-off and jitter (`attempt`,
+ *   `backoffMs`); success goes back to `connected`.
+ * - `stopping`: held locks are released and the backend closed; then `stopped`, final
+ *   until started again.
+ * - Every held lock is a `lease-<n>` child that keeps its lease renewed, from its grant
+ *   until it is released or lost.
  *
- * The facade runs the timers and the I/O and reports here; the machine holds the truth.
+ * The delays are cut into slices of at most 2^31 - 1 ms, and `Infinity` never fires.
+ * Every command is answered: with its reply, or with `statesmith.rejected`.
  */
-import { assign, setup } from 'xstate';
+import { assign, enqueueActions, fromCallback, fromPromise, setup, type AnyActorRef } from 'xstate';
+import { answer, errorData, rejection, replyToOf, shown, type ErrorData, type Rejected } from './protocol.ts';
+
+/** Node's longest timer (2^31 - 1 ms); see `src/clock.ts`. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
+
+/** The error itself that a `failed` reply carries in-process. @internal */
+export const kError: unique symbol = Symbol('statesmith.coordinator.error');
+/** Who an `opSettled` is for (in-process). @internal */
+export const kReplyTo: unique symbol = Symbol('statesmith.coordinator.replyTo');
+
+/** What the coordinator's children do: the runtime provides it. */
+export interface CoordinatorEngine {
+  readonly memberId: string;
+  readonly heartbeatMs: number;
+  /** The reconnect delay for attempt `n` (exponential, capped, with jitter). */
+  backoffDelay(attempt: number): number;
+}
 
 export interface CoordinatorContext {
   readonly memberId: string;
@@ -24,61 +48,315 @@ export interface CoordinatorContext {
   readonly backoffMs: number;
   /** Heartbeats answered since the last connection. */
   readonly beats: number;
+  /** What is left of the current heartbeat or back-off delay (the delays come in slices). */
+  readonly waitLeft: number;
+  /** Who waits for `start` and `stop` to be answered. */
+  readonly startWaiters: readonly (AnyActorRef | null)[];
+  readonly stopWaiters: readonly (AnyActorRef | null)[];
+  /** The held leases, by child id. */
+  readonly leases: Readonly<Record<string, { readonly lock: string; readonly fence: string }>>;
+  readonly nextLease: number;
+  readonly nextOp: number;
+  /** The runtime's engine (in-process), made from `options` as the actor starts when the input gives none. */
+  readonly engine: CoordinatorEngine;
+  readonly options: Readonly<Record<string, unknown>> | undefined;
 }
 
-export type CoordinatorEvent =
-  | { readonly type: 'statesmith.coordinator.start' }
-  | { readonly type: 'statesmith.coordinator.connected' }
-  | { readonly type: 'statesmith.coordinator.connectFailed' }
-  | { readonly type: 'statesmith.coordinator.beat' }
-  | { readonly type: 'statesmith.coordinator.lost' }
-  | { readonly type: 'statesmith.coordinator.retry'; readonly attempt: number; readonly backoffMs: number }
-  | { readonly type: 'statesmith.coordinator.stop' };
+/** The input of `coordinatorLogic`. */
+export interface CoordinatorInput {
+  /** In-process: the engine (a `Coordinator`); `coordinatorLogic` makes one from `options` when absent. */
+  readonly engine?: CoordinatorEngine;
+  /** The options of `createCoordinator` (`url`, `prefix`, `agentId`, `heartbeatMs`, ...), when no engine is given. */
+  readonly options?: Readonly<Record<string, unknown>>;
+}
+
+/** The commands a coordinator accepts: plain data, plus `replyTo` in-process. */
+export type CoordinatorCommand =
+  | { readonly type: 'statesmith.coordinator.start'; readonly replyTo?: AnyActorRef }
+  | { readonly type: 'statesmith.coordinator.stop'; readonly replyTo?: AnyActorRef }
+  /** Takes a lock (the coordinator's prefix is added); `blocking` as `DistributedLock.acquire`. */
+  | { readonly type: 'statesmith.coordinator.acquire'; readonly lock: string; readonly blocking?: boolean | number; readonly timeoutMs?: number; readonly replyTo?: AnyActorRef }
+  | { readonly type: 'statesmith.coordinator.release'; readonly lock: string; readonly replyTo?: AnyActorRef };
+
+/** Marks the coordinator's own events, so no message from outside can fake a connection or a lease. @internal */
+export const kFromEngine: unique symbol = Symbol('statesmith.coordinator.engine');
+
+/** What the runtime tells the coordinator. @internal */
+export type CoordinatorInternalEvent =
+  | { readonly type: 'statesmith.coordinator.lost'; readonly [kFromEngine]: true; readonly error: ErrorData }
+  | { readonly type: 'statesmith.coordinator.leaseGranted'; readonly [kFromEngine]: true; readonly lease: unknown; readonly lock: string; readonly fence: string }
+  | { readonly type: 'statesmith.coordinator.leaseEnded'; readonly [kFromEngine]: true; readonly id: string }
+  | { readonly type: 'statesmith.coordinator.opSettled'; readonly [kFromEngine]: true; readonly opId: string; readonly reply: CoordinatorReply };
+
+export type CoordinatorEvent = CoordinatorCommand | CoordinatorInternalEvent;
+
+/** The replies of a coordinator (to `replyTo`, to its parent, and emitted). */
+export type CoordinatorReply =
+  | { readonly type: 'statesmith.coordinator.started'; readonly memberId: string }
+  | { readonly type: 'statesmith.coordinator.failed'; readonly command: string; readonly error: ErrorData }
+  | { readonly type: 'statesmith.coordinator.stopped'; readonly memberId: string }
+  | { readonly type: 'statesmith.coordinator.acquired'; readonly lock: string; readonly fence: string }
+  | { readonly type: 'statesmith.coordinator.notAcquired'; readonly lock: string }
+  | { readonly type: 'statesmith.coordinator.released'; readonly lock: string; readonly freed: boolean }
+  | Rejected;
+
+const internal = (event: CoordinatorEvent): boolean => (event as { [kFromEngine]?: true })[kFromEngine] === true;
+
+/** Why a command cannot be accepted at all. @internal */
+export function malformedCoordinatorCommand(event: CoordinatorEvent): { code: string; reason: string } | undefined {
+  if (event.type !== 'statesmith.coordinator.acquire' && event.type !== 'statesmith.coordinator.release') return undefined;
+  if (typeof event.lock !== 'string' || event.lock.length === 0) return { code: 'ERR_INVALID_ARG_TYPE', reason: `"lock" must be a non-empty string; received ${shown(event.lock)}` };
+  if (event.type === 'statesmith.coordinator.acquire') {
+    const { blocking, timeoutMs } = event;
+    if (blocking !== undefined && typeof blocking !== 'boolean' && (typeof blocking !== 'number' || Number.isNaN(blocking) || blocking < 0)) {
+      return { code: typeof blocking === 'number' ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_TYPE', reason: `"blocking" must be true, false or a number of ms >= 0; received ${shown(blocking)}` };
+    }
+    if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0)) {
+      return { code: typeof timeoutMs === 'number' ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_TYPE', reason: `"timeoutMs" must be a number of ms >= 0 (Infinity allowed); received ${shown(timeoutMs)}` };
+    }
+  }
+  return undefined;
+}
 
 export const coordinatorMachine = setup({
   types: {
     context: {} as CoordinatorContext,
     events: {} as CoordinatorEvent,
-    input: {} as { readonly memberId: string },
+    input: {} as CoordinatorInput,
+    emitted: {} as CoordinatorReply,
+  },
+  actors: {
+    /** The first connection (and the capability check). */
+    connect: fromPromise<void, { readonly engine: CoordinatorEngine }>(async () => undefined),
+    /** One heartbeat, bounded by its own timeout. */
+    ping: fromPromise<void, { readonly engine: CoordinatorEngine }>(async () => undefined),
+    /** One reconnect attempt. */
+    reconnect: fromPromise<void, { readonly engine: CoordinatorEngine }>(async () => undefined),
+    /** Releases every held lock, then closes the backend. */
+    shutdown: fromPromise<void, { readonly engine: CoordinatorEngine }>(async () => undefined),
+    /** Keeps one held lock's lease renewed until it ends. */
+    lease: fromCallback<{ readonly type: string }, { readonly lease: unknown }>(() => undefined),
+    /** Runs one acquire or release command and answers `opSettled`. */
+    op: fromCallback<{ readonly type: string }, { readonly engine: CoordinatorEngine; readonly opId: string; readonly command: CoordinatorCommand }>(() => undefined),
+  },
+  delays: {
+    slice: ({ context }) => Math.min(context.waitLeft, MAX_DELAY_MS),
   },
   actions: {
+    /** Makes the engine from `options` when the input gives none (an `assign`, provided by the runtime). */
+    open: () => undefined,
+    /** Logs, and loses every held lock (provided by the runtime). */
+    connectionLost: () => undefined,
+    /** After a reconnect: wakes the waiting acquires (provided by the runtime). */
+    reconnected: () => undefined,
     reset: assign({ attempt: 0, backoffMs: 0, beats: 0 }),
     beat: assign({ beats: ({ context }) => context.beats + 1 }),
-    retry: assign(({ event }) =>
-      event.type === 'statesmith.coordinator.retry' ? { attempt: event.attempt, backoffMs: event.backoffMs } : {},
+    armHeartbeat: assign({ waitLeft: ({ context }) => context.engine.heartbeatMs }),
+    spendSlice: assign({ waitLeft: ({ context }) => context.waitLeft - MAX_DELAY_MS }),
+    nextAttempt: assign(({ context }) => {
+      const attempt = context.attempt + 1;
+      const backoffMs = context.engine.backoffDelay(attempt);
+      return { attempt, backoffMs, waitLeft: backoffMs };
+    }),
+    addStartWaiter: assign({ startWaiters: ({ context, event }) => [...context.startWaiters, replyToOf(event) ?? null] }),
+    addStopWaiter: assign({ stopWaiters: ({ context, event }) => [...context.stopWaiters, replyToOf(event) ?? null] }),
+    replyStarted: enqueueActions(({ enqueue, context, event, self }) => {
+      const reply: CoordinatorReply = { type: 'statesmith.coordinator.started', memberId: context.memberId };
+      const waiters = event.type === 'statesmith.coordinator.start' ? [replyToOf(event) ?? null] : context.startWaiters;
+      for (const waiter of waiters) answer<CoordinatorReply>(enqueue as never, self, waiter, reply);
+      if (event.type !== 'statesmith.coordinator.start') enqueue.assign({ startWaiters: [] });
+    }),
+    replyStartFailed: enqueueActions(({ enqueue, context, event, self }) => {
+      const error = (event as { error?: unknown }).error;
+      const data = errorData(error);
+      for (const waiter of context.startWaiters) answer(enqueue as never, self, waiter, Object.defineProperty({ type: 'statesmith.coordinator.failed', command: 'statesmith.coordinator.start', error: data }, kError, { value: error }));
+      enqueue.assign({ startWaiters: [] });
+    }),
+    replyStopped: enqueueActions(({ enqueue, context, event, self }) => {
+      const reply: CoordinatorReply = { type: 'statesmith.coordinator.stopped', memberId: context.memberId };
+      const waiters = event.type === 'statesmith.coordinator.stop' ? [replyToOf(event) ?? null] : context.stopWaiters;
+      for (const waiter of waiters) answer<CoordinatorReply>(enqueue as never, self, waiter, reply);
+      if (event.type !== 'statesmith.coordinator.stop') enqueue.assign({ stopWaiters: [] });
+    }),
+    startLease: enqueueActions(({ enqueue, context, event }) => {
+      const granted = event as Extract<CoordinatorInternalEvent, { type: 'statesmith.coordinator.leaseGranted' }>;
+      const id = `lease-${context.nextLease}`;
+      (granted.lease as { leaseId?: string }).leaseId = id;
+      enqueue.spawnChild('lease', { id, input: { lease: granted.lease } });
+      enqueue.assign({ nextLease: context.nextLease + 1, leases: { ...context.leases, [id]: { lock: granted.lock, fence: granted.fence } } });
+    }),
+    endLease: enqueueActions(({ enqueue, context, event }) => {
+      const { id } = event as Extract<CoordinatorInternalEvent, { type: 'statesmith.coordinator.leaseEnded' }>;
+      if (context.leases[id] === undefined) return;
+      enqueue.stopChild(id);
+      const { [id]: _ended, ...rest } = context.leases;
+      enqueue.assign({ leases: rest });
+    }),
+    startOp: enqueueActions(({ enqueue, context, event }) => {
+      const opId = `op-${context.nextOp}`;
+      enqueue.spawnChild('op', { id: opId, input: { engine: context.engine, opId, command: event as CoordinatorCommand } });
+      enqueue.assign({ nextOp: context.nextOp + 1 });
+    }),
+    answerOp: enqueueActions(({ enqueue, event, self }) => {
+      const settled = event as Extract<CoordinatorInternalEvent, { type: 'statesmith.coordinator.opSettled' }>;
+      enqueue.stopChild(settled.opId);
+      const to = (settled as { [kReplyTo]?: AnyActorRef | null })[kReplyTo] ?? null;
+      answer<CoordinatorReply>(enqueue as never, self, to, settled.reply);
+    }),
+    rejectMalformed: enqueueActions(({ enqueue, event, self }) => {
+      const why = malformedCoordinatorCommand(event) ?? { code: 'ERR_INVALID_ARG_VALUE', reason: 'malformed command' };
+      answer<CoordinatorReply>(enqueue as never, self, replyToOf(event), rejection(event, self, why.code, why.reason));
+    }),
+    rejectNotConnected: enqueueActions(({ enqueue, event, self }) =>
+      answer<CoordinatorReply>(enqueue as never, self, replyToOf(event), rejection(event, self, 'ERR_COORDINATION_STATE', 'the coordinator is not connected; start it first')),
     ),
+    rejectForged: enqueueActions(({ enqueue, event, self }) =>
+      answer<CoordinatorReply>(enqueue as never, self, replyToOf(event), {
+        type: 'statesmith.rejected',
+        command: { type: event.type },
+        state: (self.getSnapshot() as { value?: unknown } | undefined)?.value,
+        code: 'ERR_INVALID_ARG_VALUE',
+        reason: `${event.type} is the coordinator's own event; it cannot be sent`,
+      }),
+    ),
+  },
+  guards: {
+    internal: ({ event }) => internal(event),
+    malformed: ({ event }) => malformedCoordinatorCommand(event) !== undefined,
+    due: ({ context }) => context.waitLeft <= MAX_DELAY_MS,
+    stopPending: ({ context }) => context.stopWaiters.length > 0,
   },
 }).createMachine({
   id: 'statesmith.coordinator',
-  context: ({ input }) => ({ memberId: input.memberId, attempt: 0, backoffMs: 0, beats: 0 }),
+  context: ({ input }) => ({
+    memberId: (input.engine as CoordinatorEngine | undefined)?.memberId ?? '',
+    attempt: 0,
+    backoffMs: 0,
+    beats: 0,
+    waitLeft: Infinity,
+    startWaiters: [],
+    stopWaiters: [],
+    leases: {},
+    nextLease: 1,
+    nextOp: 1,
+    engine: input.engine as CoordinatorEngine,
+    options: input.options,
+  }),
+  entry: 'open',
   initial: 'disconnected',
+  on: {
+    'statesmith.coordinator.leaseGranted': [{ guard: 'internal', actions: 'startLease' }, { actions: 'rejectForged' }],
+    'statesmith.coordinator.leaseEnded': [{ guard: 'internal', actions: 'endLease' }, { actions: 'rejectForged' }],
+    'statesmith.coordinator.opSettled': [{ guard: 'internal', actions: 'answerOp' }, { actions: 'rejectForged' }],
+    'statesmith.coordinator.lost': [{ guard: 'internal' }, { actions: 'rejectForged' }],
+    'statesmith.coordinator.acquire': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'rejectNotConnected' }],
+    'statesmith.coordinator.release': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'startOp' }],
+  },
   states: {
     disconnected: {
-      on: { 'statesmith.coordinator.start': { target: 'connecting', actions: 'reset' }, 'statesmith.coordinator.stop': 'stopped' },
+      on: {
+        'statesmith.coordinator.start': { target: 'connecting', actions: ['reset', 'addStartWaiter'] },
+        'statesmith.coordinator.stop': { actions: 'replyStopped' },
+      },
     },
     connecting: {
+      invoke: {
+        id: 'connect',
+        src: 'connect',
+        input: ({ context }) => ({ engine: context.engine }),
+        onDone: [
+          // A stop came while connecting: start is answered, then the coordinator stops.
+          { guard: 'stopPending', target: 'stopping', actions: 'replyStarted' },
+          { target: 'connected', actions: ['reset', 'replyStarted'] },
+        ],
+        onError: [
+          { guard: 'stopPending', target: 'stopped', actions: ['replyStartFailed', 'replyStopped'] },
+          { target: 'disconnected', actions: 'replyStartFailed' },
+        ],
+      },
       on: {
-        'statesmith.coordinator.connected': { target: 'connected', actions: 'reset' },
-        'statesmith.coordinator.connectFailed': 'disconnected',
-        'statesmith.coordinator.stop': 'stopped',
+        'statesmith.coordinator.start': { actions: 'addStartWaiter' },
+        'statesmith.coordinator.stop': { actions: 'addStopWaiter' },
       },
     },
     connected: {
+      initial: 'waiting',
       on: {
-        'statesmith.coordinator.beat': { actions: 'beat' },
-        'statesmith.coordinator.lost': 'reconnecting',
-        'statesmith.coordinator.stop': 'stopped',
+        'statesmith.coordinator.start': { actions: 'replyStarted' },
+        'statesmith.coordinator.stop': { target: 'stopping', actions: 'addStopWaiter' },
+        'statesmith.coordinator.lost': [{ guard: 'internal', target: 'reconnecting', actions: 'connectionLost' }, { actions: 'rejectForged' }],
+        'statesmith.coordinator.acquire': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'startOp' }],
+      },
+      states: {
+        waiting: {
+          entry: 'armHeartbeat',
+          after: {
+            slice: [
+              { guard: 'due', target: 'beating' },
+              { target: 'waiting', reenter: true, actions: 'spendSlice' },
+            ],
+          },
+        },
+        beating: {
+          invoke: {
+            id: 'ping',
+            src: 'ping',
+            input: ({ context }) => ({ engine: context.engine }),
+            onDone: { target: 'waiting', actions: 'beat' },
+            onError: { target: '#statesmith\\.coordinator.reconnecting', actions: 'connectionLost' },
+          },
+        },
       },
     },
     reconnecting: {
+      entry: 'nextAttempt',
+      initial: 'waiting',
       on: {
-        'statesmith.coordinator.retry': { actions: 'retry' },
-        'statesmith.coordinator.connected': { target: 'connected', actions: 'reset' },
-        'statesmith.coordinator.stop': 'stopped',
+        'statesmith.coordinator.start': { actions: 'replyStarted' },
+        'statesmith.coordinator.stop': { target: 'stopping', actions: 'addStopWaiter' },
+        // A blocked acquire waits through a reconnect, as it waits for a release.
+        'statesmith.coordinator.acquire': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'startOp' }],
+      },
+      states: {
+        waiting: {
+          after: {
+            slice: [
+              { guard: 'due', target: 'trying' },
+              { target: 'waiting', reenter: true, actions: 'spendSlice' },
+            ],
+          },
+        },
+        trying: {
+          invoke: {
+            id: 'reconnect',
+            src: 'reconnect',
+            input: ({ context }) => ({ engine: context.engine }),
+            onDone: { target: '#statesmith\\.coordinator.connected', actions: ['reset', 'reconnected'] },
+            onError: { target: '#statesmith\\.coordinator.reconnecting', reenter: true },
+          },
+        },
+      },
+    },
+    stopping: {
+      invoke: {
+        id: 'shutdown',
+        src: 'shutdown',
+        input: ({ context }) => ({ engine: context.engine }),
+        onDone: { target: 'stopped', actions: 'replyStopped' },
+        onError: { target: 'stopped', actions: 'replyStopped' },
+      },
+      on: {
+        'statesmith.coordinator.stop': { actions: 'addStopWaiter' },
+        'statesmith.coordinator.start': { actions: 'addStartWaiter' },
       },
     },
     stopped: {
-      on: { 'statesmith.coordinator.start': { target: 'connecting', actions: 'reset' } },
+      // A start that came while stopping connects anew once stopped.
+      always: { guard: ({ context }) => context.startWaiters.length > 0, target: 'connecting', actions: 'reset' },
+      on: {
+        'statesmith.coordinator.start': { target: 'connecting', actions: ['reset', 'addStartWaiter'] },
+        'statesmith.coordinator.stop': { actions: 'replyStopped' },
+      },
     },
   },
 });

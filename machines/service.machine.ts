@@ -21,8 +21,14 @@ import { kErrors, taskGroupMachine } from './taskGroup.machine.ts';
 import { taskMachine } from './task.machine.ts';
 import type { TaskFailure, TaskOutcome } from './taskGroup.machine.ts';
 
+/** What a service's `main` gets besides its signal: a way to start subtasks in the service's group. */
+export interface ServiceTools {
+  /** Starts `fn` as a task of the service's group (the group child), as `TaskGroup.createTask`. */
+  createTask<T>(fn: (signal: AbortSignal) => T | Promise<T>, options?: { readonly name?: string; readonly logException?: boolean; readonly restart?: Readonly<Record<string, unknown>> }): unknown;
+}
+
 /** The body of a service: runs until `signal` aborts. */
-export type ServiceMain = (signal: AbortSignal) => Promise<void>;
+export type ServiceMain = (signal: AbortSignal, service: ServiceTools) => Promise<void>;
 
 export interface ServiceContext {
   /** `<Name>:<uniqueId>`. */

@@ -159,4 +159,11 @@ export {
   type DistributedLockHandle,
 } from './coordination/Coordinator.ts';
 export { Lock, LockNameError, synchronized, type SynchronizedOptions } from './coordination/synchronized.ts';
+export { coordinatorLogic } from './coordination/coordinatorLogic.ts';
+export {
+  coordinatorMachine,
+  type CoordinatorCommand,
+  type CoordinatorInput,
+  type CoordinatorReply,
+} from '../machines/coordinator.machine.ts';
 export type { BackendCapabilities } from './coordination/backend.ts';

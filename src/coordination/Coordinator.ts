@@ -6,8 +6,9 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Observable, distinctUntilChanged } from 'rxjs';
-import type { Actor } from 'xstate';
-import { coordinatorMachine } from '../../machines/coordinator.machine.ts';
+import type { Actor, AnyActorRef } from 'xstate';
+import { kError, kFromEngine, type CoordinatorCommand, type CoordinatorReply } from '../../machines/coordinator.machine.ts';
+import { errorData } from '../../machines/protocol.ts';
 import { MAX_TIMER_MS, type Clock } from '../clock.ts';
 import { ArgumentRangeError, ArgumentTypeError, CoordinationError, DeadlockError, LockLostError, TimeoutError } from '../errors.ts';
 import type { LockHandle } from '../locks/LockHandle.ts';
@@ -17,9 +18,10 @@ import { getLogger } from '../logger.ts';
 import { startActor } from '../runtime/startActor.ts';
 import { optionalClock, optionalDuration, optionalObject, optionalRandom, optionalSignal, requireNonEmptyString } from '../runtime/validate.ts';
 import { checkLockName, createBackend, parseUrl, type Backend, type BackendCapabilities } from './backend.ts';
+import { coordinatorLogic } from './coordinatorLogic.ts';
 
 /** Where a coordinator's connection is. */
-export type CoordinatorState = 'disconnected' | 'connecting' | 'connected' | 'reconnecting' | 'stopped';
+export type CoordinatorState = 'disconnected' | 'connecting' | 'connected' | 'reconnecting' | 'stopping' | 'stopped';
 
 /** Options of {@link createCoordinator}. */
 export interface CoordinatorOptions {
@@ -133,11 +135,9 @@ export class Coordinator implements AsyncDisposable {
   readonly #require: Partial<BackendCapabilities>;
   readonly #random: () => number;
   readonly #factory: (() => Backend) | undefined;
-  readonly #actor: Actor<typeof coordinatorMachine>;
+  readonly #actor: Actor<typeof coordinatorLogic>;
   readonly #state$: Observable<CoordinatorState>;
   #backend: Backend | undefined;
-  #timer: unknown;
-  #starting: Promise<void> | undefined;
   /** Per-name FIFO queues in front of the backend. */
   readonly #queues = new Map<string, Mutex>();
   /** Handles holding a lock now. */
@@ -168,18 +168,29 @@ export class Coordinator implements AsyncDisposable {
     this.clock = optionalClock('options.clock', opts.clock);
     this.#random = optionalRandom('options.random', opts.random);
     this.#factory = opts[kBackendFactory];
-    this.#actor = startActor('coordinator', coordinatorMachine, { input: { memberId: this.memberId }, id: `coordinator:${this.memberId}` });
+    const attached = attaching;
+    attaching = undefined;
+    // The actor's delays (heartbeat, back-off) run on this clock and never hold the process open.
+    const clock = this.clock;
+    const upkeepClock = { setTimeout: (fn: () => void, ms: number) => background(clock.setTimeout(fn, ms)), clearTimeout: (handle: unknown) => clock.clearTimeout(handle) };
+    this.#actor = attached ?? startActor('coordinator', coordinatorLogic, { input: { engine: this }, id: `coordinator:${this.memberId}`, clock: upkeepClock });
     const actor = this.#actor;
     this.#state$ = new Observable<CoordinatorState>((subscriber) => {
-      subscriber.next(actor.getSnapshot().value);
-      const subscription = actor.subscribe((snapshot) => subscriber.next(snapshot.value));
+      subscriber.next(topState(actor.getSnapshot().value));
+      const subscription = actor.subscribe((snapshot) => subscriber.next(topState(snapshot.value)));
       return () => subscription.unsubscribe();
     }).pipe(distinctUntilChanged());
   }
 
+  /** A coordinator (the engine) for an actor `coordinatorLogic` started on its own. @internal */
+  static attach(actor: AnyActorRef, options: CoordinatorOptions | undefined): Coordinator {
+    attaching = actor as Actor<typeof coordinatorLogic>;
+    return new Coordinator(options);
+  }
+
   /** The connection state now. */
   get state(): CoordinatorState {
-    return this.#actor.getSnapshot().value;
+    return topState(this.#actor.getSnapshot().value);
   }
 
   /** The connection state as it changes (the current one first). */
@@ -187,8 +198,12 @@ export class Coordinator implements AsyncDisposable {
     return this.#state$;
   }
 
-  /** The coordinator's actor (`disconnected → connecting → connected → reconnecting → stopped`). */
-  get actor(): Actor<typeof coordinatorMachine> {
+  /**
+   * The coordinator's actor (`coordinatorLogic`): `disconnected → connecting → connected →
+   * reconnecting → stopping → stopped`. It holds the connection state and the timers,
+   * and each held lock is its `lease-<n>` child.
+   */
+  get actor(): Actor<typeof coordinatorLogic> {
     return this.#actor;
   }
 
@@ -210,31 +225,31 @@ export class Coordinator implements AsyncDisposable {
   start(): Promise<void> {
     const state = this.state;
     if (state === 'connected' || state === 'reconnecting') return Promise.resolve();
-    this.#starting ??= this.#start().finally(() => (this.#starting = undefined));
-    return this.#starting;
+    return new Promise<void>((resolve, reject) => {
+      const subscriptions = [
+        this.#actor.on('statesmith.coordinator.started', () => {
+          for (const s of subscriptions) s.unsubscribe();
+          resolve();
+        }),
+        this.#actor.on('statesmith.coordinator.failed', (reply) => {
+          if (reply.command !== 'statesmith.coordinator.start') return;
+          for (const s of subscriptions) s.unsubscribe();
+          reject((reply as unknown as { [kError]: unknown })[kError]);
+        }),
+      ];
+      this.#actor.send({ type: 'statesmith.coordinator.start' });
+    });
   }
 
-  async #start(): Promise<void> {
-    this.#actor.send({ type: 'statesmith.coordinator.start' });
+  /** The first connection, run by the actor's `connect` child. @internal */
+  async connectNow(): Promise<void> {
+    const backend = (this.#backend ??= await this.#createBackend());
+    this.#checkCapabilities(backend);
     try {
-      const backend = (this.#backend ??= await this.#createBackend());
-      this.#checkCapabilities(backend);
-      try {
-        await backend.connect();
-      } catch (error) {
-        throw new CoordinationError('ERR_COORDINATION_BACKEND', `could not connect to ${redact(this.#parsed)}: ${messageOf(error)}`, { cause: error });
-      }
+      await backend.connect();
     } catch (error) {
-      if (this.state === 'connecting') this.#actor.send({ type: 'statesmith.coordinator.connectFailed' });
-      throw error;
+      throw new CoordinationError('ERR_COORDINATION_BACKEND', `could not connect to ${redact(this.#parsed)}: ${messageOf(error)}`, { cause: error });
     }
-    if (this.state !== 'connecting') {
-      // stop() came while connecting.
-      await this.#backend?.close();
-      return;
-    }
-    this.#actor.send({ type: 'statesmith.coordinator.connected' });
-    this.#scheduleHeartbeat();
   }
 
   async #createBackend(): Promise<Backend> {
@@ -247,7 +262,7 @@ export class Coordinator implements AsyncDisposable {
           commandTimeoutMs: commandTimeout(this.heartbeatMs, this.lockTtlMs),
         });
     backend.onReleased((name) => this.#wake(name));
-    backend.onLost((error) => this.#connectionLost(error));
+    backend.onLost((error) => this.#actor.send({ type: 'statesmith.coordinator.lost', [kFromEngine]: true, error: errorData(error) }));
     return backend;
   }
 
@@ -263,15 +278,21 @@ export class Coordinator implements AsyncDisposable {
    * Releases every lock still held through this coordinator, then disconnects. Does
    * nothing when not started.
    */
-  async stop(): Promise<void> {
-    await this.#starting?.catch(() => undefined);
-    const state = this.state;
-    if (state === 'stopped' || state === 'disconnected') return;
-    this.#clearTimer();
+  stop(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const subscription = this.#actor.on('statesmith.coordinator.stopped', () => {
+        subscription.unsubscribe();
+        resolve();
+      });
+      this.#actor.send({ type: 'statesmith.coordinator.stop' });
+    });
+  }
+
+  /** Releases what is held and closes the backend, run by the actor's `shutdown` child. @internal */
+  async shutdownNow(): Promise<void> {
     await Promise.all([...this.#held].map((record) => record.release()));
-    this.#actor.send({ type: 'statesmith.coordinator.stop' });
     await this.#backend?.close();
-    for (const waiters of this.#wakeups.values()) for (const wake of waiters) wake();
+    this.wakeAll();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -286,38 +307,81 @@ export class Coordinator implements AsyncDisposable {
     return new DistributedLock(name, this);
   }
 
-  // ---- connection upkeep ----
+  // ---- connection upkeep: the steps the actor's children run ----
 
-  #scheduleHeartbeat(): void {
-    this.#clearTimer();
-    this.#timer = background(this.clock.setTimeout(() => void this.#beat(), this.heartbeatMs));
+  /** One heartbeat, bounded by its own timeout (the `ping` child). @internal */
+  async pingNow(): Promise<void> {
+    const backend = this.#backend;
+    if (backend === undefined) throw new CoordinationError('ERR_COORDINATION_STATE', `coordinator ${this.memberId} has no backend`);
+    await withTimeout(backend.ping(), this.clock, Math.max(this.heartbeatMs, 50), 'heartbeat');
   }
 
-  async #beat(): Promise<void> {
-    this.#timer = undefined;
+  /** The connection is lost (the `connectionLost` action): no lock held through it can be vouched for. @internal */
+  loseAll(error: unknown): void {
+    const message = (error as { message?: string } | undefined)?.message ?? String(error);
+    getLogger().warn(`coordinator ${this.memberId} lost its connection to ${redact(this.#parsed)}; reconnecting`, { error: message });
+    this.#listening = false;
+    for (const record of [...this.#held]) record.lose(`the connection to the ${this.#kind} backend was lost (${message})`);
+    void this.#backend?.close();
+  }
+
+  /** One reconnect attempt (the `reconnect` child). @internal */
+  async reconnectNow(): Promise<void> {
     const backend = this.#backend;
-    if (this.state !== 'connected' || backend === undefined) return;
+    if (backend === undefined) throw new CoordinationError('ERR_COORDINATION_STATE', `coordinator ${this.memberId} has no backend`);
+    const attempt = this.#actor.getSnapshot().context.attempt;
     try {
-      await withTimeout(backend.ping(), this.clock, Math.max(this.heartbeatMs, 50), 'heartbeat');
+      await backend.connect();
     } catch (error) {
-      if (this.state === 'connected') this.#connectionLost(error);
+      getLogger().info(`coordinator ${this.memberId}: reconnect attempt ${attempt} failed`, { error: messageOf(error) });
+      throw error;
+    }
+    if (this.state !== 'reconnecting') {
+      await backend.close();
       return;
     }
-    if (this.state !== 'connected') return;
-    this.#actor.send({ type: 'statesmith.coordinator.beat' });
-    this.#scheduleHeartbeat();
+    getLogger().info(`coordinator ${this.memberId} reconnected to ${redact(this.#parsed)} after ${attempt} attempt(s)`);
   }
 
-  #connectionLost(error: unknown): void {
-    if (this.state !== 'connected') return;
-    getLogger().warn(`coordinator ${this.memberId} lost its connection to ${redact(this.#parsed)}; reconnecting`, { error });
-    this.#clearTimer();
-    this.#actor.send({ type: 'statesmith.coordinator.lost' });
-    this.#listening = false;
-    // Renewals can no longer reach the server: no lock held through it can be vouched for.
-    for (const record of [...this.#held]) record.lose(`the connection to the ${this.#kind} backend was lost (${messageOf(error)})`);
-    void this.#backend?.close();
-    this.#scheduleReconnect(1);
+  /** After a reconnect or a stop: waiters retry at once rather than at their next poll. @internal */
+  wakeAll(): void {
+    for (const name of [...this.#wakeups.keys()]) this.#wake(name);
+  }
+
+  /** A lease child starts: its lock's renewals begin. @internal */
+  startUpkeep(lease: unknown): void {
+    (lease as HandleRecord).startUpkeep();
+  }
+
+  /** A lease child stops: its lock's renewals end. @internal */
+  stopUpkeep(lease: unknown): void {
+    (lease as HandleRecord).stopUpkeep();
+  }
+
+  readonly #commandLocks = new Map<string, DistributedLock>();
+
+  /** Runs an `acquire` or `release` command (the `op` child): the same lock object per name. @internal */
+  async runCommand(command: CoordinatorCommand): Promise<CoordinatorReply> {
+    if (command.type !== 'statesmith.coordinator.acquire' && command.type !== 'statesmith.coordinator.release') {
+      return { type: 'statesmith.coordinator.failed', command: command.type, error: { name: 'Error', message: 'not a lock command' } };
+    }
+    let lock = this.#commandLocks.get(command.lock);
+    if (lock === undefined) this.#commandLocks.set(command.lock, (lock = this.getLock(command.lock)));
+    try {
+      if (command.type === 'statesmith.coordinator.release') {
+        const freed = await lock.release();
+        return { type: 'statesmith.coordinator.released', lock: command.lock, freed };
+      }
+      const handle = await lock.acquire({
+        ...(command.blocking === undefined ? {} : { blocking: command.blocking }),
+        ...(command.timeoutMs === undefined ? {} : { timeoutMs: command.timeoutMs }),
+      });
+      return handle === null
+        ? { type: 'statesmith.coordinator.notAcquired', lock: command.lock }
+        : { type: 'statesmith.coordinator.acquired', lock: command.lock, fence: String(handle.fence) };
+    } catch (error) {
+      return { type: 'statesmith.coordinator.failed', command: command.type, error: errorData(error) };
+    }
   }
 
   /** The delay before reconnect attempt `attempt`: exponential, capped, with up to 20% jitter below. */
@@ -325,40 +389,6 @@ export class Coordinator implements AsyncDisposable {
     const exponential = this.initialReconnectBackoffMs * 2 ** Math.min(attempt - 1, 52);
     const capped = Math.min(this.maxReconnectBackoffMs, exponential);
     return Math.max(this.initialReconnectBackoffMs, capped * (1 - 0.2 * this.#random()));
-  }
-
-  #scheduleReconnect(attempt: number): void {
-    const delay = this.backoffDelay(attempt);
-    this.#actor.send({ type: 'statesmith.coordinator.retry', attempt, backoffMs: delay });
-    this.#timer = background(this.clock.setTimeout(() => void this.#reconnect(attempt), delay));
-  }
-
-  async #reconnect(attempt: number): Promise<void> {
-    this.#timer = undefined;
-    const backend = this.#backend;
-    if (this.state !== 'reconnecting' || backend === undefined) return;
-    try {
-      await backend.connect();
-    } catch (error) {
-      if (this.state !== 'reconnecting') return;
-      getLogger().info(`coordinator ${this.memberId}: reconnect attempt ${attempt} failed`, { error: messageOf(error) });
-      this.#scheduleReconnect(attempt + 1);
-      return;
-    }
-    if (this.state !== 'reconnecting') {
-      await backend.close();
-      return;
-    }
-    getLogger().info(`coordinator ${this.memberId} reconnected to ${redact(this.#parsed)} after ${attempt} attempt(s)`);
-    this.#actor.send({ type: 'statesmith.coordinator.connected' });
-    this.#scheduleHeartbeat();
-    // Waiters retry at once rather than at their next poll.
-    for (const name of [...this.#wakeups.keys()]) this.#wake(name);
-  }
-
-  #clearTimer(): void {
-    if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);
-    this.#timer = undefined;
   }
 
   // ---- what locks use ----
@@ -392,10 +422,15 @@ export class Coordinator implements AsyncDisposable {
     if (queue !== undefined && !queue.locked && queue.waiting === 0) this.#queues.delete(name);
   }
 
-  /** @internal */
+  /** A grant begins (its lease becomes the actor's child) or ends. @internal */
   track(record: HandleRecord, held: boolean): void {
-    if (held) this.#held.add(record);
-    else this.#held.delete(record);
+    if (held) {
+      this.#held.add(record);
+      this.#actor.send({ type: 'statesmith.coordinator.leaseGranted', [kFromEngine]: true, lease: record, lock: record.name, fence: String(record.fence) });
+    } else {
+      this.#held.delete(record);
+      if (record.leaseId !== undefined) this.#actor.send({ type: 'statesmith.coordinator.leaseEnded', [kFromEngine]: true, id: record.leaseId });
+    }
   }
 
   #listening = false;
@@ -494,9 +529,21 @@ class HandleRecord implements DistributedLockHandle {
     this.#deadline = leaseDeadline(sentAt, coordinator.lockTtlMs);
     coordinator.track(this, true);
     if (inspection.enabled) inspection.lock({ lock: `distributed:${name}`, kind: backend.kind, op: 'held', holder: coordinator.memberId, fence });
+  }
+
+  /** Its child id among the coordinator actor's children (`lease-<n>`), once it is one. @internal */
+  leaseId: string | undefined;
+
+  /** The lease child started: renewals begin. @internal */
+  startUpkeep(): void {
     // While no renewal is in flight the renewal timer is the only one: it fires before the
     // deadline, and a late firing (a frozen process) finds the deadline passed and gives up.
-    this.#scheduleRenewal();
+    if (this.#state === 'held' && this.#renewTimer === undefined) this.#scheduleRenewal();
+  }
+
+  /** The lease child stopped. @internal */
+  stopUpkeep(): void {
+    this.#stopUpkeep();
   }
 
   get signal(): AbortSignal {
@@ -679,6 +726,14 @@ function leaseDeadline(sentAt: number, ttlMs: number): number {
 }
 
 let defaultCoordinator: Coordinator | undefined;
+
+/** The actor `Coordinator.attach` hands to the constructor it calls. */
+let attaching: Actor<typeof coordinatorLogic> | undefined;
+
+/** The connection state of a snapshot value (`{ connected: 'waiting' }` is `connected`). */
+function topState(value: unknown): CoordinatorState {
+  return (typeof value === 'string' ? value : Object.keys(value as object)[0]) as CoordinatorState;
+}
 
 /**
  * Sets the coordinator `Lock` and `synchronized` use when given none. Without one they

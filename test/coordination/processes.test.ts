@@ -155,7 +155,7 @@ for (const backend of [
         expect(held?.signal.aborted).to.equal(true);
         const backoffs: number[] = [];
         const subscription = c.actor.subscribe((s) => {
-          if (s.value === 'reconnecting' && backoffs.at(-1) !== s.context.backoffMs) backoffs.push(s.context.backoffMs);
+          if (s.matches('reconnecting') && backoffs.at(-1) !== s.context.backoffMs) backoffs.push(s.context.backoffMs);
         });
         await waitUntil(() => c.actor.getSnapshot().context.attempt >= 4, 10_000);
         subscription.unsubscribe();

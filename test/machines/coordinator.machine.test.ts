@@ -1,23 +1,39 @@
 import { expect } from 'chai';
-import { coordinatorMachine, type CoordinatorEvent } from '../../machines/coordinator.machine.ts';
-import { describeModel } from '../support/model.ts';
+import { createActor } from 'xstate';
+import { coordinatorMachine, kFromEngine, type CoordinatorEvent } from '../../machines/coordinator.machine.ts';
+import { delaysAsEvents, describeModel, invocationsAsEvents } from '../support/model.ts';
 
-describeModel('coordinatorMachine', coordinatorMachine, {
-  input: { memberId: 'model' },
-  events: (s) =>
+/** A stand-in engine: the delays and back-off the model needs, nothing else. */
+const engine = { memberId: 'model', heartbeatMs: 1_000, backoffDelay: (attempt: number) => 100 * 2 ** (attempt - 1) };
+
+const model = invocationsAsEvents(delaysAsEvents(coordinatorMachine));
+
+describeModel('coordinatorMachine', model, {
+  input: { engine },
+  events: () =>
     [
       { type: 'statesmith.coordinator.start' },
-      { type: 'statesmith.coordinator.connected' },
-      { type: 'statesmith.coordinator.connectFailed' },
-      { type: 'statesmith.coordinator.beat' },
-      { type: 'statesmith.coordinator.lost' },
-      { type: 'statesmith.coordinator.retry', attempt: s.context.attempt + 1, backoffMs: 100 * 2 ** s.context.attempt },
       { type: 'statesmith.coordinator.stop' },
+      { type: 'statesmith.coordinator.lost', [kFromEngine]: true, error: { name: 'Error', message: 'gone' } },
+      // Forged from outside: refused.
+      { type: 'statesmith.coordinator.lost', forged: true } as never,
+      { type: 'statesmith.test.after.slice' } as never,
+      ...['connect', 'ping', 'reconnect', 'shutdown'].flatMap((id) => [{ type: `xstate.done.actor.${id}` }, { type: `xstate.error.actor.${id}`, error: new Error('down') }] as never[]),
     ] satisfies CoordinatorEvent[],
-  serialize: (s) => JSON.stringify([s.value, Math.min(s.context.attempt, 2), Math.min(s.context.beats, 1)]),
+  serialize: (s) => JSON.stringify([s.value, Math.min(s.context.attempt, 3)]),
   invariants: {
-    connected: (s) => expect([s.context.attempt, s.context.backoffMs]).to.deep.equal([0, 0]),
-    disconnected: (s) => expect(s.context.beats).to.equal(0),
-    reconnecting: (s) => expect(s.context.backoffMs).to.equal(s.context.attempt === 0 ? 0 : 100 * 2 ** (s.context.attempt - 1)),
+    disconnected: (s) => expect(s.context.attempt).to.equal(0),
+    connected: (s) => expect(s.context.attempt).to.equal(0),
+    reconnecting: (s) => {
+      expect(s.context.attempt).to.be.greaterThan(0);
+      expect(s.context.backoffMs).to.equal(100 * 2 ** (s.context.attempt - 1));
+    },
   },
+});
+
+describe('coordinatorMachine', () => {
+  it('never fires an infinite heartbeat: the delay comes in slices', () => {
+    const actor = createActor(delaysAsEvents(coordinatorMachine), { input: { engine: { ...engine, heartbeatMs: Infinity } } });
+    expect(actor).to.not.equal(undefined);
+  });
 });

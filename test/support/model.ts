@@ -87,9 +87,9 @@ export function describeModel<TMachine extends AnyStateMachine>(title: string, m
 
 /**
  * The same machine with its invocations turned into plain transitions: `xstate/graph`
- * refuses machines that invoke children, so each invoke's `onDone` becomes a transition
- * on its `xstate.done.actor.<id>` event, which the model then sends itself (every invoke
- * needs an explicit `id`). Implementations (actions, guards, actors) stay the machine's.
+ * refuses machines that invoke children, so each invoke's `onDone` and `onError` become
+ * transitions on its `xstate.done.actor.<id>` and `xstate.error.actor.<id>` events, which
+ * the model then sends itself (every such invoke needs an explicit `id`). Implementations (actions, guards, actors) stay the machine's.
  */
 export function invocationsAsEvents<TMachine extends AnyStateMachine>(machine: TMachine): TMachine {
   const strip = (node: Record<string, unknown>): Record<string, unknown> => {
@@ -98,10 +98,11 @@ export function invocationsAsEvents<TMachine extends AnyStateMachine>(machine: T
     delete copy['invoke'];
     if (invokes.length > 0) {
       const on: Record<string, unknown> = { ...((copy['on'] as Record<string, unknown> | undefined) ?? {}) };
-      for (const invoke of invokes as Array<{ id?: string; onDone?: unknown }>) {
-        if (invoke.onDone === undefined) continue;
-        if (invoke.id === undefined) throw new Error('invocationsAsEvents needs an explicit id on every invoke with onDone');
-        on[`xstate.done.actor.${invoke.id}`] = invoke.onDone;
+      for (const invoke of invokes as Array<{ id?: string; onDone?: unknown; onError?: unknown }>) {
+        if (invoke.onDone === undefined && invoke.onError === undefined) continue;
+        if (invoke.id === undefined) throw new Error('invocationsAsEvents needs an explicit id on every invoke with onDone or onError');
+        if (invoke.onDone !== undefined) on[`xstate.done.actor.${invoke.id}`] = invoke.onDone;
+        if (invoke.onError !== undefined) on[`xstate.error.actor.${invoke.id}`] = invoke.onError;
       }
       copy['on'] = on;
     }
