@@ -27,6 +27,9 @@ import { getLogger } from '../logger.ts';
 
 export { errorData } from '../../machines/protocol.ts';
 
+/** Why the task child's pending lock wait is given up: it stopped. */
+const CHILD_STOPPED = Object.freeze({ name: 'ChildStopped', message: 'the executor task child stopped' });
+
 /**
  * Takes the executor lock and resolves its release. The acquire starts synchronously in
  * the sender's async context, so a caller that holds the lock (an HA cycle running a task
@@ -140,7 +143,8 @@ export const executorLogic = executorMachine.provide({
       // Runs synchronously in the sender's async context: a caller that holds the lock re-enters it.
       handOver('statesmith.executor.gate');
       return () => {
-        stopped.abort();
+        // A shared reason: abort() without one makes a DOMException (a stack capture) per task.
+        stopped.abort(CHILD_STOPPED);
         // Stopping the executor while the task runs cancels the task.
         if (!settled && !controller.signal.aborted) controller.abort(new CancelledError(`${input.action} was cancelled: its executor stopped`));
       };
