@@ -22,7 +22,7 @@
  * Every command is answered: with its reply, or with `statesmith.rejected`.
  */
 import { assign, enqueueActions, fromCallback, fromPromise, setup, type AnyActorRef } from 'xstate';
-import { answer, errorData, rejection, replyToOf, shown, type ErrorData, type Rejected } from './protocol.ts';
+import { answer, errorData, forgedRejection, rejection, replyToOf, shown, type ErrorData, type Rejected } from './protocol.ts';
 
 /** Node's longest timer (2^31 - 1 ms); see `src/clock.ts`. */
 const MAX_DELAY_MS = 2 ** 31 - 1;
@@ -210,15 +210,7 @@ export const coordinatorMachine = setup({
     rejectNotConnected: enqueueActions(({ enqueue, event, self }) =>
       answer<CoordinatorReply>(enqueue as never, self, replyToOf(event), rejection(event, self, 'ERR_COORDINATION_STATE', 'the coordinator is not connected; start it first')),
     ),
-    rejectForged: enqueueActions(({ enqueue, event, self }) =>
-      answer<CoordinatorReply>(enqueue as never, self, replyToOf(event), {
-        type: 'statesmith.rejected',
-        command: { type: event.type },
-        state: (self.getSnapshot() as { value?: unknown } | undefined)?.value,
-        code: 'ERR_INVALID_ARG_VALUE',
-        reason: `${event.type} is the coordinator's own event; it cannot be sent`,
-      }),
-    ),
+    rejectForged: enqueueActions(({ enqueue, event, self }) => answer<CoordinatorReply>(enqueue as never, self, replyToOf(event), forgedRejection(event, self, 'coordinator'))),
   },
   guards: {
     internal: ({ event }) => internal(event),

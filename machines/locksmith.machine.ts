@@ -19,7 +19,7 @@
  * flight (the facade lists them).
  */
 import { enqueueActions, fromCallback, setup, type AnyActorRef } from 'xstate';
-import { answer, replyToOf, type ErrorData, type Rejected } from './protocol.ts';
+import { answer, forgedRejection, replyToOf, type ErrorData, type Rejected } from './protocol.ts';
 
 /** The numbers of asyncutils' `ForceResult`, by final state. */
 export const forceOutputs = {
@@ -274,15 +274,7 @@ export const locksmithMachine = setup({
     /** Spawns a force's actor (provided by the runtime). */
     materialise: () => undefined,
     rejectMalformed: () => undefined,
-    rejectForged: enqueueActions(({ enqueue, event, self }) =>
-      answer<LocksmithReply>(enqueue as never, self, replyToOf(event), {
-        type: 'statesmith.rejected',
-        command: { type: event.type },
-        state: (self.getSnapshot() as { value?: unknown } | undefined)?.value,
-        code: 'ERR_INVALID_ARG_VALUE',
-        reason: `${event.type} is the locksmith's own event; it cannot be sent`,
-      }),
-    ),
+    rejectForged: enqueueActions(({ enqueue, event, self }) => answer<LocksmithReply>(enqueue as never, self, replyToOf(event), forgedRejection(event, self, 'locksmith'))),
   },
   guards: {
     malformed: () => false,

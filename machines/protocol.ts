@@ -53,6 +53,17 @@ export function rejection(event: { readonly type: string }, self: AnyActorRef, c
   return { type: 'statesmith.rejected', command: commandData(event), state: (self.getSnapshot() as { value: unknown }).value, code, reason };
 }
 
+/** The answer to a message that only the actor's own children may send (it carries none of their marks). */
+export function forgedRejection(event: { readonly type: string }, self: AnyActorRef, owner: string): Rejected {
+  return {
+    type: 'statesmith.rejected',
+    command: { type: event.type },
+    state: (self.getSnapshot() as { value?: unknown } | undefined)?.value,
+    code: 'ERR_INVALID_ARG_VALUE',
+    reason: `${event.type} is the ${owner}'s own event; it cannot be sent`,
+  };
+}
+
 /** `JSON.stringify` for a reason text, safe for values JSON cannot write (functions, bigints, cycles). */
 export function shown(value: unknown): string {
   if (typeof value === 'function') return 'a function';

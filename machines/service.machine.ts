@@ -98,6 +98,13 @@ export type ServiceReply =
 const fromMain = (context: ServiceContext, event: ServiceEvent): boolean =>
   (event as { [kFromMain]?: true })[kFromMain] === true && (event as { main?: unknown }).main === context.main && context.main !== null;
 
+/** How `main`'s end leads to `done`, by its outcome (running or cancelling alike). */
+const mainSettled = (['completed', 'failed', 'cancelled'] as const).map((outcome) => ({
+  guard: { type: 'settledAs' as const, params: { outcome } },
+  target: `done.${outcome}` as const,
+  actions: 'recordOutcome' as const,
+}));
+
 export const serviceMachine = setup({
   types: {
     context: {} as ServiceContext,
@@ -219,11 +226,7 @@ export const serviceMachine = setup({
     running: {
       on: {
         'statesmith.service.start': { actions: 'rejectRunning' },
-        'statesmith.service.settled': [
-          { guard: { type: 'settledAs', params: { outcome: 'completed' } }, target: 'done.completed', actions: 'recordOutcome' },
-          { guard: { type: 'settledAs', params: { outcome: 'failed' } }, target: 'done.failed', actions: 'recordOutcome' },
-          { guard: { type: 'settledAs', params: { outcome: 'cancelled' } }, target: 'done.cancelled', actions: 'recordOutcome' },
-        ],
+        'statesmith.service.settled': mainSettled,
         'statesmith.service.cancel': [{ guard: 'badReason', actions: 'rejectMalformed' }, { target: 'cancelling', actions: ['abortMain', 'cancelGroup', 'replyCancelling'] }],
         'statesmith.service.stop': [{ guard: 'badReason', actions: 'rejectMalformed' }, { target: 'cancelling', actions: ['abortMain', 'stopGroup'] }],
       },
@@ -231,11 +234,7 @@ export const serviceMachine = setup({
     cancelling: {
       on: {
         'statesmith.service.start': { actions: 'rejectRunning' },
-        'statesmith.service.settled': [
-          { guard: { type: 'settledAs', params: { outcome: 'completed' } }, target: 'done.completed', actions: 'recordOutcome' },
-          { guard: { type: 'settledAs', params: { outcome: 'failed' } }, target: 'done.failed', actions: 'recordOutcome' },
-          { guard: { type: 'settledAs', params: { outcome: 'cancelled' } }, target: 'done.cancelled', actions: 'recordOutcome' },
-        ],
+        'statesmith.service.settled': mainSettled,
         'statesmith.service.cancel': [{ guard: 'badReason', actions: 'rejectMalformed' }, { actions: ['cancelGroup', 'replyCancelling'] }],
       },
     },

@@ -22,7 +22,7 @@
  * answer is the task's `taskDone` (the hot path of a group of 100,000 tasks).
  */
 import { assign, enqueueActions, setup, type AnyActorRef } from 'xstate';
-import { answer, replyToOf, type ErrorData, type Rejected } from './protocol.ts';
+import { answer, forgedRejection, replyToOf, type ErrorData, type Rejected } from './protocol.ts';
 import { taskMachine } from './task.machine.ts';
 
 /** A named task of the registry: gets the task's signal and the command's `params`. */
@@ -178,15 +178,7 @@ export const taskGroupMachine = setup({
       const kind = event.type === 'statesmith.taskGroup.stop' ? 'stop' : 'wait';
       enqueue.assign({ waiters: [...context.waiters, { kind, replyTo: replyToOf(event) ?? null }] });
     }),
-    rejectForged: enqueueActions(({ enqueue, event, self }) =>
-      answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), {
-        type: 'statesmith.rejected',
-        command: { type: event.type },
-        state: (self.getSnapshot() as { value: unknown }).value,
-        code: 'ERR_INVALID_ARG_VALUE',
-        reason: `${event.type} is the group's own event; it cannot be sent`,
-      }),
-    ),
+    rejectForged: enqueueActions(({ enqueue, event, self }) => answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), forgedRejection(event, self, 'group'))),
   },
   guards: {
     /** The command cannot be accepted at all (provided by the runtime). */
