@@ -53,8 +53,8 @@ export interface CoordinatorContext {
   /** Who waits for `start` and `stop` to be answered. */
   readonly startWaiters: readonly (AnyActorRef | null)[];
   readonly stopWaiters: readonly (AnyActorRef | null)[];
-  /** The held leases, by child id. */
-  readonly leases: Readonly<Record<string, { readonly lock: string; readonly fence: string }>>;
+  /** The held leases, by child id: the lock, its fence, and (in-process) the grant itself. */
+  readonly leases: Readonly<Record<string, { readonly lock: string; readonly fence: string; readonly lease: unknown }>>;
   readonly nextLease: number;
   readonly nextOp: number;
   /** The runtime's engine (in-process), made from `options` as the actor starts when the input gives none. */
@@ -183,7 +183,9 @@ export const coordinatorMachine = setup({
       const id = `lease-${context.nextLease}`;
       (granted.lease as { leaseId?: string }).leaseId = id;
       enqueue.spawnChild('lease', { id, input: { lease: granted.lease } });
-      enqueue.assign({ nextLease: context.nextLease + 1, leases: { ...context.leases, [id]: { lock: granted.lock, fence: granted.fence } } });
+      // The grant object rides along without being enumerable: the context stays plain data to look at.
+      const entry = Object.defineProperty({ lock: granted.lock, fence: granted.fence }, 'lease', { value: granted.lease, enumerable: false }) as { lock: string; fence: string; lease: unknown };
+      enqueue.assign({ nextLease: context.nextLease + 1, leases: { ...context.leases, [id]: entry } });
     }),
     endLease: enqueueActions(({ enqueue, context, event }) => {
       const { id } = event as Extract<CoordinatorInternalEvent, { type: 'statesmith.coordinator.leaseEnded' }>;

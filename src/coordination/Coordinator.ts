@@ -140,8 +140,6 @@ export class Coordinator implements AsyncDisposable {
   #backend: Backend | undefined;
   /** Per-name FIFO queues in front of the backend. */
   readonly #queues = new Map<string, Mutex>();
-  /** Handles holding a lock now. */
-  readonly #held = new Set<HandleRecord>();
   /** Blocked acquires waiting for a name to come free. */
   readonly #wakeups = new Map<string, Set<() => void>>();
 
@@ -290,7 +288,7 @@ export class Coordinator implements AsyncDisposable {
 
   /** Releases what is held and closes the backend, run by the actor's `shutdown` child. @internal */
   async shutdownNow(): Promise<void> {
-    await Promise.all([...this.#held].map((record) => record.release()));
+    await Promise.all(this.#held().map((record) => record.release()));
     await this.#backend?.close();
     this.wakeAll();
   }
@@ -309,6 +307,11 @@ export class Coordinator implements AsyncDisposable {
 
   // ---- connection upkeep: the steps the actor's children run ----
 
+  /** The grants held now: the actor's leases. */
+  #held(): HandleRecord[] {
+    return Object.values(this.#actor.getSnapshot().context.leases).map((lease) => lease.lease as HandleRecord);
+  }
+
   /** One heartbeat, bounded by its own timeout (the `ping` child). @internal */
   async pingNow(): Promise<void> {
     const backend = this.#backend;
@@ -321,7 +324,7 @@ export class Coordinator implements AsyncDisposable {
     const message = (error as { message?: string } | undefined)?.message ?? String(error);
     getLogger().warn(`coordinator ${this.memberId} lost its connection to ${redact(this.#parsed)}; reconnecting`, { error: message });
     this.#listening = false;
-    for (const record of [...this.#held]) record.lose(`the connection to the ${this.#kind} backend was lost (${message})`);
+    for (const record of this.#held()) record.lose(`the connection to the ${this.#kind} backend was lost (${message})`);
     void this.#backend?.close();
   }
 
@@ -425,10 +428,8 @@ export class Coordinator implements AsyncDisposable {
   /** A grant begins (its lease becomes the actor's child) or ends. @internal */
   track(record: HandleRecord, held: boolean): void {
     if (held) {
-      this.#held.add(record);
       this.#actor.send({ type: 'statesmith.coordinator.leaseGranted', [kFromEngine]: true, lease: record, lock: record.name, fence: String(record.fence) });
     } else {
-      this.#held.delete(record);
       if (record.leaseId !== undefined) this.#actor.send({ type: 'statesmith.coordinator.leaseEnded', [kFromEngine]: true, id: record.leaseId });
     }
   }
