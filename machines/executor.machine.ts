@@ -7,9 +7,10 @@
  *
  * - The slot (`action`) is taken by `schedule` or `run`, and cleared when the machine is
  *   back in `idle`; `busy` is `action !== null`. Each task gets a new `generation`.
- * - One child per task, `task`, does the work in three steps the machine asks for:
+ * - One long-lived child, `task`, takes on each task (`claim`, `drop`) and does its work
+ *   in three steps the machine asks for:
  *   - `scheduled.waiting`: the slot is taken but no runner has come. `scheduled.starting`:
- *     a `run` came and spawned `task`, which acquires the executor lock (an HA cycle
+ *     a `run` came and handed `task` the job, which acquires the executor lock (an HA cycle
  *     holding it delays the start) and answers `gate`; the start check, the subprocess
  *     flag reset and the start happen in the step that handles it, then the lock goes.
  *   - `running`: `task` runs the function with an AbortSignal and answers `settled`.
@@ -80,6 +81,8 @@ export interface ExecutorContext {
   readonly deps: ExecutorServices;
   /** The input of the subprocess runner the executor owns, if any. */
   readonly ownedSubprocess: SubprocessInput | null;
+  /** True once the long-lived task child is spawned (with the first task). */
+  readonly hasTaskChild: boolean;
 }
 
 /** The input of `executorLogic`. */
@@ -154,14 +157,16 @@ export interface ExecutorGateInput {
   readonly deps: ExecutorServices;
 }
 
-/** What the machine asks of its task child. @internal */
-export type ExecutorTaskCommand = { readonly type: 'start' } | { readonly type: 'cancel' } | { readonly type: 'cleanup' };
+/** What the machine asks of its task child: take on a task, start it, cancel it, clean it up, or let it go. @internal */
+export type ExecutorTaskCommand =
+  | { readonly type: 'claim'; readonly generation: number; readonly action: string; readonly job: ExecutorJob }
+  | { readonly type: 'start' }
+  | { readonly type: 'cancel' }
+  | { readonly type: 'cleanup' }
+  | { readonly type: 'drop'; readonly generation: number };
 
-/** What the task child is started with. @internal */
+/** What the task child is started with (once, as the executor starts). @internal */
 export interface ExecutorTaskInput {
-  readonly generation: number;
-  readonly action: string;
-  readonly job: ExecutorJob;
   readonly deps: ExecutorServices;
 }
 
@@ -310,10 +315,12 @@ export const executorMachine = setup({
     })),
     claim: assign(({ context, event }) => ({ job: jobOf(context, event), runner: replyToOf(event) ?? null })),
     spawnTask: enqueueActions(({ enqueue, context }) => {
-      enqueue.spawnChild('task', {
-        id: 'task',
-        input: { generation: context.generation, action: context.action as string, job: context.job as ExecutorJob, deps: context.deps },
-      });
+      // The task child comes with the first task: an executor that never runs one stays small.
+      if (!context.hasTaskChild) {
+        enqueue.spawnChild('task', { id: 'task', input: { deps: context.deps } });
+        enqueue.assign({ hasTaskChild: true });
+      }
+      enqueue.sendTo('task', { type: 'claim', generation: context.generation, action: context.action as string, job: context.job as ExecutorJob });
     }),
     replyScheduled: enqueueActions(({ enqueue, context, event, self }) =>
       answer<ExecutorReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.executor.scheduled', action: context.action as string, generation: context.generation }),
@@ -369,7 +376,7 @@ export const executorMachine = setup({
         answer<ExecutorReply>(enqueue as never, self, context.runner, { type: 'statesmith.executor.done', action, generation: context.generation, outcome: 'cancelled', woke: true });
         enqueue({ type: 'wake', params: { action, outcome: 'cancelled' } });
       }
-      if (context.job !== null) enqueue.stopChild('task');
+      if (context.job !== null) enqueue.sendTo('task', { type: 'drop', generation: context.generation });
       enqueue.assign({
         lastAction: action,
         lastOutcome: 'cancelled',
@@ -410,7 +417,7 @@ export const executorMachine = setup({
       // Patroni's rule: wake unless the function returned "no value" (undefined here).
       const woke = !(context.returned && context.result === undefined);
       enqueue({ type: 'logOutcome', params: { action, outcome, error: context.error } });
-      enqueue.stopChild('task');
+      enqueue.sendTo('task', { type: 'drop', generation: context.generation });
       enqueue.assign({
         lastAction: action,
         lastOutcome: outcome,
@@ -480,6 +487,7 @@ export const executorMachine = setup({
     actions: input.actions ?? {},
     deps: { wakeup: input.wakeup, cancellable: input.cancellable, lock: input.lock, criticalTask: input.criticalTask },
     ownedSubprocess: input.subprocess ?? null,
+    hasTaskChild: false,
   }),
   entry: 'spawnOwned',
   initial: 'idle',

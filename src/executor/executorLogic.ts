@@ -16,6 +16,7 @@ import {
   type ExecutorTaskCommand,
   type ExecutorServices,
   type ExecutorTaskInput,
+  type ExecutorJob,
   type OutcomeParams,
   type WakeParams,
 } from '../../machines/executor.machine.ts';
@@ -27,8 +28,8 @@ import { getLogger } from '../logger.ts';
 
 export { errorData } from '../../machines/protocol.ts';
 
-/** Why the task child's pending lock wait is given up: it stopped. */
-const CHILD_STOPPED = Object.freeze({ name: 'ChildStopped', message: 'the executor task child stopped' });
+/** Why a task's pending lock wait is given up: its claim was dropped. */
+const CHILD_STOPPED = Object.freeze({ name: 'ClaimDropped', message: 'the executor task was dropped' });
 
 /**
  * Takes the executor lock and resolves its release. The acquire starts synchronously in
@@ -48,6 +49,98 @@ function wake(deps: ExecutorServices, name: string, { action, outcome }: WakePar
     else wakeup.wakeup(`${action} ${outcome}`, { executor: name, action, outcome });
   } catch (error) {
     getLogger().error(`${name}: the wake-up function threw`, { error });
+  }
+}
+
+/**
+ * One task on the executor's task child: takes the executor lock and answers `gate`;
+ * on `start` runs the job and answers `settled` (`cancel` aborts its signal); on
+ * `cleanup` takes the lock again, resets the critical task and answers `cleaned`.
+ */
+class TaskClaim {
+  readonly generation: number;
+  readonly #action: string;
+  readonly #job: ExecutorJob;
+  readonly #deps: ExecutorServices;
+  readonly #sendBack: (event: ExecutorInternalEvent | ExecutorLockEvent) => void;
+  readonly #controller = new AbortController();
+  /** Aborted when the claim is dropped: a lock wait in progress is given up. */
+  readonly #dropped = new AbortController();
+  #settled = false;
+
+  constructor(generation: number, action: string, job: ExecutorJob, deps: ExecutorServices, sendBack: (event: never) => void) {
+    this.generation = generation;
+    this.#action = action;
+    this.#job = job;
+    this.#deps = deps;
+    this.#sendBack = sendBack as never;
+    this.#handOver('statesmith.executor.gate');
+  }
+
+  /** Takes the executor lock, does `underLock`, and hands the lock's release to the machine. */
+  #handOver(type: ExecutorLockEvent['type'], underLock?: () => Promise<void>): void {
+    const dropped = this.#dropped.signal;
+    takeLock(this.#deps.lock, dropped).then(
+      async (release) => {
+        if (underLock) await underLock();
+        // Dropped while the lock was on its way: nobody will release it but us.
+        if (dropped.aborted) release();
+        else this.#sendBack({ type, [kFromTask]: true, generation: this.generation, release } satisfies ExecutorLockEvent);
+      },
+      () => undefined, // the wait was given up because the claim was dropped
+    );
+  }
+
+  start(): void {
+    const controller = this.#controller;
+    const job = this.#job;
+    // The function runs as a fresh owner: locks its runner holds (an HA cycle's) are not
+    // the task's. Its answer comes back in the runner's own async context, so the
+    // cleanup re-enters the executor lock when the runner holds it (run() in a cycle).
+    const pending = runDetached(() => {
+      try {
+        return job.fn(controller.signal, job.params);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    });
+    Promise.resolve(pending).then(
+      (result) => this.#settle({ outcome: 'completed', returned: true, result }),
+      (error: unknown) =>
+        this.#settle({
+          outcome: error instanceof CancelledError || (controller.signal.aborted && error === controller.signal.reason) ? 'cancelled' : 'failed',
+          returned: false,
+          error: errorData(error),
+          // The thrown value itself stays in-process, for the log's stack.
+          result: error,
+        }),
+    );
+  }
+
+  #settle(event: Omit<ExecutorInternalEvent, 'type' | 'generation' | typeof kFromTask>): void {
+    this.#settled = true;
+    this.#sendBack({ type: 'statesmith.executor.settled', [kFromTask]: true, generation: this.generation, ...event } satisfies ExecutorInternalEvent);
+  }
+
+  cancel(): void {
+    if (!this.#controller.signal.aborted) this.#controller.abort(new CancelledError(`${this.#action} was cancelled`));
+  }
+
+  cleanup(): void {
+    this.#handOver('statesmith.executor.cleaned', async () => {
+      try {
+        const critical = this.#deps.criticalTask?.();
+        if (critical) await critical.withLock(() => critical.reset());
+      } catch (error) {
+        getLogger().error('resetting the critical task failed', { error });
+      }
+    });
+  }
+
+  drop(why: string): void {
+    // A shared reason: abort() without one makes a DOMException (a stack capture) per task.
+    this.#dropped.abort(CHILD_STOPPED);
+    if (!this.#settled && !this.#controller.signal.aborted) this.#controller.abort(new CancelledError(`${this.#action} was cancelled: ${why}`));
   }
 }
 
@@ -74,80 +167,38 @@ function wake(deps: ExecutorServices, name: string, { action, outcome }: WakePar
 export const executorLogic = executorMachine.provide({
   actors: {
     subprocess: subprocessLogic,
+    // One long-lived child per executor: each task is a claim on it (spawning a child per
+    // task cost a fifth of a cycle).
     task: fromCallback<ExecutorTaskCommand, ExecutorTaskInput>(({ input, sendBack, receive }) => {
-      const { generation, job, deps } = input;
-      const controller = new AbortController();
-      /** Aborted when the machine stops this child: a lock wait in progress is given up. */
-      const stopped = new AbortController();
-      let settled = false;
-      /** Takes the executor lock, does `underLock`, and hands the lock's release to the machine. */
-      const handOver = (type: ExecutorLockEvent['type'], underLock?: () => Promise<void>): void => {
-        takeLock(deps.lock, stopped.signal).then(
-          async (release) => {
-            if (underLock) await underLock();
-            // Stopped while the lock was on its way: nobody will release it but us.
-            if (stopped.signal.aborted) release();
-            else sendBack({ type, [kFromTask]: true, generation, release } satisfies ExecutorLockEvent);
-          },
-          () => undefined, // the wait was given up because the child stopped
-        );
-      };
-      const resetCriticalTask = async (): Promise<void> => {
-        try {
-          const critical = deps.criticalTask?.();
-          if (critical) await critical.withLock(() => critical.reset());
-        } catch (error) {
-          getLogger().error('resetting the critical task failed', { error });
-        }
-      };
-      const settle = (event: Omit<ExecutorInternalEvent, 'type' | 'generation' | typeof kFromTask>): void => {
-        settled = true;
-        sendBack({ type: 'statesmith.executor.settled', [kFromTask]: true, generation, ...event } satisfies ExecutorInternalEvent);
-      };
-      const start = (): void => {
-        // The function runs as a fresh owner: locks its runner holds (an HA cycle's) are not
-        // the task's. Its answer comes back in the runner's own async context, so the
-        // cleanup re-enters the executor lock when the runner holds it (run() in a cycle).
-        const pending = runDetached(() => {
-          try {
-            return job.fn(controller.signal, job.params);
-          } catch (error) {
-            return Promise.reject(error);
-          }
-        });
-        Promise.resolve(pending).then(
-          (result) => settle({ outcome: 'completed', returned: true, result }),
-          (error: unknown) =>
-            settle({
-              outcome: error instanceof CancelledError || (controller.signal.aborted && error === controller.signal.reason) ? 'cancelled' : 'failed',
-              returned: false,
-              error: errorData(error),
-              // The thrown value itself stays in-process, for the log's stack.
-              result: error,
-            }),
-        );
-      };
+      const { deps } = input;
+      let current: TaskClaim | undefined;
       receive((command) => {
+        if (command.type === 'claim') {
+          current?.drop(`${command.action} took the slot`);
+          // Runs synchronously in the sender's async context: a caller that holds the lock re-enters it.
+          current = new TaskClaim(command.generation, command.action, command.job, deps, sendBack);
+          return;
+        }
+        const claim = current;
+        if (claim === undefined || (command.type === 'drop' && command.generation !== claim.generation)) return;
         switch (command.type) {
           case 'start':
-            start();
+            claim.start();
             break;
           case 'cancel':
-            if (!controller.signal.aborted) controller.abort(new CancelledError(`${input.action} was cancelled`));
+            claim.cancel();
             break;
           case 'cleanup':
-            handOver('statesmith.executor.cleaned', resetCriticalTask);
+            claim.cleanup();
+            break;
+          case 'drop':
+            claim.drop('its task is over');
+            current = undefined;
             break;
         }
       });
-      // Runs synchronously in the sender's async context: a caller that holds the lock re-enters it.
-      handOver('statesmith.executor.gate');
-      return () => {
-        // A shared reason: abort() without one makes a DOMException (a stack capture) per task.
-        stopped.abort(CHILD_STOPPED);
-        // Stopping the executor while the task runs cancels the task.
-        if (!settled && !controller.signal.aborted) controller.abort(new CancelledError(`${input.action} was cancelled: its executor stopped`));
-      };
+      // Stopping the executor while a task runs cancels the task.
+      return () => current?.drop('its executor stopped');
     }),
     stopSubprocess: fromPromise<void, ExecutorGateInput>(async ({ input }) => {
       try {
