@@ -82,6 +82,23 @@ export interface TaskOrigin {
 
 const taskContext = (name: string): { name: string } => ({ name });
 
+/** Whether a body can see its arguments, by function (computed once per function). */
+const takesArguments = new WeakMap<Function, boolean>();
+
+/**
+ * False only for an arrow function whose parameter list is empty, `() =>` or
+ * `async () =>`: it cannot read an argument (an arrow function has no `arguments` of its
+ * own). Anything else, bound and native functions included, gets its signal.
+ */
+function takesSignal(fn: Function): boolean {
+  let takes = takesArguments.get(fn);
+  if (takes === undefined) {
+    takes = !/^(?:async\s*)?\(\s*\)\s*=>/.test(Function.prototype.toString.call(fn));
+    takesArguments.set(fn, takes);
+  }
+  return takes;
+}
+
 const enum Outcome {
   Pending,
   Completed,
@@ -100,7 +117,11 @@ export class TaskRecord<T> implements Task<T> {
   readonly origin: TaskOrigin | null;
   readonly #fn: TaskBody<T>;
   readonly #setup: TaskSetup;
-  readonly #controller = new AbortController();
+  /** Made when someone needs the signal: the body (if it takes one) or `task.signal`. */
+  #controller: AbortController | undefined;
+  /** Set when the task is cancelled: the signal aborts with it (at once, or when it is made). */
+  #abortReason: unknown;
+  #aborted = false;
   readonly #lazy: LazyActor<typeof taskMachine>;
   #outcome = Outcome.Pending;
   #value: T | undefined;
@@ -147,6 +168,10 @@ export class TaskRecord<T> implements Task<T> {
   }
 
   get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#abortReason);
+    }
     return this.#controller.signal;
   }
 
@@ -180,8 +205,10 @@ export class TaskRecord<T> implements Task<T> {
   /** What a cancel does, once it reached the task (through its owner's actor). @internal */
   abort(reason?: string): boolean {
     if (this.done) return false;
-    if (!this.#controller.signal.aborted) {
-      this.#controller.abort(new CancelledError(reason ?? `${this.name} was cancelled`));
+    if (!this.#aborted) {
+      this.#aborted = true;
+      this.#abortReason = new CancelledError(reason ?? `${this.name} was cancelled`);
+      this.#controller?.abort(this.#abortReason);
     }
     if (this.#lazy.matches('running')) {
       this.#lazy.send({ type: 'statesmith.task.cancel', ...(reason === undefined ? {} : { reason }) });
@@ -190,7 +217,7 @@ export class TaskRecord<T> implements Task<T> {
       if (this.#restartTimer !== undefined) this.#setup.clock.clearTimeout(this.#restartTimer);
       this.#restartTimer = undefined;
       this.#lazy.send({ type: 'statesmith.task.cancel' });
-      this.#finish(Outcome.Cancelled, undefined, this.#controller.signal.reason);
+      this.#finish(Outcome.Cancelled, undefined, this.#abortReason);
     }
     return true;
   }
@@ -230,13 +257,14 @@ export class TaskRecord<T> implements Task<T> {
   }
 
   #start(): void {
-    if (this.done || this.#controller.signal.aborted) return;
+    if (this.done || this.#aborted) return;
     this.#restartTimer = undefined;
     this.#lazy.send({ type: 'statesmith.task.start' });
     this.#setup.onStart?.(this as TaskRecord<unknown>);
     let pending: Promise<T>;
     try {
-      const signal = this.#controller.signal;
+      // A body that takes no parameter cannot see a signal: none is made for it (an AbortSignal costs a fifth of a trivial task).
+      const signal = takesSignal(this.#fn) ? this.signal : (undefined as unknown as AbortSignal);
       const params = this.origin?.params;
       pending = Promise.resolve(runDetached(() => runAsOwner(this, () => this.#fn(signal, params))));
     } catch (error) {
@@ -252,18 +280,17 @@ export class TaskRecord<T> implements Task<T> {
 
   #isCancellation(error: unknown): boolean {
     if (error instanceof CancelledError) return true;
-    const signal = this.#controller.signal;
-    if (!signal.aborted) return false;
+    if (!this.#aborted) return false;
     // Node's abortable APIs reject with an AbortError whose cause is the reason.
-    return error === signal.reason || (error instanceof Error && error.name === 'AbortError');
+    return error === this.#abortReason || (error instanceof Error && error.name === 'AbortError');
   }
 
   #ended(outcome: Outcome, value: T | undefined, error: unknown): void {
-    if (outcome === Outcome.Failed && this.#setup.restart && !this.#controller.signal.aborted && this.#scheduleRestart(error)) return;
+    if (outcome === Outcome.Failed && this.#setup.restart && !this.#aborted && this.#scheduleRestart(error)) return;
     const event = outcome === Outcome.Completed ? 'complete' : outcome === Outcome.Failed ? 'fail' : 'cancelled';
     this.#lazy.send({ type: `statesmith.task.${event}` });
     // A cancelled task reports the cancellation it was given (with its reason), as Python.
-    const reported = outcome === Outcome.Cancelled && !(error instanceof CancelledError) ? this.#controller.signal.reason ?? error : error;
+    const reported = outcome === Outcome.Cancelled && !(error instanceof CancelledError) ? this.#abortReason ?? error : error;
     this.#finish(outcome, value, reported);
   }
 

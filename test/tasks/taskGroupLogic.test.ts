@@ -218,3 +218,35 @@ describe('serviceLogic', () => {
 // The reply type is exported for users' machines.
 const _typed: TaskGroupReply['type'] = 'statesmith.taskGroup.taskDone';
 void _typed;
+
+describe('task signals', () => {
+  it('makes no signal for a body that takes none, yet task.signal tells the cancellation; every other body gets one', async () => {
+    const group = new TaskGroup({ uniqueId: 'signals' });
+    const g = gate<void>();
+    const quiet = group.createTask(() => g.promise, { name: 'quiet' });
+    let seen: unknown;
+    const classic = group.createTask(
+      function (this: unknown) {
+        // A classic function can read its arguments without naming them.
+        // eslint-disable-next-line prefer-rest-params
+        seen = arguments[0];
+        return g.promise;
+      },
+      { name: 'classic' },
+    );
+    await settle();
+    expect(seen).to.be.instanceOf(AbortSignal);
+    quiet.cancel('enough');
+    expect(quiet.signal.aborted).to.equal(true);
+    expect((quiet.signal.reason as Error).message).to.equal('enough');
+    const late = group.createTask(async () => 1, { name: 'late' });
+    const signal = late.signal;
+    late.cancel('before it ran');
+    expect(signal.aborted).to.equal(true);
+    g.open();
+    classic.cancel();
+    await group.stop();
+    // quiet could not see its signal and returned: a value returned after a cancel counts as a success.
+    expect([quiet.cancelled, late.cancelled]).to.deep.equal([false, true]);
+  });
+});
