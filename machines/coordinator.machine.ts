@@ -22,7 +22,7 @@
  * Every command is answered: with its reply, or with `statesmith.rejected`.
  */
 import { assign, enqueueActions, fromCallback, fromPromise, setup, type AnyActorRef } from 'xstate';
-import { answer, errorData, forgedRejection, rejection, replyToOf, shown, type ErrorData, type Rejected } from './protocol.ts';
+import { answer, errorData, forgedRejection, rejection, rejectUnknownCommand, replyToOf, shown, type ErrorData, type Rejected } from './protocol.ts';
 
 /** Node's longest timer (2^31 - 1 ms); see `src/clock.ts`. */
 const MAX_DELAY_MS = 2 ** 31 - 1;
@@ -239,6 +239,8 @@ export const coordinatorMachine = setup({
   entry: 'open',
   initial: 'disconnected',
   on: {
+    // A verb the coordinator does not know is answered, never dropped (known commands outrank the wildcard).
+    'statesmith.coordinator.*': { actions: rejectUnknownCommand('coordinator', ['start', 'stop', 'acquire', 'release']) as never },
     'statesmith.coordinator.leaseGranted': [{ guard: 'internal', actions: 'startLease' }, { actions: 'rejectForged' }],
     'statesmith.coordinator.leaseEnded': [{ guard: 'internal', actions: 'endLease' }, { actions: 'rejectForged' }],
     'statesmith.coordinator.opSettled': [{ guard: 'internal', actions: 'answerOp' }, { actions: 'rejectForged' }],

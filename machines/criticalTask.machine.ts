@@ -16,7 +16,7 @@
  * Every command is answered; one the state does not accept gets `statesmith.rejected`.
  */
 import { assign, enqueueActions, setup, type AnyActorRef } from 'xstate';
-import { commandData, type Rejected } from './protocol.ts';
+import { commandData, rejectUnknownCommand, type Rejected } from './protocol.ts';
 
 export interface CriticalTaskContext {
   readonly name: string;
@@ -78,6 +78,8 @@ export const criticalTaskMachine = setup({
   context: ({ input }) => ({ name: input.name ?? 'criticalTask', isCancelled: false, result: undefined }),
   initial: 'idle',
   on: {
+    // A verb the critical does not know is answered, never dropped (known commands outrank the wildcard).
+    'statesmith.critical.*': { actions: rejectUnknownCommand('critical', ['schedule', 'complete', 'cancel', 'reset']) as never },
     'statesmith.critical.reset': { target: '.idle', actions: ['clear', { type: 'reply', params: { type: 'statesmith.critical.wasReset' } }] },
   },
   states: {

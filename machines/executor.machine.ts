@@ -27,7 +27,7 @@
  * does not accept it or it is malformed. A rejection changes nothing.
  */
 import { assign, enqueueActions, fromCallback, fromPromise, setup, type AnyActorRef } from 'xstate';
-import { answer, commandData, replyToOf, type ErrorData, type Rejected } from './protocol.ts';
+import { answer, commandData, forgedRejection, rejectUnknownCommand, replyToOf, shown, type ErrorData, type Rejected } from './protocol.ts';
 import { criticalTaskMachine } from './criticalTask.machine.ts';
 import { subprocessMachine, type SubprocessInput } from './subprocess.machine.ts';
 
@@ -213,13 +213,19 @@ export type ExecutorReply =
 
 /** Why a `run` command cannot be accepted at all, whatever the state: a code and a reason. */
 function malformedRun(context: ExecutorContext, event: ExecutorEvent): { code: string; reason: string } | undefined {
+  if (event.type === 'statesmith.executor.schedule') {
+    if (typeof event.action !== 'string' || event.action.length === 0) {
+      return { code: 'ERR_INVALID_ARG_TYPE', reason: `"action" must be a non-empty string; received ${shown(event.action)}` };
+    }
+    return undefined;
+  }
   if (event.type !== 'statesmith.executor.run') return undefined;
   if (event.action !== undefined && (typeof event.action !== 'string' || event.action.length === 0)) {
-    return { code: 'ERR_INVALID_ARG_TYPE', reason: `"action" must be a non-empty string; received ${JSON.stringify(event.action)}` };
+    return { code: 'ERR_INVALID_ARG_TYPE', reason: `"action" must be a non-empty string; received ${shown(event.action)}` };
   }
   if (event.fn !== undefined && typeof event.fn !== 'function') return { code: 'ERR_INVALID_ARG_TYPE', reason: '"fn" must be a function' };
   if (event.scheduleAs !== undefined && (typeof event.scheduleAs !== 'string' || event.scheduleAs.length === 0)) {
-    return { code: 'ERR_INVALID_ARG_TYPE', reason: `"scheduleAs" must be a non-empty string; received ${JSON.stringify(event.scheduleAs)}` };
+    return { code: 'ERR_INVALID_ARG_TYPE', reason: `"scheduleAs" must be a non-empty string; received ${shown(event.scheduleAs)}` };
   }
   if (event.fn === undefined) {
     const name = event.action ?? context.action;
@@ -276,6 +282,7 @@ export const executorMachine = setup({
     stopSubprocess: fromPromise<void, ExecutorGateInput>(async () => undefined),
   },
   actions: {
+    rejectForged: enqueueActions(({ enqueue, event, self }) => answer<ExecutorReply>(enqueue as never, self, replyToOf(event), forgedRejection(event, self, 'executor'))),
     spawnOwned: assign(({ context, spawn }) => {
       if (context.ownedSubprocess !== null) spawn('subprocess', { id: 'subprocess', input: context.ownedSubprocess });
       return {};
@@ -457,6 +464,7 @@ export const executorMachine = setup({
     ),
   },
   guards: {
+    markedByTask: ({ event }) => (event as { [kFromTask]?: true })[kFromTask] === true,
     malformed: ({ context, event }) => malformedRun(context, event) !== undefined,
     isCurrentLockEvent: ({ context, event }) => {
       const handed = event as Partial<ExecutorLockEvent>;
@@ -493,14 +501,18 @@ export const executorMachine = setup({
   initial: 'idle',
   // A lock hand-over that no state below takes is stale (its task was cancelled): give the lock back.
   on: {
-    'statesmith.executor.gate': { actions: 'releaseStale' },
-    'statesmith.executor.cleaned': { actions: 'releaseStale' },
-    'statesmith.executor.spawnCriticalTask': { actions: 'spawnCriticalTask' },
+    // A verb the executor does not know is answered, never dropped (known commands outrank the wildcard).
+    'statesmith.executor.*': { actions: rejectUnknownCommand('executor', ['schedule', 'run', 'cancel', 'reset']) as never },
+    // Its own events when no state takes them (stale): a lock hand-over is given back. From outside: refused.
+    'statesmith.executor.settled': [{ guard: 'markedByTask' }, { actions: 'rejectForged' }],
+    'statesmith.executor.gate': [{ guard: 'markedByTask', actions: 'releaseStale' }, { actions: 'rejectForged' }],
+    'statesmith.executor.cleaned': [{ guard: 'markedByTask', actions: 'releaseStale' }, { actions: 'rejectForged' }],
+    'statesmith.executor.spawnCriticalTask': [{ guard: 'markedByTask', actions: 'spawnCriticalTask' }, { actions: 'rejectForged' }],
   },
   states: {
     idle: {
       on: {
-        'statesmith.executor.schedule': { target: 'scheduled', actions: ['takeSlot', 'replyScheduled'] },
+        'statesmith.executor.schedule': [{ guard: 'malformed', actions: 'rejectMalformed' }, { target: 'scheduled', actions: ['takeSlot', 'replyScheduled'] }],
         'statesmith.executor.run': [
           { guard: 'malformed', actions: 'rejectMalformed' },
           { guard: 'lateRunnerOfCancelled', actions: 'skipLateRunner' },
@@ -513,7 +525,7 @@ export const executorMachine = setup({
     scheduled: {
       initial: 'waiting',
       on: {
-        'statesmith.executor.schedule': { actions: 'replyRefused' },
+        'statesmith.executor.schedule': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'replyRefused' }],
         'statesmith.executor.cancel': { target: 'idle', actions: 'endUnstarted' },
         'statesmith.executor.reset': { target: 'idle', actions: 'endUnstarted' },
       },
@@ -552,7 +564,7 @@ export const executorMachine = setup({
       on: {
         'statesmith.executor.cancel': { target: 'cancelling', actions: ['markCancelRequested', enqueueActions(({ enqueue }) => enqueue.sendTo('task', { type: 'cancel' }))] },
         'statesmith.executor.settled': { guard: 'isCurrentTask', target: 'done', actions: 'recordSettled' },
-        'statesmith.executor.schedule': { actions: 'replyRefused' },
+        'statesmith.executor.schedule': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'replyRefused' }],
         'statesmith.executor.run': { actions: 'replyRefused' },
         'statesmith.executor.reset': {
           actions: { type: 'reject', params: { code: 'ERR_INVALID_STATE', reason: 'the task has started; cancel it instead' } },
@@ -565,7 +577,7 @@ export const executorMachine = setup({
       on: {
         'statesmith.executor.cancel': { actions: 'addCancelWaiter' },
         'statesmith.executor.settled': { guard: 'isCurrentTask', target: 'done', actions: 'recordSettled' },
-        'statesmith.executor.schedule': { actions: 'replyRefused' },
+        'statesmith.executor.schedule': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'replyRefused' }],
         'statesmith.executor.run': { actions: 'replyRefused' },
         'statesmith.executor.reset': {
           actions: { type: 'reject', params: { code: 'ERR_INVALID_STATE', reason: 'the task is being cancelled; wait for it' } },
@@ -582,7 +594,7 @@ export const executorMachine = setup({
           actions: ['finish', { type: 'releaseLock', params: ({ event }: { event: { release?: () => void } }) => ({ release: event.release }) }, 'wakeFinished'],
         },
         'statesmith.executor.cancel': { actions: 'addCancelWaiter' },
-        'statesmith.executor.schedule': { actions: 'replyRefused' },
+        'statesmith.executor.schedule': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'replyRefused' }],
         'statesmith.executor.run': { actions: 'replyRefused' },
         'statesmith.executor.reset': {
           actions: { type: 'reject', params: { code: 'ERR_INVALID_STATE', reason: 'the task has ended and is cleaning up' } },

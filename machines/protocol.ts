@@ -3,7 +3,7 @@
  * command's `replyTo`, emitted for `actor.on(...)`, and to the parent when there is one),
  * the `statesmith.rejected` answer, and errors as plain data.
  */
-import type { AnyActorRef } from 'xstate';
+import { enqueueActions, type AnyActorRef } from 'xstate';
 
 /** An error as it travels in a reply: plain data. */
 export interface ErrorData {
@@ -89,4 +89,20 @@ export function errorData(error: unknown): ErrorData {
     return { name: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}) };
   }
   return { name: 'Error', message: String(error) };
+}
+
+/**
+ * The action that answers a `statesmith.<facility>.<verb>` the facility does not know with
+ * `statesmith.rejected` (`ERR_UNKNOWN_COMMAND`): a machine puts it on its root under the
+ * wildcard `statesmith.<facility>.*`, which every known command outranks.
+ */
+export function rejectUnknownCommand(facility: string, commands: readonly string[]) {
+  return enqueueActions(({ enqueue, event, self }) =>
+    answer(
+      enqueue as never,
+      self,
+      replyToOf(event),
+      rejection(event, self, 'ERR_UNKNOWN_COMMAND', `${event.type} is not a command of the ${facility}; it takes ${commands.map((verb) => `statesmith.${facility}.${verb}`).join(', ')}`),
+    ),
+  );
 }

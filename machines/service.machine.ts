@@ -16,7 +16,7 @@
  * does not accept it or it is malformed. A rejection changes nothing.
  */
 import { assign, enqueueActions, setup, type AnyActorRef } from 'xstate';
-import { answer, rejection, replyToOf, withInProcess, type ErrorData, type Rejected } from './protocol.ts';
+import { answer, forgedRejection, rejection, rejectUnknownCommand, replyToOf, withInProcess, type ErrorData, type Rejected } from './protocol.ts';
 import { kErrors, taskGroupMachine } from './taskGroup.machine.ts';
 import { taskMachine } from './task.machine.ts';
 import type { TaskFailure, TaskOutcome } from './taskGroup.machine.ts';
@@ -119,6 +119,7 @@ export const serviceMachine = setup({
     main: taskMachine,
   },
   actions: {
+    rejectForged: enqueueActions(({ enqueue, event, self }) => answer<ServiceReply>(enqueue as never, self, replyToOf(event), forgedRejection(event, self, 'service'))),
     /** Spawns the group child (an `assign`, provided by the runtime). */
     spawnGroup: () => undefined,
     /** Makes `main` a task of the service (an `assign` of `main`, provided by the runtime). */
@@ -176,6 +177,7 @@ export const serviceMachine = setup({
     ),
   },
   guards: {
+    markedByMain: ({ event }) => (event as { [kFromMain]?: true })[kFromMain] === true,
     badReason: ({ event }) => {
       const reason = (event as { reason?: unknown }).reason;
       return reason !== undefined && typeof reason !== 'string';
@@ -203,11 +205,16 @@ export const serviceMachine = setup({
   entry: 'spawnGroup',
   initial: 'idle',
   on: {
+    // A verb the service does not know is answered, never dropped (known commands outrank the wildcard).
+    'statesmith.service.*': { actions: rejectUnknownCommand('service', ['start', 'cancel', 'stop']) as never },
+    // Its own events when no state takes them (stale): nothing to do. From outside: refused.
+    'statesmith.service.running': [{ guard: 'markedByMain' }, { actions: 'rejectForged' }],
+    'statesmith.service.settled': [{ guard: 'markedByMain' }, { actions: 'rejectForged' }],
     'statesmith.service.cancel': [{ guard: 'badReason', actions: 'rejectMalformed' }, { actions: ['cancelGroup', 'replyCancelling'] }],
     'statesmith.service.stop': [{ guard: 'badReason', actions: 'rejectMalformed' }, { actions: 'stopGroup' }],
     // Only the group child's own answer counts: it carries the failures in-process, under a symbol no message can have.
     'statesmith.taskGroup.stopped': { guard: 'fromGroup', actions: 'recordGroupStopped' },
-    'statesmith.service.materialise': { guard: 'fromMain', actions: 'materialise' },
+    'statesmith.service.materialise': [{ guard: 'fromMain', actions: 'materialise' }, { guard: 'markedByMain' }, { actions: 'rejectForged' }],
   },
   states: {
     idle: {

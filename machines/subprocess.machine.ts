@@ -23,7 +23,7 @@
  * does not accept it or it is malformed. A rejection changes nothing.
  */
 import { assign, enqueueActions, fromCallback, setup, type AnyActorRef } from 'xstate';
-import { answer, rejection, replyToOf, shown, type ErrorData, type Rejected } from './protocol.ts';
+import { answer, forgedRejection, rejection, rejectUnknownCommand, replyToOf, shown, type ErrorData, type Rejected } from './protocol.ts';
 
 /** Node's longest timer (2^31 - 1 ms); see `src/clock.ts`. */
 const MAX_DELAY_MS = 2 ** 31 - 1;
@@ -215,6 +215,7 @@ export const subprocessMachine = setup({
     terminateSlice: ({ context }) => Math.min(context.terminateLeft, MAX_DELAY_MS),
   },
   actions: {
+    rejectForged: enqueueActions(({ enqueue, event, self }) => answer<SubprocessReply>(enqueue as never, self, replyToOf(event), forgedRejection(event, self, 'subprocess'))),
     recordEnded: assign(({ event }) => {
       const ended = event as Extract<SubprocessInternalEvent, { type: 'statesmith.subprocess.ended' }>;
       return { exitCode: ended.exitCode, signal: ended.signal, error: ended.error ?? null };
@@ -294,6 +295,7 @@ export const subprocessMachine = setup({
     ),
   },
   guards: {
+    markedByProcess: ({ event }) => (event as { [kFromProcess]?: true })[kFromProcess] === true,
     malformed: ({ event }) => malformedSubprocessCommand(event) !== undefined,
     isCancelled: ({ context }) => context.cancelled,
     fromProcess: ({ context, event }) => fromCurrentProcess(context, event),
@@ -330,6 +332,11 @@ export const subprocessMachine = setup({
   }),
   initial: 'idle',
   on: {
+    // A verb the subprocess does not know is answered, never dropped (known commands outrank the wildcard).
+    'statesmith.subprocess.*': { actions: rejectUnknownCommand('subprocess', ['call', 'cancel', 'terminate', 'resetCancelled']) as never },
+    // Its own events when no state takes them (an older call's): nothing to do. From outside: refused.
+    'statesmith.subprocess.spawned': [{ guard: 'markedByProcess' }, { actions: 'rejectForged' }],
+    'statesmith.subprocess.ended': [{ guard: 'markedByProcess' }, { actions: 'rejectForged' }],
     'statesmith.subprocess.resetCancelled': { actions: ['clearCancelled', 'replyRearmed'] },
     'statesmith.subprocess.cancel': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: ['setCancelled', 'replyCancelledNow'] }],
     'statesmith.subprocess.terminate': [

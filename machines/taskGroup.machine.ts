@@ -22,7 +22,7 @@
  * answer is the task's `taskDone` (the hot path of a group of 100,000 tasks).
  */
 import { assign, enqueueActions, setup, type AnyActorRef } from 'xstate';
-import { answer, forgedRejection, replyToOf, type ErrorData, type Rejected } from './protocol.ts';
+import { answer, forgedRejection, rejectUnknownCommand, replyToOf, type ErrorData, type Rejected } from './protocol.ts';
 import { taskMachine } from './task.machine.ts';
 
 /** A named task of the registry: gets the task's signal and the command's `params`. */
@@ -201,6 +201,8 @@ export const taskGroupMachine = setup({
   // hot path. The group leaves idle on createTask and comes back when a batch of ends
   // leaves nothing running (checked once per batch).
   on: {
+    // A verb the taskGroup does not know is answered, never dropped (known commands outrank the wildcard).
+    'statesmith.taskGroup.*': { actions: rejectUnknownCommand('taskGroup', ['createTask', 'cancelTask', 'cancel', 'stop', 'wait', 'acknowledge']) as never },
     'statesmith.taskGroup.createTask': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'createTask' }],
     'statesmith.taskGroup.cancelTask': { actions: 'cancelTask' },
     'statesmith.taskGroup.cancel': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: { type: 'cancelAll', params: { reply: true } } }],

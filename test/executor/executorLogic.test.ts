@@ -70,7 +70,9 @@ describe('executorLogic in a user machine', () => {
     executor.send({ type: 'statesmith.executor.run', action: 'slow' });
     executor.send({ type: 'statesmith.executor.schedule', action: 42 } as never);
     executor.send({ type: 'statesmith.executor.reset' });
-    expect(heard.map((r) => r.type).slice(2)).to.deep.equal(['statesmith.executor.refused', 'statesmith.executor.refused', 'statesmith.rejected']);
+    // A malformed schedule is rejected before the state is asked (it would be refused otherwise).
+    expect(heard.map((r) => r.type).slice(2)).to.deep.equal(['statesmith.executor.refused', 'statesmith.rejected', 'statesmith.rejected']);
+    expect(heard[3]).to.include({ code: 'ERR_INVALID_ARG_TYPE' });
     expect(executor.getSnapshot().value).to.equal('running');
     finish();
     await waitUntil(() => executor.getSnapshot().matches('idle'), 1_000, 'idle');

@@ -1,0 +1,87 @@
+/**
+ * Every facility's actor under random data commands, as they could arrive from another
+ * process: known verbs with random payloads, unknown verbs, and random extra fields.
+ * The actor never throws, never reaches XState's `error` status, answers every unknown
+ * verb with `statesmith.rejected` (`ERR_UNKNOWN_COMMAND`), and answers every command it
+ * rejects synchronously with a typed `code`.
+ */
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { createActor, type AnyActorLogic } from 'xstate';
+import {
+  coordinatorLogic,
+  criticalTaskLogic,
+  executorLogic,
+  locksmithLogic,
+  Mutex,
+  serviceLogic,
+  subprocessLogic,
+  taskGroupLogic,
+} from '../src/index.ts';
+import { settle } from './support/async.ts';
+
+interface Facility {
+  readonly name: string;
+  readonly logic: AnyActorLogic;
+  readonly input: () => unknown;
+  readonly verbs: readonly string[];
+}
+
+const never = (signal: AbortSignal): Promise<never> => new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+
+const facilities: Facility[] = [
+  { name: 'executor', logic: executorLogic, input: () => ({ actions: { wait: never } }), verbs: ['schedule', 'run', 'cancel', 'reset'] },
+  { name: 'critical', logic: criticalTaskLogic, input: () => ({}), verbs: ['schedule', 'complete', 'cancel', 'reset'] },
+  { name: 'taskGroup', logic: taskGroupLogic, input: () => ({ tasks: { wait: never } }), verbs: ['createTask', 'cancelTask', 'cancel', 'stop', 'wait', 'acknowledge'] },
+  { name: 'service', logic: serviceLogic, input: () => ({ main: never }), verbs: ['start', 'cancel', 'stop'] },
+  // No call that could start a real process: argv is never a valid one here.
+  { name: 'subprocess', logic: subprocessLogic, input: () => ({}), verbs: ['cancel', 'terminate', 'resetCancelled'] },
+  { name: 'locksmith', logic: locksmithLogic, input: () => ({ locks: { m: new Mutex() }, tasks: { t: async () => 1 } }), verbs: ['recognize', 'force', 'host'] },
+  { name: 'coordinator', logic: coordinatorLogic, input: () => ({ options: { agentId: 'fuzz' } }), verbs: ['acquire', 'release'] },
+];
+
+/** Values a field may hold after crossing a process: JSON only. */
+const jsonValue = fc.oneof(fc.string({ maxLength: 6 }), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.array(fc.integer(), { maxLength: 2 }), fc.dictionary(fc.string({ maxLength: 3 }), fc.integer(), { maxKeys: 2 }));
+const fieldName = fc.constantFrom('action', 'name', 'task', 'lock', 'params', 'reason', 'kill', 'call', 'blocking', 'timeoutMs', 'argv', 'result', 'fn', 'answerTimeoutMs', 'restart', 'extra');
+
+describe('every actor under random data commands', function () {
+  this.timeout(60_000);
+
+  for (const facility of facilities) {
+    it(`${facility.name}: never throws, never errors, answers unknown verbs and rejects with a code`, async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(
+            fc.record({
+              verb: fc.oneof(fc.constantFrom(...facility.verbs), fc.constantFrom('bogus', 'delete', 'settled', 'gate', 'materialise')),
+              payload: fc.dictionary(fieldName, jsonValue, { maxKeys: 3 }),
+            }),
+            { minLength: 1, maxLength: 12 },
+          ),
+          async (commands) => {
+            const actor = createActor(facility.logic, { input: facility.input() } as never).start();
+            try {
+              for (const { verb, payload } of commands) {
+                const type = `statesmith.${facility.name}.${verb}`;
+                const replies: Array<{ type: string; code?: string }> = [];
+                const subscription = actor.on('*', (reply: { type: string; code?: string }) => replies.push(reply));
+                expect(() => actor.send({ ...payload, type } as never), type).to.not.throw();
+                subscription.unsubscribe();
+                expect(actor.getSnapshot().status, `${type} ${JSON.stringify(payload)}`).to.equal('active');
+                for (const reply of replies) if (reply.type === 'statesmith.rejected') expect(reply.code, type).to.match(/^ERR_[A-Z_]+$/);
+                if (!facility.verbs.includes(verb)) {
+                  expect(replies.some((r) => r.type === 'statesmith.rejected'), `${type} is answered`).to.equal(true);
+                }
+              }
+              await settle(1);
+              expect(actor.getSnapshot().status).to.equal('active');
+            } finally {
+              actor.stop();
+            }
+          },
+        ),
+        { numRuns: 60 },
+      );
+    });
+  }
+});
