@@ -16,7 +16,7 @@ import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.
 import { startActor } from '../runtime/startActor.ts';
 import { resolveRestartPolicy, type RestartPolicy } from './restartPolicy.ts';
 import { type Task, type TaskRecord } from './Task.ts';
-import { kErrors, taskGroupLogic, withoutCancellations, type TaskTable } from './taskGroupLogic.ts';
+import { kErrors, taskGroupLogic, type TaskTable } from './taskGroupLogic.ts';
 
 import { uniqueHexId } from './taskGroupLogic.ts';
 
@@ -280,21 +280,5 @@ export class TaskGroup implements AsyncDisposable {
     const running = table.running.size ? ` running=${table.running.size}` : '';
     const waiting = table.waitingAck.size ? ` waitingAck=${table.waitingAck.size}` : '';
     return `TaskGroup<${this.uniqueId}${running}${waiting}>`;
-  }
-}
-
-/**
- * What `stop()` does for services: cancel, wait, and throw what is left of the failures
- * once the cancellations are dropped.
- *
- * @internal
- */
-export async function cancelAndReport(target: { cancel(reason?: string): void; wait(): Promise<void> }, reason?: string): Promise<void> {
-  target.cancel(reason);
-  try {
-    await target.wait();
-  } catch (error) {
-    const rest = withoutCancellations(error);
-    if (rest !== undefined) throw rest;
   }
 }
