@@ -119,9 +119,8 @@ export class TaskRecord<T> implements Task<T> {
   readonly #setup: TaskSetup;
   /** Made when someone needs the signal: the body (if it takes one) or `task.signal`. */
   #controller: AbortController | undefined;
-  /** Set when the task is cancelled: the signal aborts with it (at once, or when it is made). */
-  #abortReason: unknown;
-  #aborted = false;
+  /** Set (to a CancelledError) when the task is cancelled: the signal aborts with it, at once or when it is made. */
+  #abortReason: CancelledError | undefined;
   readonly #lazy: LazyActor<typeof taskMachine>;
   #outcome = Outcome.Pending;
   #value: T | undefined;
@@ -170,7 +169,7 @@ export class TaskRecord<T> implements Task<T> {
   get signal(): AbortSignal {
     if (this.#controller === undefined) {
       this.#controller = new AbortController();
-      if (this.#aborted) this.#controller.abort(this.#abortReason);
+      if (this.#abortReason !== undefined) this.#controller.abort(this.#abortReason);
     }
     return this.#controller.signal;
   }
@@ -205,8 +204,7 @@ export class TaskRecord<T> implements Task<T> {
   /** What a cancel does, once it reached the task (through its owner's actor). @internal */
   abort(reason?: string): boolean {
     if (this.done) return false;
-    if (!this.#aborted) {
-      this.#aborted = true;
+    if (this.#abortReason === undefined) {
       this.#abortReason = new CancelledError(reason ?? `${this.name} was cancelled`);
       this.#controller?.abort(this.#abortReason);
     }
@@ -257,7 +255,7 @@ export class TaskRecord<T> implements Task<T> {
   }
 
   #start(): void {
-    if (this.done || this.#aborted) return;
+    if (this.done || this.#abortReason !== undefined) return;
     this.#restartTimer = undefined;
     this.#lazy.send({ type: 'statesmith.task.start' });
     this.#setup.onStart?.(this as TaskRecord<unknown>);
@@ -280,13 +278,13 @@ export class TaskRecord<T> implements Task<T> {
 
   #isCancellation(error: unknown): boolean {
     if (error instanceof CancelledError) return true;
-    if (!this.#aborted) return false;
+    if (this.#abortReason === undefined) return false;
     // Node's abortable APIs reject with an AbortError whose cause is the reason.
     return error === this.#abortReason || (error instanceof Error && error.name === 'AbortError');
   }
 
   #ended(outcome: Outcome, value: T | undefined, error: unknown): void {
-    if (outcome === Outcome.Failed && this.#setup.restart && !this.#aborted && this.#scheduleRestart(error)) return;
+    if (outcome === Outcome.Failed && this.#setup.restart && this.#abortReason === undefined && this.#scheduleRestart(error)) return;
     const event = outcome === Outcome.Completed ? 'complete' : outcome === Outcome.Failed ? 'fail' : 'cancelled';
     this.#lazy.send({ type: `statesmith.task.${event}` });
     // A cancelled task reports the cancellation it was given (with its reason), as Python.
