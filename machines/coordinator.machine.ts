@@ -118,6 +118,7 @@ export function malformedCoordinatorCommand(event: CoordinatorEvent): { code: st
   return undefined;
 }
 
+/** The pure coordinator machine (see the file's comment); `coordinatorLogic` is it with its engine. */
 export const coordinatorMachine = setup({
   types: {
     context: {} as CoordinatorContext,

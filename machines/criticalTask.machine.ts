@@ -42,6 +42,7 @@ export type CriticalTaskReply =
 
 const replyToOf = (event: CriticalTaskEvent): AnyActorRef | undefined => event.replyTo;
 
+/** The critical task interlock as a statechart; it does all its work in its transitions, so `criticalTaskLogic` is this machine. */
 export const criticalTaskMachine = setup({
   types: {
     context: {} as CriticalTaskContext,

@@ -259,6 +259,7 @@ const noTask = {
 } as const satisfies Partial<ExecutorContext>;
 
 
+/** The pure executor machine (see the file's comment); `executorLogic` is it with its task child and effects. */
 export const executorMachine = setup({
   types: {
     context: {} as ExecutorContext,

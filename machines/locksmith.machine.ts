@@ -67,6 +67,7 @@ const ended = {
 
 const result = (state: ForceFinalState) => ({ type: 'final' as const, output: forceOutputs[state] });
 
+/** One force's negotiation: its transitions depend only on the state and the event type, so a force steps its table until someone reads its actor. */
 export const forceMachine = setup({
   types: {
     context: {} as ForceContext,
@@ -251,6 +252,7 @@ export type LocksmithReply =
   | { readonly type: 'statesmith.locksmith.failed'; readonly id: number; readonly lock: string; readonly command: string; readonly error: ErrorData }
   | Rejected;
 
+/** The pure locksmith machine; `locksmithLogic` is it with its table, engine and operation children. */
 export const locksmithMachine = setup({
   types: {
     context: {} as LocksmithContext,

@@ -105,6 +105,7 @@ const mainSettled = (['completed', 'failed', 'cancelled'] as const).map((outcome
   actions: 'recordOutcome' as const,
 }));
 
+/** The pure service machine (see the file's comment); `serviceLogic` is it with its group and `main`. */
 export const serviceMachine = setup({
   types: {
     context: {} as ServiceContext,

@@ -199,6 +199,7 @@ const callHandlers = [
   { target: '#statesmith\\.subprocess.scheduled', actions: ['takeCall', 'spawnProcess'] },
 ] as const;
 
+/** The pure subprocess runner machine (see the file's comment); `subprocessLogic` is it with its process child. */
 export const subprocessMachine = setup({
   types: {
     context: {} as SubprocessContext,

@@ -34,6 +34,7 @@ const settled = {
   'statesmith.task.cancelled': 'done.cancelled',
 } as const;
 
+/** A task's lifecycle; its transitions depend only on the state and the event type, so a task steps its table until someone reads its actor. */
 export const taskMachine = setup({
   types: {
     context: {} as TaskContext,

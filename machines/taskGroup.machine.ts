@@ -139,6 +139,7 @@ export type TaskGroupReply =
 
 const isInternal = (event: TaskGroupEvent): boolean => (event as { [kFromGroup]?: true })[kFromGroup] === true;
 
+/** The pure task group machine (see the file's comment); `taskGroupLogic` is it with its table and actions. */
 export const taskGroupMachine = setup({
   types: {
     context: {} as TaskGroupContext,
