@@ -27,9 +27,9 @@ import { answer, errorData, forgedRejection, rejection, rejectUnknownCommand, re
 /** Node's longest timer (2^31 - 1 ms); see `src/clock.ts`. */
 const MAX_DELAY_MS = 2 ** 31 - 1;
 
-/** The error itself that a `failed` reply carries in-process. @internal */
+/** The error itself that a `failed` reply carries in-process. (Internal: not part of the API.) */
 export const kError: unique symbol = Symbol('statesmith.coordinator.error');
-/** Who an `opSettled` is for (in-process). @internal */
+/** Who an `opSettled` is for (in-process). (Internal: not part of the API.) */
 export const kReplyTo: unique symbol = Symbol('statesmith.coordinator.replyTo');
 
 /** What the coordinator's children do: the runtime provides it. */
@@ -78,10 +78,10 @@ export type CoordinatorCommand =
   | { readonly type: 'statesmith.coordinator.acquire'; readonly lock: string; readonly blocking?: boolean | number; readonly timeoutMs?: number; readonly replyTo?: AnyActorRef }
   | { readonly type: 'statesmith.coordinator.release'; readonly lock: string; readonly replyTo?: AnyActorRef };
 
-/** Marks the coordinator's own events, so no message from outside can fake a connection or a lease. @internal */
+/** Marks the coordinator's own events, so no message from outside can fake a connection or a lease. (Internal: not part of the API.) */
 export const kFromEngine: unique symbol = Symbol('statesmith.coordinator.engine');
 
-/** What the runtime tells the coordinator. @internal */
+/** What the runtime tells the coordinator. (Internal: not part of the API.) */
 export type CoordinatorInternalEvent =
   | { readonly type: 'statesmith.coordinator.lost'; readonly [kFromEngine]: true; readonly error: ErrorData }
   | { readonly type: 'statesmith.coordinator.leaseGranted'; readonly [kFromEngine]: true; readonly lease: unknown; readonly lock: string; readonly fence: string }
@@ -102,7 +102,7 @@ export type CoordinatorReply =
 
 const internal = (event: CoordinatorEvent): boolean => (event as { [kFromEngine]?: true })[kFromEngine] === true;
 
-/** Why a command cannot be accepted at all. @internal */
+/** Why a command cannot be accepted at all. (Internal: not part of the API.) */
 export function malformedCoordinatorCommand(event: CoordinatorEvent): { code: string; reason: string } | undefined {
   if (event.type !== 'statesmith.coordinator.acquire' && event.type !== 'statesmith.coordinator.release') return undefined;
   if (typeof event.lock !== 'string' || event.lock.length === 0) return { code: 'ERR_INVALID_ARG_TYPE', reason: `"lock" must be a non-empty string; received ${shown(event.lock)}` };

@@ -40,7 +40,7 @@ export type ExecutorOutcome = 'completed' | 'failed' | 'cancelled';
 /** A named action of the registry: gets the task's signal and the command's `params`. */
 export type ExecutorAction = (signal: AbortSignal, params: unknown) => unknown;
 
-/** What the runner of a task runs. @internal */
+/** What the runner of a task runs. (Internal: not part of the API.) */
 export interface ExecutorJob {
   readonly fn: ExecutorAction;
   readonly params: unknown;
@@ -134,7 +134,7 @@ export type ExecutorCommand =
   | { readonly type: 'statesmith.executor.cancel'; readonly replyTo?: AnyActorRef }
   | { readonly type: 'statesmith.executor.reset'; readonly replyTo?: AnyActorRef };
 
-/** The runtime asks the executor to spawn its critical task child (the facade does, on first use). @internal */
+/** The runtime asks the executor to spawn its critical task child (the facade does, on first use). (Internal: not part of the API.) */
 export type ExecutorSpawnCriticalTask = { readonly type: 'statesmith.executor.spawnCriticalTask'; readonly [kFromTask]: true; readonly name: string };
 
 /** The params of the `wake` action. */
@@ -148,16 +148,16 @@ export interface OutcomeParams extends WakeParams {
   readonly error: ErrorData | null;
 }
 
-/** Marks a `settled` event as coming from the task child, so no message from outside can end a task. @internal */
+/** Marks a `settled` event as coming from the task child, so no message from outside can end a task. (Internal: not part of the API.) */
 export const kFromTask: unique symbol = Symbol('statesmith.executor.fromTask');
 
-/** What `stopSubprocess` is started with. @internal */
+/** What `stopSubprocess` is started with. (Internal: not part of the API.) */
 export interface ExecutorGateInput {
   readonly generation: number;
   readonly deps: ExecutorServices;
 }
 
-/** What the machine asks of its task child: take on a task, start it, cancel it, clean it up, or let it go. @internal */
+/** What the machine asks of its task child: take on a task, start it, cancel it, clean it up, or let it go. (Internal: not part of the API.) */
 export type ExecutorTaskCommand =
   | { readonly type: 'claim'; readonly generation: number; readonly action: string; readonly job: ExecutorJob }
   | { readonly type: 'start' }
@@ -165,12 +165,12 @@ export type ExecutorTaskCommand =
   | { readonly type: 'cleanup' }
   | { readonly type: 'drop'; readonly generation: number };
 
-/** What the task child is started with (once, as the executor starts). @internal */
+/** What the task child is started with (once, as the executor starts). (Internal: not part of the API.) */
 export interface ExecutorTaskInput {
   readonly deps: ExecutorServices;
 }
 
-/** What the task child tells the executor. @internal */
+/** What the task child tells the executor. (Internal: not part of the API.) */
 export type ExecutorInternalEvent = {
   readonly type: 'statesmith.executor.settled';
   /** Only the task child sets it: a symbol cannot cross JSON, and this one is not exported from the package. */
@@ -182,7 +182,7 @@ export type ExecutorInternalEvent = {
   readonly error?: ErrorData;
 };
 
-/** The task child holds the executor lock (for the start check, or for the cleanup) and hands over its release. @internal */
+/** The task child holds the executor lock (for the start check, or for the cleanup) and hands over its release. (Internal: not part of the API.) */
 export type ExecutorLockEvent = {
   readonly type: 'statesmith.executor.gate' | 'statesmith.executor.cleaned';
   readonly [kFromTask]: true;

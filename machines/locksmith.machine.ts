@@ -226,10 +226,10 @@ export type LocksmithCommand =
       readonly replyTo?: AnyActorRef;
     } & LockTarget);
 
-/** Marks the locksmith's own events, so no message from outside can settle an operation. @internal */
+/** Marks the locksmith's own events, so no message from outside can settle an operation. (Internal: not part of the API.) */
 export const kFromOp: unique symbol = Symbol('statesmith.locksmith.op');
 
-/** The locksmith's own events. @internal */
+/** The locksmith's own events. (Internal: not part of the API.) */
 export type LocksmithInternalEvent =
   | {
       readonly type: 'statesmith.locksmith.opSettled';

@@ -71,10 +71,10 @@ export type ServiceCommand =
   | { readonly type: 'statesmith.service.cancel'; readonly reason?: string; readonly replyTo?: AnyActorRef }
   | { readonly type: 'statesmith.service.stop'; readonly reason?: string; readonly replyTo?: AnyActorRef };
 
-/** Marks the service's own events (from its `main`), so no message from outside can end it. @internal */
+/** Marks the service's own events (from its `main`), so no message from outside can end it. (Internal: not part of the API.) */
 export const kFromMain: unique symbol = Symbol('statesmith.service.main');
 
-/** What `main` tells its service. @internal */
+/** What `main` tells its service. (Internal: not part of the API.) */
 export type ServiceInternalEvent =
   | { readonly type: 'statesmith.service.running'; readonly [kFromMain]: true; readonly main: unknown }
   | { readonly type: 'statesmith.service.settled'; readonly [kFromMain]: true; readonly main: unknown; readonly outcome: TaskOutcome; readonly error?: ErrorData }

@@ -92,10 +92,10 @@ export type SubprocessCommand =
   | { readonly type: 'statesmith.subprocess.terminate'; readonly call?: number; readonly kill?: boolean; readonly replyTo?: AnyActorRef }
   | { readonly type: 'statesmith.subprocess.resetCancelled'; readonly replyTo?: AnyActorRef };
 
-/** Marks the process child's own events, so no message from outside can end a call. @internal */
+/** Marks the process child's own events, so no message from outside can end a call. (Internal: not part of the API.) */
 export const kFromProcess: unique symbol = Symbol('statesmith.subprocess.process');
 
-/** What the process child tells the runner. @internal */
+/** What the process child tells the runner. (Internal: not part of the API.) */
 export type SubprocessInternalEvent =
   | { readonly type: 'statesmith.subprocess.spawned'; readonly [kFromProcess]: true; readonly call: number; readonly pid: number }
   | {
@@ -108,10 +108,10 @@ export type SubprocessInternalEvent =
       readonly error?: ErrorData;
     };
 
-/** What the runner asks of its process child. @internal */
+/** What the runner asks of its process child. (Internal: not part of the API.) */
 export type SubprocessProcessCommand = { readonly type: 'terminate' } | { readonly type: 'kill' };
 
-/** What the process child is started with. @internal */
+/** What the process child is started with. (Internal: not part of the API.) */
 export interface SubprocessProcessInput {
   readonly name: string;
   readonly call: number;
@@ -145,7 +145,7 @@ const CALL_KEYS = new Set(['type', 'argv', 'cwd', 'env', 'input', 'onOutput', 't
 
 const isDuration = (value: unknown): boolean => typeof value === 'number' && !Number.isNaN(value) && value >= 0;
 
-/** Why a command cannot be accepted at all: a code and a reason. @internal */
+/** Why a command cannot be accepted at all: a code and a reason. (Internal: not part of the API.) */
 export function malformedSubprocessCommand(event: SubprocessEvent): { code: string; reason: string } | undefined {
   switch (event.type) {
     case 'statesmith.subprocess.call': {

@@ -105,13 +105,13 @@ export type TaskGroupCommand =
   | { readonly type: 'statesmith.taskGroup.wait'; readonly replyTo?: AnyActorRef }
   | { readonly type: 'statesmith.taskGroup.acknowledge'; readonly name: string; readonly replyTo?: AnyActorRef };
 
-/** The failures themselves that a `stopped`/`finished` reply carries in-process (a symbol never crosses JSON). @internal */
+/** The failures themselves that a `stopped`/`finished` reply carries in-process (a symbol never crosses JSON). (Internal: not part of the API.) */
 export const kErrors: unique symbol = Symbol('statesmith.taskGroup.errors');
 
-/** Marks the group's own events, so no message from outside can settle or spawn a task. @internal */
+/** Marks the group's own events, so no message from outside can settle or spawn a task. (Internal: not part of the API.) */
 export const kFromGroup: unique symbol = Symbol('statesmith.taskGroup.internal');
 
-/** The group's own events: tasks ended (drain the table's queue), or a task's actor is wanted. @internal */
+/** The group's own events: tasks ended (drain the table's queue), or a task's actor is wanted. (Internal: not part of the API.) */
 export type TaskGroupInternalEvent =
   | { readonly type: 'statesmith.taskGroup.settled'; readonly [kFromGroup]: true }
   | { readonly type: 'statesmith.taskGroup.idleCheck'; readonly [kFromGroup]: true }

@@ -2,7 +2,8 @@
  * The small interface every coordination backend implements, and how a URL picks one.
  * Clients (`ioredis`, `pg`) are loaded only when a URL names their backend.
  *
- * @internal
+ * Internal to statesmith (not exported from the package). A file header says so in words:
+ * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import type { Clock } from '../clock.ts';
 import { ArgumentRangeError, CoordinationError } from '../errors.ts';

@@ -3,7 +3,8 @@
  * process, with TTL expiry on the injected clock. Coordinators whose URLs name the same
  * store (`memory://` or `memory://<name>`) share it, as processes share a Redis.
  *
- * @internal
+ * Internal to statesmith (not exported from the package). A file header says so in words:
+ * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import type { Clock } from '../clock.ts';
 import type { Backend, BackendCapabilities, BackendOptions } from './backend.ts';

@@ -20,7 +20,8 @@
  *   each name, so a second grant through the same session is refused, and a release with
  *   a stale token never unlocks someone else's hold.
  *
- * @internal
+ * Internal to statesmith (not exported from the package). A file header says so in words:
+ * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import { createHash } from 'node:crypto';
 import { userInfo } from 'node:os';

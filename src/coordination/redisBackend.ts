@@ -19,7 +19,8 @@
  * is reported, the coordinator reconnects with its own back-off, and no renewal is
  * replayed after its lease could have run out.
  *
- * @internal
+ * Internal to statesmith (not exported from the package). A file header says so in words:
+ * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import { getLogger } from '../logger.ts';

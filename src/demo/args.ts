@@ -1,7 +1,8 @@
 /**
  * The demo's command line: `[--inspect [port]] [--coordinator url] [--name name] [--for seconds]`.
  *
- * @internal
+ * Internal to statesmith (not exported from the package). A file header says so in words:
+ * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import type { HaAgentOptions } from './haAgent.ts';
 

@@ -13,7 +13,8 @@
  * caused (`transitions`), and the state after. Packing the three (XState reports them
  * apart) keeps capture within half the runtime's speed.
  *
- * @internal
+ * Internal to statesmith (not exported from the package). A file header says so in words:
+ * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import { getStateNodes, type AnyActorLogic, type AnyActorRef, type AnyStateMachine, type AnyTransitionDefinition, type InspectionEvent, type Observer } from 'xstate';
 import { describeOwner } from '../runtime/describeOwner.ts';

@@ -4,7 +4,8 @@
  * object shaped like a lock (`acquire`, `release`, `locked`), as asyncutils accepts any
  * lock class.
  *
- * @internal
+ * Internal to statesmith (not exported from the package). A file header says so in words:
+ * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import { kAdoptController } from '../locks/LockHandle.ts';
 import { Mutex, kJumpQueue } from '../locks/Mutex.ts';

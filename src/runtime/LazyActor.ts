@@ -9,7 +9,8 @@
  * Only machines whose transitions depend on nothing but the state and the event type
  * (no guards, no context-dependent targets) may be stepped this way.
  *
- * @internal
+ * Internal to statesmith (not exported from the package). A file header says so in words:
+ * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import { transition, type Actor, type AnyStateMachine, type SnapshotFrom, type StateValue } from 'xstate';
 import { inspection } from '../inspect/capture.ts';

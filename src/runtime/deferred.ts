@@ -1,7 +1,8 @@
 /**
  * Small promise plumbing shared by the facades.
  *
- * @internal
+ * Internal to statesmith (not exported from the package). A file header says so in words:
+ * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import type { Clock } from '../clock.ts';
 import { TimeoutError } from '../errors.ts';

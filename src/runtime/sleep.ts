@@ -2,7 +2,8 @@
  * A pause that a signal cuts short. Every call removes what it added, so a long-lived
  * signal that meets a repeated sleep (a service task's loop) does not collect listeners.
  *
- * @internal
+ * Internal to statesmith (not exported from the package). A file header says so in words:
+ * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import { systemClock, type Clock } from '../clock.ts';
 

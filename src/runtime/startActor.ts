@@ -3,7 +3,8 @@
  * with an error observer (an XState root with none re-throws on a later macrotask and
  * would crash the process) and registered for the inspector.
  *
- * @internal
+ * Internal to statesmith (not exported from the package). A file header says so in words:
+ * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import { createActor, type AnyActorLogic, type Actor, type InputFrom } from 'xstate';
 import { inspection } from '../inspect/capture.ts';

@@ -2,7 +2,8 @@
  * Argument checks shared by every facade, so each bad input gets the same typed error
  * with the argument's name, what was expected and what was received.
  *
- * @internal
+ * Internal to statesmith (not exported from the package). A file header says so in words:
+ * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import type { Clock } from '../clock.ts';
 import { systemClock } from '../clock.ts';

@@ -3,7 +3,8 @@
  * there is no `/proc`). Errors from processes that are already gone are expected and
  * ignored; anything else is logged, never thrown.
  *
- * @internal
+ * Internal to statesmith (not exported from the package). A file header says so in words:
+ * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { getLogger } from '../logger.ts';

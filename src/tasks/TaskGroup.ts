@@ -20,8 +20,6 @@ import { kErrors, taskGroupLogic, type TaskTable } from './taskGroupLogic.ts';
 
 import { uniqueHexId } from './taskGroupLogic.ts';
 
-export { uniqueHexId };
-
 /** Options of {@link TaskGroup}. */
 export interface TaskGroupOptions {
   /** The group's id, shown in task names and errors; default a unique hex number. */

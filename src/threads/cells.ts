@@ -2,7 +2,8 @@
  * The shared-memory cells under `SharedMutex` and `SharedEvent`, and the one wait on the
  * main thread that every non-blocking API of `src/threads/` goes through.
  *
- * @internal
+ * Internal to statesmith (not exported from the package). A file header says so in words:
+ * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  * @module
  */
 import { isMainThread } from 'node:worker_threads';
