@@ -322,6 +322,18 @@ export class TaskRecord<T> implements Task<T> {
     this.#setup.onDone(this as TaskRecord<unknown>);
   }
 
+  /**
+   * The owner refused the task before taking it on (a rejected `createTask`): it ends
+   * cancelled, with `error` as its failure, without running. @internal
+   */
+  refuse(error: unknown): void {
+    if (this.done) return;
+    this.#lazy.send({ type: 'statesmith.task.cancel' });
+    this.#outcome = Outcome.Cancelled;
+    this.#error = error;
+    this.notifyDone();
+  }
+
   /** Called by the owner once its bookkeeping for the end is done: resumes the task's waiters. @internal */
   notifyDone(): void {
     if (this.#reported) return;

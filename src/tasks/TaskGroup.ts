@@ -15,8 +15,8 @@ import { optionalClock, optionalDuration, optionalObject, optionalRandom, requir
 import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.ts';
 import { startActor } from '../runtime/startActor.ts';
 import { resolveRestartPolicy, type RestartPolicy } from './restartPolicy.ts';
-import { type Task, type TaskRecord } from './Task.ts';
-import { kErrors, taskGroupLogic, type TaskTable } from './taskGroupLogic.ts';
+import { type Task, type TaskBody, type TaskRecord } from './Task.ts';
+import { kErrors, kRecord, taskGroupLogic, type TaskTable } from './taskGroupLogic.ts';
 
 import { uniqueHexId } from './taskGroupLogic.ts';
 
@@ -120,7 +120,9 @@ export class TaskGroup implements AsyncDisposable {
    * `statesmith.taskGroup.createTask` with `fn`. The group holds it until it is
    * acknowledged. With `restart`, a failure starts it again after a back-off until the
    * policy's budget is spent. A name already running in the group is refused
-   * (`RejectedError`, `ERR_DUPLICATE_TASK`).
+   * (`RejectedError`, `ERR_DUPLICATE_TASK`). Called while the group is busy (from inside
+   * one of its own replies), the command waits its turn and the task comes back at once;
+   * if the group then refuses it, the task ends cancelled with that `RejectedError`.
    */
   createTask<T>(fn: (signal: AbortSignal) => T | Promise<T>, options?: CreateTaskOptions): Task<T> {
     requireFunction('fn', fn);
@@ -129,9 +131,11 @@ export class TaskGroup implements AsyncDisposable {
     if (opts.logException !== undefined && typeof opts.logException !== 'boolean') {
       throw new ArgumentTypeError('options.logException', 'a boolean', opts.logException);
     }
-    if (opts.restart !== undefined) resolveRestartPolicy(opts.restart);
-    const table = this.#table;
-    const created = table.created;
+    const restart = opts.restart === undefined ? undefined : resolveRestartPolicy(opts.restart);
+    // The facade makes the task, so it can return it at once; the group takes it on as it
+    // handles the command (at once, or after the command it is busy with).
+    const origin = { shortName: opts.name || uniqueHexId(), taskName: null, params: undefined, replyTo: null };
+    const task = this.#table.makeRecord(fn as TaskBody<unknown>, origin, opts.logException ?? true, restart);
     const rejections: Rejected[] = [];
     this.#rejections = rejections;
     try {
@@ -141,22 +145,12 @@ export class TaskGroup implements AsyncDisposable {
         ...(opts.name ? { name: opts.name } : {}),
         ...(opts.logException === undefined ? {} : { logException: opts.logException }),
         ...(opts.restart === undefined ? {} : { restart: opts.restart as Readonly<Record<string, unknown>> }),
-      });
+        [kRecord]: task,
+      } as Parameters<GroupActor['send']>[0]);
     } finally {
       this.#rejections = undefined;
     }
     if (rejections[0] !== undefined) throw new RejectedError(rejections[0]);
-    // The group took exactly this command during the send: its newest task is ours.
-    const task = table.created === created + 1 ? table.newest : undefined;
-    if (task === undefined) {
-      throw new RejectedError({
-        type: 'statesmith.rejected',
-        command: { type: 'statesmith.taskGroup.createTask', ...(opts.name ? { name: opts.name } : {}) },
-        state: this.actor.getSnapshot().value,
-        code: 'ERR_INVALID_STATE',
-        reason: `${String(this)} did not take the task at once: it is stopped, or busy with another command (createTask from inside one of its own replies)`,
-      });
-    }
     return task as TaskRecord<T>;
   }
 

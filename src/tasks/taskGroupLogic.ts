@@ -23,7 +23,7 @@ import {
   type TaskTableLike,
 } from '../../machines/taskGroup.machine.ts';
 import { type Clock } from '../clock.ts';
-import { CancelledError } from '../errors.ts';
+import { CancelledError, RejectedError } from '../errors.ts';
 import { inspection } from '../inspect/capture.ts';
 import { startingAt } from '../runtime/LazyActor.ts';
 import { optionalClock, optionalRandom } from '../runtime/validate.ts';
@@ -31,6 +31,9 @@ import { resolveRestartPolicy, type ResolvedRestartPolicy } from './restartPolic
 import { TaskRecord, type TaskBody, type TaskOrigin, type TaskSetup } from './Task.ts';
 
 export { kErrors };
+
+/** The task a facade's `createTask` made, carried in-process by the command. @internal */
+export const kRecord: unique symbol = Symbol('statesmith.taskGroup.record');
 
 let nextId = 0;
 /** A unique lowercase hex id, standing in for Python's `id()`. @internal */
@@ -53,9 +56,6 @@ const CREATE_KEYS = new Set(['type', 'name', 'task', 'params', 'fn', 'restart', 
 export class TaskTable implements TaskTableLike {
   readonly running = new Map<string, TaskRecord<unknown>>();
   readonly waitingAck = new Set<TaskRecord<unknown>>();
-  /** How many tasks the group has created, and the newest: what a facade's `createTask` reads back. */
-  created = 0;
-  newest: TaskRecord<unknown> | undefined;
   /** The id each materialised task has among the group's children. */
   readonly childIds = new Map<TaskRecord<unknown>, string>();
   readonly prefix: string;
@@ -82,6 +82,11 @@ export class TaskTable implements TaskTableLike {
 
   isRunning(name: string): boolean {
     return this.running.has(name);
+  }
+
+  /** A task of this group, not yet taken on (a `createTask` carries it in-process, or the group makes it). */
+  makeRecord(fn: TaskBody<unknown>, origin: TaskOrigin, logException: boolean, restart: ResolvedRestartPolicy | undefined): TaskRecord<unknown> {
+    return new TaskRecord<unknown>(fn, `${this.prefix}:${origin.shortName}`, this.setup(logException, restart), origin);
   }
 
   setup(logException: boolean, restart: ResolvedRestartPolicy | undefined): TaskSetup {
@@ -274,7 +279,10 @@ export const taskGroupLogic = taskGroupMachine.provide({
   actions: {
     rejectMalformed: enqueueActions(({ enqueue, context, event, self }) => {
       const why = malformed(context, event) ?? { code: 'ERR_INVALID_ARG_VALUE', reason: 'malformed command' };
-      answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), rejection(event, self, why.code, why.reason));
+      const refused = rejection(event, self, why.code, why.reason);
+      // A task the facade made for this command never runs: it ends refused, with the rejection.
+      (event as { [kRecord]?: TaskRecord<unknown> })[kRecord]?.refuse(new RejectedError(refused));
+      answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), refused);
     }),
     openTable: assign(({ context, self }) => {
       const uniqueId = context.uniqueId || uniqueHexId();
@@ -286,16 +294,18 @@ export const taskGroupLogic = taskGroupMachine.provide({
     // The hot path (100,000 tasks): a plain action, no reply until `taskDone`; a malformed
     // createTask was answered by `rejectMalformed` before this runs.
     createTask: ({ context, event, self }) => {
-      const command = event as CreateTask;
+      const command = event as CreateTask & { readonly [kRecord]?: TaskRecord<unknown> };
       const table = context.table as TaskTable;
-      const shortName = command.name || uniqueHexId();
-      const restart = command.restart === undefined ? undefined : resolveRestartPolicy(command.restart);
-      const fn = (command.fn ?? context.tasks[command.task as string]) as TaskBody<unknown>;
-      const origin: TaskOrigin = { shortName, taskName: command.task ?? null, params: command.params, replyTo: command.replyTo ?? null };
-      const record = new TaskRecord<unknown>(fn, `${table.prefix}:${shortName}`, table.setup(command.logException ?? true, restart), origin);
-      table.running.set(shortName, record);
-      table.created++;
-      table.newest = record;
+      // The facade made the task already (it returns it at once, even when this command
+      // waits behind another): the group takes it on here.
+      let record = command[kRecord];
+      if (record === undefined) {
+        const restart = command.restart === undefined ? undefined : resolveRestartPolicy(command.restart);
+        const fn = (command.fn ?? context.tasks[command.task as string]) as TaskBody<unknown>;
+        const origin: TaskOrigin = { shortName: command.name || uniqueHexId(), taskName: command.task ?? null, params: command.params, replyTo: command.replyTo ?? null };
+        record = table.makeRecord(fn, origin, command.logException ?? true, restart);
+      }
+      table.running.set((record.origin as TaskOrigin).shortName, record);
       // While an inspector captures, every task is a real child from the start, so it shows
       // (handled in this same send, before the task's body starts on a microtask).
       if (inspection.enabled) self.send({ type: 'statesmith.taskGroup.materialise', [kFromGroup]: true, task: record, at: 'scheduled' });

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { assign, createActor, sendTo, setup, type AnyActorRef } from 'xstate';
-import { RejectedError, ServiceBase, serviceLogic, TaskGroup, taskGroupLogic, type TaskGroupReply } from '../../src/index.ts';
+import { RejectedError, ServiceBase, serviceLogic, TaskGroup, taskGroupLogic, type Task, type TaskGroupReply } from '../../src/index.ts';
 import { gate, settle, waitUntil } from '../support/async.ts';
 
 /** Every reply an actor emits, in order. */
@@ -123,6 +123,27 @@ describe('taskGroupLogic', () => {
     // Acknowledged tasks leave the tree.
     await group.stop();
     expect(group.actor.getSnapshot().children['TaskGroup:tree:job']).to.equal(undefined);
+  });
+
+  it('takes a task created from inside one of its own replies, and refuses a queued duplicate through the task itself', async () => {
+    const group = new TaskGroup({ uniqueId: 'nested' });
+    const g = gate<void>();
+    const made: string[] = [];
+    let duplicate: Task<unknown> | undefined;
+    group.actor.on('statesmith.taskGroup.taskDone', (reply) => {
+      if (reply.name !== 'first') return;
+      // The group is busy with this step: the command waits, but the task comes back at once.
+      made.push(group.createTask(() => g.promise, { name: 'again' }).name);
+      duplicate = group.createTask(async () => 'never runs', { name: 'again', logException: false });
+    });
+    group.createTask(async () => 1, { name: 'first' });
+    await waitUntil(() => duplicate !== undefined && duplicate.done, 1_000, 'the duplicate refused');
+    expect(made).to.deep.equal(['TaskGroup:nested:again']);
+    expect(group.isRunning).to.equal(true);
+    expect(duplicate?.cancelled).to.equal(true);
+    expect(() => duplicate?.result()).to.throw(RejectedError).with.property('code', 'ERR_DUPLICATE_TASK');
+    g.open();
+    await group.stop();
   });
 
   it('stays the truth when the facade and direct sends interleave', async () => {
