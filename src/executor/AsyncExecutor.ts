@@ -11,7 +11,7 @@ import { ArgumentTypeError, ArgumentValueError, BusyError, DeadlockError, Invali
 import { kUninspected, Mutex, runDetached, type MutexAcquireOptions, type MutexOptions } from '../locks/Mutex.ts';
 import { systemClock } from '../clock.ts';
 import { boundedWait, createDeferred, waitOptions, type Deferred, type WaitOptions } from '../runtime/deferred.ts';
-import { startActor } from '../runtime/startActor.ts';
+import { requireIdleActor, startActor } from '../runtime/startActor.ts';
 import { optionalDuration, optionalName, optionalObject, requireFunction, requireNonEmptyString } from '../runtime/validate.ts';
 import { CancellableSubprocess } from '../subprocess/CancellableSubprocess.ts';
 import { CriticalTask } from './CriticalTask.ts';
@@ -316,6 +316,8 @@ export class AsyncExecutor {
   }
 
   #commandAll(command: ExecutorCommand): ExecutorReply[] {
+    // Its answer must come now: a command that waited behind the actor's current step would act unseen.
+    requireIdleActor(this.actor, `${this.name}.${command.type.slice('statesmith.executor.'.length)}`);
     const outer = this.#captured;
     const captured: ExecutorReply[] = [];
     this.#captured = captured;

@@ -7,7 +7,7 @@ import type { Actor } from 'xstate';
 import { criticalTaskMachine } from '../../machines/criticalTask.machine.ts';
 import { InvalidStateError } from '../errors.ts';
 import { kUninspected, Mutex, type MutexAcquireOptions, type MutexOptions } from '../locks/Mutex.ts';
-import { startActor } from '../runtime/startActor.ts';
+import { requireIdleActor, startActor } from '../runtime/startActor.ts';
 import { optionalName, optionalObject } from '../runtime/validate.ts';
 
 let counter = 0;
@@ -88,6 +88,7 @@ export class CriticalTask<T = unknown> {
    */
   cancel(): boolean {
     this.#requireLock('cancel');
+    requireIdleActor(this.actor, `${this.name}.cancel`);
     let cancelled = false;
     const listening = this.actor.on('statesmith.critical.cancelResult', (reply) => (cancelled = reply.cancelled));
     try {

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Actor, AnyActorRef } from 'xstate';
-import type { LocksmithCommand, LocksmithReply } from '../../machines/locksmith.machine.ts';
+import type { LocksmithCommand } from '../../machines/locksmith.machine.ts';
 import { type Clock } from '../clock.ts';
 import { ArgumentTypeError, ArgumentValueError, CriticalError, RejectedError, TimeoutError, isCritical } from '../errors.ts';
 import { getLogger } from '../logger.ts';
@@ -114,8 +114,6 @@ function holdIn(kind: LockKind, lock: object): unknown {
   return holds.has(key) ? holds.get(key) : kind.holdOf?.(lock);
 }
 
-type LocksmithRejection = Extract<LocksmithReply, { type: 'statesmith.rejected' }>;
-
 /** The actor `Locksmith.attach` hands to the constructor it calls. */
 let attaching: Actor<typeof locksmithLogic> | undefined;
 
@@ -223,8 +221,6 @@ export class Locksmith {
   readonly actor: Actor<typeof locksmithLogic>;
   readonly #clock: Clock;
   #requests = 0;
-  /** The rejection of the command being sent, captured as the actor answers synchronously. */
-  #rejections: LocksmithRejection[] | undefined;
 
   constructor(options?: LocksmithOptions) {
     const opts = optionalObject<LocksmithOptions>('options', options, ['name', 'clock']);
@@ -233,7 +229,6 @@ export class Locksmith {
     const attached = attaching;
     attaching = undefined;
     this.actor = attached ?? startActor('locksmith', locksmithLogic, { input: { name: this.name, clock: this.#clock, engine: this }, id: `locksmith:${this.name}` });
-    this.actor.on('statesmith.rejected', (reply) => this.#rejections?.push(reply));
   }
 
   /** A facade (and engine) for a locksmith actor that `locksmithLogic` started on its own. @internal */
@@ -259,38 +254,36 @@ export class Locksmith {
 
   /** Sends an operation's command and settles with its reply's value (or rejects with what it threw). */
   #op<R>(command: LocksmithCommand, ok: 'statesmith.locksmith.recognized' | 'statesmith.locksmith.forced' | 'statesmith.locksmith.hosted'): Promise<R> {
+    // The command carries a token in-process; its reply, or its rejection (whose `command`
+    // keeps it), carries it back, also when the command waited behind another.
     const token = {};
     return new Promise<R>((resolve, reject) => {
       const mine = (reply: unknown): boolean => (reply as { [kToken]?: unknown })[kToken] === token;
       const valueOf = (reply: unknown): unknown => (reply as { [kValue]?: unknown })[kValue];
+      const done = (): void => {
+        for (const s of subscriptions) s.unsubscribe();
+      };
       const subscriptions = [
         this.actor.on(ok, (reply) => {
           if (!mine(reply)) return;
-          for (const s of subscriptions) s.unsubscribe();
+          done();
           if (reply.type === 'statesmith.locksmith.hosted' && reply.outcome === 'failed') reject(valueOf(reply));
           else resolve(valueOf(reply) as R);
         }),
         this.actor.on('statesmith.locksmith.failed', (reply) => {
           if (!mine(reply)) return;
-          for (const s of subscriptions) s.unsubscribe();
+          done();
           reject(valueOf(reply));
         }),
+        this.actor.on('statesmith.rejected', (reply) => {
+          if (!mine(reply.command)) return;
+          done();
+          reject(new RejectedError(reply));
+        }),
       ];
-      const rejections: LocksmithRejection[] = [];
-      this.#rejections = rejections;
-      try {
-        this.actor.send({ ...command, [kToken]: token } as unknown as LocksmithCommand);
-      } finally {
-        this.#rejections = undefined;
-      }
-      const rejected = rejections[0];
-      if (rejected !== undefined) {
-        for (const s of subscriptions) s.unsubscribe();
-        reject(new RejectedError(rejected));
-      }
+      this.actor.send({ ...command, [kToken]: token } as unknown as LocksmithCommand);
     });
   }
-
 
   /**
    * Lets this locksmith force `lock`: checks it is a lock (`FAILED_PRELIM`), asks a lock

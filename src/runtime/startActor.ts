@@ -9,6 +9,7 @@
 import { createActor, type AnyActorLogic, type Actor, type InputFrom } from 'xstate';
 import { inspection } from '../inspect/capture.ts';
 import { systemClock } from '../clock.ts';
+import { InvalidStateError } from '../errors.ts';
 import { getLogger } from '../logger.ts';
 
 /** A statesmith actor with the facade that created it, for the inspector's tree. */
@@ -52,6 +53,30 @@ export function startCapture(): () => void {
 export function onActorStarted(listener: Listener): () => void {
   listeners.add(listener);
   return () => listeners.delete(listener);
+}
+
+/**
+ * True while `actor` is handling an event (a send now would wait behind it, and its
+ * answer would come after the caller returns). Read from XState's mailbox, which is not
+ * public: if that ever changes, this answers false and callers behave as before.
+ *
+ * @internal
+ */
+export function actorIsBusy(actor: unknown): boolean {
+  const current = (actor as { mailbox?: { _current?: unknown } } | null)?.mailbox?._current;
+  return current !== undefined && current !== null;
+}
+
+/**
+ * Throws an `InvalidStateError` when `actor` is busy: a facade method that needs the
+ * actor's answer at once cannot have it from inside one of the actor's own steps.
+ *
+ * @internal
+ */
+export function requireIdleActor(actor: unknown, what: string): void {
+  if (actorIsBusy(actor)) {
+    throw new InvalidStateError(`${what} was called from inside one of its actor's own steps (a reply listener); call it after the step, for example in queueMicrotask()`);
+  }
 }
 
 export function startActor<TLogic extends AnyActorLogic>(

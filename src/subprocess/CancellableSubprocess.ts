@@ -7,7 +7,7 @@ import type { Actor } from 'xstate';
 import type { SubprocessReply } from '../../machines/subprocess.machine.ts';
 import { type Clock } from '../clock.ts';
 import { ArgumentTypeError, ArgumentValueError, BusyError, CancelledError, RejectedError, TimeoutError } from '../errors.ts';
-import { startActor } from '../runtime/startActor.ts';
+import { requireIdleActor, startActor } from '../runtime/startActor.ts';
 import { optionalClock, optionalDuration, optionalName, optionalObject, optionalSignal, requireFunction } from '../runtime/validate.ts';
 import { subprocessLogic, type OutputStream } from './subprocessLogic.ts';
 
@@ -136,6 +136,7 @@ export class CancellableSubprocess {
       throw new ArgumentTypeError('options.input', 'a string or a Uint8Array', opts.input);
     }
     if (signal?.aborted) throw signal.reason;
+    requireIdleActor(this.actor, `${this.name}.call`);
     const command = argv.join(' ');
     const call = this.actor.getSnapshot().context.call + 1;
     let onAbort: (() => void) | undefined;

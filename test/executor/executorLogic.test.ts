@@ -139,3 +139,24 @@ describe('the executor tree', function () {
       .with.property('code', 'ERR_UNKNOWN_OPTION');
   });
 });
+
+describe('facades called from inside their actor\'s own step', () => {
+  it('AsyncExecutor.schedule from a reply listener throws InvalidStateError and leaves no command behind', async () => {
+    const { AsyncExecutor, InvalidStateError } = await import('../../src/index.ts');
+    const executor = new AsyncExecutor({ wakeup: () => undefined, name: 'reentrant' });
+    let thrown: unknown;
+    executor.actor.on('statesmith.executor.scheduled', () => {
+      try {
+        executor.schedule('second');
+      } catch (error) {
+        thrown = error;
+      }
+    });
+    expect(executor.schedule('first')).to.equal(null);
+    expect(thrown).to.be.instanceOf(InvalidStateError);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    // Nothing was queued: the slot still holds the first action only.
+    expect(executor.scheduledAction).to.equal('first');
+    executor.resetScheduledAction();
+  });
+});
