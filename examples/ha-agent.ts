@@ -8,14 +8,19 @@
  * in another terminal) elect one leader; kill the leader and the other takes over when
  * its lease runs out. Ctrl-C stops an agent cleanly.
  */
-import { parseDemoArgs } from '../src/demo/args.ts';
+import { DEMO_HELP, parseDemoArgs, USAGE } from '../src/demo/args.ts';
 import { runHaAgent } from '../src/demo/haAgent.ts';
 
 let options;
 try {
-  options = parseDemoArgs(process.argv.slice(2));
+  const args = parseDemoArgs(process.argv.slice(2));
+  if (args.help) {
+    console.log(DEMO_HELP);
+    process.exit(0);
+  }
+  options = args.options;
 } catch (error) {
-  console.error((error as Error).message);
+  console.error(`${(error as Error).message}\n${USAGE}`);
   process.exit(2);
 }
 const agent = await runHaAgent(options);

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 /**
- * The `statesmith` command: `statesmith demo [--inspect [port]] [--coordinator url]`.
+ * The `statesmith` command: `statesmith demo [options]`, `--help` on every command,
+ * `--version`. A bad command line exits 2 with a typed message; a failure at run time
+ * exits 1 with one line (its stack with `--verbose`).
  *
  * @module
  */
-import { parseDemoArgs, USAGE } from './demo/args.ts';
+import { DEMO_HELP, HELP, oneLine, parseDemoArgs, UsageError, version } from './demo/args.ts';
 import { runHaAgent } from './demo/haAgent.ts';
 
 // Output piped into `head` and closed early is not an error worth a stack trace.
@@ -14,18 +16,38 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
 });
 
 const [command, ...rest] = process.argv.slice(2);
-if (command !== 'demo') {
-  process.stderr.write(`${USAGE}\n`);
-  process.exit(command === undefined || command === '--help' || command === '-h' ? 0 : 2);
+if (command === undefined || command === '--help' || command === '-h') {
+  process.stdout.write(`${HELP}\n`);
+  process.exit(0);
 }
-let options;
-try {
-  options = parseDemoArgs(rest);
-} catch (error) {
-  process.stderr.write(`${(error as Error).message}\n`);
+if (command === '--version' || command === '-V') {
+  process.stdout.write(`${version()}\n`);
+  process.exit(0);
+}
+if (command !== 'demo') {
+  process.stderr.write(`statesmith: unknown command ${JSON.stringify(command)} (ERR_UNKNOWN_COMMAND)\n\n${HELP}\n`);
   process.exit(2);
 }
-const agent = await runHaAgent(options);
+let args;
+try {
+  args = parseDemoArgs(rest);
+} catch (error) {
+  const code = error instanceof UsageError ? error.code : 'ERR_INVALID_ARG_VALUE';
+  process.stderr.write(`statesmith demo: ${(error as Error).message} (${code})\nRun 'statesmith demo --help' for the options.\n`);
+  process.exit(2);
+}
+if (args.help) {
+  process.stdout.write(`${DEMO_HELP}\n`);
+  process.exit(0);
+}
+let agent;
+try {
+  agent = await runHaAgent(args.options);
+} catch (error) {
+  process.stderr.write(`statesmith demo: could not start: ${oneLine(error)}\n`);
+  if (args.verbose) process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+}
 process.once('SIGINT', () => void agent.stop('Ctrl-C'));
 process.once('SIGTERM', () => void agent.stop('SIGTERM'));
 await agent.done;

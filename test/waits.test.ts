@@ -31,13 +31,15 @@ describe('waits end on timeoutMs and signal', () => {
     const group = new TaskGroup({ clock });
     const work = stubborn();
     const task = group.createTask(work.fn);
-    const taskWait = task.wait({ timeoutMs: 100 });
-    const groupWait = group.wait({ timeoutMs: 200 });
+    // rejection() listens at once: the waits reject while the clock moves, and are looked at after.
+    const taskWait = rejection(task.wait({ timeoutMs: 100 }));
+    const groupWaiting = group.wait({ timeoutMs: 200 });
+    const groupWait = rejection(groupWaiting);
     await clock.advance(100);
-    expect(await rejection(taskWait)).to.be.instanceOf(TimeoutError);
-    expect(await isSettled(groupWait)).to.equal(false);
+    expect(await taskWait).to.be.instanceOf(TimeoutError);
+    expect(await isSettled(groupWaiting)).to.equal(false);
     await clock.advance(100);
-    expect(await rejection(groupWait)).to.be.instanceOf(TimeoutError);
+    expect(await groupWait).to.be.instanceOf(TimeoutError);
     expect(task.done).to.equal(false);
     const controller = new AbortController();
     const aborted = task.wait({ signal: controller.signal });
@@ -56,9 +58,9 @@ describe('waits end on timeoutMs and signal', () => {
     const work = stubborn();
     const task = group.createTask(work.fn);
     await settle(); // started: a task cancelled before it starts ends at once
-    const waiting = cancelAndAwait(task, { timeoutMs: 50 });
+    const waiting = rejection(cancelAndAwait(task, { timeoutMs: 50 }));
     await clock.advance(50);
-    expect(await rejection(waiting)).to.be.instanceOf(TimeoutError);
+    expect(await waiting).to.be.instanceOf(TimeoutError);
     work.release();
     await group.stop().catch(() => undefined);
   });
@@ -72,9 +74,9 @@ describe('waits end on timeoutMs and signal', () => {
       }
     }
     const service = new Stuck({ clock }).start();
-    const waiting = service.wait({ timeoutMs: 1_000 });
+    const waiting = rejection(service.wait({ timeoutMs: 1_000 }));
     await clock.advance(1_000);
-    expect(await rejection(waiting)).to.be.instanceOf(TimeoutError);
+    expect(await waiting).to.be.instanceOf(TimeoutError);
     expect(service.isRunning).to.equal(true);
     work.release();
     await service.wait({ timeoutMs: 1_000 });

@@ -102,9 +102,14 @@ export class RedisBackend implements Backend {
     client.defineCommand('statesmithRelease', { numberOfKeys: 1, lua: RELEASE });
     const subscriber = new this.#Redis(url.href, { ...base, commandTimeout: undefined as never, connectionName: clientName(`${this.#options.memberId}:wake`) });
     const onEnd = (): void => this.#reportLost(generation, new Error('the Redis connection closed'));
+    /** The last connection error ioredis reported: its connect() itself only says "Connection is closed.". */
+    let lastError: unknown;
     for (const connection of [client, subscriber]) {
       // ioredis reports connection errors as events; the 'end' that follows is what counts.
-      connection.on('error', (error: unknown) => getLogger().debug('redis connection error', { error }));
+      connection.on('error', (error: unknown) => {
+        lastError = error;
+        getLogger().debug('redis connection error', { error });
+      });
       connection.on('end', onEnd);
     }
     subscriber.on('message', (_channel: string, name: string) => {
@@ -121,6 +126,10 @@ export class RedisBackend implements Backend {
       await subscriber.connect();
     } catch (error) {
       await this.close();
+      // "Connection is closed." tells nothing: the cause (ECONNREFUSED, ENOTFOUND...) is in the error event.
+      if (lastError instanceof Error && error instanceof Error && !error.message.includes(lastError.message)) {
+        throw new Error(`${lastError.message} (${error.message})`, { cause: lastError });
+      }
       throw error;
     }
   }

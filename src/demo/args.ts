@@ -1,44 +1,141 @@
 /**
- * The demo's command line: `[--inspect [port]] [--coordinator url] [--name name] [--for seconds]`.
+ * The command line of `statesmith` and of its `demo` command: help, version, and the
+ * demo's options, each wrong value answered with a typed error.
  *
  * Internal to statesmith (not exported from the package). A file header says so in words:
  * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
+import { readFileSync } from 'node:fs';
 import type { HaAgentOptions } from './haAgent.ts';
 
-export const USAGE = 'usage: statesmith demo [--inspect [port]] [--coordinator url] [--name name] [--for seconds]';
+export const USAGE = 'usage: statesmith demo [--inspect [port]] [--coordinator url] [--name name] [--for seconds] [--verbose]';
 
-/** Parses the demo's arguments; throws an Error whose message says what is wrong. */
-export function parseDemoArgs(argv: readonly string[]): HaAgentOptions {
+export const HELP = `statesmith: statechart actors for the background work of Node.js control planes
+
+usage: statesmith <command> [options]
+
+commands:
+  demo           run the HA-agent demo: every facility in one small agent
+
+options:
+  -h, --help     show this help
+  -V, --version  print the version
+
+Run 'statesmith demo --help' for the demo's options.`;
+
+export const DEMO_HELP = `${USAGE}
+
+Runs an HA agent that joins a coordinator, takes the leader lock, runs its actions as
+subprocesses through an executor, monitors itself with a service, and breaks a stuck lock
+with a locksmith. Ctrl-C (SIGINT) or SIGTERM stops it cleanly.
+
+options:
+  --inspect [port]     serve the live inspector on 127.0.0.1 (default port: any free one)
+  --coordinator <url>  memory:// (default), redis://host:6379, postgresql://user@host/db
+  --name <name>        this agent's member name (default: agent-<pid>)
+  --for <seconds>      stop by itself after this many seconds (default: run until stopped)
+  --verbose            print the stack of a failure
+  -h, --help           show this help
+
+examples:
+  statesmith demo --inspect
+  statesmith demo --coordinator redis://127.0.0.1:6379 --name a --for 60`;
+
+/** A command line the CLI cannot take: `code` says why (`ERR_UNKNOWN_OPTION`, `ERR_OUT_OF_RANGE`, ...); exit status 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** What the demo's command line asks for. */
+export interface DemoArgs {
+  readonly options: HaAgentOptions;
+  readonly help: boolean;
+  readonly verbose: boolean;
+}
+
+const shown = (value: string): string => JSON.stringify(value);
+
+/** The port of `--inspect`: an integer from 0 to 65535. */
+function port(value: string): number {
+  if (!/^-?\d+$/.test(value)) throw new UsageError('ERR_INVALID_ARG_VALUE', `--inspect: port must be an integer from 0 to 65535; received ${shown(value)}`);
+  const n = Number(value);
+  if (n < 0 || n > 65_535) throw new UsageError('ERR_OUT_OF_RANGE', `--inspect: port must be an integer from 0 to 65535; received ${shown(value)}`);
+  return n;
+}
+
+/** Parses the demo's arguments; throws a `UsageError` that says what is wrong. */
+export function parseDemoArgs(argv: readonly string[]): DemoArgs {
   const options: { -readonly [K in keyof HaAgentOptions]: HaAgentOptions[K] } = {};
+  let help = false;
+  let verbose = false;
+  const valueOf = (flag: string, next: string | undefined, what: string): string => {
+    if (next === undefined || next.startsWith('--')) throw new UsageError('ERR_INVALID_ARG_VALUE', `${flag} needs ${what}`);
+    return next;
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     const next = argv[i + 1];
     switch (arg) {
+      case '-h':
+      case '--help':
+        help = true;
+        break;
+      case '--verbose':
+        verbose = true;
+        break;
       case '--inspect':
-        if (next !== undefined && /^\d+$/.test(next)) {
-          options.inspectPort = Number(next);
+        // The port is optional: a next word that is not a flag is it.
+        if (next !== undefined && !next.startsWith('--')) {
+          options.inspectPort = port(next);
           i++;
         } else options.inspectPort = 0;
         break;
       case '--coordinator':
-        if (next === undefined) throw new Error(`--coordinator needs a URL (memory://, redis://..., postgresql://...)\n${USAGE}`);
-        options.coordinatorUrl = next;
+        options.coordinatorUrl = valueOf(arg, next, 'a URL (memory://, redis://..., postgresql://...)');
         i++;
         break;
       case '--name':
-        if (next === undefined) throw new Error(`--name needs a value\n${USAGE}`);
-        options.name = next;
+        options.name = valueOf(arg, next, 'a name');
         i++;
         break;
-      case '--for':
-        if (next === undefined || !(Number(next) > 0)) throw new Error(`--for needs a number of seconds > 0\n${USAGE}`);
-        options.durationMs = Number(next) * 1_000;
+      case '--for': {
+        const seconds = valueOf(arg, next, 'a number of seconds > 0');
+        if (!(Number(seconds) > 0) || !Number.isFinite(Number(seconds))) {
+          throw new UsageError(Number.isNaN(Number(seconds)) ? 'ERR_INVALID_ARG_VALUE' : 'ERR_OUT_OF_RANGE', `--for needs a number of seconds > 0; received ${shown(seconds)}`);
+        }
+        options.durationMs = Number(seconds) * 1_000;
         i++;
         break;
+      }
       default:
-        throw new Error(`unknown argument ${JSON.stringify(arg)}\n${USAGE}`);
+        throw new UsageError('ERR_UNKNOWN_OPTION', `unknown argument ${shown(arg)}`);
     }
   }
-  return options;
+  return { options, help, verbose };
+}
+
+/** The package's version, from its package.json (two levels up from the built file, one from the source). */
+export function version(): string {
+  for (const path of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'statesmith' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // not there: try the next
+    }
+  }
+  return 'unknown';
+}
+
+/** A runtime failure as one line: its message, and its cause's when it has one. */
+export function oneLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const cause = error instanceof Error && error.cause !== undefined ? (error.cause instanceof Error ? error.cause.message : String(error.cause)) : undefined;
+  const text = cause !== undefined && !message.includes(cause) ? `${message} (cause: ${cause})` : message;
+  return text.split('\n')[0] as string;
 }

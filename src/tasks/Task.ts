@@ -305,7 +305,10 @@ export class TaskRecord<T> implements Task<T> {
       return false;
     }
     const delayMs = backoffDelay(policy, attempt, this.#setup.random());
-    getLogger().warn(`Task ${this.name} failed; restarting in ${Math.round(delayMs)} ms (restart ${attempt} of ${policy.maxRestarts})`, { error });
+    // An expected restart is one line at info: the reason, the attempt, the delay. Its stack only at debug.
+    const reason = error instanceof Error ? error.message : String(error);
+    getLogger().info(`Task ${this.name} failed (${reason}); restarting in ${Math.round(delayMs)} ms (restart ${attempt} of ${policy.maxRestarts})`);
+    getLogger().debug(`Task ${this.name} failed`, { error });
     this.#lazy.send({ type: 'statesmith.task.restart', attempt, delayMs } as { type: 'statesmith.task.restart' });
     this.#restartTimer = this.#setup.clock.setTimeout(() => this.#start(), delayMs);
     return true;

@@ -20,6 +20,24 @@ describe('examples/ha-agent.ts (npm start)', function () {
     expect(out).to.match(/agent\s+stopped cleanly/);
   });
 
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`npm start stops cleanly on ${signal} sent to npm's own pid (a supervisor's way), leaving no agent behind`, async () => {
+      const child = spawn('npm', ['start', '--silent'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      try {
+        await waitUntil(() => /became the leader/.test(out), 20_000, `the agent to lead:\n${out}`);
+        child.kill(signal);
+        expect(await exited).to.equal(0);
+        expect(out).to.match(/agent\s+stopped cleanly/);
+      } finally {
+        child.kill('SIGKILL');
+      }
+    });
+  }
+
   it('rejects unknown arguments with the usage', async () => {
     const { code, out } = await runExample('examples/ha-agent.ts', 20_000, ['--bogus']);
     expect(code).to.equal(2);

@@ -1,21 +1,62 @@
 import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
 import { runExample } from '../support/examples.ts';
+
+const cli = (...args: string[]) => runExample('src/cli.ts', 20_000, args);
 
 describe('the statesmith CLI', function () {
   this.timeout(30_000);
 
-  it('prints its usage for no command or --help, and exits 2 on an unknown one or a bad argument', async () => {
-    expect(await runExample('src/cli.ts', 20_000)).to.deep.include({ code: 0 });
-    expect((await runExample('src/cli.ts', 20_000, ['--help'])).out).to.match(/^usage: statesmith demo \[--inspect \[port\]\]/);
-    const unknown = await runExample('src/cli.ts', 20_000, ['frobnicate']);
+  it('prints its help for no command, --help and -h, and the demo\'s for demo --help, exiting 0', async () => {
+    for (const args of [[], ['--help'], ['-h']]) {
+      const { code, out } = await cli(...args);
+      expect(code, args.join(' ')).to.equal(0);
+      expect(out).to.match(/^statesmith: statechart actors/);
+      expect(out).to.match(/commands:\n {2}demo/);
+    }
+    for (const flag of ['--help', '-h']) {
+      const { code, out } = await cli('demo', flag);
+      expect(code).to.equal(0);
+      expect(out).to.match(/^usage: statesmith demo \[--inspect \[port\]\]/);
+      expect(out).to.match(/--for <seconds> +stop by itself/);
+      expect(out).to.match(/examples:\n {2}statesmith demo --inspect/);
+    }
+  });
+
+  it('prints its version from package.json', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) expect(await cli(flag)).to.deep.equal({ code: 0, out: `${version}\n` });
+  });
+
+  it('answers a bad command line with a typed message and exit 2', async () => {
+    const unknown = await cli('frobnicate');
     expect(unknown.code).to.equal(2);
-    const bad = await runExample('src/cli.ts', 20_000, ['demo', '--for', 'soon']);
-    expect(bad.code).to.equal(2);
-    expect(bad.out).to.match(/--for needs a number of seconds > 0/);
+    expect(unknown.out).to.match(/unknown command "frobnicate" \(ERR_UNKNOWN_COMMAND\)/);
+    const word = await cli('demo', '--inspect', 'abc');
+    expect(word.code).to.equal(2);
+    expect(word.out).to.match(/port must be an integer from 0 to 65535; received "abc" \(ERR_INVALID_ARG_VALUE\)/);
+    const range = await cli('demo', '--inspect', '99999');
+    expect(range.code).to.equal(2);
+    expect(range.out).to.match(/port must be an integer from 0 to 65535; received "99999" \(ERR_OUT_OF_RANGE\)/);
+    const soon = await cli('demo', '--for', 'soon');
+    expect(soon.code).to.equal(2);
+    expect(soon.out).to.match(/--for needs a number of seconds > 0; received "soon"/);
+    const flag = await cli('demo', '--bogus');
+    expect(flag.out).to.match(/unknown argument "--bogus" \(ERR_UNKNOWN_OPTION\)\nRun 'statesmith demo --help'/);
+  });
+
+  it('reports a failure at run time as one line with its cause, the stack only with --verbose, and exits 1', async () => {
+    const quiet = await cli('demo', '--coordinator', 'redis://127.0.0.1:1', '--for', '2');
+    expect(quiet.code).to.equal(1);
+    expect(quiet.out).to.match(/^statesmith demo: could not start: could not connect to redis:\/\/127\.0\.0\.1:1: connect ECONNREFUSED/);
+    expect(quiet.out.trim().split('\n')).to.have.length(1);
+    const verbose = await cli('demo', '--coordinator', 'redis://127.0.0.1:1', '--for', '2', '--verbose');
+    expect(verbose.code).to.equal(1);
+    expect(verbose.out).to.match(/\n {4}at /);
   });
 
   it('statesmith demo runs the HA agent and stops by itself with --for', async () => {
-    const { code, out } = await runExample('src/cli.ts', 30_000, ['demo', '--for', '2']);
+    const { code, out } = await cli('demo', '--for', '2');
     expect(code, out).to.equal(0);
     expect(out).to.match(/became the leader/);
     expect(out).to.match(/stopped cleanly/);
