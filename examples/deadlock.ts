@@ -9,7 +9,7 @@
  * A watchdog sees both locks held with a waiter each, and hosts a cleanup under `disks`:
  * the locksmith asks `resize` to give `disks` up, takes it, and runs the cleanup, which
  * in turn forces `volumes` from `snapshot`. Both jobs end with a LockLostError saying who
- * took their lock and why. Run: node --import tsx examples/deadlock.ts
+ * took their lock and why. Run: node --conditions=statesmith-source --import tsx examples/deadlock.ts
  */
 import {
   currentOwner,
@@ -20,7 +20,7 @@ import {
   setLogger,
   TaskGroup,
   type LogFields,
-} from '../src/index.ts';
+} from 'statesmith';
 
 const say = (who: string, what: string): void => console.log(`${who.padEnd(9)} ${what}`);
 const log = (message: string, fields?: LogFields): void => say('log', `${message}${fields?.['answer'] ? ` (${String(fields['answer'])})` : ''}`);

@@ -2,7 +2,7 @@
  * The main job (`npm start`): an HA agent that uses every statesmith facility, watched
  * live in the inspector. See src/demo/haAgent.ts for what it does.
  *
- *   node --import tsx examples/ha-agent.ts [--inspect [port]] [--coordinator url] [--name name] [--for seconds]
+ *   node --conditions=statesmith-source --import tsx examples/ha-agent.ts [--inspect [port]] [--coordinator url] [--name name] [--for seconds]
  *
  * Two agents on one Redis (`--coordinator redis://127.0.0.1:6379 --name a`, then `--name b`
  * in another terminal) elect one leader; kill the leader and the other takes over when

@@ -15,7 +15,7 @@ import {
   setLogger,
   WakeupBus,
   type LogFields,
-} from '../src/index.ts';
+} from 'statesmith';
 
 const t0 = performance.now();
 const stamp = (): string => `+${String(Math.round(performance.now() - t0)).padStart(5)} ms`;

@@ -5,10 +5,10 @@
  * three steps per delete, holding the lock `delete-volume-<id>`: a delete of one volume
  * never overlaps another delete of the same volume, whichever process runs it, and each
  * grant's fence (what a storage backend would check) grows. Run it with a Redis on
- * REDIS_URL (default redis://127.0.0.1:6379): node --import tsx examples/redis-lock.ts
+ * REDIS_URL (default redis://127.0.0.1:6379): node --conditions=statesmith-source --import tsx examples/redis-lock.ts
  */
 import { fork } from 'node:child_process';
-import { createCoordinator, setLogger } from '../src/index.ts';
+import { createCoordinator, setLogger } from 'statesmith';
 
 const url = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 const role = process.argv[2];
@@ -17,7 +17,7 @@ if (role === undefined) {
   // The parent: a namespace of its own per run, so old keys never interfere.
   const namespace = `example-${process.pid}`;
   const children = ['manager-a', 'manager-b'].map((name) =>
-    fork(new URL(import.meta.url), [name, namespace], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] }),
+    fork(new URL(import.meta.url), [name, namespace], { execArgv: process.execArgv, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] }),
   );
   const lines: string[] = [];
   await Promise.all(

@@ -5,10 +5,10 @@
  * storage API and is restarted with back-off when it fails (twice here), and a
  * `reporter` subtask finishes early and is acknowledged through `asCompleted`. After a
  * moment the service is stopped: every task is cancelled, the cancellations are hidden,
- * and the poller's actor history shows its restarts. Run: node --import tsx examples/services.ts
+ * and the poller's actor history shows its restarts. Run: node --conditions=statesmith-source --import tsx examples/services.ts
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ServiceBase, setLogger, type LogFields } from '../src/index.ts';
+import { ServiceBase, setLogger, type LogFields } from 'statesmith';
 
 const t0 = performance.now();
 const line = (who: string, what: string): void =>

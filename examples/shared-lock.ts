@@ -6,9 +6,9 @@
  * same lock with the non-blocking acquire. When the worker is done it sets a SharedEvent,
  * which the main thread awaits with a stop event beside it, while a heartbeat shows its
  * event loop never stalls. A second worker fails, and join() re-raises its error with
- * its fields. Run: node --import tsx examples/shared-lock.ts
+ * its fields. Run: node --conditions=statesmith-source --import tsx examples/shared-lock.ts
  */
-import { SharedEvent, SharedMutex, WorkerThread, awaitEventWithStop, setLogger, withSharedLock } from '../src/index.ts';
+import { SharedEvent, SharedMutex, WorkerThread, awaitEventWithStop, setLogger, withSharedLock } from 'statesmith';
 
 const lock = SharedMutex.create();
 const scrubbed = SharedEvent.create();

@@ -3,7 +3,7 @@
  * table under the shared lock, then sets the "scrubbed" event.
  */
 import { workerData } from 'node:worker_threads';
-import { SharedEvent, SharedMutex } from '../src/index.ts';
+import { SharedEvent, SharedMutex } from 'statesmith';
 
 const { lockBuffer, scrubbedBuffer, table, fail } = workerData as {
   lockBuffer: SharedArrayBuffer;

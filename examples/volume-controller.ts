@@ -5,11 +5,11 @@
  * `statesmith.executor.refused`, `statesmith.taskGroup.taskDone` and
  * `statesmith.taskGroup.stopped`.
  *
- *   node --import tsx examples/volume-controller.ts
+ *   node --conditions=statesmith-source --import tsx examples/volume-controller.ts
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { assign, createActor, enqueueActions, setup, type AnyActorRef } from 'xstate';
-import { executorLogic, taskGroupLogic, type ExecutorReply, type TaskGroupReply } from '../src/index.ts';
+import { executorLogic, taskGroupLogic, type ExecutorReply, type TaskGroupReply } from 'statesmith';
 
 const log = (who: string, what: string): void => console.log(`${who.padEnd(10)} ${what}`);
 
