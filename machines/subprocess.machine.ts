@@ -192,6 +192,9 @@ const fromCurrentProcess = (context: SubprocessContext, event: SubprocessEvent):
 /** Exit code, or `-N` for a death by signal N (Python's convention); the runtime knows the signal numbers. */
 export type ExitCodeOf = (code: number | null, signal: string | null) => number | null;
 
+/** The per-call part of the context, as it is before a call has done anything. */
+const noCall = { argv: null, pid: null, exitCode: null, signal: null, outcome: null, error: null, stopReason: null } as const satisfies Partial<SubprocessContext>;
+
 /** How `idle` and `done` take a call. */
 const callHandlers = [
   { guard: 'malformed', actions: 'rejectMalformed' },
@@ -225,14 +228,9 @@ export const subprocessMachine = setup({
       const call = event as Extract<SubprocessCommand, { type: 'statesmith.subprocess.call' }>;
       const { type: _type, replyTo, timeoutMs, ...options } = call;
       return {
+        ...noCall,
         call: context.call + 1,
         argv: [...call.argv],
-        pid: null,
-        exitCode: null,
-        signal: null,
-        outcome: null,
-        error: null,
-        stopReason: null,
         caller: replyTo ?? null,
         options,
         timeLeft: timeoutMs ?? Infinity,
@@ -315,13 +313,7 @@ export const subprocessMachine = setup({
     name: input.name ?? 'subprocess',
     cancelled: false,
     call: 0,
-    argv: null,
-    pid: null,
-    exitCode: null,
-    signal: null,
-    outcome: null,
-    error: null,
-    stopReason: null,
+    ...noCall,
     caller: null,
     cancelWaiters: [],
     cancelRequested: false,
