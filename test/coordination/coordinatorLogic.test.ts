@@ -6,15 +6,7 @@ import { expect } from 'chai';
 import { createActor, type AnyActorRef } from 'xstate';
 import { coordinatorLogic, createCoordinator } from '../../src/index.ts';
 import { sharedRedis } from '../support/servers.ts';
-import { waitUntil } from '../support/async.ts';
-
-type Reply = { type: string } & Record<string, unknown>;
-
-function heard(actor: { on(type: '*', fn: (event: unknown) => void): unknown }): Reply[] {
-  const replies: Reply[] = [];
-  actor.on('*', (event) => replies.push(event as Reply));
-  return replies;
-}
+import { heard, waitUntil } from '../support/async.ts';
 
 describe('coordinatorLogic', function () {
   this.timeout(20_000);

@@ -6,15 +6,11 @@ import { expect } from 'chai';
 import { createActor, SimulatedClock, type AnyActorRef } from 'xstate';
 import { subprocessLogic, type SubprocessReply } from '../../src/index.ts';
 import { isAlive } from '../../src/subprocess/processTree.ts';
-import { waitUntil } from '../support/async.ts';
+import { heard as heardAll, waitUntil } from '../support/async.ts';
+
+const heard = (actor: Parameters<typeof heardAll>[0]): Reply[] => heardAll<Reply>(actor);
 
 type Reply = SubprocessReply & Record<string, unknown>;
-
-function heard(actor: { on(type: '*', fn: (event: unknown) => void): unknown }): Reply[] {
-  const replies: Reply[] = [];
-  actor.on('*', (event) => replies.push(event as Reply));
-  return replies;
-}
 
 describe('subprocessLogic', function () {
   this.timeout(20_000);

@@ -49,3 +49,10 @@ export async function rejection(promise: Promise<unknown>): Promise<unknown> {
   }
   throw new Error(`expected a rejection, but the promise fulfilled with ${String(value)}`);
 }
+
+/** Every reply an actor emits from now on, in order (its `on('*')`). */
+export function heard<TReply extends { type: string } = { type: string } & Record<string, unknown>>(actor: object): TReply[] {
+  const replies: TReply[] = [];
+  (actor as { on(type: '*', fn: (event: unknown) => void): unknown }).on('*', (event) => replies.push(event as TReply));
+  return replies;
+}

@@ -6,14 +6,7 @@ import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { assign, createActor, sendTo, setup, type AnyActorRef } from 'xstate';
 import { RejectedError, ServiceBase, serviceLogic, TaskGroup, taskGroupLogic, type Task, type TaskGroupReply } from '../../src/index.ts';
-import { gate, settle, waitUntil } from '../support/async.ts';
-
-/** Every reply an actor emits, in order. */
-function heard(actor: { on(type: '*', fn: (event: { type: string }) => void): unknown }): Array<Record<string, unknown> & { type: string }> {
-  const replies: Array<Record<string, unknown> & { type: string }> = [];
-  actor.on('*', (event) => replies.push(event as never));
-  return replies;
-}
+import { gate, heard, settle, waitUntil } from '../support/async.ts';
 
 const never = (signal: AbortSignal): Promise<never> => new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
 
