@@ -18,9 +18,13 @@
 import { assign, enqueueActions, setup, type AnyActorRef } from 'xstate';
 import { commandData, rejectUnknownCommand, type Rejected } from './protocol.ts';
 
+/** The critical task actor's context. */
 export interface CriticalTaskContext {
+  /** The critical task's name. */
   readonly name: string;
+  /** True once a cancel reached it before a result: the action must not run on. */
   readonly isCancelled: boolean;
+  /** The action's result, once it completed; `undefined` before. */
   readonly result: unknown;
 }
 

@@ -46,7 +46,9 @@ export interface ExecutorJob {
   readonly params: unknown;
 }
 
+/** The executor actor's context: the slot, the task in it, and the last finished one. */
 export interface ExecutorContext {
+  /** The executor's name. */
   readonly name: string;
   /** The slot: the scheduled action's name, or null when free. */
   readonly action: string | null;
@@ -66,14 +68,19 @@ export interface ExecutorContext {
   readonly cancelWaiters: readonly AnyActorRef[];
   /** How the task in `done` ended, and with what. */
   readonly outcome: ExecutorOutcome | null;
+  /** What the task's function returned, in `done` after a success. */
   readonly result: unknown;
+  /** The task's error as data, in `done` after a failure. */
   readonly error: ErrorData | null;
   /** True when its function returned (a throw and a cancel before the start do not). */
   readonly returned: boolean;
   /** The last finished task: its action, outcome and error (`Name: message`), and whether it woke the loop. */
   readonly lastAction: string | null;
+  /** Whether the last finished task woke the loop. */
   readonly lastWoke: boolean;
+  /** How the last finished task ended. */
   readonly lastOutcome: ExecutorOutcome | null;
+  /** The last finished task's error as `Name: message`, or null. */
   readonly lastError: string | null;
   /** The named actions a `run` may ask for. */
   readonly actions: Readonly<Record<string, ExecutorAction>>;
@@ -190,6 +197,7 @@ export type ExecutorLockEvent = {
   readonly release: () => void;
 };
 
+/** Every event the executor actor takes: its commands, and its own internal events (which a user cannot forge). */
 export type ExecutorEvent = ExecutorCommand | ExecutorInternalEvent | ExecutorLockEvent | ExecutorSpawnCriticalTask;
 
 /** The replies and notices an executor sends (to `replyTo`, to its parent, and emitted). */

@@ -188,7 +188,8 @@ export interface LocksmithInput {
 }
 
 /** The lock a command is about: a name from `input.locks`, or the lock itself in-process (`lockRef`). */
-interface LockTarget {
+export interface LockTarget {
+  /** The lock's name: a key of the locksmith's `input.locks`. */
   readonly lock?: string;
   /** In-process only: the lock object itself. */
   readonly lockRef?: object;

@@ -7,19 +7,25 @@ import { enqueueActions, type AnyActorRef } from 'xstate';
 
 /** An error as it travels in a reply: plain data. */
 export interface ErrorData {
+  /** The error's `name`, such as `'TypeError'` or `'CancelledError'`. */
   readonly name: string;
+  /** The error's `message`. */
   readonly message: string;
+  /** The error's `code`, when it had a string one. */
   readonly code?: string;
 }
 
 /** The answer to a command the current state does not accept, or a malformed one. */
 export interface Rejected {
+  /** Always `'statesmith.rejected'`. */
   readonly type: 'statesmith.rejected';
   /** The command as received, without in-process fields (`fn`, `replyTo`). */
   readonly command: Readonly<Record<string, unknown>>;
   /** The state that refused it. */
   readonly state: unknown;
+  /** Why, as a stable code: `ERR_INVALID_STATE`, `ERR_UNKNOWN_COMMAND`, `ERR_INVALID_ARG_VALUE`, and so on. */
   readonly code: string;
+  /** Why, in words for a person. */
   readonly reason: string;
 }
 

@@ -30,9 +30,11 @@ export interface ServiceTools {
 /** The body of a service: runs until `signal` aborts. */
 export type ServiceMain = (signal: AbortSignal, service: ServiceTools) => Promise<void>;
 
+/** The service actor's context: its `main`, how it ended, and the stops waiting for it. */
 export interface ServiceContext {
   /** `<Name>:<uniqueId>`. */
   readonly name: string;
+  /** The service's id, shared with its task group. */
   readonly uniqueId: string;
   /** How many times `main` has been started. */
   readonly starts: number;
@@ -40,10 +42,13 @@ export interface ServiceContext {
   readonly main: unknown;
   /** How the last `main` ended, and with what. */
   readonly outcome: TaskOutcome | null;
+  /** The last `main`'s error as data, when it failed. */
   readonly error: ErrorData | null;
   /** The `stop`s waiting for `main` and the group; `groupErrors` once the group answered. */
   readonly stopWaiters: readonly (AnyActorRef | null)[];
+  /** True once the task group answered the current stop. */
   readonly groupStopped: boolean;
+  /** The task group's failures as data, from its answer to the stop. */
   readonly groupErrors: readonly TaskFailure[];
   /** The group's failures themselves, in-process. */
   readonly groupRaw: readonly unknown[];
@@ -83,6 +88,7 @@ export type ServiceInternalEvent =
 /** What the group child answers a service's `stop` with. */
 type GroupStopped = { readonly type: 'statesmith.taskGroup.stopped'; readonly errors: readonly TaskFailure[] };
 
+/** Every event the service actor takes: its commands, its internal events, and its task group's replies. */
 export type ServiceEvent = ServiceCommand | ServiceInternalEvent | GroupStopped | { readonly type: `statesmith.taskGroup.${string}` };
 
 /** The replies and notices of a service (to `replyTo`, to its parent, and emitted). */

@@ -28,6 +28,7 @@ import { answer, forgedRejection, rejection, rejectUnknownCommand, replyToOf, sh
 /** Node's longest timer (2^31 - 1 ms); see `src/clock.ts`. */
 const MAX_DELAY_MS = 2 ** 31 - 1;
 
+/** How a call ended: the process exited, it could not be spawned (or its pipes failed), or it was stopped. */
 export type SubprocessOutcome = 'completed' | 'failed' | 'cancelled';
 
 /** Why a process was stopped: a `cancel`, the call's own abort, or its time limit. */
@@ -44,18 +45,25 @@ export interface SubprocessCallData {
   readonly onOutput?: (line: string, stream: 'stdout' | 'stderr') => void;
 }
 
+/** The subprocess actor's context: the sticky cancel flag and the current or last call. */
 export interface SubprocessContext {
+  /** The runner's name. */
   readonly name: string;
   /** The sticky flag: set by `cancel`, cleared by `resetCancelled`. */
   readonly cancelled: boolean;
   /** Increases with every call; identifies the call in the slot. */
   readonly call: number;
+  /** The current or last call's command line. */
   readonly argv: readonly string[] | null;
+  /** The process id while the process runs, and after it exited; null before a spawn. */
   readonly pid: number | null;
   /** The exit code (`-N` for a death by signal N), or null. */
   readonly exitCode: number | null;
+  /** The name of the signal that killed the process (`'SIGTERM'`), or null. */
   readonly signal: string | null;
+  /** How the last call ended, or null while one runs. */
   readonly outcome: SubprocessOutcome | null;
+  /** Why the last call failed, as data. */
   readonly error: ErrorData | null;
   /** Why the running process is being stopped. */
   readonly stopReason: SubprocessStopReason | null;
@@ -69,7 +77,9 @@ export interface SubprocessContext {
   readonly options: SubprocessCallData | null;
   /** What is left of the call's time limit, and of the wait from SIGTERM to SIGKILL. */
   readonly timeLeft: number;
+  /** What is left of the wait from SIGTERM to SIGKILL, in ms. */
   readonly terminateLeft: number;
+  /** How long a cancel waits after SIGTERM before SIGKILL, in ms. */
   readonly terminateTimeoutMs: number;
   /** How long a finished call waits for output pipes held open by leftover descendants. */
   readonly pipeGraceMs: number;
@@ -77,6 +87,7 @@ export interface SubprocessContext {
 
 /** The input of `subprocessLogic`. */
 export interface SubprocessInput {
+  /** The runner's name; default `subprocess`. */
   readonly name?: string;
   /** How long a cancel waits after SIGTERM before SIGKILL; default 10,000 ms (Patroni's ten 1 s checks). */
   readonly terminateTimeoutMs?: number;

@@ -14,10 +14,13 @@
  */
 import { setup } from 'xstate';
 
+/** The task actor's context. */
 export interface TaskContext {
+  /** The task's name in its group. */
   readonly name: string;
 }
 
+/** The events that step a task through its lifecycle; the task group sends them. */
 export type TaskEvent =
   | { readonly type: 'statesmith.task.schedule' }
   | { readonly type: 'statesmith.task.start' }

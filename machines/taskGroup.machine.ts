@@ -37,7 +37,9 @@ export interface TaskFailure {
   readonly task: string | null;
   /** Its name in the group. */
   readonly name: string;
+  /** The error's message, repeated here for readers of the reply. */
   readonly message: string;
+  /** The task's error as data. */
   readonly error: ErrorData;
 }
 
@@ -55,14 +57,17 @@ export interface TaskGroupWaiter {
   readonly replyTo: AnyActorRef | null;
 }
 
+/** The task group actor's context. The task table itself lives in the runtime's `table`. */
 export interface TaskGroupContext {
   /** `TaskGroup:<uniqueId>`. */
   readonly name: string;
+  /** The group's id. */
   readonly uniqueId: string;
   /** The named tasks a `createTask` may ask for. */
   readonly tasks: Readonly<Record<string, TaskGroupTask>>;
   /** The runtime's table of tasks, made as the actor starts. */
   readonly table: TaskTableLike | null;
+  /** The `stop` and `wait` commands waiting for the group to fall idle. */
   readonly waiters: readonly TaskGroupWaiter[];
   /** The input's clock and random source, for the table. */
   readonly options: TaskGroupInput;

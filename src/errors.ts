@@ -37,7 +37,9 @@ export function describeValue(value: unknown): string {
  * ```
  */
 export class ArgumentTypeError extends TypeError {
+  /** The class name, `'ArgumentTypeError'`, as Node's own errors have it. */
   override readonly name = 'ArgumentTypeError';
+  /** A stable code to branch on, always `'ERR_INVALID_ARG_TYPE'`; messages may change, codes do not. */
   readonly code = 'ERR_INVALID_ARG_TYPE';
   constructor(argument: string, expected: string, received: unknown) {
     super(`The "${argument}" argument must be ${expected}; received ${describeValue(received)}`);
@@ -46,7 +48,9 @@ export class ArgumentTypeError extends TypeError {
 
 /** A value of the right type but not an acceptable one: `code` is `ERR_INVALID_ARG_VALUE`. */
 export class ArgumentValueError extends TypeError {
+  /** The class name, `'ArgumentValueError'`, as Node's own errors have it. */
   override readonly name = 'ArgumentValueError';
+  /** A stable code to branch on, always `'ERR_INVALID_ARG_VALUE'`; messages may change, codes do not. */
   readonly code = 'ERR_INVALID_ARG_VALUE';
   constructor(argument: string, expected: string, received: unknown) {
     super(`The "${argument}" argument must be ${expected}; received ${describeValue(received)}`);
@@ -55,7 +59,9 @@ export class ArgumentValueError extends TypeError {
 
 /** A number outside its allowed range: `code` is `ERR_OUT_OF_RANGE`. */
 export class ArgumentRangeError extends RangeError {
+  /** The class name, `'ArgumentRangeError'`, as Node's own errors have it. */
   override readonly name = 'ArgumentRangeError';
+  /** A stable code to branch on, always `'ERR_OUT_OF_RANGE'`; messages may change, codes do not. */
   readonly code = 'ERR_OUT_OF_RANGE';
   constructor(argument: string, expected: string, received: unknown) {
     super(`The "${argument}" argument must be ${expected}; received ${describeValue(received)}`);
@@ -80,9 +86,13 @@ export class ArgumentRangeError extends RangeError {
  * ```
  */
 export class UnknownOptionError extends TypeError {
+  /** The class name, `'UnknownOptionError'`, as Node's own errors have it. */
   override readonly name = 'UnknownOptionError';
+  /** A stable code to branch on, always `'ERR_UNKNOWN_OPTION'`; messages may change, codes do not. */
   readonly code = 'ERR_UNKNOWN_OPTION';
+  /** The option key that was not recognised. */
   readonly key: string;
+  /** The keys that argument does accept. */
   readonly accepted: readonly string[];
   constructor(argument: string, key: string, accepted: readonly string[]) {
     super(`The "${argument}" argument has no key ${JSON.stringify(key)}; the keys it accepts are ${accepted.length === 0 ? '(none)' : [...accepted].sort().join(', ')}`);
@@ -102,7 +112,9 @@ export class UnknownOptionError extends TypeError {
  * ```
  */
 export class CancelledError extends Error {
+  /** The class name, `'CancelledError'`, as Node's own errors have it. */
   override readonly name = 'CancelledError';
+  /** A stable code to branch on, always `'ERR_CANCELLED'`; messages may change, codes do not. */
   readonly code = 'ERR_CANCELLED';
   constructor(message = 'cancelled', options?: ErrorOptions) {
     super(message, options);
@@ -111,7 +123,9 @@ export class CancelledError extends Error {
 
 /** A wait whose time ran out: `code` is `ERR_TIMEOUT`. */
 export class TimeoutError extends Error {
+  /** The class name, `'TimeoutError'`, as Node's own errors have it. */
   override readonly name = 'TimeoutError';
+  /** A stable code to branch on, always `'ERR_TIMEOUT'`; messages may change, codes do not. */
   readonly code = 'ERR_TIMEOUT';
 }
 
@@ -121,7 +135,9 @@ export class TimeoutError extends Error {
  * `code` is `ERR_DEADLOCK`. Raised instead of hanging.
  */
 export class DeadlockError extends Error {
+  /** The class name, `'DeadlockError'`, as Node's own errors have it. */
   override readonly name = 'DeadlockError';
+  /** A stable code to branch on, always `'ERR_DEADLOCK'`; messages may change, codes do not. */
   readonly code = 'ERR_DEADLOCK';
 }
 
@@ -130,7 +146,9 @@ export class DeadlockError extends Error {
  * without holding the task's lock). `code` is `ERR_INVALID_STATE`.
  */
 export class InvalidStateError extends Error {
+  /** The class name, `'InvalidStateError'`, as Node's own errors have it. */
   override readonly name = 'InvalidStateError';
+  /** A stable code to branch on, always `'ERR_INVALID_STATE'`; messages may change, codes do not. */
   readonly code = 'ERR_INVALID_STATE';
 }
 
@@ -140,7 +158,9 @@ export class InvalidStateError extends Error {
  * `code` is `ERR_BUSY`.
  */
 export class BusyError extends Error {
+  /** The class name, `'BusyError'`, as Node's own errors have it. */
   override readonly name = 'BusyError';
+  /** A stable code to branch on, always `'ERR_BUSY'`; messages may change, codes do not. */
   readonly code = 'ERR_BUSY';
 }
 
@@ -160,10 +180,15 @@ export class BusyError extends Error {
  * ```
  */
 export class LockLostError extends Error {
+  /** The class name, `'LockLostError'`, as Node's own errors have it. */
   override readonly name = 'LockLostError';
+  /** A stable code to branch on, always `'ERR_LOCK_LOST'`; messages may change, codes do not. */
   readonly code = 'ERR_LOCK_LOST';
+  /** The name of the lock that was lost. */
   readonly lock: string;
+  /** Who took it: the `by` of the force, or the backend for a lost lease. */
   readonly by: unknown;
+  /** Why it was taken, as the taker said; `undefined` when nothing was said. */
   readonly info: unknown;
   constructor(lock: string, by: unknown, info?: unknown) {
     const suffix = info === undefined ? '' : `: ${typeof info === 'string' ? info : JSON.stringify(info)}`;
@@ -187,7 +212,9 @@ export class LockLostError extends Error {
  * ```
  */
 export class TaskGroupError extends AggregateError {
+  /** The class name, `'TaskGroupError'`, as Node's own errors have it. */
   override readonly name = 'TaskGroupError';
+  /** A stable code to branch on, always `'ERR_TASK_GROUP'`; messages may change, codes do not. */
   readonly code = 'ERR_TASK_GROUP';
 }
 
@@ -206,8 +233,11 @@ export class TaskGroupError extends AggregateError {
  * ```
  */
 export class CriticalError extends Error {
+  /** The class name, `'CriticalError'`, as Node's own errors have it. */
   override readonly name = 'CriticalError';
+  /** A stable code to branch on, always `'ERR_CRITICAL'`; messages may change, codes do not. */
   readonly code = 'ERR_CRITICAL';
+  /** Marks the error as one the locksmith must pass on rather than absorb. */
   readonly critical = true;
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
@@ -233,9 +263,13 @@ export function isCritical(error: unknown): boolean {
  * ```
  */
 export class LockAcquireFailed extends Error {
+  /** The class name, `'LockAcquireFailed'`, as Node's own errors have it. */
   override readonly name = 'LockAcquireFailed';
+  /** A stable code to branch on, always `'ERR_LOCK_ACQUIRE_FAILED'`; messages may change, codes do not. */
   readonly code = 'ERR_LOCK_ACQUIRE_FAILED';
+  /** The name of the lock that was not acquired. */
   readonly lock: string;
+  /** Why: held elsewhere, out of time, or a backend failure (see `cause`). */
   readonly reason: 'busy' | 'timeout' | 'error';
   constructor(lock: string, reason: 'busy' | 'timeout' | 'error', options?: ErrorOptions) {
     const why = reason === 'busy' ? 'it is held elsewhere' : reason === 'timeout' ? 'timed out waiting for it' : 'the backend failed';
@@ -253,7 +287,9 @@ export class LockAcquireFailed extends Error {
  * `ERR_COORDINATION_STATE` (the coordinator is not started).
  */
 export class CoordinationError extends Error {
+  /** The class name, `'CoordinationError'`, as Node's own errors have it. */
   override readonly name = 'CoordinationError';
+  /** Which of the four failures this is; see the class description. */
   readonly code: 'ERR_COORDINATION_URL' | 'ERR_COORDINATION_CLIENT_MISSING' | 'ERR_COORDINATION_BACKEND' | 'ERR_COORDINATION_STATE';
   constructor(code: CoordinationError['code'], message: string, options?: ErrorOptions) {
     super(message, options);
@@ -274,8 +310,11 @@ export class CoordinationError extends Error {
  * ```
  */
 export class RejectedError extends Error {
+  /** The class name, `'RejectedError'`, as Node's own errors have it. */
   override readonly name = 'RejectedError';
+  /** The rejection's code, copied from {@link RejectedError.rejection} for `catch` blocks. */
   readonly code: string;
+  /** The actor's `statesmith.rejected` reply, as plain data. */
   readonly rejection: { readonly type: 'statesmith.rejected'; readonly command: Readonly<Record<string, unknown>>; readonly state: unknown; readonly code: string; readonly reason: string };
 
   constructor(rejection: RejectedError['rejection']) {

@@ -27,7 +27,8 @@ export {
 // Time and logging
 export { systemClock, type Clock } from './clock.ts';
 export { ManualClock } from './testing/ManualClock.ts';
-export { createConsoleLogger, getLogger, setLogger, type LogFields, type Logger } from './logger.ts';
+export { createConsoleLogger, getLogger, setLogger, type LogFields, type Logger, type LogLevel } from './logger.ts';
+export type { WaitOptions } from './runtime/deferred.ts';
 
 // Wake-ups (the HA loop's bus)
 export { WakeupBus, type Wakeup, type WakeupBusOptions } from './bus/WakeupBus.ts';
@@ -35,7 +36,7 @@ export { runLoop, type CycleContext, type RunLoopOptions } from './bus/runLoop.t
 export { HaLoop, type HaLoopOptions } from './bus/HaLoop.ts';
 
 // Executor (Patroni)
-export { AsyncExecutor, type AsyncExecutorOptions } from './executor/AsyncExecutor.ts';
+export { AsyncExecutor, type AsyncExecutorOptions, type OwnedSubprocessOptions } from './executor/AsyncExecutor.ts';
 export { CriticalTask } from './executor/CriticalTask.ts';
 export {
   CancellableSubprocess,
@@ -45,7 +46,7 @@ export {
 } from './subprocess/CancellableSubprocess.ts';
 
 // Tasks and services (frequenz)
-export { TaskGroup, type CreateTaskOptions, type TaskGroupOptions } from './tasks/TaskGroup.ts';
+export { TaskGroup, type CreateTaskOptions, type TaskGroupActor, type TaskGroupOptions } from './tasks/TaskGroup.ts';
 export type { Task } from './tasks/Task.ts';
 export { cancelAndAwait } from './tasks/cancelAndAwait.ts';
 export { ServiceBase, type Service, type ServiceOptions } from './tasks/ServiceBase.ts';
@@ -74,6 +75,7 @@ export {
   type LocksmithInput,
   type LocksmithReply,
   type LocksmithTask,
+  type LockTarget,
 } from '../machines/locksmith.machine.ts';
 export {
   LockForceRequest,
@@ -158,7 +160,7 @@ export {
   type DistributedAcquireOptions,
   type DistributedLockHandle,
 } from './coordination/Coordinator.ts';
-export { Lock, LockNameError, synchronized, type SynchronizedOptions } from './coordination/synchronized.ts';
+export { Lock, LockNameError, synchronized, type LockNames, type SynchronizedOptions } from './coordination/synchronized.ts';
 export { coordinatorLogic } from './coordination/coordinatorLogic.ts';
 export {
   coordinatorMachine,
@@ -166,4 +168,4 @@ export {
   type CoordinatorInput,
   type CoordinatorReply,
 } from '../machines/coordinator.machine.ts';
-export type { BackendCapabilities } from './coordination/backend.ts';
+export type { BackendCapabilities, BackendKind } from './coordination/backend.ts';

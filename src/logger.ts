@@ -12,18 +12,23 @@ export type LogFields = Readonly<Record<string, unknown>>;
 
 /** The logging interface statesmith writes to. */
 export interface Logger {
+  /** Detail for debugging, such as the stack of an expected restart; hidden by default. */
   debug(message: string, fields?: LogFields): void;
+  /** Normal events worth a line, such as a task restarted under its policy. */
   info(message: string, fields?: LogFields): void;
+  /** Something failed and was handled, such as a failed HA cycle that the loop survived. */
   warn(message: string, fields?: LogFields): void;
+  /** Something failed that needs an operator's attention. */
   error(message: string, fields?: LogFields): void;
 }
 
 const LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
-type Level = (typeof LEVELS)[number];
+/** A log level: the four of {@link Logger}, or `'silent'` for nothing. */
+export type LogLevel = (typeof LEVELS)[number];
 
-function levelFromEnv(): Level {
+function levelFromEnv(): LogLevel {
   const raw = process.env['STATESMITH_LOG'];
-  return (LEVELS as readonly string[]).includes(raw ?? '') ? (raw as Level) : 'info';
+  return (LEVELS as readonly string[]).includes(raw ?? '') ? (raw as LogLevel) : 'info';
 }
 
 function formatFields(fields: LogFields | undefined): string {
@@ -46,9 +51,9 @@ function safeJson(value: unknown): string {
 }
 
 /** A logger writing `[statesmith] level message fields` lines to stderr from `minLevel` up. */
-export function createConsoleLogger(minLevel: Level = levelFromEnv()): Logger {
+export function createConsoleLogger(minLevel: LogLevel = levelFromEnv()): Logger {
   const min = LEVELS.indexOf(minLevel);
-  const write = (level: Level) => (message: string, fields?: LogFields) => {
+  const write = (level: LogLevel) => (message: string, fields?: LogFields) => {
     if (LEVELS.indexOf(level) >= min) process.stderr.write(`[statesmith] ${level} ${message}${formatFields(fields)}\n`);
   };
   return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };

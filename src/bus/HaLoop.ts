@@ -13,6 +13,7 @@ import { runLoop, type CycleContext, type RunLoopOptions } from './runLoop.ts';
 export interface HaLoopOptions extends Omit<RunLoopOptions, 'signal'> {
   /** One HA cycle; it runs holding the executor lock when `executor` is given. */
   readonly cycle: (context: CycleContext) => unknown;
+  /** The service's id in logs, `toString()` and the inspector; generated when left out. */
   readonly uniqueId?: string;
 }
 
@@ -43,6 +44,7 @@ export class HaLoop extends ServiceBase {
     this.#options = options;
   }
 
+  /** Runs the loop until the service is stopped. */
   protected async main(signal: AbortSignal): Promise<void> {
     const { cycle, uniqueId: _id, ...loop } = this.#options;
     await runLoop(cycle, { ...loop, signal });

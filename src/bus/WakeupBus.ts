@@ -10,7 +10,9 @@ import { optionalClock, optionalObject, requireDuration, signalOption } from '..
 
 /** One wake-up: why, with what detail, when (clock time), and how many were folded into it. */
 export interface Wakeup {
+  /** Why the loop was woken, as the first folded `wakeup()` call said it. */
   readonly reason: string;
+  /** The detail object of that first call, if it gave one. */
   readonly detail: object | undefined;
   /** The bus clock's `now()` when the first folded wake-up arrived. */
   readonly at: number;

@@ -21,15 +21,19 @@ export interface RunLoopOptions {
   readonly signal: AbortSignal;
   /** When given, every cycle runs holding the executor lock, as Patroni's HA cycle does. */
   readonly executor?: AsyncExecutor;
+  /** The clock for the interval and overrun timing; `systemClock` by default, `ManualClock` in tests. */
   readonly clock?: Clock;
-  /** Told about each wake-up that ended a sleep early, and each overrun. */
+  /** Told about each wake-up that ended a sleep early. */
   readonly onWakeup?: (wakeup: Wakeup) => void;
+  /** Told by how many ms a cycle ran past `intervalMs`, each time one does. */
   readonly onOverrun?: (overrunMs: number) => void;
 }
 
 /** What a cycle receives: the loop's signal and the cycle number (from 1). */
 export interface CycleContext {
+  /** Aborts when the loop is stopped; pass it to anything the cycle awaits. */
   readonly signal: AbortSignal;
+  /** The cycle's number, counting from 1. */
   readonly cycle: number;
 }
 

@@ -17,7 +17,7 @@ import { inspection } from '../inspect/capture.ts';
 import { getLogger } from '../logger.ts';
 import { startActor } from '../runtime/startActor.ts';
 import { optionalClock, optionalDuration, optionalObject, optionalRandom, optionalSignal, requireNonEmptyString } from '../runtime/validate.ts';
-import { checkLockName, createBackend, parseUrl, type Backend, type BackendCapabilities } from './backend.ts';
+import { checkLockName, createBackend, parseUrl, type Backend, type BackendCapabilities, type BackendKind } from './backend.ts';
 import { coordinatorLogic } from './coordinatorLogic.ts';
 
 /** Where a coordinator's connection is. */
@@ -119,18 +119,23 @@ function commandTimeout(heartbeatMs: number, ttlMs: number): number {
 export class Coordinator implements AsyncDisposable {
   /** `prefix + agentId`. */
   readonly memberId: string;
+  /** The `prefix` option: in front of the agent id and of every lock name; `''` when not given. */
   readonly prefix: string;
   /** The backend URL. */
   readonly url: string;
+  /** The lease of each lock on TTL backends, in ms, renewed every third of it. */
   readonly lockTtlMs: number;
+  /** How often the connection is checked, in ms (`Infinity`: never). */
   readonly heartbeatMs: number;
+  /** The first delay before a reconnect, in ms; it doubles per failed attempt, with up to 20% jitter. */
   readonly initialReconnectBackoffMs: number;
+  /** The cap of the reconnect delay, in ms. */
   readonly maxReconnectBackoffMs: number;
   /** @internal */
   readonly clock: Clock;
   /** @internal */
   readonly pollIntervalMs: number;
-  readonly #kind: Backend['kind'];
+  readonly #kind: BackendKind;
   readonly #parsed: URL;
   readonly #require: Partial<BackendCapabilities>;
   readonly #random: () => number;
@@ -197,8 +202,9 @@ export class Coordinator implements AsyncDisposable {
   }
 
   /**
-   * The coordinator's actor (`coordinatorLogic`): `disconnected → connecting → connected →
-   * reconnecting → stopping → stopped`. It holds the connection state and the timers,
+   * The coordinator's actor (`coordinatorLogic`). Its states run
+   * `disconnected → connecting → connected → reconnecting → stopping → stopped`.
+   * It holds the connection state and the timers,
    * and each held lock is its `lease-<n>` child.
    */
   get actor(): Actor<typeof coordinatorLogic> {
@@ -211,7 +217,7 @@ export class Coordinator implements AsyncDisposable {
   }
 
   /** Which backend the URL names. */
-  get backendKind(): Backend['kind'] {
+  get backendKind(): BackendKind {
     return this.#kind;
   }
 
@@ -293,6 +299,7 @@ export class Coordinator implements AsyncDisposable {
     this.wakeAll();
   }
 
+  /** `await using` support: the same as {@link Coordinator.stop}. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
@@ -491,11 +498,15 @@ export class Coordinator implements AsyncDisposable {
  * longer held; errors are logged, never thrown.
  */
 export interface DistributedLockHandle extends AsyncDisposable {
+  /** The full lock name, the coordinator's prefix included. */
   readonly name: string;
+  /** This grant's fence: greater than the fence of every earlier grant of the name on the backend. */
   readonly fence: bigint;
+  /** Aborts with a `LockLostError` the moment the lock is known to be lost; never aborts after a release. */
   readonly signal: AbortSignal;
   /** True until released or lost. */
   readonly held: boolean;
+  /** Frees the lock; resolves false when it was no longer held. Idempotent, and never rejects. */
   release(): Promise<boolean>;
 }
 

@@ -18,8 +18,11 @@ export interface BackendCapabilities {
   readonly fencing: boolean;
 }
 
+/** Which backend a coordination URL names. */
+export type BackendKind = 'memory' | 'redis' | 'postgresql';
+
 export interface Backend {
-  readonly kind: 'memory' | 'redis' | 'postgresql';
+  readonly kind: BackendKind;
   readonly capabilities: BackendCapabilities;
   /** Opens the connection(s). May be called again after `close()` (a reconnect). */
   connect(): Promise<void>;
@@ -96,7 +99,7 @@ export async function loadClient<T>(specifier: 'ioredis' | 'pg', scheme: string)
 }
 
 /** The schemes statesmith knows, by backend. */
-const SCHEMES: Record<string, Backend['kind']> = {
+const SCHEMES: Record<string, BackendKind> = {
   'memory:': 'memory',
   'redis:': 'redis',
   'rediss:': 'redis',
@@ -105,7 +108,7 @@ const SCHEMES: Record<string, Backend['kind']> = {
 };
 
 /** Parses a coordinator URL; a malformed one or an unknown scheme is a `CoordinationError`. */
-export function parseUrl(raw: string): { url: URL; kind: Backend['kind'] } {
+export function parseUrl(raw: string): { url: URL; kind: BackendKind } {
   let url: URL;
   try {
     url = new URL(raw);
@@ -133,7 +136,7 @@ import { PostgresBackend } from './postgresBackend.ts';
 import { RedisBackend } from './redisBackend.ts';
 
 /** Builds the backend a parsed URL names. */
-export async function createBackend(kind: Backend['kind'], options: BackendOptions): Promise<Backend> {
+export async function createBackend(kind: BackendKind, options: BackendOptions): Promise<Backend> {
   switch (kind) {
     case 'memory':
       return new MemoryBackend(options);

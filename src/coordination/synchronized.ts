@@ -11,7 +11,9 @@ import { Coordinator, DistributedLock, getDefaultCoordinator, type DistributedLo
 
 /** A template field that the data does not have: `code` is `ERR_LOCK_NAME_FIELD`. */
 export class LockNameError extends TypeError {
+  /** The class name, `'LockNameError'`, as Node's own errors have it. */
   override readonly name = 'LockNameError';
+  /** A stable code to branch on, always `'ERR_LOCK_NAME_FIELD'`; messages may change, codes do not. */
   readonly code = 'ERR_LOCK_NAME_FIELD';
   /** The field as written in the template (`volume.id`). */
   readonly field: string;
@@ -114,7 +116,11 @@ export interface SynchronizedOptions {
   readonly coordinator?: Coordinator;
 }
 
-type Names = string | readonly string[] | ((...args: never[]) => string | readonly string[]);
+/**
+ * The lock names `synchronized` takes: a name or template, several (taken in sorted order),
+ * or a function of the call's arguments that returns them.
+ */
+export type LockNames = string | readonly string[] | ((...args: never[]) => string | readonly string[]);
 
 /**
  * Runs a function holding distributed locks (Cinder's `synchronized`), as a standard
@@ -139,7 +145,7 @@ type Names = string | readonly string[] | ((...args: never[]) => string | readon
  * console.log(await deleteVolume({ id: 'vol-7' })); // null
  * ```
  */
-export function synchronized(names: Names, options?: SynchronizedOptions) {
+export function synchronized(names: LockNames, options?: SynchronizedOptions) {
   const render = nameRenderer(names);
   const opts = optionalObject<SynchronizedOptions>('options', options, ['blocking', 'timeoutMs', 'signal', 'coordinator']);
   if (opts.coordinator !== undefined && !(opts.coordinator instanceof Coordinator)) throw new ArgumentTypeError('options.coordinator', 'a Coordinator', opts.coordinator);
@@ -189,7 +195,7 @@ function isMethodContext(context: unknown): context is { kind: 'method'; name: s
   return typeof context === 'object' && context !== null && (context as { kind?: unknown }).kind === 'method';
 }
 
-function nameRenderer(names: Names): (args: readonly unknown[], functionName: string) => string[] {
+function nameRenderer(names: LockNames): (args: readonly unknown[], functionName: string) => string[] {
   if (typeof names === 'function') {
     return (args) => {
       const produced = (names as (...a: unknown[]) => unknown)(...args);

@@ -43,6 +43,7 @@ examples:
 
 /** A command line the CLI cannot take: `code` says why (`ERR_UNKNOWN_OPTION`, `ERR_OUT_OF_RANGE`, ...); exit status 2. */
 export class UsageError extends Error {
+  /** The class name, `'UsageError'`, as Node's own errors have it. */
   override readonly name = 'UsageError';
   readonly code: string;
   constructor(code: string, message: string) {

@@ -33,6 +33,7 @@ export interface AsyncExecutorOptions {
 
 /** The options of a subprocess runner an executor owns. */
 export interface OwnedSubprocessOptions {
+  /** A name for logs and the inspector; default the executor's name followed by `.subprocess`. */
   readonly name?: string;
   /** How long a cancel waits after SIGTERM before SIGKILL; default 10,000 ms. */
   readonly terminateTimeoutMs?: number;
@@ -89,6 +90,7 @@ function isWakeupBus(value: unknown): value is WakeupBus {
  * ```
  */
 export class AsyncExecutor {
+  /** The executor's name in logs, `toString()` and the inspector. */
   readonly name: string;
   /** The statechart actor (`executorLogic`): `idle → scheduled → running → cancelling → done → idle`. It holds all the state. */
   readonly actor: Actor<typeof executorLogic>;

@@ -32,6 +32,7 @@ export interface InspectorOptions {
 export interface Inspector extends AsyncDisposable {
   /** Open this in a browser (it carries the token). */
   readonly url: string;
+  /** The TCP port it listens on: the one asked for, or the free one it was given for port 0. */
   readonly port: number;
   /** Stops serving and capturing. */
   close(): Promise<void>;

@@ -83,6 +83,7 @@ export class LockHandle implements Disposable {
     (this.#release as (hold: HoldRecord) => void)(this.#hold);
   }
 
+  /** `using` support: the same as {@link LockHandle.release}. */
   [Symbol.dispose](): void {
     this.release();
   }

@@ -98,7 +98,9 @@ export interface MutexOptions {
  * ```
  */
 export class Mutex {
+  /** The mutex's name in messages (`LockLostError.lock`) and the inspector. */
   readonly name: string;
+  /** Whether a holder may acquire again from its own `runExclusive` context. */
   readonly reentrant: boolean;
   readonly #clock: Clock;
   readonly #inspected: boolean;

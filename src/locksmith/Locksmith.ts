@@ -212,6 +212,7 @@ export class Locksmith {
     };
   }
 
+  /** The locksmith's name, shown to owners and in the inspector. */
   readonly name: string;
   /**
    * The locksmith's actor (`locksmithLogic`): `idle`, or `forcing` while a force is in
@@ -327,7 +328,7 @@ export class Locksmith {
   }
 
   /**
-   * Takes `lock` back from its holder; resolves with how (see {@link ForceResult}).
+   * Takes `lock` back from its holder; resolves with how (see {@link (ForceResult:variable)}).
    * Rejects with `signal.reason` when aborted, with a `CriticalError` when the owner
    * raised one, and with whatever a registered handler throws.
    */
@@ -879,8 +880,11 @@ export class Locksmith {
 
 /** What the waiters of a forced lock are rejected with (when the force purges them). `code` is `ERR_LOCK_FORCED`. */
 export class LockForcedWaiterError extends Error {
+  /** The class name, `'LockForcedWaiterError'`, as Node's own errors have it. */
   override readonly name = 'LockForcedWaiterError';
+  /** A stable code to branch on, always `'ERR_LOCK_FORCED'`; messages may change, codes do not. */
   readonly code = 'ERR_LOCK_FORCED';
+  /** The force's info: why the lock was forced. */
   readonly info: unknown;
   constructor(message: string, info: unknown) {
     super(message);

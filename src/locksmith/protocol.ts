@@ -24,7 +24,9 @@ export const REPLY = 'statesmith.lock-force-reply';
  * then compels the lock.
  */
 export class LockForceRequest extends Error {
+  /** The class name, `'LockForceRequest'`, as Node's own errors have it. */
   override readonly name = 'LockForceRequest';
+  /** A stable code to branch on, always `'ERR_LOCK_FORCE_REQUEST'`; messages may change, codes do not. */
   readonly code = 'ERR_LOCK_FORCE_REQUEST';
   /** Unique per request. */
   readonly requestId: string;

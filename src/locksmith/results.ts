@@ -9,7 +9,7 @@
  * @module
  */
 
-/** One member of {@link ForceResult} or {@link RecognitionResult}. */
+/** One member of {@link (ForceResult:variable)} or {@link (RecognitionResult:variable)}. */
 export class ResultMember<TKind extends 'ForceResult' | 'RecognitionResult' = 'ForceResult' | 'RecognitionResult'> {
   /** `'ForceResult'` or `'RecognitionResult'`. */
   readonly kind: TKind;
@@ -26,14 +26,17 @@ export class ResultMember<TKind extends 'ForceResult' | 'RecognitionResult' = 'F
     Object.freeze(this);
   }
 
+  /** The member's number, so that `+member` and comparisons with numbers work. */
   valueOf(): number {
     return this.value;
   }
 
+  /** `Kind.NAME`, for example `ForceResult.RELEASED`. */
   toString(): string {
     return `${this.kind}.${this.name}`;
   }
 
+  /** The same text as `toString()`, so that results read well in logs and replies. */
   toJSON(): string {
     return this.toString();
   }
@@ -83,6 +86,7 @@ export const ForceResult = members('ForceResult', [
   'SUCCESS',
   'RELEASED',
 ] as const);
+/** A member of {@link (ForceResult:variable)}: the type of what a force resolves to. */
 export type ForceResult = ResultMember<'ForceResult'>;
 
 /**
@@ -90,6 +94,7 @@ export type ForceResult = ResultMember<'ForceResult'>;
  * `acknowledgeLocksmith` said no or threw), `ALREADY_RECOGNIZED`, `SUCCESS`.
  */
 export const RecognitionResult = members('RecognitionResult', ['FAILED_PRELIM', 'FAILED_ACK', 'ALREADY_RECOGNIZED', 'SUCCESS'] as const);
+/** A member of {@link (RecognitionResult:variable)}: the type of what a recognition resolves to. */
 export type RecognitionResult = ResultMember<'RecognitionResult'>;
 
 const FORCE_BY_VALUE: readonly ForceResult[] = Object.values(ForceResult);

@@ -15,6 +15,7 @@ export type { OutputStream };
 
 /** Options of {@link CancellableSubprocess.call}. */
 export interface SubprocessCallOptions {
+  /** The child's working directory; default the parent's. */
   readonly cwd?: string;
   /** The child's environment; default the parent's. */
   readonly env?: NodeJS.ProcessEnv;
@@ -33,7 +34,9 @@ export interface SubprocessCallOptions {
 
 /** Options of the {@link CancellableSubprocess} constructor. */
 export interface CancellableSubprocessOptions {
+  /** A name for logs and the inspector; default `subprocess-<n>`. */
   readonly name?: string;
+  /** The clock for the terminate and timeout budgets; default the system clock. */
   readonly clock?: Clock;
   /** How long `cancel()` waits after SIGTERM before SIGKILL; default 10,000 ms (Patroni's ten 1 s checks). */
   readonly terminateTimeoutMs?: number;
@@ -74,6 +77,7 @@ let counter = 0;
  * ```
  */
 export class CancellableSubprocess {
+  /** The runner's name in logs and the inspector. */
   readonly name: string;
   /**
    * The runner's actor (`subprocessLogic`), the only truth:

@@ -32,6 +32,7 @@ export interface Service extends AsyncDisposable {
   wait(options?: WaitOptions): Promise<void>;
   /** True from `start()` until `main` has ended (subtasks do not count). */
   readonly isRunning: boolean;
+  /** The service's id, unique in the process unless the user chose it. */
   readonly uniqueId: string;
 }
 
@@ -75,6 +76,7 @@ export interface ServiceOptions {
  * ```
  */
 export abstract class ServiceBase implements Service {
+  /** The service's id, from the options or a unique hex number; its task group has the same. */
   readonly uniqueId: string;
   /** The group the service's subtasks run in: a facade over the service actor's `taskGroup` child. */
   readonly taskGroup: TaskGroup;
@@ -103,6 +105,7 @@ export abstract class ServiceBase implements Service {
   /** The service's work; it should run until `signal` aborts. */
   protected abstract main(signal: AbortSignal): Promise<void>;
 
+  /** True from `start()` until `main` has ended (subtasks do not count). */
   get isRunning(): boolean {
     const snapshot = this.actor.getSnapshot();
     return snapshot.matches('scheduled') || snapshot.matches('running') || snapshot.matches('cancelling');
@@ -129,6 +132,11 @@ export abstract class ServiceBase implements Service {
     this.actor.send({ type: 'statesmith.service.cancel', ...(reason === undefined ? {} : { reason }) });
   }
 
+  /**
+   * Waits for `main` and every subtask; rejects with a `TaskGroupError` holding every
+   * failure, cancellations included. `signal` and `timeoutMs` abandon the wait (rejecting
+   * with `signal.reason` or a `TimeoutError`); the service runs on.
+   */
   async wait(options?: WaitOptions): Promise<void> {
     const bounds = waitOptions('options', options);
     const main = this.#main;
@@ -176,14 +184,17 @@ export abstract class ServiceBase implements Service {
     if (errors.length > 0) throw new TaskGroupError(errors, `Error while stopping ${String(this)}`);
   }
 
+  /** `await using` support: the same as {@link ServiceBase.stop}. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
   }
 
+  /** `<ClassName>:<uniqueId>`, as in log lines. */
   toString(): string {
     return `${this.constructor.name}:${this.uniqueId}`;
   }
 
+  /** What `console.log` and `util.inspect` show: the id, whether `main` runs, and how many subtasks. */
   [inspect.custom](): string {
     const extra = this.taskGroup.isRunning ? `, ${this.taskGroup.tasks.size} extra tasks` : '';
     return `${this.constructor.name}<${this.uniqueId} main ${this.isRunning ? 'running' : 'not running'}${extra}>`;

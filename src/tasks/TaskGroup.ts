@@ -40,11 +40,11 @@ export interface CreateTaskOptions {
   readonly restart?: RestartPolicy;
 }
 
-/** The group actor a facade drives: its own, or a service's child. */
-type GroupActor = Actor<typeof taskGroupLogic>;
+/** The task group actor a `TaskGroup` drives: its own, or a service's `taskGroup` child. */
+export type TaskGroupActor = Actor<typeof taskGroupLogic>;
 
 /** The actor `TaskGroup.attach` hands to the constructor it calls. */
-let attaching: GroupActor | undefined;
+let attaching: TaskGroupActor | undefined;
 
 /**
  * A group of background tasks that persist until stopped.
@@ -64,12 +64,13 @@ let attaching: GroupActor | undefined;
  * ```
  */
 export class TaskGroup implements AsyncDisposable {
+  /** The group's id, from the options or a unique hex number. */
   readonly uniqueId: string;
   /**
    * The group's actor (`taskGroupLogic`): the only truth about its tasks. Each task is its
    * child once someone reads the task's `actor`.
    */
-  readonly actor: GroupActor;
+  readonly actor: TaskGroupActor;
   readonly #clock: Clock;
   /** The rejections of the command being sent, captured as the actor answers synchronously. */
   #rejections: Rejected[] | undefined;
@@ -96,7 +97,7 @@ export class TaskGroup implements AsyncDisposable {
 
   /** A facade over a group actor someone else started (a service's child). @internal */
   static attach(actor: AnyActorRef, clock: Clock): TaskGroup {
-    attaching = actor as GroupActor;
+    attaching = actor as TaskGroupActor;
     return new TaskGroup({ clock });
   }
 
@@ -146,7 +147,7 @@ export class TaskGroup implements AsyncDisposable {
         ...(opts.logException === undefined ? {} : { logException: opts.logException }),
         ...(opts.restart === undefined ? {} : { restart: opts.restart as Readonly<Record<string, unknown>> }),
         [kRecord]: task,
-      } as Parameters<GroupActor['send']>[0]);
+      } as Parameters<TaskGroupActor['send']>[0]);
     } finally {
       this.#rejections = undefined;
     }
@@ -263,10 +264,12 @@ export class TaskGroup implements AsyncDisposable {
     return this.stop();
   }
 
+  /** `TaskGroup:<uniqueId>`, as in log lines and `TaskGroupError` messages. */
   toString(): string {
     return `TaskGroup:${this.uniqueId}`;
   }
 
+  /** What `console.log` and `util.inspect` show: the id and how many tasks run and await acknowledgement. */
   [inspect.custom](): string {
     const table = this.#table;
     const running = table.running.size ? ` running=${table.running.size}` : '';

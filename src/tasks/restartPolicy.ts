@@ -25,8 +25,9 @@ export interface BackoffOptions {
 export interface RestartPolicy {
   /** How many restarts are allowed within `withinMs` before the task fails for good; default 3. */
   readonly maxRestarts?: number;
-  /** The sliding window for `maxRestarts`, > 0; default 60,000 ms. */
+  /** The sliding window for `maxRestarts`, in ms, greater than 0; default 60,000 ms. */
   readonly withinMs?: number;
+  /** The delay before each restart; see {@link BackoffOptions}. */
   readonly backoff?: BackoffOptions;
 }
 

@@ -40,10 +40,12 @@ export class ManualClock implements Clock {
     this.#now = start;
   }
 
+  /** The clock's time in ms: the start plus everything advanced and stalled so far. */
   now(): number {
     return this.#now;
   }
 
+  /** Schedules `fn` at `now() + ms` (any `ms` up to `Infinity`, which never fires); returns a handle for `clearTimeout`. */
   setTimeout(fn: () => void, ms: number): number {
     const id = this.#nextId++;
     // NaN and negative delays fire at once, as Node's; Infinity never fires.
@@ -51,6 +53,7 @@ export class ManualClock implements Clock {
     return id;
   }
 
+  /** Cancels a timer from `setTimeout`; unknown and already fired handles are ignored. */
   clearTimeout(handle: unknown): void {
     this.#timers.delete(handle as number);
   }
@@ -83,7 +86,7 @@ export class ManualClock implements Clock {
   /**
    * Moves time forward by `ms` without firing any timer, as a frozen process sees it (a
    * blocked event loop, SIGSTOP): code that runs next finds the time moved on while the
-   * timers due meanwhile have not fired yet; they fire at the next {@link advance}.
+   * timers due meanwhile have not fired yet; they fire at the next {@link ManualClock.advance}.
    *
    * @example
    * ```ts

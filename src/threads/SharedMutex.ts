@@ -57,8 +57,8 @@ const views = new Set<WeakRef<SharedMutex>>();
 /**
  * Frees every SharedMutex cell known to this thread (made here by `create()` or `from()`)
  * that thread `id` holds; returns how many it freed. `WorkerThread` calls it when its
- * worker exits. Use it for a worker of your own: `worker.on('exit', () =>
- * releaseSharedMutexesOf(worker.threadId))`.
+ * worker exits. For a worker of your own, call it from the worker's exit handler:
+ * `worker.on('exit', () => releaseSharedMutexesOf(worker.threadId))`.
  *
  * @example
  * ```ts

@@ -69,7 +69,7 @@ export class WorkerThread {
   #failed = false;
   #error: unknown;
 
-  /** @param file the worker's script (a path, a `file:` URL, or code with `eval: true`). */
+  /** @param file - the worker's script (a path, a `file:` URL, or code with `eval: true`). */
   constructor(file: string | URL, options?: WorkerThreadOptions) {
     if (typeof file !== 'string' && !(file instanceof URL)) {
       throw new ArgumentTypeError('file', 'a path, a file: URL or (with eval) code', file);
