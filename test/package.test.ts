@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const packageVersion = (JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { version: string }).version;
 
 const consumerTs = `import { createActor } from 'xstate';
 import { TaskGroup, taskGroupLogic, executorLogic, coordinatorLogic, type TaskGroupReply } from 'statesmith';
@@ -44,27 +45,37 @@ describe('the installed package', function () {
   // Packing builds the package (prepare); installing fetches its dependencies from the registry.
   this.timeout(240_000);
   let dir: string;
+  let tarball: string;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'statesmith-consumer-'));
+    await run('npm', ['pack', root, '--silent', '--pack-destination', dir], { cwd: dir, maxBuffer: 1 << 24 });
+    const packed = (await readdir(dir)).find((file) => file.endsWith('.tgz'));
+    expect(packed, 'a tarball').to.be.a('string');
+    tarball = join(dir, packed as string);
   });
 
   after(async () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('packs, installs outside the repository, runs, and type-checks with skipLibCheck false', async () => {
-    await run('npm', ['pack', root, '--silent', '--pack-destination', dir], { cwd: dir, maxBuffer: 1 << 24 });
-    const tarball = (await readdir(dir)).find((file) => file.endsWith('.tgz'));
-    expect(tarball, 'a tarball').to.be.a('string');
-    await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
-    await run('npm', ['install', '--no-audit', '--no-fund', '--silent', `./${tarball}`], { cwd: dir, maxBuffer: 1 << 24 });
-    await writeFile(join(dir, 'use.mjs'), consumerJs);
-    const { stdout } = await run(process.execPath, ['use.mjs'], { cwd: dir });
+  /** A fresh consumer project in its own folder under the temp dir. */
+  async function consumer(name: string): Promise<string> {
+    const project = join(dir, name);
+    await mkdir(project);
+    await writeFile(join(project, 'package.json'), JSON.stringify({ name: `consumer-${name}`, private: true, type: 'module' }));
+    return project;
+  }
+
+  it('installs from the packed tarball, runs, and type-checks with skipLibCheck false', async () => {
+    const project = await consumer('tarball');
+    await run('npm', ['install', '--no-audit', '--no-fund', '--silent', tarball], { cwd: project, maxBuffer: 1 << 24 });
+    await writeFile(join(project, 'use.mjs'), consumerJs);
+    const { stdout } = await run(process.execPath, ['use.mjs'], { cwd: project });
     expect(stdout.trim()).to.equal('42 ok function');
-    await writeFile(join(dir, 'use.ts'), consumerTs);
+    await writeFile(join(project, 'use.ts'), consumerTs);
     await writeFile(
-      join(dir, 'tsconfig.json'),
+      join(project, 'tsconfig.json'),
       JSON.stringify({
         compilerOptions: {
           target: 'ES2022',
@@ -80,10 +91,36 @@ describe('the installed package', function () {
       }),
     );
     const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-    const checked = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: dir }).then(
+    const checked = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: project }).then(
       () => '',
       (error: { stdout?: string }) => error.stdout ?? String(error),
     );
     expect(checked, 'tsc reports nothing').to.equal('');
+    // The installed bin, as `npx statesmith` finds it in node_modules/.bin.
+    const version = await run('npx', ['--no-install', 'statesmith', '--version'], { cwd: project });
+    expect(version.stdout.trim()).to.equal(packageVersion);
+  });
+
+  it('runs through npx without a project, straight from the package', async () => {
+    const empty = await mkdtemp(join(dir, 'npx-'));
+    const help = await run('npx', ['--yes', `--package=${tarball}`, 'statesmith', '--help'], { cwd: empty, maxBuffer: 1 << 24 });
+    expect(help.stdout).to.match(/^usage: statesmith <command>/m);
+    const bad = await run('npx', ['--yes', `--package=${tarball}`, 'statesmith', 'demo', '--inspect', '99999'], { cwd: empty }).then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(bad.code).to.equal(2);
+    expect(bad.stderr).to.include('ERR_OUT_OF_RANGE');
+  });
+
+  it('installs from a git URL, building dist/ through the prepare script', async function () {
+    // npm clones the repository's committed HEAD, installs its devDependencies and runs `prepare`.
+    const head = await run('git', ['rev-parse', 'HEAD'], { cwd: root }).catch(() => null);
+    if (head === null) throw new Error(`${root} is not a git checkout: the git-URL install needs one`);
+    const project = await consumer('git');
+    await run('npm', ['install', '--no-audit', '--no-fund', '--silent', `git+file://${root}#${head.stdout.trim()}`], { cwd: project, maxBuffer: 1 << 24 });
+    await writeFile(join(project, 'use.mjs'), consumerJs);
+    const { stdout } = await run(process.execPath, ['use.mjs'], { cwd: project });
+    expect(stdout.trim()).to.equal('42 ok function');
   });
 });
