@@ -11,6 +11,9 @@
  *   without running it.
  * - `cancel` aborts `main` and cancels the group; `stop` does the same and is answered
  *   with `stopped` once `main` has ended and the group has stopped.
+ * - When the group fails (a subtask exceeded its restart intensity), `main` is aborted
+ *   and fails with the group's `TaskGroupError`: the service ends `done.failed`, and
+ *   whoever supervises the service sees it fail.
  *
  * Every command is answered: with its reply, or with `statesmith.rejected` when the state
  * does not accept it or it is malformed. A rejection changes nothing.
@@ -68,6 +71,14 @@ export interface ServiceInput {
   readonly tasks?: Readonly<Record<string, (signal: AbortSignal, params: unknown) => unknown>>;
   /** The clock for the group (restart back-offs, timeouts); default the system clock. */
   readonly clock?: unknown;
+  /** The group's supervision strategy (see `TaskGroupInput`); default `'one_for_one'`. */
+  readonly strategy?: 'one_for_one' | 'one_for_all' | 'rest_for_one';
+  /** The group's restart intensity: past it the group fails, and so does the service; default `Infinity`. */
+  readonly maxRestarts?: number;
+  /** The window of `maxRestarts`, in ms; default 5,000. */
+  readonly withinMs?: number;
+  /** How long each stopped subtask may take to end before it is abandoned, in ms; default 5,000. */
+  readonly shutdownMs?: number;
 }
 
 /** The commands a service accepts: plain data, plus `replyTo` in-process. */
@@ -137,6 +148,8 @@ export const serviceMachine = setup({
     materialise: () => undefined,
     /** Logs how `main` ended. */
     logOutcome: () => undefined,
+    /** The group failed (its intensity was exceeded): `main` is aborted and fails with the group's error. */
+    failMain: () => undefined,
     countStart: assign({ starts: ({ context }) => context.starts + 1, outcome: null, error: null }),
     replyStarted: enqueueActions(({ enqueue, context, event, self }) =>
       answer<ServiceReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.service.started', starts: context.starts }),
@@ -191,6 +204,7 @@ export const serviceMachine = setup({
     },
     fromMain: ({ context, event }) => fromMain(context, event),
     fromGroup: ({ event }) => Array.isArray((event as { [kErrors]?: unknown })[kErrors]) && Array.isArray((event as { errors?: unknown }).errors),
+    groupFailed: ({ event }) => Array.isArray((event as { [kErrors]?: unknown })[kErrors]) && typeof (event as { task?: unknown }).task === 'string',
     settledAs: ({ context, event }, params: { outcome: TaskOutcome }) => fromMain(context, event) && (event as { outcome?: unknown }).outcome === params.outcome,
     stopsAnswerable: ({ context }) => context.stopWaiters.length > 0 && context.groupStopped,
   },
@@ -221,6 +235,8 @@ export const serviceMachine = setup({
     'statesmith.service.stop': [{ guard: 'badReason', actions: 'rejectMalformed' }, { actions: 'stopGroup' }],
     // Only the group child's own answer counts: it carries the failures in-process, under a symbol no message can have.
     'statesmith.taskGroup.stopped': { guard: 'fromGroup', actions: 'recordGroupStopped' },
+    // The group escalates: a failure of the group is a failure of the service (as in OTP, up the tree).
+    'statesmith.taskGroup.failed': { guard: 'groupFailed', actions: 'failMain' },
     'statesmith.service.materialise': [{ guard: 'fromMain', actions: 'materialise' }, { guard: 'markedByMain' }, { actions: 'rejectForged' }],
   },
   states: {
@@ -232,6 +248,7 @@ export const serviceMachine = setup({
       on: {
         'statesmith.service.start': { actions: 'rejectRunning' },
         'statesmith.service.running': { guard: 'fromMain', target: 'running' },
+        'statesmith.taskGroup.failed': { guard: 'groupFailed', target: 'cancelling', actions: 'failMain' },
         // Cancelled before its body ran: it ends as it settles (at once), without running.
         'statesmith.service.cancel': [{ guard: 'badReason', actions: 'rejectMalformed' }, { target: 'cancelling', actions: ['abortMain', 'cancelGroup', 'replyCancelling'] }],
         'statesmith.service.stop': [{ guard: 'badReason', actions: 'rejectMalformed' }, { target: 'cancelling', actions: ['abortMain', 'stopGroup'] }],
@@ -243,6 +260,7 @@ export const serviceMachine = setup({
         'statesmith.service.settled': mainSettled,
         'statesmith.service.cancel': [{ guard: 'badReason', actions: 'rejectMalformed' }, { target: 'cancelling', actions: ['abortMain', 'cancelGroup', 'replyCancelling'] }],
         'statesmith.service.stop': [{ guard: 'badReason', actions: 'rejectMalformed' }, { target: 'cancelling', actions: ['abortMain', 'stopGroup'] }],
+        'statesmith.taskGroup.failed': { guard: 'groupFailed', target: 'cancelling', actions: 'failMain' },
       },
     },
     cancelling: {

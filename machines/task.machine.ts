@@ -3,10 +3,13 @@
  * `idle → scheduled → running → cancelling → done`, with `done.completed`,
  * `done.failed` or `done.cancelled` telling how it ended.
  *
- * A task with a restart policy that fails goes back to `scheduled` (the
- * `statesmith.task.restart` event carries the attempt and the back-off), so restarts
- * show in the actor's history. A task cancelled before its body ran goes straight to
- * `done.cancelled`: the body never runs.
+ * A task its group restarts goes back to `scheduled` (the `statesmith.task.restart`
+ * event carries the attempt and the back-off), so restarts show in the actor's history:
+ * from `running` when its own exit restarts it, from `cancelling` when a restart of its
+ * siblings (`one_for_all`, `rest_for_one`) stopped it. A task cancelled before its body
+ * ran goes straight to `done.cancelled`: the body never runs. A task its group fails
+ * while it waits in `scheduled` (the group's restart intensity was exceeded) goes to
+ * `done.failed`.
  *
  * The transitions depend only on the state and the event type (no guards, no actions),
  * so the runtime can step a task through this table without an actor and create the
@@ -53,14 +56,16 @@ export const taskMachine = setup({
       on: { 'statesmith.task.schedule': 'scheduled', 'statesmith.task.cancel': 'done.cancelled' },
     },
     scheduled: {
-      on: { 'statesmith.task.start': 'running', 'statesmith.task.cancel': 'done.cancelled' },
+      // A task waiting for its (re)start may be cancelled, or failed by its group (intensity exceeded).
+      on: { 'statesmith.task.start': 'running', 'statesmith.task.cancel': 'done.cancelled', 'statesmith.task.fail': 'done.failed' },
     },
     running: {
       on: { ...settled, 'statesmith.task.cancel': 'cancelling', 'statesmith.task.restart': 'scheduled' },
     },
     cancelling: {
       // A body may catch the abort and return (completed) or throw something else (failed).
-      on: settled,
+      // A restart of its siblings cancelled it: its supervisor schedules it again.
+      on: { ...settled, 'statesmith.task.restart': 'scheduled' },
     },
     done: {
       initial: 'completed',

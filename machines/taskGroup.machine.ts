@@ -5,7 +5,15 @@
  *
  * - `idle`: no task runs (finished tasks may wait to be acknowledged).
  * - `running`: at least one task runs.
- * - `stopping`: a `stop` cancelled every task; waiting for them to end.
+ * - `stopping`: a `stop` (or the group's failure) stops the tasks one at a time, newest
+ *   first, each within the shutdown budget (`shutdownMs`); one that ignores its cancel
+ *   past it is abandoned, and reported as a `TaskAbandonedError`.
+ *
+ * The group supervises its tasks as an OTP supervisor: a task that exits and is to be
+ * restarted (by its restart type) is restarted alone or with its siblings (`strategy`),
+ * and each restart counts towards the group's intensity (`maxRestarts` within
+ * `withinMs`). Past it, the task that exceeded it fails with a `TaskGroupError`, the group
+ * sends `failed` to its parent and stops every task.
  *
  * The group's table is its truth: the running tasks by name, and the finished ones
  * waiting for acknowledgement, in the order they finished. Only the group's own actions
@@ -83,6 +91,14 @@ export interface TaskGroupInput {
   readonly clock?: unknown;
   /** The source of back-off jitter, in [0, 1); default `Math.random`. */
   readonly random?: () => number;
+  /** Which tasks restart with one that is restarted (OTP's strategies); default `'one_for_one'`. */
+  readonly strategy?: 'one_for_one' | 'one_for_all' | 'rest_for_one';
+  /** The group's restart intensity: more restarts than this within `withinMs` fail the group; default `Infinity`. */
+  readonly maxRestarts?: number;
+  /** The window of `maxRestarts`, in ms; default 5,000 (OTP's period). */
+  readonly withinMs?: number;
+  /** How long each stopped task may take to end before it is abandoned, in ms; default 5,000, `Infinity` to wait for ever. */
+  readonly shutdownMs?: number;
 }
 
 /** The restart policy a `createTask` may carry (see `RestartPolicy`). */
@@ -119,6 +135,8 @@ export const kFromGroup: unique symbol = Symbol('statesmith.taskGroup.internal')
 /** The group's own events: tasks ended (drain the table's queue), or a task's actor is wanted. (Internal: not part of the API.) */
 export type TaskGroupInternalEvent =
   | { readonly type: 'statesmith.taskGroup.settled'; readonly [kFromGroup]: true }
+  | { readonly type: 'statesmith.taskGroup.escalated'; readonly [kFromGroup]: true }
+  | { readonly type: 'statesmith.taskGroup.shutdownTimeout'; readonly [kFromGroup]: true; readonly id: number }
   | { readonly type: 'statesmith.taskGroup.idleCheck'; readonly [kFromGroup]: true }
   | { readonly type: 'statesmith.taskGroup.materialise'; readonly [kFromGroup]: true; readonly task: unknown; readonly at: string };
 
@@ -140,6 +158,8 @@ export type TaskGroupReply =
   | { readonly type: 'statesmith.taskGroup.stopped'; readonly errors: readonly TaskFailure[] }
   /** To `wait` (Python's `await group`): every failure, cancellations included. */
   | { readonly type: 'statesmith.taskGroup.finished'; readonly errors: readonly TaskFailure[] }
+  /** To the parent and listeners: a task exceeded the group's restart intensity, and the group stops every task. */
+  | { readonly type: 'statesmith.taskGroup.failed'; readonly task: string; readonly error: ErrorData }
   | Rejected;
 
 const isInternal = (event: TaskGroupEvent): boolean => (event as { [kFromGroup]?: true })[kFromGroup] === true;
@@ -167,6 +187,10 @@ export const taskGroupMachine = setup({
     cancelTask: () => undefined,
     /** Cancels every running task; answers `cancelling` with their names. params `{ reply: boolean }` */
     cancelAll: (_, _params: unknown) => undefined,
+    /** Stops the running tasks one at a time, newest first, each within the shutdown budget. */
+    beginStop: () => undefined,
+    /** A stopped task's shutdown budget ran out: it is abandoned, and the next one is stopped. */
+    abandonTask: () => undefined,
     /** Takes the oldest finished task of that name off the queue; answers `acknowledged` or `rejected`. */
     acknowledge: () => undefined,
     /** Moves the tasks that ended to the acknowledgement queue and answers their `taskDone`. */
@@ -214,6 +238,9 @@ export const taskGroupMachine = setup({
     'statesmith.taskGroup.cancel': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: { type: 'cancelAll', params: { reply: true } } }],
     'statesmith.taskGroup.acknowledge': { actions: 'acknowledge' },
     'statesmith.taskGroup.settled': [{ guard: 'internal', actions: ['recordSettled', 'checkIdle'] }, { actions: 'rejectForged' }],
+    'statesmith.taskGroup.shutdownTimeout': [{ guard: 'internal', actions: ['abandonTask', 'checkIdle'] }, { actions: 'rejectForged' }],
+    // A task exceeded the group's intensity while the group was already stopping: it goes on stopping.
+    'statesmith.taskGroup.escalated': [{ guard: 'internal' }, { actions: 'rejectForged' }],
     'statesmith.taskGroup.idleCheck': [{ guard: 'internal', target: '.idle' }, { actions: 'rejectForged' }],
     'statesmith.taskGroup.materialise': [{ guard: 'internal', actions: 'materialise' }, { actions: 'rejectForged' }],
   },
@@ -232,9 +259,11 @@ export const taskGroupMachine = setup({
       on: {
         'statesmith.taskGroup.stop': [
           { guard: 'malformed', actions: 'rejectMalformed' },
-          { target: 'stopping', actions: ['addWaiter', { type: 'cancelAll', params: { reply: false } }] },
+          { target: 'stopping', actions: ['addWaiter', 'beginStop'] },
         ],
         'statesmith.taskGroup.wait': { actions: 'addWaiter' },
+        // The group failed (its restart intensity was exceeded): it stops every task, as a stop would.
+        'statesmith.taskGroup.escalated': { guard: 'internal', target: 'stopping', actions: 'beginStop' },
       },
     },
     stopping: {

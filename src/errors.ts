@@ -219,6 +219,31 @@ export class TaskGroupError extends AggregateError {
 }
 
 /**
+ * A task that ignored its cancel past its group's shutdown budget (`shutdownMs`): the
+ * group stopped waiting for it, and `stop()` reports it with this error instead of hanging.
+ * The task's body may still be running. `code` is `ERR_TASK_ABANDONED`.
+ *
+ * @example
+ * ```ts
+ * import { TaskAbandonedError } from 'statesmith';
+ * const err = new TaskAbandonedError('TaskGroup:io:flush', 5000);
+ * console.log(err.code, err.message); // ERR_TASK_ABANDONED TaskGroup:io:flush ignored its cancel for 5000 ms and was abandoned
+ * ```
+ */
+export class TaskAbandonedError extends Error {
+  /** The class name, `'TaskAbandonedError'`, as Node's own errors have it. */
+  override readonly name = 'TaskAbandonedError';
+  /** A stable code to branch on, always `'ERR_TASK_ABANDONED'`; messages may change, codes do not. */
+  readonly code = 'ERR_TASK_ABANDONED';
+  /** The abandoned task's full name. */
+  readonly task: string;
+  constructor(task: string, shutdownMs: number) {
+    super(`${task} ignored its cancel for ${shutdownMs} ms and was abandoned`);
+    this.task = task;
+  }
+}
+
+/**
  * An error the locksmith must not absorb: when a lock's owner raises one while answering a
  * force request (or a hook does), the force rejects with a `CriticalError` whose `cause`
  * is the original, as asyncutils raises `Critical`. Throw one, or any error with a

@@ -20,6 +20,7 @@ export {
   LockLostError,
   TaskGroupError,
   RejectedError,
+  TaskAbandonedError,
   TimeoutError,
   UnknownOptionError,
 } from './errors.ts';
@@ -50,7 +51,8 @@ export { TaskGroup, type CreateTaskOptions, type TaskGroupActor, type TaskGroupO
 export type { Task } from './tasks/Task.ts';
 export { cancelAndAwait } from './tasks/cancelAndAwait.ts';
 export { ServiceBase, type Service, type ServiceOptions } from './tasks/ServiceBase.ts';
-export type { BackoffOptions, RestartPolicy } from './tasks/restartPolicy.ts';
+export type { BackoffOptions, RestartPolicy, RestartType } from './tasks/restartPolicy.ts';
+export type { SupervisionStrategy } from './tasks/supervision.ts';
 
 // Locks
 export { LockHandle } from './locks/LockHandle.ts';

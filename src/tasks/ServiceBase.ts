@@ -11,9 +11,10 @@ import { type Clock } from '../clock.ts';
 import { ArgumentTypeError, RejectedError, TaskGroupError } from '../errors.ts';
 import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.ts';
 import { startActor } from '../runtime/startActor.ts';
-import { optionalClock, optionalObject } from '../runtime/validate.ts';
+import { optionalClock, optionalObject, optionalSignal } from '../runtime/validate.ts';
+import { SUPERVISION_KEYS, supervisionOf, type SupervisionStrategy } from './supervision.ts';
 import { type Task, type TaskRecord } from './Task.ts';
-import { TaskGroup, type CreateTaskOptions } from './TaskGroup.ts';
+import { TaskGroup, type CreateTaskOptions, type TaskGroupOptions } from './TaskGroup.ts';
 import { serviceLogic } from './serviceLogic.ts';
 import { uniqueHexId, withoutCancellations } from './taskGroupLogic.ts';
 
@@ -42,6 +43,17 @@ export interface ServiceOptions {
   readonly uniqueId?: string;
   /** The clock for its task group (restart back-offs, timeouts); default the system clock. */
   readonly clock?: Clock;
+  /** How its subtasks restart together (see {@link TaskGroupOptions.strategy}); default `'one_for_one'`. */
+  readonly strategy?: SupervisionStrategy;
+  /**
+   * The restart intensity of its subtasks: past it the group fails, `main` is aborted and
+   * fails with the group's `TaskGroupError`, and so the service fails; default `Infinity`.
+   */
+  readonly maxRestarts?: number;
+  /** The window of `maxRestarts`, in ms; default 5,000. */
+  readonly withinMs?: number;
+  /** How long each subtask may take to end once stopped before it is abandoned, in ms; default 5,000. */
+  readonly shutdownMs?: number;
 }
 
 /**
@@ -89,14 +101,15 @@ export abstract class ServiceBase implements Service {
   readonly #clock: Clock;
 
   constructor(options?: ServiceOptions) {
-    const opts = optionalObject<ServiceOptions>('options', options, ['uniqueId', 'clock']);
+    const opts = optionalObject<ServiceOptions>('options', options, ['uniqueId', 'clock', ...SUPERVISION_KEYS]);
+    const supervision = supervisionOf('options', opts);
     if (opts.uniqueId !== undefined && typeof opts.uniqueId !== 'string') {
       throw new ArgumentTypeError('options.uniqueId', 'a string', opts.uniqueId);
     }
     this.uniqueId = opts.uniqueId || uniqueHexId();
     this.#clock = optionalClock('options.clock', opts.clock);
     this.actor = startActor('service', serviceLogic, {
-      input: { name: this.constructor.name, uniqueId: this.uniqueId, clock: this.#clock, main: (signal) => this.main(signal) },
+      input: { name: this.constructor.name, uniqueId: this.uniqueId, clock: this.#clock, main: (signal) => this.main(signal), ...supervision },
       id: String(this),
     });
     this.taskGroup = TaskGroup.attach(this.actor.getSnapshot().children.taskGroup as never, this.#clock);
@@ -119,6 +132,31 @@ export abstract class ServiceBase implements Service {
   start(): this {
     if (!this.isRunning) this.actor.send({ type: 'statesmith.service.start' });
     return this;
+  }
+
+  /**
+   * Runs the service as one piece of work, the way a supervisor runs a child: starts it,
+   * waits until `main` ends or `signal` aborts, then stops it. Rejects with the service's
+   * failures (as `stop()` does: `main`'s first, a failure of its group included), else
+   * with `signal.reason` when aborted; resolves when `main` returned. Run it as a task of
+   * a supervising group to restart the service when it fails:
+   * `group.createTask((signal) => service.run({ signal }), { restart: { type: 'permanent' } })`.
+   */
+  async run(options?: { readonly signal?: AbortSignal }): Promise<void> {
+    const { signal } = optionalObject<{ signal?: AbortSignal }>('options', options, ['signal']);
+    const abort = optionalSignal('options.signal', signal);
+    abort?.throwIfAborted();
+    this.start();
+    const main = this.#main as TaskRecord<void>;
+    let onAbort: (() => void) | undefined;
+    const aborted = abort && new Promise<void>((resolve) => abort.addEventListener('abort', (onAbort = () => resolve()), { once: true }));
+    try {
+      await (aborted ? Promise.race([main.whenDone(), aborted]) : main.whenDone());
+    } finally {
+      if (onAbort) abort?.removeEventListener('abort', onAbort);
+    }
+    await this.stop(abort?.aborted ? String(abort.reason instanceof Error ? abort.reason.message : abort.reason) : undefined);
+    abort?.throwIfAborted();
   }
 
   /** Starts `fn` as a subtask in {@link ServiceBase.taskGroup}. */
@@ -154,7 +192,7 @@ export abstract class ServiceBase implements Service {
       if (error instanceof TaskGroupError) errors.push(...error.errors);
       else errors.push(error);
     }
-    if (errors.length > 0) throw new TaskGroupError(errors, `Error while stopping ${String(this)}`);
+    if (errors.length > 0) throw new TaskGroupError([...new Set(errors)], `Error while stopping ${String(this)}`);
   }
 
   /**
@@ -180,7 +218,8 @@ export abstract class ServiceBase implements Service {
       rejected.unsubscribe();
     });
     const mainFailure = main?.failed ? withoutCancellations(main.failure) : undefined;
-    const errors = [...(mainFailure === undefined ? [] : [mainFailure]), ...groupErrors];
+    // A failure of the group is main's failure too: it is reported once.
+    const errors = [...new Set([...(mainFailure === undefined ? [] : [mainFailure]), ...groupErrors])];
     if (errors.length > 0) throw new TaskGroupError(errors, `Error while stopping ${String(this)}`);
   }
 

@@ -12,7 +12,7 @@ import { getLogger } from '../logger.ts';
 import { LazyActor, type LazySpawn } from '../runtime/LazyActor.ts';
 import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.ts';
 import { runAsOwner } from '../runtime/ownerContext.ts';
-import { backoffDelay, type ResolvedRestartPolicy } from './restartPolicy.ts';
+import type { ResolvedRestartPolicy } from './restartPolicy.ts';
 
 /**
  * A unit of background work with a cancel signal of its own. Tasks are created by a
@@ -54,6 +54,15 @@ export type TaskDoneHook = (task: TaskRecord<unknown>) => void;
 /** The body of a task: the group's named tasks get the command's `params` too. @internal */
 export type TaskBody<T> = (signal: AbortSignal, params: unknown) => T | Promise<T>;
 
+/** How a task's body ended, held for its group's decision. @internal */
+export interface TaskExit {
+  readonly outcome: 'completed' | 'failed' | 'cancelled';
+  readonly value: unknown;
+  readonly error: unknown;
+  /** How long the run lasted, in ms of the group's clock. */
+  readonly ranMs: number;
+}
+
 /** Construction options of a task, shared by the tasks of a group that have the same options. @internal */
 export interface TaskSetup {
   readonly logException: boolean;
@@ -67,6 +76,12 @@ export interface TaskSetup {
   readonly cancel?: (task: TaskRecord<unknown>, reason: string | undefined) => boolean;
   /** Starts the task's actor as a child of its owner's actor. */
   readonly spawn?: (task: TaskRecord<unknown>, key: string) => void;
+  /**
+   * The supervisor: told of an exit that may lead to a restart (by the task's restart type,
+   * or because a restart of its siblings holds it). The task then stays undone until the
+   * supervisor calls `restartAfter` or `conclude`. Without one, a task never restarts.
+   */
+  readonly onExit?: (task: TaskRecord<unknown>, exit: TaskExit) => void;
 }
 
 /** Where a task came from, for its owner's replies. @internal */
@@ -130,7 +145,18 @@ export class TaskRecord<T> implements Task<T> {
   #whenDone: Promise<void> | undefined;
   #resolveDone: (() => void) | undefined;
   #restartTimer: unknown;
-  #failures: number[] | undefined;
+  /** When the current run started (the group's clock), for `resetAfterMs`. */
+  #startedAt = 0;
+  /** Set while a restart of its siblings holds the task: its exit goes to the supervisor whatever it is. */
+  #held = false;
+  /** A cancel that came from outside while the task was held: it is not restarted. */
+  #cancelledOnPurpose = false;
+  /** The group gave up waiting for it to stop: it runs on, unowned. */
+  #abandoned = false;
+  /** What the task fails with, whatever its body does, once its group decided so. */
+  #failWith: unknown;
+  /** The clock times of the restarts the supervisor counted (its `maxRestarts` window). @internal */
+  restarts: number[] | undefined;
 
   constructor(fn: TaskBody<T>, name: string, setup: TaskSetup, origin: TaskOrigin | null = null) {
     this.name = name;
@@ -204,6 +230,7 @@ export class TaskRecord<T> implements Task<T> {
   /** What a cancel does, once it reached the task (through its owner's actor). @internal */
   abort(reason?: string): boolean {
     if (this.done) return false;
+    if (this.#held) this.#cancelledOnPurpose = true;
     if (this.#abortReason === undefined) {
       this.#abortReason = new CancelledError(reason ?? `${this.name} was cancelled`);
       this.#controller?.abort(this.#abortReason);
@@ -255,8 +282,9 @@ export class TaskRecord<T> implements Task<T> {
   }
 
   #start(): void {
-    if (this.done || this.#abortReason !== undefined) return;
+    if (this.done || this.#abortReason !== undefined || this.#held) return;
     this.#restartTimer = undefined;
+    this.#startedAt = this.#setup.clock.now();
     this.#lazy.send({ type: 'statesmith.task.start' });
     this.#setup.onStart?.(this as TaskRecord<unknown>);
     let pending: Promise<T>;
@@ -284,34 +312,127 @@ export class TaskRecord<T> implements Task<T> {
   }
 
   #ended(outcome: Outcome, value: T | undefined, error: unknown): void {
-    if (outcome === Outcome.Failed && this.#setup.restart && this.#abortReason === undefined && this.#scheduleRestart(error)) return;
-    const event = outcome === Outcome.Completed ? 'complete' : outcome === Outcome.Failed ? 'fail' : 'cancelled';
+    if (this.#failWith !== undefined) {
+      outcome = Outcome.Failed;
+      error = this.#failWith;
+    }
+    const onExit = this.#setup.onExit;
+    if (onExit !== undefined && !this.#abandoned && (this.#held || this.#wantsRestart(outcome))) {
+      const named = outcome === Outcome.Completed ? 'completed' : outcome === Outcome.Failed ? 'failed' : 'cancelled';
+      onExit(this as TaskRecord<unknown>, { outcome: named, value, error, ranMs: this.#setup.clock.now() - this.#startedAt });
+      return;
+    }
+    this.#conclude(outcome, value, error);
+  }
+
+  /** Whether this exit may restart the task, by its restart type; a cancel on purpose never does. */
+  #wantsRestart(outcome: Outcome): boolean {
+    const type = this.#setup.restart?.type;
+    if (type === undefined || type === 'temporary' || this.#abortReason !== undefined) return false;
+    return type === 'permanent' || outcome === Outcome.Failed;
+  }
+
+  #conclude(outcome: Outcome, value: T | undefined, error: unknown): void {
+    // A task waiting to be restarted has no body running: it is cancelled (or failed) where it waits.
+    const waiting = this.#lazy.matches('scheduled');
+    const event = outcome === Outcome.Completed ? 'complete' : outcome === Outcome.Failed ? 'fail' : waiting ? 'cancel' : 'cancelled';
     this.#lazy.send({ type: `statesmith.task.${event}` });
     // A cancelled task reports the cancellation it was given (with its reason), as Python.
     const reported = outcome === Outcome.Cancelled && !(error instanceof CancelledError) ? this.#abortReason ?? error : error;
     this.#finish(outcome, value, reported);
   }
 
-  /** Restarts a failed task if its policy allows; false when the budget is spent. */
-  #scheduleRestart(error: unknown): boolean {
-    const policy = this.#setup.restart as ResolvedRestartPolicy;
-    const now = this.#setup.clock.now();
-    const failures = (this.#failures ??= []).filter((at) => now - at < policy.withinMs);
-    failures.push(now);
-    this.#failures = failures;
-    const attempt = failures.length;
-    if (attempt > policy.maxRestarts) {
-      getLogger().warn(`Task ${this.name} failed ${attempt} times within ${policy.withinMs} ms; giving up`, { error });
-      return false;
-    }
-    const delayMs = backoffDelay(policy, attempt, this.#setup.random());
-    // An expected restart is one line at info: the reason, the attempt, the delay. Its stack only at debug.
-    const reason = error instanceof Error ? error.message : String(error);
-    getLogger().info(`Task ${this.name} failed (${reason}); restarting in ${Math.round(delayMs)} ms (restart ${attempt} of ${policy.maxRestarts})`);
-    getLogger().debug(`Task ${this.name} failed`, { error });
-    this.#lazy.send({ type: 'statesmith.task.restart', attempt, delayMs } as { type: 'statesmith.task.restart' });
+  /** The restart policy the task was created with, if any. @internal */
+  get restartPolicy(): ResolvedRestartPolicy | undefined {
+    return this.#setup.restart;
+  }
+
+  /** True while no body of the task runs: not started yet, or waiting to be started again. @internal */
+  get awaitingRestart(): boolean {
+    return !this.done && this.#lazy.matches('scheduled');
+  }
+
+  /** True when a cancel from outside reached it while a restart of its siblings held it. @internal */
+  get cancelledOnPurpose(): boolean {
+    return this.#cancelledOnPurpose;
+  }
+
+  /** True once its group gave up waiting for it to stop. @internal */
+  get abandoned(): boolean {
+    return this.#abandoned;
+  }
+
+  /**
+   * The supervisor's decision to end the task after an exit it was told of: it ends as
+   * it exited, or failed with `error` when one is given. @internal
+   */
+  conclude(exit: TaskExit, error?: unknown): void {
+    if (this.done) return;
+    this.#held = false;
+    if (error !== undefined) this.#conclude(Outcome.Failed, undefined, error);
+    else this.#conclude(exit.outcome === 'completed' ? Outcome.Completed : exit.outcome === 'failed' ? Outcome.Failed : Outcome.Cancelled, exit.value as T, exit.error);
+  }
+
+  /**
+   * Marks the task as waiting to be started again (`running → scheduled`, the event
+   * carrying the attempt and the delay), before the supervisor knows when. @internal
+   */
+  markRestarting(attempt: number, delayMs: number | undefined): void {
+    if (this.done || this.#lazy.matches('scheduled')) return;
+    this.#lazy.send({ type: 'statesmith.task.restart', attempt, ...(delayMs === undefined ? {} : { delayMs }) } as { type: 'statesmith.task.restart' });
+  }
+
+  /** The supervisor's decision to run the task again after `delayMs`, with a fresh signal. @internal */
+  restartAfter(delayMs: number, attempt: number): void {
+    if (this.done) return;
+    this.markRestarting(attempt, delayMs);
+    this.#held = false;
+    this.#cancelledOnPurpose = false;
+    this.#abortReason = undefined;
+    this.#controller = undefined;
+    if (this.#restartTimer !== undefined) this.#setup.clock.clearTimeout(this.#restartTimer);
     this.#restartTimer = this.#setup.clock.setTimeout(() => this.#start(), delayMs);
-    return true;
+  }
+
+  /**
+   * A restart of its siblings stops it: its signal aborts with `reason` and its exit goes to
+   * the supervisor, however it ends. A task waiting to be restarted just stays waiting. @internal
+   */
+  hold(reason: string): void {
+    if (this.done) return;
+    this.#held = true;
+    if (this.#restartTimer !== undefined) {
+      this.#setup.clock.clearTimeout(this.#restartTimer);
+      this.#restartTimer = undefined;
+    }
+    // One not started yet, or waiting for its own restart, has nothing running: it just does not start.
+    if (this.#abortReason === undefined && !this.#lazy.matches('scheduled')) {
+      this.#abortReason = new CancelledError(reason);
+      this.#controller?.abort(this.#abortReason);
+      this.#lazy.send({ type: 'statesmith.task.cancel', ...{ reason } });
+    }
+  }
+
+  /** Its group stopped waiting for it: it runs on, and its end is no longer reported. @internal */
+  abandon(): void {
+    this.#abandoned = true;
+    this.#held = false;
+  }
+
+  /**
+   * Its group failed: the signal aborts with `error`, and the task ends failed with it
+   * however its body ends. A task that has not started ends at once. @internal
+   */
+  failWith(error: unknown): void {
+    if (this.done) return;
+    this.#failWith = error;
+    if (this.#lazy.matches('scheduled')) {
+      if (this.#restartTimer !== undefined) this.#setup.clock.clearTimeout(this.#restartTimer);
+      this.#restartTimer = undefined;
+      this.#conclude(Outcome.Failed, undefined, error);
+      return;
+    }
+    this.abort(error instanceof Error ? error.message : String(error));
   }
 
   #finish(outcome: Outcome, value: T | undefined, error: unknown): void {

@@ -19,6 +19,7 @@ import { type Task, type TaskBody, type TaskRecord } from './Task.ts';
 import { kErrors, kRecord, taskGroupLogic, type TaskTable } from './taskGroupLogic.ts';
 
 import { uniqueHexId } from './taskGroupLogic.ts';
+import { SUPERVISION_KEYS, supervisionOf, type SupervisionStrategy } from './supervision.ts';
 
 /** Options of {@link TaskGroup}. */
 export interface TaskGroupOptions {
@@ -28,6 +29,32 @@ export interface TaskGroupOptions {
   readonly clock?: Clock;
   /** The source of back-off jitter, in [0, 1); default `Math.random`. */
   readonly random?: () => number;
+  /**
+   * Which tasks restart along with a task that is restarted, as OTP's strategies:
+   * `'one_for_one'` (default) the task alone; `'one_for_all'` every task of the group;
+   * `'rest_for_one'` the task and those created after it. The siblings are stopped
+   * first (newest first, each within `shutdownMs`), then all start again, in creation
+   * order, after the restarted task's back-off. A sibling whose restart type is
+   * `'temporary'` is stopped and not started again.
+   */
+  readonly strategy?: SupervisionStrategy;
+  /**
+   * The group's restart intensity: a restart that makes more than `maxRestarts` within
+   * `withinMs` fails the group. The task that exceeded it fails with a `TaskGroupError`
+   * that names it, every other task is stopped, and the group tells its parent
+   * (`statesmith.taskGroup.failed`; a service then fails). One restart counts once,
+   * however many siblings it takes along. Default `Infinity`.
+   */
+  readonly maxRestarts?: number;
+  /** The window of `maxRestarts`, in ms; default 5,000 (OTP's period). */
+  readonly withinMs?: number;
+  /**
+   * How long a stopped task may take to end (ms): `stop()` and restarts of siblings stop
+   * tasks one at a time, newest first, and abandon one that ignores its signal past this
+   * budget, logging an error and reporting a `TaskAbandonedError`. Default 5,000;
+   * `Infinity` waits for ever.
+   */
+  readonly shutdownMs?: number;
 }
 
 /** Options of {@link TaskGroup.createTask}. */
@@ -36,7 +63,11 @@ export interface CreateTaskOptions {
   readonly name?: string;
   /** Log a failure through the package logger when it happens (it is still reported later); default true. */
   readonly logException?: boolean;
-  /** Restart the task when it fails, within a budget, after a back-off. */
+  /**
+   * Restart the task when it exits, within a budget, after a back-off: on a failure
+   * (`type: 'transient'`, the default), on any exit (`'permanent'`), or never
+   * (`'temporary'`, as a task without a policy). A task cancelled on purpose never restarts.
+   */
   readonly restart?: RestartPolicy;
 }
 
@@ -76,7 +107,8 @@ export class TaskGroup implements AsyncDisposable {
   #rejections: Rejected[] | undefined;
 
   constructor(options?: TaskGroupOptions) {
-    const opts = optionalObject<TaskGroupOptions>('options', options, ['uniqueId', 'clock', 'random']);
+    const opts = optionalObject<TaskGroupOptions>('options', options, ['uniqueId', 'clock', 'random', ...SUPERVISION_KEYS]);
+    const supervision = supervisionOf('options', opts);
     if (opts.uniqueId !== undefined && typeof opts.uniqueId !== 'string') {
       throw new ArgumentTypeError('options.uniqueId', 'a string', opts.uniqueId);
     }
@@ -88,7 +120,7 @@ export class TaskGroup implements AsyncDisposable {
     this.actor =
       attached ??
       startActor('taskGroup', taskGroupLogic, {
-        input: { uniqueId: (uniqueId ??= opts.uniqueId || uniqueHexId()), clock: this.#clock, random },
+        input: { uniqueId: (uniqueId ??= opts.uniqueId || uniqueHexId()), clock: this.#clock, random, ...supervision },
         id: `TaskGroup:${uniqueId}`,
       });
     this.uniqueId = this.actor.getSnapshot().context.uniqueId;

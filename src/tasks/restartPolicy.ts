@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { ArgumentRangeError, ArgumentTypeError } from '../errors.ts';
+import { ArgumentRangeError, ArgumentTypeError, ArgumentValueError } from '../errors.ts';
 import { optionalObject } from '../runtime/validate.ts';
 
 /** Back-off between restarts. */
@@ -21,18 +21,35 @@ export interface BackoffOptions {
   readonly jitter?: number;
 }
 
-/** How a failing task is restarted. */
+/**
+ * When a task is restarted, as OTP's restart types: `'permanent'` after any exit (a
+ * return included), `'transient'` only after a failure, `'temporary'` never. A task
+ * cancelled on purpose (`task.cancel()`, the group's `cancel` or `stop`) is never restarted.
+ */
+export type RestartType = 'permanent' | 'transient' | 'temporary';
+
+/** How a task is restarted when it exits. */
 export interface RestartPolicy {
+  /** Which exits restart the task; default `'transient'` (failures only). */
+  readonly type?: RestartType;
   /** How many restarts are allowed within `withinMs` before the task fails for good; default 3. */
   readonly maxRestarts?: number;
   /** The sliding window for `maxRestarts`, in ms, greater than 0; default 60,000 ms. */
   readonly withinMs?: number;
   /** The delay before each restart; see {@link BackoffOptions}. */
   readonly backoff?: BackoffOptions;
+  /**
+   * A run that lasted this long (ms) before it exited clears the task's restart history:
+   * the back-off starts again from `initialMs` and the `maxRestarts` count from zero, as
+   * Akka's `resetBackoffAfter`. Default `Infinity` (only `withinMs` forgets).
+   */
+  readonly resetAfterMs?: number;
 }
 
 /** A checked policy with every default filled in. @internal */
 export interface ResolvedRestartPolicy {
+  readonly type: RestartType;
+  readonly resetAfterMs: number;
   readonly maxRestarts: number;
   readonly withinMs: number;
   readonly initialMs: number;
@@ -40,6 +57,8 @@ export interface ResolvedRestartPolicy {
   readonly factor: number;
   readonly jitter: number;
 }
+
+const RESTART_TYPES: readonly RestartType[] = ['permanent', 'transient', 'temporary'];
 
 function number(name: string, value: unknown, fallback: number, min: number, max = Infinity, integer = false): number {
   if (value === undefined) return fallback;
@@ -53,11 +72,15 @@ function number(name: string, value: unknown, fallback: number, min: number, max
 
 /** Checks a policy and fills in its defaults. @internal */
 export function resolveRestartPolicy(value: unknown): ResolvedRestartPolicy {
-  const policy = optionalObject<RestartPolicy>('options.restart', value, ['maxRestarts', 'withinMs', 'backoff']);
+  const policy = optionalObject<RestartPolicy>('options.restart', value, ['type', 'maxRestarts', 'withinMs', 'backoff', 'resetAfterMs']);
+  const type = policy.type ?? 'transient';
+  if (!RESTART_TYPES.includes(type)) throw new ArgumentValueError('options.restart.type', `one of ${RESTART_TYPES.map((t) => `'${t}'`).join(', ')}`, type);
   const backoff = optionalObject<BackoffOptions>('options.restart.backoff', policy.backoff, ['initialMs', 'maxMs', 'factor', 'jitter']);
   const initialMs = number('options.restart.backoff.initialMs', backoff.initialMs, 100, 0, Number.MAX_SAFE_INTEGER);
   const maxMs = number('options.restart.backoff.maxMs', backoff.maxMs, Math.max(30_000, initialMs), initialMs, Number.MAX_SAFE_INTEGER);
   return {
+    type,
+    resetAfterMs: number('options.restart.resetAfterMs', policy.resetAfterMs, Infinity, Number.MIN_VALUE),
     maxRestarts: number('options.restart.maxRestarts', policy.maxRestarts, 3, 0, Number.MAX_SAFE_INTEGER, true),
     withinMs: number('options.restart.withinMs', policy.withinMs, 60_000, Number.MIN_VALUE),
     initialMs,

@@ -12,7 +12,8 @@ import { startingAt } from '../runtime/LazyActor.ts';
 import { optionalClock } from '../runtime/validate.ts';
 import { TaskRecord } from './Task.ts';
 import { TaskGroup } from './TaskGroup.ts';
-import { taskGroupLogic, uniqueHexId } from './taskGroupLogic.ts';
+import { kErrors, taskGroupLogic, uniqueHexId } from './taskGroupLogic.ts';
+import { SUPERVISION_KEYS } from './supervision.ts';
 
 const mainOf = (context: ServiceContext): TaskRecord<void> | null => context.main as TaskRecord<void> | null;
 
@@ -47,9 +48,11 @@ export const serviceLogic = serviceMachine.provide({
     spawnGroup: assign(({ context, spawn }) => {
       const uniqueId = context.uniqueId || uniqueHexId();
       const clock = optionalClock('input.clock', context.options.clock);
+      const supervision: Record<string, unknown> = {};
+      for (const key of SUPERVISION_KEYS) if (context.options[key] !== undefined) supervision[key] = context.options[key];
       spawn('taskGroup', {
         id: 'taskGroup',
-        input: { uniqueId, clock, ...(context.options.tasks === undefined ? {} : { tasks: context.options.tasks }) } as never,
+        input: { uniqueId, clock, ...supervision, ...(context.options.tasks === undefined ? {} : { tasks: context.options.tasks }) } as never,
       });
       return { uniqueId, name: `${context.options.name ?? 'Service'}:${uniqueId}`, options: { ...context.options, clock } };
     }),
@@ -85,6 +88,10 @@ export const serviceLogic = serviceMachine.provide({
       });
       enqueue.assign({ main: record });
     }),
+    failMain: ({ context, event }) => {
+      const [error] = (event as unknown as { [kErrors]: readonly unknown[] })[kErrors];
+      mainOf(context)?.failWith(error);
+    },
     abortMain: ({ context, event }) => {
       mainOf(context)?.abort((event as { reason?: string }).reason);
     },

@@ -28,7 +28,8 @@ import { inspection } from '../inspect/capture.ts';
 import { startingAt } from '../runtime/LazyActor.ts';
 import { optionalClock, optionalRandom } from '../runtime/validate.ts';
 import { resolveRestartPolicy, type ResolvedRestartPolicy } from './restartPolicy.ts';
-import { TaskRecord, type TaskBody, type TaskOrigin, type TaskSetup } from './Task.ts';
+import { Supervisor, supervisionOf, type Supervision } from './supervision.ts';
+import { TaskRecord, type TaskBody, type TaskExit, type TaskOrigin, type TaskSetup } from './Task.ts';
 
 export { kErrors };
 
@@ -61,6 +62,8 @@ export class TaskTable implements TaskTableLike {
   readonly prefix: string;
   readonly clock: Clock;
   readonly random: () => number;
+  /** Decides what an exit leads to: a restart (of the task alone or with siblings), or its end. */
+  readonly supervisor: Supervisor;
   readonly #self: AnyActorRef;
   #ended: TaskRecord<unknown>[] = [];
   /** Where the unreported ends start in `#ended`. */
@@ -69,11 +72,12 @@ export class TaskTable implements TaskTableLike {
   /** The setups of tasks without a restart policy, by logException; shared so a task allocates less. */
   readonly #shared: [TaskSetup?, TaskSetup?] = [];
 
-  constructor(self: AnyActorRef, prefix: string, clock: Clock, random: () => number) {
+  constructor(self: AnyActorRef, prefix: string, clock: Clock, random: () => number, supervision: Supervision) {
     this.#self = self;
     this.prefix = prefix;
     this.clock = clock;
     this.random = random;
+    this.supervisor = new Supervisor(supervision, this, self, (id) => ({ type: 'statesmith.taskGroup.shutdownTimeout', [kFromGroup]: true, id }));
   }
 
   get runningCount(): number {
@@ -95,7 +99,7 @@ export class TaskTable implements TaskTableLike {
   }
 
   #makeSetup(logException: boolean, restart: ResolvedRestartPolicy | undefined): TaskSetup {
-    return { logException, restart, clock: this.clock, random: this.random, onDone: this.#onDone, cancel: this.#cancel, spawn: this.#spawn };
+    return { logException, restart, clock: this.clock, random: this.random, onDone: this.#onDone, cancel: this.#cancel, spawn: this.#spawn, onExit: this.#onExit };
   }
 
   /**
@@ -122,6 +126,12 @@ export class TaskTable implements TaskTableLike {
     queueMicrotask(this.#flush);
   }
 
+  /** A task exited and its supervisor decides what follows: on a microtask, with the ends of this turn. */
+  readonly #onExit = (task: TaskRecord<unknown>, exit: TaskExit): void => {
+    this.supervisor.noteExit(task, exit);
+    this.#queueFlush();
+  };
+
   /** A task ended: report it to the group on a microtask, with every other end of this turn. */
   readonly #onDone = (task: TaskRecord<unknown>): void => {
     this.#ended.push(task);
@@ -135,6 +145,7 @@ export class TaskTable implements TaskTableLike {
       return;
     }
     // The group is gone: nobody does bookkeeping any more, but nobody may wait for ever either.
+    this.supervisor.concludeAll();
     const ended = this.#ended.slice(this.#head);
     this.#ended = [];
     this.#head = 0;
@@ -289,7 +300,8 @@ export const taskGroupLogic = taskGroupMachine.provide({
       const name = `TaskGroup:${uniqueId}`;
       const clock = optionalClock('input.clock', context.options.clock);
       const random = optionalRandom('input.random', context.options.random);
-      return { uniqueId, name, table: new TaskTable(self, name, clock, random) };
+      const supervision = supervisionOf('input', context.options);
+      return { uniqueId, name, table: new TaskTable(self, name, clock, random, supervision) };
     }),
     // The hot path (100,000 tasks): a plain action, no reply until `taskDone`; a malformed
     // createTask was answered by `rejectMalformed` before this runs.
@@ -324,6 +336,7 @@ export const taskGroupLogic = taskGroupMachine.provide({
     }),
     cancelAll: enqueueActions(({ enqueue, context, event, self }, params: unknown) => {
       const reason = (event as { reason?: string }).reason;
+      (context.table as TaskTable).supervisor.cancelRound();
       const names = [...(context.table as TaskTable).running].map(([name, record]) => (record.abort(reason), name));
       if ((params as { reply: boolean }).reply) answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.taskGroup.cancelling', names });
     }),
@@ -349,17 +362,39 @@ export const taskGroupLogic = taskGroupMachine.provide({
       }
       answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.taskGroup.acknowledged', name });
     }),
+    beginStop: ({ context, event }) => {
+      const reason = (event as { reason?: string }).reason;
+      (context.table as TaskTable).supervisor.beginStop(event.type === 'statesmith.taskGroup.escalated' ? `${context.name} failed` : reason);
+    },
+    abandonTask: ({ context, event }) => {
+      (context.table as TaskTable).supervisor.budgetSpent((event as { id: number }).id);
+    },
     recordSettled: enqueueActions(({ enqueue, context, self }) => {
       const table = context.table as TaskTable;
+      const supervisor = table.supervisor;
+      let escalation: ReturnType<Supervisor['handleExits']>;
+      do {
+        escalation = supervisor.handleExits() ?? escalation;
+        supervisor.afterSettled();
+      } while (supervisor.hasExits);
       const ended = table.drain();
       for (const task of ended) {
         const origin = task.origin as NonNullable<TaskRecord<unknown>['origin']>;
         if (table.running.get(origin.shortName) === task) table.running.delete(origin.shortName);
-        table.waitingAck.add(task);
+        // One abandoned by a stop was reported then; it is not acknowledged again.
+        if (!task.abandoned) table.waitingAck.add(task);
         answer<TaskGroupReply>(enqueue as never, self, origin.replyTo as AnyActorRef | null, taskDone(task, origin));
       }
       // Whoever awaits a task resumes after the group's bookkeeping (their continuations run later).
       for (const task of ended) task.notifyDone();
+      // Ends can finish a stop's current task: the next one is stopped.
+      supervisor.afterSettled();
+      if (escalation !== undefined) {
+        const { task, error } = escalation;
+        const failed = { type: 'statesmith.taskGroup.failed' as const, task: task.origin?.shortName ?? task.name, error: errorData(error) };
+        answer<TaskGroupReply>(enqueue as never, self, null, withInProcess(failed, kErrors, [error]));
+        enqueue.raise({ type: 'statesmith.taskGroup.escalated', [kFromGroup]: true });
+      }
     }),
     answerWaiters: enqueueActions(({ enqueue, context, self }) => {
       if (context.waiters.length === 0) return;
@@ -376,11 +411,14 @@ export const taskGroupLogic = taskGroupMachine.provide({
       const waitErrors = failed.map((task) => task.failure);
       const stopFailed = failed.filter((task) => withoutCancellations(task.failure) !== undefined);
       const stopErrors = stopFailed.map((task) => withoutCancellations(task.failure));
+      // Tasks a stop gave up on are failures of the stop, reported once.
+      const abandoned = table.supervisor.takeAbandoned();
+      const abandonedData = abandoned.map((error) => ({ task: null, name: error.task.slice(context.name.length + 1), message: error.message, error: errorData(error) }));
       for (const waiter of context.waiters as TaskGroupWaiter[]) {
         const reply: TaskGroupReply =
           waiter.kind === 'stop'
-            ? withInProcess({ type: 'statesmith.taskGroup.stopped', errors: stopFailed.map(failureData) }, kErrors, stopErrors)
-            : withInProcess({ type: 'statesmith.taskGroup.finished', errors: failed.map(failureData) }, kErrors, waitErrors);
+            ? withInProcess({ type: 'statesmith.taskGroup.stopped', errors: [...stopFailed.map(failureData), ...abandonedData] }, kErrors, [...stopErrors, ...abandoned])
+            : withInProcess({ type: 'statesmith.taskGroup.finished', errors: [...failed.map(failureData), ...abandonedData] }, kErrors, [...waitErrors, ...abandoned]);
         answer<TaskGroupReply>(enqueue as never, self, waiter.replyTo, reply);
       }
     }),
