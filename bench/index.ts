@@ -4,6 +4,7 @@ import { benchExecutor } from './executor.bench.ts';
 import { benchInspector } from './inspector.bench.ts';
 import { benchLocksmith } from './locksmith.bench.ts';
 import { benchMutex } from './mutex.bench.ts';
+import { benchSupervision } from './supervision.bench.ts';
 import { benchTasks } from './tasks.bench.ts';
 import { benchThreads } from './threads.bench.ts';
 
@@ -12,6 +13,7 @@ await benchExecutor();
 await benchMutex();
 await benchThreads();
 await benchTasks();
+await benchSupervision();
 await benchLocksmith();
 await benchCoordination();
 await benchInspector();

@@ -149,6 +149,14 @@ export {
   type TaskOutcome,
 } from '../machines/taskGroup.machine.ts';
 export { taskGroupLogic } from './tasks/taskGroupLogic.ts';
+export { supervise, type SupervisedLogic, type SupervisedSnapshot, type SupervisedView, type SuperviseOptions } from './tasks/supervise.ts';
+export {
+  supervisorMachine,
+  type SupervisorContext,
+  type SupervisorEvent,
+  type SupervisorInput,
+  type SupervisorSettings,
+} from '../machines/supervisor.machine.ts';
 
 // Coordination (OpenStack coordination over tooz)
 export {

@@ -71,22 +71,22 @@ function number(name: string, value: unknown, fallback: number, min: number, max
 }
 
 /** Checks a policy and fills in its defaults. @internal */
-export function resolveRestartPolicy(value: unknown): ResolvedRestartPolicy {
-  const policy = optionalObject<RestartPolicy>('options.restart', value, ['type', 'maxRestarts', 'withinMs', 'backoff', 'resetAfterMs']);
+export function resolveRestartPolicy(value: unknown, where = 'options.restart'): ResolvedRestartPolicy {
+  const policy = optionalObject<RestartPolicy>(where, value, ['type', 'maxRestarts', 'withinMs', 'backoff', 'resetAfterMs']);
   const type = policy.type ?? 'transient';
-  if (!RESTART_TYPES.includes(type)) throw new ArgumentValueError('options.restart.type', `one of ${RESTART_TYPES.map((t) => `'${t}'`).join(', ')}`, type);
-  const backoff = optionalObject<BackoffOptions>('options.restart.backoff', policy.backoff, ['initialMs', 'maxMs', 'factor', 'jitter']);
-  const initialMs = number('options.restart.backoff.initialMs', backoff.initialMs, 100, 0, Number.MAX_SAFE_INTEGER);
-  const maxMs = number('options.restart.backoff.maxMs', backoff.maxMs, Math.max(30_000, initialMs), initialMs, Number.MAX_SAFE_INTEGER);
+  if (!RESTART_TYPES.includes(type)) throw new ArgumentValueError(`${where}.type`, `one of ${RESTART_TYPES.map((t) => `'${t}'`).join(', ')}`, type);
+  const backoff = optionalObject<BackoffOptions>(`${where}.backoff`, policy.backoff, ['initialMs', 'maxMs', 'factor', 'jitter']);
+  const initialMs = number(`${where}.backoff.initialMs`, backoff.initialMs, 100, 0, Number.MAX_SAFE_INTEGER);
+  const maxMs = number(`${where}.backoff.maxMs`, backoff.maxMs, Math.max(30_000, initialMs), initialMs, Number.MAX_SAFE_INTEGER);
   return {
     type,
-    resetAfterMs: number('options.restart.resetAfterMs', policy.resetAfterMs, Infinity, Number.MIN_VALUE),
-    maxRestarts: number('options.restart.maxRestarts', policy.maxRestarts, 3, 0, Number.MAX_SAFE_INTEGER, true),
-    withinMs: number('options.restart.withinMs', policy.withinMs, 60_000, Number.MIN_VALUE),
+    resetAfterMs: number(`${where}.resetAfterMs`, policy.resetAfterMs, Infinity, Number.MIN_VALUE),
+    maxRestarts: number(`${where}.maxRestarts`, policy.maxRestarts, 3, 0, Number.MAX_SAFE_INTEGER, true),
+    withinMs: number(`${where}.withinMs`, policy.withinMs, 60_000, Number.MIN_VALUE),
     initialMs,
     maxMs,
-    factor: number('options.restart.backoff.factor', backoff.factor, 2, 1, 1000),
-    jitter: number('options.restart.backoff.jitter', backoff.jitter, 0.2, 0, 1),
+    factor: number(`${where}.backoff.factor`, backoff.factor, 2, 1, 1000),
+    jitter: number(`${where}.backoff.jitter`, backoff.jitter, 0.2, 0, 1),
   };
 }
 
