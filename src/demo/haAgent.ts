@@ -111,7 +111,7 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
           if (!sub.aborted && n % 2 === 0) say('health', `database healthy (check ${n})`);
         }
       },
-      { name: 'health-check' },
+      { name: 'health-check', restart: { type: 'permanent', backoff: { initialMs: 500 } } },
     );
     service.createTask(
       async (sub) => {
@@ -124,7 +124,7 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
           }
         }
       },
-      { name: 'metrics' },
+      { name: 'metrics', restart: { type: 'permanent', backoff: { initialMs: 500 } } },
     );
     service.createTask(
       async (sub) => {

@@ -106,7 +106,21 @@ export const haAgentMachine = setup({
         subprocess: { name: 'postgres', terminateTimeoutMs: 2_000 },
       }),
     },
-    { id: 'monitoring', src: 'monitoring', input: ({ context }) => ({ name: 'Monitoring', uniqueId: 'monitoring', main: context.input.monitoring }) },
+    {
+      id: 'monitoring',
+      src: 'monitoring',
+      // A supervisor of its subtasks: each restarts alone, five restarts a minute at most
+      // (then the service fails), and a subtask gets 2 s to stop.
+      input: ({ context }) => ({
+        name: 'Monitoring',
+        uniqueId: 'monitoring',
+        main: context.input.monitoring,
+        strategy: 'one_for_one' as const,
+        maxRestarts: 5,
+        withinMs: 60_000,
+        shutdownMs: 2_000,
+      }),
+    },
   ],
   entry: sendTo('monitoring', { type: 'statesmith.service.start' }),
   initial: 'running',

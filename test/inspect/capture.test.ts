@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { AsyncExecutor, Mutex, TaskGroup, WakeupBus } from '../../src/index.ts';
+import { AsyncExecutor, ManualClock, Mutex, ServiceBase, TaskGroup, WakeupBus } from '../../src/index.ts';
+import { settle } from '../support/async.ts';
 import { InspectionStream, inspection } from '../../src/inspect/capture.ts';
 import { startCapture } from '../../src/runtime/startActor.ts';
 
@@ -74,6 +75,37 @@ describe('inspection capture', () => {
     await group.createTask(async () => 1, { name: 'job' }).wait();
     const records = parse(inspection);
     expect(records.some((r) => r.type === '@xstate.actor' && r['kind'] === 'task' && r['id'] === 'TaskGroup:seen:job')).to.equal(true);
+  });
+
+  it('shows a restart as a transition of the task, with its attempt and delay, and an escalation on the parent service', async () => {
+    stop = startCapture();
+    const clock = new ManualClock();
+    class Flaky extends ServiceBase {
+      protected async main(signal: AbortSignal): Promise<void> {
+        this.createTask(() => Promise.reject(new Error('flaky')), { name: 'sub', logException: false, restart: { maxRestarts: 10, backoff: { initialMs: 100, jitter: 0 } } });
+        await new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+      }
+    }
+    const service = new Flaky({ uniqueId: 'flaky', clock, maxRestarts: 1, withinMs: 10_000 }).start();
+    await settle();
+    await clock.advance(100);
+    await settle();
+    const records = parse(inspection);
+    const task = records.find((r) => r.type === '@xstate.actor' && r['id'] === 'TaskGroup:flaky:sub');
+    const steps = records.filter((r) => r.type === '@xstate.snapshot' && r.sessionId === task?.sessionId);
+    expect(steps.map((s) => [(s['event'] as { type: string }).type, s['value']])).to.deep.include.members([
+      ['statesmith.task.restart', 'scheduled'],
+      ['statesmith.task.start', 'running'],
+      ['statesmith.task.fail', { done: 'failed' }],
+    ]);
+    expect(steps.find((s) => (s['event'] as { type: string }).type === 'statesmith.task.restart')?.['event']).to.deep.equal({ type: 'statesmith.task.restart', attempt: 1, delayMs: 100 });
+    const serviceActor = records.find((r) => r.type === '@xstate.actor' && r['id'] === 'Flaky:flaky');
+    const serviceSteps = records.filter((r) => r.type === '@xstate.snapshot' && r.sessionId === serviceActor?.sessionId);
+    const escalated = serviceSteps.find((s) => (s['event'] as { type: string }).type === 'statesmith.taskGroup.failed');
+    expect(escalated?.['value']).to.equal('cancelling');
+    expect((escalated?.['event'] as { task: string }).task).to.equal('sub');
+    expect(serviceSteps.at(-1)?.['value']).to.deep.equal({ done: 'failed' });
+    await service.stop().catch(() => undefined);
   });
 
   it('reports locks: holder, waiters, forced releases', async () => {
