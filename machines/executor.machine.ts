@@ -175,6 +175,8 @@ export type ExecutorTaskCommand =
 /** What the task child is started with (once, as the executor starts). (Internal: not part of the API.) */
 export interface ExecutorTaskInput {
   readonly deps: ExecutorServices;
+  /** The executor's name, for the telemetry of its tasks. */
+  readonly name?: string;
 }
 
 /** What the task child tells the executor. (Internal: not part of the API.) */
@@ -333,7 +335,7 @@ export const executorMachine = setup({
     spawnTask: enqueueActions(({ enqueue, context }) => {
       // The task child comes with the first task: an executor that never runs one stays small.
       if (!context.hasTaskChild) {
-        enqueue.spawnChild('task', { id: 'task', input: { deps: context.deps } });
+        enqueue.spawnChild('task', { id: 'task', input: { deps: context.deps, name: context.name } });
         enqueue.assign({ hasTaskChild: true });
       }
       enqueue.sendTo('task', { type: 'claim', generation: context.generation, action: context.action as string, job: context.job as ExecutorJob });

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { telemetry } from '../telemetry/hooks.ts';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Observable, distinctUntilChanged } from 'rxjs';
 import type { Actor, AnyActorRef } from 'xstate';
@@ -178,6 +179,21 @@ export class Coordinator implements AsyncDisposable {
     const upkeepClock = { setTimeout: (fn: () => void, ms: number) => background(clock.setTimeout(fn, ms)), clearTimeout: (handle: unknown) => clock.clearTimeout(handle) };
     this.#actor = attached ?? startActor('coordinator', coordinatorLogic, { input: { engine: this }, id: `coordinator:${this.memberId}`, clock: upkeepClock });
     const actor = this.#actor;
+    // Telemetry hears every change of the connection state (one test per change while off).
+    // (An actor that makes its engine while it starts has no snapshot yet.)
+    let last: CoordinatorState | undefined = (actor.getSnapshot() as { value?: unknown } | undefined)?.value === undefined ? undefined : topState(actor.getSnapshot().value);
+    actor.subscribe({
+      next: (snapshot) => {
+        const state = topState(snapshot.value);
+        if (state === last) return;
+        last = state;
+        if (!telemetry.enabled) return;
+        if (state === 'reconnecting') telemetry.sink.coordinatorReconnect();
+        telemetry.sink.coordinatorState(this.memberId, this.#kind, state);
+      },
+      // The actor's failure is logged where it is started; this observer must not make it unhandled.
+      error: () => undefined,
+    });
     this.#state$ = new Observable<CoordinatorState>((subscriber) => {
       subscriber.next(topState(actor.getSnapshot().value));
       const subscription = actor.subscribe((snapshot) => subscriber.next(topState(snapshot.value)));
@@ -331,7 +347,7 @@ export class Coordinator implements AsyncDisposable {
     const message = (error as { message?: string } | undefined)?.message ?? String(error);
     getLogger().warn(`coordinator ${this.memberId} lost its connection to ${redact(this.#parsed)}; reconnecting`, { error: message });
     this.#listening = false;
-    for (const record of this.#held()) record.lose(`the connection to the ${this.#kind} backend was lost (${message})`);
+    for (const record of this.#held()) record.lose(`the connection to the ${this.#kind} backend was lost (${message})`, 'connection');
     void this.#backend?.close();
   }
 
@@ -595,6 +611,7 @@ class HandleRecord implements DistributedLockHandle {
 
   async #release(): Promise<boolean> {
     const wasHeld = this.#state === 'held';
+    if (wasHeld && telemetry.enabled) telemetry.sink.lockReleased('distributed', this.name, this.#coordinator.clock.now() - this.#grantedAt);
     this.#state = 'released';
     this.#stopUpkeep();
     let freed = false;
@@ -610,9 +627,10 @@ class HandleRecord implements DistributedLockHandle {
   }
 
   /** @internal */
-  lose(info: string): void {
+  lose(info: string, reason: 'lease' | 'connection' = 'lease'): void {
     if (this.#state !== 'held') return;
     this.#state = 'lost';
+    if (telemetry.enabled) telemetry.sink.lockLost('distributed', reason);
     this.#stopUpkeep();
     getLogger().warn(`distributed lock ${this.name} lost: ${info}`);
     this.#lost = new LockLostError(this.name, `the ${this.#backend.kind} backend`, info);
@@ -659,6 +677,7 @@ class HandleRecord implements DistributedLockHandle {
     try {
       kept = await this.#backend.renew(this.name, this.#token, this.#coordinator.lockTtlMs);
     } catch (error) {
+      if (telemetry.enabled) telemetry.sink.leaseRenewFailure();
       // Keep trying; the local deadline decides when the lease is gone.
       getLogger().warn(`renewing distributed lock ${this.name} failed; retrying`, { error: messageOf(error) });
       if (this.#state === 'held') this.#renewTimer = background(clock.setTimeout(() => void this.#renew(), Math.min(this.#coordinator.lockTtlMs / 10, 1_000)));
@@ -825,6 +844,23 @@ export class DistributedLock {
    * whose lease already ran out (a reply that came back after the TTL is given back).
    */
   async acquire(options?: DistributedAcquireOptions): Promise<DistributedLockHandle | null> {
+    if (!telemetry.enabled) return this.#acquire(options);
+    const span = telemetry.sink.lockAcquire('distributed', this.name);
+    telemetry.sink.lockWaiters('distributed', 1);
+    try {
+      const handle = await this.#acquire(options);
+      if (handle !== null) span.setAttribute('statesmith.lock.fence', String(handle.fence));
+      span.end(handle === null ? 'timeout' : 'acquired');
+      return handle;
+    } catch (error) {
+      span.end(error instanceof CoordinationError ? 'error' : 'aborted', error);
+      throw error;
+    } finally {
+      if (telemetry.enabled) telemetry.sink.lockWaiters('distributed', -1);
+    }
+  }
+
+  async #acquire(options?: DistributedAcquireOptions): Promise<DistributedLockHandle | null> {
     const opts = optionalObject<DistributedAcquireOptions>('options', options, ['blocking', 'timeoutMs', 'signal']);
     const signal = optionalSignal('options.signal', opts.signal);
     const budget = Math.min(blockingBudget(opts.blocking), optionalDuration('options.timeoutMs', opts.timeoutMs, Infinity));

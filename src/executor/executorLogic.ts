@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { telemetry } from '../telemetry/hooks.ts';
 import { fromCallback, fromPromise } from 'xstate';
 import {
   executorMachine,
@@ -68,8 +69,11 @@ class TaskClaim {
   readonly #dropped = new AbortController();
   #settled = false;
 
-  constructor(generation: number, action: string, job: ExecutorJob, deps: ExecutorServices, sendBack: (event: never) => void) {
+  readonly #executor: string;
+
+  constructor(generation: number, action: string, job: ExecutorJob, deps: ExecutorServices, sendBack: (event: never) => void, executor = 'executor') {
     this.generation = generation;
+    this.#executor = executor;
     this.#action = action;
     this.#job = job;
     this.#deps = deps;
@@ -94,26 +98,35 @@ class TaskClaim {
   start(): void {
     const controller = this.#controller;
     const job = this.#job;
-    // The function runs as a fresh owner: locks its runner holds (an HA cycle's) are not
-    // the task's. Its answer comes back in the runner's own async context, so the
-    // cleanup re-enters the executor lock when the runner holds it (run() in a cycle).
-    const pending = runDetached(() => {
+    // With telemetry on, the function runs inside its span, so the user's own spans nest.
+    const span = telemetry.enabled ? telemetry.sink.executorTask(this.#executor, this.#action) : undefined;
+    const call = (): unknown => {
       try {
         return job.fn(controller.signal, job.params);
       } catch (error) {
         return Promise.reject(error);
       }
-    });
+    };
+    // The function runs as a fresh owner: locks its runner holds (an HA cycle's) are not
+    // the task's. Its answer comes back in the runner's own async context, so the
+    // cleanup re-enters the executor lock when the runner holds it (run() in a cycle).
+    const pending = runDetached(span === undefined ? call : () => span.run(call));
     Promise.resolve(pending).then(
-      (result) => this.#settle({ outcome: 'completed', returned: true, result }),
-      (error: unknown) =>
+      (result) => {
+        span?.end('completed');
+        this.#settle({ outcome: 'completed', returned: true, result });
+      },
+      (error: unknown) => {
+        const outcome = error instanceof CancelledError || (controller.signal.aborted && error === controller.signal.reason) ? 'cancelled' : 'failed';
+        span?.end(outcome, error);
         this.#settle({
-          outcome: error instanceof CancelledError || (controller.signal.aborted && error === controller.signal.reason) ? 'cancelled' : 'failed',
+          outcome,
           returned: false,
           error: errorData(error),
           // The thrown value itself stays in-process, for the log's stack.
           result: error,
-        }),
+        });
+      },
     );
   }
 
@@ -170,13 +183,13 @@ export const executorLogic = executorMachine.provide({
     // One long-lived child per executor: each task is a claim on it (spawning a child per
     // task cost a fifth of a cycle).
     task: fromCallback<ExecutorTaskCommand, ExecutorTaskInput>(({ input, sendBack, receive }) => {
-      const { deps } = input;
+      const { deps, name } = input;
       let current: TaskClaim | undefined;
       receive((command) => {
         if (command.type === 'claim') {
           current?.drop(`${command.action} took the slot`);
           // Runs synchronously in the sender's async context: a caller that holds the lock re-enters it.
-          current = new TaskClaim(command.generation, command.action, command.job, deps, sendBack);
+          current = new TaskClaim(command.generation, command.action, command.job, deps, sendBack, name);
           return;
         }
         const claim = current;

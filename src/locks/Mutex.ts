@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { telemetry, type LockSeries, type TelemetrySink, type TelemetrySpan } from '../telemetry/hooks.ts';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { type Clock } from '../clock.ts';
 import { CancelledError, DeadlockError, LockLostError, TimeoutError } from '../errors.ts';
@@ -19,6 +20,8 @@ interface Hold extends HoldRecord {
   readonly owner: unknown;
   depth: number;
   released: boolean;
+  /** When it was granted (`performance.now()`), only while telemetry is on. */
+  heldAt?: number;
 }
 
 interface Waiter {
@@ -29,6 +32,8 @@ interface Waiter {
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
   timer: unknown;
+  /** The wait's telemetry, only while telemetry is on. */
+  span?: TelemetrySpan;
 }
 
 /**
@@ -104,6 +109,8 @@ export class Mutex {
   readonly reentrant: boolean;
   readonly #clock: Clock;
   readonly #inspected: boolean;
+  #seriesSink: TelemetrySink | undefined;
+  #lockSeries: LockSeries | undefined;
   #hold: Hold | null = null;
   #queue: Waiter[] = [];
   #head = 0;
@@ -153,7 +160,7 @@ export class Mutex {
     let purged = 0;
     for (let i = this.#head; i < this.#queue.length; i++) {
       const waiter = this.#queue[i] as Waiter;
-      if (!this.#take(waiter)) continue;
+      if (!this.#take(waiter, 'purged')) continue;
       purged++;
       waiter.reject(reason);
     }
@@ -179,6 +186,7 @@ export class Mutex {
     if (hold.controller === undefined) hold.lost = lost;
     else hold.controller.abort(lost());
     if (inspection.enabled && this.#inspected) inspection.lock({ lock: `mutex:${this.name}`, kind: 'mutex', op: 'forced', holder: hold.owner, by: opts.by, waiters: this.#waiting });
+    if (telemetry.enabled && this.#inspected) telemetry.sink.lockLost('mutex', 'forced');
     this.#release(hold);
     return true;
   }
@@ -213,14 +221,24 @@ export class Mutex {
     }
     const reentry = this.#reenter();
     if (reentry) return reentry;
-    if (this.#hold === null) return Promise.resolve(new LockHandle(this.#releaser, this.#grant(owner)));
-    if (timeoutMs === 0) return Promise.reject(this.#timeoutError(0));
+    if (this.#hold === null) {
+      if (telemetry.enabled && this.#inspected) this.#series().acquiredAtOnce();
+      return Promise.resolve(new LockHandle(this.#releaser, this.#grant(owner)));
+    }
+    if (timeoutMs === 0) {
+      if (telemetry.enabled && this.#inspected) telemetry.sink.lockAcquire('mutex', this.name).end('timeout');
+      return Promise.reject(this.#timeoutError(0));
+    }
     return new Promise<LockHandle>((resolve, reject) => {
       // A plain record, no closures unless a signal or a timeout needs one: the contended path stays cheap.
       const waiter: Waiter = { owner, settled: false, resolve, reject, signal, onAbort: undefined, timer: undefined };
       if ((options as { [kJumpQueue]?: boolean } | undefined)?.[kJumpQueue] === true) this.#pushFront(waiter);
       else this.#queue.push(waiter);
       this.#waiting++;
+      if (telemetry.enabled && this.#inspected) {
+        waiter.span = telemetry.sink.lockAcquire('mutex', this.name);
+        telemetry.sink.lockWaiters('mutex', 1);
+      }
       if (signal) {
         waiter.onAbort = () => this.#giveUp(waiter, signal.reason);
         signal.addEventListener('abort', waiter.onAbort, { once: true });
@@ -281,6 +299,7 @@ export class Mutex {
   #grant(owner: unknown): Hold {
     const hold: Hold = { owner, depth: 1, released: false, controller: undefined };
     this.#hold = hold;
+    if (telemetry.enabled && this.#inspected && this.#series().timesHold()) hold.heldAt = performance.now();
     if (inspection.enabled && this.#inspected) inspection.lock({ lock: `mutex:${this.name}`, kind: 'mutex', op: 'held', holder: owner ?? '(anonymous)', waiters: this.#waiting });
     return hold;
   }
@@ -288,13 +307,14 @@ export class Mutex {
   #release(hold: Hold): void {
     if (hold.released || --hold.depth > 0) return;
     hold.released = true;
+    if (hold.heldAt !== undefined && telemetry.enabled) this.#series().held((performance.now() - hold.heldAt) / 1000);
     if (this.#hold !== hold) return;
     this.#hold = null;
     // Hand the lock straight to the first waiter that is still waiting, so nobody can barge in.
     while (this.#head < this.#queue.length) {
       const waiter = this.#queue[this.#head] as Waiter;
       this.#queue[this.#head++] = undefined as unknown as Waiter;
-      if (!this.#take(waiter)) continue;
+      if (!this.#take(waiter, 'acquired')) continue;
       waiter.resolve(new LockHandle(this.#releaser, this.#grant(waiter.owner)));
       break;
     }
@@ -309,7 +329,7 @@ export class Mutex {
   }
 
   #giveUp(waiter: Waiter, reason: unknown): void {
-    if (!this.#take(waiter)) return;
+    if (!this.#take(waiter, reason instanceof TimeoutError ? 'timeout' : 'aborted')) return;
     waiter.reject(reason);
     // Waiters that gave up stay in the array until the next release; under a long hold
     // with many time-outs, drop them once they outnumber the live waiters (amortised O(1)).
@@ -330,13 +350,27 @@ export class Mutex {
    * marks it settled, counts it out, removes its timer and abort listener. False when it
    * had already left.
    */
-  #take(waiter: Waiter): boolean {
+  #take(waiter: Waiter, outcome: string): boolean {
     if (waiter.settled) return false;
     waiter.settled = true;
     this.#waiting--;
+    if (waiter.span !== undefined) {
+      waiter.span.end(outcome);
+      if (telemetry.enabled) telemetry.sink.lockWaiters('mutex', -1);
+    }
     if (waiter.timer !== undefined) this.#clock.clearTimeout(waiter.timer);
     if (waiter.onAbort) waiter.signal?.removeEventListener('abort', waiter.onAbort);
     return true;
+  }
+
+  /** This mutex's telemetry series, asked of the current sink once. */
+  #series(): LockSeries {
+    const sink = telemetry.sink;
+    if (this.#seriesSink !== sink) {
+      this.#seriesSink = sink;
+      this.#lockSeries = sink.lockSeries('mutex', this.name);
+    }
+    return this.#lockSeries as LockSeries;
   }
 
   #timeoutError(ms: number): TimeoutError {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { telemetry } from '../telemetry/hooks.ts';
 import type { Actor, AnyActorRef } from 'xstate';
 import type { LocksmithCommand } from '../../machines/locksmith.machine.ts';
 import { type Clock } from '../clock.ts';
@@ -359,10 +360,11 @@ export class Locksmith {
     const opts = options as ForceOptions & { [kHost]?: HostRecord };
     const signal = opts.signal;
     const kind = lockKindOf(lock);
+    const span = telemetry.enabled ? telemetry.sink.force(String((lock as { name?: unknown }).name ?? kind)) : undefined;
     try {
       throwIfAborted(signal);
       run.send('statesmith.force.start');
-      return await this.#force(run, lock, kind, {
+      const result = await this.#force(run, lock, kind, {
         hasInfo: 'info' in opts,
         info: opts.info,
         owner: opts.owner,
@@ -371,7 +373,10 @@ export class Locksmith {
         purge: opts.purgeWaiters ?? true,
         host: opts[kHost],
       });
+      span?.end(result.name);
+      return result;
     } catch (error) {
+      span?.end(isCritical(error) ? 'critical' : 'error', error);
       if (!run.finished) run.send(signal?.aborted && error === signal.reason ? 'statesmith.force.abort' : 'statesmith.force.fail');
       throw error;
     }

@@ -6,7 +6,7 @@
  * Internal to statesmith (not exported from the package). A file header says so in words:
  * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
-import { createActor, type AnyActorLogic, type Actor, type InputFrom } from 'xstate';
+import { createActor, type AnyActorLogic, type AnyActorRef, type Actor, type InputFrom } from 'xstate';
 import { inspection } from '../inspect/capture.ts';
 import { systemClock } from '../clock.ts';
 import { InvalidStateError } from '../errors.ts';
@@ -40,6 +40,44 @@ export function startCapture(): () => void {
   }
   return () => {
     inspection.disable();
+    for (const subscription of subscriptions) subscription.unsubscribe();
+  };
+}
+
+/**
+ * Calls `listener` with every snapshot of every actor statesmith starts, now and from now
+ * on, and of their children as they appear (the telemetry's actor metrics). It subscribes
+ * to the actors themselves rather than to XState's inspection, which, once anyone
+ * inspects, makes an event object for every action of the whole system. Returns the
+ * function that stops observing.
+ *
+ * @internal
+ */
+export function observeActors(listener: (actor: object, snapshot: { readonly status?: string; readonly value?: unknown }) => void): () => void {
+  const subscriptions: Array<{ unsubscribe(): void }> = [];
+  const seen = new WeakSet<object>();
+  let stopped = false;
+  const watch = (actor: AnyActorRef): void => {
+    if (stopped || seen.has(actor)) return;
+    seen.add(actor);
+    let children: unknown;
+    const next = (snapshot: { readonly status?: string; readonly value?: unknown; readonly children?: Record<string, AnyActorRef | undefined> }): void => {
+      listener(actor, snapshot);
+      // XState keeps the children object while no child comes or goes: a scan only then.
+      const kids = snapshot.children;
+      if (kids !== undefined && kids !== children) {
+        children = kids;
+        for (const child of Object.values(kids)) if (child !== undefined) watch(child);
+      }
+    };
+    subscriptions.push(actor.subscribe({ next: next as never, error: () => undefined, complete: () => listener(actor, { status: 'stopped' }) }));
+    next(actor.getSnapshot() as never);
+  };
+  for (const { actor } of [...live]) watch(actor);
+  const stopListening = onActorStarted(({ actor }) => watch(actor));
+  return () => {
+    stopped = true;
+    stopListening();
     for (const subscription of subscriptions) subscription.unsubscribe();
   };
 }

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { telemetry } from '../telemetry/hooks.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
@@ -50,8 +51,15 @@ export const subprocessLogic = subprocessMachine.provide({
     process: fromCallback<SubprocessProcessCommand, SubprocessProcessInput>(({ input, sendBack, receive }) => {
       const { name, call, options } = input;
       const command = options.argv.join(' ');
-      const end = (event: Omit<Extract<SubprocessInternalEvent, { type: 'statesmith.subprocess.ended' }>, 'type' | typeof kFromProcess | 'call'>): void =>
+      const span = telemetry.enabled ? telemetry.sink.subprocessCall(name, options.argv[0] as string) : undefined;
+      let stopped = false;
+      const end = (event: Omit<Extract<SubprocessInternalEvent, { type: 'statesmith.subprocess.ended' }>, 'type' | typeof kFromProcess | 'call'>): void => {
+        if (span !== undefined) {
+          if (event.exitCode !== null) span.setAttribute('statesmith.subprocess.exit_code', event.exitCode);
+          span.end(event.error !== undefined ? 'failed' : stopped ? 'cancelled' : 'completed', event.error);
+        }
         sendBack({ type: 'statesmith.subprocess.ended', [kFromProcess]: true, call, ...event });
+      };
       const spawnFailed = (error: unknown): void => {
         getLogger().error(`${name}: failed to spawn '${command}'`, { error });
         end({ exitCode: null, signal: null, error: errorData(error) });
@@ -110,12 +118,15 @@ export const subprocessLogic = subprocessMachine.provide({
       receive((request) => {
         if (exited.settled && request.type === 'terminate') return;
         stopping = true;
+        stopped = true;
         if (request.type === 'terminate') {
           getLogger().info(`Terminating ${command}`, { subprocess: name, pid });
           tree.collect();
           sendSignal(pid, 'SIGTERM');
+          if (telemetry.enabled) telemetry.sink.subprocessKill('SIGTERM');
         } else if (!exited.settled) {
           getLogger().warn(`Killing ${command} and its descendants`, { subprocess: name, pid });
+          if (telemetry.enabled) telemetry.sink.subprocessKill('SIGKILL');
           // Freeze the leader so it cannot fork while its tree is collected, then kill it all.
           sendSignal(pid, 'SIGSTOP');
           tree.collect();

@@ -15,6 +15,7 @@ import type { AnyActorRef } from 'xstate';
 import type { Clock } from '../clock.ts';
 import { ArgumentRangeError, ArgumentTypeError, ArgumentValueError, CancelledError, TaskAbandonedError, TaskGroupError } from '../errors.ts';
 import { getLogger } from '../logger.ts';
+import { telemetry } from '../telemetry/hooks.ts';
 import { optionalDuration, optionalObject } from '../runtime/validate.ts';
 import { backoffDelay } from './restartPolicy.ts';
 import type { TaskExit, TaskRecord } from './Task.ts';
@@ -206,6 +207,7 @@ export class Supervisor {
     const along = others.length === 0 ? '' : ` with ${others.length} sibling${others.length === 1 ? '' : 's'} (${this.config.strategy})`;
     getLogger().info(`Task ${task.name} ${verb} (${why}); restarting in ${Math.round(delayMs)} ms${along} (restart ${attempt} of ${policy.maxRestarts})`);
     if (exit.outcome === 'failed') getLogger().debug(`Task ${task.name} failed`, { error: exit.error });
+    if (telemetry.enabled) telemetry.sink.taskRestarted(this.#table.prefix, task.origin?.shortName ?? task.name);
     if (others.length === 0) {
       task.restartAfter(delayMs, attempt);
       return undefined;
