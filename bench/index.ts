@@ -6,6 +6,7 @@ import { benchLocksmith } from './locksmith.bench.ts';
 import { benchMutex } from './mutex.bench.ts';
 import { benchSupervision } from './supervision.bench.ts';
 import { benchTasks } from './tasks.bench.ts';
+import { benchTelemetry } from './telemetry.bench.ts';
 import { benchThreads } from './threads.bench.ts';
 
 console.log(`statesmith benchmarks — node ${process.version}, ${process.platform}/${process.arch}`);
@@ -17,5 +18,6 @@ await benchSupervision();
 await benchLocksmith();
 await benchCoordination();
 await benchInspector();
+await benchTelemetry();
 // Server connections and private servers close on their own; do not wait for them.
 process.exit(0);

@@ -24,6 +24,7 @@ describe('the public API', function () {
   for (const [entry, file] of [
     ['statesmith', 'api-extractor.json'],
     ['statesmith/inspector', 'api-extractor.inspector.json'],
+    ['statesmith/telemetry', 'api-extractor.telemetry.json'],
   ] as const) {
     it(`${entry}: every export is documented and api/ matches the code`, () => {
       const config = ExtractorConfig.loadFileAndPrepare(join(root, file));

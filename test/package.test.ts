@@ -19,6 +19,9 @@ const packageVersion = (JSON.parse(await readFile(join(root, 'package.json'), 'u
 const consumerTs = `import { createActor } from 'xstate';
 import { TaskGroup, taskGroupLogic, executorLogic, coordinatorLogic, type TaskGroupReply } from 'statesmith';
 import { startInspector } from 'statesmith/inspector';
+import { enableTelemetry, type TelemetryOptions } from 'statesmith/telemetry';
+const options: TelemetryOptions = { metrics: true, lockNamesInLabels: false };
+void enableTelemetry; void options;
 const group = new TaskGroup({ uniqueId: 'consumer' });
 const answer: number = await group.createTask(async () => 42, { name: 'answer' }).wait();
 await group.stop();
@@ -30,6 +33,7 @@ void answer; void executorLogic; void coordinatorLogic; void startInspector;
 const consumerJs = `import { createActor } from 'xstate';
 import { TaskGroup, taskGroupLogic } from 'statesmith';
 import { startInspector } from 'statesmith/inspector';
+import { enableTelemetry } from 'statesmith/telemetry';
 const group = new TaskGroup({ uniqueId: 'consumer' });
 const task = group.createTask(async () => 42, { name: 'answer' });
 const value = await task.wait();
@@ -37,7 +41,9 @@ await group.stop();
 const actor = createActor(taskGroupLogic, { input: { uniqueId: 'c2' } }).start();
 const done = new Promise((resolve) => actor.on('statesmith.taskGroup.taskDone', resolve));
 actor.send({ type: 'statesmith.taskGroup.createTask', name: 'x', fn: async () => 'ok' });
-console.log(value, (await done).result, typeof startInspector);
+// prom-client is an optional peer this project did not install: a typed error says so.
+const missing = await enableTelemetry().then(() => 'enabled', (error) => error.code);
+console.log(value, (await done).result, typeof startInspector, missing);
 actor.stop();
 `;
 
@@ -72,7 +78,7 @@ describe('the installed package', function () {
     await run('npm', ['install', '--no-audit', '--no-fund', '--silent', tarball], { cwd: project, maxBuffer: 1 << 24 });
     await writeFile(join(project, 'use.mjs'), consumerJs);
     const { stdout } = await run(process.execPath, ['use.mjs'], { cwd: project });
-    expect(stdout.trim()).to.equal('42 ok function');
+    expect(stdout.trim()).to.equal('42 ok function ERR_TELEMETRY_CLIENT_MISSING');
     await writeFile(join(project, 'use.ts'), consumerTs);
     await writeFile(
       join(project, 'tsconfig.json'),
@@ -121,6 +127,6 @@ describe('the installed package', function () {
     await run('npm', ['install', '--no-audit', '--no-fund', '--silent', `git+file://${root}#${head.stdout.trim()}`], { cwd: project, maxBuffer: 1 << 24 });
     await writeFile(join(project, 'use.mjs'), consumerJs);
     const { stdout } = await run(process.execPath, ['use.mjs'], { cwd: project });
-    expect(stdout.trim()).to.equal('42 ok function');
+    expect(stdout.trim()).to.equal('42 ok function ERR_TELEMETRY_CLIENT_MISSING');
   });
 });
