@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import type { HaAgentOptions } from './haAgent.ts';
 
-export const USAGE = 'usage: statesmith demo [--inspect [port]] [--coordinator url] [--name name] [--for seconds] [--verbose]';
+export const USAGE = 'usage: statesmith demo [--inspect [port]] [--metrics port] [--coordinator url] [--name name] [--for seconds] [--verbose]';
 
 export const HELP = `statesmith: statechart actors for the background work of Node.js control planes
 
@@ -31,6 +31,7 @@ with a locksmith. Ctrl-C (SIGINT) or SIGTERM stops it cleanly.
 
 options:
   --inspect [port]     serve the live inspector on 127.0.0.1 (default port: any free one)
+  --metrics <port>     serve Prometheus metrics at http://127.0.0.1:<port>/metrics (needs prom-client)
   --coordinator <url>  memory:// (default), redis://host:6379, postgresql://user@host/db
   --name <name>        this agent's member name (default: agent-<pid>)
   --for <seconds>      stop by itself after this many seconds (default: run until stopped)
@@ -39,6 +40,7 @@ options:
 
 examples:
   statesmith demo --inspect
+  statesmith demo --metrics 9464
   statesmith demo --coordinator redis://127.0.0.1:6379 --name a --for 60`;
 
 /** A command line the CLI cannot take: `code` says why (`ERR_UNKNOWN_OPTION`, `ERR_OUT_OF_RANGE`, ...); exit status 2. */
@@ -61,11 +63,11 @@ export interface DemoArgs {
 
 const shown = (value: string): string => JSON.stringify(value);
 
-/** The port of `--inspect`: an integer from 0 to 65535. */
-function port(value: string): number {
-  if (!/^-?\d+$/.test(value)) throw new UsageError('ERR_INVALID_ARG_VALUE', `--inspect: port must be an integer from 0 to 65535; received ${shown(value)}`);
+/** The port of `--inspect` or `--metrics`: an integer from 0 to 65535. */
+function port(value: string, flag = '--inspect'): number {
+  if (!/^-?\d+$/.test(value)) throw new UsageError('ERR_INVALID_ARG_VALUE', `${flag}: port must be an integer from 0 to 65535; received ${shown(value)}`);
   const n = Number(value);
-  if (n < 0 || n > 65_535) throw new UsageError('ERR_OUT_OF_RANGE', `--inspect: port must be an integer from 0 to 65535; received ${shown(value)}`);
+  if (n < 0 || n > 65_535) throw new UsageError('ERR_OUT_OF_RANGE', `${flag}: port must be an integer from 0 to 65535; received ${shown(value)}`);
   return n;
 }
 
@@ -95,6 +97,10 @@ export function parseDemoArgs(argv: readonly string[]): DemoArgs {
           options.inspectPort = port(next);
           i++;
         } else options.inspectPort = 0;
+        break;
+      case '--metrics':
+        options.metricsPort = port(valueOf(arg, next, 'a port (0 to 65535)'), arg);
+        i++;
         break;
       case '--coordinator':
         options.coordinatorUrl = valueOf(arg, next, 'a URL (memory://, redis://..., postgresql://...)');

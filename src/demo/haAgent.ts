@@ -20,6 +20,7 @@ import { WakeupBus } from '../bus/WakeupBus.ts';
 import { createCoordinator } from '../coordination/Coordinator.ts';
 import type { LockLostError } from '../errors.ts';
 import { startInspector, type Inspector } from '../inspect/server.ts';
+import { enableTelemetry, type MetricsEndpoint, type Telemetry } from '../telemetry/index.ts';
 import { Mutex } from '../locks/Mutex.ts';
 import { Locksmith } from '../locksmith/Locksmith.ts';
 import { getLogger, setLogger, type LogFields } from '../logger.ts';
@@ -37,6 +38,8 @@ export interface HaAgentOptions {
   readonly coordinatorUrl?: string;
   /** Start an inspector on this port (0: any free one); `undefined`: none. */
   readonly inspectPort?: number;
+  /** Serve Prometheus metrics on this port (0: any free one); `undefined`: none. */
+  readonly metricsPort?: number;
   /** Stop by itself after this many ms; default never. */
   readonly durationMs?: number;
   /** Where log lines go; default stdout. */
@@ -50,6 +53,8 @@ export interface HaAgentOptions {
 /** A running agent. */
 export interface HaAgent {
   readonly inspectorUrl: string | undefined;
+  /** Where the metrics are served, with `metricsPort`. */
+  readonly metricsUrl: string | undefined;
   /** True while this agent holds the leader lock. */
   readonly isLeader: boolean;
   /** Resolves once the agent has stopped (by `stop()`, or after `durationMs`). */
@@ -74,6 +79,12 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
   if (options.inspectPort !== undefined) {
     inspector = await startInspector({ port: options.inspectPort });
     say('inspector', `open ${inspector.url}`);
+  }
+  let metrics: { telemetry: Telemetry; endpoint: MetricsEndpoint } | undefined;
+  if (options.metricsPort !== undefined) {
+    const telemetry = await enableTelemetry();
+    metrics = { telemetry, endpoint: await telemetry.serve({ port: options.metricsPort }) };
+    say('metrics', `serving ${metrics.endpoint.url}`);
   }
 
   const coordinator = createCoordinator({
@@ -195,6 +206,7 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
       });
       bus.complete();
       await inspector?.close();
+      await metrics?.telemetry.disable();
       say('agent', 'stopped cleanly');
       setLogger(previousLogger);
       resolveDone();
@@ -205,6 +217,7 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
 
   return {
     inspectorUrl: inspector?.url,
+    metricsUrl: metrics?.endpoint.url,
     get isLeader() {
       return agent.getSnapshot().context.leader?.held === true;
     },

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { telemetry } from '../telemetry/hooks.ts';
 import { assign, enqueueActions, fromPromise, sendTo, setup, type AnyActorRef } from 'xstate';
 import type { DistributedLock, DistributedLockHandle } from '../coordination/Coordinator.ts';
 import type { Mutex } from '../locks/Mutex.ts';
@@ -78,7 +79,15 @@ export const haAgentMachine = setup({
             return { leader: null, run: null };
           }
           input.say('loop', `cycle ${cycles}: became the leader (fence ${leader.fence})`);
-          leader.signal.addEventListener('abort', () => input.say('loop', `lost the leader lock: ${(leader.signal.reason as Error).message}`), { once: true });
+          if (telemetry.enabled) telemetry.sink.leadership('leader', true);
+          leader.signal.addEventListener(
+            'abort',
+            () => {
+              input.say('loop', `lost the leader lock: ${(leader.signal.reason as Error).message}`);
+              if (telemetry.enabled) telemetry.sink.leadership('leader', false);
+            },
+            { once: true },
+          );
           return { leader, run: 'promote' };
         }
         if (busy || cycles % 4 !== 0) return { leader: current, run: null };
@@ -87,7 +96,10 @@ export const haAgentMachine = setup({
       });
     }),
     leave: fromPromise<void, { context: AgentContext }>(async ({ input: { context } }) => {
-      if (context.leader?.held) await context.leader.release();
+      if (context.leader?.held) {
+        await context.leader.release();
+        if (telemetry.enabled) telemetry.sink.leadership('leader', false);
+      }
       await context.input.leave();
     }),
   },
