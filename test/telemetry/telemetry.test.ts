@@ -176,6 +176,7 @@ describe('telemetry', function () {
       const coordinator = createCoordinator({ agentId: 'b', prefix: 'ha-' });
       await coordinator.start();
       const lock = await coordinator.getLock('leader').acquire();
+      const fence = String(lock?.fence);
       await lock?.release();
       await coordinator.stop();
       const runner = new CancellableSubprocess({ name: 'pg' });
@@ -194,7 +195,7 @@ describe('telemetry', function () {
       expect(mine.parentSpanContext?.spanId, 'the user span is the task span’s child').to.equal(task.spanContext().spanId);
       expect(mine.spanContext().traceId).to.equal(task.spanContext().traceId);
       const acquire = byName('statesmith.lock.acquire').find((s) => s.attributes['statesmith.lock.kind'] === 'distributed') as ReadableSpan;
-      expect(acquire.attributes).to.deep.include({ 'statesmith.lock.name': 'ha-leader', 'statesmith.lock.fence': '1', 'statesmith.outcome': 'acquired' });
+      expect(acquire.attributes).to.deep.include({ 'statesmith.lock.name': 'ha-leader', 'statesmith.lock.fence': fence, 'statesmith.outcome': 'acquired' });
       const call = byName('statesmith.subprocess.call')[0] as ReadableSpan;
       expect(call.attributes).to.deep.include({ 'statesmith.subprocess': 'pg', 'statesmith.subprocess.command': 'sh', 'statesmith.subprocess.exit_code': 3 });
       const force = byName('statesmith.locksmith.force')[0] as ReadableSpan;
