@@ -19,27 +19,12 @@
  */
 import { assign, not, setup, type EventObject } from 'xstate';
 import type { ErrorData } from './protocol.ts';
+import { backoffDelay, type RestartSettings } from './restart.ts';
 
 /** The supervisor's settings, checked, with their defaults. */
-export interface SupervisorSettings {
+export interface SupervisorSettings extends RestartSettings {
   /** The supervisor's name, for rejections and logs. */
   readonly name: string;
-  /** Which ends of the inner actor restart it: `permanent` (an error or finishing), `transient` (an error), `temporary` (never). */
-  readonly type: 'permanent' | 'transient' | 'temporary';
-  /** The restart intensity: at most this many restarts within `withinMs`. */
-  readonly maxRestarts: number;
-  /** The intensity window, in ms. */
-  readonly withinMs: number;
-  /** The first back-off, in ms. */
-  readonly initialMs: number;
-  /** The longest back-off, in ms. */
-  readonly maxMs: number;
-  /** Each further restart within the window multiplies the back-off by this. */
-  readonly factor: number;
-  /** Adds up to this fraction of the back-off at random. */
-  readonly jitter: number;
-  /** A run that lasted this long (ms) clears the restart history. */
-  readonly resetAfterMs: number;
   /** Where a restart starts from: the initial state, or the last snapshot before the failure. */
   readonly restartFrom: 'initial' | 'snapshot';
   /** How many events a back-off keeps. */
@@ -115,9 +100,7 @@ export const supervisorMachine = setup({
     scheduleRestart: assign(({ context, event }) => {
       const { at, random } = event as { at: number; random: number };
       const history = [...recent(context, at), at];
-      const { initialMs, maxMs, factor, jitter } = context.settings;
-      const base = Math.min(maxMs, initialMs * factor ** (history.length - 1));
-      const delayMs = Math.min(maxMs, base * (1 + jitter * random));
+      const delayMs = backoffDelay(context.settings, history.length, random);
       const error = (event as { error?: ErrorData }).error;
       return { restarts: context.restarts + 1, history, until: at + delayMs, delayMs, lastError: error ?? context.lastError };
     }),

@@ -157,6 +157,7 @@ export {
   type SupervisorInput,
   type SupervisorSettings,
 } from '../machines/supervisor.machine.ts';
+export type { RestartSettings } from '../machines/restart.ts';
 
 // Coordination (OpenStack coordination over tooz)
 export {

@@ -8,6 +8,7 @@
  */
 import { ArgumentRangeError, ArgumentTypeError, ArgumentValueError } from '../errors.ts';
 import { optionalObject } from '../runtime/validate.ts';
+import { backoffDelay, type RestartSettings } from '../../machines/restart.ts';
 
 /** Back-off between restarts. */
 export interface BackoffOptions {
@@ -47,16 +48,7 @@ export interface RestartPolicy {
 }
 
 /** A checked policy with every default filled in. @internal */
-export interface ResolvedRestartPolicy {
-  readonly type: RestartType;
-  readonly resetAfterMs: number;
-  readonly maxRestarts: number;
-  readonly withinMs: number;
-  readonly initialMs: number;
-  readonly maxMs: number;
-  readonly factor: number;
-  readonly jitter: number;
-}
+export type ResolvedRestartPolicy = RestartSettings;
 
 const RESTART_TYPES: readonly RestartType[] = ['permanent', 'transient', 'temporary'];
 
@@ -90,8 +82,4 @@ export function resolveRestartPolicy(value: unknown, where = 'options.restart'):
   };
 }
 
-/** The delay before restart number `attempt` (1-based), with `random` in [0, 1). @internal */
-export function backoffDelay(policy: ResolvedRestartPolicy, attempt: number, random: number): number {
-  const base = Math.min(policy.maxMs, policy.initialMs * policy.factor ** (attempt - 1));
-  return Math.min(policy.maxMs, base * (1 + policy.jitter * random));
-}
+export { backoffDelay };
