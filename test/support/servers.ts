@@ -87,6 +87,8 @@ export async function privateRedis(): Promise<PrivateServer> {
   let child: ChildProcess | undefined;
   const start = async (): Promise<void> => {
     child = spawn(binary, ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+    // The exit hook kills it; it must not keep the test run alive on its own.
+    child.unref();
     await waitFor(() => reachable('127.0.0.1', port, 200), 10_000, `redis-server on port ${port}`);
   };
   const stop = async (): Promise<void> => {
@@ -176,9 +178,42 @@ export async function privatePostgres(): Promise<PrivateServer> {
   };
 }
 
+/** A nats-server of its own (Debian's `nats-server`) on a free loopback port, for tests that stop or restart it. */
+export async function privateNats(args: readonly string[] = []): Promise<PrivateServer> {
+  const binary = which('nats-server', ['/usr/sbin/nats-server', '/usr/bin/nats-server']);
+  if (binary === undefined) throw new Error('nats-server is not installed (apt-get install nats-server)');
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  const start = async (): Promise<void> => {
+    child = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), ...args], { stdio: 'ignore' });
+    // The exit hook kills it; it must not keep the test run alive on its own.
+    child.unref();
+    await waitFor(() => reachable('127.0.0.1', port, 200), 10_000, `nats-server on port ${port}`);
+  };
+  const stop = async (): Promise<void> => {
+    const current = child;
+    child = undefined;
+    if (current === undefined || current.exitCode !== null) return;
+    const exited = new Promise((resolve) => current.once('exit', resolve));
+    current.kill('SIGCONT');
+    current.kill('SIGTERM');
+    await exited;
+  };
+  await start();
+  started.push(() => child?.kill('SIGKILL'));
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    stop,
+    restart: start,
+    pause: () => child?.kill('SIGSTOP'),
+    resume: () => child?.kill('SIGCONT'),
+  };
+}
+
 const shared = new Map<string, Promise<string | undefined>>();
 
-async function sharedServer(kind: 'redis' | 'postgresql', envUrl: string | undefined, defaultUrl: string, start: () => Promise<PrivateServer>): Promise<string | undefined> {
+async function sharedServer(kind: 'redis' | 'postgresql' | 'nats', envUrl: string | undefined, defaultUrl: string, start: () => Promise<PrivateServer>): Promise<string | undefined> {
   const url = new URL(envUrl ?? defaultUrl);
   if (await reachable(url.hostname, Number(url.port), 1_000)) return url.href;
   try {
@@ -193,6 +228,13 @@ async function sharedServer(kind: 'redis' | 'postgresql', envUrl: string | undef
 export function sharedRedis(): Promise<string | undefined> {
   let url = shared.get('redis');
   if (url === undefined) shared.set('redis', (url = sharedServer('redis', process.env['REDIS_URL'], 'redis://127.0.0.1:6379', privateRedis)));
+  return url;
+}
+
+/** The URL of a NATS server to test against (the machine's on 4222, or one of the harness's), or undefined outside CI when none can be had. */
+export function sharedNats(): Promise<string | undefined> {
+  let url = shared.get('nats');
+  if (url === undefined) shared.set('nats', (url = sharedServer('nats', process.env['STATESMITH_NATS_URL'], 'nats://127.0.0.1:4222', () => privateNats())));
   return url;
 }
 
