@@ -25,6 +25,7 @@ describe('the public API', function () {
     ['statesmith', 'api-extractor.json'],
     ['statesmith/inspector', 'api-extractor.inspector.json'],
     ['statesmith/telemetry', 'api-extractor.telemetry.json'],
+    ['statesmith/nats', 'api-extractor.nats.json'],
   ] as const) {
     it(`${entry}: every export is documented and api/ matches the code`, () => {
       const config = ExtractorConfig.loadFileAndPrepare(join(root, file));

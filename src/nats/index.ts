@@ -1,0 +1,339 @@
+/**
+ * `statesmith/nats`: any actor, served over NATS to other processes, and its remote
+ * handle. `@nats-io/transport-node` is an optional peer: you connect, and hand the
+ * connection here.
+ *
+ * - `<subject>.cmd`: request/reply. A JSON command comes in; the reply is the command's
+ *   reply event, or `statesmith.rejected` with a typed `code`.
+ * - `<subject>.state`: every snapshot change is published (status, value, context through
+ *   the inspector's safe serialiser); a request on it gets the latest.
+ * - `<subject>.events`: every event the actor emits is published.
+ *
+ * @module
+ */
+import { Observable, ReplaySubject, Subject, type Observer, type Subscription as RxSubscription } from 'rxjs';
+import { createActor, fromCallback, type AnyActorRef } from 'xstate';
+import { ArgumentTypeError, ArgumentValueError, TimeoutError } from '../errors.ts';
+import { safeStringify } from '../inspect/safeJson.ts';
+import { getLogger } from '../logger.ts';
+import { optionalDuration, optionalObject, optionalSignal } from '../runtime/validate.ts';
+
+/** The part of a NATS connection (`@nats-io/transport-node`'s `NatsConnection`) that statesmith uses. */
+export interface NatsConnectionLike {
+  /** Publishes `payload` on `subject`. */
+  publish(subject: string, payload?: string | Uint8Array): void;
+  /** Calls `callback` with each message on `subject` until unsubscribed. */
+  subscribe(subject: string, options?: { callback?: (error: Error | null, message: NatsMessageLike) => void }): { unsubscribe(): void };
+  /** Publishes with a reply subject and resolves with the first reply, or rejects after `timeout` ms. */
+  request(subject: string, payload?: string | Uint8Array, options?: { timeout: number }): Promise<NatsMessageLike>;
+  /** Resolves once the server has processed everything sent so far (its subscriptions included). */
+  flush?(): Promise<void>;
+}
+
+/** The part of a NATS message that statesmith uses. */
+export interface NatsMessageLike {
+  /** The payload. */
+  readonly data: Uint8Array;
+  /** Where to answer, for a request. */
+  readonly reply?: string;
+  /** Publishes `payload` on the reply subject. */
+  respond(payload?: string | Uint8Array): boolean;
+}
+
+/** Options of {@link exposeActor}. */
+export interface ExposeOptions {
+  /** A connected NATS client (`await connect({ servers })` from `@nats-io/transport-node`). */
+  readonly connection: NatsConnectionLike;
+  /** The subject prefix: tokens of letters, digits, `-` and `_` joined by dots; no wildcards. */
+  readonly subject: string;
+  /** The largest command accepted, in bytes; default 65,536. */
+  readonly maxCommandBytes?: number;
+  /** How long a command may wait for its reply before `ERR_NO_REPLY` is answered; default 30,000 ms. */
+  readonly replyTimeoutMs?: number;
+}
+
+/** A served actor; `close()` stops serving it (the actor runs on). */
+export interface Exposed {
+  /** Stops serving: unsubscribes, and answers no more commands. */
+  close(): Promise<void>;
+}
+
+/** Options of {@link remoteActor}. */
+export interface RemoteOptions {
+  /** A connected NATS client. */
+  readonly connection: NatsConnectionLike;
+  /** The subject prefix the actor is exposed on. */
+  readonly subject: string;
+}
+
+/** A snapshot as it crosses the wire. */
+export interface RemoteSnapshot {
+  /** `active`, `done`, `error` or `stopped`. */
+  readonly status: string;
+  /** The state value. */
+  readonly value: unknown;
+  /** The context, as the inspector's safe serialiser writes it (functions and actor refs named, secrets redacted). */
+  readonly context: unknown;
+}
+
+/** The other side of {@link exposeActor}: an actor in another process. */
+export interface RemoteActor {
+  /** Sends a command without waiting; a refusal is logged. */
+  send(event: { readonly type: string }): void;
+  /** Sends a command and resolves with its reply event (a `statesmith.rejected` too). */
+  request(event: { readonly type: string }, options?: { readonly timeoutMs?: number; readonly signal?: AbortSignal }): Promise<{ readonly type: string } & Record<string, unknown>>;
+  /** The latest snapshot received, or `undefined` before the first. */
+  getSnapshot(): RemoteSnapshot | undefined;
+  /** Every snapshot published, the latest first when subscribing. */
+  readonly snapshot$: Observable<RemoteSnapshot>;
+  /** Every event the actor emits. */
+  readonly events$: Observable<{ readonly type: string } & Record<string, unknown>>;
+  /** `snapshot$.subscribe`, as XState's and RxJS's habits expect. */
+  subscribe(observer: Partial<Observer<RemoteSnapshot>> | ((snapshot: RemoteSnapshot) => void)): RxSubscription;
+  /** Stops listening. */
+  close(): void;
+}
+
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+
+/** Checks a subject prefix: dot-separated tokens, no wildcards, no spaces. */
+function requireSubject(name: string, value: unknown): string {
+  if (typeof value !== 'string') throw new ArgumentTypeError(name, 'a string', value);
+  if (value.length === 0 || !value.split('.').every((token) => TOKEN.test(token))) {
+    throw new ArgumentValueError(name, 'a NATS subject of tokens (letters, digits, "-", "_") joined by dots, without wildcards', value);
+  }
+  return value;
+}
+
+function requireConnection(name: string, value: unknown): NatsConnectionLike {
+  const c = value as Partial<NatsConnectionLike> | null;
+  if (c === null || typeof c !== 'object' || typeof c.publish !== 'function' || typeof c.subscribe !== 'function' || typeof c.request !== 'function') {
+    throw new ArgumentTypeError(name, 'a NATS connection (from @nats-io/transport-node connect())', value);
+  }
+  return c as NatsConnectionLike;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function rejected(command: unknown, state: unknown, code: string, reason: string): string {
+  return JSON.stringify({ type: 'statesmith.rejected', command, state, code, reason });
+}
+
+/**
+ * Serves `actor` (a statesmith actor or any XState actor) on `<subject>.cmd`,
+ * `<subject>.state` and `<subject>.events`. Every command gets exactly one answer: its
+ * reply, or a `statesmith.rejected` (`ERR_MALFORMED_JSON`, `ERR_MESSAGE_TOO_LARGE`,
+ * `ERR_INVALID_COMMAND`, `ERR_ACTOR_STOPPED`, `ERR_NO_REPLY`); the actor itself never
+ * sees a malformed message. A command sent without a reply subject cannot be answered:
+ * its refusal (`ERR_NO_REPLY_SUBJECT`) is published on `<subject>.events`.
+ */
+export async function exposeActor(actor: AnyActorRef, options: ExposeOptions): Promise<Exposed> {
+  if (actor === null || typeof actor !== 'object' || typeof (actor as { send?: unknown }).send !== 'function') throw new ArgumentTypeError('actor', 'an XState actor', actor);
+  const opts = optionalObject<ExposeOptions>('options', options, ['connection', 'subject', 'maxCommandBytes', 'replyTimeoutMs']);
+  const connection = requireConnection('options.connection', opts.connection);
+  const subject = requireSubject('options.subject', opts.subject);
+  const maxBytes = opts.maxCommandBytes ?? 65_536;
+  if (!Number.isInteger(maxBytes) || maxBytes < 1) throw new ArgumentValueError('options.maxCommandBytes', 'an integer >= 1', maxBytes);
+  const replyTimeoutMs = optionalDuration('options.replyTimeoutMs', opts.replyTimeoutMs, 30_000);
+  const stateOf = (): string => {
+    const snapshot = actor.getSnapshot() as { status?: string; value?: unknown; context?: unknown };
+    return safeStringify({ status: snapshot.status, value: snapshot.value, context: snapshot.context });
+  };
+  const pending = new Set<AnyActorRef>();
+  const events = `${subject}.events`;
+
+  const onCommand = (error: Error | null, message: NatsMessageLike): void => {
+    if (error !== null) return;
+    const answer = (payload: string): void => {
+      if (message.reply) message.respond(payload);
+      else connection.publish(events, payload);
+    };
+    if (!message.reply) {
+      answer(rejected(null, (actor.getSnapshot() as { value?: unknown }).value ?? null, 'ERR_NO_REPLY_SUBJECT', `a command on ${subject}.cmd needs a reply subject (send it as a request)`));
+      return;
+    }
+    if (message.data.length > maxBytes) {
+      answer(rejected(null, null, 'ERR_MESSAGE_TOO_LARGE', `a command may have at most ${maxBytes} bytes; received ${message.data.length}`));
+      return;
+    }
+    let command: unknown;
+    try {
+      command = JSON.parse(decoder.decode(message.data));
+    } catch (parseError) {
+      answer(rejected(null, null, 'ERR_MALFORMED_JSON', `the command is not JSON: ${(parseError as Error).message}`));
+      return;
+    }
+    const type = (command as { type?: unknown } | null)?.type;
+    if (command === null || typeof command !== 'object' || Array.isArray(command) || typeof type !== 'string' || type.length === 0) {
+      answer(rejected(command, null, 'ERR_INVALID_COMMAND', 'a command is a JSON object with a string "type"'));
+      return;
+    }
+    // XState's own events (xstate.*) are the actor's internals: never from outside.
+    if (type.startsWith('xstate.') || 'replyTo' in command) {
+      answer(rejected(command, null, 'ERR_INVALID_COMMAND', `${type.startsWith('xstate.') ? `${type} is an internal XState event` : '"replyTo" is set by the bridge'}; it cannot be sent`));
+      return;
+    }
+    if ((actor.getSnapshot() as { status?: string }).status !== 'active') {
+      answer(rejected(command, null, 'ERR_ACTOR_STOPPED', `the actor on ${subject} is not running`));
+      return;
+    }
+    // The reply comes to an actor of its own, which answers the request once.
+    let done = false;
+    const catcher = createActor(
+      fromCallback(({ receive }) => {
+        const timer = setTimeout(() => finish(rejected(command, null, 'ERR_NO_REPLY', `the actor sent no reply within ${replyTimeoutMs} ms; the command was delivered`)), Math.min(replyTimeoutMs, 2 ** 31 - 1));
+        timer.unref();
+        receive((reply) => finish(safeStringify(reply)));
+        return () => clearTimeout(timer);
+      }),
+    );
+    const finish = (payload: string): void => {
+      if (done) return;
+      done = true;
+      message.respond(payload);
+      pending.delete(catcher);
+      queueMicrotask(() => catcher.stop());
+    };
+    pending.add(catcher);
+    catcher.start();
+    actor.send({ ...(command as object), replyTo: catcher } as never);
+  };
+
+  const subscriptions = [
+    connection.subscribe(`${subject}.cmd`, { callback: onCommand }),
+    // A request on the state subject gets the latest snapshot; the bridge's own publications have no reply.
+    connection.subscribe(`${subject}.state`, {
+      callback: (error, message) => {
+        if (error === null && message.reply) message.respond(stateOf());
+      },
+    }),
+  ];
+  let lastState = '';
+  const publishState = (): void => {
+    const state = stateOf();
+    if (state === lastState) return;
+    lastState = state;
+    connection.publish(`${subject}.state`, state);
+  };
+  const snapshots = actor.subscribe({ next: publishState, error: publishState, complete: publishState });
+  const emitted = (actor as { on?: (type: string, fn: (event: unknown) => void) => { unsubscribe(): void } }).on?.('*', (event) => connection.publish(events, safeStringify(event)));
+  publishState();
+  // Served once the server knows the subscriptions: a request sent right after this resolves finds them.
+  await connection.flush?.();
+  return {
+    close: async () => {
+      for (const subscription of subscriptions) subscription.unsubscribe();
+      snapshots.unsubscribe();
+      emitted?.unsubscribe();
+      for (const catcher of pending) catcher.stop();
+      pending.clear();
+    },
+  };
+}
+
+/** Throws unless `value` survives JSON unchanged in meaning: no functions, symbols, bigints, undefined, or cycles. */
+function requireJson(name: string, value: unknown, seen = new Set<unknown>()): void {
+  const kind = typeof value;
+  if (kind === 'function' || kind === 'symbol' || kind === 'bigint' || kind === 'undefined') {
+    throw new ArgumentValueError(name, 'JSON (no functions, symbols, bigints or undefined)', value);
+  }
+  if (kind === 'number' && !Number.isFinite(value as number)) throw new ArgumentValueError(name, 'JSON (a finite number)', value);
+  if (value === null || kind !== 'object') return;
+  if (seen.has(value)) throw new ArgumentValueError(name, 'JSON (no cycles)', '[a cycle]');
+  seen.add(value);
+  const proto = Object.getPrototypeOf(value);
+  if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) {
+    throw new ArgumentValueError(name, 'JSON (plain objects and arrays only)', value);
+  }
+  for (const [key, inner] of Object.entries(value as object)) requireJson(`${name}.${key}`, inner, seen);
+  seen.delete(value);
+}
+
+/**
+ * The other side of {@link exposeActor}: commands to an actor in another process, and
+ * its snapshots and events as Observables. Only JSON crosses: a command holding a
+ * function or another non-JSON value is refused with a typed error before it is sent.
+ */
+export function remoteActor(options: RemoteOptions): RemoteActor {
+  const opts = optionalObject<RemoteOptions>('options', options, ['connection', 'subject']);
+  const connection = requireConnection('options.connection', opts.connection);
+  const subject = requireSubject('options.subject', opts.subject);
+  let latest: RemoteSnapshot | undefined;
+  const snapshots = new ReplaySubject<RemoteSnapshot>(1);
+  const events = new Subject<{ readonly type: string } & Record<string, unknown>>();
+  const parse = (message: NatsMessageLike): unknown => JSON.parse(decoder.decode(message.data));
+  const subscriptions = [
+    connection.subscribe(`${subject}.state`, {
+      callback: (error, message) => {
+        if (error !== null || message.reply) return;
+        latest = parse(message) as RemoteSnapshot;
+        snapshots.next(latest);
+      },
+    }),
+    connection.subscribe(`${subject}.events`, {
+      callback: (error, message) => {
+        if (error === null) events.next(parse(message) as { type: string });
+      },
+    }),
+  ];
+  // The snapshot as it is now, before the next change is published.
+  connection.request(`${subject}.state`, '', { timeout: 5_000 }).then(
+    (message) => {
+      if (latest !== undefined) return;
+      latest = parse(message) as RemoteSnapshot;
+      snapshots.next(latest);
+    },
+    (error: unknown) => getLogger().debug(`no snapshot from ${subject} yet`, { error }),
+  );
+
+  const request: RemoteActor['request'] = async (event, requestOptions) => {
+    requireJson('event', event);
+    if (typeof (event as { type?: unknown }).type !== 'string') throw new ArgumentTypeError('event.type', 'a string', (event as { type?: unknown }).type);
+    const bounds = optionalObject<{ timeoutMs: number; signal: AbortSignal }>('options', requestOptions, ['timeoutMs', 'signal']);
+    const timeoutMs = optionalDuration('options.timeoutMs', bounds.timeoutMs, 30_000);
+    const signal = optionalSignal('options.signal', bounds.signal);
+    signal?.throwIfAborted();
+    const sent = connection.request(`${subject}.cmd`, encoder.encode(JSON.stringify(event)), { timeout: Math.min(timeoutMs, 2 ** 31 - 1) }).then(
+      (message) => parse(message) as { type: string } & Record<string, unknown>,
+      (error: unknown) => {
+        const code = (error as { code?: unknown; name?: string }).code;
+        if (code === 'TIMEOUT' || code === '408' || /timeout/i.test(String((error as Error).message))) {
+          throw new TimeoutError(`no reply from ${subject}.cmd within ${timeoutMs} ms`);
+        }
+        throw error;
+      },
+    );
+    if (signal === undefined) return sent;
+    let onAbort: (() => void) | undefined;
+    try {
+      return await Promise.race([sent, new Promise<never>((_, reject) => signal.addEventListener('abort', (onAbort = () => reject(signal.reason)), { once: true }))]);
+    } finally {
+      if (onAbort) signal.removeEventListener('abort', onAbort);
+      sent.catch(() => undefined);
+    }
+  };
+
+  const snapshot$ = snapshots.asObservable();
+  return {
+    send: (event) => {
+      requireJson('event', event);
+      request(event).then(
+        (reply) => {
+          if (reply.type === 'statesmith.rejected') getLogger().warn(`${subject} refused ${event.type}: ${String(reply['reason'])}`);
+        },
+        (error: unknown) => getLogger().warn(`sending ${event.type} to ${subject} failed`, { error }),
+      );
+    },
+    request,
+    getSnapshot: () => latest,
+    snapshot$,
+    events$: events.asObservable(),
+    subscribe: (observer) => snapshot$.subscribe(observer as never),
+    close: () => {
+      for (const subscription of subscriptions) subscription.unsubscribe();
+      snapshots.complete();
+      events.complete();
+    },
+  };
+}
