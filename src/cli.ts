@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `statesmith` command: `statesmith demo [options]`, `--help` on every command,
- * `--version`. A bad command line exits 2 with a typed message; a failure at run time
+ * The `statesmith` command: `statesmith demo [options]`, `statesmith send` and
+ * `statesmith watch` (over NATS), `--help` on every command, `--version`. A bad command line exits 2 with a typed message; a failure at run time
  * exits 1 with one line (its stack with `--verbose`).
  *
  * @module
@@ -23,6 +23,31 @@ if (command === undefined || command === '--help' || command === '-h') {
 if (command === '--version' || command === '-V') {
   process.stdout.write(`${version()}\n`);
   process.exit(0);
+}
+if (command === 'send' || command === 'watch') {
+  const { send, watch } = await import('./nats/cli.ts');
+  const verbose = rest.includes('--verbose');
+  const argv = rest.filter((arg) => arg !== '--verbose');
+  try {
+    const stop = new Promise((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    const status =
+      command === 'send'
+        ? await send(argv, (line) => process.stdout.write(`${line}\n`), (line) => process.stderr.write(`statesmith send: ${line}\n`))
+        : await watch(argv, (line) => process.stdout.write(`${line}\n`), stop);
+    process.exit(status);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`statesmith ${command}: ${error.message} (${error.code})\nRun 'statesmith ${command} --help' for the options.\n`);
+      process.exit(2);
+    }
+    const code = (error as { code?: unknown }).code;
+    process.stderr.write(`statesmith ${command}: ${oneLine(error)}${typeof code === 'string' ? ` (${code})` : ''}\n`);
+    if (verbose) process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  }
 }
 if (command !== 'demo') {
   process.stderr.write(`statesmith: unknown command ${JSON.stringify(command)} (ERR_UNKNOWN_COMMAND)\n\n${HELP}\n`);
