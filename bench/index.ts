@@ -4,6 +4,7 @@ import { benchExecutor } from './executor.bench.ts';
 import { benchInspector } from './inspector.bench.ts';
 import { benchLocksmith } from './locksmith.bench.ts';
 import { benchMutex } from './mutex.bench.ts';
+import { benchNats } from './nats.bench.ts';
 import { benchSupervision } from './supervision.bench.ts';
 import { benchTasks } from './tasks.bench.ts';
 import { benchTelemetry } from './telemetry.bench.ts';
@@ -19,5 +20,6 @@ await benchLocksmith();
 await benchCoordination();
 await benchInspector();
 await benchTelemetry();
+await benchNats();
 // Server connections and private servers close on their own; do not wait for them.
 process.exit(0);

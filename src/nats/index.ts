@@ -12,7 +12,7 @@
  * @module
  */
 import { Observable, ReplaySubject, Subject, type Observer, type Subscription as RxSubscription } from 'rxjs';
-import { createActor, fromCallback, type AnyActorRef } from 'xstate';
+import type { AnyActorRef } from 'xstate';
 import { ArgumentTypeError, ArgumentValueError, TimeoutError } from '../errors.ts';
 import { safeStringify } from '../inspect/safeJson.ts';
 import { getLogger } from '../logger.ts';
@@ -140,7 +140,8 @@ export async function exposeActor(actor: AnyActorRef, options: ExposeOptions): P
     const snapshot = actor.getSnapshot() as { status?: string; value?: unknown; context?: unknown };
     return safeStringify({ status: snapshot.status, value: snapshot.value, context: snapshot.context });
   };
-  const pending = new Set<AnyActorRef>();
+  const pending = new Set<ReplyPort>();
+  let requests = 0;
   const events = `${subject}.events`;
 
   const onCommand = (error: Error | null, message: NatsMessageLike): void => {
@@ -178,26 +179,14 @@ export async function exposeActor(actor: AnyActorRef, options: ExposeOptions): P
       answer(rejected(command, null, 'ERR_ACTOR_STOPPED', `the actor on ${subject} is not running`));
       return;
     }
-    // The reply comes to an actor of its own, which answers the request once.
-    let done = false;
-    const catcher = createActor(
-      fromCallback(({ receive }) => {
-        const timer = setTimeout(() => finish(rejected(command, null, 'ERR_NO_REPLY', `the actor sent no reply within ${replyTimeoutMs} ms; the command was delivered`)), Math.min(replyTimeoutMs, 2 ** 31 - 1));
-        timer.unref();
-        receive((reply) => finish(safeStringify(reply)));
-        return () => clearTimeout(timer);
-      }),
-    );
-    const finish = (payload: string): void => {
-      if (done) return;
-      done = true;
+    // The reply comes to a port of this request's own, which answers the request once.
+    const port = new ReplyPort(`${subject}.cmd#${++requests}`, (payload) => {
       message.respond(payload);
-      pending.delete(catcher);
-      queueMicrotask(() => catcher.stop());
-    };
-    pending.add(catcher);
-    catcher.start();
-    actor.send({ ...(command as object), replyTo: catcher } as never);
+      pending.delete(port);
+    });
+    port.arm(replyTimeoutMs, rejected(command, null, 'ERR_NO_REPLY', `the actor sent no reply within ${replyTimeoutMs} ms; the command was delivered`));
+    pending.add(port);
+    actor.send({ ...(command as object), replyTo: port } as never);
   };
 
   const subscriptions = [
@@ -210,7 +199,10 @@ export async function exposeActor(actor: AnyActorRef, options: ExposeOptions): P
     }),
   ];
   let lastState = '';
+  let open = true;
+  // Every change is published, each as it happens (a watcher sees a short-lived state too).
   const publishState = (): void => {
+    if (!open) return;
     const state = stateOf();
     if (state === lastState) return;
     lastState = state;
@@ -223,13 +215,66 @@ export async function exposeActor(actor: AnyActorRef, options: ExposeOptions): P
   await connection.flush?.();
   return {
     close: async () => {
+      open = false;
       for (const subscription of subscriptions) subscription.unsubscribe();
       snapshots.unsubscribe();
       emitted?.unsubscribe();
-      for (const catcher of pending) catcher.stop();
+      for (const port of pending) port.close();
       pending.clear();
     },
   };
+}
+
+/**
+ * Where an exposed actor's reply to one request goes: as XState delivers to an actor
+ * (`_send`, what `sendTo` uses) and as a user's code does (`send`). It answers the request
+ * once: the first reply, or a timeout's refusal. Lighter than an actor per request.
+ */
+class ReplyPort {
+  readonly id: string;
+  readonly sessionId: string;
+  readonly #answer: (payload: string) => void;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #done = false;
+
+  constructor(id: string, answer: (payload: string) => void) {
+    this.id = id;
+    this.sessionId = id;
+    this.#answer = answer;
+  }
+
+  arm(timeoutMs: number, refusal: string): void {
+    if (timeoutMs === Infinity) return;
+    this.#timer = setTimeout(() => this.#finish(refusal), Math.min(timeoutMs, 2 ** 31 - 1));
+    this.#timer.unref();
+  }
+
+  send(event: unknown): void {
+    this.#finish(safeStringify(event));
+  }
+
+  _send(event: unknown): void {
+    this.send(event);
+  }
+
+  getSnapshot(): { status: string } {
+    return { status: this.#done ? 'done' : 'active' };
+  }
+
+  close(): void {
+    this.#done = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+  }
+
+  toJSON(): { id: string } {
+    return { id: this.id };
+  }
+
+  #finish(payload: string): void {
+    if (this.#done) return;
+    this.close();
+    this.#answer(payload);
+  }
 }
 
 /** Throws unless `value` survives JSON unchanged in meaning: no functions, symbols, bigints, undefined, or cycles. */
