@@ -23,7 +23,7 @@ describe('statesmith/nats', function () {
   before(async function () {
     // The machine's NATS on 4222, or one the harness starts; under CI=true a missing one fails the run.
     const url = await sharedNats();
-    if (url === undefined) this.skip();
+    if (url === undefined) this.skip(); // outside CI only: no NATS here and none could be started (under CI=true sharedNats throws instead)
     server = await connect({ servers: url, timeout: 2_000 });
     client = await connect({ servers: url, timeout: 2_000 });
   });

@@ -79,17 +79,15 @@ function which(binary: string, candidates: string[] = []): string | undefined {
   return found.status === 0 ? found.stdout.trim() : undefined;
 }
 
-export async function privateRedis(): Promise<PrivateServer> {
-  const binary = which('redis-server', ['/usr/bin/redis-server']);
-  if (binary === undefined) throw new Error('redis-server is not installed (apt-get install redis-server)');
+/** A server process of its own on a free loopback port: started, stopped, restarted on the same port, paused. */
+async function privateProcess(binary: string, args: (port: number) => readonly string[], what: string, url: (port: number) => string): Promise<PrivateServer> {
   const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'statesmith-redis-'));
   let child: ChildProcess | undefined;
   const start = async (): Promise<void> => {
-    child = spawn(binary, ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+    child = spawn(binary, args(port), { stdio: 'ignore' });
     // The exit hook kills it; it must not keep the test run alive on its own.
     child.unref();
-    await waitFor(() => reachable('127.0.0.1', port, 200), 10_000, `redis-server on port ${port}`);
+    await waitFor(() => reachable('127.0.0.1', port, 200), 10_000, `${what} on port ${port}`);
   };
   const stop = async (): Promise<void> => {
     const current = child;
@@ -103,13 +101,20 @@ export async function privateRedis(): Promise<PrivateServer> {
   await start();
   started.push(() => child?.kill('SIGKILL'));
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: url(port),
     port,
     stop,
     restart: start,
     pause: () => child?.kill('SIGSTOP'),
     resume: () => child?.kill('SIGCONT'),
   };
+}
+
+export async function privateRedis(): Promise<PrivateServer> {
+  const binary = which('redis-server', ['/usr/bin/redis-server']);
+  if (binary === undefined) throw new Error('redis-server is not installed (apt-get install redis-server)');
+  const dir = mkdtempSync(join(tmpdir(), 'statesmith-redis-'));
+  return privateProcess(binary, (port) => ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir], 'redis-server', (port) => `redis://127.0.0.1:${port}`);
 }
 
 function postgresBin(tool: string): string | undefined {
@@ -182,33 +187,7 @@ export async function privatePostgres(): Promise<PrivateServer> {
 export async function privateNats(args: readonly string[] = []): Promise<PrivateServer> {
   const binary = which('nats-server', ['/usr/sbin/nats-server', '/usr/bin/nats-server']);
   if (binary === undefined) throw new Error('nats-server is not installed (apt-get install nats-server)');
-  const port = await freePort();
-  let child: ChildProcess | undefined;
-  const start = async (): Promise<void> => {
-    child = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), ...args], { stdio: 'ignore' });
-    // The exit hook kills it; it must not keep the test run alive on its own.
-    child.unref();
-    await waitFor(() => reachable('127.0.0.1', port, 200), 10_000, `nats-server on port ${port}`);
-  };
-  const stop = async (): Promise<void> => {
-    const current = child;
-    child = undefined;
-    if (current === undefined || current.exitCode !== null) return;
-    const exited = new Promise((resolve) => current.once('exit', resolve));
-    current.kill('SIGCONT');
-    current.kill('SIGTERM');
-    await exited;
-  };
-  await start();
-  started.push(() => child?.kill('SIGKILL'));
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    port,
-    stop,
-    restart: start,
-    pause: () => child?.kill('SIGSTOP'),
-    resume: () => child?.kill('SIGCONT'),
-  };
+  return privateProcess(binary, (port) => ['-a', '127.0.0.1', '-p', String(port), ...args], 'nats-server', (port) => `nats://127.0.0.1:${port}`);
 }
 
 const shared = new Map<string, Promise<string | undefined>>();
