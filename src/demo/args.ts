@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import type { HaAgentOptions } from './haAgent.ts';
 
-export const USAGE = 'usage: statesmith demo [--inspect [port]] [--metrics port] [--coordinator url] [--name name] [--for seconds] [--verbose]';
+export const USAGE = 'usage: statesmith demo [--inspect [port]] [--metrics port] [--nats url] [--coordinator url] [--name name] [--for seconds] [--verbose]';
 
 export const HELP = `statesmith: statechart actors for the background work of Node.js control planes
 
@@ -34,6 +34,7 @@ with a locksmith. Ctrl-C (SIGINT) or SIGTERM stops it cleanly.
 options:
   --inspect [port]     serve the live inspector on 127.0.0.1 (default port: any free one)
   --metrics <port>     serve Prometheus metrics at http://127.0.0.1:<port>/metrics (needs prom-client)
+  --nats <url>         serve the agent's actors over NATS as statesmith.agents.<name>.{agent,executor,monitoring}
   --coordinator <url>  memory:// (default), redis://host:6379, postgresql://user@host/db
   --name <name>        this agent's member name (default: agent-<pid>)
   --for <seconds>      stop by itself after this many seconds (default: run until stopped)
@@ -102,6 +103,10 @@ export function parseDemoArgs(argv: readonly string[]): DemoArgs {
         break;
       case '--metrics':
         options.metricsPort = port(valueOf(arg, next, 'a port (0 to 65535)'), arg);
+        i++;
+        break;
+      case '--nats':
+        options.natsUrl = valueOf(arg, next, 'a URL (nats://127.0.0.1:4222)');
         i++;
         break;
       case '--coordinator':

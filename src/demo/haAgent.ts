@@ -21,6 +21,7 @@ import { createCoordinator } from '../coordination/Coordinator.ts';
 import type { LockLostError } from '../errors.ts';
 import { startInspector, type Inspector } from '../inspect/server.ts';
 import { enableTelemetry, type MetricsEndpoint, type Telemetry } from '../telemetry/index.ts';
+import { exposeActor } from '../nats/index.ts';
 import { Mutex } from '../locks/Mutex.ts';
 import { Locksmith } from '../locksmith/Locksmith.ts';
 import { getLogger, setLogger, type LogFields } from '../logger.ts';
@@ -40,6 +41,8 @@ export interface HaAgentOptions {
   readonly inspectPort?: number;
   /** Serve Prometheus metrics on this port (0: any free one); `undefined`: none. */
   readonly metricsPort?: number;
+  /** Expose the agent's actors on this NATS server under `statesmith.agents.<name>.…`; `undefined`: none. */
+  readonly natsUrl?: string;
   /** Stop by itself after this many ms; default never. */
   readonly durationMs?: number;
   /** Where log lines go; default stdout. */
@@ -192,6 +195,22 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
   });
   const executor = AsyncExecutor.attach(agent.getSnapshot().children['executor'] as AnyActorRef, { name: 'ha', lock });
 
+  // Over NATS: the agent (its leadership in its context), its executor and its monitoring service.
+  let nats: { close(): Promise<void>; exposed: Array<{ close(): Promise<void> }> } | undefined;
+  if (options.natsUrl !== undefined) {
+    const { connect } = await import('@nats-io/transport-node');
+    const connection = await connect({ servers: options.natsUrl, name, timeout: 5_000 });
+    const base = `statesmith.agents.${name.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+    const children = agent.getSnapshot().children as Record<string, AnyActorRef>;
+    const exposed = [
+      await exposeActor(agent, { connection, subject: `${base}.agent` }),
+      await exposeActor(children['executor'] as AnyActorRef, { connection, subject: `${base}.executor` }),
+      await exposeActor(children['monitoring'] as AnyActorRef, { connection, subject: `${base}.monitoring` }),
+    ];
+    nats = { exposed, close: () => connection.close() };
+    say('nats', `serving ${base}.{agent,executor,monitoring} on ${options.natsUrl}`);
+  }
+
   let resolveDone!: () => void;
   const done = new Promise<void>((resolve) => (resolveDone = resolve));
   let stopping: Promise<void> | undefined;
@@ -207,6 +226,10 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
       bus.complete();
       await inspector?.close();
       await metrics?.telemetry.disable();
+      if (nats !== undefined) {
+        for (const exposed of nats.exposed) await exposed.close();
+        await nats.close();
+      }
       say('agent', 'stopped cleanly');
       setLogger(previousLogger);
       resolveDone();
