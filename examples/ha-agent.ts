@@ -24,6 +24,9 @@ try {
   process.exit(2);
 }
 const agent = await runHaAgent(options);
-process.once('SIGINT', () => void agent.stop('Ctrl-C'));
-process.once('SIGTERM', () => void agent.stop('SIGTERM'));
+// Every signal asks for the same clean stop: Ctrl-C under npm arrives twice (from the
+// terminal to the whole group, and forwarded by npm), and a second one must not kill the
+// agent half-way through its stop, as Node's default action would.
+process.on('SIGINT', () => void agent.stop('Ctrl-C'));
+process.on('SIGTERM', () => void agent.stop('SIGTERM'));
 await agent.done;

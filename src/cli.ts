@@ -30,8 +30,8 @@ if (command === 'send' || command === 'watch') {
   const argv = rest.filter((arg) => arg !== '--verbose');
   try {
     const stop = new Promise((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
+      process.on('SIGINT', resolve);
+      process.on('SIGTERM', resolve);
     });
     const status =
       command === 'send'
@@ -73,6 +73,9 @@ try {
   if (args.verbose) process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
   process.exit(1);
 }
-process.once('SIGINT', () => void agent.stop('Ctrl-C'));
-process.once('SIGTERM', () => void agent.stop('SIGTERM'));
+// Every signal asks for the same clean stop: Ctrl-C under npm arrives twice (from the
+// terminal to the whole group, and forwarded by npm), and a second one must not kill the
+// agent half-way through its stop, as Node's default action would.
+process.on('SIGINT', () => void agent.stop('Ctrl-C'));
+process.on('SIGTERM', () => void agent.stop('SIGTERM'));
 await agent.done;

@@ -1,8 +1,12 @@
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { runExample } from '../support/examples.ts';
 
 const cli = (...args: string[]) => runExample('src/cli.ts', 20_000, args);
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 describe('the statesmith CLI', function () {
   this.timeout(30_000);
@@ -53,6 +57,27 @@ describe('the statesmith CLI', function () {
     const verbose = await cli('demo', '--coordinator', 'redis://127.0.0.1:1', '--for', '2', '--verbose');
     expect(verbose.code).to.equal(1);
     expect(verbose.out).to.match(/\n {4}at /);
+  });
+
+  it('a second signal during the stop (Ctrl-C under npm comes twice) does not cut the clean stop short', async () => {
+    const child = spawn(process.execPath, ['--conditions=statesmith-source', '--import', 'tsx', 'src/cli.ts', 'demo'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    try {
+      const deadline = Date.now() + 15_000;
+      while (!out.includes('became the leader') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      // Each after the one before was handled (signals sent at once are merged by the kernel).
+      for (const signal of ['SIGTERM', 'SIGTERM', 'SIGINT', 'SIGINT'] as const) {
+        child.kill(signal);
+        await new Promise((resolve) => setTimeout(resolve, 30));
+      }
+      expect(await exited, out).to.deep.equal({ code: 0, signal: null });
+      expect(out).to.match(/stopped cleanly/);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('statesmith demo runs the HA agent and stops by itself with --for', async () => {
