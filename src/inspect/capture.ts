@@ -28,6 +28,8 @@ export interface CapturedRecord {
   readonly json: string;
   /** For records a later one of the same key replaces (snapshots, lock states): that key. */
   readonly key?: string;
+  /** True for a record taken in from another process (`ingest`): a feed never sends it on. */
+  readonly remote?: true;
 }
 
 type Listener = (record: CapturedRecord) => void;
@@ -131,7 +133,12 @@ export class InspectionStream {
     this.#pending = { kind, parentId: parent?.sessionId, id: actor.id };
     this.#capture({ type: '@xstate.actor', actorRef: actor, rootId: actor.sessionId });
     this.#pending = undefined;
-    this.#capture({ type: '@xstate.snapshot', actorRef: actor, rootId: actor.sessionId, event: { type: 'statesmith.inspect.attach' }, snapshot: actor.getSnapshot() } as InspectionEvent);
+    const snapshot = actor.getSnapshot() as { children?: Record<string, AnyActorRef | undefined> };
+    this.#capture({ type: '@xstate.snapshot', actorRef: actor, rootId: actor.sessionId, event: { type: 'statesmith.inspect.attach' }, snapshot } as unknown as InspectionEvent);
+    // Its children too (an executor spawned by the user's machine, its subprocess runner): they started before capture.
+    for (const child of Object.values(snapshot.children ?? {})) {
+      if (child !== undefined && typeof child.getSnapshot === 'function') this.adopt(child, kindOf((child as { logic?: AnyActorLogic }).logic), actor);
+    }
   }
 
   /** A lock's state changed (the locks view). No-op unless capture is on. */
@@ -150,6 +157,52 @@ export class InspectionStream {
     this.#emit(record);
   }
 
+  /**
+   * Takes a record made elsewhere (another process's, over NATS) into this stream: it is
+   * numbered here, kept as a local record of its type would be (graph, actor, latest
+   * snapshot, lock), and sent to every viewer. `fields` are already mapped to this
+   * stream's ids; `type` and `seq` in them are replaced. No-op unless capture is on.
+   */
+  ingest(type: string, fields: Readonly<Record<string, unknown>>): void {
+    if (!this.#enabled) return;
+    const { type: _type, seq: _seq, sessionId, ...rest } = fields;
+    const id = typeof sessionId === 'string' ? sessionId : undefined;
+    const seq = ++this.#seq;
+    const json = JSON.stringify({ type, seq, ts: rest['ts'] ?? Date.now(), ...(id === undefined ? {} : { sessionId: id }), ...rest });
+    switch (type) {
+      case 'statesmith.graph': {
+        const record: CapturedRecord = { seq, type, sessionId: id, json, remote: true };
+        this.#graphs.set(String(rest['graphId']), record);
+        this.#emit(record);
+        return;
+      }
+      case '@xstate.actor': {
+        if (id === undefined) return;
+        const record: CapturedRecord = { seq, type, sessionId: id, json, remote: true };
+        this.#actors.set(id, record);
+        this.#emit(record);
+        return;
+      }
+      case '@xstate.snapshot': {
+        if (id === undefined) return;
+        const record: CapturedRecord = { seq, type, sessionId: id, json, key: `snapshot:${id}`, remote: true };
+        this.#latest.set(id, record);
+        if (rest['status'] !== undefined && rest['status'] !== 'active') this.#finish(id);
+        this.#emit(record);
+        return;
+      }
+      case 'statesmith.lock': {
+        const lock = String(rest['lock']);
+        const record: CapturedRecord = { seq, type, sessionId: undefined, json, key: `lock:${lock}`, remote: true };
+        this.#locks.set(lock, record);
+        this.#emit(record);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
   /** Hears every record from now on; returns the unsubscribe function. */
   subscribe(listener: Listener): () => void {
     this.#listeners.add(listener);
@@ -165,6 +218,11 @@ export class InspectionStream {
     // The recent history, for the event log; the latest snapshots above come again, harmlessly.
     const tail = this.records().filter((r) => r.type === '@xstate.snapshot');
     return out.concat(tail.slice(-recent));
+  }
+
+  /** The picture's parts: machine graphs, actors, each actor's latest snapshot, locks. */
+  structure(): { graphs: CapturedRecord[]; actors: CapturedRecord[]; latest: CapturedRecord[]; locks: CapturedRecord[] } {
+    return { graphs: [...this.#graphs.values()], actors: [...this.#actors.values()], latest: [...this.#latest.values()], locks: [...this.#locks.values()] };
   }
 
   /** The ring's records, oldest first. */

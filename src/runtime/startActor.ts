@@ -24,23 +24,35 @@ const listeners = new Set<Listener>();
 /** Actors that have not finished: what an inspector started later adopts. */
 const live = new Set<ActorRecord>();
 
+/** How many users want capture on (inspectors, NATS inspection feeds), and the observers of the first. */
+let captureUsers = 0;
+let captureSubscriptions: Array<{ unsubscribe(): void }> = [];
+
 /**
  * Starts capturing (the inspector's switch): every live actor is reported with its
  * current snapshot and observed from now on; actors started later report through
- * XState's `inspect` option. Returns the function that stops capturing.
+ * XState's `inspect` option. Returns the function that stops capturing. Calls nest:
+ * capture stays on until every caller has stopped (an inspector and a NATS inspection
+ * feed in one process), and each stop function counts once.
  *
  * @internal
  */
 export function startCapture(): () => void {
-  inspection.enable();
-  const subscriptions: Array<{ unsubscribe(): void }> = [];
-  for (const { kind, actor, parent } of [...live]) {
-    inspection.adopt(actor, kind, parent);
-    subscriptions.push(actor.system.inspect(inspection.observer));
+  if (captureUsers++ === 0) {
+    inspection.enable();
+    for (const { kind, actor, parent } of [...live]) {
+      inspection.adopt(actor, kind, parent);
+      captureSubscriptions.push(actor.system.inspect(inspection.observer));
+    }
   }
+  let stopped = false;
   return () => {
+    if (stopped) return;
+    stopped = true;
+    if (--captureUsers > 0) return;
     inspection.disable();
-    for (const subscription of subscriptions) subscription.unsubscribe();
+    for (const subscription of captureSubscriptions) subscription.unsubscribe();
+    captureSubscriptions = [];
   };
 }
 

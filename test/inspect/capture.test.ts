@@ -69,6 +69,31 @@ describe('inspection capture', () => {
     expect(snapshot?.['value']).to.deep.equal({ scheduled: 'waiting' });
   });
 
+  it('adopts the children of an actor that was running before capture started, under their parent', async () => {
+    const executor = new AsyncExecutor({ wakeup: new WakeupBus(), name: 'busy-early' });
+    let finish: () => void = () => undefined;
+    executor.runAsync(() => new Promise<void>((resolve) => (finish = resolve)));
+    await settle();
+    const children = Object.values(executor.actor.getSnapshot().children) as Array<{ sessionId: string }>;
+    expect(children.length, 'the executor has a child while running').to.be.greaterThan(0);
+    stop = startCapture();
+    const records = parse(inspection);
+    for (const child of children) {
+      expect(records.find((r) => r.type === '@xstate.actor' && r.sessionId === child.sessionId), 'an adopted child').to.deep.include({ parentId: executor.actor.sessionId });
+    }
+    finish();
+  });
+
+  it('nests: capture stays on until every user has stopped, and a stop function counts once', () => {
+    const first = startCapture();
+    const second = startCapture();
+    first();
+    first();
+    expect(inspection.enabled, 'the second user still captures').to.equal(true);
+    second();
+    expect(inspection.enabled).to.equal(false);
+  });
+
   it('makes tasks real actors while capturing, so they show', async () => {
     stop = startCapture();
     await using group = new TaskGroup({ uniqueId: 'seen' });
