@@ -5,7 +5,8 @@
  */
 import { inspection } from './capture.ts';
 
-export { startInspector, type Inspector, type InspectorOptions } from './server.ts';
+export { startInspector, type Inspector, type InspectorOptions, type InspectorNatsOptions } from './server.ts';
+export type { NatsConnectionLike, NatsMessageLike } from '../nats/wire.ts';
 
 /**
  * The observer to give your own XState actors so they show in the inspector beside

@@ -14,7 +14,9 @@ import { ArgumentTypeError, ArgumentValueError } from '../errors.ts';
 import { getLogger } from '../logger.ts';
 import { startCapture } from '../runtime/startActor.ts';
 import { optionalObject } from '../runtime/validate.ts';
+import { requireConnection, requireSubjectPatterns, type NatsConnectionLike } from '../nats/wire.ts';
 import { inspection, type CapturedRecord } from './capture.ts';
+import { watchRemoteFeeds } from './remote.ts';
 
 /** Options of {@link startInspector}. */
 export interface InspectorOptions {
@@ -26,6 +28,21 @@ export interface InspectorOptions {
   readonly allowRemote?: boolean;
   /** The access token; default 16 random bytes. */
   readonly token?: string;
+  /**
+   * Also show the actors of other processes that publish their inspection feed over NATS
+   * (`exposeInspection` from `statesmith/nats`; `statesmith demo --nats` does): each
+   * process is a row of kind `agent` with its actors under it. `subjects` are the feeds'
+   * subject prefixes, with wildcards: `['statesmith.agents.>']` shows every agent.
+   */
+  readonly nats?: InspectorNatsOptions;
+}
+
+/** The `nats` option of {@link startInspector}. */
+export interface InspectorNatsOptions {
+  /** A connected NATS client (`@nats-io/transport-node`'s `connect()`); the inspector does not close it. */
+  readonly connection: NatsConnectionLike;
+  /** Feed prefixes to watch; `*` and a final `>` are allowed. */
+  readonly subjects: readonly string[];
 }
 
 /** A running inspector. */
@@ -85,7 +102,12 @@ function sameToken(given: string | null, token: string): boolean {
  * ```
  */
 export async function startInspector(options?: InspectorOptions): Promise<Inspector> {
-  const opts = optionalObject<InspectorOptions>('options', options, ['port', 'host', 'allowRemote', 'token']);
+  const opts = optionalObject<InspectorOptions>('options', options, ['port', 'host', 'allowRemote', 'token', 'nats']);
+  let remote: { connection: NatsConnectionLike; subjects: string[] } | undefined;
+  if (opts.nats !== undefined) {
+    const nats = optionalObject<InspectorNatsOptions>('options.nats', opts.nats, ['connection', 'subjects']);
+    remote = { connection: requireConnection('options.nats.connection', nats.connection), subjects: requireSubjectPatterns('options.nats.subjects', nats.subjects) };
+  }
   const host = opts.host ?? '127.0.0.1';
   if (typeof host !== 'string' || host.length === 0) throw new ArgumentTypeError('options.host', 'a host name or address', host);
   const port = opts.port ?? 0;
@@ -208,14 +230,23 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
     }
   });
   const stopCapture = startCapture();
+  const stopRemote = remote === undefined ? undefined : watchRemoteFeeds(remote.connection, remote.subjects);
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (error) {
+    // A port in use: nothing is left capturing or listening.
+    stopRemote?.();
+    unsubscribe();
+    stopCapture();
+    throw error;
+  }
   boundPort = (server.address() as { port: number }).port;
   const shownHost = host.includes(':') ? `[${host}]` : host;
   const url = `http://${shownHost === '0.0.0.0' ? '127.0.0.1' : shownHost}:${boundPort}/?token=${token}`;
@@ -223,6 +254,7 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closed ??= (async () => {
+      stopRemote?.();
       unsubscribe();
       stopCapture();
       if (timer !== undefined) clearTimeout(timer);

@@ -17,28 +17,10 @@ import { ArgumentTypeError, ArgumentValueError, TimeoutError } from '../errors.t
 import { safeStringify } from '../inspect/safeJson.ts';
 import { getLogger } from '../logger.ts';
 import { optionalDuration, optionalObject, optionalSignal } from '../runtime/validate.ts';
+import { requireConnection, requireSubject, type NatsConnectionLike, type NatsMessageLike } from './wire.ts';
 
-/** The part of a NATS connection (`@nats-io/transport-node`'s `NatsConnection`) that statesmith uses. */
-export interface NatsConnectionLike {
-  /** Publishes `payload` on `subject`. */
-  publish(subject: string, payload?: string | Uint8Array): void;
-  /** Calls `callback` with each message on `subject` until unsubscribed. */
-  subscribe(subject: string, options?: { callback?: (error: Error | null, message: NatsMessageLike) => void }): { unsubscribe(): void };
-  /** Publishes with a reply subject and resolves with the first reply, or rejects after `timeout` ms. */
-  request(subject: string, payload?: string | Uint8Array, options?: { timeout: number }): Promise<NatsMessageLike>;
-  /** Resolves once the server has processed everything sent so far (its subscriptions included). */
-  flush?(): Promise<void>;
-}
-
-/** The part of a NATS message that statesmith uses. */
-export interface NatsMessageLike {
-  /** The payload. */
-  readonly data: Uint8Array;
-  /** Where to answer, for a request. */
-  readonly reply?: string;
-  /** Publishes `payload` on the reply subject. */
-  respond(payload?: string | Uint8Array): boolean;
-}
+export type { NatsConnectionLike, NatsMessageLike } from './wire.ts';
+export { exposeInspection, type InspectionFeed, type InspectionFeedOptions } from './inspection.ts';
 
 /** Options of {@link exposeActor}. */
 export interface ExposeOptions {
@@ -94,25 +76,6 @@ export interface RemoteActor {
   close(): void;
 }
 
-const TOKEN = /^[A-Za-z0-9_-]+$/;
-
-/** Checks a subject prefix: dot-separated tokens, no wildcards, no spaces. */
-function requireSubject(name: string, value: unknown): string {
-  if (typeof value !== 'string') throw new ArgumentTypeError(name, 'a string', value);
-  if (value.length === 0 || !value.split('.').every((token) => TOKEN.test(token))) {
-    throw new ArgumentValueError(name, 'a NATS subject of tokens (letters, digits, "-", "_") joined by dots, without wildcards', value);
-  }
-  return value;
-}
-
-function requireConnection(name: string, value: unknown): NatsConnectionLike {
-  const c = value as Partial<NatsConnectionLike> | null;
-  if (c === null || typeof c !== 'object' || typeof c.publish !== 'function' || typeof c.subscribe !== 'function' || typeof c.request !== 'function') {
-    throw new ArgumentTypeError(name, 'a NATS connection (from @nats-io/transport-node connect())', value);
-  }
-  return c as NatsConnectionLike;
-}
-
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -136,10 +99,19 @@ export async function exposeActor(actor: AnyActorRef, options: ExposeOptions): P
   const maxBytes = opts.maxCommandBytes ?? 65_536;
   if (!Number.isInteger(maxBytes) || maxBytes < 1) throw new ArgumentValueError('options.maxCommandBytes', 'an integer >= 1', maxBytes);
   const replyTimeoutMs = optionalDuration('options.replyTimeoutMs', opts.replyTimeoutMs, 30_000);
-  const stateOf = (): string => {
-    const snapshot = actor.getSnapshot() as { status?: string; value?: unknown; context?: unknown };
-    return safeStringify({ status: snapshot.status, value: snapshot.value, context: snapshot.context });
+  type Snapshot = { status?: string; value?: unknown; context?: unknown };
+  // A value object is reused while the state does not change: not serialised again.
+  let valueRef: unknown = {};
+  let valueJson = '';
+  const valueOf = (snapshot: Snapshot): string => {
+    if (snapshot.value !== valueRef || typeof snapshot.value !== 'object') {
+      valueRef = snapshot.value;
+      valueJson = snapshot.value === undefined ? 'null' : safeStringify(snapshot.value);
+    }
+    return valueJson;
   };
+  const stateOf = (snapshot: Snapshot = actor.getSnapshot() as Snapshot): string =>
+    `{"status":${JSON.stringify(snapshot.status ?? 'active')},"value":${valueOf(snapshot)},"context":${snapshot.context === undefined ? 'null' : safeStringify(snapshot.context)}}`;
   const pending = new Set<ReplyPort>();
   let requests = 0;
   const events = `${subject}.events`;
@@ -184,7 +156,7 @@ export async function exposeActor(actor: AnyActorRef, options: ExposeOptions): P
       message.respond(payload);
       pending.delete(port);
     });
-    port.arm(replyTimeoutMs, rejected(command, null, 'ERR_NO_REPLY', `the actor sent no reply within ${replyTimeoutMs} ms; the command was delivered`));
+    port.arm(replyTimeoutMs, () => rejected(command, null, 'ERR_NO_REPLY', `the actor sent no reply within ${replyTimeoutMs} ms; the command was delivered`));
     pending.add(port);
     actor.send({ ...(command as object), replyTo: port } as never);
   };
@@ -200,21 +172,58 @@ export async function exposeActor(actor: AnyActorRef, options: ExposeOptions): P
   ];
   let lastState = '';
   let open = true;
-  // Every change is published, each as it happens (a watcher sees a short-lived state too).
+  // What goes out, in order, once per turn of the event loop. Every change of state value
+  // (and status) is published, a short-lived one too; steps that change only the context
+  // within one turn are published as the last of them. Events go in the same queue, so a
+  // watcher never sees an event before the state it came from.
+  type Outgoing = { readonly snapshot: Snapshot; readonly key: string } | { readonly event: unknown };
+  let outbox: Outgoing[] = [];
+  let scheduled: ReturnType<typeof setImmediate> | undefined;
+  let lastSnapshot: unknown;
+  const flushOutbox = (): void => {
+    scheduled = undefined;
+    const batch = outbox;
+    outbox = [];
+    for (const item of batch) {
+      if ('event' in item) {
+        connection.publish(events, safeStringify(item.event));
+        continue;
+      }
+      const state = stateOf(item.snapshot);
+      if (state === lastState) continue;
+      lastState = state;
+      connection.publish(`${subject}.state`, state);
+    }
+  };
+  const enqueue = (item: Outgoing): void => {
+    outbox.push(item);
+    scheduled ??= setImmediate(flushOutbox);
+  };
   const publishState = (): void => {
     if (!open) return;
-    const state = stateOf();
-    if (state === lastState) return;
-    lastState = state;
-    connection.publish(`${subject}.state`, state);
+    const snapshot = actor.getSnapshot() as Snapshot;
+    if (snapshot === lastSnapshot) return;
+    lastSnapshot = snapshot;
+    const key = `${snapshot.status ?? 'active'}:${valueOf(snapshot)}`;
+    const last = outbox.at(-1);
+    if (last !== undefined && 'key' in last && last.key === key) outbox[outbox.length - 1] = { snapshot, key };
+    else enqueue({ snapshot, key });
   };
   const snapshots = actor.subscribe({ next: publishState, error: publishState, complete: publishState });
-  const emitted = (actor as { on?: (type: string, fn: (event: unknown) => void) => { unsubscribe(): void } }).on?.('*', (event) => connection.publish(events, safeStringify(event)));
+  const emitted = (actor as { on?: (type: string, fn: (event: unknown) => void) => { unsubscribe(): void } }).on?.('*', (event) => {
+    if (open) enqueue({ event });
+  });
   publishState();
+  flushOutbox();
   // Served once the server knows the subscriptions: a request sent right after this resolves finds them.
   await connection.flush?.();
   return {
     close: async () => {
+      if (!open) return;
+      if (scheduled !== undefined) {
+        clearImmediate(scheduled);
+        flushOutbox();
+      }
       open = false;
       for (const subscription of subscriptions) subscription.unsubscribe();
       snapshots.unsubscribe();
@@ -243,9 +252,9 @@ class ReplyPort {
     this.#answer = answer;
   }
 
-  arm(timeoutMs: number, refusal: string): void {
+  arm(timeoutMs: number, refusal: () => string): void {
     if (timeoutMs === Infinity) return;
-    this.#timer = setTimeout(() => this.#finish(refusal), Math.min(timeoutMs, 2 ** 31 - 1));
+    this.#timer = setTimeout(() => this.#finish(refusal()), Math.min(timeoutMs, 2 ** 31 - 1));
     this.#timer.unref();
   }
 
