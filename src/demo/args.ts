@@ -34,7 +34,8 @@ with a locksmith. Ctrl-C (SIGINT) or SIGTERM stops it cleanly.
 options:
   --inspect [port]     serve the live inspector on 127.0.0.1 (default port: any free one)
   --metrics <port>     serve Prometheus metrics at http://127.0.0.1:<port>/metrics (needs prom-client)
-  --nats <url>         serve the agent's actors over NATS as statesmith.agents.<name>.{agent,executor,monitoring}
+  --nats <url>         serve the agent's actors over NATS as statesmith.agents.<name>.{agent,executor,monitoring},
+                       and its inspection feed on statesmith.agents.<name>.inspect
   --coordinator <url>  memory:// (default), redis://host:6379, postgresql://user@host/db
   --name <name>        this agent's member name (default: agent-<pid>)
   --for <seconds>      stop by itself after this many seconds (default: run until stopped)

@@ -21,7 +21,7 @@ import { createCoordinator } from '../coordination/Coordinator.ts';
 import type { LockLostError } from '../errors.ts';
 import { startInspector, type Inspector } from '../inspect/server.ts';
 import { enableTelemetry, type MetricsEndpoint, type Telemetry } from '../telemetry/index.ts';
-import { exposeActor } from '../nats/index.ts';
+import { exposeActor, exposeInspection } from '../nats/index.ts';
 import { Mutex } from '../locks/Mutex.ts';
 import { Locksmith } from '../locksmith/Locksmith.ts';
 import { getLogger, setLogger, type LogFields } from '../logger.ts';
@@ -207,8 +207,10 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
       await exposeActor(children['executor'] as AnyActorRef, { connection, subject: `${base}.executor` }),
       await exposeActor(children['monitoring'] as AnyActorRef, { connection, subject: `${base}.monitoring` }),
     ];
+    // And the inspection feed, so one inspector can show several agents (startInspector({ nats })).
+    exposed.push(await exposeInspection({ connection, subject: base }));
     nats = { exposed, close: () => connection.close() };
-    say('nats', `serving ${base}.{agent,executor,monitoring} on ${options.natsUrl}`);
+    say('nats', `serving ${base}.{agent,executor,monitoring,inspect} on ${options.natsUrl}`);
   }
 
   let resolveDone!: () => void;

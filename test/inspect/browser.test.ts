@@ -9,7 +9,13 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
 import { runHaAgent, type HaAgent } from '../../src/demo/haAgent.ts';
 import { inspection } from '../../src/inspect/capture.ts';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startInspector } from '../../src/inspect/server.ts';
 import { waitUntil } from '../support/async.ts';
+import { sharedNats } from '../support/servers.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 // The flags the machine notes list: without the background-networking ones, chromium's
@@ -80,5 +86,55 @@ describe('the inspector in a real browser', function () {
     await page.screenshot({ path: '.artifacts/inspector-e2e.png' });
     expect(errors, 'no page errors').to.deep.equal([]);
     expect(lines.some((l) => l.includes('inspector  open http://127.0.0.1:'))).to.equal(true);
+  });
+
+  it('shows two agents, each in its own process, on one page: each agent’s actors nested under it', async function () {
+    const url = await sharedNats();
+    if (url === undefined) this.skip(); // outside CI only: no NATS here and none could be started (under CI=true sharedNats throws instead)
+    const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+    const names = [`pagea${process.pid}`, `pageb${process.pid}`];
+    const outputs = names.map(() => ({ text: '' }));
+    const children = names.map((name, i) => {
+      const child = spawn(process.execPath, ['--conditions=statesmith-source', '--import', 'tsx', 'src/cli.ts', 'demo', '--nats', url as string, '--name', name, '--for', '30'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+      const out = outputs[i] as { text: string };
+      child.stdout.on('data', (d: Buffer) => (out.text += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out.text += d.toString()));
+      return child;
+    });
+    let connection: NatsConnection | undefined;
+    try {
+      connection = await connect({ servers: url as string, timeout: 2_000 });
+      const inspector = await startInspector({ nats: { connection, subjects: ['statesmith.agents.>'] } });
+      try {
+        browser ??= await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+        const page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
+        const errors: string[] = [];
+        page.on('pageerror', (error) => errors.push(error.message));
+        await page.goto(inspector.url);
+        await page.locator('#connection', { hasText: 'live' }).waitFor({ timeout: 10_000 });
+        for (const name of names) {
+          const agentRow = page.locator('#tree li').filter({ has: page.locator(`> button[data-session="nats:statesmith.agents.${name}"]`) });
+          await agentRow.waitFor({ timeout: 20_000 });
+          expect(await agentRow.locator('> button').getAttribute('data-kind')).to.equal('agent');
+          // The agent's own machine, its executor and the executor's subprocess runner, nested.
+          await agentRow.locator('> ul [data-kind="executor"]').first().waitFor({ timeout: 20_000 });
+          await agentRow.locator('> ul [data-kind="executor"]').first().locator('xpath=..').locator('[data-kind="subprocess"]').first().waitFor({ timeout: 10_000 });
+          await agentRow.locator('> ul [data-kind="service"]').first().waitFor({ timeout: 10_000 });
+        }
+        // Each agent's executor is its own: selecting one shows that agent's chart.
+        const executorOf = (name: string) => page.locator('#tree li').filter({ has: page.locator(`> button[data-session="nats:statesmith.agents.${name}"]`) }).locator('[data-kind="executor"]').first();
+        await executorOf(names[1] as string).click();
+        await page.locator('#chart .node', { hasText: 'scheduled' }).first().waitFor({ timeout: 5_000 });
+        mkdirSync('.artifacts', { recursive: true });
+        await page.screenshot({ path: '.artifacts/inspector-two-agents.png' });
+        expect(errors, 'no page errors').to.deep.equal([]);
+        await page.close();
+      } finally {
+        await inspector.close();
+      }
+    } finally {
+      await connection?.close();
+      for (const child of children) child.kill('SIGTERM');
+    }
   });
 });
