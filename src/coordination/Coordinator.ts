@@ -280,6 +280,7 @@ export class Coordinator implements AsyncDisposable {
           memberId: this.memberId,
           clock: this.clock,
           commandTimeoutMs: commandTimeout(this.heartbeatMs, this.lockTtlMs),
+          leaseTtlMs: this.lockTtlMs,
         });
     backend.onReleased((name) => this.#wake(name));
     backend.onLost((error) => this.#actor.send({ type: 'statesmith.coordinator.lost', [kFromEngine]: true, error: errorData(error) }));

@@ -19,7 +19,7 @@ export interface BackendCapabilities {
 }
 
 /** Which backend a coordination URL names. */
-export type BackendKind = 'memory' | 'redis' | 'postgresql';
+export type BackendKind = 'memory' | 'redis' | 'postgresql' | 'etcd';
 
 export interface Backend {
   readonly kind: BackendKind;
@@ -71,6 +71,8 @@ export interface BackendOptions {
   readonly clock: Clock;
   /** Bound on one command (Redis `commandTimeout`). */
   readonly commandTimeoutMs: number;
+  /** The coordinator's `lockTtlMs`: the TTL of a backend's session lease (etcd's). */
+  readonly leaseTtlMs?: number;
 }
 
 type Loader = (specifier: string) => Promise<unknown>;
@@ -82,7 +84,7 @@ export function setModuleLoader(next: Loader | null): void {
 }
 
 /** Loads an optional peer dependency, with a clear error when it is not installed. */
-export async function loadClient<T>(specifier: 'ioredis' | 'pg', scheme: string): Promise<T> {
+export async function loadClient<T>(specifier: 'ioredis' | 'pg' | 'etcd3', scheme: string): Promise<T> {
   try {
     return (await loader(specifier)) as T;
   } catch (error) {
@@ -105,15 +107,45 @@ const SCHEMES: Record<string, BackendKind> = {
   'rediss:': 'redis',
   'postgres:': 'postgresql',
   'postgresql:': 'postgresql',
+  'etcd:': 'etcd',
 };
+
+/** One `host:port` of an etcd URL: a name or IPv4 address, or a bracketed IPv6 one, and a port. */
+const ETCD_HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$/;
+
+/**
+ * An `etcd://h1:2379,h2:2379/?namespace=x` URL: WHATWG URLs take one host, so the list is
+ * checked here and kept in the `endpoints` query of a URL naming the first.
+ */
+function parseEtcdUrl(raw: string): URL {
+  const match = /^etcd:\/\/([^/?#]*)([^#]*)$/.exec(raw);
+  const hosts = match?.[1]?.split(',') ?? [];
+  const bad = hosts.find((host) => {
+    const parts = ETCD_HOST.exec(host);
+    return parts === null || Number(parts[2]) < 1 || Number(parts[2]) > 65_535;
+  });
+  if (match === null || hosts.length === 0 || hosts[0] === '' || bad !== undefined) {
+    throw new CoordinationError(
+      'ERR_COORDINATION_URL',
+      `an etcd:// URL names one or more host:port pairs, comma-separated, such as etcd://127.0.0.1:2379 or etcd://h1:2379,h2:2379; received ${JSON.stringify(raw)}${bad === undefined ? '' : ` (${JSON.stringify(bad)} is not host:port)`}`,
+    );
+  }
+  const url = new URL(`etcd://${hosts[0] as string}${match[2] ?? ''}`);
+  if (url.pathname !== '' && url.pathname !== '/') {
+    throw new CoordinationError('ERR_COORDINATION_URL', `an etcd:// URL has no path (use ?namespace= for a key prefix); received ${JSON.stringify(url.pathname)} in ${JSON.stringify(raw)}`);
+  }
+  url.searchParams.set('endpoints', hosts.join(','));
+  return url;
+}
 
 /** Parses a coordinator URL; a malformed one or an unknown scheme is a `CoordinationError`. */
 export function parseUrl(raw: string): { url: URL; kind: BackendKind } {
+  if (typeof raw === 'string' && raw.startsWith('etcd:')) return { url: parseEtcdUrl(raw), kind: 'etcd' };
   let url: URL;
   try {
     url = new URL(raw);
   } catch (error) {
-    throw new CoordinationError('ERR_COORDINATION_URL', `the coordinator URL must be a URL such as memory://, redis://host:6379 or postgresql://host/db; received ${JSON.stringify(raw)}`, {
+    throw new CoordinationError('ERR_COORDINATION_URL', `the coordinator URL must be a URL such as memory://, redis://host:6379, postgresql://host/db or etcd://host:2379; received ${JSON.stringify(raw)}`, {
       cause: error,
     });
   }
@@ -131,6 +163,7 @@ export function parseUrl(raw: string): { url: URL; kind: BackendKind } {
 }
 
 // The backends themselves import no client: the client module is handed to them once loaded.
+import { EtcdBackend } from './etcdBackend.ts';
 import { MemoryBackend } from './memoryBackend.ts';
 import { PostgresBackend } from './postgresBackend.ts';
 import { RedisBackend } from './redisBackend.ts';
@@ -144,6 +177,8 @@ export async function createBackend(kind: BackendKind, options: BackendOptions):
       return new RedisBackend(options, await loadClient('ioredis', options.url.protocol));
     case 'postgresql':
       return new PostgresBackend(options, await loadClient('pg', options.url.protocol));
+    case 'etcd':
+      return new EtcdBackend(options, await loadClient('etcd3', options.url.protocol));
   }
 }
 

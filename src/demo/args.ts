@@ -36,7 +36,7 @@ options:
   --metrics <port>     serve Prometheus metrics at http://127.0.0.1:<port>/metrics (needs prom-client)
   --nats <url>         serve the agent's actors over NATS as statesmith.agents.<name>.{agent,executor,monitoring},
                        and its inspection feed on statesmith.agents.<name>.inspect
-  --coordinator <url>  memory:// (default), redis://host:6379, postgresql://user@host/db
+  --coordinator <url>  memory:// (default), redis://host:6379, postgresql://user@host/db, etcd://host:2379
   --name <name>        this agent's member name (default: agent-<pid>)
   --for <seconds>      stop by itself after this many seconds (default: run until stopped)
   --verbose            print the stack of a failure
@@ -111,7 +111,7 @@ export function parseDemoArgs(argv: readonly string[]): DemoArgs {
         i++;
         break;
       case '--coordinator':
-        options.coordinatorUrl = valueOf(arg, next, 'a URL (memory://, redis://..., postgresql://...)');
+        options.coordinatorUrl = valueOf(arg, next, 'a URL (memory://, redis://..., postgresql://..., etcd://...)');
         i++;
         break;
       case '--name':

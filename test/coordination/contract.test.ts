@@ -4,14 +4,15 @@
  */
 import { expect } from 'chai';
 import { CoordinationError, createCoordinator, DeadlockError, LockLostError, type Coordinator, type CoordinatorOptions, type CoordinatorState } from '../../src/index.ts';
-import { isolatedUrl, withPostgresAdmin, withRedisAdmin } from '../support/admin.ts';
+import { isolatedUrl, withEtcdAdmin, withPostgresAdmin, withRedisAdmin } from '../support/admin.ts';
 import { rejection, waitUntil } from '../support/async.ts';
-import { sharedPostgres, sharedRedis } from '../support/servers.ts';
+import { sharedEtcd, sharedPostgres, sharedRedis } from '../support/servers.ts';
 
 const backends: Array<{ kind: string; url: () => Promise<string | undefined> }> = [
   { kind: 'memory', url: async () => 'memory://contract' },
   { kind: 'redis', url: sharedRedis },
   { kind: 'postgresql', url: sharedPostgres },
+  { kind: 'etcd', url: sharedEtcd },
 ];
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -75,10 +76,16 @@ for (const backend of backends) {
       }
       expect(fences[0]! < fences[1]! && fences[1]! < fences[2]!, `fences ${fences.join(', ')} grow`).to.equal(true);
       // memory:// counts from 1; the servers start at their clock in µs, so data loss cannot take a fence back.
+      // etcd's fence is the lock key's create revision, which only grows across the cluster.
       if (backend.kind === 'memory') expect(fences).to.deep.equal([1n, 2n, 3n]);
-      else expect(Number(fences[0]) / 1000).to.be.closeTo(Date.now(), 60_000);
+      else if (backend.kind !== 'etcd') expect(Number(fences[0]) / 1000).to.be.closeTo(Date.now(), 60_000);
       const other = await c.getLock('vol-2').acquire();
       expect(other?.fence).to.equal(backend.kind === 'memory' ? 1n : other!.fence);
+      if (backend.kind === 'etcd') {
+        const namespace = new URL(url).searchParams.get('namespace') as string;
+        const kv = await withEtcdAdmin(base, async (admin) => (await admin.get(`${namespace}/lock/p-vol-2`).exec()).kvs[0]);
+        expect(BigInt(kv?.create_revision ?? -1)).to.equal(other!.fence);
+      }
       await other?.release();
     });
 
@@ -232,9 +239,13 @@ for (const backend of backends) {
   });
 }
 
-/** Operator-style break: delete the lock (Redis) or end the holder's session (PostgreSQL). */
+/** Operator-style break: delete the lock (Redis, etcd) or end the holder's session (PostgreSQL). */
 async function breakLock(kind: string, base: string, url: string, name: string): Promise<void> {
   const namespace = new URL(url).searchParams.get('namespace') as string;
+  if (kind === 'etcd') {
+    await withEtcdAdmin(base, async (admin) => expect(await admin.delete().key(`${namespace}/lock/${name}`)).to.have.nested.property('deleted', '1'));
+    return;
+  }
   if (kind === 'redis') {
     await withRedisAdmin(base, async (admin) => expect(await admin.del(`${namespace}:lock:${name}`)).to.equal(1));
     return;

@@ -21,7 +21,7 @@ import { kBackendFactory } from '../../src/coordination/Coordinator.ts';
 import { MemoryBackend, resetMemoryStores } from '../../src/coordination/memoryBackend.ts';
 import { isolatedUrl, withPostgresAdmin, withRedisAdmin } from '../support/admin.ts';
 import { gate, rejection, settle } from '../support/async.ts';
-import { privateRedis, sharedPostgres, sharedRedis } from '../support/servers.ts';
+import { freePort, privateRedis, sharedPostgres, sharedRedis } from '../support/servers.ts';
 
 describe('coordination under faults', function () {
   this.timeout(30_000);
@@ -274,6 +274,36 @@ describe('coordination under faults', function () {
 
     it('refuses a path that is not a database number when the URL is parsed', () => {
       expect(() => createCoordinator({ url: 'redis://127.0.0.1:6379/volumes' })).to.throw(CoordinationError).with.property('code', 'ERR_COORDINATION_URL');
+    });
+  });
+
+  describe('etcd:// URLs and an etcd that is not there', () => {
+    it('takes one or several host:port pairs, and refuses anything else with ERR_COORDINATION_URL', () => {
+      expect(createCoordinator({ url: 'etcd://127.0.0.1:2379' }).backendKind).to.equal('etcd');
+      expect(createCoordinator({ url: 'etcd://h1:2379,h2:2379,[::1]:2379?namespace=ha' }).backendKind).to.equal('etcd');
+      for (const url of ['etcd://', 'etcd://h1', 'etcd://h1:2379,', 'etcd://h1:2379,h2', 'etcd://h1:99999', 'etcd://h1:2379/keys', 'etcd://user@h1:2379']) {
+        let error: unknown;
+        try {
+          createCoordinator({ url });
+        } catch (caught) {
+          error = caught;
+        }
+        expect(error, url).to.be.instanceOf(CoordinationError).with.property('code', 'ERR_COORDINATION_URL');
+        expect((error as Error).message, url).to.include(JSON.stringify(url));
+      }
+    });
+
+    it('an unreachable etcd fails the start within the connect bound, with ERR_COORDINATION_BACKEND, and leaves nothing running', async () => {
+      // A port nobody listens on.
+      const port = await freePort();
+      const c = createCoordinator({ url: `etcd://127.0.0.1:${port}`, heartbeatMs: 200, lockTtlMs: 2_000 });
+      open.push(c);
+      const t0 = performance.now();
+      const failed = await rejection(c.start());
+      expect(performance.now() - t0, 'bounded').to.be.below(5_000);
+      expect(failed).to.be.instanceOf(CoordinationError).with.property('code', 'ERR_COORDINATION_BACKEND');
+      expect((failed as Error).message).to.include(`etcd://127.0.0.1:${port}`);
+      expect(c.state).to.equal('disconnected');
     });
   });
 });

@@ -9,9 +9,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCoordinator, type Coordinator, type CoordinatorState } from '../../src/index.ts';
-import { isolatedUrl, withPostgresAdmin, withRedisAdmin } from '../support/admin.ts';
+import { isolatedUrl, withEtcdAdmin, withPostgresAdmin, withRedisAdmin } from '../support/admin.ts';
 import { waitUntil } from '../support/async.ts';
-import { privatePostgres, privateRedis, sharedPostgres, sharedRedis } from '../support/servers.ts';
+import { privateEtcd, privatePostgres, privateRedis, sharedEtcd, sharedPostgres, sharedRedis } from '../support/servers.ts';
 
 const fixture = new URL('./fixtures/member.ts', import.meta.url);
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -44,6 +44,7 @@ function exited(child: ChildProcess, ms = 30_000): Promise<number | null> {
 for (const backend of [
   { kind: 'redis', url: sharedRedis, server: privateRedis },
   { kind: 'postgresql', url: sharedPostgres, server: privatePostgres },
+  { kind: 'etcd', url: sharedEtcd, server: privateEtcd },
 ] as const) {
   describe(`coordination across processes: ${backend.kind}`, function () {
     this.timeout(60_000);
@@ -88,7 +89,7 @@ for (const backend of [
       }
     });
 
-    it(`a holder killed with SIGKILL loses its lock (${backend.kind === 'redis' ? 'within its TTL' : 'at once'}), and the next grant has a larger fence`, async () => {
+    it(`a holder killed with SIGKILL loses its lock (${backend.kind === 'postgresql' ? 'at once' : 'within its TTL'}), and the next grant has a larger fence`, async () => {
       const ttlMs = 2_000;
       const holder = member({ mode: 'hold', url, name: 'killed', agentId: 'holder', ttlMs });
       children.push(holder);
@@ -113,7 +114,7 @@ for (const backend of [
       await nextMessage(holder);
       holder.kill('SIGSTOP');
       await sleep(ttlMs + 1_000);
-      if (backend.kind === 'redis') {
+      if (backend.kind !== 'postgresql') {
         // The lease ran out on the server: someone else may take the lock meanwhile.
         const c = await local({ lockTtlMs: ttlMs });
         const other = await c.getLock('frozen').acquire({ blocking: false });
@@ -127,13 +128,14 @@ for (const backend of [
       expect(await nextMessage(holder)).to.deep.equal({ released: false });
     });
 
-    it(`${backend.kind === 'redis' ? 'CLIENT KILL' : 'pg_terminate_backend'} of the holder's connection aborts its handle, and the coordinator reconnects`, async () => {
+    it(`${{ redis: 'CLIENT KILL', postgresql: 'pg_terminate_backend', etcd: 'revoking the lease' }[backend.kind]} of the holder's connection aborts its handle, and the coordinator reconnects`, async () => {
       const agentId = `victim-${randomBytes(3).toString('hex')}`;
       const c = await local({ agentId, initialReconnectBackoffMs: 50, lockTtlMs: 2_000 });
       const held = await c.getLock('cut').acquire();
-      await cutConnection(backend.kind, base, agentId);
+      await cutConnection(backend.kind, base, agentId, url);
       await waitUntil(() => held!.signal.aborted, 5_000);
-      expect((held!.signal.reason as Error).message).to.match(/connection .* lost/);
+      // etcd: whichever comes first, the lock's renewal or the heartbeat, finds the lease gone.
+      expect((held!.signal.reason as Error).message).to.match(backend.kind === 'etcd' ? /connection .* lost|refused to renew/ : /connection .* lost/);
       expect(await held?.release()).to.equal(false);
       await waitUntil(() => c.state === 'connected', 5_000);
       const again = await c.getLock('cut').acquire({ blocking: 5_000 });
@@ -178,8 +180,17 @@ for (const backend of [
   });
 }
 
-/** Cuts the coordinator's connection from the server side. */
-async function cutConnection(kind: string, base: string, agentId: string): Promise<void> {
+/** Cuts the coordinator's connection (etcd: its session lease) from the server side. */
+async function cutConnection(kind: string, base: string, agentId: string, url: string): Promise<void> {
+  if (kind === 'etcd') {
+    const namespace = new URL(url).searchParams.get('namespace') as string;
+    await withEtcdAdmin(base, async (admin) => {
+      const kv = (await admin.get(`${namespace}/lock/cut`).exec()).kvs[0];
+      expect(kv?.lease, 'the lock key lives on its coordinator\'s lease').to.be.a('string').and.not.equal('0');
+      await admin.leaseClient.leaseRevoke({ ID: kv?.lease as string });
+    });
+    return;
+  }
   if (kind === 'redis') {
     await withRedisAdmin(base, async (admin) => {
       const clients = String(await admin.client('LIST'))

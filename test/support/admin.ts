@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { Etcd3 } from 'etcd3';
 
 /** `base` with a namespace of its own, so runs and tests never see each other's keys. */
 export function isolatedUrl(base: string, tag = 't'): string {
@@ -28,5 +29,16 @@ export async function withPostgresAdmin<T>(base: string, fn: (admin: pg.Client) 
     return await fn(admin);
   } finally {
     await admin.end();
+  }
+}
+
+/** Runs `fn` with an admin client of the etcd at `base` (`etcd://host:port`). */
+export async function withEtcdAdmin<T>(base: string, fn: (admin: Etcd3) => Promise<T>): Promise<T> {
+  const url = new URL(base);
+  const admin = new Etcd3({ hosts: `http://${url.host}` });
+  try {
+    return await fn(admin);
+  } finally {
+    admin.close();
   }
 }

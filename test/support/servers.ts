@@ -190,9 +190,36 @@ export async function privateNats(args: readonly string[] = []): Promise<Private
   return privateProcess(binary, (port) => ['-a', '127.0.0.1', '-p', String(port), ...args], 'nats-server', (port) => `nats://127.0.0.1:${port}`);
 }
 
+/**
+ * An etcd of its own (Debian's `etcd-server`): one member on free loopback client and peer
+ * ports, its data in a temp dir removed at exit. The URL is `etcd://127.0.0.1:<port>`.
+ */
+export async function privateEtcd(): Promise<PrivateServer> {
+  const binary = which('etcd', ['/usr/bin/etcd']);
+  if (binary === undefined) throw new Error('etcd is not installed (apt-get install etcd-server)');
+  const dir = mkdtempSync(join(tmpdir(), 'statesmith-etcd-'));
+  const peer = await freePort();
+  started.push(() => rmSync(dir, { recursive: true, force: true }));
+  return privateProcess(
+    binary,
+    (port) => [
+      '--name', 'statesmith-test',
+      '--data-dir', join(dir, 'data'),
+      '--listen-client-urls', `http://127.0.0.1:${port}`,
+      '--advertise-client-urls', `http://127.0.0.1:${port}`,
+      '--listen-peer-urls', `http://127.0.0.1:${peer}`,
+      '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+      '--initial-cluster', `statesmith-test=http://127.0.0.1:${peer}`,
+      '--log-level', 'error',
+    ],
+    'etcd',
+    (port) => `etcd://127.0.0.1:${port}`,
+  );
+}
+
 const shared = new Map<string, Promise<string | undefined>>();
 
-async function sharedServer(kind: 'redis' | 'postgresql' | 'nats', envUrl: string | undefined, defaultUrl: string, start: () => Promise<PrivateServer>): Promise<string | undefined> {
+async function sharedServer(kind: 'redis' | 'postgresql' | 'nats' | 'etcd', envUrl: string | undefined, defaultUrl: string, start: () => Promise<PrivateServer>): Promise<string | undefined> {
   const url = new URL(envUrl ?? defaultUrl);
   if (await reachable(url.hostname, Number(url.port), 1_000)) return url.href;
   try {
@@ -221,5 +248,23 @@ export function sharedNats(): Promise<string | undefined> {
 export function sharedPostgres(): Promise<string | undefined> {
   let url = shared.get('postgresql');
   if (url === undefined) shared.set('postgresql', (url = sharedServer('postgresql', process.env['DATABASE_URL'], 'postgresql://postgres@127.0.0.1:5432/test', privatePostgres)));
+  return url;
+}
+
+/**
+ * The URL of an etcd to test against: `STATESMITH_ETCD_URL` when set and reachable, else one
+ * the harness starts (there is no system etcd on the machines); undefined outside CI when
+ * none can be had.
+ */
+export function sharedEtcd(): Promise<string | undefined> {
+  let url = shared.get('etcd');
+  if (url === undefined) {
+    const given = process.env['STATESMITH_ETCD_URL'];
+    // No default port to look at first: 2379 may be a stranger's etcd.
+    shared.set('etcd', (url = given !== undefined ? sharedServer('etcd', given, given, privateEtcd) : privateEtcd().then((server) => server.url, (error: unknown) => {
+      if (process.env['CI'] === 'true') throw new Error(`no etcd, and starting one failed: ${(error as Error).message}`);
+      return undefined;
+    })));
+  }
   return url;
 }
