@@ -6,6 +6,9 @@
  *   on one instance (target ≥ 0.8× the floor, ≥ 1.0× redlock).
  * - PostgreSQL: against `pg_try_advisory_lock` + `pg_advisory_unlock` by hand (target
  *   ≥ 0.8× the floor); statesmith's acquire also bumps the fence in the same statement.
+ * - etcd: against the same two transactions done by hand with the `etcd3` client (create
+ *   the key if absent, on a lease; delete it if its value and create revision match)
+ *   (target ≥ 0.8× the floor).
  * - Contended: 8 processes on one name for 2 s each; grants per second.
  *
  * Needs the servers the tests use (test/support/servers.ts); a backend that cannot be
@@ -15,9 +18,10 @@ import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { Etcd3 } from 'etcd3';
 import Redlock from 'redlock';
 import { createCoordinator, setLogger } from '../src/index.ts';
-import { sharedPostgres, sharedRedis } from '../test/support/servers.ts';
+import { sharedEtcd, sharedPostgres, sharedRedis } from '../test/support/servers.ts';
 import { fmtNs, fmtRatio, measure, table, type Result } from './harness.ts';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
@@ -132,6 +136,48 @@ async function postgresRows(base: string): Promise<Array<Record<string, string>>
   }
 }
 
+async function etcdRows(base: string): Promise<Array<Record<string, string>>> {
+  const coordinator = createCoordinator({ url: withNamespace(base), agentId: 'bench' });
+  await coordinator.start();
+  const lock = coordinator.getLock('bench');
+  const raw = new Etcd3({ hosts: `http://${new URL(base).host}` });
+  const lease = raw.lease(30, { autoKeepAlive: false });
+  const leaseId = await lease.grant();
+  try {
+    const results = await measure(
+      [
+        {
+          name: 'statesmith DistributedLock acquire + release',
+          run: async (n) => {
+            for (let i = 0; i < n; i++) await (await lock.acquire())?.release();
+          },
+        },
+        {
+          name: 'floor: create-if-absent txn on a lease, then compare-and-delete txn, by hand',
+          run: async (n) => {
+            const key = 'bench-floor/lock';
+            for (let i = 0; i < n; i++) {
+              const token = `t${i}`;
+              const taken = await raw.if(key, 'Create', '==', 0).then(raw.put(key).value(token).lease(leaseId)).commit();
+              await raw.if(key, 'Value', '==', token).and(key, 'Create', '==', taken.header.revision).then(raw.delete().key(key)).commit();
+            }
+          },
+        },
+      ],
+      { n: 1_000, rounds: 5 },
+    );
+    const [ours, floor] = results as [Result, Result];
+    return [
+      { case: `etcd: ${ours.name}`, 'per op': fmtNs(ours.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / ours.nsPerOp), 'other': '' },
+      { case: `etcd: ${floor.name}`, 'per op': fmtNs(floor.nsPerOp), 'speed vs floor': '1.00×', 'other': '' },
+    ];
+  } finally {
+    await coordinator.stop();
+    await lease.revoke().catch(() => undefined);
+    raw.close();
+  }
+}
+
 /** 8 processes taking one lock in a loop for `ms`; total grants per second. */
 async function contended(url: string, ms: number): Promise<number> {
   const namespaced = withNamespace(url);
@@ -153,7 +199,8 @@ export async function benchCoordination(): Promise<void> {
   try {
     const redis = await sharedRedis().catch(() => undefined);
     const postgres = await sharedPostgres().catch(() => undefined);
-    const rows = [...(redis ? await redisRows(redis) : []), ...(postgres ? await postgresRows(postgres) : [])];
+    const etcd = await sharedEtcd().catch(() => undefined);
+    const rows = [...(redis ? await redisRows(redis) : []), ...(postgres ? await postgresRows(postgres) : []), ...(etcd ? await etcdRows(etcd) : [])];
     if (rows.length > 0) {
       table('Distributed lock acquire + release, one connection (2,000 ops × 5 rounds, median)', rows);
       console.log('target: ≥ 0.80× the floor; on Redis ≥ 1.00× redlock. "other": Redis, speed vs redlock; PostgreSQL, speed vs the fenced floor');
@@ -162,6 +209,7 @@ export async function benchCoordination(): Promise<void> {
     for (const [name, url] of [
       ['Redis', redis],
       ['PostgreSQL', postgres],
+      ['etcd', etcd],
     ] as const) {
       if (url === undefined) continue;
       contention.push({ backend: name, 'grants/s (8 processes, one name, 2 s)': Math.round(await contended(url, 2_000)).toLocaleString() });
