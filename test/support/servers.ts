@@ -199,8 +199,7 @@ export async function privateEtcd(): Promise<PrivateServer> {
   if (binary === undefined) throw new Error('etcd is not installed (apt-get install etcd-server)');
   const dir = mkdtempSync(join(tmpdir(), 'statesmith-etcd-'));
   const peer = await freePort();
-  started.push(() => rmSync(dir, { recursive: true, force: true }));
-  return privateProcess(
+  const server = await privateProcess(
     binary,
     (port) => [
       '--name', 'statesmith-test',
@@ -215,6 +214,9 @@ export async function privateEtcd(): Promise<PrivateServer> {
     'etcd',
     (port) => `etcd://127.0.0.1:${port}`,
   );
+  // After its kill (hooks run in order): its data goes with it.
+  started.push(() => rmSync(dir, { recursive: true, force: true }));
+  return server;
 }
 
 const shared = new Map<string, Promise<string | undefined>>();
