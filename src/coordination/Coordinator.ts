@@ -26,7 +26,7 @@ export type CoordinatorState = 'disconnected' | 'connecting' | 'connected' | 're
 
 /** Options of {@link createCoordinator}. */
 export interface CoordinatorOptions {
-  /** `memory://` (default, this process only), `redis://host:port/db`, `postgresql://user@host/db`; `?namespace=` sets the key namespace. */
+  /** `memory://` (default, this process only), `redis://host:port/db`, `postgresql://user@host/db`, `etcd://h1:2379[,h2:2379]`; `?namespace=` sets the key namespace. */
   readonly url?: string;
   /** Put in front of the agent id to make the member id, and in front of every lock name (Cinder uses `'cinder-'`). */
   readonly prefix?: string;
