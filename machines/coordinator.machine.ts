@@ -22,6 +22,7 @@
  * Every command is answered: with its reply, or with `statesmith.rejected`.
  */
 import { assign, enqueueActions, fromCallback, fromPromise, setup, type AnyActorRef } from 'xstate';
+import { electionMachine, type ElectionEngine } from './election.machine.ts';
 import { answer, errorData, forgedRejection, rejection, rejectUnknownCommand, replyToOf, shown, type ErrorData, type Rejected } from './protocol.ts';
 
 /** Node's longest timer (2^31 - 1 ms); see `src/clock.ts`. */
@@ -38,6 +39,8 @@ export interface CoordinatorEngine {
   readonly heartbeatMs: number;
   /** The reconnect delay for attempt `n` (exponential, capped, with jitter). */
   backoffDelay(attempt: number): number;
+  /** The engine of the election of `group` (one per group). */
+  electionEngine?(group: string): ElectionEngine;
 }
 
 export interface CoordinatorContext {
@@ -76,7 +79,14 @@ export type CoordinatorCommand =
   | { readonly type: 'statesmith.coordinator.stop'; readonly replyTo?: AnyActorRef }
   /** Takes a lock (the coordinator's prefix is added); `blocking` as `DistributedLock.acquire`. */
   | { readonly type: 'statesmith.coordinator.acquire'; readonly lock: string; readonly blocking?: boolean | number; readonly timeoutMs?: number; readonly replyTo?: AnyActorRef }
-  | { readonly type: 'statesmith.coordinator.release'; readonly lock: string; readonly replyTo?: AnyActorRef };
+  | { readonly type: 'statesmith.coordinator.release'; readonly lock: string; readonly replyTo?: AnyActorRef }
+  /** Opens the election of `group` as the child `election:<group>` (once; later calls answer the same). */
+  | { readonly type: 'statesmith.coordinator.election'; readonly group: string; readonly replyTo?: AnyActorRef }
+  /** Joins `group` with `capabilities` (JSON), for as long as the heartbeat keeps this member alive. */
+  | { readonly type: 'statesmith.coordinator.join'; readonly group: string; readonly capabilities?: unknown; readonly replyTo?: AnyActorRef }
+  | { readonly type: 'statesmith.coordinator.leave'; readonly group: string; readonly replyTo?: AnyActorRef }
+  /** Lists the live members of `group`. */
+  | { readonly type: 'statesmith.coordinator.members'; readonly group: string; readonly replyTo?: AnyActorRef };
 
 /** Marks the coordinator's own events, so no message from outside can fake a connection or a lease. (Internal: not part of the API.) */
 export const kFromEngine: unique symbol = Symbol('statesmith.coordinator.engine');
@@ -98,12 +108,22 @@ export type CoordinatorReply =
   | { readonly type: 'statesmith.coordinator.acquired'; readonly lock: string; readonly fence: string }
   | { readonly type: 'statesmith.coordinator.notAcquired'; readonly lock: string }
   | { readonly type: 'statesmith.coordinator.released'; readonly lock: string; readonly freed: boolean }
+  | { readonly type: 'statesmith.coordinator.electionOpened'; readonly group: string; readonly id: string }
+  | { readonly type: 'statesmith.coordinator.joined'; readonly group: string; readonly memberId: string }
+  | { readonly type: 'statesmith.coordinator.left'; readonly group: string; readonly memberId: string; readonly wasMember: boolean }
+  | { readonly type: 'statesmith.coordinator.members'; readonly group: string; readonly members: ReadonlyArray<{ readonly memberId: string; readonly capabilities: unknown }> }
   | Rejected;
 
 const internal = (event: CoordinatorEvent): boolean => (event as { [kFromEngine]?: true })[kFromEngine] === true;
 
 /** Why a command cannot be accepted at all. (Internal: not part of the API.) */
 export function malformedCoordinatorCommand(event: CoordinatorEvent): { code: string; reason: string } | undefined {
+  if (event.type === 'statesmith.coordinator.election' || event.type === 'statesmith.coordinator.join' || event.type === 'statesmith.coordinator.leave' || event.type === 'statesmith.coordinator.members') {
+    const { group } = event;
+    if (typeof group !== 'string' || group.length === 0) return { code: 'ERR_INVALID_ARG_TYPE', reason: `"group" must be a non-empty string; received ${shown(group)}` };
+    if (Buffer.byteLength(group, 'utf8') > 256) return { code: 'ERR_OUT_OF_RANGE', reason: `"group" may have at most 256 bytes of UTF-8; it has ${Buffer.byteLength(group, 'utf8')}` };
+    return undefined;
+  }
   if (event.type !== 'statesmith.coordinator.acquire' && event.type !== 'statesmith.coordinator.release') return undefined;
   if (typeof event.lock !== 'string' || event.lock.length === 0) return { code: 'ERR_INVALID_ARG_TYPE', reason: `"lock" must be a non-empty string; received ${shown(event.lock)}` };
   if (event.type === 'statesmith.coordinator.acquire') {
@@ -137,6 +157,8 @@ export const coordinatorMachine = setup({
     shutdown: fromPromise<void, { readonly engine: CoordinatorEngine }>(async () => undefined),
     /** Keeps one held lock's lease renewed until it ends. */
     lease: fromCallback<{ readonly type: string }, { readonly lease: unknown }>(() => undefined),
+    /** One group's election (`election:<group>`). */
+    election: electionMachine,
     /** Runs one acquire or release command and answers `opSettled`. */
     op: fromCallback<{ readonly type: string }, { readonly engine: CoordinatorEngine; readonly opId: string; readonly command: CoordinatorCommand }>(() => undefined),
   },
@@ -206,6 +228,17 @@ export const coordinatorMachine = setup({
       const to = (settled as { [kReplyTo]?: AnyActorRef | null })[kReplyTo] ?? null;
       answer<CoordinatorReply>(enqueue as never, self, to, settled.reply);
     }),
+    openElection: enqueueActions(({ enqueue, context, event, self }) => {
+      const { group } = event as Extract<CoordinatorCommand, { type: 'statesmith.coordinator.election' }>;
+      const id = `election:${group}`;
+      const children = (self.getSnapshot() as { children: Record<string, unknown> }).children;
+      if (context.engine.electionEngine === undefined) {
+        answer<CoordinatorReply>(enqueue as never, self, replyToOf(event), rejection(event, self, 'ERR_COORDINATION_STATE', 'this coordinator has no election engine'));
+        return;
+      }
+      if (children[id] === undefined) enqueue.spawnChild('election', { id, input: { engine: context.engine.electionEngine(group) } });
+      answer<CoordinatorReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.coordinator.electionOpened', group, id });
+    }),
     rejectMalformed: enqueueActions(({ enqueue, event, self }) => {
       const why = malformedCoordinatorCommand(event) ?? { code: 'ERR_INVALID_ARG_VALUE', reason: 'malformed command' };
       answer<CoordinatorReply>(enqueue as never, self, replyToOf(event), rejection(event, self, why.code, why.reason));
@@ -241,7 +274,11 @@ export const coordinatorMachine = setup({
   initial: 'disconnected',
   on: {
     // A verb the coordinator does not know is answered, never dropped (known commands outrank the wildcard).
-    'statesmith.coordinator.*': { actions: rejectUnknownCommand('coordinator', ['start', 'stop', 'acquire', 'release']) as never },
+    'statesmith.coordinator.*': { actions: rejectUnknownCommand('coordinator', ['start', 'stop', 'acquire', 'release', 'election', 'join', 'leave', 'members']) as never },
+    'statesmith.coordinator.election': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'openElection' }],
+    'statesmith.coordinator.join': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'rejectNotConnected' }],
+    'statesmith.coordinator.leave': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'startOp' }],
+    'statesmith.coordinator.members': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'rejectNotConnected' }],
     'statesmith.coordinator.leaseGranted': [{ guard: 'internal', actions: 'startLease' }, { actions: 'rejectForged' }],
     'statesmith.coordinator.leaseEnded': [{ guard: 'internal', actions: 'endLease' }, { actions: 'rejectForged' }],
     'statesmith.coordinator.opSettled': [{ guard: 'internal', actions: 'answerOp' }, { actions: 'rejectForged' }],
@@ -283,6 +320,8 @@ export const coordinatorMachine = setup({
         'statesmith.coordinator.stop': { target: 'stopping', actions: 'addStopWaiter' },
         'statesmith.coordinator.lost': [{ guard: 'internal', target: 'reconnecting', actions: 'connectionLost' }, { actions: 'rejectForged' }],
         'statesmith.coordinator.acquire': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'startOp' }],
+        'statesmith.coordinator.join': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'startOp' }],
+        'statesmith.coordinator.members': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'startOp' }],
       },
       states: {
         waiting: {

@@ -305,6 +305,33 @@ export class LockAcquireFailed extends Error {
 }
 
 /**
+ * A leadership that ended: the election lock's lease ran out, the connection was lost,
+ * the lock was broken, or the leader resigned. A `Leadership`'s `signal` aborts with it.
+ *
+ * @example
+ * ```ts
+ * import { LeadershipLostError } from 'statesmith';
+ * const err = new LeadershipLostError('db-primary', 7n, 'the lease ran out');
+ * console.log(err.code, err.term, err.message); // ERR_LEADERSHIP_LOST 7n Leadership of group db-primary (term 7) lost: the lease ran out
+ * ```
+ */
+export class LeadershipLostError extends Error {
+  /** The class name, `'LeadershipLostError'`, as Node's own errors have it. */
+  override readonly name = 'LeadershipLostError';
+  /** A stable code to branch on, always `'ERR_LEADERSHIP_LOST'`. */
+  readonly code = 'ERR_LEADERSHIP_LOST';
+  /** The election group. */
+  readonly group: string;
+  /** The term that ended. */
+  readonly term: bigint;
+  constructor(group: string, term: bigint, why: string, options?: ErrorOptions) {
+    super(`Leadership of group ${group} (term ${term}) lost: ${why}`, options);
+    this.group = group;
+    this.term = term;
+  }
+}
+
+/**
  * A coordination backend that cannot be used: `code` is `ERR_COORDINATION_URL` (a malformed
  * URL or an unknown scheme), `ERR_COORDINATION_CLIENT_MISSING` (the URL names a backend
  * whose client package, `ioredis` or `pg`, is not installed), `ERR_COORDINATION_BACKEND`

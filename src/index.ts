@@ -17,6 +17,7 @@ export {
   DeadlockError,
   InvalidStateError,
   LockAcquireFailed,
+  LeadershipLostError,
   LockLostError,
   TaskGroupError,
   RejectedError,
@@ -170,9 +171,12 @@ export {
   type CoordinatorState,
   type DistributedAcquireOptions,
   type DistributedLockHandle,
+  type GroupMember,
+  type Membership,
 } from './coordination/Coordinator.ts';
 export { Lock, LockNameError, synchronized, type LockNames, type SynchronizedOptions } from './coordination/synchronized.ts';
 export { coordinatorLogic } from './coordination/coordinatorLogic.ts';
+export { Election, electionLogic, type CampaignOptions, type LeaderInfo, type Leadership } from './coordination/election.ts';
 export {
   coordinatorMachine,
   type CoordinatorCommand,

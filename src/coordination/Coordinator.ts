@@ -18,7 +18,9 @@ import { inspection } from '../inspect/capture.ts';
 import { getLogger } from '../logger.ts';
 import { startActor } from '../runtime/startActor.ts';
 import { optionalClock, optionalDuration, optionalObject, optionalRandom, optionalSignal, requireNonEmptyString } from '../runtime/validate.ts';
-import { checkLockName, createBackend, parseUrl, type Backend, type BackendCapabilities, type BackendKind } from './backend.ts';
+import { checkLockName, createBackend, parseUrl, type Backend, type BackendCapabilities, type BackendKind, type RecordStore } from './backend.ts';
+import { checkGroup, Election, ElectionRuntime } from './election.ts';
+import { ask } from '../runtime/ask.ts';
 import { coordinatorLogic } from './coordinatorLogic.ts';
 
 /** Where a coordinator's connection is. */
@@ -148,6 +150,11 @@ export class Coordinator implements AsyncDisposable {
   readonly #queues = new Map<string, Mutex>();
   /** Blocked acquires waiting for a name to come free. */
   readonly #wakeups = new Map<string, Set<() => void>>();
+  /** Records this member keeps alive (memberships, its leader records), by dir + id. */
+  readonly #owned = new Map<string, { readonly dir: string; readonly id: string; readonly value: string; readonly live: () => boolean }>();
+  readonly #elections = new Map<string, { runtime: ElectionRuntime; facade?: Election }>();
+  /** The groups this member is in: group → its record's value. */
+  readonly #groups = new Map<string, string>();
 
   constructor(options?: CoordinatorOptions) {
     const opts = optionalObject<CoordinatorOptions & Internals>('options', options, COORDINATOR_OPTIONS);
@@ -311,6 +318,10 @@ export class Coordinator implements AsyncDisposable {
 
   /** Releases what is held and closes the backend, run by the actor's `shutdown` child. @internal */
   async shutdownNow(): Promise<void> {
+    // Leaders resign first, so their signals say why; then the groups are left.
+    await Promise.all([...this.#elections.values()].map(({ runtime }) => runtime.resignNow('its coordinator stopped').catch(() => undefined)));
+    await Promise.all([...this.#owned.values()].map((record) => this.disown(record.dir, record.id).catch(() => false)));
+    this.#groups.clear();
     await Promise.all(this.#held().map((record) => record.release()));
     await this.#backend?.close();
     this.wakeAll();
@@ -341,6 +352,24 @@ export class Coordinator implements AsyncDisposable {
     const backend = this.#backend;
     if (backend === undefined) throw new CoordinationError('ERR_COORDINATION_STATE', `coordinator ${this.memberId} has no backend`);
     await withTimeout(backend.ping(), this.clock, Math.max(this.heartbeatMs, 50), 'heartbeat');
+    // The heartbeat is what proves this member alive to others: its records live on.
+    await withTimeout(this.#refreshOwned(backend, false), this.clock, Math.max(this.heartbeatMs, 50), 'heartbeat');
+  }
+
+  /** Puts the owned records again (all of them after a reconnect; on a lease-bound store only then); drops the dead ones. */
+  async #refreshOwned(backend: Backend, all: boolean): Promise<void> {
+    const records = backend.records;
+    if (records === undefined || this.#owned.size === 0) return;
+    await Promise.all(
+      [...this.#owned.entries()].map(async ([key, record]) => {
+        if (!record.live()) {
+          this.#owned.delete(key);
+          await records.delete(record.dir, record.id, record.value).catch(() => false);
+          return;
+        }
+        if (all || !records.onLease) await records.put(record.dir, record.id, record.value, this.lockTtlMs);
+      }),
+    );
   }
 
   /** The connection is lost (the `connectionLost` action): no lock held through it can be vouched for. @internal */
@@ -368,6 +397,167 @@ export class Coordinator implements AsyncDisposable {
       return;
     }
     getLogger().info(`coordinator ${this.memberId} reconnected to ${redact(this.#parsed)} after ${attempt} attempt(s)`);
+    // Its memberships come back with it (a leader record does not: leadership ended with the connection).
+    await this.#refreshOwned(backend, true).catch((error: unknown) => getLogger().warn(`coordinator ${this.memberId}: restoring its group memberships failed`, { error }));
+  }
+
+  // ---- records, elections and groups ----
+
+  /** The backend's record store; a backend without one cannot hold elections or groups. @internal */
+  recordStore(): RecordStore {
+    const records = this.backend().records;
+    if (records === undefined) throw new CoordinationError('ERR_COORDINATION_BACKEND', `the ${this.#kind} backend keeps no records: it cannot hold elections or groups`);
+    return records;
+  }
+
+  /** Puts a record and keeps it alive with the heartbeat while `live()` says so. @internal */
+  async own(dir: string, id: string, value: string, live: () => boolean = () => true): Promise<void> {
+    await this.recordStore().put(dir, id, value, this.lockTtlMs);
+    this.#owned.set(dir + id, { dir, id, value, live });
+  }
+
+  /** Stops keeping a record and deletes it (if it is still this member's). @internal */
+  async disown(dir: string, id: string): Promise<boolean> {
+    const record = this.#owned.get(dir + id);
+    if (record === undefined) return false;
+    this.#owned.delete(dir + id);
+    return (await this.#backend?.records?.delete(dir, id, record.value)) ?? false;
+  }
+
+  /** The engine of the election of `group` (the election actor's children call it). @internal */
+  electionEngine(group: string): ElectionRuntime {
+    let entry = this.#elections.get(group);
+    if (entry === undefined) this.#elections.set(group, (entry = { runtime: new ElectionRuntime(this, group) }));
+    return entry.runtime;
+  }
+
+  /**
+   * The leader election of `group` (one object per group): campaign, read the leader, or
+   * watch it. Its actor is the coordinator actor's child `election:<group>`. A group name
+   * is a non-empty string of at most 256 bytes.
+   */
+  getElection(group: string): Election {
+    checkGroup(group);
+    const existing = this.#elections.get(group)?.facade;
+    if (existing !== undefined) return existing;
+    this.#actor.send({ type: 'statesmith.coordinator.election', group });
+    const child = (this.#actor.getSnapshot().children as Record<string, AnyActorRef | undefined>)[`election:${group}`];
+    if (child === undefined) throw new CoordinationError('ERR_COORDINATION_STATE', `the election of group ${group} could not be opened (asked from inside the coordinator's own step?)`);
+    const entry = this.#elections.get(group) as { runtime: ElectionRuntime; facade?: Election };
+    entry.facade = new Election(this, entry.runtime, child);
+    return entry.facade;
+  }
+
+  /**
+   * Joins `group` with `capabilities` (JSON) for as long as this coordinator's heartbeat
+   * keeps it alive: a member whose process dies leaves the list within `lockTtlMs`. Joining
+   * a group twice is refused (`ERR_ALREADY_MEMBER`).
+   */
+  async joinGroup(group: string, options?: { readonly capabilities?: unknown }): Promise<Membership> {
+    checkGroup(group);
+    const opts = optionalObject<{ capabilities: unknown }>('options', options, ['capabilities']);
+    let capabilities: unknown = null;
+    try {
+      capabilities = JSON.parse(JSON.stringify(opts.capabilities ?? null) ?? 'null');
+    } catch {
+      throw new ArgumentTypeError('options.capabilities', 'a JSON value (no cycles, no bigints)', opts.capabilities);
+    }
+    await ask(this.#actor, { type: 'statesmith.coordinator.join', group, capabilities }, ['statesmith.coordinator.joined'], failedReply);
+    let left: Promise<boolean> | undefined;
+    const leave = (): Promise<boolean> => {
+      left ??= ask<CoordinatorReply>(this.#actor, { type: 'statesmith.coordinator.leave', group }, ['statesmith.coordinator.left'], failedReply).then(
+        (reply) => (reply as { wasMember: boolean }).wasMember,
+      );
+      return left;
+    };
+    return { group, memberId: this.memberId, capabilities, leave, [Symbol.asyncDispose]: async () => void (await leave()) };
+  }
+
+  /** The live members of `group`, by member id. */
+  async getMembers(group: string): Promise<GroupMember[]> {
+    checkGroup(group);
+    const reply = await ask<CoordinatorReply>(this.#actor, { type: 'statesmith.coordinator.members', group }, ['statesmith.coordinator.members'], failedReply);
+    return [...(reply as Extract<CoordinatorReply, { type: 'statesmith.coordinator.members' }>).members];
+  }
+
+  /**
+   * The members of `group` as they change: read at once, then on each heartbeat; a list
+   * equal to the last is not sent again. Reads that fail (a reconnect) are skipped.
+   */
+  members$(group: string): Observable<GroupMember[]> {
+    checkGroup(group);
+    return new Observable<GroupMember[]>((subscriber) => {
+      let last: string | undefined;
+      let timer: unknown;
+      let closed = false;
+      const loop = (): void => {
+        this.#listMembers(group).then(
+          (members) => {
+            const key = JSON.stringify(members);
+            if (!closed && key !== last) {
+              last = key;
+              subscriber.next(members);
+            }
+          },
+          (error: unknown) => getLogger().debug(`group ${group}: reading its members failed`, { error }),
+        );
+        if (closed) return;
+        timer = this.clock.setTimeout(loop, Number.isFinite(this.heartbeatMs) ? this.heartbeatMs : this.lockTtlMs / 3);
+        (timer as { unref?: () => void }).unref?.();
+      };
+      loop();
+      return () => {
+        closed = true;
+        this.clock.clearTimeout(timer);
+      };
+    });
+  }
+
+  #groupDir(group: string): string {
+    return `group/${this.prefix}${group}/`;
+  }
+
+  async #listMembers(group: string): Promise<GroupMember[]> {
+    const records = await this.recordStore().list(this.#groupDir(group));
+    const members: GroupMember[] = [];
+    for (const { id, value } of records) {
+      let capabilities: unknown = null;
+      try {
+        capabilities = (JSON.parse(value) as { capabilities?: unknown }).capabilities ?? null;
+      } catch {
+        // A record not written by statesmith: the member is there, its capabilities unknown.
+      }
+      members.push({ memberId: id, capabilities });
+    }
+    return members.sort((a, b) => (a.memberId < b.memberId ? -1 : a.memberId > b.memberId ? 1 : 0));
+  }
+
+  /** Runs a group command (the `op` child). */
+  async #runGroupCommand(command: Extract<CoordinatorCommand, { type: 'statesmith.coordinator.join' | 'statesmith.coordinator.leave' | 'statesmith.coordinator.members' }>): Promise<CoordinatorReply> {
+    const { group } = command;
+    switch (command.type) {
+      case 'statesmith.coordinator.join': {
+        if (this.#groups.has(group)) {
+          return { type: 'statesmith.rejected', command: { type: command.type, group }, state: 'connected', code: 'ERR_ALREADY_MEMBER', reason: `${this.memberId} is already a member of group ${JSON.stringify(group)}` };
+        }
+        const value = JSON.stringify({ capabilities: command.capabilities ?? null });
+        this.#groups.set(group, value);
+        try {
+          await this.own(this.#groupDir(group), this.memberId, value, () => this.#groups.get(group) === value);
+        } catch (error) {
+          this.#groups.delete(group);
+          throw error;
+        }
+        return { type: 'statesmith.coordinator.joined', group, memberId: this.memberId };
+      }
+      case 'statesmith.coordinator.leave': {
+        const wasMember = this.#groups.delete(group);
+        if (wasMember) await this.disown(this.#groupDir(group), this.memberId);
+        return { type: 'statesmith.coordinator.left', group, memberId: this.memberId, wasMember };
+      }
+      case 'statesmith.coordinator.members':
+        return { type: 'statesmith.coordinator.members', group, members: await this.#listMembers(group) };
+    }
   }
 
   /** After a reconnect or a stop: waiters retry at once rather than at their next poll. @internal */
@@ -389,6 +579,13 @@ export class Coordinator implements AsyncDisposable {
 
   /** Runs an `acquire` or `release` command (the `op` child): the same lock object per name. @internal */
   async runCommand(command: CoordinatorCommand): Promise<CoordinatorReply> {
+    if (command.type === 'statesmith.coordinator.join' || command.type === 'statesmith.coordinator.leave' || command.type === 'statesmith.coordinator.members') {
+      try {
+        return await this.#runGroupCommand(command);
+      } catch (error) {
+        return Object.defineProperty({ type: 'statesmith.coordinator.failed', command: command.type, error: errorData(error) }, kError, { value: error }) as CoordinatorReply;
+      }
+    }
     if (command.type !== 'statesmith.coordinator.acquire' && command.type !== 'statesmith.coordinator.release') {
       return { type: 'statesmith.coordinator.failed', command: command.type, error: { name: 'Error', message: 'not a lock command' } };
     }
@@ -526,6 +723,32 @@ export interface DistributedLockHandle extends AsyncDisposable {
   /** Frees the lock; resolves false when it was no longer held. Idempotent, and never rejects. */
   release(): Promise<boolean>;
 }
+
+/** A member of a group, as `getMembers` and `members$` list it. */
+export interface GroupMember {
+  /** The member's id (its coordinator's `memberId`). */
+  readonly memberId: string;
+  /** What it joined with (JSON), or null. */
+  readonly capabilities: unknown;
+}
+
+/** This member's place in a group, from `joinGroup`. */
+export interface Membership extends AsyncDisposable {
+  /** The group. */
+  readonly group: string;
+  /** This member's id. */
+  readonly memberId: string;
+  /** What it joined with. */
+  readonly capabilities: unknown;
+  /** Leaves the group; resolves false when it was no longer a member. Idempotent. */
+  leave(): Promise<boolean>;
+}
+
+/** A coordinator `failed` reply as the error it carries. */
+const failedReply = {
+  type: 'statesmith.coordinator.failed',
+  error: (reply: unknown): unknown => (reply as { [kError]?: unknown })[kError] ?? new CoordinationError('ERR_COORDINATION_BACKEND', String((reply as { error?: { message?: string } }).error?.message)),
+};
 
 /** One grant: its lease upkeep and its handle. */
 class HandleRecord implements DistributedLockHandle {

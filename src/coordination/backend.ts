@@ -45,6 +45,26 @@ export interface Backend {
   listen?(on: boolean): Promise<void>;
   /** Called when the connection is lost: locks held through it can no longer be vouched for. */
   onLost(listener: (error: unknown) => void): void;
+  /**
+   * Small records that live for `ttlMs` unless put again: group members, an election's
+   * leader. `dir` ends with `/`; `id` is unique in it. Every backend statesmith ships has
+   * them; a backend without them cannot hold elections or groups.
+   */
+  readonly records?: RecordStore;
+}
+
+/** The records of a backend (see {@link Backend.records}). */
+export interface RecordStore {
+  /** Sets `dir + id` to `value` for `ttlMs` (on etcd: for the connection's lease). */
+  put(dir: string, id: string, value: string, ttlMs: number): Promise<void>;
+  /** The live value, or null. */
+  get(dir: string, id: string): Promise<string | null>;
+  /** Every live record of `dir`, by id. */
+  list(dir: string): Promise<Array<{ readonly id: string; readonly value: string }>>;
+  /** Deletes `dir + id` (only if its value is `value`, when given); true when it was there. */
+  delete(dir: string, id: string, value?: string): Promise<boolean>;
+  /** True when a put lives on the connection's lease, so the heartbeat keeps it and puts need not be repeated. */
+  readonly onLease: boolean;
 }
 
 /**

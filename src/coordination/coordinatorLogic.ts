@@ -17,6 +17,7 @@ import {
   type CoordinatorEngine,
 } from '../../machines/coordinator.machine.ts';
 import { Coordinator, type CoordinatorOptions } from './Coordinator.ts';
+import { electionLogic } from './election.ts';
 
 /** What the coordinator's children call: the `Coordinator` engine's internal steps. @internal */
 export interface CoordinatorSteps extends CoordinatorEngine {
@@ -62,6 +63,7 @@ export const coordinatorLogic = coordinatorMachine.provide({
     ping: fromPromise<void, { readonly engine: CoordinatorEngine }>(({ input }) => steps(input).pingNow()),
     reconnect: fromPromise<void, { readonly engine: CoordinatorEngine }>(({ input }) => steps(input).reconnectNow()),
     shutdown: fromPromise<void, { readonly engine: CoordinatorEngine }>(({ input }) => steps(input).shutdownNow()),
+    election: electionLogic,
     lease: fromCallback<{ readonly type: string }, { readonly lease: unknown; readonly engine?: CoordinatorEngine }>(({ input, self }) => {
       const engine = ((self as { _parent?: { getSnapshot(): { context: CoordinatorContext } } })._parent?.getSnapshot().context.engine ?? input.engine) as CoordinatorSteps;
       engine.startUpkeep(input.lease);

@@ -21,7 +21,7 @@
  * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import { CoordinationError } from '../errors.ts';
-import { namespaceOf, type Backend, type BackendCapabilities, type BackendOptions } from './backend.ts';
+import { namespaceOf, type Backend, type BackendCapabilities, type BackendOptions, type RecordStore } from './backend.ts';
 
 /** The parts of `etcd3` used here (typed by hand, so the package's types are not needed to build). */
 interface EtcdKeyValue {
@@ -44,6 +44,7 @@ interface Lease {
 interface PutBuilder {
   value(value: string): PutBuilder;
   lease(id: string): PutBuilder;
+  exec(): Promise<unknown>;
 }
 interface Comparator {
   and(key: string, column: string, cmp: string, value: string | number): Comparator;
@@ -61,8 +62,9 @@ interface EtcdClient {
   lease(ttlSeconds: number, options: { autoKeepAlive: boolean }): Lease;
   if(key: string, column: string, cmp: string, value: string | number): Comparator;
   put(key: string): PutBuilder;
-  get(key: string): unknown;
-  delete(): { key(key: string): unknown };
+  get(key: string): { exec(): Promise<{ kvs: EtcdKeyValue[] }> };
+  getAll(): { prefix(prefix: string): { exec(): Promise<{ kvs: EtcdKeyValue[] }> } };
+  delete(): { key(key: string): { exec(): Promise<{ deleted: string }> } };
   watch(): { prefix(prefix: string): { create(): Promise<Watcher> } };
   leaseClient: { leaseRevoke(request: { ID: string }): Promise<unknown> };
   close(): void;
@@ -98,6 +100,30 @@ export class EtcdBackend implements Backend {
   #generation = 0;
   /** Leases of closed connections that could not be revoked (the cluster was away): revoked on the next connect. */
   #stale: string[] = [];
+  readonly #recordPrefix: string;
+  readonly records: RecordStore = {
+    // A record is a key on the connection's lease: the heartbeat keeps it, the lease's end removes it.
+    onLease: true,
+    put: async (dir, id, value) => {
+      const client = this.#requireClient();
+      await client.put(this.#recordPrefix + dir + id).value(value).lease(this.#leaseId as string).exec();
+    },
+    get: async (dir, id) => {
+      const { kvs } = await this.#requireClient().get(this.#recordPrefix + dir + id).exec();
+      return kvs[0]?.value.toString('utf8') ?? null;
+    },
+    list: async (dir) => {
+      const prefix = this.#recordPrefix + dir;
+      const { kvs } = await this.#requireClient().getAll().prefix(prefix).exec();
+      return kvs.map((kv) => ({ id: kv.key.toString('utf8').slice(prefix.length), value: kv.value.toString('utf8') }));
+    },
+    delete: async (dir, id, value) => {
+      const client = this.#requireClient();
+      const key = this.#recordPrefix + dir + id;
+      if (value === undefined) return Number((await client.delete().key(key).exec()).deleted) > 0;
+      return (await client.if(key, 'Value', '==', value).then(client.delete().key(key)).commit()).succeeded;
+    },
+  };
   /** Per held name, the create revision of the grant (the fence), checked by renew and release. */
   readonly #fences = new Map<string, string>();
 
@@ -106,6 +132,7 @@ export class EtcdBackend implements Backend {
     this.#module = mod.Etcd3 !== undefined ? mod : (mod.default as EtcdModule);
     this.#options = options;
     this.#prefix = `${namespaceOf(options.url)}/lock/`;
+    this.#recordPrefix = `${namespaceOf(options.url)}/rec/`;
   }
 
   async connect(): Promise<void> {

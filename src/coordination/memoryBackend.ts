@@ -7,7 +7,7 @@
  * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import type { Clock } from '../clock.ts';
-import type { Backend, BackendCapabilities, BackendOptions } from './backend.ts';
+import type { Backend, BackendCapabilities, BackendOptions, RecordStore } from './backend.ts';
 
 interface Entry {
   token: string;
@@ -19,6 +19,15 @@ class Store {
   readonly locks = new Map<string, Entry>();
   readonly fences = new Map<string, bigint>();
   readonly listeners = new Set<(name: string) => void>();
+  readonly records = new Map<string, Map<string, { value: string; expiresAt: number }>>();
+
+  dir(name: string, clock: Clock): Map<string, { value: string; expiresAt: number }> {
+    let dir = this.records.get(name);
+    if (dir === undefined) this.records.set(name, (dir = new Map()));
+    const now = clock.now();
+    for (const [id, record] of dir) if (now >= record.expiresAt) dir.delete(id);
+    return dir;
+  }
 
   live(name: string, clock: Clock): Entry | undefined {
     const entry = this.locks.get(name);
@@ -51,6 +60,29 @@ export class MemoryBackend implements Backend {
     for (const listener of this.#released) listener(name);
   };
   #connected = false;
+  readonly records: RecordStore = {
+    onLease: false,
+    put: async (dir, id, value, ttlMs) => {
+      this.#requireConnected();
+      this.#store.dir(dir, this.#clock).set(id, { value, expiresAt: this.#clock.now() + ttlMs });
+    },
+    get: async (dir, id) => {
+      this.#requireConnected();
+      return this.#store.dir(dir, this.#clock).get(id)?.value ?? null;
+    },
+    list: async (dir) => {
+      this.#requireConnected();
+      return [...this.#store.dir(dir, this.#clock)].map(([id, record]) => ({ id, value: record.value }));
+    },
+    delete: async (dir, id, value) => {
+      this.#requireConnected();
+      const records = this.#store.dir(dir, this.#clock);
+      const record = records.get(id);
+      if (record === undefined || (value !== undefined && record.value !== value)) return false;
+      records.delete(id);
+      return true;
+    },
+  };
 
   constructor(options: BackendOptions) {
     const key = options.url.host || 'default';

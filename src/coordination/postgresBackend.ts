@@ -27,7 +27,7 @@ import { createHash } from 'node:crypto';
 import { userInfo } from 'node:os';
 import type { Client, ClientConfig } from 'pg';
 import { getLogger } from '../logger.ts';
-import { namespaceOf, type Backend, type BackendCapabilities, type BackendOptions } from './backend.ts';
+import { namespaceOf, type Backend, type BackendCapabilities, type BackendOptions, type RecordStore } from './backend.ts';
 
 type PgModule = { Client?: new (config: ClientConfig) => Client; default?: { Client?: new (config: ClientConfig) => Client } };
 
@@ -54,6 +54,37 @@ export class PostgresBackend implements Backend {
   #generation = 0;
   /** Queries go one at a time: pg 8 warns on overlapping queries of one client and pg 9 refuses them. */
   #tail: Promise<unknown> = Promise.resolve();
+  readonly records: RecordStore = {
+    onLease: false,
+    put: async (dir, id, value, ttlMs) => {
+      await this.#query(
+        `INSERT INTO statesmith_records AS r (namespace, dir, id, value, expires_at)
+         VALUES ($1, $2, $3, $4, clock_timestamp() + $5::bigint * interval '1 millisecond')
+         ON CONFLICT (namespace, dir, id) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at`,
+        [this.#ns, dir, id, value, Math.max(1, Math.ceil(Math.min(ttlMs, 2 ** 47)))],
+      );
+    },
+    get: async (dir, id) => {
+      const result = await this.#query<{ value: string }>('SELECT value FROM statesmith_records WHERE namespace = $1 AND dir = $2 AND id = $3 AND expires_at > clock_timestamp()', [this.#ns, dir, id]);
+      return result.rows[0]?.value ?? null;
+    },
+    list: async (dir) => {
+      // The dead are swept as the living are read: nothing else deletes them.
+      const result = await this.#query<{ id: string; value: string }>(
+        `WITH gone AS (DELETE FROM statesmith_records WHERE namespace = $1 AND dir = $2 AND expires_at <= clock_timestamp())
+         SELECT id, value FROM statesmith_records WHERE namespace = $1 AND dir = $2 AND expires_at > clock_timestamp() ORDER BY id`,
+        [this.#ns, dir],
+      );
+      return result.rows;
+    },
+    delete: async (dir, id, value) => {
+      const result = await this.#query<{ id: string }>(
+        'DELETE FROM statesmith_records WHERE namespace = $1 AND dir = $2 AND id = $3 AND ($4::text IS NULL OR value = $4) RETURNING id',
+        [this.#ns, dir, id, value ?? null],
+      );
+      return result.rows.length > 0;
+    },
+  };
 
   constructor(options: BackendOptions, module: unknown) {
     this.#options = options;
@@ -98,6 +129,9 @@ export class PostgresBackend implements Backend {
       await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [advisoryKey('statesmith', 'schema')]);
       await client.query(
         'CREATE TABLE IF NOT EXISTS statesmith_fences (namespace text NOT NULL, name text NOT NULL, fence bigint NOT NULL, PRIMARY KEY (namespace, name))',
+      );
+      await client.query(
+        'CREATE TABLE IF NOT EXISTS statesmith_records (namespace text NOT NULL, dir text NOT NULL, id text NOT NULL, value text NOT NULL, expires_at timestamptz NOT NULL, PRIMARY KEY (namespace, dir, id))',
       );
       await client.query('COMMIT');
     } catch (error) {

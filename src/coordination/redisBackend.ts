@@ -24,7 +24,7 @@
  */
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import { getLogger } from '../logger.ts';
-import { namespaceOf, type Backend, type BackendCapabilities, type BackendOptions } from './backend.ts';
+import { namespaceOf, type Backend, type BackendCapabilities, type BackendOptions, type RecordStore } from './backend.ts';
 
 // Lua numbers are doubles: exact up to 2^53, and microseconds since 1970 stay below
 // that until the year 2255. string.format('%.0f') prints them without an exponent.
@@ -54,7 +54,54 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`;
 
+// Records: a sorted set of ids by expiry (server time, ms) and a hash of their values, per dir.
+const RECORD_PUT = `
+if redis.replicate_commands then redis.replicate_commands() end
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local ttl = tonumber(ARGV[3])
+redis.call('ZADD', KEYS[1], string.format('%.0f', ms + ttl), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+for _, key in ipairs(KEYS) do
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+end
+return 1`;
+
+const RECORD_LIST = `
+if redis.replicate_commands then redis.replicate_commands() end
+local now = redis.call('TIME')
+local ms = string.format('%.0f', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ms)
+for _, id in ipairs(expired) do redis.call('HDEL', KEYS[2], id) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms)
+local out = {}
+if ARGV[1] ~= '' then
+  if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+    out[1] = ARGV[1]
+    out[2] = redis.call('HGET', KEYS[2], ARGV[1])
+  end
+  return out
+end
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local value = redis.call('HGET', KEYS[2], id)
+  if value then
+    out[#out + 1] = id
+    out[#out + 1] = value
+  end
+end
+return out`;
+
+const RECORD_DELETE = `
+local value = redis.call('HGET', KEYS[2], ARGV[1])
+if not value or (ARGV[2] ~= '' and value ~= ARGV[3]) then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1`;
+
 interface LockCommands {
+  statesmithRecordPut(expiries: string, values: string, id: string, value: string, ttlMs: number): Promise<number>;
+  statesmithRecordList(expiries: string, values: string, id: string): Promise<string[]>;
+  statesmithRecordDelete(expiries: string, values: string, id: string, compare: string, value: string): Promise<number>;
   statesmithAcquire(lockKey: string, fenceKey: string, token: string, ttlMs: number): Promise<string | null>;
   statesmithRenew(lockKey: string, token: string, ttlMs: number): Promise<number>;
   statesmithRelease(lockKey: string, token: string, channel: string, name: string): Promise<number>;
@@ -74,6 +121,23 @@ export class RedisBackend implements Backend {
   #client: (RedisClient & LockCommands) | undefined;
   #subscriber: RedisClient | undefined;
   #generation = 0;
+  readonly records: RecordStore = {
+    onLease: false,
+    put: async (dir, id, value, ttlMs) => {
+      await this.#connection().statesmithRecordPut(...this.#dirKeys(dir), id, value, Math.max(1, Math.ceil(Math.min(ttlMs, 2 ** 47))));
+    },
+    get: async (dir, id) => {
+      const [, value] = await this.#connection().statesmithRecordList(...this.#dirKeys(dir), id);
+      return value ?? null;
+    },
+    list: async (dir) => {
+      const flat = await this.#connection().statesmithRecordList(...this.#dirKeys(dir), '');
+      const out: Array<{ id: string; value: string }> = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) out.push({ id: flat[i] as string, value: flat[i + 1] as string });
+      return out;
+    },
+    delete: async (dir, id, value) => (await this.#connection().statesmithRecordDelete(...this.#dirKeys(dir), id, value === undefined ? '' : '1', value ?? '')) === 1,
+  };
 
   constructor(options: BackendOptions, module: unknown) {
     this.#options = options;
@@ -100,6 +164,9 @@ export class RedisBackend implements Backend {
     client.defineCommand('statesmithAcquire', { numberOfKeys: 2, lua: ACQUIRE });
     client.defineCommand('statesmithRenew', { numberOfKeys: 1, lua: RENEW });
     client.defineCommand('statesmithRelease', { numberOfKeys: 1, lua: RELEASE });
+    client.defineCommand('statesmithRecordPut', { numberOfKeys: 2, lua: RECORD_PUT });
+    client.defineCommand('statesmithRecordList', { numberOfKeys: 2, lua: RECORD_LIST });
+    client.defineCommand('statesmithRecordDelete', { numberOfKeys: 2, lua: RECORD_DELETE });
     const subscriber = new this.#Redis(url.href, { ...base, commandTimeout: undefined as never, connectionName: clientName(`${this.#options.memberId}:wake`) });
     const onEnd = (): void => this.#reportLost(generation, new Error('the Redis connection closed'));
     /** The last connection error ioredis reported: its connect() itself only says "Connection is closed.". */
@@ -172,6 +239,10 @@ export class RedisBackend implements Backend {
 
   onLost(listener: (error: unknown) => void): void {
     this.#lost.push(listener);
+  }
+
+  #dirKeys(dir: string): [string, string] {
+    return [`${this.#ns}:rec:${dir}`, `${this.#ns}:recv:${dir}`];
   }
 
   #key(kind: 'lock' | 'fence', name: string): string {

@@ -3,7 +3,7 @@
  * PostgreSQL servers over loopback (see test/support/servers.ts).
  */
 import { expect } from 'chai';
-import { CoordinationError, createCoordinator, DeadlockError, LockLostError, type Coordinator, type CoordinatorOptions, type CoordinatorState } from '../../src/index.ts';
+import { CoordinationError, createCoordinator, DeadlockError, LeadershipLostError, LockLostError, RejectedError, TimeoutError, type Coordinator, type CoordinatorOptions, type CoordinatorState, type GroupMember, type LeaderInfo } from '../../src/index.ts';
 import { isolatedUrl, withEtcdAdmin, withPostgresAdmin, withRedisAdmin } from '../support/admin.ts';
 import { rejection, waitUntil } from '../support/async.ts';
 import { sharedEtcd, sharedPostgres, sharedRedis } from '../support/servers.ts';
@@ -223,6 +223,146 @@ for (const backend of backends) {
       expect(error.code).to.equal('ERR_COORDINATION_URL');
       expect(error.message).to.match(/not sessionBased/);
       expect(c.state).to.equal('disconnected');
+    });
+
+    describe('leader election', () => {
+      it('elects one leader with a term; the next is elected when it resigns, with a larger term, and the first one\'s signal says why', async () => {
+        const one = await coordinator({ agentId: 'one' });
+        const two = await coordinator({ agentId: 'two' });
+        const first = await one.getElection('db').campaign({ value: { url: 'pg://one' } });
+        expect(first.term > 0n).to.equal(true);
+        expect(await two.getElection('db').leader()).to.deep.equal({ memberId: 'one', value: { url: 'pg://one' }, term: first.term });
+        let secondDone = false;
+        const second = two.getElection('db').campaign({ value: 'two' });
+        void second.then(() => (secondDone = true));
+        await first.proclaim({ url: 'pg://one', lsn: 7 });
+        expect((await two.getElection('db').leader())?.value).to.deep.equal({ url: 'pg://one', lsn: 7 });
+        await sleep(100);
+        expect(secondDone, 'one leader at a time').to.equal(false);
+        expect(one.getElection('db').actor.getSnapshot().value).to.deep.equal({ leader: 'serving' });
+        expect(two.getElection('db').actor.getSnapshot().value).to.equal('candidate');
+        await first.resign();
+        expect(first.signal.aborted).to.equal(true);
+        expect(first.signal.reason).to.be.instanceOf(LeadershipLostError).with.property('code', 'ERR_LEADERSHIP_LOST');
+        const next = await second;
+        expect(next.term > first.term, `term ${next.term} > ${first.term}`).to.equal(true);
+        expect(await one.getElection('db').leader()).to.deep.include({ memberId: 'two', value: 'two' });
+        await rejection(first.proclaim('late')).then((error) => expect(error).to.be.instanceOf(LeadershipLostError));
+        await next.resign();
+        expect(await one.getElection('db').leader()).to.equal(null);
+      });
+
+      it('refuses a second campaign from one coordinator, withdraws on abort, and times out', async () => {
+        const one = await coordinator({ agentId: 'one' });
+        const two = await coordinator({ agentId: 'two' });
+        const held = await one.getElection('g').campaign();
+        const again = (await rejection(one.getElection('g').campaign())) as RejectedError;
+        expect(again).to.be.instanceOf(RejectedError).with.property('code', 'ERR_ALREADY_CAMPAIGNING');
+        const controller = new AbortController();
+        const waiting = rejection(two.getElection('g').campaign({ signal: controller.signal }));
+        await sleep(50);
+        controller.abort(new Error('operator said no'));
+        expect(((await waiting) as Error).message).to.equal('operator said no');
+        await waitUntil(() => two.getElection('g').actor.getSnapshot().value === 'follower', 2_000, 'the campaign withdrawn');
+        expect(await rejection(two.getElection('g').campaign({ timeoutMs: 100 }))).to.be.instanceOf(TimeoutError);
+        await held.resign();
+        // The withdrawn and timed-out campaigns left nothing waiting: a new one wins at once.
+        const won = await two.getElection('g').campaign({ timeoutMs: 5_000 });
+        expect(won.term > held.term).to.equal(true);
+        await won.resign();
+      });
+
+      it('after a freeze past the lease, the first code that runs sees the leadership lost', async () => {
+        const one = await coordinator({ agentId: 'one', lockTtlMs: 300 });
+        const leadership = await one.getElection('frozen').campaign();
+        const until = performance.now() + 450;
+        while (performance.now() < until); // the event loop is blocked: no timer can run
+        expect(leadership.signal.aborted, 'signal.aborted').to.equal(true);
+        expect(leadership.signal.reason).to.be.instanceOf(LeadershipLostError);
+      });
+
+      it('leader$ follows the leader: none, one, another, none', async () => {
+        const one = await coordinator({ agentId: 'one' });
+        const two = await coordinator({ agentId: 'two' });
+        const seen: Array<string | null> = [];
+        const subscription = one.getElection('watched').leader$.subscribe((leader: LeaderInfo | null) => seen.push(leader?.memberId ?? null));
+        await waitUntil(() => seen.length === 1, 2_000, 'the first read');
+        const a = await one.getElection('watched').campaign();
+        await waitUntil(() => seen.at(-1) === 'one', 2_000, 'one leads');
+        const b = two.getElection('watched').campaign();
+        await a.resign();
+        await b;
+        await waitUntil(() => seen.at(-1) === 'two', 3_000, 'two leads');
+        await (await b).resign();
+        await waitUntil(() => seen.at(-1) === null, 3_000, 'nobody leads');
+        subscription.unsubscribe();
+        expect(seen[0]).to.equal(null);
+      });
+
+      it('stopping the coordinator ends its leadership (the signal says so) and frees the group at once', async () => {
+        const one = await coordinator({ agentId: 'one' });
+        const two = await coordinator({ agentId: 'two' });
+        const leadership = await one.getElection('g').campaign();
+        await one.stop();
+        expect((leadership.signal.reason as Error).message).to.match(/coordinator stopped/);
+        const next = await two.getElection('g').campaign({ timeoutMs: 2_000 });
+        expect(next.term > leadership.term).to.equal(true);
+        await next.resign();
+      });
+
+      it('refuses an empty or over-long group name', async () => {
+        const one = await coordinator();
+        expect(() => one.getElection('')).to.throw(TypeError).with.property('code', 'ERR_INVALID_ARG_TYPE');
+        expect(() => one.getElection('x'.repeat(257))).to.throw(RangeError).with.property('code', 'ERR_OUT_OF_RANGE');
+        expect(await rejection(one.joinGroup(''))).to.have.property('code', 'ERR_INVALID_ARG_TYPE');
+      });
+    });
+
+    describe('group membership', () => {
+      it('lists the members with their capabilities; leave and stop take a member out; joining twice is refused', async () => {
+        const one = await coordinator({ agentId: 'one' });
+        const two = await coordinator({ agentId: 'two' });
+        const a = await one.joinGroup('workers', { capabilities: { cpu: 4 } });
+        await two.joinGroup('workers');
+        expect(await one.getMembers('workers')).to.deep.equal([
+          { memberId: 'one', capabilities: { cpu: 4 } },
+          { memberId: 'two', capabilities: null },
+        ] satisfies GroupMember[]);
+        expect(await rejection(one.joinGroup('workers'))).to.be.instanceOf(RejectedError).with.property('code', 'ERR_ALREADY_MEMBER');
+        expect(await a.leave()).to.equal(true);
+        expect(await a.leave()).to.equal(true); // idempotent: the same answer
+        expect(await two.getMembers('workers')).to.deep.equal([{ memberId: 'two', capabilities: null }]);
+        await two.stop();
+        expect(await one.getMembers('workers')).to.deep.equal([]);
+        expect(await one.getMembers('nobody-here')).to.deep.equal([]);
+      });
+
+      it('a member that stops beating leaves the list within its TTL; one that beats stays past it', async () => {
+        const ttl = backend.kind === 'etcd' ? 2_000 : 600;
+        const alive = await coordinator({ agentId: 'alive', lockTtlMs: ttl, heartbeatMs: 150 });
+        const silent = await coordinator({ agentId: 'silent', lockTtlMs: ttl, heartbeatMs: Infinity });
+        await alive.joinGroup('liveness');
+        await silent.joinGroup('liveness');
+        expect((await alive.getMembers('liveness')).map((m) => m.memberId)).to.deep.equal(['alive', 'silent']);
+        const t0 = performance.now();
+        await waitUntil(async () => (await alive.getMembers('liveness')).length === 1, ttl + 3_000, 'the silent member to expire');
+        expect(performance.now() - t0).to.be.below(ttl + 2_500);
+        expect((await alive.getMembers('liveness')).map((m) => m.memberId)).to.deep.equal(['alive']);
+      });
+
+      it('members$ sends the list as it changes', async () => {
+        const one = await coordinator({ agentId: 'one', heartbeatMs: 100 });
+        const two = await coordinator({ agentId: 'two' });
+        const lists: string[][] = [];
+        const subscription = one.members$('watched').subscribe((members) => lists.push(members.map((m) => m.memberId)));
+        await waitUntil(() => lists.length === 1, 2_000, 'the first list');
+        const m = await two.joinGroup('watched');
+        await waitUntil(() => lists.at(-1)?.length === 1, 2_000, 'two joined');
+        await m.leave();
+        await waitUntil(() => lists.at(-1)?.length === 0, 2_000, 'two left');
+        subscription.unsubscribe();
+        expect(lists).to.deep.equal([[], ['two'], []]);
+      });
     });
 
     if (backend.kind !== 'memory') {
