@@ -85,6 +85,8 @@ export type CoordinatorCommand =
   /** Joins `group` with `capabilities` (JSON), for as long as the heartbeat keeps this member alive. */
   | { readonly type: 'statesmith.coordinator.join'; readonly group: string; readonly capabilities?: unknown; readonly replyTo?: AnyActorRef }
   | { readonly type: 'statesmith.coordinator.leave'; readonly group: string; readonly replyTo?: AnyActorRef }
+  /** Frees `lock` (without the prefix) whoever holds it: an operator's break. */
+  | { readonly type: 'statesmith.coordinator.breakLock'; readonly lock: string; readonly replyTo?: AnyActorRef }
   /** Lists the live members of `group`. */
   | { readonly type: 'statesmith.coordinator.members'; readonly group: string; readonly replyTo?: AnyActorRef };
 
@@ -108,6 +110,7 @@ export type CoordinatorReply =
   | { readonly type: 'statesmith.coordinator.acquired'; readonly lock: string; readonly fence: string }
   | { readonly type: 'statesmith.coordinator.notAcquired'; readonly lock: string }
   | { readonly type: 'statesmith.coordinator.released'; readonly lock: string; readonly freed: boolean }
+  | { readonly type: 'statesmith.coordinator.broken'; readonly lock: string; readonly broken: boolean }
   | { readonly type: 'statesmith.coordinator.electionOpened'; readonly group: string; readonly id: string }
   | { readonly type: 'statesmith.coordinator.joined'; readonly group: string; readonly memberId: string }
   | { readonly type: 'statesmith.coordinator.left'; readonly group: string; readonly memberId: string; readonly wasMember: boolean }
@@ -124,7 +127,7 @@ export function malformedCoordinatorCommand(event: CoordinatorEvent): { code: st
     if (Buffer.byteLength(group, 'utf8') > 256) return { code: 'ERR_OUT_OF_RANGE', reason: `"group" may have at most 256 bytes of UTF-8; it has ${Buffer.byteLength(group, 'utf8')}` };
     return undefined;
   }
-  if (event.type !== 'statesmith.coordinator.acquire' && event.type !== 'statesmith.coordinator.release') return undefined;
+  if (event.type !== 'statesmith.coordinator.acquire' && event.type !== 'statesmith.coordinator.release' && event.type !== 'statesmith.coordinator.breakLock') return undefined;
   if (typeof event.lock !== 'string' || event.lock.length === 0) return { code: 'ERR_INVALID_ARG_TYPE', reason: `"lock" must be a non-empty string; received ${shown(event.lock)}` };
   if (event.type === 'statesmith.coordinator.acquire') {
     const { blocking, timeoutMs } = event;
@@ -274,11 +277,12 @@ export const coordinatorMachine = setup({
   initial: 'disconnected',
   on: {
     // A verb the coordinator does not know is answered, never dropped (known commands outrank the wildcard).
-    'statesmith.coordinator.*': { actions: rejectUnknownCommand('coordinator', ['start', 'stop', 'acquire', 'release', 'election', 'join', 'leave', 'members']) as never },
+    'statesmith.coordinator.*': { actions: rejectUnknownCommand('coordinator', ['start', 'stop', 'acquire', 'release', 'breakLock', 'election', 'join', 'leave', 'members']) as never },
     'statesmith.coordinator.election': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'openElection' }],
     'statesmith.coordinator.join': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'rejectNotConnected' }],
     'statesmith.coordinator.leave': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'startOp' }],
     'statesmith.coordinator.members': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'rejectNotConnected' }],
+    'statesmith.coordinator.breakLock': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'rejectNotConnected' }],
     'statesmith.coordinator.leaseGranted': [{ guard: 'internal', actions: 'startLease' }, { actions: 'rejectForged' }],
     'statesmith.coordinator.leaseEnded': [{ guard: 'internal', actions: 'endLease' }, { actions: 'rejectForged' }],
     'statesmith.coordinator.opSettled': [{ guard: 'internal', actions: 'answerOp' }, { actions: 'rejectForged' }],
@@ -322,6 +326,7 @@ export const coordinatorMachine = setup({
         'statesmith.coordinator.acquire': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'startOp' }],
         'statesmith.coordinator.join': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'startOp' }],
         'statesmith.coordinator.members': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'startOp' }],
+        'statesmith.coordinator.breakLock': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'startOp' }],
       },
       states: {
         waiting: {

@@ -424,6 +424,19 @@ export class Coordinator implements AsyncDisposable {
     return (await this.#backend?.records?.delete(dir, id, record.value)) ?? false;
   }
 
+  /**
+   * Frees the lock `prefix + name` whoever holds it: an operator's break (tooz's `break_`).
+   * The holder's handle aborts at its next renewal (at once on PostgreSQL, whose lock can
+   * only be freed by ending the holder's session: its other locks go too), and the next
+   * grant has a larger fence. Resolves false when nobody held it.
+   */
+  async breakLock(name: string): Promise<boolean> {
+    requireNonEmptyString('name', name);
+    checkLockName(this.prefix + name);
+    const reply = await ask<CoordinatorReply>(this.#actor, { type: 'statesmith.coordinator.breakLock', lock: name }, ['statesmith.coordinator.broken'], failedReply);
+    return (reply as Extract<CoordinatorReply, { type: 'statesmith.coordinator.broken' }>).broken;
+  }
+
   /** The engine of the election of `group` (the election actor's children call it). @internal */
   electionEngine(group: string): ElectionRuntime {
     let entry = this.#elections.get(group);
@@ -586,6 +599,20 @@ export class Coordinator implements AsyncDisposable {
         return Object.defineProperty({ type: 'statesmith.coordinator.failed', command: command.type, error: errorData(error) }, kError, { value: error }) as CoordinatorReply;
       }
     }
+    if (command.type === 'statesmith.coordinator.breakLock') {
+      try {
+        const backend = this.backend();
+        if (backend.breakLock === undefined) throw new CoordinationError('ERR_COORDINATION_BACKEND', `the ${backend.kind} backend cannot break locks`);
+        const name = checkLockName(this.prefix + command.lock);
+        const broken = await backend.breakLock(name);
+        getLogger().warn(`coordinator ${this.memberId} broke lock ${name}${broken ? '' : ' (nobody held it)'}`);
+        // A holder in this process learns at once.
+        if (broken) for (const record of this.#held()) if (record.name === name) record.lose(`broken by ${this.memberId}`);
+        return { type: 'statesmith.coordinator.broken', lock: command.lock, broken };
+      } catch (error) {
+        return Object.defineProperty({ type: 'statesmith.coordinator.failed', command: command.type, error: errorData(error) }, kError, { value: error }) as CoordinatorReply;
+      }
+    }
     if (command.type !== 'statesmith.coordinator.acquire' && command.type !== 'statesmith.coordinator.release') {
       return { type: 'statesmith.coordinator.failed', command: command.type, error: { name: 'Error', message: 'not a lock command' } };
     }
@@ -722,6 +749,11 @@ export interface DistributedLockHandle extends AsyncDisposable {
   readonly held: boolean;
   /** Frees the lock; resolves false when it was no longer held. Idempotent, and never rejects. */
   release(): Promise<boolean>;
+  /**
+   * Asks the server whether this grant still holds the lock (tooz's `is_still_owner`).
+   * A "no" also loses the handle: its signal aborts at once.
+   */
+  isStillOwner(): Promise<boolean>;
 }
 
 /** A member of a group, as `getMembers` and `members$` list it. */
@@ -831,6 +863,14 @@ class HandleRecord implements DistributedLockHandle {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.release();
+  }
+
+  async isStillOwner(): Promise<boolean> {
+    if (!this.held) return false;
+    if (this.#backend.isHolder === undefined) throw new CoordinationError('ERR_COORDINATION_BACKEND', `the ${this.#backend.kind} backend cannot say who holds a lock`);
+    const owner = await this.#backend.isHolder(this.name, this.#token);
+    if (!owner) this.lose('the server says this grant no longer holds it');
+    return owner && this.held;
   }
 
   async #release(): Promise<boolean> {

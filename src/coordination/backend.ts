@@ -45,6 +45,10 @@ export interface Backend {
   listen?(on: boolean): Promise<void>;
   /** Called when the connection is lost: locks held through it can no longer be vouched for. */
   onLost(listener: (error: unknown) => void): void;
+  /** Frees `name` whoever holds it (an operator's break); true when it was held. */
+  breakLock?(name: string): Promise<boolean>;
+  /** Asks the server whether `token` holds `name` now. */
+  isHolder?(name: string, token: string): Promise<boolean>;
   /**
    * Small records that live for `ttlMs` unless put again: group members, an election's
    * leader. `dir` ends with `/`; `id` is unique in it. Every backend statesmith ships has

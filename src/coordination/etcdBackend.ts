@@ -226,6 +226,19 @@ export class EtcdBackend implements Backend {
     return result.succeeded;
   }
 
+  async breakLock(name: string): Promise<boolean> {
+    const deleted = await this.#requireClient().delete().key(this.#prefix + name).exec();
+    return Number(deleted.deleted) > 0;
+  }
+
+  async isHolder(name: string, token: string): Promise<boolean> {
+    const revision = this.#fences.get(name);
+    if (revision === undefined) return false;
+    const { kvs } = await this.#requireClient().get(this.#prefix + name).exec();
+    const kv = kvs[0];
+    return kv !== undefined && kv.value.toString('utf8') === token && kv.create_revision === revision;
+  }
+
   onReleased(listener: (name: string) => void): void {
     this.#released.push(listener);
   }

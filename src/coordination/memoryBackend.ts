@@ -132,6 +132,19 @@ export class MemoryBackend implements Backend {
     return true;
   }
 
+  async breakLock(name: string): Promise<boolean> {
+    this.#requireConnected();
+    if (this.#store.live(name, this.#clock) === undefined) return false;
+    this.#store.locks.delete(name);
+    this.#store.wake(name);
+    return true;
+  }
+
+  async isHolder(name: string, token: string): Promise<boolean> {
+    this.#requireConnected();
+    return this.#store.live(name, this.#clock)?.token === token;
+  }
+
   onReleased(listener: (name: string) => void): void {
     this.#released.push(listener);
   }

@@ -200,6 +200,40 @@ export class PostgresBackend implements Backend {
     return result.rows[0]?.ok === true;
   }
 
+  /**
+   * An advisory lock can only be freed by its session: breaking one ends the holder's
+   * session (every lock it held goes with it, as a crash would), and wakes the waiters.
+   */
+  async breakLock(name: string): Promise<boolean> {
+    const key = BigInt(advisoryKey(this.#ns, name));
+    const unsigned = BigInt.asUintN(64, key);
+    const result = await this.#query<{ ended: boolean }>(
+      `SELECT pg_terminate_backend(pid) AS ended FROM pg_locks
+       WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+         AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1 AND pid <> pg_backend_pid()`,
+      [String(unsigned >> 32n), String(unsigned & 0xffffffffn)],
+    );
+    const ended = result.rows.some((row) => row.ended);
+    if (ended) await this.#query('SELECT pg_notify($1, $2)', [this.#channel, name]);
+    // This session's own hold is broken as a release would.
+    if (!ended && this.#held.has(name)) {
+      const token = this.#held.get(name) as string;
+      return this.release(name, token);
+    }
+    return ended;
+  }
+
+  async isHolder(name: string, token: string): Promise<boolean> {
+    if (this.#held.get(name) !== token) return false;
+    const unsigned = BigInt.asUintN(64, BigInt(advisoryKey(this.#ns, name)));
+    const result = await this.#query<{ held: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()
+         AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1) AS held`,
+      [String(unsigned >> 32n), String(unsigned & 0xffffffffn)],
+    );
+    return result.rows[0]?.held === true && this.#held.get(name) === token;
+  }
+
   /** The failed statement may have left this session holding `key`: unlock it, or drop the session when it cannot be trusted. */
   async #undoAcquire(generation: number, key: string, error: unknown): Promise<void> {
     if (generation !== this.#generation) return; // the session is already gone, and its locks with it

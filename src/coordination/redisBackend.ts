@@ -98,7 +98,15 @@ redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
 return 1`;
 
+const BREAK = `
+if redis.call('DEL', KEYS[1]) == 1 then
+  redis.call('PUBLISH', ARGV[1], ARGV[2])
+  return 1
+end
+return 0`;
+
 interface LockCommands {
+  statesmithBreak(lockKey: string, channel: string, name: string): Promise<number>;
   statesmithRecordPut(expiries: string, values: string, id: string, value: string, ttlMs: number): Promise<number>;
   statesmithRecordList(expiries: string, values: string, id: string): Promise<string[]>;
   statesmithRecordDelete(expiries: string, values: string, id: string, compare: string, value: string): Promise<number>;
@@ -164,6 +172,7 @@ export class RedisBackend implements Backend {
     client.defineCommand('statesmithAcquire', { numberOfKeys: 2, lua: ACQUIRE });
     client.defineCommand('statesmithRenew', { numberOfKeys: 1, lua: RENEW });
     client.defineCommand('statesmithRelease', { numberOfKeys: 1, lua: RELEASE });
+    client.defineCommand('statesmithBreak', { numberOfKeys: 1, lua: BREAK });
     client.defineCommand('statesmithRecordPut', { numberOfKeys: 2, lua: RECORD_PUT });
     client.defineCommand('statesmithRecordList', { numberOfKeys: 2, lua: RECORD_LIST });
     client.defineCommand('statesmithRecordDelete', { numberOfKeys: 2, lua: RECORD_DELETE });
@@ -224,6 +233,14 @@ export class RedisBackend implements Backend {
 
   async release(name: string, token: string): Promise<boolean> {
     return (await this.#connection().statesmithRelease(this.#key('lock', name), token, this.#channel, name)) === 1;
+  }
+
+  async breakLock(name: string): Promise<boolean> {
+    return (await this.#connection().statesmithBreak(this.#key('lock', name), this.#channel, name)) === 1;
+  }
+
+  async isHolder(name: string, token: string): Promise<boolean> {
+    return (await this.#connection().get(this.#key('lock', name))) === token;
   }
 
   onReleased(listener: (name: string) => void): void {

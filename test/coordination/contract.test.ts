@@ -225,6 +225,37 @@ for (const backend of backends) {
       expect(c.state).to.equal('disconnected');
     });
 
+    describe('breaking a lock', () => {
+      it('breakLock frees a lock whoever holds it: the holder\'s signal aborts within a renewal, isStillOwner says no, and the next grant has a larger fence', async () => {
+        const one = await coordinator({ agentId: 'one', lockTtlMs: 900 });
+        const admin = await coordinator({ agentId: 'admin' });
+        const held = await one.getLock('stuck').acquire();
+        expect(await held!.isStillOwner()).to.equal(true);
+        expect(await admin.breakLock('stuck')).to.equal(true);
+        await waitUntil(async () => held!.signal.aborted, 900 / 3 + 1_000, 'the holder to hear of the break');
+        expect(held!.signal.reason).to.be.instanceOf(LockLostError);
+        expect(await held!.isStillOwner()).to.equal(false);
+        const next = await admin.getLock('stuck').acquire({ blocking: 3_000 });
+        expect(next!.fence > held!.fence).to.equal(true);
+        await next!.release();
+        expect(await admin.breakLock('stuck'), 'nobody holds it now').to.equal(false);
+      });
+
+      it('breakLock is a command of the coordinator actor, refused with a code when malformed or not connected', async () => {
+        const c = createCoordinator({ url });
+        open.push(c);
+        const notStarted = await rejection(c.breakLock('x'));
+        expect(notStarted).to.be.instanceOf(RejectedError).with.property('code', 'ERR_COORDINATION_STATE');
+        await c.start();
+        expect(await rejection(c.breakLock(''))).to.be.instanceOf(TypeError);
+        const replies: Array<{ type: string; code?: string }> = [];
+        const subscription = c.actor.on('*', (event) => void replies.push(event as never));
+        c.actor.send({ type: 'statesmith.coordinator.breakLock', lock: 42 } as never);
+        subscription.unsubscribe();
+        expect(replies[0]).to.deep.include({ type: 'statesmith.rejected', code: 'ERR_INVALID_ARG_TYPE' });
+      });
+    });
+
     describe('leader election', () => {
       it('elects one leader with a term; the next is elected when it resigns, with a larger term, and the first one\'s signal says why', async () => {
         const one = await coordinator({ agentId: 'one' });
