@@ -27,7 +27,7 @@ Run 'statesmith <command> --help' for a command's options.`;
 
 export const DEMO_HELP = `${USAGE}
 
-Runs an HA agent that joins a coordinator, takes the leader lock, runs its actions as
+Runs an HA agent that joins a coordinator, elects its leader, runs its actions as
 subprocesses through an executor, monitors itself with a service, and breaks a stuck lock
 with a locksmith. Ctrl-C (SIGINT) or SIGTERM stops it cleanly.
 

@@ -1,11 +1,11 @@
 /**
  * The HA-agent demo (`npm start`, `statesmith demo`): every facility in one small agent.
  *
- * - It joins a coordinator (embedded by default, or Redis/PostgreSQL by URL) and tries for
- *   the `leader` lock every cycle; the leader promotes itself and, now and then, restarts
- *   its database, each as a real subprocess run through the executor. A follower waits.
- *   Two agents on one Redis elect one leader, and the follower takes over when the
- *   leader dies (its lease runs out).
+ * - It joins a coordinator (embedded by default, or Redis, PostgreSQL or etcd by URL) and
+ *   campaigns in the `leader` election every cycle; the leader promotes itself and, now
+ *   and then, restarts its database, each as a real subprocess run through the executor.
+ *   A follower waits. Agents on one backend elect one leader, and a follower takes over,
+ *   with a larger term, when the leader dies (its lease runs out).
  * - The HA loop runs on the wake-up bus: finished actions wake it early.
  * - A monitoring service runs health-check and metrics tasks until stopped.
  * - A WAL archiver takes a lock and wedges; a watchdog locksmith forces the lock, runs
@@ -58,7 +58,7 @@ export interface HaAgent {
   readonly inspectorUrl: string | undefined;
   /** Where the metrics are served, with `metricsPort`. */
   readonly metricsUrl: string | undefined;
-  /** True while this agent holds the leader lock. */
+  /** True while this agent leads (its leadership is not lost). */
   readonly isLeader: boolean;
   /** Resolves once the agent has stopped (by `stop()`, or after `durationMs`). */
   readonly done: Promise<void>;
@@ -101,7 +101,7 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
   });
   await coordinator.start();
   say('agent', `${coordinator.memberId} joined ${coordinator.backendKind} coordination`);
-  const leaderLock = coordinator.getLock('leader');
+  const election = coordinator.getElection('leader');
 
   const bus = new WakeupBus();
   const lock = new Mutex({ name: 'ha lock', reentrant: true });
@@ -134,7 +134,7 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
           if (!sub.aborted && n % 2 === 0) {
             const { cycles, leader } = agent.getSnapshot().context;
             const action = (agent.getSnapshot().children['executor'] as AnyActorRef).getSnapshot().context.action as string | null;
-            say('metrics', `cycles=${cycles} leader=${leader?.held === true} executor=${action ?? 'idle'}`);
+            say('metrics', `cycles=${cycles} leader=${leader != null && !leader.signal.aborted} executor=${action ?? 'idle'}`);
           }
         }
       },
@@ -177,7 +177,8 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
     id: `agent:${name}`,
     input: {
       say,
-      leaderLock,
+      election,
+      name,
       leave: () => coordinator.stop(),
       wakeup: bus,
       lock,
@@ -244,7 +245,8 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
     inspectorUrl: inspector?.url,
     metricsUrl: metrics?.endpoint.url,
     get isLeader() {
-      return agent.getSnapshot().context.leader?.held === true;
+      const leader = agent.getSnapshot().context.leader;
+      return leader !== null && !leader.signal.aborted;
     },
     done,
     executor,

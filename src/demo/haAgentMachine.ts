@@ -6,17 +6,19 @@
  * `running.waiting ⇄ running.cycling`, then `stopping.{monitoring → executor → leaving}`
  * and `stopped`:
  * - a cycle comes every `cycleMs`, or at once when the executor's finished work wakes the
- *   agent; it tries for the leader lock (holding the executor lock, as Patroni's HA cycle
- *   does) and says which action to run, which the agent sends as a `run` command;
+ *   agent; it campaigns once in the `leader` election (holding the executor lock, as
+ *   Patroni's HA cycle does; a leader first reads its leadership's signal, so after a
+ *   freeze it sees its loss before it acts) and says which action to run, which the agent
+ *   sends as a `run` command;
  * - `stop` stops the monitoring service (`statesmith.service.stop` → `stopped`), cancels
- *   the executor (`statesmith.executor.cancel` → `cancelled`), then gives up the leader
- *   lock and leaves the coordination group.
+ *   the executor (`statesmith.executor.cancel` → `cancelled`), then resigns its leadership
+ *   and leaves the coordination group.
  *
  * @module
  */
 import { telemetry } from '../telemetry/hooks.ts';
 import { assign, enqueueActions, fromPromise, sendTo, setup, type AnyActorRef } from 'xstate';
-import type { DistributedLock, DistributedLockHandle } from '../coordination/Coordinator.ts';
+import type { Election, Leadership } from '../coordination/election.ts';
 import type { Mutex } from '../locks/Mutex.ts';
 import type { ServiceMain } from '../../machines/service.machine.ts';
 import { executorLogic } from '../executor/executorLogic.ts';
@@ -24,10 +26,13 @@ import { serviceLogic } from '../tasks/serviceLogic.ts';
 
 /** What the agent machine is given. */
 export interface HaAgentInput {
+  /** The agent's name (its leader value). */
+  readonly name: string;
   /** Writes one line of the demo's output. */
   readonly say: (who: string, what: string) => void;
-  readonly leaderLock: DistributedLock;
-  /** Leaves the coordination group (after the leader lock is given up). */
+  /** The election of the agents' leader. */
+  readonly election: Election;
+  /** Leaves the coordination group (after the leadership is given up). */
   readonly leave: () => Promise<void>;
   /** Woken when a task ends; the agent hears the wake-ups through `wake` events. */
   readonly wakeup: { wakeup(reason: string, detail?: object): void };
@@ -43,11 +48,11 @@ export interface HaAgentInput {
 interface AgentContext {
   readonly input: HaAgentInput;
   readonly cycles: number;
-  readonly leader: DistributedLockHandle | null;
+  readonly leader: Leadership | null;
 }
 
 interface CycleOutput {
-  readonly leader: DistributedLockHandle | null;
+  readonly leader: Leadership | null;
   /** The action to run, if any. */
   readonly run: string | null;
 }
@@ -65,25 +70,27 @@ export const haAgentMachine = setup({
   actors: {
     executor: executorLogic,
     monitoring: serviceLogic,
-    /** One HA cycle: holds the executor lock, tries for the leader lock, picks the action. */
+    /** One HA cycle: holds the executor lock, campaigns once for the leadership, picks the action. */
     cycle: fromPromise<CycleOutput, { context: AgentContext; agent: AnyActorRef }>(async ({ input: { context, agent } }) => {
       const { input, cycles } = context;
       const executor = (agent.getSnapshot() as { children: Record<string, AnyActorRef | undefined> } | undefined)?.children['executor'];
       const busy = (executor?.getSnapshot() as { context: { action: string | null } } | undefined)?.context.action != null;
       return input.lock.runExclusive(async (): Promise<CycleOutput> => {
         const current = context.leader;
-        if (current === null || !current.held) {
-          const leader = await input.leaderLock.acquire({ blocking: false }).catch(() => null);
+        // Reading the signal checks the lease first: after a freeze, the old leader sees its loss here, before it acts.
+        if (current === null || current.signal.aborted) {
+          // One try per cycle: elected now, or follow until the next cycle.
+          const leader = await input.election.campaign({ value: { agent: input.name }, timeoutMs: 0 }).catch(() => null);
           if (leader === null) {
             if (cycles % 5 === 1) input.say('loop', `cycle ${cycles}: following (another agent leads)`);
             return { leader: null, run: null };
           }
-          input.say('loop', `cycle ${cycles}: became the leader (fence ${leader.fence})`);
+          input.say('loop', `cycle ${cycles}: became the leader (term ${leader.term})`);
           if (telemetry.enabled) telemetry.sink.leadership('leader', true);
           leader.signal.addEventListener(
             'abort',
             () => {
-              input.say('loop', `lost the leader lock: ${(leader.signal.reason as Error).message}`);
+              input.say('loop', `lost the leadership: ${(leader.signal.reason as Error).message}`);
               if (telemetry.enabled) telemetry.sink.leadership('leader', false);
             },
             { once: true },
@@ -96,8 +103,8 @@ export const haAgentMachine = setup({
       });
     }),
     leave: fromPromise<void, { context: AgentContext }>(async ({ input: { context } }) => {
-      if (context.leader?.held) {
-        await context.leader.release();
+      if (context.leader !== null && !context.leader.signal.aborted) {
+        await context.leader.resign();
         if (telemetry.enabled) telemetry.sink.leadership('leader', false);
       }
       await context.input.leave();

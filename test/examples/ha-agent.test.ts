@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { waitUntil } from '../support/async.ts';
 import { runExample } from '../support/examples.ts';
-import { sharedRedis } from '../support/servers.ts';
+import { sharedEtcd, sharedRedis } from '../support/servers.ts';
 
 describe('examples/ha-agent.ts (npm start)', function () {
   this.timeout(60_000);
@@ -11,7 +11,7 @@ describe('examples/ha-agent.ts (npm start)', function () {
     const { code, out } = await runExample('examples/ha-agent.ts', 40_000, ['--inspect', '--for', '6']);
     expect(code, out).to.equal(0);
     expect(out).to.match(/inspector\s+open http:\/\/127\.0\.0\.1:\d+\/\?token=[0-9a-f]{32}/);
-    expect(out).to.match(/loop\s+cycle 1: became the leader \(fence 1\)/);
+    expect(out).to.match(/loop\s+cycle 1: became the leader \(term 1\)/);
     expect(out).to.match(/promote\s+\| promoted/);
     expect(out).to.match(/bus\s+wake-up: promote completed/);
     expect(out).to.match(/archiver\s+gave up: wal-archive was taken away by watchdog: archiver stuck for 2 s/);
@@ -63,8 +63,8 @@ describe('examples/ha-agent.ts (npm start)', function () {
       a.child.kill('SIGKILL');
       // The leader's lease is 3 s: the follower leads within a few cycles after it runs out.
       await waitUntil(() => /became the leader/.test(b.output()), 15_000, `agent b to take over:\n${b.output()}`);
-      const fenceOf = (out: string): bigint => BigInt(/became the leader \(fence (\d+)\)/.exec(out)?.[1] ?? '0');
-      expect(fenceOf(b.output()) > fenceOf(a.output()), 'the new leader has the larger fence').to.equal(true);
+      const fenceOf = (out: string): bigint => BigInt(/became the leader \(term (\d+)\)/.exec(out)?.[1] ?? '0');
+      expect(fenceOf(b.output()) > fenceOf(a.output()), 'the new leader has the larger term').to.equal(true);
     } finally {
       a.child.kill('SIGKILL');
       b.child.kill('SIGTERM');
@@ -72,5 +72,63 @@ describe('examples/ha-agent.ts (npm start)', function () {
     const exited = await new Promise<number | null>((resolve) => b.child.once('exit', resolve));
     expect(exited).to.equal(0);
     expect(b.output()).to.match(/stopped cleanly/);
+  });
+
+  describe('three agents on etcd', function () {
+    this.timeout(90_000);
+    const start = (coordinator: string, name: string) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'examples/ha-agent.ts', '--coordinator', coordinator, '--name', name, '--for', '60'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      return { name, child, output: () => out };
+    };
+    const termOf = (out: string): bigint => BigInt([...out.matchAll(/became the leader \(term (\d+)\)/g)].at(-1)?.[1] ?? '0');
+    const leaderAmong = (agents: Array<ReturnType<typeof start>>, since: Map<string, number>) =>
+      agents.find((agent) => /became the leader/.test(agent.output().slice(since.get(agent.name) ?? 0)));
+
+    it('the leader is SIGKILLed: another leads within the lease TTL plus 2 s, with a larger term; a frozen leader sees its loss before it acts again', async function () {
+      const etcd = await sharedEtcd();
+      if (etcd === undefined) this.skip(); // no etcd could be started: outside CI only (under CI=true the harness throws)
+      const coordinator = `${etcd as string}?namespace=ha${process.pid}${Date.now()}`;
+      const agents = ['a', 'b', 'c'].map((name) => start(coordinator, name));
+      try {
+        const none = new Map<string, number>();
+        await waitUntil(() => leaderAmong(agents, none) !== undefined && agents.filter((agent) => /following/.test(agent.output())).length === 2, 30_000, 'one leader and two followers');
+        const first = leaderAmong(agents, none) as ReturnType<typeof start>;
+        const firstTerm = termOf(first.output());
+
+        // SIGKILL: its lease (3 s) runs out on the server, and a follower's next cycle wins.
+        const rest = agents.filter((agent) => agent !== first);
+        const marks = new Map(rest.map((agent) => [agent.name, agent.output().length]));
+        const killedAt = performance.now();
+        first.child.kill('SIGKILL');
+        await waitUntil(() => leaderAmong(rest, marks) !== undefined, 3_000 + 2_000 + 1_000, 'a new leader within the TTL plus 2 s');
+        const failover = performance.now() - killedAt;
+        expect(failover, `failover took ${Math.round(failover)} ms`).to.be.below(3_000 + 2_000);
+        const second = leaderAmong(rest, marks) as ReturnType<typeof start>;
+        expect(termOf(second.output()) > firstTerm, 'a larger term').to.equal(true);
+
+        // SIGSTOP past the TTL: the third takes over; on SIGCONT the frozen one loses first, then acts no more as leader.
+        const third = rest.find((agent) => agent !== second) as ReturnType<typeof start>;
+        const thirdMark = new Map([[third.name, third.output().length]]);
+        second.child.kill('SIGSTOP');
+        await waitUntil(() => leaderAmong([third], thirdMark) !== undefined, 3_000 + 3_000, 'the third to lead while the second is frozen');
+        expect(termOf(third.output()) > termOf(second.output())).to.equal(true);
+        const resumedAt = second.output().length;
+        second.child.kill('SIGCONT');
+        await waitUntil(() => /lost the leadership/.test(second.output().slice(resumedAt)), 5_000, `the frozen leader to see its loss:\n${second.output().slice(resumedAt)}`);
+        const after = second.output().slice(resumedAt);
+        const lostAt = after.indexOf('lost the leadership');
+        const actedAt = after.search(/scheduling a restart|became the leader|\| (promoting|stopping postgres)/);
+        expect(actedAt === -1 || actedAt > lostAt, `it acted as leader before it saw the loss:\n${after}`).to.equal(true);
+        expect(after.slice(0, lostAt)).not.to.match(/scheduling a restart/);
+      } finally {
+        for (const agent of agents) {
+          agent.child.kill('SIGCONT');
+          agent.child.kill('SIGKILL');
+        }
+      }
+    });
   });
 });

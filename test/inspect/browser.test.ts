@@ -80,8 +80,8 @@ describe('the inspector in a real browser', function () {
     expect(await page.locator('#events img, #tree img, #chart img').count()).to.equal(0);
     expect(await page.evaluate('window.__xss')).to.equal(undefined);
 
-    // The locks view shows the leader lock with its fence.
-    await page.locator('#locks tr', { hasText: 'ha-leader' }).first().waitFor();
+    // The locks view shows the election's lock with its fence (the term).
+    await page.locator('#locks tr', { hasText: 'ha-statesmith.election/leader' }).first().waitFor();
     mkdirSync('.artifacts', { recursive: true });
     await page.screenshot({ path: '.artifacts/inspector-e2e.png' });
     expect(errors, 'no page errors').to.deep.equal([]);
