@@ -107,6 +107,19 @@ for (const backend of [
       await next?.release();
     });
 
+    it('a member killed with SIGKILL leaves its group within its TTL', async () => {
+      const ttlMs = 2_000;
+      const joined = member({ mode: 'join', url, name: 'workers', agentId: 'doomed', ttlMs });
+      children.push(joined);
+      const { pid } = await nextMessage<{ pid: number }>(joined);
+      const c = await local({ lockTtlMs: ttlMs });
+      expect(await c.getMembers('workers')).to.deep.equal([{ memberId: 'doomed', capabilities: { pid } }]);
+      joined.kill('SIGKILL');
+      const t0 = performance.now();
+      await waitUntil(async () => (await c.getMembers('workers')).length === 0, ttlMs + 3_000, 'the dead member to leave the list');
+      expect(performance.now() - t0).to.be.below(ttlMs + 1_500);
+    });
+
     it('a holder frozen with SIGSTOP past its TTL finds, on SIGCONT, its signal aborted and release() false', async () => {
       const ttlMs = 1_500;
       const holder = member({ mode: 'hold', url, name: 'frozen', agentId: 'frozen-holder', ttlMs });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { AsyncExecutor, ManualClock, Mutex, ServiceBase, TaskGroup, WakeupBus } from '../../src/index.ts';
+import { AsyncExecutor, createCoordinator, ManualClock, Mutex, ServiceBase, TaskGroup, WakeupBus } from '../../src/index.ts';
 import { settle } from '../support/async.ts';
 import { InspectionStream, inspection } from '../../src/inspect/capture.ts';
 import { startCapture } from '../../src/runtime/startActor.ts';
@@ -82,6 +82,20 @@ describe('inspection capture', () => {
       expect(records.find((r) => r.type === '@xstate.actor' && r.sessionId === child.sessionId), 'an adopted child').to.deep.include({ parentId: executor.actor.sessionId });
     }
     finish();
+  });
+
+  it('shows an election as its coordinator\'s child, and its campaign as transitions', async () => {
+    stop = startCapture();
+    const coordinator = createCoordinator({ url: 'memory://capture-election', agentId: 'seen' });
+    await coordinator.start();
+    const leadership = await coordinator.getElection('db').campaign();
+    await leadership.resign();
+    const records = parse(inspection);
+    const election = records.find((r) => r.type === '@xstate.actor' && r['kind'] === 'election');
+    expect(election).to.deep.include({ id: 'election:db', parentId: coordinator.actor.sessionId });
+    const values = records.filter((r) => r.type === '@xstate.snapshot' && r.sessionId === election?.sessionId).map((r) => JSON.stringify(r['value']));
+    expect(values).to.include.members(['"candidate"', '{"leader":"serving"}', '"resigning"', '"follower"']);
+    await coordinator.stop();
   });
 
   it('nests: capture stays on until every user has stopped, and a stop function counts once', () => {
