@@ -319,7 +319,7 @@ class LeadershipHandle implements Leadership {
  * @example
  * ```ts
  * import { createCoordinator } from 'statesmith';
- * await using coordinator = createCoordinator({ agentId: 'db-1' });
+ * await using coordinator = createCoordinator({ url: 'memory://election-example', agentId: 'db-1' });
  * await coordinator.start();
  * const election = coordinator.getElection('db-primary');
  * const leadership = await election.campaign({ value: { url: 'postgres://db-1' } });
