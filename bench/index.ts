@@ -1,6 +1,7 @@
 /** `npm run bench`: every benchmark, side by side, printed as tables of ratios. */
 import { benchCoordination } from './coordination.bench.ts';
 import { benchExecutor } from './executor.bench.ts';
+import { benchFailover } from './failover.bench.ts';
 import { benchInspector } from './inspector.bench.ts';
 import { benchLocksmith } from './locksmith.bench.ts';
 import { benchMutex } from './mutex.bench.ts';
@@ -18,6 +19,7 @@ await benchTasks();
 await benchSupervision();
 await benchLocksmith();
 await benchCoordination();
+await benchFailover();
 await benchInspector();
 await benchTelemetry();
 await benchNats();
