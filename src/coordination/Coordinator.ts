@@ -20,6 +20,7 @@ import { startActor } from '../runtime/startActor.ts';
 import { optionalClock, optionalDuration, optionalObject, optionalRandom, optionalSignal, requireNonEmptyString } from '../runtime/validate.ts';
 import { checkLockName, createBackend, parseUrl, type Backend, type BackendCapabilities, type BackendKind, type RecordStore } from './backend.ts';
 import { checkGroup, Election, ElectionRuntime } from './election.ts';
+import { kDistributedLock, serveForces } from './forcing.ts';
 import { ask } from '../runtime/ask.ts';
 import { coordinatorLogic } from './coordinatorLogic.ts';
 
@@ -274,9 +275,16 @@ export class Coordinator implements AsyncDisposable {
     this.#checkCapabilities(backend);
     try {
       await backend.connect();
+      await this.#listenForForces(backend);
     } catch (error) {
+      await backend.close();
       throw new CoordinationError('ERR_COORDINATION_BACKEND', `could not connect to ${redact(this.#parsed)}: ${messageOf(error)}`, { cause: error });
     }
+  }
+
+  /** Answers locksmiths that force this member's locks (over the backend's messaging). */
+  async #listenForForces(backend: Backend): Promise<void> {
+    await serveForces(this, backend, () => this.#held());
   }
 
   async #createBackend(): Promise<Backend> {
@@ -388,6 +396,7 @@ export class Coordinator implements AsyncDisposable {
     const attempt = this.#actor.getSnapshot().context.attempt;
     try {
       await backend.connect();
+      await this.#listenForForces(backend);
     } catch (error) {
       getLogger().info(`coordinator ${this.memberId}: reconnect attempt ${attempt} failed`, { error: messageOf(error) });
       throw error;
@@ -1065,6 +1074,8 @@ export function getDefaultCoordinator(): Coordinator {
  * ```
  */
 export class DistributedLock {
+  /** Tells the locksmith this is a distributed lock. @internal */
+  readonly [kDistributedLock] = true as const;
   readonly #base: string;
   readonly #coordinator: Coordinator | undefined;
   #handle: HandleRecord | undefined;

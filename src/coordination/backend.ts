@@ -45,16 +45,28 @@ export interface Backend {
   listen?(on: boolean): Promise<void>;
   /** Called when the connection is lost: locks held through it can no longer be vouched for. */
   onLost(listener: (error: unknown) => void): void;
-  /** Frees `name` whoever holds it (an operator's break); true when it was held. */
-  breakLock?(name: string): Promise<boolean>;
+  /** Frees `name` whoever holds it (an operator's break), or only while `hold` (from `holderOf`) does; true when it freed it. */
+  breakLock?(name: string, hold?: string): Promise<boolean>;
+  /** Who holds `name` now: the member, and what names this hold for a conditional `breakLock`; null when free. */
+  holderOf?(name: string): Promise<{ readonly memberId: string; readonly hold: string } | null>;
   /** Asks the server whether `token` holds `name` now. */
   isHolder?(name: string, token: string): Promise<boolean>;
+  /** Messages between members (the distributed locksmith's requests and replies). */
+  readonly messages?: MessageBus;
   /**
    * Small records that live for `ttlMs` unless put again: group members, an election's
    * leader. `dir` ends with `/`; `id` is unique in it. Every backend statesmith ships has
    * them; a backend without them cannot hold elections or groups.
    */
   readonly records?: RecordStore;
+}
+
+/** A backend's own messaging: Redis pub/sub, PostgreSQL `NOTIFY`, an etcd watch. At most once, in order per sender. */
+export interface MessageBus {
+  /** Sends `payload` (a string, under 7,000 bytes) to whoever listens on `channel` now. */
+  publish(channel: string, payload: string): Promise<void>;
+  /** Listens on `channel` until the returned function is called (or the connection closes). */
+  subscribe(channel: string, listener: (payload: string) => void): Promise<() => Promise<void>>;
 }
 
 /** The records of a backend (see {@link Backend.records}). */
@@ -78,6 +90,11 @@ export interface RecordStore {
  * (PostgreSQL 15 docs, "Index row size" and `NOTIFY`); 1 KiB leaves room for the namespace.
  */
 export const MAX_LOCK_NAME_BYTES = 1024;
+
+/** The member id inside a grant's token (`<memberId>:<12 hex>:<n>`, see `Coordinator.nextToken`). */
+export function memberOfToken(token: string): string {
+  return token.replace(/:[0-9a-f]{12}:\d+$/, '');
+}
 
 /** Refuses a lock name over {@link MAX_LOCK_NAME_BYTES} up front, before any backend sees it. */
 export function checkLockName(name: string): string {

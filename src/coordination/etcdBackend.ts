@@ -21,7 +21,8 @@
  * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import { CoordinationError } from '../errors.ts';
-import { namespaceOf, type Backend, type BackendCapabilities, type BackendOptions, type RecordStore } from './backend.ts';
+import { memberOfToken, namespaceOf, type Backend, type BackendCapabilities, type BackendOptions, type MessageBus, type RecordStore } from './backend.ts';
+import { randomBytes } from 'node:crypto';
 
 /** The parts of `etcd3` used here (typed by hand, so the package's types are not needed to build). */
 interface EtcdKeyValue {
@@ -53,7 +54,7 @@ interface Comparator {
   commit(): Promise<TxnResponse>;
 }
 interface Watcher {
-  on(event: 'delete', listener: (kv: EtcdKeyValue) => void): Watcher;
+  on(event: 'delete' | 'put', listener: (kv: EtcdKeyValue) => void): Watcher;
   on(event: 'error' | 'disconnected', listener: (error: Error) => void): Watcher;
   on(event: 'connected', listener: () => void): Watcher;
   cancel(): Promise<void>;
@@ -101,6 +102,31 @@ export class EtcdBackend implements Backend {
   /** Leases of closed connections that could not be revoked (the cluster was away): revoked on the next connect. */
   #stale: string[] = [];
   readonly #recordPrefix: string;
+  readonly #watchers = new Set<Promise<Watcher>>();
+  readonly messages: MessageBus = {
+    // A message is a key put on this connection's lease and deleted at once: watchers see the put.
+    publish: async (channel, payload) => {
+      const client = this.#requireClient();
+      const key = `${this.#recordPrefix.slice(0, -'rec/'.length)}msg/${channel}/${randomBytes(8).toString('hex')}`;
+      await client.put(key).value(payload).lease(this.#leaseId as string).exec();
+      await client.delete().key(key).exec();
+    },
+    subscribe: async (channel, listener) => {
+      const client = this.#requireClient();
+      const generation = this.#generation;
+      const watcher = client.watch().prefix(`${this.#recordPrefix.slice(0, -'rec/'.length)}msg/${channel}/`).create();
+      this.#watchers.add(watcher);
+      const w = await watcher;
+      w.on('put', (kv) => {
+        if (generation === this.#generation) listener(kv.value.toString('utf8'));
+      });
+      w.on('error', () => undefined);
+      return async () => {
+        this.#watchers.delete(watcher);
+        await w.cancel().catch(() => undefined);
+      };
+    },
+  };
   readonly records: RecordStore = {
     // A record is a key on the connection's lease: the heartbeat keeps it, the lease's end removes it.
     onLease: true,
@@ -173,6 +199,9 @@ export class EtcdBackend implements Backend {
     this.#watcher = undefined;
     this.#fences.clear();
     await watcher?.then((w) => w.cancel()).catch(() => undefined);
+    const watchers = [...this.#watchers];
+    this.#watchers.clear();
+    await Promise.all(watchers.map((w) => w.then((x) => x.cancel()).catch(() => undefined)));
     // Revoking frees every key of this connection at once, instead of at the lease's end.
     if (lease !== undefined) {
       await lease.revoke().catch(() => {
@@ -226,9 +255,18 @@ export class EtcdBackend implements Backend {
     return result.succeeded;
   }
 
-  async breakLock(name: string): Promise<boolean> {
-    const deleted = await this.#requireClient().delete().key(this.#prefix + name).exec();
+  async breakLock(name: string, hold?: string): Promise<boolean> {
+    const client = this.#requireClient();
+    const key = this.#prefix + name;
+    if (hold !== undefined) return (await client.if(key, 'Value', '==', hold).then(client.delete().key(key)).commit()).succeeded;
+    const deleted = await client.delete().key(key).exec();
     return Number(deleted.deleted) > 0;
+  }
+
+  async holderOf(name: string): Promise<{ memberId: string; hold: string } | null> {
+    const { kvs } = await this.#requireClient().get(this.#prefix + name).exec();
+    const token = kvs[0]?.value.toString('utf8');
+    return token === undefined ? null : { memberId: memberOfToken(token), hold: token };
   }
 
   async isHolder(name: string, token: string): Promise<boolean> {

@@ -7,7 +7,7 @@
  * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import type { Clock } from '../clock.ts';
-import type { Backend, BackendCapabilities, BackendOptions, RecordStore } from './backend.ts';
+import { memberOfToken, type Backend, type BackendCapabilities, type BackendOptions, type MessageBus, type RecordStore } from './backend.ts';
 
 interface Entry {
   token: string;
@@ -20,6 +20,7 @@ class Store {
   readonly fences = new Map<string, bigint>();
   readonly listeners = new Set<(name: string) => void>();
   readonly records = new Map<string, Map<string, { value: string; expiresAt: number }>>();
+  readonly channels = new Map<string, Set<(payload: string) => void>>();
 
   dir(name: string, clock: Clock): Map<string, { value: string; expiresAt: number }> {
     let dir = this.records.get(name);
@@ -60,6 +61,26 @@ export class MemoryBackend implements Backend {
     for (const listener of this.#released) listener(name);
   };
   #connected = false;
+  readonly messages: MessageBus = {
+    publish: async (channel, payload) => {
+      this.#requireConnected();
+      // Delivered on a later turn, as a server's message would be.
+      const listeners = [...(this.#store.channels.get(channel) ?? [])];
+      setImmediate(() => {
+        for (const listener of listeners) listener(payload);
+      });
+    },
+    subscribe: async (channel, listener) => {
+      this.#requireConnected();
+      let set = this.#store.channels.get(channel);
+      if (set === undefined) this.#store.channels.set(channel, (set = new Set()));
+      const mine = (payload: string): void => listener(payload);
+      set.add(mine);
+      this.#subscriptions.add(() => set.delete(mine));
+      return async () => void set.delete(mine);
+    },
+  };
+  readonly #subscriptions = new Set<() => void>();
   readonly records: RecordStore = {
     onLease: false,
     put: async (dir, id, value, ttlMs) => {
@@ -99,6 +120,8 @@ export class MemoryBackend implements Backend {
 
   async close(): Promise<void> {
     this.#connected = false;
+    for (const unsubscribe of this.#subscriptions) unsubscribe();
+    this.#subscriptions.clear();
     this.#store.listeners.delete(this.#relay);
   }
 
@@ -132,12 +155,19 @@ export class MemoryBackend implements Backend {
     return true;
   }
 
-  async breakLock(name: string): Promise<boolean> {
+  async breakLock(name: string, hold?: string): Promise<boolean> {
     this.#requireConnected();
-    if (this.#store.live(name, this.#clock) === undefined) return false;
+    const entry = this.#store.live(name, this.#clock);
+    if (entry === undefined || (hold !== undefined && entry.token !== hold)) return false;
     this.#store.locks.delete(name);
     this.#store.wake(name);
     return true;
+  }
+
+  async holderOf(name: string): Promise<{ memberId: string; hold: string } | null> {
+    this.#requireConnected();
+    const entry = this.#store.live(name, this.#clock);
+    return entry === undefined ? null : { memberId: memberOfToken(entry.token), hold: entry.token };
   }
 
   async isHolder(name: string, token: string): Promise<boolean> {

@@ -27,7 +27,7 @@ import { createHash } from 'node:crypto';
 import { userInfo } from 'node:os';
 import type { Client, ClientConfig } from 'pg';
 import { getLogger } from '../logger.ts';
-import { namespaceOf, type Backend, type BackendCapabilities, type BackendOptions, type RecordStore } from './backend.ts';
+import { namespaceOf, type Backend, type BackendCapabilities, type BackendOptions, type MessageBus, type RecordStore } from './backend.ts';
 
 type PgModule = { Client?: new (config: ClientConfig) => Client; default?: { Client?: new (config: ClientConfig) => Client } };
 
@@ -35,6 +35,12 @@ type PgModule = { Client?: new (config: ClientConfig) => Client; default?: { Cli
 export function advisoryKey(namespace: string, name: string): string {
   const digest = createHash('sha256').update(namespace).update('\0').update(name).digest();
   return digest.readBigInt64BE(0).toString();
+}
+
+/** How `pg_locks` shows an advisory bigint key: its high half as `classid`, its low half as `objid` (PostgreSQL docs, pg_locks). */
+function advisoryParts(namespace: string, name: string): [string, string] {
+  const unsigned = BigInt.asUintN(64, BigInt(advisoryKey(namespace, name)));
+  return [String(unsigned >> 32n), String(unsigned & 0xffffffffn)];
 }
 
 const quoteIdent = (id: string): string => `"${id.replace(/"/g, '""')}"`;
@@ -54,6 +60,33 @@ export class PostgresBackend implements Backend {
   #generation = 0;
   /** Queries go one at a time: pg 8 warns on overlapping queries of one client and pg 9 refuses them. */
   #tail: Promise<unknown> = Promise.resolve();
+  readonly #channels = new Map<string, Set<(payload: string) => void>>();
+  /** A NOTIFY channel is an identifier of at most 63 bytes: the namespace's and channel's digest. */
+  #channelOf(channel: string): string {
+    return `ss_${createHash('sha256').update(this.#ns).update('\0').update(channel).digest('hex').slice(0, 40)}`;
+  }
+  readonly messages: MessageBus = {
+    publish: async (channel, payload) => {
+      await this.#query('SELECT pg_notify($1, $2)', [this.#channelOf(channel), payload]);
+    },
+    subscribe: async (channel, listener) => {
+      const name = this.#channelOf(channel);
+      let set = this.#channels.get(name);
+      if (set === undefined) {
+        this.#channels.set(name, (set = new Set()));
+        await this.#query(`LISTEN ${quoteIdent(name)}`);
+      }
+      const mine = (payload: string): void => listener(payload);
+      set.add(mine);
+      return async () => {
+        set.delete(mine);
+        if (set.size === 0 && this.#channels.get(name) === set) {
+          this.#channels.delete(name);
+          if (this.#client !== undefined) await this.#query(`UNLISTEN ${quoteIdent(name)}`).catch(() => undefined);
+        }
+      };
+    },
+  };
   readonly records: RecordStore = {
     onLease: false,
     put: async (dir, id, value, ttlMs) => {
@@ -117,8 +150,12 @@ export class PostgresBackend implements Backend {
     client.on('error', onLost);
     client.on('end', () => onLost(new Error('the PostgreSQL connection ended')));
     client.on('notification', (message) => {
-      if (message.channel !== this.#channel || message.payload === undefined) return;
-      for (const listener of this.#released) listener(message.payload);
+      if (message.payload === undefined) return;
+      if (message.channel === this.#channel) {
+        for (const listener of this.#released) listener(message.payload);
+        return;
+      }
+      for (const listener of this.#channels.get(message.channel) ?? []) listener(message.payload);
     });
     this.#client = client;
     this.#tail = Promise.resolve();
@@ -143,6 +180,7 @@ export class PostgresBackend implements Backend {
   async close(): Promise<void> {
     this.#generation++;
     this.#held.clear();
+    this.#channels.clear();
     const client = this.#client;
     this.#client = undefined;
     if (client === undefined) return;
@@ -204,32 +242,45 @@ export class PostgresBackend implements Backend {
    * An advisory lock can only be freed by its session: breaking one ends the holder's
    * session (every lock it held goes with it, as a crash would), and wakes the waiters.
    */
-  async breakLock(name: string): Promise<boolean> {
-    const key = BigInt(advisoryKey(this.#ns, name));
-    const unsigned = BigInt.asUintN(64, key);
+  async breakLock(name: string, hold?: string): Promise<boolean> {
+    const [classid, objid] = advisoryParts(this.#ns, name);
     const result = await this.#query<{ ended: boolean }>(
-      `SELECT pg_terminate_backend(pid) AS ended FROM pg_locks
-       WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-         AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1 AND pid <> pg_backend_pid()`,
-      [String(unsigned >> 32n), String(unsigned & 0xffffffffn)],
+      `SELECT pg_terminate_backend(l.pid) AS ended FROM pg_locks l
+       WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+         AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 1 AND l.pid <> pg_backend_pid()
+         AND ($3::int IS NULL OR l.pid = $3::int)`,
+      [classid, objid, hold === undefined ? null : Number(hold.split(':')[0])],
     );
     const ended = result.rows.some((row) => row.ended);
     if (ended) await this.#query('SELECT pg_notify($1, $2)', [this.#channel, name]);
     // This session's own hold is broken as a release would.
-    if (!ended && this.#held.has(name)) {
+    if (!ended && this.#held.has(name) && hold === undefined) {
       const token = this.#held.get(name) as string;
       return this.release(name, token);
     }
     return ended;
   }
 
+  /** The holder: its session's pid and application name (the member id, cut at 63 bytes). */
+  async holderOf(name: string): Promise<{ memberId: string; hold: string } | null> {
+    const [classid, objid] = advisoryParts(this.#ns, name);
+    const result = await this.#query<{ pid: number; app: string }>(
+      `SELECT l.pid, a.application_name AS app FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+       WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+         AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 1`,
+      [classid, objid],
+    );
+    const row = result.rows[0];
+    return row === undefined ? null : { memberId: row.app, hold: `${row.pid}:${row.app}` };
+  }
+
   async isHolder(name: string, token: string): Promise<boolean> {
     if (this.#held.get(name) !== token) return false;
-    const unsigned = BigInt.asUintN(64, BigInt(advisoryKey(this.#ns, name)));
+    const [classid, objid] = advisoryParts(this.#ns, name);
     const result = await this.#query<{ held: boolean }>(
       `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()
          AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1) AS held`,
-      [String(unsigned >> 32n), String(unsigned & 0xffffffffn)],
+      [classid, objid],
     );
     return result.rows[0]?.held === true && this.#held.get(name) === token;
   }

@@ -24,7 +24,7 @@
  */
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import { getLogger } from '../logger.ts';
-import { namespaceOf, type Backend, type BackendCapabilities, type BackendOptions, type RecordStore } from './backend.ts';
+import { memberOfToken, namespaceOf, type Backend, type BackendCapabilities, type BackendOptions, type MessageBus, type RecordStore } from './backend.ts';
 
 // Lua numbers are doubles: exact up to 2^53, and microseconds since 1970 stay below
 // that until the year 2255. string.format('%.0f') prints them without an exponent.
@@ -99,6 +99,7 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 return 1`;
 
 const BREAK = `
+if ARGV[3] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[3] then return 0 end
 if redis.call('DEL', KEYS[1]) == 1 then
   redis.call('PUBLISH', ARGV[1], ARGV[2])
   return 1
@@ -106,7 +107,7 @@ end
 return 0`;
 
 interface LockCommands {
-  statesmithBreak(lockKey: string, channel: string, name: string): Promise<number>;
+  statesmithBreak(lockKey: string, channel: string, name: string, hold: string): Promise<number>;
   statesmithRecordPut(expiries: string, values: string, id: string, value: string, ttlMs: number): Promise<number>;
   statesmithRecordList(expiries: string, values: string, id: string): Promise<string[]>;
   statesmithRecordDelete(expiries: string, values: string, id: string, compare: string, value: string): Promise<number>;
@@ -129,6 +130,31 @@ export class RedisBackend implements Backend {
   #client: (RedisClient & LockCommands) | undefined;
   #subscriber: RedisClient | undefined;
   #generation = 0;
+  readonly #channels = new Map<string, Set<(payload: string) => void>>();
+  readonly messages: MessageBus = {
+    publish: async (channel, payload) => {
+      await this.#connection().publish(`${this.#ns}:msg:${channel}`, payload);
+    },
+    subscribe: async (channel, listener) => {
+      const subscriber = this.#subscriber;
+      if (subscriber === undefined) throw new Error('the Redis backend is not connected');
+      const name = `${this.#ns}:msg:${channel}`;
+      let set = this.#channels.get(name);
+      if (set === undefined) {
+        this.#channels.set(name, (set = new Set()));
+        await subscriber.subscribe(name);
+      }
+      const mine = (payload: string): void => listener(payload);
+      set.add(mine);
+      return async () => {
+        set.delete(mine);
+        if (set.size === 0 && this.#channels.get(name) === set) {
+          this.#channels.delete(name);
+          await this.#subscriber?.unsubscribe(name).catch(() => undefined);
+        }
+      };
+    },
+  };
   readonly records: RecordStore = {
     onLease: false,
     put: async (dir, id, value, ttlMs) => {
@@ -188,8 +214,12 @@ export class RedisBackend implements Backend {
       });
       connection.on('end', onEnd);
     }
-    subscriber.on('message', (_channel: string, name: string) => {
-      for (const listener of this.#released) listener(name);
+    subscriber.on('message', (channel: string, payload: string) => {
+      if (channel === this.#channel) {
+        for (const listener of this.#released) listener(payload);
+        return;
+      }
+      for (const listener of this.#channels.get(channel) ?? []) listener(payload);
     });
     this.#client = client;
     this.#subscriber = subscriber;
@@ -212,6 +242,7 @@ export class RedisBackend implements Backend {
 
   async close(): Promise<void> {
     this.#generation++;
+    this.#channels.clear();
     const connections = [this.#client, this.#subscriber];
     this.#client = undefined;
     this.#subscriber = undefined;
@@ -235,8 +266,13 @@ export class RedisBackend implements Backend {
     return (await this.#connection().statesmithRelease(this.#key('lock', name), token, this.#channel, name)) === 1;
   }
 
-  async breakLock(name: string): Promise<boolean> {
-    return (await this.#connection().statesmithBreak(this.#key('lock', name), this.#channel, name)) === 1;
+  async breakLock(name: string, hold?: string): Promise<boolean> {
+    return (await this.#connection().statesmithBreak(this.#key('lock', name), this.#channel, name, hold ?? '')) === 1;
+  }
+
+  async holderOf(name: string): Promise<{ memberId: string; hold: string } | null> {
+    const token = await this.#connection().get(this.#key('lock', name));
+    return token === null ? null : { memberId: memberOfToken(token), hold: token };
   }
 
   async isHolder(name: string, token: string): Promise<boolean> {

@@ -19,6 +19,7 @@ import { optionalBoolean, optionalClock, optionalDuration, optionalObject, optio
 import { OWNED, lockKindOf, type HostHold, type LockKind } from './lockKinds.ts';
 import { LockForceRequest, REPLY, REQUEST, isPortLike, servers, type PortLike, type Reply, type ReplyMessage, type RequestMessage, type WireError } from './protocol.ts';
 import { ForceResult, RecognitionResult } from './results.ts';
+import { RemoteOwner } from '../coordination/forcing.ts';
 import { kToken, kValue, locksmithLogic, type ForceRun, type ForceRunHandle, type LocksmithTable } from './locksmithLogic.ts';
 
 export type { ForceRun };
@@ -140,6 +141,7 @@ function requireLockObject(name: string, lock: unknown): object {
 /** The port to post a force request to, when the owner lives in another thread. */
 function portOf(owner: unknown): PortLike | undefined {
   if (owner instanceof WorkerThread) return owner.worker;
+  if (owner instanceof RemoteOwner) return owner.port;
   return isPortLike(owner) ? owner : undefined;
 }
 
@@ -389,6 +391,8 @@ export class Locksmith {
     opts: Resolved,
   ): Promise<ForceResult> {
     const { signal } = opts;
+    // A distributed lock asks its server who holds it, once, before the questions below.
+    if (kind?.prepare !== undefined) await kind.prepare(lock);
     let forceable = kind !== undefined && this.canForceLockHeld(lock);
     if (isThenable(forceable)) forceable = await forceable;
     if (!forceable || kind === undefined) {
@@ -415,6 +419,8 @@ export class Locksmith {
       try {
         return await this.#release(run, lock, kind, info, opts);
       } finally {
+        // A compel on a server is done before the force answers.
+        if (kind.flush !== undefined) await kind.flush(lock);
         const purged = opts.purge ? this.purgeWaiters(lock, info) : undefined;
         if (isThenable(purged)) await purged;
       }

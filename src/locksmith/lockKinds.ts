@@ -44,6 +44,10 @@ export interface HostHold {
 }
 
 export interface LockKind {
+  /** Learns what the synchronous questions below need, once per force (a distributed lock asks its server). */
+  prepare?(lock: object): Promise<void>;
+  /** Waits for what `compel` started (a distributed lock's break on its server). */
+  flush?(lock: object): Promise<void>;
   /** The lock's identity, shared by every object viewing the same lock. */
   key(lock: object): object;
   describe(lock: object): string;
@@ -165,10 +169,19 @@ const lockLikeKind: LockKind = {
   toWire: (lock) => ({ kind: 'opaque', name: lockLikeName(lock) }),
 };
 
+/** Kinds other modules add (the distributed lock's, from coordination), tried before the shape check. */
+const registered: Array<{ readonly test: (lock: unknown) => boolean; readonly kind: LockKind }> = [];
+
+/** Adds a lock kind: `test` says whether a lock is of it. @internal */
+export function registerLockKind(test: (lock: unknown) => boolean, kind: LockKind): void {
+  registered.push({ test, kind });
+}
+
 /** The kind of `lock`, or `undefined` when it is not a lock the locksmith can handle. */
 export function lockKindOf(lock: unknown): LockKind | undefined {
   if (lock instanceof Mutex) return mutexKind;
   if (lock instanceof SharedMutex) return sharedMutexKind;
+  for (const entry of registered) if (entry.test(lock)) return entry.kind;
   if (typeof lock !== 'object' || lock === null) return undefined;
   const like = lock as Partial<Record<'acquire' | 'release', unknown>> & { locked?: unknown };
   if (typeof like.acquire !== 'function' || typeof like.release !== 'function') return undefined;

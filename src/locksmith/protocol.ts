@@ -132,12 +132,14 @@ function fromError(request: LockForceRequest, error: unknown): Reply {
 const RELEASE: Reply = Object.freeze({ kind: 'release' });
 const REFUSE: Reply = Object.freeze({ kind: 'refuse' });
 
-function decide(handler: LockForceHandler, request: LockForceRequest): Promise<Reply> {
+/** @internal */
+export function decide(handler: LockForceHandler, request: LockForceRequest): Promise<Reply> {
   // The handler runs on a later microtask, as a message would arrive: never inside force().
   return Promise.resolve(request).then(handler).then(fromDecision, (error: unknown) => fromError(request, error));
 }
 
-function toWireError(error: unknown, critical: boolean): WireError {
+/** @internal */
+export function toWireError(error: unknown, critical: boolean): WireError {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
     return { name: error.name, message: error.message, code, ...(error.stack === undefined ? {} : { stack: error.stack }), critical };

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCoordinator, type Coordinator, type CoordinatorState } from '../../src/index.ts';
+import { createCoordinator, ForceResult, Locksmith, RecognitionResult, type Coordinator, type CoordinatorState } from '../../src/index.ts';
 import { isolatedUrl, withEtcdAdmin, withPostgresAdmin, withRedisAdmin } from '../support/admin.ts';
 import { waitUntil } from '../support/async.ts';
 import { privateEtcd, privatePostgres, privateRedis, sharedEtcd, sharedPostgres, sharedRedis } from '../support/servers.ts';
@@ -118,6 +118,54 @@ for (const backend of [
       const t0 = performance.now();
       await waitUntil(async () => (await c.getMembers('workers')).length === 0, ttlMs + 3_000, 'the dead member to leave the list');
       expect(performance.now() - t0).to.be.below(ttlMs + 1_500);
+    });
+
+    describe('the locksmith forces a lock held in another process', () => {
+      it('negotiates over the backend: the holder answers, lets go, and the next grant has a larger fence', async () => {
+        const holder = member({ mode: 'serve', decision: 'answer', url, name: 'stuck', agentId: 'answering', ttlMs: 3_000 });
+        children.push(holder);
+        const held = await nextMessage<{ fence: string }>(holder);
+        const c = await local();
+        const smith = new Locksmith({ name: 'watchdog' });
+        const lock = c.getLock('stuck');
+        expect(await smith.recognize(lock)).to.equal(RecognitionResult.SUCCESS);
+        const lost = nextMessage<{ lost: string }>(holder);
+        expect(await smith.force(lock, { info: 'stuck for 60 s', answerTimeoutMs: 5_000 })).to.equal(ForceResult.SUCCESS);
+        expect((await lost).lost).to.match(/given up to watchdog/);
+        const next = await lock.acquire({ blocking: 5_000 });
+        expect(next!.fence > BigInt(held.fence)).to.equal(true);
+        await next!.release();
+      });
+
+      it('a holder that refuses keeps its lock (FAILURE)', async () => {
+        const holder = member({ mode: 'serve', decision: 'refuse', url, name: 'kept', agentId: 'refusing', ttlMs: 3_000 });
+        children.push(holder);
+        await nextMessage(holder);
+        const c = await local();
+        const smith = new Locksmith({ name: 'watchdog' });
+        const lock = c.getLock('kept');
+        await smith.recognize(lock);
+        expect(await smith.force(lock, { answerTimeoutMs: 5_000 })).to.equal(ForceResult.FAILURE);
+        expect(await lock.acquire({ blocking: false }), 'still held').to.equal(null);
+      });
+
+      it('a silent holder is compelled with breakLock after the answer timeout, and hears it', async () => {
+        const holder = member({ mode: 'hold', url, name: 'silent', agentId: 'silent', ttlMs: 1_500 });
+        children.push(holder);
+        const held = await nextMessage<{ fence: string }>(holder);
+        const c = await local();
+        const smith = new Locksmith({ name: 'watchdog' });
+        const lock = c.getLock('silent');
+        await smith.recognize(lock);
+        const lost = nextMessage<{ lost: string }>(holder);
+        const t0 = performance.now();
+        expect(await smith.force(lock, { answerTimeoutMs: 300 })).to.equal(ForceResult.RELEASED);
+        expect(performance.now() - t0).to.be.within(250, 3_000);
+        expect((await lost).lost).to.be.a('string');
+        const next = await lock.acquire({ blocking: 3_000 });
+        expect(next!.fence > BigInt(held.fence)).to.equal(true);
+        await next!.release();
+      });
     });
 
     it('a holder frozen with SIGSTOP past its TTL finds, on SIGCONT, its signal aborted and release() false', async () => {
