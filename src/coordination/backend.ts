@@ -69,6 +69,43 @@ export interface MessageBus {
   subscribe(channel: string, listener: (payload: string) => void): Promise<() => Promise<void>>;
 }
 
+/**
+ * Listeners by server channel, for a backend whose connection subscribes once per channel
+ * (Redis `SUBSCRIBE`, PostgreSQL `LISTEN`): the first listener subscribes, the last one
+ * out unsubscribes.
+ */
+export class ChannelListeners {
+  readonly #channels = new Map<string, Set<(payload: string) => void>>();
+
+  /** Adds `listener` on `name`; `first` subscribes the connection, `last` unsubscribes it. */
+  async add(name: string, listener: (payload: string) => void, first: () => Promise<unknown>, last: () => Promise<unknown>): Promise<() => Promise<void>> {
+    let set = this.#channels.get(name);
+    if (set === undefined) {
+      this.#channels.set(name, (set = new Set()));
+      await first();
+    }
+    const mine = (payload: string): void => listener(payload);
+    set.add(mine);
+    return async () => {
+      set.delete(mine);
+      if (set.size === 0 && this.#channels.get(name) === set) {
+        this.#channels.delete(name);
+        await last().catch(() => undefined);
+      }
+    };
+  }
+
+  /** Hands `payload` to the listeners of `name`. */
+  dispatch(name: string, payload: string): void {
+    for (const listener of this.#channels.get(name) ?? []) listener(payload);
+  }
+
+  /** Forgets every listener (the connection closed: its subscriptions are gone). */
+  clear(): void {
+    this.#channels.clear();
+  }
+}
+
 /** The records of a backend (see {@link Backend.records}). */
 export interface RecordStore {
   /** Sets `dir + id` to `value` for `ttlMs` (on etcd: for the connection's lease). */

@@ -27,7 +27,7 @@ import { createHash } from 'node:crypto';
 import { userInfo } from 'node:os';
 import type { Client, ClientConfig } from 'pg';
 import { getLogger } from '../logger.ts';
-import { namespaceOf, type Backend, type BackendCapabilities, type BackendOptions, type MessageBus, type RecordStore } from './backend.ts';
+import { ChannelListeners, namespaceOf, type Backend, type BackendCapabilities, type BackendOptions, type MessageBus, type RecordStore } from './backend.ts';
 
 type PgModule = { Client?: new (config: ClientConfig) => Client; default?: { Client?: new (config: ClientConfig) => Client } };
 
@@ -60,7 +60,7 @@ export class PostgresBackend implements Backend {
   #generation = 0;
   /** Queries go one at a time: pg 8 warns on overlapping queries of one client and pg 9 refuses them. */
   #tail: Promise<unknown> = Promise.resolve();
-  readonly #channels = new Map<string, Set<(payload: string) => void>>();
+  readonly #channels = new ChannelListeners();
   /** A NOTIFY channel is an identifier of at most 63 bytes: the namespace's and channel's digest. */
   #channelOf(channel: string): string {
     return `ss_${createHash('sha256').update(this.#ns).update('\0').update(channel).digest('hex').slice(0, 40)}`;
@@ -71,20 +71,12 @@ export class PostgresBackend implements Backend {
     },
     subscribe: async (channel, listener) => {
       const name = this.#channelOf(channel);
-      let set = this.#channels.get(name);
-      if (set === undefined) {
-        this.#channels.set(name, (set = new Set()));
-        await this.#query(`LISTEN ${quoteIdent(name)}`);
-      }
-      const mine = (payload: string): void => listener(payload);
-      set.add(mine);
-      return async () => {
-        set.delete(mine);
-        if (set.size === 0 && this.#channels.get(name) === set) {
-          this.#channels.delete(name);
-          if (this.#client !== undefined) await this.#query(`UNLISTEN ${quoteIdent(name)}`).catch(() => undefined);
-        }
-      };
+      return this.#channels.add(
+        name,
+        listener,
+        () => this.#query(`LISTEN ${quoteIdent(name)}`),
+        async () => (this.#client === undefined ? undefined : this.#query(`UNLISTEN ${quoteIdent(name)}`)),
+      );
     },
   };
   readonly records: RecordStore = {
@@ -155,7 +147,7 @@ export class PostgresBackend implements Backend {
         for (const listener of this.#released) listener(message.payload);
         return;
       }
-      for (const listener of this.#channels.get(message.channel) ?? []) listener(message.payload);
+      this.#channels.dispatch(message.channel, message.payload);
     });
     this.#client = client;
     this.#tail = Promise.resolve();

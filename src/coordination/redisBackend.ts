@@ -24,7 +24,7 @@
  */
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import { getLogger } from '../logger.ts';
-import { memberOfToken, namespaceOf, type Backend, type BackendCapabilities, type BackendOptions, type MessageBus, type RecordStore } from './backend.ts';
+import { ChannelListeners, memberOfToken, namespaceOf, type Backend, type BackendCapabilities, type BackendOptions, type MessageBus, type RecordStore } from './backend.ts';
 
 // Lua numbers are doubles: exact up to 2^53, and microseconds since 1970 stay below
 // that until the year 2255. string.format('%.0f') prints them without an exponent.
@@ -130,7 +130,7 @@ export class RedisBackend implements Backend {
   #client: (RedisClient & LockCommands) | undefined;
   #subscriber: RedisClient | undefined;
   #generation = 0;
-  readonly #channels = new Map<string, Set<(payload: string) => void>>();
+  readonly #channels = new ChannelListeners();
   readonly messages: MessageBus = {
     publish: async (channel, payload) => {
       await this.#connection().publish(`${this.#ns}:msg:${channel}`, payload);
@@ -139,20 +139,7 @@ export class RedisBackend implements Backend {
       const subscriber = this.#subscriber;
       if (subscriber === undefined) throw new Error('the Redis backend is not connected');
       const name = `${this.#ns}:msg:${channel}`;
-      let set = this.#channels.get(name);
-      if (set === undefined) {
-        this.#channels.set(name, (set = new Set()));
-        await subscriber.subscribe(name);
-      }
-      const mine = (payload: string): void => listener(payload);
-      set.add(mine);
-      return async () => {
-        set.delete(mine);
-        if (set.size === 0 && this.#channels.get(name) === set) {
-          this.#channels.delete(name);
-          await this.#subscriber?.unsubscribe(name).catch(() => undefined);
-        }
-      };
+      return this.#channels.add(name, listener, () => subscriber.subscribe(name), async () => this.#subscriber?.unsubscribe(name));
     },
   };
   readonly records: RecordStore = {
@@ -219,7 +206,7 @@ export class RedisBackend implements Backend {
         for (const listener of this.#released) listener(payload);
         return;
       }
-      for (const listener of this.#channels.get(channel) ?? []) listener(payload);
+      this.#channels.dispatch(channel, payload);
     });
     this.#client = client;
     this.#subscriber = subscriber;
