@@ -210,14 +210,17 @@ export class InspectionStream {
   }
 
   /**
-   * The current picture, for a viewer that arrives late: graphs, actors, each actor's
-   * latest snapshot, locks, then the last `recent` records of the ring.
+   * The current picture, for a viewer that arrives late, in time order: graphs, actors
+   * and locks; then the latest snapshot of each actor whose history has left the ring;
+   * then the ring's snapshots, oldest first. Applied in this order, every actor ends in
+   * its latest state and the event log is in sequence.
    */
-  picture(recent = 1_000): CapturedRecord[] {
-    const out: CapturedRecord[] = [...this.#graphs.values(), ...this.#actors.values(), ...this.#latest.values(), ...this.#locks.values()];
-    // The recent history, for the event log; the latest snapshots above come again, harmlessly.
-    const tail = this.records().filter((r) => r.type === '@xstate.snapshot');
-    return out.concat(tail.slice(-recent));
+  picture(): CapturedRecord[] {
+    const history = this.records().filter((r) => r.type === '@xstate.snapshot');
+    const inRing = new Set<string | undefined>();
+    for (const record of history) inRing.add(record.sessionId);
+    const older = [...this.#latest.values()].filter((r) => !inRing.has(r.sessionId)).sort((a, b) => a.seq - b.seq);
+    return [...this.#graphs.values(), ...this.#actors.values(), ...this.#locks.values(), ...older, ...history];
   }
 
   /** The picture's parts: machine graphs, actors, each actor's latest snapshot, locks. */
