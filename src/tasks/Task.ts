@@ -5,6 +5,7 @@
  */
 import type { Actor } from 'xstate';
 import { taskMachine } from '../../machines/task.machine.ts';
+import { errorData, type ErrorData } from '../../machines/protocol.ts';
 import type { Clock } from '../clock.ts';
 import { CancelledError, InvalidStateError } from '../errors.ts';
 import { runDetached } from '../locks/Mutex.ts';
@@ -336,7 +337,10 @@ export class TaskRecord<T> implements Task<T> {
     // A task waiting to be restarted has no body running: it is cancelled (or failed) where it waits.
     const waiting = this.#lazy.matches('scheduled');
     const event = outcome === Outcome.Completed ? 'complete' : outcome === Outcome.Failed ? 'fail' : waiting ? 'cancel' : 'cancelled';
-    this.#lazy.send({ type: `statesmith.task.${event}` });
+    // A failure carries its error for whoever watches the task's actor (the inspector shows it);
+    // a task no one made an actor of steps its table, where only the type counts.
+    const detailed = outcome === Outcome.Failed && this.#lazy.materialised;
+    this.#lazy.send(detailed ? ({ type: 'statesmith.task.fail', error: failureData(error) } as { readonly type: string }) : { type: `statesmith.task.${event}` });
     // A cancelled task reports the cancellation it was given (with its reason), as Python.
     const reported = outcome === Outcome.Cancelled && !(error instanceof CancelledError) ? this.#abortReason ?? error : error;
     this.#finish(outcome, value, reported);
@@ -464,4 +468,11 @@ export class TaskRecord<T> implements Task<T> {
     this.#reported = true;
     this.#resolveDone?.();
   }
+}
+
+/** An error as a task's fail event carries it: name, message, code, and the stack. */
+function failureData(error: unknown): ErrorData & { readonly stack?: string } {
+  const data = errorData(error);
+  const stack = error instanceof Error ? error.stack : undefined;
+  return stack === undefined ? data : { ...data, stack };
 }
