@@ -257,7 +257,22 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
       stopRemote?.();
       unsubscribe();
       stopCapture();
+      // The last batch goes out, then word that the inspector closed: a viewer does not keep showing "live".
       if (timer !== undefined) clearTimeout(timer);
+      flush();
+      const farewell = JSON.stringify([{ type: 'statesmith.inspector.closed', ts: Date.now() }]);
+      await Promise.all(
+        [...clients].map(
+          (ws) =>
+            new Promise<void>((resolve) => {
+              if (ws.readyState !== ws.OPEN) return resolve();
+              ws.send(farewell, () => resolve());
+            }),
+        ),
+      );
+      for (const ws of clients) ws.close(1001, 'the inspector closed');
+      // A viewer that does not answer the close handshake is cut off.
+      await new Promise((resolve) => setTimeout(resolve, 50).unref());
       for (const ws of clients) ws.terminate();
       sockets.close();
       server.closeAllConnections();
