@@ -7,9 +7,14 @@ const graphs = new Map(); // graphId -> root node
 const actors = new Map(); // sessionId -> actor
 const locks = new Map(); // lock -> record
 const events = []; // recent @xstate.event records
-const MAX_EVENTS = 2000;
+// A late viewer gets the whole ring (10,000 records by default): keep all of it.
+const MAX_EVENTS = 10000;
 let selected = null;
 let dropped = 0;
+let closedAt = null; // when the inspector said it was closing
+let downSince = null; // when the connection was lost
+let retryAt = 0;
+let retryDelay = 1000;
 let dirty = { tree: true, detail: true, events: true, locks: true };
 const flashes = []; // microsteps of the selected actor to animate
 
@@ -49,6 +54,10 @@ function apply(record) {
       if (actor.seq !== undefined && record.seq <= actor.seq) break; // already seen (the picture repeats the latest)
       actor.seq = record.seq;
       Object.assign(actor, { status: record.status, value: record.value, context: record.context, activeIds: record.activeIds, output: record.output, error: record.error });
+      // What failed it: the error of an errored actor, or the one its fail event carries (a task's).
+      if (record.error !== undefined) actor.failure = record.error;
+      else if (record.event && /\.fail(ed)?$/.test(String(record.event.type)) && record.event.error) actor.failure = record.event.error;
+      else if (!isFailed(actor)) actor.failure = undefined;
       dirty.tree = true;
       if (record.sessionId === selected) {
         dirty.detail = true;
@@ -68,11 +77,54 @@ function apply(record) {
     case 'statesmith.dropped':
       dropped += record.count;
       break;
+    case 'statesmith.inspector.closed':
+      closedAt = record.ts ?? Date.now();
+      break;
   }
 }
 
+/** An actor's name: its id, or its machine's id for an actor with a generated one (x:0). */
 function actorLabel(actor) {
-  return actor ? actor.id : '?';
+  if (!actor) return '?';
+  return /^x:\d+$/.test(actor.id) && actor.name ? actor.name : actor.id;
+}
+
+/** True for an actor that ended in failure: XState's error status, or a done.failed state. */
+function isFailed(actor) {
+  if (actor.status === 'error') return true;
+  const value = actor.value;
+  return value !== null && typeof value === 'object' && value.done === 'failed';
+}
+
+/** The session ids of `sessionId` and every actor under it. */
+function subtreeOf(sessionId) {
+  const out = new Set([sessionId]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const actor of actors.values()) {
+      if (actor.parentId && out.has(actor.parentId) && !out.has(actor.sessionId)) {
+        out.add(actor.sessionId);
+        grew = true;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The event-type filter: words separated by spaces or commas; a word starting with "-" or
+ * "!" excludes the types containing it, the others include (any of them).
+ */
+function typeFilter(text) {
+  const words = text.toLowerCase().split(/[\s,]+/).filter(Boolean);
+  const exclude = words.filter((w) => /^[-!]./.test(w)).map((w) => w.slice(1));
+  const include = words.filter((w) => !/^[-!]/.test(w));
+  return (type) => {
+    const t = type.toLowerCase();
+    if (exclude.some((w) => t.includes(w))) return false;
+    return include.length === 0 || include.some((w) => t.includes(w));
+  };
 }
 
 function renderTree() {
@@ -87,17 +139,18 @@ function renderTree() {
   }
   const item = (actor) => {
     const state = stateText(actor.value);
+    const failed = isFailed(actor);
     const button = el(
       'button',
       {
-        class: `actor status-${actor.status}${actor.sessionId === selected ? ' selected' : ''}`,
+        class: `actor status-${actor.status}${failed ? ' failed' : ''}${actor.sessionId === selected ? ' selected' : ''}`,
         'data-session': actor.sessionId,
         'data-kind': actor.kind,
-        title: `${actor.kind} ${actor.id} (${actor.sessionId})`,
+        title: `${actor.kind} ${actorLabel(actor)} (${actor.sessionId})${failed && actor.failure ? `: ${actor.failure.name}: ${actor.failure.message}` : ''}`,
         onclick: () => select(actor.sessionId),
       },
       el('span', { class: 'kind' }, actor.kind),
-      el('span', { class: 'name' }, actor.id),
+      el('span', { class: 'name' }, actorLabel(actor)),
       el('span', { class: `badge state state-badge-${state.split(/[.,]/)[0]}` }, actor.status === 'active' ? state : `${state} (${actor.status})`),
     );
     const li = el('li', { role: 'treeitem' }, button);
@@ -160,8 +213,16 @@ function renderDetail() {
     state.textContent = '';
     return;
   }
-  title.textContent = `${actor.kind} ${actor.id}`;
-  state.replaceChildren(el('span', { class: 'badge', id: 'selected-state' }, stateText(actor.value)), ` status: ${actor.status}`);
+  title.textContent = `${actor.kind} ${actorLabel(actor)}`;
+  const failed = isFailed(actor);
+  state.replaceChildren(el('span', { class: `badge${failed ? ' failed' : ''}`, id: 'selected-state' }, stateText(actor.value)), ` status: ${actor.status}`);
+  if (failed && actor.failure) {
+    const failure = actor.failure;
+    const headline = `${failure.name ?? 'Error'}${failure.code ? ` [${failure.code}]` : ''}: ${failure.message ?? ''}`;
+    const box = el('div', { class: 'failure', id: 'failure' }, el('strong', {}, headline));
+    if (failure.stack) box.append(el('details', {}, el('summary', {}, 'stack'), el('pre', {}, String(failure.stack))));
+    state.append(box);
+  }
   const graph = graphs.get(actor.graphId);
   chart.replaceChildren(graph ? renderNode(graph, actor, 0) : el('p', {}, 'not a state machine'));
   context.replaceChildren(jsonTree(actor.context ?? null));
@@ -189,13 +250,15 @@ function animateFlashes() {
 
 function renderEvents() {
   const onlySelected = document.getElementById('only-selected').checked;
-  const filter = document.getElementById('type-filter').value.trim().toLowerCase();
+  const accepts = typeFilter(document.getElementById('type-filter').value);
+  // The selected actor with its children, grandchildren...
+  const scope = onlySelected && selected ? subtreeOf(selected) : null;
   const rows = [];
   for (let i = events.length - 1; i >= 0 && rows.length < 300; i--) {
     const record = events[i];
-    if (onlySelected && record.sessionId !== selected) continue;
+    if (scope && !scope.has(record.sessionId)) continue;
     const type = String(record.event?.type ?? '');
-    if (filter && !type.toLowerCase().includes(filter)) continue;
+    if (!accepts(type)) continue;
     const { type: _type, ...payload } = record.event ?? {};
     const time = new Date(record.ts).toISOString().slice(11, 23);
     rows.push(
@@ -245,6 +308,11 @@ function render() {
   dirty = { tree: false, detail: false, events: false, locks: false };
   const live = [...actors.values()].filter((a) => a.status === 'active').length;
   document.getElementById('counts').textContent = `${actors.size} actors (${live} active) · ${events.length} events${dropped ? ` · ${dropped} dropped while behind` : ''}`;
+  if (downSince !== null) {
+    const wait = Math.max(0, Math.ceil((retryAt - Date.now()) / 1000));
+    const since = new Date(downSince).toLocaleTimeString();
+    document.getElementById('connection').textContent = `${closedAt !== null ? 'inspector closed' : 'disconnected'} since ${since}; retrying in ${wait} s`;
+  }
   requestAnimationFrame(render);
 }
 
@@ -254,15 +322,21 @@ function connect() {
   ws.addEventListener('open', () => {
     badge.textContent = 'live';
     badge.className = 'badge live';
+    downSince = null;
+    closedAt = null;
+    retryDelay = 1000;
   });
   ws.addEventListener('message', (message) => {
     const batch = JSON.parse(message.data);
     for (const record of Array.isArray(batch) ? batch : [batch]) apply(record);
   });
   ws.addEventListener('close', () => {
-    badge.textContent = 'disconnected; retrying';
+    // The last known states stay on the page; retries back off, doubling up to 30 s.
+    downSince ??= Date.now();
     badge.className = 'badge down';
-    setTimeout(connect, 1000);
+    retryAt = Date.now() + retryDelay;
+    setTimeout(connect, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, 30000);
   });
 }
 

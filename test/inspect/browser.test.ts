@@ -14,6 +14,7 @@ import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startInspector } from '../../src/inspect/server.ts';
+import { AsyncExecutor, TaskGroup, WakeupBus } from '../../src/index.ts';
 import { waitUntil } from '../support/async.ts';
 import { sharedNats } from '../support/servers.ts';
 
@@ -135,6 +136,63 @@ describe('the inspector in a real browser', function () {
     } finally {
       await connection?.close();
       for (const child of children) child.kill('SIGTERM');
+    }
+  });
+
+  it('a late viewer gets the history in order; a failed task shows red with its error, as text; exclude filters; the page says when the inspector closed', async () => {
+    inspection.reset();
+    const inspector = await startInspector();
+    try {
+      // History made before anyone looks.
+      const executor = new AsyncExecutor({ wakeup: new WakeupBus(), name: 'late-history' });
+      for (let i = 0; i < 20; i++) await executor.run(async () => i);
+      const group = new TaskGroup({ uniqueId: 'failing' });
+      const failing = group.createTask(
+        async () => {
+          throw Object.assign(new Error(`boom ${HOSTILE}`), { code: 'E_BOOM' });
+        },
+        { name: 'exploder', logException: false },
+      );
+      await failing.wait().catch(() => undefined);
+
+      browser ??= await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+      const page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
+      const errors: string[] = [];
+      page.on('pageerror', (error) => errors.push(error.message));
+      await page.goto(inspector.url);
+      await page.locator('#connection', { hasText: 'live' }).waitFor({ timeout: 10_000 });
+      await page.locator('#events tbody tr').first().waitFor();
+      // Newest first, and every number once: the history in sequence order.
+      const seqs = (await page.locator('#events tbody tr').evaluateAll((rows) => rows.map((row) => Number(row.getAttribute('data-seq'))))) as number[];
+      expect(seqs.length).to.be.greaterThan(40);
+      expect(seqs, 'in order').to.deep.equal([...seqs].sort((a, b) => b - a));
+
+      // The failed task: red in the tree, its error under its state, all as text.
+      const task = page.locator('[data-kind="task"].failed', { hasText: 'exploder' });
+      await task.waitFor({ timeout: 5_000 });
+      await task.click();
+      await page.locator('#failure', { hasText: 'E_BOOM' }).waitFor();
+      expect(await page.locator('#failure strong').innerText()).to.equal(`Error [E_BOOM]: boom ${HOSTILE}`);
+      expect(await page.locator('#failure details summary').innerText()).to.equal('stack');
+      expect(await page.locator('#failure img, #tree img').count()).to.equal(0);
+      expect(await page.evaluate('window.__xss')).to.equal(undefined);
+      expect(await page.locator('#selected-state').getAttribute('class')).to.include('failed');
+      mkdirSync('.artifacts', { recursive: true });
+      await page.screenshot({ path: '.artifacts/inspector-failed-task.png' });
+
+      // Exclude filter: "-executor" hides the executor's events, and only those.
+      await page.locator('#only-selected').uncheck();
+      await page.locator('#type-filter').fill('-executor');
+      await page.waitForFunction(() => [...document.querySelectorAll('#events tbody tr td:nth-child(4)')].every((td) => !td.textContent?.includes('executor')));
+      expect(await page.locator('#events tbody tr').count()).to.be.greaterThan(0);
+
+      // Closing the inspector: the last batch arrives and the page says it closed.
+      await inspector.close();
+      await page.locator('#connection', { hasText: 'inspector closed since' }).waitFor({ timeout: 5_000 });
+      expect(errors, 'no page errors').to.deep.equal([]);
+      await page.close();
+    } finally {
+      await inspector.close();
     }
   });
 });
