@@ -15,6 +15,7 @@ let closedAt = null; // when the inspector said it was closing
 let downSince = null; // when the connection was lost
 let retryAt = 0;
 let retryDelay = 1000;
+let travel = null; // the history record the detail shows instead of the live state (time travel)
 let dirty = { tree: true, detail: true, events: true, locks: true };
 const flashes = []; // microsteps of the selected actor to animate
 
@@ -61,7 +62,7 @@ function apply(record) {
       dirty.tree = true;
       if (record.sessionId === selected) {
         dirty.detail = true;
-        if (record.transitions?.length) flashes.push(record);
+        if (record.transitions?.length && travel === null) flashes.push(record);
       }
       if (record.event && record.event.type !== 'statesmith.inspect.attach') {
         events.push(record);
@@ -211,11 +212,25 @@ function renderDetail() {
     chart.replaceChildren();
     context.replaceChildren();
     state.textContent = '';
+    document.getElementById('history').replaceChildren();
     return;
   }
   title.textContent = `${actor.kind} ${actorLabel(actor)}`;
-  const failed = isFailed(actor);
-  state.replaceChildren(el('span', { class: `badge${failed ? ' failed' : ''}`, id: 'selected-state' }, stateText(actor.value)), ` status: ${actor.status}`);
+  // Time travel: the snapshot, context and active states right after the chosen event.
+  const history = events.filter((record) => record.sessionId === selected);
+  const past = travel !== null && travel.sessionId === selected ? travel : null;
+  const shown = past ? { ...actor, status: past.status, value: past.value, context: past.context, activeIds: past.activeIds } : actor;
+  const scrubber = el('input', { type: 'range', id: 'scrubber', min: '0', max: String(Math.max(0, history.length - 1)), value: String(past ? history.indexOf(past) : history.length - 1), title: 'step through this actor\'s history' });
+  scrubber.addEventListener('input', () => {
+    const index = Number(scrubber.value);
+    travelTo(index >= history.length - 1 ? null : history[index]);
+  });
+  const when = past
+    ? el('div', { class: 'travel', id: 'travel' }, `as it was after #${past.seq} ${String(past.event?.type ?? '')} (${new Date(past.ts).toISOString().slice(11, 23)}) `, el('button', { id: 'back-to-live', onclick: () => travelTo(null) }, 'back to live'))
+    : el('div', { class: 'travel live-view' }, 'live');
+  document.getElementById('history').replaceChildren(scrubber, when);
+  const failed = isFailed(shown);
+  state.replaceChildren(el('span', { class: `badge${failed ? ' failed' : ''}`, id: 'selected-state' }, stateText(shown.value)), ` status: ${shown.status}`);
   if (failed && actor.failure) {
     const failure = actor.failure;
     const headline = `${failure.name ?? 'Error'}${failure.code ? ` [${failure.code}]` : ''}: ${failure.message ?? ''}`;
@@ -224,8 +239,8 @@ function renderDetail() {
     state.append(box);
   }
   const graph = graphs.get(actor.graphId);
-  chart.replaceChildren(graph ? renderNode(graph, actor, 0) : el('p', {}, 'not a state machine'));
-  context.replaceChildren(jsonTree(actor.context ?? null));
+  chart.replaceChildren(graph ? renderNode(graph, shown, 0) : el('p', {}, 'not a state machine'));
+  context.replaceChildren(jsonTree(shown.context ?? null));
 }
 
 function animateFlashes() {
@@ -264,7 +279,7 @@ function renderEvents() {
     rows.push(
       el(
         'tr',
-        { 'data-seq': String(record.seq) },
+        { 'data-seq': String(record.seq), class: travel === record ? 'travelled' : '', onclick: () => travelTo(record) },
         el('td', {}, String(record.seq)),
         el('td', {}, time),
         el('td', { title: actorLabel(actors.get(record.sessionId)) }, actorLabel(actors.get(record.sessionId))),
@@ -294,7 +309,15 @@ function renderLocks() {
   document.querySelector('#locks tbody').replaceChildren(...rows);
 }
 
+/** Shows `record`'s actor as it was right after that event (null: live again). */
+function travelTo(record) {
+  travel = record;
+  if (record) selected = record.sessionId;
+  dirty = { tree: true, detail: true, events: true, locks: dirty.locks };
+}
+
 function select(sessionId) {
+  travel = null;
   selected = sessionId;
   dirty = { tree: true, detail: true, events: true, locks: dirty.locks };
 }

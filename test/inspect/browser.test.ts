@@ -195,4 +195,50 @@ describe('the inspector in a real browser', function () {
       await inspector.close();
     }
   });
+
+  it('time travel: clicking an event shows the actor as it was right after it, and the scrubber steps through its history', async () => {
+    inspection.reset();
+    const inspector = await startInspector();
+    try {
+      const executor = new AsyncExecutor({ wakeup: new WakeupBus(), name: 'travelling' });
+      await executor.run(async function firstAction() {
+        return 1;
+      });
+      await executor.run(async function secondAction() {
+        return 2;
+      });
+      browser ??= await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+      const page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
+      const errors: string[] = [];
+      page.on('pageerror', (error) => errors.push(error.message));
+      await page.goto(inspector.url);
+      await page.locator('#connection', { hasText: 'live' }).waitFor({ timeout: 10_000 });
+      await page.locator(`[data-session="${executor.actor.sessionId}"]`).click();
+      await page.locator('#selected-state', { hasText: 'idle' }).waitFor();
+      // The run of the first action, clicked in the log: the executor then was on its way to running it.
+      await page.locator('#only-selected').check();
+      const firstRun = page.locator('#events tbody tr', { hasText: 'executor.run' }).filter({ hasText: 'firstAction' });
+      await firstRun.first().click();
+      await page.locator('#travel', { hasText: 'as it was after' }).waitFor();
+      expect(await page.locator('#selected-state').innerText()).not.to.equal('idle');
+      expect(await page.locator('#context').textContent()).to.include('firstAction');
+      expect(await page.locator('#context').textContent()).not.to.include('secondAction');
+      mkdirSync('.artifacts', { recursive: true });
+      await page.screenshot({ path: '.artifacts/inspector-time-travel.png' });
+      // The scrubber at its end is live again.
+      const max = await page.locator('#scrubber').getAttribute('max');
+      await page.locator('#scrubber').fill(String(max));
+      await page.locator('.travel.live-view').waitFor();
+      expect(await page.locator('#selected-state').innerText()).to.equal('idle');
+      // Back one step, then back to live with the button.
+      await page.locator('#scrubber').fill(String(Number(max) - 1));
+      await page.locator('#travel').waitFor();
+      await page.locator('#back-to-live').click();
+      await page.locator('.travel.live-view').waitFor();
+      expect(errors, 'no page errors').to.deep.equal([]);
+      await page.close();
+    } finally {
+      await inspector.close();
+    }
+  });
 });
