@@ -16,6 +16,10 @@ let downSince = null; // when the connection was lost
 let retryAt = 0;
 let retryDelay = 1000;
 let travel = null; // the history record the detail shows instead of the live state (time travel)
+let allowSend = false; // the inspector lets this page send events
+let socket = null;
+let sendFormKey = '';
+let sends = 0;
 let dirty = { tree: true, detail: true, events: true, locks: true };
 const flashes = []; // microsteps of the selected actor to animate
 
@@ -81,6 +85,21 @@ function apply(record) {
     case 'statesmith.inspector.closed':
       closedAt = record.ts ?? Date.now();
       break;
+    case 'statesmith.inspector.hello':
+      allowSend = record.allowSend === true;
+      sendFormKey = '';
+      dirty.detail = true;
+      break;
+    case 'statesmith.inspector.sendResult': {
+      const out = document.getElementById('send-result');
+      if (out && out.getAttribute('data-request') === record.requestId) {
+        const { type: _t, requestId: _r, ...rest } = record;
+        const rejected = rest.ok === false || rest.reply?.type === 'statesmith.rejected';
+        out.className = rejected ? 'send-result refused' : 'send-result';
+        out.textContent = rest.ok === false ? `refused: ${rest.code}: ${rest.reason}` : rest.reply === null ? 'sent (no reply within 1 s)' : JSON.stringify(rest.reply);
+      }
+      break;
+    }
   }
 }
 
@@ -126,6 +145,60 @@ function typeFilter(text) {
     if (exclude.some((w) => t.includes(w))) return false;
     return include.length === 0 || include.some((w) => t.includes(w));
   };
+}
+
+/** The event types the actor's current states take (from its chart), without XState's own and wildcards. */
+function acceptedTypes(actor) {
+  const graph = graphs.get(actor.graphId);
+  if (!graph) return [];
+  const active = new Set(actor.activeIds ?? []);
+  const types = new Set();
+  const visit = (node) => {
+    if (active.has(node.id) || node === graph) for (const edge of node.edges) if (!edge.event.startsWith('xstate.') && !edge.event.includes('*')) types.add(edge.event);
+    for (const child of node.children) visit(child);
+  };
+  visit(graph);
+  return [...types].sort();
+}
+
+/** The form that sends an event to the selected actor (only when the inspector allows it). */
+function renderSendForm(actor) {
+  const host = document.getElementById('send');
+  if (!allowSend || !actor || actor.status !== 'active' || travel !== null) {
+    if (sendFormKey !== '') host.replaceChildren();
+    sendFormKey = '';
+    return;
+  }
+  const types = acceptedTypes(actor);
+  const key = `${actor.sessionId}|${types.join(',')}`;
+  if (key === sendFormKey) return;
+  sendFormKey = key;
+  const previous = document.getElementById('send-payload')?.value ?? '{}';
+  const typeInput = el('input', { id: 'send-type', placeholder: 'event type', value: types[0] ?? '' });
+  typeInput.setAttribute('list', 'send-types');
+  const list = el('datalist', { id: 'send-types' }, ...types.map((type) => el('option', { value: type })));
+  const payload = el('textarea', { id: 'send-payload', rows: 2, value: previous, title: 'the payload, as a JSON object' });
+  const result = el('div', { id: 'send-result', class: 'send-result' });
+  const button = el('button', { id: 'send-button', type: 'submit' }, 'send');
+  const form = el('form', { id: 'send-form' }, el('h3', {}, 'Send an event'), typeInput, list, payload, button, result);
+  form.addEventListener('submit', (submit) => {
+    submit.preventDefault();
+    let fields;
+    try {
+      fields = JSON.parse(payload.value || '{}');
+      if (fields === null || typeof fields !== 'object' || Array.isArray(fields)) throw new Error('a JSON object');
+    } catch (error) {
+      result.className = 'send-result refused';
+      result.textContent = `the payload must be a JSON object (${error.message})`;
+      return;
+    }
+    const requestId = `send-${++sends}`;
+    result.setAttribute('data-request', requestId);
+    result.className = 'send-result';
+    result.textContent = 'sending…';
+    socket?.send(JSON.stringify({ type: 'statesmith.inspector.send', requestId, sessionId: actor.sessionId, event: { ...fields, type: typeInput.value.trim() } }));
+  });
+  host.replaceChildren(form);
 }
 
 function renderTree() {
@@ -213,6 +286,7 @@ function renderDetail() {
     context.replaceChildren();
     state.textContent = '';
     document.getElementById('history').replaceChildren();
+    renderSendForm(null);
     return;
   }
   title.textContent = `${actor.kind} ${actorLabel(actor)}`;
@@ -241,6 +315,7 @@ function renderDetail() {
   const graph = graphs.get(actor.graphId);
   chart.replaceChildren(graph ? renderNode(graph, shown, 0) : el('p', {}, 'not a state machine'));
   context.replaceChildren(jsonTree(shown.context ?? null));
+  renderSendForm(actor);
 }
 
 function animateFlashes() {
@@ -342,6 +417,7 @@ function render() {
 function connect() {
   const badge = document.getElementById('connection');
   const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws?token=${encodeURIComponent(token)}`);
+  socket = ws;
   ws.addEventListener('open', () => {
     badge.textContent = 'live';
     badge.className = 'badge live';

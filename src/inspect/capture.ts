@@ -84,6 +84,8 @@ export class InspectionStream {
   readonly #latest = new Map<string, CapturedRecord>();
   readonly #finished: string[] = [];
   readonly #locks = new Map<string, CapturedRecord>();
+  /** The actors by session id, for the inspector's "send an event" (weakly: the page never keeps one alive). */
+  readonly #refs = new Map<string, WeakRef<AnyActorRef>>();
   readonly #activeCache = new WeakMap<AnyStateMachine, Map<string, string>>();
   readonly #transitionCache = new WeakMap<AnyTransitionDefinition, string>();
   readonly #contextCache = new WeakMap<object, string>();
@@ -223,6 +225,13 @@ export class InspectionStream {
     return [...this.#graphs.values(), ...this.#actors.values(), ...this.#locks.values(), ...older, ...history];
   }
 
+  /** The live actor of `sessionId`, if capture has seen it and it still runs. */
+  actorOf(sessionId: string): AnyActorRef | undefined {
+    const ref = this.#refs.get(sessionId)?.deref();
+    if (ref === undefined) return undefined;
+    return (ref.getSnapshot() as { status?: string } | undefined)?.status === 'active' ? ref : undefined;
+  }
+
   /** The picture's parts: machine graphs, actors, each actor's latest snapshot, locks. */
   structure(): { graphs: CapturedRecord[]; actors: CapturedRecord[]; latest: CapturedRecord[]; locks: CapturedRecord[] } {
     return { graphs: [...this.#graphs.values()], actors: [...this.#actors.values()], latest: [...this.#latest.values()], locks: [...this.#locks.values()] };
@@ -253,6 +262,7 @@ export class InspectionStream {
     this.#inbound.clear();
     this.#actors.clear();
     this.#latest.clear();
+    this.#refs.clear();
     this.#finished.length = 0;
     this.#locks.clear();
   }
@@ -276,6 +286,7 @@ export class InspectionStream {
           ['graphId', JSON.stringify(graphId ?? null)],
         ]);
         this.#actors.set(sessionId, record);
+        this.#refs.set(sessionId, new WeakRef(ref));
         this.#emit(record);
         return;
       }
@@ -384,6 +395,7 @@ export class InspectionStream {
       const old = this.#finished.shift() as string;
       this.#actors.delete(old);
       this.#latest.delete(old);
+      this.#refs.delete(old);
     }
   }
 

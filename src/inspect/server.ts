@@ -16,6 +16,7 @@ import { startCapture } from '../runtime/startActor.ts';
 import { optionalObject } from '../runtime/validate.ts';
 import { requireConnection, requireSubjectPatterns, type NatsConnectionLike } from '../nats/wire.ts';
 import { inspection, type CapturedRecord } from './capture.ts';
+import { safeStringify } from './safeJson.ts';
 import { watchRemoteFeeds } from './remote.ts';
 
 /** Options of {@link startInspector}. */
@@ -28,6 +29,11 @@ export interface InspectorOptions {
   readonly allowRemote?: boolean;
   /** The access token; default 16 random bytes. */
   readonly token?: string;
+  /**
+   * Let the page send events to actors (a form on the selected actor). Off by default: a
+   * viewer then only watches. Sends need the token like everything else, and are logged.
+   */
+  readonly allowSend?: boolean;
   /**
    * Also show the actors of other processes that publish their inspection feed over NATS
    * (`exposeInspection` from `statesmith/nats`; `statesmith demo --nats` does): each
@@ -102,7 +108,9 @@ function sameToken(given: string | null, token: string): boolean {
  * ```
  */
 export async function startInspector(options?: InspectorOptions): Promise<Inspector> {
-  const opts = optionalObject<InspectorOptions>('options', options, ['port', 'host', 'allowRemote', 'token', 'nats']);
+  const opts = optionalObject<InspectorOptions>('options', options, ['port', 'host', 'allowRemote', 'token', 'nats', 'allowSend']);
+  const allowSend = opts.allowSend ?? false;
+  if (typeof allowSend !== 'boolean') throw new ArgumentTypeError('options.allowSend', 'a boolean', allowSend);
   let remote: { connection: NatsConnectionLike; subjects: string[] } | undefined;
   if (opts.nats !== undefined) {
     const nats = optionalObject<InspectorNatsOptions>('options.nats', opts.nats, ['connection', 'subjects']);
@@ -182,9 +190,63 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
     clients.add(ws);
     ws.on('close', () => clients.delete(ws));
     ws.on('error', (error) => getLogger().debug('inspector socket error', { error }));
-    // The current picture first, then the live stream.
+    ws.on('message', (data) => onPageMessage(ws, data));
+    // What the page may do, then the current picture, then the live stream.
+    ws.send(JSON.stringify([{ type: 'statesmith.inspector.hello', allowSend }]));
     ws.send(`[${inspection.picture().map((r) => r.json).join(',')}]`);
   });
+
+  /**
+   * A page's request to send an event: `{ type: 'statesmith.inspector.send', requestId,
+   * sessionId, event }`. The answer goes back to that page only: the actor's first reply
+   * (its `statesmith.rejected` too), `sent` when it gives none within a second, or a refusal
+   * (`ERR_SEND_DISABLED`, `ERR_UNKNOWN_ACTOR`, `ERR_INVALID_COMMAND`).
+   */
+  const onPageMessage = (ws: WebSocket, data: unknown): void => {
+    let request: { type?: unknown; requestId?: unknown; sessionId?: unknown; event?: unknown };
+    try {
+      request = JSON.parse(String(data)) as typeof request;
+    } catch {
+      return;
+    }
+    if (request?.type !== 'statesmith.inspector.send') return;
+    const requestId = typeof request.requestId === 'string' ? request.requestId : '';
+    const answer = (reply: Record<string, unknown>): void => {
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify([{ type: 'statesmith.inspector.sendResult', requestId, ...reply }]));
+    };
+    if (!allowSend) return answer({ ok: false, code: 'ERR_SEND_DISABLED', reason: 'this inspector was started without allowSend: true; the page may only watch' });
+    const event = request.event as { type?: unknown } | null;
+    if (event === null || typeof event !== 'object' || Array.isArray(event) || typeof event.type !== 'string' || event.type.length === 0 || event.type.startsWith('xstate.') || 'replyTo' in event) {
+      return answer({ ok: false, code: 'ERR_INVALID_COMMAND', reason: 'an event is a JSON object with a string "type", not an xstate.* event, without "replyTo"' });
+    }
+    const actor = typeof request.sessionId === 'string' ? inspection.actorOf(request.sessionId) : undefined;
+    if (actor === undefined) return answer({ ok: false, code: 'ERR_UNKNOWN_ACTOR', reason: `no running actor ${JSON.stringify(request.sessionId)}` });
+    getLogger().info(`inspector: a viewer sent ${event.type} to ${actor.id}`);
+    let done = false;
+    const finish = (reply: Record<string, unknown>): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(quiet);
+      answer(reply);
+    };
+    const quiet = setTimeout(() => finish({ ok: true, reply: null }), 1_000);
+    quiet.unref();
+    const port = {
+      id: `inspector-send-${requestId}`,
+      sessionId: `inspector-send-${requestId}`,
+      send: (reply: unknown) => finish({ ok: true, reply: JSON.parse(safeStringify(reply)) as unknown }),
+      _send(reply: unknown): void {
+        port.send(reply);
+      },
+      getSnapshot: () => ({ status: done ? 'done' : 'active' }),
+      toJSON: () => ({ id: `inspector-send-${requestId}` }),
+    };
+    try {
+      actor.send({ ...(event as object), replyTo: port } as never);
+    } catch (error) {
+      finish({ ok: false, code: 'ERR_SEND_FAILED', reason: (error as Error).message });
+    }
+  };
 
   // Records go out in batches, at most every FLUSH_MS and at most FRAME_RECORDS per frame.
   // Capture never waits on a viewer: a viewer that falls behind, or a runtime that keeps

@@ -10,6 +10,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { runHaAgent, type HaAgent } from '../../src/demo/haAgent.ts';
 import { inspection } from '../../src/inspect/capture.ts';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { WebSocket as WsClient } from 'ws';
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -183,7 +184,7 @@ describe('the inspector in a real browser', function () {
       // Exclude filter: "-executor" hides the executor's events, and only those.
       await page.locator('#only-selected').uncheck();
       await page.locator('#type-filter').fill('-executor');
-      await page.waitForFunction(() => [...document.querySelectorAll('#events tbody tr td:nth-child(4)')].every((td) => !td.textContent?.includes('executor')));
+      await page.waitForFunction("[...document.querySelectorAll('#events tbody tr td:nth-child(4)')].every((td) => !td.textContent.includes('executor'))");
       expect(await page.locator('#events tbody tr').count()).to.be.greaterThan(0);
 
       // Closing the inspector: the last batch arrives and the page says it closed.
@@ -239,6 +240,70 @@ describe('the inspector in a real browser', function () {
       await page.close();
     } finally {
       await inspector.close();
+    }
+  });
+
+  it('sends an event from the page when allowSend is on: the executor moves, and a refusal shows the actor\'s rejected reply; with it off there is no form and the server refuses', async () => {
+    inspection.reset();
+    const executor = new AsyncExecutor({ wakeup: new WakeupBus(), name: 'remote-controlled' });
+    const inspector = await startInspector({ allowSend: true });
+    try {
+      browser ??= await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+      const page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
+      const errors: string[] = [];
+      page.on('pageerror', (error) => errors.push(error.message));
+      await page.goto(inspector.url);
+      await page.locator('#connection', { hasText: 'live' }).waitFor({ timeout: 10_000 });
+      await page.locator(`[data-session="${executor.actor.sessionId}"]`).click();
+      // The form offers what the idle executor takes.
+      await page.locator('#send-form').waitFor();
+      const offered = await page.locator('#send-types option').evaluateAll((options) => options.map((o) => o.getAttribute('value')));
+      expect(offered).to.include('statesmith.executor.schedule');
+      await page.locator('#send-type').fill('statesmith.executor.schedule');
+      await page.locator('#send-payload').fill('{"action":"restart"}');
+      await page.locator('#send-button').click();
+      await page.locator('#send-result', { hasText: 'statesmith.executor.scheduled' }).waitFor({ timeout: 5_000 });
+      await page.locator('#selected-state', { hasText: 'scheduled' }).waitFor();
+      expect(executor.scheduledAction).to.equal('restart');
+      // An invalid one is refused by the executor itself: its rejected reply is shown, in red.
+      await page.locator('#send-type').fill('statesmith.executor.schedule');
+      await page.locator('#send-payload').fill('{"action":42}');
+      await page.locator('#send-button').click();
+      await page.locator('#send-result.refused', { hasText: 'statesmith.rejected' }).waitFor({ timeout: 5_000 });
+      expect(executor.scheduledAction).to.equal('restart');
+      mkdirSync('.artifacts', { recursive: true });
+      await page.screenshot({ path: '.artifacts/inspector-send-event.png' });
+      expect(errors, 'no page errors').to.deep.equal([]);
+      await page.close();
+    } finally {
+      await inspector.close();
+      executor.resetScheduledAction();
+    }
+
+    // Off (the default): no form, and a send crafted by hand is refused.
+    const watching = await startInspector();
+    try {
+      const page = await (browser as Browser).newPage();
+      await page.goto(watching.url);
+      await page.locator('#connection', { hasText: 'live' }).waitFor({ timeout: 10_000 });
+      await page.locator(`[data-session="${executor.actor.sessionId}"]`).click();
+      await page.locator('#selected-state').waitFor();
+      expect(await page.locator('#send-form').count()).to.equal(0);
+      await page.close();
+      const url = new URL(watching.url);
+      const ws = new WsClient(`ws://${url.host}/ws?token=${url.searchParams.get('token')}`, { origin: `http://${url.host}` });
+      const refused = await new Promise<Record<string, unknown>>((resolve, reject) => {
+        ws.on('error', reject);
+        ws.on('open', () => ws.send(JSON.stringify({ type: 'statesmith.inspector.send', requestId: 'r1', sessionId: executor.actor.sessionId, event: { type: 'statesmith.executor.schedule', action: 'restart' } })));
+        ws.on('message', (data) => {
+          for (const record of JSON.parse(String(data)) as Array<Record<string, unknown>>) if (record['type'] === 'statesmith.inspector.sendResult') resolve(record);
+        });
+      });
+      ws.close();
+      expect(refused).to.deep.include({ ok: false, code: 'ERR_SEND_DISABLED' });
+      expect(executor.scheduledAction).to.equal(null);
+    } finally {
+      await watching.close();
     }
   });
 });
