@@ -6,6 +6,8 @@ const token = new URLSearchParams(location.search).get('token') ?? '';
 const graphs = new Map(); // graphId -> root node
 const actors = new Map(); // sessionId -> actor
 const locks = new Map(); // lock -> record
+const lockHistory = new Map(); // lock -> its records in order (the timeline)
+const LOCK_HISTORY = 200;
 const events = []; // recent @xstate.event records
 // A late viewer gets the whole ring (10,000 records by default): keep all of it.
 const MAX_EVENTS = 10000;
@@ -75,10 +77,17 @@ function apply(record) {
       }
       break;
     }
-    case 'statesmith.lock':
-      locks.set(record.lock, record);
+    case 'statesmith.lock': {
+      const history = lockHistory.get(record.lock) ?? [];
+      if (history.length === 0 || history[history.length - 1].seq < record.seq) {
+        history.push(record);
+        if (history.length > LOCK_HISTORY) history.splice(0, history.length - LOCK_HISTORY);
+        lockHistory.set(record.lock, history);
+        locks.set(record.lock, record);
+      }
       dirty.locks = true;
       break;
+    }
     case 'statesmith.dropped':
       dropped += record.count;
       break;
@@ -382,6 +391,63 @@ function renderLocks() {
       ),
     );
   document.querySelector('#locks tbody').replaceChildren(...rows);
+  renderTimeline();
+}
+
+/**
+ * A lock's holds from its history: a bar from each grant to the change that ended it (a
+ * release, a force, a loss), or to now. A record that only updates the waiters of the same
+ * hold does not start a new bar.
+ */
+function holdsOf(history, now) {
+  const holds = [];
+  let open = null;
+  for (const record of history) {
+    if (record.op === 'held') {
+      if (open && open.holder === record.holder && open.fence === record.fence) {
+        open.waiters = Math.max(open.waiters, record.waiters ?? 0);
+        continue;
+      }
+      if (open) open.end = record.ts;
+      open = { holder: record.holder, fence: record.fence, start: record.ts, end: null, waiters: record.waiters ?? 0, forcedBy: null };
+      holds.push(open);
+    } else if (open) {
+      open.end = record.ts;
+      if (record.op === 'forced' || record.op === 'lost') open.forcedBy = record.by ?? record.op;
+      open = null;
+    }
+  }
+  for (const hold of holds) if (hold.end === null) hold.end = now;
+  return holds;
+}
+
+/** Who held each lock when: bars on a shared time axis, with fences, waiters and forces. */
+function renderTimeline() {
+  const host = document.getElementById('timeline');
+  const now = Date.now();
+  const shown = [...lockHistory.entries()].sort((a, b) => a[0].localeCompare(b[0])).slice(0, 16);
+  const starts = shown.flatMap(([, history]) => history.map((r) => r.ts)).filter((t) => typeof t === 'number');
+  if (starts.length === 0) {
+    host.replaceChildren();
+    return;
+  }
+  const t0 = Math.min(...starts);
+  const span = Math.max(1, now - t0);
+  const rows = shown.map(([lock, history]) => {
+    const track = el('div', { class: 'track' });
+    for (const hold of holdsOf(history, now)) {
+      const left = ((hold.start - t0) / span) * 100;
+      const width = Math.max(0.5, ((hold.end - hold.start) / span) * 100);
+      const label = `${hold.fence !== null && hold.fence !== undefined ? `#${hold.fence} ` : ''}${hold.holder ?? ''}`;
+      const title = `${hold.holder ?? '?'}${hold.fence ? `, fence ${hold.fence}` : ''}, held ${Math.round(hold.end - hold.start)} ms${hold.waiters ? `, ${hold.waiters} waiting` : ''}${hold.forcedBy ? `, taken by ${hold.forcedBy}` : ''}`;
+      const bar = el('div', { class: `lock-bar${hold.forcedBy ? ' forced' : ''}`, title, 'data-fence': hold.fence ?? '', 'data-holder': hold.holder ?? '' }, label);
+      bar.style.left = `${left}%`;
+      bar.style.width = `${width}%`;
+      track.append(bar);
+    }
+    return el('div', { class: 'timeline-row', 'data-lock': lock }, el('div', { class: 'timeline-label', title: lock }, lock.replace(/^(mutex|distributed):/, '')), track);
+  });
+  host.replaceChildren(el('div', { class: 'timeline-axis' }, `last ${Math.round(span / 1000)} s`), ...rows);
 }
 
 /** Shows `record`'s actor as it was right after that event (null: live again). */

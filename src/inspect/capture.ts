@@ -212,17 +212,19 @@ export class InspectionStream {
   }
 
   /**
-   * The current picture, for a viewer that arrives late, in time order: graphs, actors
-   * and locks; then the latest snapshot of each actor whose history has left the ring;
-   * then the ring's snapshots, oldest first. Applied in this order, every actor ends in
-   * its latest state and the event log is in sequence.
+   * The current picture, for a viewer that arrives late, in time order: graphs and
+   * actors; then the latest state of each actor and lock whose history has left the ring;
+   * then the ring's snapshots and lock changes, oldest first. Applied in this order, every
+   * actor and lock ends in its latest state, and the event log and lock timeline are in
+   * sequence.
    */
   picture(): CapturedRecord[] {
-    const history = this.records().filter((r) => r.type === '@xstate.snapshot');
+    const history = this.records().filter((r) => r.type === '@xstate.snapshot' || r.type === 'statesmith.lock');
     const inRing = new Set<string | undefined>();
-    for (const record of history) inRing.add(record.sessionId);
-    const older = [...this.#latest.values()].filter((r) => !inRing.has(r.sessionId)).sort((a, b) => a.seq - b.seq);
-    return [...this.#graphs.values(), ...this.#actors.values(), ...this.#locks.values(), ...older, ...history];
+    for (const record of history) inRing.add(record.key);
+    // The latest state of what has no history left in the ring: an actor's snapshot, a lock's state.
+    const older = [...this.#latest.values(), ...this.#locks.values()].filter((r) => !inRing.has(r.key)).sort((a, b) => a.seq - b.seq);
+    return [...this.#graphs.values(), ...this.#actors.values(), ...older, ...history];
   }
 
   /** The live actor of `sessionId`, if capture has seen it and it still runs. */

@@ -235,6 +235,8 @@ export class Mutex {
       if ((options as { [kJumpQueue]?: boolean } | undefined)?.[kJumpQueue] === true) this.#pushFront(waiter);
       else this.#queue.push(waiter);
       this.#waiting++;
+      // The locks view counts waiters as they come, not only at the next grant.
+      if (inspection.enabled && this.#inspected) this.#reportWaiters();
       if (telemetry.enabled && this.#inspected) {
         waiter.span = telemetry.sink.lockAcquire('mutex', this.name);
         telemetry.sink.lockWaiters('mutex', 1);
@@ -331,6 +333,7 @@ export class Mutex {
   #giveUp(waiter: Waiter, reason: unknown): void {
     if (!this.#take(waiter, reason instanceof TimeoutError ? 'timeout' : 'aborted')) return;
     waiter.reject(reason);
+    if (inspection.enabled && this.#inspected) this.#reportWaiters();
     // Waiters that gave up stay in the array until the next release; under a long hold
     // with many time-outs, drop them once they outnumber the live waiters (amortised O(1)).
     const queued = this.#queue.length - this.#head;
@@ -338,6 +341,12 @@ export class Mutex {
       this.#queue = this.#queue.slice(this.#head).filter((w) => !w.settled);
       this.#head = 0;
     }
+  }
+
+  /** The lock as it is now, for the locks view: its holder and how many wait. */
+  #reportWaiters(): void {
+    const hold = this.#hold;
+    inspection.lock({ lock: `mutex:${this.name}`, kind: 'mutex', op: hold === null ? 'free' : 'held', ...(hold === null ? {} : { holder: hold.owner ?? '(anonymous)' }), waiters: this.#waiting });
   }
 
   /** How many entries the wait queue holds, including ones not yet compacted away. @internal */

@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startInspector } from '../../src/inspect/server.ts';
-import { AsyncExecutor, TaskGroup, WakeupBus } from '../../src/index.ts';
+import { AsyncExecutor, createCoordinator, Locksmith, Mutex, TaskGroup, WakeupBus } from '../../src/index.ts';
 import { waitUntil } from '../support/async.ts';
 import { sharedNats } from '../support/servers.ts';
 
@@ -304,6 +304,50 @@ describe('the inspector in a real browser', function () {
       expect(executor.scheduledAction).to.equal(null);
     } finally {
       await watching.close();
+    }
+  });
+
+  it('the lock timeline shows who held each lock when: two holders with increasing fences, and a forced hold in red', async () => {
+    inspection.reset();
+    const inspector = await startInspector();
+    const one = createCoordinator({ url: 'memory://timeline', agentId: 'node-1' });
+    const two = createCoordinator({ url: 'memory://timeline', agentId: 'node-2' });
+    try {
+      await one.start();
+      await two.start();
+      const first = await one.getLock('volume-9').acquire();
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      await first!.release();
+      const second = await two.getLock('volume-9').acquire();
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      await second!.release();
+      const wal = new Mutex({ name: 'wal-timeline' });
+      await wal.acquire({ owner: 'archiver' });
+      const smith = new Locksmith({ name: 'watchdog' });
+      await smith.recognize(wal);
+      await smith.force(wal, { answerTimeoutMs: 0 });
+
+      browser ??= await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+      const page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
+      const errors: string[] = [];
+      page.on('pageerror', (error) => errors.push(error.message));
+      await page.goto(inspector.url);
+      await page.locator('#connection', { hasText: 'live' }).waitFor({ timeout: 10_000 });
+      const bars = page.locator('.timeline-row[data-lock="distributed:volume-9"] .lock-bar');
+      await bars.nth(1).waitFor({ timeout: 5_000 });
+      const held = await bars.evaluateAll((nodes) => nodes.map((n) => [n.getAttribute('data-holder'), n.getAttribute('data-fence')]));
+      expect(held.map(([holder]) => holder)).to.deep.equal(['node-1', 'node-2']);
+      expect(BigInt(held[1]?.[1] as string) > BigInt(held[0]?.[1] as string), 'the fence grows').to.equal(true);
+      await page.locator('.timeline-row[data-lock="mutex:wal-timeline"] .lock-bar.forced').waitFor();
+      expect(await page.locator('.timeline-row[data-lock="mutex:wal-timeline"] .lock-bar.forced').getAttribute('title')).to.include('taken by watchdog');
+      mkdirSync('.artifacts', { recursive: true });
+      await page.screenshot({ path: '.artifacts/inspector-lock-timeline.png' });
+      expect(errors, 'no page errors').to.deep.equal([]);
+      await page.close();
+    } finally {
+      await one.stop();
+      await two.stop();
+      await inspector.close();
     }
   });
 });
