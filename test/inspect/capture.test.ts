@@ -179,6 +179,6 @@ describe('inspection capture', () => {
     expect(kept.map((r) => r['op'])).to.deep.equal(['op7', 'op8', 'op9', 'op10', 'op11']);
     expect(stream.ringBytes).to.be.greaterThan(0);
     // A late viewer gets the lock's history that is left, in order (for the timeline).
-    expect(stream.picture().filter((r) => r.type === 'statesmith.lock').map((r) => (JSON.parse(r.json) as Record<string, unknown>)['op'])).to.deep.equal(['op7', 'op8', 'op9', 'op10', 'op11']);
+    expect(stream.picture().filter((r) => r.type === 'statesmith.lock').map((r) => (JSON.parse(r.json) as { op: unknown }).op)).to.deep.equal(['op7', 'op8', 'op9', 'op10', 'op11']);
   });
 });
