@@ -272,6 +272,178 @@ function renderNode(node, actor, depth) {
   return box;
 }
 
+// ---- The drawn statechart: laid out by elkjs (served by the inspector, no CDN), drawn as SVG ----
+
+const SVG = 'http://www.w3.org/2000/svg';
+const layouts = new Map(); // graphId -> Promise of the laid-out ELK graph
+let drawn = null; // { graphId, svg } now in #chart
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs ?? {})) node.setAttribute(key, String(value));
+  for (const child of children) if (child !== null && child !== undefined) node.append(typeof child === 'string' ? document.createTextNode(child) : child);
+  return node;
+}
+
+const shortEvent = (event) => event.replace(/^statesmith\.[a-zA-Z]+\./, '');
+
+/** The machine's graph as ELK wants it: states (compound ones hold their children) and one edge per event and target. */
+function elkGraphOf(root) {
+  const edges = [];
+  const seen = new Set();
+  const node = (state, depth) => {
+    const label = depth === 0 ? state.id : state.key;
+    const children = state.children.map((child) => node(child, depth + 1));
+    for (const edge of state.edges) {
+      if (edge.event.startsWith('xstate.')) continue;
+      for (const target of edge.targets) {
+        if (target === state.id) continue;
+        const id = `${state.id}|${edge.event}|${target}`;
+        if (seen.has(id)) continue;
+        seen.add(id);
+        const text = shortEvent(edge.event);
+        edges.push({ id, sources: [state.id], targets: [target], labels: [{ text, width: text.length * 6 + 4, height: 12 }], event: edge.event, source: state.id });
+      }
+    }
+    const width = Math.max(70, label.length * 7 + 20);
+    return {
+      id: state.id,
+      labels: [{ text: label, width: label.length * 7, height: 14 }],
+      ...(children.length ? { children, layoutOptions: { 'elk.padding': '[top=26,left=10,bottom=10,right=10]' } } : { width, height: 28 }),
+      stateType: state.type,
+      initial: state.initial,
+    };
+  };
+  const top = node(root, 0);
+  return {
+    id: '__root',
+    layoutOptions: {
+      'elk.algorithm': 'layered',
+      'elk.direction': 'DOWN',
+      'elk.hierarchyHandling': 'INCLUDE_CHILDREN',
+      'elk.json.shapeCoords': 'ROOT',
+      'elk.json.edgeCoords': 'ROOT',
+      'elk.layered.spacing.nodeNodeBetweenLayers': '40',
+      'elk.spacing.edgeLabel': '2',
+    },
+    children: [top],
+    edges,
+  };
+}
+
+function layoutOf(graphId) {
+  if (!layouts.has(graphId)) {
+    const graph = graphs.get(graphId);
+    const elk = typeof ELK === 'function' ? new ELK() : null;
+    const laid = elk && graph ? elk.layout(elkGraphOf(graph)) : Promise.reject(new Error('no layout engine'));
+    laid.catch((error) => console.warn('statesmith inspector: the chart could not be laid out', error));
+    layouts.set(graphId, laid);
+  }
+  return layouts.get(graphId);
+}
+
+/** Draws a laid-out graph: states as boxes (compound ones around their children), transitions as labelled arrows. */
+function drawLayout(layout) {
+  const width = Math.ceil(layout.width ?? 400) + 20;
+  const height = Math.ceil(layout.height ?? 200) + 20;
+  // As wide as the panel, as tall as the layout's shape needs (at most 70% of the window: zoom for more).
+  const root = svg('svg', { id: 'chart-svg', viewBox: `-10 -10 ${width} ${height}`, width: '100%', role: 'img', 'aria-label': 'statechart' });
+  root.style.maxHeight = '70vh';
+  root.append(
+    svg('defs', {}, svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 8, markerHeight: 8, markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse' }, svg('path', { d: 'M 0 0 L 10 5 L 0 10 z', class: 'arrow-head' }))),
+  );
+  const nodes = svg('g', { class: 'states' });
+  const visit = (n, parentInitial) => {
+    const g = svg('g', { class: `svg-node${n.children ? ' compound' : ''}${n.stateType === 'final' ? ' final' : ''}`, 'data-node': n.id });
+    g.append(svg('rect', { x: n.x, y: n.y, width: n.width, height: n.height, rx: 6 }));
+    const label = n.labels?.[0]?.text ?? n.id;
+    g.append(svg('text', { x: n.x + 8, y: n.y + 17, class: 'state-label' }, `${parentInitial === label ? '→ ' : ''}${label}${n.stateType === 'final' ? ' ◉' : ''}`));
+    nodes.append(g);
+    for (const child of n.children ?? []) visit(child, n.initial);
+  };
+  for (const child of layout.children ?? []) visit(child, undefined);
+  const arrows = svg('g', { class: 'transitions' });
+  for (const edge of layout.edges ?? []) {
+    const section = edge.sections?.[0];
+    if (!section) continue;
+    const points = [section.startPoint, ...(section.bendPoints ?? []), section.endPoint].map((p) => `${p.x},${p.y}`).join(' ');
+    const g = svg('g', { class: 'edge', 'data-source': edge.source, 'data-event': edge.event });
+    g.append(svg('polyline', { points, 'marker-end': 'url(#arrow)' }));
+    const label = edge.labels?.[0];
+    if (label) g.append(svg('text', { x: label.x, y: label.y + 10, class: 'edge-label' }, label.text));
+    arrows.append(g);
+  }
+  root.append(nodes, arrows);
+  enableZoom(root, width, height);
+  return root;
+}
+
+/** Wheel zooms around the pointer, dragging pans; a double click resets. */
+function enableZoom(root, width, height) {
+  let box = { x: -10, y: -10, w: width, h: height };
+  const apply = () => root.setAttribute('viewBox', `${box.x} ${box.y} ${box.w} ${box.h}`);
+  root.addEventListener(
+    'wheel',
+    (event) => {
+      event.preventDefault();
+      const rect = root.getBoundingClientRect();
+      const fx = (event.clientX - rect.left) / rect.width;
+      const fy = (event.clientY - rect.top) / rect.height;
+      const scale = event.deltaY < 0 ? 0.8 : 1.25;
+      const w = Math.min(width * 4, Math.max(40, box.w * scale));
+      const h = (w / box.w) * box.h;
+      box = { x: box.x + (box.w - w) * fx, y: box.y + (box.h - h) * fy, w, h };
+      apply();
+    },
+    { passive: false },
+  );
+  let drag = null;
+  root.addEventListener('pointerdown', (event) => {
+    drag = { x: event.clientX, y: event.clientY, box: { ...box } };
+  });
+  root.addEventListener('pointermove', (event) => {
+    if (!drag) return;
+    const rect = root.getBoundingClientRect();
+    box = { ...drag.box, x: drag.box.x - ((event.clientX - drag.x) * drag.box.w) / rect.width, y: drag.box.y - ((event.clientY - drag.y) * drag.box.h) / rect.height };
+    apply();
+  });
+  root.addEventListener('pointerup', () => (drag = null));
+  root.addEventListener('pointerleave', () => (drag = null));
+  root.addEventListener('dblclick', () => {
+    box = { x: -10, y: -10, w: width, h: height };
+    apply();
+  });
+}
+
+/** Marks the active states of `actor` on the drawn chart. */
+function markActive(root, actor) {
+  const active = new Set(actor.activeIds ?? []);
+  for (const g of root.querySelectorAll('g.svg-node')) g.classList.toggle('active', active.has(g.getAttribute('data-node')));
+}
+
+/** Draws the selected actor's chart (laid out once per machine), or nested boxes when no layout engine is there. */
+function drawChart(chart, graphId, shown) {
+  if (drawn && drawn.graphId === graphId && chart.contains(drawn.svg)) {
+    markActive(drawn.svg, shown);
+    return;
+  }
+  const graph = graphs.get(graphId);
+  chart.replaceChildren(graph ? renderNode(graph, shown, 0) : el('p', {}, 'not a state machine'));
+  if (!graph) return;
+  const want = selected;
+  layoutOf(graphId).then(
+    (layout) => {
+      if (selected !== want) return;
+      const root = drawLayout(layout);
+      drawn = { graphId, svg: root };
+      chart.replaceChildren(root);
+      const actor = actors.get(selected);
+      if (actor) markActive(root, travel && travel.sessionId === selected ? { ...actor, activeIds: travel.activeIds } : actor);
+    },
+    () => undefined,
+  );
+}
+
 function jsonTree(value, key) {
   const label = key === undefined ? [] : [el('span', { class: 'key' }, `${key}: `)];
   if (value === null || typeof value !== 'object') {
@@ -321,8 +493,7 @@ function renderDetail() {
     if (failure.stack) box.append(el('details', {}, el('summary', {}, 'stack'), el('pre', {}, String(failure.stack))));
     state.append(box);
   }
-  const graph = graphs.get(actor.graphId);
-  chart.replaceChildren(graph ? renderNode(graph, shown, 0) : el('p', {}, 'not a state machine'));
+  drawChart(chart, actor.graphId, shown);
   context.replaceChildren(jsonTree(shown.context ?? null));
   renderSendForm(actor);
 }
@@ -339,7 +510,7 @@ function animateFlashes() {
         }
       }
       for (const target of t.targets) {
-        for (const box of chart.querySelectorAll('.node')) {
+        for (const box of chart.querySelectorAll('[data-node]')) {
           if (box.getAttribute('data-node') === target) box.classList.add('entered');
         }
       }

@@ -7,6 +7,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -83,6 +84,20 @@ const ASSETS: Record<string, string> = {
   '/app.js': 'text/javascript; charset=utf-8',
   '/style.css': 'text/css; charset=utf-8',
 };
+
+/** The layout engine the page draws statecharts with (elkjs, a dependency), served from the package: no CDN. */
+let elkSource: Buffer | null | undefined;
+function elkScript(): Buffer | null {
+  if (elkSource === undefined) {
+    try {
+      elkSource = readFileSync(createRequire(import.meta.url).resolve('elkjs/lib/elk.bundled.js'));
+    } catch (error) {
+      getLogger().warn('the inspector could not load elkjs; charts are drawn as nested boxes', { error });
+      elkSource = null;
+    }
+  }
+  return elkSource;
+}
 
 function sameToken(given: string | null, token: string): boolean {
   if (given === null || given.length !== token.length) return false;
@@ -163,6 +178,12 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
     }
     if (url.pathname === '/') {
       res.writeHead(200, { ...headers, 'Content-Type': 'text/html; charset=utf-8' }).end(html);
+      return;
+    }
+    if (url.pathname === '/elk.js') {
+      const elk = elkScript();
+      if (elk === null) res.writeHead(404, { ...headers, 'Content-Type': 'text/plain' }).end('elkjs is not installed');
+      else res.writeHead(200, { ...headers, 'Content-Type': 'text/javascript; charset=utf-8', 'Cache-Control': 'private, max-age=3600' }).end(elk);
       return;
     }
     const type = ASSETS[url.pathname];

@@ -63,14 +63,14 @@ describe('the inspector in a real browser', function () {
     // Other tests' executors may be alive in this process too: pick the agent's own.
     await page.locator(`[data-session="${agent.executor.actor.sessionId}"]`).click();
     await page.locator('#detail-title', { hasText: `executor ${agent.executor.actor.id}` }).waitFor();
-    await page.locator('#chart .node', { hasText: 'scheduled' }).first().waitFor();
+    await page.locator('#chart-svg g.svg-node[data-node="statesmith.executor.scheduled"]').waitFor({ timeout: 10_000 });
 
     // Drive the executor and watch the chart follow: running while the action runs, then back.
     const executor = agent.executor;
     await waitUntil(() => !executor.busy, 10_000, 'the executor to be free');
     const held = new Promise<void>((resolve) => (release = resolve));
     expect(executor.tryRunAsync(HOSTILE, () => held)).to.equal(null);
-    await page.locator('#chart .node.active > .title', { hasText: 'running' }).waitFor({ timeout: 5_000 });
+    await page.locator('#chart-svg g.svg-node.active[data-node="statesmith.executor.running"]').waitFor({ timeout: 5_000 });
     expect(await page.locator('#selected-state').innerText()).to.equal('running');
     release();
     await page.locator('#selected-state', { hasText: /^(done|idle)$/ }).waitFor({ timeout: 5_000 });
@@ -126,7 +126,7 @@ describe('the inspector in a real browser', function () {
         // Each agent's executor is its own: selecting one shows that agent's chart.
         const executorOf = (name: string) => page.locator('#tree li').filter({ has: page.locator(`> button[data-session="nats:statesmith.agents.${name}"]`) }).locator('[data-kind="executor"]').first();
         await executorOf(names[1] as string).click();
-        await page.locator('#chart .node', { hasText: 'scheduled' }).first().waitFor({ timeout: 5_000 });
+        await page.locator('#chart-svg g.svg-node[data-node="statesmith.executor.scheduled"]').waitFor({ timeout: 10_000 });
         mkdirSync('.artifacts', { recursive: true });
         await page.screenshot({ path: '.artifacts/inspector-two-agents.png' });
         expect(errors, 'no page errors').to.deep.equal([]);
@@ -184,7 +184,9 @@ describe('the inspector in a real browser', function () {
       // Exclude filter: "-executor" hides the executor's events, and only those.
       await page.locator('#only-selected').uncheck();
       await page.locator('#type-filter').fill('-executor');
-      await page.waitForFunction("[...document.querySelectorAll('#events tbody tr td:nth-child(4)')].every((td) => !td.textContent.includes('executor'))");
+      // In the page (a function, which CSP allows; a string would be eval).
+      type Cells = { document: { querySelectorAll(selector: string): Iterable<{ textContent: string | null }> } };
+      await page.waitForFunction(() => [...(globalThis as unknown as Cells).document.querySelectorAll('#events tbody tr td:nth-child(4)')].every((td) => !(td.textContent ?? '').includes('executor')));
       expect(await page.locator('#events tbody tr').count()).to.be.greaterThan(0);
 
       // Closing the inspector: the last batch arrives and the page says it closed.
@@ -347,6 +349,55 @@ describe('the inspector in a real browser', function () {
     } finally {
       await one.stop();
       await two.stop();
+      await inspector.close();
+    }
+  });
+
+  it('draws the statechart with elkjs: states and labelled arrows, the active state highlighted, the transition just taken animated, zoom and pan', async () => {
+    inspection.reset();
+    const inspector = await startInspector();
+    try {
+      const executor = new AsyncExecutor({ wakeup: new WakeupBus(), name: 'drawn' });
+      browser ??= await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+      const page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
+      const errors: string[] = [];
+      page.on('pageerror', (error) => errors.push(error.message));
+      page.on('console', (message) => void (message.type() === 'warning' && errors.push(message.text())));
+      await page.goto(inspector.url);
+      await page.locator('#connection', { hasText: 'live' }).waitFor({ timeout: 10_000 });
+      await page.locator(`[data-session="${executor.actor.sessionId}"]`).click();
+      await page.locator('#chart-svg').waitFor({ timeout: 10_000 });
+      expect(await page.locator('#chart-svg g.svg-node').count()).to.be.greaterThan(6);
+      expect(await page.locator('#chart-svg g.edge polyline').count()).to.be.greaterThan(4);
+      await page.locator('#chart-svg g.svg-node.active[data-node="statesmith.executor.idle"]').waitFor();
+      // A transition: the arrow it took flashes, and the highlight moves.
+      const held = new Promise<void>((resolve) => (release = resolve));
+      executor.runAsync(() => held);
+      await page.locator('#chart-svg g.svg-node.active[data-node="statesmith.executor.running"]').waitFor({ timeout: 5_000 });
+      await page.locator('#chart-svg g.edge.taken').first().waitFor({ timeout: 5_000 });
+      expect(await page.locator('#chart-svg g.svg-node.active[data-node="statesmith.executor.idle"]').count()).to.equal(0);
+      mkdirSync('.artifacts', { recursive: true });
+      await page.screenshot({ path: '.artifacts/inspector-chart.png' });
+      // Zoom with the wheel, pan with a drag, reset with a double click.
+      const before = await page.locator('#chart-svg').getAttribute('viewBox');
+      const box = await page.locator('#chart-svg').boundingBox();
+      await page.mouse.move((box?.x ?? 0) + 200, (box?.y ?? 0) + 100);
+      await page.mouse.wheel(0, -300);
+      type Doc = { document: { querySelector(selector: string): { getAttribute(name: string): string | null } | null } };
+      await page.waitForFunction((initial) => (globalThis as unknown as Doc).document.querySelector('#chart-svg')?.getAttribute('viewBox') !== initial, before);
+      const zoomed = await page.locator('#chart-svg').getAttribute('viewBox');
+      expect(Number(zoomed?.split(' ')[2])).to.be.lessThan(Number(before?.split(' ')[2]));
+      await page.mouse.down();
+      await page.mouse.move((box?.x ?? 0) + 260, (box?.y ?? 0) + 140);
+      await page.mouse.up();
+      expect(await page.locator('#chart-svg').getAttribute('viewBox')).not.to.equal(zoomed);
+      await page.locator('#chart-svg').dblclick();
+      expect(await page.locator('#chart-svg').getAttribute('viewBox')).to.equal(before);
+      release();
+      expect(errors, 'no page errors').to.deep.equal([]);
+      await page.close();
+    } finally {
+      release();
       await inspector.close();
     }
   });

@@ -21,7 +21,14 @@ function get(url: string, headers: Record<string, string> = {}): Promise<{ statu
 function connect(url: string, headers: Record<string, string>): Promise<{ ws: WebSocket; first: unknown[] }> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { headers });
-    ws.once('message', (data) => resolve({ ws, first: JSON.parse(String(data)) as unknown[] }));
+    // The server's hello (what the page may do) comes first; `first` is the picture after it.
+    const onMessage = (data: unknown): void => {
+      const batch = JSON.parse(String(data)) as Array<{ type?: string }>;
+      if (batch.length === 1 && batch[0]?.type === 'statesmith.inspector.hello') return;
+      ws.off('message', onMessage);
+      resolve({ ws, first: batch });
+    };
+    ws.on('message', onMessage);
     ws.once('error', reject);
     ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
   });
