@@ -444,6 +444,53 @@ function drawChart(chart, graphId, shown) {
   );
 }
 
+// ---- The sequence view: who sent what to whom, for the selected actor's subtree ----
+
+/** The messages between actors (the sender is known) around the selected actor, as a sequence diagram. */
+function renderSequence() {
+  const host = document.getElementById('sequence');
+  if (!selected || !document.getElementById('show-sequence').checked) {
+    host.replaceChildren();
+    return;
+  }
+  const scope = subtreeOf(selected);
+  const windowMs = Number(document.getElementById('sequence-window').value);
+  const since = windowMs > 0 ? Date.now() - windowMs : 0;
+  const messages = events.filter((r) => r.sourceId && r.sourceId !== 'null' && (scope.has(r.sessionId) || scope.has(r.sourceId)) && r.ts >= since).slice(-150);
+  if (messages.length === 0) {
+    host.replaceChildren(el('p', { class: 'muted' }, 'no messages between actors in this window'));
+    return;
+  }
+  const lanes = [];
+  for (const m of messages) for (const id of [m.sourceId, m.sessionId]) if (!lanes.includes(id)) lanes.push(id);
+  const laneWidth = 130;
+  const x = (id) => 65 + lanes.indexOf(id) * laneWidth;
+  const height = 40 + messages.length * 20;
+  const root = svg('svg', { id: 'sequence-svg', viewBox: `0 0 ${lanes.length * laneWidth} ${height}`, width: lanes.length * laneWidth, height });
+  root.append(svg('defs', {}, svg('marker', { id: 'seq-arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, markerUnits: 'userSpaceOnUse', orient: 'auto' }, svg('path', { d: 'M 0 0 L 10 5 L 0 10 z', class: 'arrow-head' }))));
+  for (const id of lanes) {
+    const actor = actors.get(id);
+    root.append(
+      svg('text', { x: x(id), y: 14, class: 'lane-label', 'text-anchor': 'middle', 'data-lane': id }, actor ? actorLabel(actor) : id),
+      svg('line', { x1: x(id), y1: 20, x2: x(id), y2: height, class: 'lifeline' }),
+    );
+  }
+  messages.forEach((m, i) => {
+    const y = 36 + i * 20;
+    const from = x(m.sourceId);
+    const to = x(m.sessionId);
+    const type = String(m.event?.type ?? '');
+    const g = svg('g', { class: 'message', 'data-seq': m.seq, 'data-from': m.sourceId, 'data-to': m.sessionId });
+    if (from === to) g.append(svg('path', { d: `M ${from} ${y - 6} h 24 v 8 h -24`, 'marker-end': 'url(#seq-arrow)' }));
+    else g.append(svg('line', { x1: from, y1: y, x2: to, y2: y, 'marker-end': 'url(#seq-arrow)' }));
+    g.append(svg('text', { x: (from + to) / 2 + (from === to ? 30 : 0), y: y - 3, 'text-anchor': from === to ? 'start' : 'middle', class: 'message-label' }, shortEvent(type)));
+    g.append(svg('title', {}, `#${m.seq} ${type}`));
+    g.addEventListener('click', () => travelTo(m));
+    root.append(g);
+  });
+  host.replaceChildren(root);
+}
+
 function jsonTree(value, key) {
   const label = key === undefined ? [] : [el('span', { class: 'key' }, `${key}: `)];
   if (value === null || typeof value !== 'object') {
@@ -638,6 +685,7 @@ function render() {
   if (dirty.tree) renderTree();
   if (dirty.detail) renderDetail();
   if (dirty.events) renderEvents();
+  if (dirty.events || dirty.detail) renderSequence();
   if (dirty.locks) renderLocks();
   animateFlashes();
   dirty = { tree: false, detail: false, events: false, locks: false };
@@ -678,5 +726,7 @@ function connect() {
 
 document.getElementById('only-selected').addEventListener('change', () => (dirty.events = true));
 document.getElementById('type-filter').addEventListener('input', () => (dirty.events = true));
+document.getElementById('show-sequence').addEventListener('change', () => (dirty.events = true));
+document.getElementById('sequence-window').addEventListener('change', () => (dirty.events = true));
 connect();
 requestAnimationFrame(render);
