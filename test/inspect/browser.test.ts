@@ -16,6 +16,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startInspector } from '../../src/inspect/server.ts';
 import { AsyncExecutor, createCoordinator, Locksmith, Mutex, TaskGroup, WakeupBus } from '../../src/index.ts';
+import { createActor, createMachine } from 'xstate';
+import { inspect } from '../../src/inspect/index.ts';
 import { waitUntil } from '../support/async.ts';
 import { sharedNats } from '../support/servers.ts';
 
@@ -434,6 +436,44 @@ describe('the inspector in a real browser', function () {
       await page.screenshot({ path: '.artifacts/inspector-sequence.png' });
       expect(errors, 'no page errors').to.deep.equal([]);
       await page.close();
+    } finally {
+      await inspector.close();
+    }
+  });
+
+  it('renders every string as text: hostile state names, event types, context keys, machine ids and error messages', async () => {
+    inspection.reset();
+    const inspector = await startInspector();
+    try {
+      // No dots: XState reads a dot in a target as a path.
+      const evil = (tag: string) => `<img src=x onerror="self['__xss']='${tag}'">`;
+      const machine = createMachine({
+        id: evil('machine'),
+        initial: evil('state'),
+        context: { [evil('key')]: evil('value') },
+        states: { [evil('state')]: { on: { [evil('event')]: evil('target') } }, [evil('target')]: {} },
+      });
+      const hostile = createActor(machine, { inspect }).start();
+      hostile.send({ type: evil('event'), [evil('field')]: evil('payload') } as never);
+      browser ??= await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+      const page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
+      const errors: string[] = [];
+      page.on('pageerror', (error) => errors.push(error.message));
+      await page.goto(inspector.url);
+      await page.locator('#connection', { hasText: 'live' }).waitFor({ timeout: 10_000 });
+      await page.locator(`[data-session="${hostile.sessionId}"]`).click();
+      await page.locator('#chart-svg').waitFor({ timeout: 10_000 });
+      await page.locator('#context details summary').first().click().catch(() => undefined);
+      await page.locator('#events tbody tr').first().waitFor();
+      // Every hostile string is there, as text, and none ran or became an element.
+      expect(await page.locator('#detail-title').textContent()).to.include('<img');
+      expect(await page.locator('#chart-svg').evaluate((n) => n.textContent)).to.include('<img');
+      expect(await page.locator('#events').evaluate((n) => n.textContent)).to.include('<img');
+      expect(await page.locator('img').count()).to.equal(0);
+      expect(await page.evaluate('window.__xss')).to.equal(undefined);
+      expect(errors, 'no page errors').to.deep.equal([]);
+      await page.close();
+      hostile.stop();
     } finally {
       await inspector.close();
     }
