@@ -9,6 +9,7 @@ import { systemClock } from '../clock.ts';
 import { InvalidStateError, TimeoutError } from '../errors.ts';
 import { LockHandle, type HoldRecord } from '../locks/LockHandle.ts';
 import { getLogger } from '../logger.ts';
+import { inspection } from '../inspect/capture.ts';
 import { optionalDuration, optionalObject, optionalSignal, requireDuration } from '../runtime/validate.ts';
 import { newCell, requirePollInterval, requireWorkerThread, viewCell, waitCells, type Cell } from './cells.ts';
 
@@ -173,6 +174,7 @@ export class SharedMutex {
     const token = nextToken();
     if (Atomics.compareExchange(this.#cell.cells, this.#cell.index, FREE, token << 1) !== FREE) return false;
     this.#token = token;
+    if (inspection.enabled) this.#report('held');
     return true;
   }
 
@@ -193,7 +195,11 @@ export class SharedMutex {
     const deadline = systemClock.now() + timeoutMs;
     for (;;) {
       const seen = this.#takeOrMark(token);
-      if (seen === FREE) return this.#handle(token);
+      if (seen === FREE) {
+        const handle = this.#handle(token);
+        if (inspection.enabled) this.#report('held');
+        return handle;
+      }
       const remaining = deadline - systemClock.now();
       if (remaining <= 0) throw new TimeoutError(`timed out after ${timeoutMs} ms waiting for a SharedMutex`);
       const woke = await waitCells([{ cell: this.#cell, expected: seen }], Math.min(pollMs, remaining), systemClock, signal);
@@ -258,6 +264,7 @@ export class SharedMutex {
         // Wake every sleeper, not one: a sleeper may be an abandoned main-thread wait that
         // would swallow a single wake-up and leave a live waiter asleep on a free lock.
         if ((value & CONTENDED) !== 0) Atomics.notify(cells, index);
+        if (inspection.enabled) this.#report('free');
         return true;
       }
     }
@@ -279,6 +286,12 @@ export class SharedMutex {
       if ((value & CONTENDED) !== 0) return value;
       if (Atomics.compareExchange(cells, index, value, value | CONTENDED) === value) return value | CONTENDED;
     }
+  }
+
+  /** The locks view: this cell held (by the thread that holds it) or free. */
+  #report(op: 'held' | 'free'): void {
+    const thread = this.holderThread;
+    inspection.lock({ lock: `shared:SharedMutex[${this.index}]`, kind: 'shared', op, ...(op === 'held' && thread !== undefined ? { holder: `thread ${thread}` } : {}) });
   }
 
   #handle(token: number): LockHandle {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { AsyncExecutor, createCoordinator, ManualClock, Mutex, ServiceBase, TaskGroup, WakeupBus } from '../../src/index.ts';
+import { AsyncExecutor, createCoordinator, ManualClock, Mutex, ServiceBase, SharedMutex, TaskGroup, WakeupBus } from '../../src/index.ts';
 import { settle } from '../support/async.ts';
 import { InspectionStream, inspection } from '../../src/inspect/capture.ts';
 import { startCapture } from '../../src/runtime/startActor.ts';
@@ -164,6 +164,22 @@ describe('inspection capture', () => {
       ['forced', 'resize job', 'watchdog', 1],
       ['held', 'snapshot job', null, 0],
       ['free', null, null, 0],
+    ]);
+  });
+
+  it('reports a SharedMutex too: held by its thread, then free', async () => {
+    stop = startCapture();
+    const shared = SharedMutex.create();
+    const handle = await shared.acquire();
+    handle.release();
+    expect(shared.tryAcquire()).to.equal(true);
+    shared.release();
+    const locks = parse(inspection).filter((r) => r.type === 'statesmith.lock' && r['lock'] === `shared:SharedMutex[${shared.index}]`);
+    expect(locks.map((l) => [l['op'], l['holder'], l['kind']])).to.deep.equal([
+      ['held', 'thread 0', 'shared'],
+      ['free', null, 'shared'],
+      ['held', 'thread 0', 'shared'],
+      ['free', null, 'shared'],
     ]);
   });
 
