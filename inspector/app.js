@@ -629,6 +629,9 @@ function holdsOf(history, now) {
       if (open) open.end = record.ts;
       open = { holder: record.holder, fence: record.fence, start: record.ts, end: null, waiters: record.waiters ?? 0, forcedBy: null };
       holds.push(open);
+    } else if (record.op === 'waiting') {
+      // Someone here waits while another process holds it: counted on the open hold, if any.
+      if (open) open.waiters = Math.max(open.waiters, record.waiters ?? 0);
     } else if (open) {
       open.end = record.ts;
       if (record.op === 'forced' || record.op === 'lost') open.forcedBy = record.by ?? record.op;

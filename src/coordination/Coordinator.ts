@@ -1209,6 +1209,8 @@ export class DistributedLock {
           coordinator.dropQueue(name);
           return null;
         }
+        // The locks view: held elsewhere, and how many of this process wait for it (this one, and those queued behind).
+        if (inspection.enabled) inspection.lock({ lock: `distributed:${name}`, kind: coordinator.backendKind, op: 'waiting', waiters: queue.waiting + 1 });
         await coordinator.waitForRelease(name, Math.min(remaining, coordinator.pollIntervalMs), signal);
       }
     } catch (error) {

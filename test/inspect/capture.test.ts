@@ -183,6 +183,24 @@ describe('inspection capture', () => {
     ]);
   });
 
+  it('reports who waits for a distributed lock held elsewhere', async () => {
+    stop = startCapture();
+    const one = createCoordinator({ url: 'memory://capture-waits', agentId: 'one' });
+    const two = createCoordinator({ url: 'memory://capture-waits', agentId: 'two' });
+    await one.start();
+    await two.start();
+    const held = await one.getLock('volume-3').acquire();
+    expect(await two.getLock('volume-3').acquire({ blocking: 30 })).to.equal(null);
+    await held?.release();
+    const ops = parse(inspection)
+      .filter((r) => r.type === 'statesmith.lock' && r['lock'] === 'distributed:volume-3')
+      .map((l) => [l['op'], l['waiters']]);
+    expect(ops[0]).to.deep.equal(['held', 0]);
+    expect(ops).to.deep.include(['waiting', 1]);
+    await one.stop();
+    await two.stop();
+  });
+
   it('keeps the ring bounded, oldest records first out, and serialises at once', () => {
     const stream = new InspectionStream(5);
     stream.enable();
