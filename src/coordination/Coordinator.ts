@@ -22,6 +22,7 @@ import { checkLockName, createBackend, parseUrl, type Backend, type BackendCapab
 import { checkGroup, Election, ElectionRuntime } from './election.ts';
 import { kDistributedLock, serveForces } from './forcing.ts';
 import { ask } from '../runtime/ask.ts';
+import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.ts';
 import { coordinatorLogic } from './coordinatorLogic.ts';
 
 /** Where a coordinator's connection is. */
@@ -439,10 +440,12 @@ export class Coordinator implements AsyncDisposable {
    * only be freed by ending the holder's session: its other locks go too), and the next
    * grant has a larger fence. Resolves false when nobody held it.
    */
-  async breakLock(name: string): Promise<boolean> {
+  async breakLock(name: string, options?: WaitOptions): Promise<boolean> {
     requireNonEmptyString('name', name);
     checkLockName(this.prefix + name);
-    const reply = await ask<CoordinatorReply>(this.#actor, { type: 'statesmith.coordinator.breakLock', lock: name }, ['statesmith.coordinator.broken'], failedReply);
+    const wait = waitOptions('options', options);
+    wait.signal?.throwIfAborted();
+    const reply = await boundedWait(ask<CoordinatorReply>(this.#actor, { type: 'statesmith.coordinator.breakLock', lock: name }, ['statesmith.coordinator.broken'], failedReply), wait, this.clock, `breaking lock ${name}`);
     return (reply as Extract<CoordinatorReply, { type: 'statesmith.coordinator.broken' }>).broken;
   }
 
@@ -475,30 +478,35 @@ export class Coordinator implements AsyncDisposable {
    * keeps it alive: a member whose process dies leaves the list within `lockTtlMs`. Joining
    * a group twice is refused (`ERR_ALREADY_MEMBER`).
    */
-  async joinGroup(group: string, options?: { readonly capabilities?: unknown }): Promise<Membership> {
+  async joinGroup(group: string, options?: { readonly capabilities?: unknown } & WaitOptions): Promise<Membership> {
     checkGroup(group);
-    const opts = optionalObject<{ capabilities: unknown }>('options', options, ['capabilities']);
+    const opts = optionalObject<{ capabilities: unknown; signal: AbortSignal; timeoutMs: number }>('options', options, ['capabilities', 'signal', 'timeoutMs']);
+    const wait = waitOptions('options', { ...(opts.signal === undefined ? {} : { signal: opts.signal }), ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }) });
+    wait.signal?.throwIfAborted();
     let capabilities: unknown = null;
     try {
       capabilities = JSON.parse(JSON.stringify(opts.capabilities ?? null) ?? 'null');
     } catch {
       throw new ArgumentTypeError('options.capabilities', 'a JSON value (no cycles, no bigints)', opts.capabilities);
     }
-    await ask(this.#actor, { type: 'statesmith.coordinator.join', group, capabilities }, ['statesmith.coordinator.joined'], failedReply);
+    await boundedWait(ask(this.#actor, { type: 'statesmith.coordinator.join', group, capabilities }, ['statesmith.coordinator.joined'], failedReply), wait, this.clock, `joining group ${group}`);
     let left: Promise<boolean> | undefined;
-    const leave = (): Promise<boolean> => {
+    const leave = (leaveOptions?: WaitOptions): Promise<boolean> => {
+      const bounds = waitOptions('options', leaveOptions);
       left ??= ask<CoordinatorReply>(this.#actor, { type: 'statesmith.coordinator.leave', group }, ['statesmith.coordinator.left'], failedReply).then(
         (reply) => (reply as { wasMember: boolean }).wasMember,
       );
-      return left;
+      return boundedWait(left, bounds, this.clock, `leaving group ${group}`);
     };
     return { group, memberId: this.memberId, capabilities, leave, [Symbol.asyncDispose]: async () => void (await leave()) };
   }
 
   /** The live members of `group`, by member id. */
-  async getMembers(group: string): Promise<GroupMember[]> {
+  async getMembers(group: string, options?: WaitOptions): Promise<GroupMember[]> {
     checkGroup(group);
-    const reply = await ask<CoordinatorReply>(this.#actor, { type: 'statesmith.coordinator.members', group }, ['statesmith.coordinator.members'], failedReply);
+    const wait = waitOptions('options', options);
+    wait.signal?.throwIfAborted();
+    const reply = await boundedWait(ask<CoordinatorReply>(this.#actor, { type: 'statesmith.coordinator.members', group }, ['statesmith.coordinator.members'], failedReply), wait, this.clock, `listing group ${group}`);
     return [...(reply as Extract<CoordinatorReply, { type: 'statesmith.coordinator.members' }>).members];
   }
 
@@ -781,8 +789,8 @@ export interface Membership extends AsyncDisposable {
   readonly memberId: string;
   /** What it joined with. */
   readonly capabilities: unknown;
-  /** Leaves the group; resolves false when it was no longer a member. Idempotent. */
-  leave(): Promise<boolean>;
+  /** Leaves the group; resolves false when it was no longer a member. Idempotent. `signal` and `timeoutMs` bound the wait (the leave goes on). */
+  leave(options?: WaitOptions): Promise<boolean>;
 }
 
 /** A coordinator `failed` reply as the error it carries. */

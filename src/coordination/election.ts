@@ -23,6 +23,7 @@ import { ArgumentRangeError, ArgumentTypeError, CoordinationError, LeadershipLos
 import { getLogger } from '../logger.ts';
 import { ask } from '../runtime/ask.ts';
 import { optionalDuration, optionalObject, optionalSignal } from '../runtime/validate.ts';
+import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.ts';
 import type { Coordinator, DistributedLockHandle } from './Coordinator.ts';
 
 /** The longest group name, in bytes of UTF-8. */
@@ -59,10 +60,10 @@ export interface Leadership extends AsyncDisposable {
   readonly term: bigint;
   /** Aborts with a `LeadershipLostError` when the leadership is lost or given up. */
   readonly signal: AbortSignal;
-  /** Gives the leadership up: the record goes, the lock is freed, and `signal` aborts. */
-  resign(): Promise<void>;
-  /** Publishes `value` as the leader's (JSON); rejects with a `LeadershipLostError` when no longer leading. */
-  proclaim(value: unknown): Promise<void>;
+  /** Gives the leadership up: the record goes, the lock is freed, and `signal` aborts. `options` bound the wait (the resignation goes on). */
+  resign(options?: WaitOptions): Promise<void>;
+  /** Publishes `value` as the leader's (JSON); rejects with a `LeadershipLostError` when no longer leading. `options` bound the wait. */
+  proclaim(value: unknown, options?: WaitOptions): Promise<void>;
 }
 
 /** Options of {@link Election.campaign}. */
@@ -292,18 +293,20 @@ class LeadershipHandle implements Leadership {
     return this.#signal;
   }
 
-  async resign(): Promise<void> {
+  async resign(options?: WaitOptions): Promise<void> {
+    const wait = waitOptions('options', options);
     if (this.#runtime.handle !== this.#handle) return;
-    await this.#election.command({ type: 'statesmith.election.resign' }, ['statesmith.election.resigned']);
+    await boundedWait(this.#election.command({ type: 'statesmith.election.resign' }, ['statesmith.election.resigned']), wait, this.#election.clock, `resigning from group ${this.group}`);
   }
 
-  async proclaim(value: unknown): Promise<void> {
+  async proclaim(value: unknown, options?: WaitOptions): Promise<void> {
     const json = requireJson('value', value);
+    const wait = waitOptions('options', options);
     this.#signal.throwIfAborted();
     if (this.#runtime.handle !== this.#handle) throw new LeadershipLostError(this.group, this.term, 'no longer the leader');
     const lost = new Promise<never>((_, reject) => this.#signal.addEventListener('abort', () => reject(this.#signal.reason), { once: true }));
     lost.catch(() => undefined);
-    await Promise.race([this.#election.command({ type: 'statesmith.election.proclaim', value: JSON.parse(json) }, ['statesmith.election.proclaimed']), lost]);
+    await boundedWait(Promise.race([this.#election.command({ type: 'statesmith.election.proclaim', value: JSON.parse(json) }, ['statesmith.election.proclaimed']), lost]), wait, this.#election.clock, `proclaiming in group ${this.group}`);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -383,10 +386,16 @@ export class Election {
     }
   }
 
-  /** The current leader, read from the backend, or null. */
-  leader(): Promise<LeaderInfo | null> {
+  /** The current leader, read from the backend, or null. `options` bound the wait. */
+  async leader(options?: WaitOptions): Promise<LeaderInfo | null> {
+    const wait = waitOptions('options', options);
     this.#coordinator.backend();
-    return this.#runtime.leaderNow();
+    return boundedWait(this.#runtime.leaderNow(), wait, this.#coordinator.clock, `reading the leader of group ${this.group}`);
+  }
+
+  /** The clock waits run on (the coordinator's). @internal */
+  get clock(): Coordinator['clock'] {
+    return this.#coordinator.clock;
   }
 
   /**
@@ -422,7 +431,9 @@ export class Election {
       };
       const loop = (): void => {
         read();
-        timer = clock.setTimeout(loop, this.#coordinator.heartbeatMs);
+        // Every heartbeat; a coordinator without one reads at a third of the lease.
+        const every = this.#coordinator.heartbeatMs;
+        timer = clock.setTimeout(loop, Number.isFinite(every) ? every : this.#coordinator.lockTtlMs / 3);
         (timer as { unref?: () => void }).unref?.();
       };
       loop();

@@ -5,7 +5,8 @@
  */
 import { expect } from 'chai';
 import { createActor, type AnyActorRef } from 'xstate';
-import { coordinatorLogic } from '../../src/index.ts';
+import { coordinatorLogic, createCoordinator } from '../../src/index.ts';
+import { rejection } from '../support/async.ts';
 
 type Reply = { readonly type: string } & Record<string, unknown>;
 
@@ -69,5 +70,29 @@ describe('the election and groups as commands', () => {
     expect(await send(coordinator, { type: 'statesmith.coordinator.members', group: 'g' })).to.deep.include({ members: [] });
     await send(coordinator, { type: 'statesmith.coordinator.stop' });
     idle.stop();
+  });
+
+  it('every wait of the facades takes signal and timeoutMs, and refuses an unknown option key', async () => {
+    const c = createCoordinator({ url: `memory://bounds-${++run}`, agentId: 'bounded' });
+    await c.start();
+    const aborted = AbortSignal.abort(new Error('operator gave up'));
+    for (const call of [
+      () => c.joinGroup('g', { signal: aborted }),
+      () => c.getMembers('g', { signal: aborted }),
+      () => c.breakLock('x', { signal: aborted }),
+      () => c.getElection('g').leader({ signal: aborted }),
+      () => c.getElection('g').campaign({ signal: aborted }),
+    ]) {
+      expect(((await rejection(call())) as Error).message).to.equal('operator gave up');
+    }
+    for (const call of [() => c.getMembers('g', { timeout: 5 } as never), () => c.joinGroup('g', { timeout: 5 } as never), () => c.getElection('g').leader({ timeout: 5 } as never)]) {
+      expect(await rejection(call())).to.have.property('code', 'ERR_UNKNOWN_OPTION');
+    }
+    const membership = await c.joinGroup('g', { capabilities: 1, timeoutMs: 1_000 });
+    expect(await membership.leave({ timeoutMs: 1_000 })).to.equal(true);
+    const leadership = await c.getElection('g').campaign({ timeoutMs: Infinity });
+    await leadership.proclaim('v', { timeoutMs: 1_000 });
+    await leadership.resign({ timeoutMs: 1_000 });
+    await c.stop();
   });
 });
