@@ -210,6 +210,32 @@ function renderSendForm(actor) {
   host.replaceChildren(form);
 }
 
+/** The tree's rows by session id: updated in place, so a row under the pointer is never replaced while it is clicked. */
+const treeRows = new Map();
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+function setAttr(node, name, value) {
+  if (node.getAttribute(name) !== value) node.setAttribute(name, value);
+}
+
+function rowFor(actor) {
+  let row = treeRows.get(actor.sessionId);
+  if (row === undefined) {
+    const sessionId = actor.sessionId;
+    const button = el('button', { onclick: () => select(sessionId) });
+    const kind = el('span', { class: 'kind' });
+    const name = el('span', { class: 'name' });
+    const badge = el('span', {});
+    button.append(kind, name, badge);
+    row = { li: el('li', { role: 'treeitem' }, button), button, kind, name, badge, ul: null };
+    treeRows.set(sessionId, row);
+  }
+  return row;
+}
+
 function renderTree() {
   const tree = document.getElementById('tree');
   const children = new Map();
@@ -220,28 +246,41 @@ function renderTree() {
       children.get(actor.parentId).push(actor);
     } else roots.push(actor);
   }
-  const item = (actor) => {
-    const state = stateText(actor.value);
-    const failed = isFailed(actor);
-    const button = el(
-      'button',
-      {
-        class: `actor status-${actor.status}${failed ? ' failed' : ''}${actor.sessionId === selected ? ' selected' : ''}`,
-        'data-session': actor.sessionId,
-        'data-kind': actor.kind,
-        title: `${actor.kind} ${actorLabel(actor)} (${actor.sessionId})${failed && actor.failure ? `: ${actor.failure.name}: ${actor.failure.message}` : ''}`,
-        onclick: () => select(actor.sessionId),
-      },
-      el('span', { class: 'kind' }, actor.kind),
-      el('span', { class: 'name' }, actorLabel(actor)),
-      el('span', { class: `badge state state-badge-${state.split(/[.,]/)[0]}` }, actor.status === 'active' ? state : `${state} (${actor.status})`),
-    );
-    const li = el('li', { role: 'treeitem' }, button);
-    const kids = children.get(actor.sessionId);
-    if (kids) li.append(el('ul', { role: 'group' }, ...kids.map(item)));
-    return li;
+  const place = (container, list) => {
+    list.forEach((actor, i) => {
+      const row = rowFor(actor);
+      const state = stateText(actor.value);
+      const failed = isFailed(actor);
+      setAttr(row.button, 'class', `actor status-${actor.status}${failed ? ' failed' : ''}${actor.sessionId === selected ? ' selected' : ''}`);
+      setAttr(row.button, 'data-session', actor.sessionId);
+      setAttr(row.button, 'data-kind', actor.kind);
+      setAttr(row.button, 'title', `${actor.kind} ${actorLabel(actor)} (${actor.sessionId})${failed && actor.failure ? `: ${actor.failure.name}: ${actor.failure.message}` : ''}`);
+      setText(row.kind, actor.kind);
+      setText(row.name, actorLabel(actor));
+      setAttr(row.badge, 'class', `badge state state-badge-${state.split(/[.,]/)[0]}`);
+      setText(row.badge, actor.status === 'active' ? state : `${state} (${actor.status})`);
+      if (container.children[i] !== row.li) container.insertBefore(row.li, container.children[i] ?? null);
+      const kids = children.get(actor.sessionId);
+      if (kids) {
+        if (row.ul === null) {
+          row.ul = el('ul', { role: 'group' });
+          row.li.append(row.ul);
+        }
+        place(row.ul, kids);
+      } else if (row.ul !== null) {
+        row.ul.remove();
+        row.ul = null;
+      }
+    });
+    while (container.children.length > list.length) container.lastElementChild.remove();
   };
-  tree.replaceChildren(...roots.map(item));
+  place(tree, roots);
+  for (const [sessionId, row] of treeRows) {
+    if (!actors.has(sessionId)) {
+      row.li.remove();
+      treeRows.delete(sessionId);
+    }
+  }
 }
 
 function renderNode(node, actor, depth) {
