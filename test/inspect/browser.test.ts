@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { existsSync, mkdirSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { runHaAgent, type HaAgent } from '../../src/demo/haAgent.ts';
 import { inspection } from '../../src/inspect/capture.ts';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -40,6 +40,17 @@ describe('the inspector in a real browser', function () {
       this.skip(); // no browser on this machine: outside CI only (apt-get install chromium)
     }
   });
+
+  /** A page of the inspector at `url`, live, with the page errors it collects. */
+  async function openPage(url: string): Promise<{ page: Page; errors: string[] }> {
+    browser ??= await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+    const page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+    await page.goto(url);
+    await page.locator('#connection', { hasText: 'live' }).waitFor({ timeout: 10_000 });
+    return { page, errors };
+  }
 
   after(async () => {
     release();
@@ -110,12 +121,7 @@ describe('the inspector in a real browser', function () {
       connection = await connect({ servers: url as string, timeout: 2_000 });
       const inspector = await startInspector({ nats: { connection, subjects: ['statesmith.agents.>'] } });
       try {
-        browser ??= await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
-        const page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
-        const errors: string[] = [];
-        page.on('pageerror', (error) => errors.push(error.message));
-        await page.goto(inspector.url);
-        await page.locator('#connection', { hasText: 'live' }).waitFor({ timeout: 10_000 });
+        const { page, errors } = await openPage(inspector.url);
         for (const name of names) {
           const agentRow = page.locator('#tree li').filter({ has: page.locator(`> button[data-session="nats:statesmith.agents.${name}"]`) });
           await agentRow.waitFor({ timeout: 20_000 });
@@ -158,12 +164,7 @@ describe('the inspector in a real browser', function () {
       );
       await failing.wait().catch(() => undefined);
 
-      browser ??= await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
-      const page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
-      const errors: string[] = [];
-      page.on('pageerror', (error) => errors.push(error.message));
-      await page.goto(inspector.url);
-      await page.locator('#connection', { hasText: 'live' }).waitFor({ timeout: 10_000 });
+      const { page, errors } = await openPage(inspector.url);
       await page.locator('#events tbody tr').first().waitFor();
       // Newest first, and every number once: the history in sequence order.
       const seqs = (await page.locator('#events tbody tr').evaluateAll((rows) => rows.map((row) => Number(row.getAttribute('data-seq'))))) as number[];
@@ -212,12 +213,7 @@ describe('the inspector in a real browser', function () {
       await executor.run(async function secondAction() {
         return 2;
       });
-      browser ??= await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
-      const page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
-      const errors: string[] = [];
-      page.on('pageerror', (error) => errors.push(error.message));
-      await page.goto(inspector.url);
-      await page.locator('#connection', { hasText: 'live' }).waitFor({ timeout: 10_000 });
+      const { page, errors } = await openPage(inspector.url);
       await page.locator(`[data-session="${executor.actor.sessionId}"]`).click();
       await page.locator('#selected-state', { hasText: 'idle' }).waitFor();
       // The run of the first action, clicked in the log: the executor then was on its way to running it.
@@ -252,12 +248,7 @@ describe('the inspector in a real browser', function () {
     const executor = new AsyncExecutor({ wakeup: new WakeupBus(), name: 'remote-controlled' });
     const inspector = await startInspector({ allowSend: true });
     try {
-      browser ??= await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
-      const page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
-      const errors: string[] = [];
-      page.on('pageerror', (error) => errors.push(error.message));
-      await page.goto(inspector.url);
-      await page.locator('#connection', { hasText: 'live' }).waitFor({ timeout: 10_000 });
+      const { page, errors } = await openPage(inspector.url);
       await page.locator(`[data-session="${executor.actor.sessionId}"]`).click();
       // The form offers what the idle executor takes.
       await page.locator('#send-form').waitFor();
@@ -331,12 +322,7 @@ describe('the inspector in a real browser', function () {
       await smith.recognize(wal);
       await smith.force(wal, { answerTimeoutMs: 0 });
 
-      browser ??= await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
-      const page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
-      const errors: string[] = [];
-      page.on('pageerror', (error) => errors.push(error.message));
-      await page.goto(inspector.url);
-      await page.locator('#connection', { hasText: 'live' }).waitFor({ timeout: 10_000 });
+      const { page, errors } = await openPage(inspector.url);
       const bars = page.locator('.timeline-row[data-lock="distributed:volume-9"] .lock-bar');
       await bars.nth(1).waitFor({ timeout: 5_000 });
       const held = await bars.evaluateAll((nodes) => nodes.map((n) => [n.getAttribute('data-holder'), n.getAttribute('data-fence')]));
@@ -360,13 +346,8 @@ describe('the inspector in a real browser', function () {
     const inspector = await startInspector();
     try {
       const executor = new AsyncExecutor({ wakeup: new WakeupBus(), name: 'drawn' });
-      browser ??= await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
-      const page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
-      const errors: string[] = [];
-      page.on('pageerror', (error) => errors.push(error.message));
+      const { page, errors } = await openPage(inspector.url);
       page.on('console', (message) => void (message.type() === 'warning' && errors.push(message.text())));
-      await page.goto(inspector.url);
-      await page.locator('#connection', { hasText: 'live' }).waitFor({ timeout: 10_000 });
       await page.locator(`[data-session="${executor.actor.sessionId}"]`).click();
       await page.locator('#chart-svg').waitFor({ timeout: 10_000 });
       expect(await page.locator('#chart-svg g.svg-node').count()).to.be.greaterThan(6);
@@ -455,12 +436,7 @@ describe('the inspector in a real browser', function () {
       });
       const hostile = createActor(machine, { inspect }).start();
       hostile.send({ type: evil('event'), [evil('field')]: evil('payload') } as never);
-      browser ??= await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
-      const page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
-      const errors: string[] = [];
-      page.on('pageerror', (error) => errors.push(error.message));
-      await page.goto(inspector.url);
-      await page.locator('#connection', { hasText: 'live' }).waitFor({ timeout: 10_000 });
+      const { page, errors } = await openPage(inspector.url);
       await page.locator(`[data-session="${hostile.sessionId}"]`).click();
       await page.locator('#chart-svg').waitFor({ timeout: 10_000 });
       await page.locator('#context details summary').first().click().catch(() => undefined);
