@@ -7,6 +7,7 @@ import { Subject, type Observable } from 'rxjs';
 import { type Clock } from '../clock.ts';
 import { getLogger } from '../logger.ts';
 import { optionalClock, optionalObject, requireDuration, signalOption } from '../runtime/validate.ts';
+import { describeAs } from '../inspect/safeJson.ts';
 
 /** One wake-up: why, with what detail, when (clock time), and how many were folded into it. */
 export interface Wakeup {
@@ -154,6 +155,9 @@ export class WakeupBus {
     this.#subject.complete();
   }
 }
+
+// Kept by reference in a snapshot and shown by name: its insides change.
+describeAs(WakeupBus, () => '[WakeupBus]');
 
 /** A reason that is not a string, as text; never throws (not for `Object.create(null)`, nor for a `toString` that throws). */
 function describeReason(reason: unknown): string {

@@ -14,6 +14,7 @@ import { inspection } from '../inspect/capture.ts';
 import { currentOwner } from '../runtime/ownerContext.ts';
 import { LockHandle, type HoldRecord } from './LockHandle.ts';
 import { optionalBoolean, optionalClock, optionalDuration, optionalName, optionalObject, optionalSignal, requireFunction } from '../runtime/validate.ts';
+import { describeAs } from '../inspect/safeJson.ts';
 
 /** One holding of a mutex; shared by the nested handles of a re-entrant holder. */
 interface Hold extends HoldRecord {
@@ -386,3 +387,6 @@ export class Mutex {
     return new TimeoutError(`timed out after ${ms} ms waiting for ${this.name}`);
   }
 }
+
+// Kept by reference in a snapshot and shown by name: its insides change.
+describeAs(Mutex, (mutex) => `[Mutex ${mutex.name}]`);

@@ -23,6 +23,7 @@ import { LazyActor, startingAt } from '../runtime/LazyActor.ts';
 import { Locksmith } from './Locksmith.ts';
 import { lockKindOf } from './lockKinds.ts';
 import type { ForceResult, RecognitionResult } from './results.ts';
+import { describeAs } from '../inspect/safeJson.ts';
 
 /** The value or error an operation's reply carries in-process (a symbol never crosses JSON). @internal */
 export const kValue: unique symbol = Symbol('statesmith.locksmith.value');
@@ -135,6 +136,9 @@ export class LocksmithTable implements LocksmithTableLike {
     if (this.#self.getSnapshot().status === 'active') this.#self.send({ type: 'statesmith.locksmith.materialise', [kFromOp]: true, id: run.id, at });
   };
 }
+
+// Kept by reference in a snapshot and shown by name: its insides change.
+describeAs(LocksmithTable, () => '[LocksmithTable]');
 
 const LOCKSMITH_KEYS: Readonly<Record<LocksmithCommand['type'], ReadonlySet<string>>> = {
   'statesmith.locksmith.recognize': new Set(['type', 'lock', 'lockRef', 'replyTo']),

@@ -10,6 +10,7 @@ import { ArgumentTypeError, ArgumentValueError, BusyError, CancelledError, Rejec
 import { requireIdleActor, startActor } from '../runtime/startActor.ts';
 import { optionalClock, optionalDuration, optionalName, optionalObject, optionalSignal, requireFunction } from '../runtime/validate.ts';
 import { subprocessLogic, type OutputStream } from './subprocessLogic.ts';
+import { describeAs } from '../inspect/safeJson.ts';
 
 export type { OutputStream };
 
@@ -210,6 +211,9 @@ export class CancellableSubprocess {
     });
   }
 }
+
+// Kept by reference in a snapshot and shown by name: its insides change.
+describeAs(CancellableSubprocess, (subprocess) => `[CancellableSubprocess ${subprocess.name}]`);
 
 type SubprocessRejection = Extract<SubprocessReply, { type: 'statesmith.rejected' }>;
 

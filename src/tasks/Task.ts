@@ -14,6 +14,7 @@ import { LazyActor, type LazySpawn } from '../runtime/LazyActor.ts';
 import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.ts';
 import { runAsOwner } from '../runtime/ownerContext.ts';
 import type { ResolvedRestartPolicy } from './restartPolicy.ts';
+import { describeAs } from '../inspect/safeJson.ts';
 
 /**
  * A unit of background work with a cancel signal of its own. Tasks are created by a
@@ -469,6 +470,9 @@ export class TaskRecord<T> implements Task<T> {
     this.#resolveDone?.();
   }
 }
+
+// Kept by reference in a snapshot and shown by name: its insides change.
+describeAs(TaskRecord, (task) => `[Task ${task.name}]`);
 
 /** An error as a task's fail event carries it: name, message, code, and the stack. */
 function failureData(error: unknown): ErrorData & { readonly stack?: string } {

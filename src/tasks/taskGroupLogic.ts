@@ -30,6 +30,7 @@ import { optionalClock, optionalRandom } from '../runtime/validate.ts';
 import { resolveRestartPolicy, type ResolvedRestartPolicy } from './restartPolicy.ts';
 import { Supervisor, supervisionOf, type Supervision } from './supervision.ts';
 import { TaskRecord, type TaskBody, type TaskExit, type TaskOrigin, type TaskSetup } from './Task.ts';
+import { describeAs } from '../inspect/safeJson.ts';
 
 export { kErrors };
 
@@ -173,6 +174,9 @@ export class TaskTable implements TaskTableLike {
     for (let n = 2; ; n++) if (children[`${name}#${n}`] === undefined) return `${name}#${n}`;
   }
 }
+
+// Kept by reference in a snapshot and shown by name: its insides change.
+describeAs(TaskTable, (table) => `[TaskTable ${table.prefix}]`);
 
 type CreateTask = Extract<TaskGroupCommand, { type: 'statesmith.taskGroup.createTask' }>;
 

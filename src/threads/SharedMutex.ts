@@ -12,6 +12,7 @@ import { getLogger } from '../logger.ts';
 import { inspection } from '../inspect/capture.ts';
 import { optionalDuration, optionalObject, optionalSignal, requireDuration } from '../runtime/validate.ts';
 import { newCell, requirePollInterval, requireWorkerThread, viewCell, waitCells, type Cell } from './cells.ts';
+import { describeAs } from '../inspect/safeJson.ts';
 
 // The cell holds 0 when free, else the holder's token shifted left by one, with the low
 // bit set while someone may be asleep on it (Drepper's "futexes are tricky" mutex, with
@@ -303,3 +304,6 @@ export class SharedMutex {
     }, hold);
   }
 }
+
+// Kept by reference in a snapshot and shown by name: its insides change.
+describeAs(SharedMutex, () => '[SharedMutex]');

@@ -11,6 +11,7 @@ import { ArgumentTypeError, InvalidStateError } from '../errors.ts';
 import { getLogger } from '../logger.ts';
 import { createDeferred, raceSignal, type Deferred } from '../runtime/deferred.ts';
 import { optionalDuration, optionalObject, signalOption } from '../runtime/validate.ts';
+import { describeAs } from '../inspect/safeJson.ts';
 
 /** Options of {@link WorkerThread}: Node's `WorkerOptions` and a name for logs and errors. */
 export interface WorkerThreadOptions extends WorkerOptions {
@@ -158,3 +159,6 @@ export class WorkerThread {
     await this.#exited.promise;
   }
 }
+
+// Kept by reference in a snapshot and shown by name: its insides change.
+describeAs(WorkerThread, (worker) => `[WorkerThread ${worker.name}]`);
