@@ -1,26 +1,29 @@
 /**
- * The process-wide inspection stream. Every actor statesmith starts reports here through
- * XState's `inspect` option, but only while capture is on (an inspector is running):
- * otherwise the cost is one boolean test per actor start.
+ * The process-wide inspection stream. Every actor statesmith starts reports here, but
+ * only while capture is on (an inspector or a NATS feed is running): otherwise the cost
+ * is one boolean test per event. Capture hears an actor's system by wrapping XState's
+ * own dispatch (`hook`), not by subscribing, which would make XState copy every event.
  *
- * Each record is serialised at once (snapshots are live objects), numbered, and kept in
- * a bounded ring; the latest snapshot of each actor, its creation record and its
- * machine's graph are kept beside it, so a late viewer gets the current picture first.
- * Record names follow XState's (`@xstate.actor`, `@xstate.snapshot`) with Stately's
- * field names (`sessionId`, `parentId`, `sourceId`, `rootId`, `event`, `snapshot`
- * fields), so the stream can be bridged to Stately's tools. Each processed event is one
- * `@xstate.snapshot` record: the event with its payload and sender, the microsteps it
- * caused (`transitions`), and the state after. Packing the three (XState reports them
- * apart) keeps capture within half the runtime's speed.
+ * A processed event's record keeps references (XState's snapshots are immutable by
+ * contract; a context or event holding something that can change is copied at the step)
+ * and is written as JSON once, when first read: by a viewer's batch, a NATS feed, or a
+ * late viewer's picture. Records are numbered and kept in a bounded ring; the latest
+ * snapshot of each actor, its creation record and its machine's graph are kept beside
+ * it, so a late viewer gets the current picture first. Record names follow XState's
+ * (`@xstate.actor`, `@xstate.snapshot`) with Stately's field names (`sessionId`,
+ * `parentId`, `sourceId`, `rootId`, `event`, `snapshot` fields), so the stream can be
+ * bridged to Stately's tools. Each processed event is one `@xstate.snapshot` record: the
+ * event with its payload and sender, the microsteps it caused (`transitions`), and the
+ * state after.
  *
  * Internal to statesmith (not exported from the package). A file header says so in words:
  * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import { getStateNodes, type AnyActorLogic, type AnyActorRef, type AnyStateMachine, type AnyTransitionDefinition, type InspectionEvent, type Observer } from 'xstate';
 import { describeOwner } from '../runtime/describeOwner.ts';
-import { safeStringify } from './safeJson.ts';
+import { isStable, safeStringify } from './safeJson.ts';
 
-/** One serialised record and what the server needs to route it. */
+/** One record, its JSON (made when first read), and what the server needs to route it. */
 export interface CapturedRecord {
   readonly seq: number;
   readonly type: string;
@@ -30,6 +33,12 @@ export interface CapturedRecord {
   readonly key?: string;
   /** True for a record taken in from another process (`ingest`): a feed never sends it on. */
   readonly remote?: true;
+  /**
+   * A snapshot record's JSON without its context (`"contextOmitted":true`), for a live
+   * batch that holds a later step of the same actor: the page asks for the whole record
+   * ({@link InspectionStream.recordOf}) only if someone travels back to that step.
+   */
+  readonly lightJson?: string;
 }
 
 type Listener = (record: CapturedRecord) => void;
@@ -89,8 +98,14 @@ export class InspectionStream {
   readonly #activeCache = new WeakMap<AnyStateMachine, Map<string, string>>();
   readonly #transitionCache = new WeakMap<AnyTransitionDefinition, string>();
   readonly #contextCache = new WeakMap<object, string>();
+  /** The force run whose release is being reported (see {@link InspectionStream.forcing}). */
+  #forceRun: string | undefined;
+  /** The actor systems {@link InspectionStream.hook} hears. */
+  readonly #hooked = new WeakSet<object>();
   /** Per actor, the event being processed and the transitions it took so far. */
-  readonly #inbound = new Map<string, { sourceId: string; event: string; transitions: string }>();
+  readonly #inbound = new Map<string, SnapshotRecord>();
+  /** Per actor, its last context and how capture kept it: an unchanged context is not judged again. */
+  readonly #contexts = new Map<string, { raw: unknown; kept: unknown }>();
   /** Who is being created right now (XState reports an actor from inside createActor). */
   /** What the actor being created is; its children, created in the same window (invoked at start), are not it. */
   #pending: { kind: string; parentId: string | undefined; id: string | undefined } | undefined;
@@ -120,13 +135,52 @@ export class InspectionStream {
     this.#enabled = false;
   }
 
-  /** Says what the next created actor is (set by `startActor` around `createActor`). */
-  creating(kind: string, parent: AnyActorRef | undefined, id?: string): void {
-    this.#pending = { kind, parentId: parent?.sessionId, id };
+  /**
+   * Reports a statesmith actor created while capture is on but not started yet, and the
+   * children its initial state created: XState reported them from inside `createActor`,
+   * before {@link InspectionStream.hook} could hear its system.
+   */
+  announce(actor: AnyActorRef, kind: string, parent: AnyActorRef | undefined): void {
+    if (!this.#enabled || this.#actors.has(actor.sessionId)) return;
+    this.#pending = { kind, parentId: parent?.sessionId, id: actor.id };
+    this.#capture({ type: '@xstate.actor', actorRef: actor, rootId: actor.sessionId });
+    this.#pending = undefined;
+    this.#announceChildren(actor, actor.sessionId);
   }
 
-  created(): void {
-    this.#pending = undefined;
+  #announceChildren(actor: AnyActorRef, rootId: string): void {
+    const children = (actor.getSnapshot() as { children?: Record<string, AnyActorRef | undefined> } | undefined)?.children;
+    for (const child of Object.values(children ?? {})) {
+      if (child === undefined || this.#actors.has(child.sessionId)) continue;
+      this.#capture({ type: '@xstate.actor', actorRef: child, rootId });
+      if (typeof child.getSnapshot === 'function') this.#announceChildren(child, rootId);
+    }
+  }
+
+  /**
+   * Hears every inspection event of `system`, the actor system of a statesmith actor
+   * (`root`), from now on, for as long as capture is on. It wraps the system's own
+   * dispatch rather than subscribing with `system.inspect`: a subscriber makes XState
+   * copy every event it reports, including one per action executed, which cost a busy
+   * actor a fifth of its speed before capture did anything. Events reach XState's own
+   * subscribers as before. If XState's dispatch is not there (a later version), it
+   * subscribes. Idempotent per system.
+   */
+  hook(system: object, root: AnyActorRef): void {
+    if (this.#hooked.has(system)) return;
+    this.#hooked.add(system);
+    const internal = system as { _sendInspectionEvent?: unknown; inspect(observer: Observer<InspectionEvent>): unknown };
+    const original = internal._sendInspectionEvent;
+    if (typeof original !== 'function') {
+      internal.inspect(this.observer);
+      return;
+    }
+    const dispatch = original as (event: InspectionEvent) => void;
+    const rootId = root.sessionId;
+    internal._sendInspectionEvent = (event: InspectionEvent): void => {
+      if (this.#enabled && event.type !== '@xstate.action') this.#capture(event.type === '@xstate.actor' ? { ...event, rootId } : event);
+      dispatch(event);
+    };
   }
 
   /** Reports an actor that was started before capture was on, with its current snapshot. */
@@ -143,9 +197,25 @@ export class InspectionStream {
     }
   }
 
+  /**
+   * Runs `fn`, and names the force run `sessionId` (a locksmith's force actor) in the
+   * lock records it causes that end a hold (`forced`, `lost`): the lock timeline links a
+   * forced hold to the run that forced it. Synchronous: what `fn` causes later is not named.
+   */
+  forcing<T>(sessionId: string | undefined, fn: () => T): T {
+    const outer = this.#forceRun;
+    this.#forceRun = sessionId;
+    try {
+      return fn();
+    } finally {
+      this.#forceRun = outer;
+    }
+  }
+
   /** A lock's state changed (the locks view). No-op unless capture is on. */
   lock(fields: { lock: string; kind: string; op: string; holder?: unknown; waiters?: number; fence?: bigint | undefined; by?: unknown }): void {
     if (!this.#enabled) return;
+    const forceRun = this.#forceRun !== undefined && (fields.op === 'forced' || fields.op === 'lost') ? this.#forceRun : undefined;
     const record = this.#record('statesmith.lock', undefined, `lock:${fields.lock}`, [
       ['lock', JSON.stringify(fields.lock)],
       ['kind', JSON.stringify(fields.kind)],
@@ -154,6 +224,7 @@ export class InspectionStream {
       ['waiters', String(fields.waiters ?? 0)],
       ['fence', fields.fence === undefined ? 'null' : `"${fields.fence}"`],
       ['by', fields.by === undefined ? 'null' : JSON.stringify(describeOwner(fields.by))],
+      ['forceRun', forceRun === undefined ? 'null' : JSON.stringify(forceRun)],
     ]);
     this.#locks.set(fields.lock, record);
     this.#emit(record);
@@ -227,6 +298,22 @@ export class InspectionStream {
     return [...this.#graphs.values(), ...this.#actors.values(), ...older, ...history];
   }
 
+  /** The ring's record of `seq`, while the ring holds it. */
+  recordOf(seq: number): CapturedRecord | undefined {
+    // The ring is in sequence order: a binary search over its positions.
+    let low = 0;
+    let high = this.#size - 1;
+    const start = (this.#next - this.#size + this.capacity) % this.capacity;
+    while (low <= high) {
+      const middle = (low + high) >> 1;
+      const record = this.#ring[(start + middle) % this.capacity] as CapturedRecord;
+      if (record.seq === seq) return record;
+      if (record.seq < seq) low = middle + 1;
+      else high = middle - 1;
+    }
+    return undefined;
+  }
+
   /** The live actor of `sessionId`, if capture has seen it and it still runs. */
   actorOf(sessionId: string): AnyActorRef | undefined {
     const ref = this.#refs.get(sessionId)?.deref();
@@ -262,6 +349,7 @@ export class InspectionStream {
     this.#graphIds = new WeakMap();
     this.#graphs.clear();
     this.#inbound.clear();
+    this.#contexts.clear();
     this.#actors.clear();
     this.#latest.clear();
     this.#refs.clear();
@@ -294,41 +382,29 @@ export class InspectionStream {
       }
       case '@xstate.event': {
         // Held until the snapshot it leads to: one record per processed event.
-        this.#inbound.set(sessionId, {
-          sourceId: event.sourceRef === undefined ? 'null' : JSON.stringify(event.sourceRef.sessionId),
-          event: safeStringify(event.event),
-          transitions: '',
-        });
+        this.#inbound.set(sessionId, new SnapshotRecord(this, sessionId, event.sourceRef?.sessionId, kept(event.event)));
         return;
       }
       case '@xstate.microstep': {
         const inbound = this.#inbound.get(sessionId);
         if (inbound === undefined) return;
-        for (const transition of event._transitions) {
-          inbound.transitions += (inbound.transitions === '' ? '' : ',') + this.#transitionJson(transition as AnyTransitionDefinition);
-        }
+        for (const transition of event._transitions) (inbound.transitions ??= []).push(transition as AnyTransitionDefinition);
         return;
       }
       case '@xstate.snapshot': {
         const snapshot = event.snapshot as { status?: string; value?: unknown; context?: unknown; output?: unknown; error?: unknown };
-        const logic = (ref as { logic?: AnyActorLogic }).logic;
-        const inbound = this.#inbound.get(sessionId);
-        this.#inbound.delete(sessionId);
-        const value = safeStringify(snapshot.value);
-        const fields: Array<[string, string]> = [
-          ['event', inbound?.event ?? `{"type":${JSON.stringify(event.event.type)}}`],
-          ['sourceId', inbound?.sourceId ?? 'null'],
-          ['transitions', `[${inbound?.transitions ?? ''}]`],
-          ['status', JSON.stringify(snapshot.status ?? 'active')],
-          ['value', value],
-          ['context', this.#contextJson(snapshot.context)],
-          ['activeIds', isMachine(logic) && snapshot.value !== undefined ? this.#activeIds(logic, snapshot.value, value) : '[]'],
-        ];
-        if (snapshot.output !== undefined) fields.push(['output', safeStringify(snapshot.output)]);
-        if (snapshot.error !== undefined) fields.push(['error', safeStringify(snapshot.error)]);
-        const record = this.#record('@xstate.snapshot', sessionId, `snapshot:${sessionId}`, fields);
+        let record = this.#inbound.get(sessionId);
+        if (record === undefined) record = new SnapshotRecord(this, sessionId, undefined, { type: event.event.type });
+        else this.#inbound.delete(sessionId);
+        record.seq = ++this.#seq;
+        record.logic = (ref as { logic?: AnyActorLogic }).logic;
+        record.status = snapshot.status ?? 'active';
+        record.value = snapshot.value;
+        record.context = this.#keptContext(sessionId, snapshot.context);
+        if (snapshot.output !== undefined) record.output = kept(snapshot.output);
+        if (snapshot.error !== undefined) record.error = kept(snapshot.error);
         this.#latest.set(sessionId, record);
-        if (snapshot.status !== undefined && snapshot.status !== 'active') this.#finish(sessionId);
+        if (record.status !== 'active') this.#finish(sessionId);
         this.#emit(record);
         return;
       }
@@ -338,13 +414,45 @@ export class InspectionStream {
     }
   }
 
-  /** A context's JSON; XState replaces the context object on every assign, so an unchanged one is reused. */
-  #contextJson(context: unknown): string {
-    if (typeof context !== 'object' || context === null) return safeStringify(context);
-    let json = this.#contextCache.get(context);
+  /** An actor's context as capture keeps it; the same context as its last one is kept as it was. */
+  #keptContext(sessionId: string, context: unknown): unknown {
+    if (typeof context !== 'object' || context === null) return context;
+    let last = this.#contexts.get(sessionId);
+    if (last === undefined) this.#contexts.set(sessionId, (last = { raw: undefined, kept: undefined }));
+    else if (last.raw === context) return last.kept;
+    last.raw = context;
+    last.kept = kept(context);
+    return last.kept;
+  }
+
+  /** A snapshot record's JSON, made when a viewer or a feed first reads it; without its context if `light`. */
+  snapshotJson(record: SnapshotRecord, light = false): string {
+    const { logic, status, value } = record;
+    const valueJson = safeStringify(value);
+    let transitions = '';
+    for (const transition of record.transitions ?? []) transitions += (transitions === '' ? '' : ',') + this.#transitionJson(transition);
+    let json = `{"type":"@xstate.snapshot","seq":${record.seq},"ts":${record.ts},"sessionId":${JSON.stringify(record.sessionId)}`;
+    json += `,"event":${this.#json(record.event)},"sourceId":${record.sourceId === undefined ? 'null' : JSON.stringify(record.sourceId)}`;
+    json += `,"transitions":[${transitions}],"status":${JSON.stringify(status)},"value":${valueJson}`;
+    json += light ? ',"contextOmitted":true' : `,"context":${this.#json(record.context)}`;
+    json += `,"activeIds":${isMachine(logic) && value !== undefined ? this.#activeIds(logic, value, valueJson) : '[]'}`;
+    if (record.output !== undefined) json += `,"output":${this.#json(record.output)}`;
+    if (record.error !== undefined) json += `,"error":${this.#json(record.error)}`;
+    return `${json}}`;
+  }
+
+  /**
+   * A kept value's JSON. A value kept by reference is immutable by contract, so its JSON
+   * is made once per object (XState replaces the context object on every assign: an
+   * unchanged context is one object).
+   */
+  #json(value: unknown): string {
+    if (value instanceof Copied) return value.json;
+    if (typeof value !== 'object' || value === null) return safeStringify(value);
+    let json = this.#contextCache.get(value);
     if (json === undefined) {
-      json = safeStringify(context);
-      this.#contextCache.set(context, json);
+      json = safeStringify(value);
+      this.#contextCache.set(value, json);
     }
     return json;
   }
@@ -397,6 +505,7 @@ export class InspectionStream {
       const old = this.#finished.shift() as string;
       this.#actors.delete(old);
       this.#latest.delete(old);
+      this.#contexts.delete(old);
       this.#refs.delete(old);
     }
   }
@@ -421,6 +530,71 @@ export class InspectionStream {
 
 /** The one stream of the process. */
 export const inspection = new InspectionStream();
+
+/** A value copied (serialised) at capture, because it could change under a reference. */
+class Copied {
+  readonly json: string;
+  constructor(value: unknown) {
+    this.json = safeStringify(value);
+  }
+}
+
+/** `value` as capture keeps it: by reference when it will serialise the same later, else copied now. */
+function kept(value: unknown): unknown {
+  return isStable(value) ? value : new Copied(value);
+}
+
+/**
+ * A processed event's record: made when the event arrives, filled and numbered when the
+ * snapshot it leads to does. Capture keeps references (XState's snapshots are immutable
+ * by contract; what is not plain data is copied by {@link kept}), and the JSON is made
+ * once, when a viewer, a feed or a late picture first reads it. A record no one reads
+ * (the ring without a viewer, steps a lagging viewer is spared) is never serialised.
+ */
+class SnapshotRecord implements CapturedRecord {
+  readonly type = '@xstate.snapshot';
+  seq = 0;
+  readonly ts = Date.now();
+  transitions: AnyTransitionDefinition[] | undefined;
+  logic: AnyActorLogic | undefined;
+  status = 'active';
+  value: unknown;
+  context: unknown;
+  output: unknown;
+  error: unknown;
+  #stream: InspectionStream | undefined;
+  #json: string | undefined;
+
+  constructor(
+    stream: InspectionStream,
+    readonly sessionId: string,
+    /** Who sent the event. */
+    readonly sourceId: string | undefined,
+    /** The event, as {@link kept} keeps it. */
+    public event: unknown,
+  ) {
+    this.#stream = stream;
+  }
+
+  get key(): string {
+    return `snapshot:${this.sessionId}`;
+  }
+
+  get lightJson(): string {
+    // Once the whole JSON is made, the parts are gone: the whole is what there is.
+    return this.#json ?? (this.#stream as InspectionStream).snapshotJson(this, true);
+  }
+
+  get json(): string {
+    if (this.#json === undefined) {
+      this.#json = (this.#stream as InspectionStream).snapshotJson(this);
+      // What it was made of is no longer needed, and can be collected.
+      this.#stream = undefined;
+      this.event = this.transitions = this.logic = this.value = this.context = this.output = this.error = undefined;
+    }
+    return this.#json;
+  }
+}
 
 /** The kind of a statesmith machine spawned as a child (`statesmith.task` → `task`); `actor` for anything else. */
 function kindOf(logic: AnyActorLogic | undefined): string {

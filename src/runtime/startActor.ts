@@ -24,14 +24,13 @@ const listeners = new Set<Listener>();
 /** Actors that have not finished: what an inspector started later adopts. */
 const live = new Set<ActorRecord>();
 
-/** How many users want capture on (inspectors, NATS inspection feeds), and the observers of the first. */
+/** How many users want capture on (inspectors, NATS inspection feeds). */
 let captureUsers = 0;
-let captureSubscriptions: Array<{ unsubscribe(): void }> = [];
 
 /**
  * Starts capturing (the inspector's switch): every live actor is reported with its
- * current snapshot and observed from now on; actors started later report through
- * XState's `inspect` option. Returns the function that stops capturing. Calls nest:
+ * current snapshot and its system heard from now on (`InspectionStream.hook`); actors
+ * started later are reported before they start and heard the same way. Returns the function that stops capturing. Calls nest:
  * capture stays on until every caller has stopped (an inspector and a NATS inspection
  * feed in one process), and each stop function counts once.
  *
@@ -42,7 +41,7 @@ export function startCapture(): () => void {
     inspection.enable();
     for (const { kind, actor, parent } of [...live]) {
       inspection.adopt(actor, kind, parent);
-      captureSubscriptions.push(actor.system.inspect(inspection.observer));
+      inspection.hook(actor.system, actor);
     }
   }
   let stopped = false;
@@ -50,9 +49,8 @@ export function startCapture(): () => void {
     if (stopped) return;
     stopped = true;
     if (--captureUsers > 0) return;
+    // The systems stay hooked, at the cost of one test per event until capture is on again.
     inspection.disable();
-    for (const subscription of captureSubscriptions) subscription.unsubscribe();
-    captureSubscriptions = [];
   };
 }
 
@@ -142,18 +140,16 @@ export function startActor<TLogic extends AnyActorLogic>(
     readonly clock?: { setTimeout(fn: () => void, ms: number): unknown; clearTimeout(handle: unknown): void };
   },
 ): Actor<TLogic> {
-  const inspect = inspection.enabled ? inspection.observer : undefined;
-  if (inspect) inspection.creating(kind, options.parent, options.id);
-  let actor: Actor<TLogic>;
-  try {
-    actor = createActor(
-      logic,
-      (options.snapshot === undefined
-        ? { input: options.input, id: options.id, inspect, clock: options.clock ?? systemClock }
-        : { snapshot: options.snapshot, id: options.id, inspect, clock: options.clock ?? systemClock }) as never,
-    ) as Actor<TLogic>;
-  } finally {
-    if (inspect) inspection.created();
+  const actor = createActor(
+    logic,
+    (options.snapshot === undefined
+      ? { input: options.input, id: options.id, clock: options.clock ?? systemClock }
+      : { snapshot: options.snapshot, id: options.id, clock: options.clock ?? systemClock }) as never,
+  ) as Actor<TLogic>;
+  if (inspection.enabled) {
+    // Created, not started: it and its initial children are reported, then its system is heard from its first step.
+    inspection.announce(actor, kind, options.parent);
+    inspection.hook(actor.system, actor);
   }
   const record: ActorRecord = { kind, actor: actor as Actor<AnyActorLogic>, parent: options.parent };
   live.add(record);

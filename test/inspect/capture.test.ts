@@ -1,7 +1,9 @@
 import { expect } from 'chai';
-import { AsyncExecutor, createCoordinator, ManualClock, Mutex, ServiceBase, SharedMutex, TaskGroup, WakeupBus } from '../../src/index.ts';
+import { AsyncExecutor, createCoordinator, Locksmith, ManualClock, Mutex, ServiceBase, SharedMutex, TaskGroup, WakeupBus } from '../../src/index.ts';
 import { settle } from '../support/async.ts';
+import { assign, createActor, setup, type InspectionEvent } from 'xstate';
 import { InspectionStream, inspection } from '../../src/inspect/capture.ts';
+import { describeAs } from '../../src/inspect/safeJson.ts';
 import { startCapture } from '../../src/runtime/startActor.ts';
 
 type Record = { type: string; seq: number; sessionId?: string; [key: string]: unknown };
@@ -165,6 +167,22 @@ describe('inspection capture', () => {
       ['held', 'snapshot job', null, 0],
       ['free', null, null, 0],
     ]);
+    expect(locks.map((l) => l['forceRun']), 'no force run took it: the watchdog here is a name').to.deep.equal([null, null, null, null, null]);
+  });
+
+  it("names the locksmith's force run in the record of the hold it forced, so the timeline links to that actor", async () => {
+    stop = startCapture();
+    const wal = new Mutex({ name: 'wal-forced' });
+    await wal.acquire({ owner: 'archiver' });
+    const smith = new Locksmith({ name: 'keeper' });
+    await smith.recognize(wal);
+    await smith.force(wal, { answerTimeoutMs: 0 });
+    const records = parse(inspection);
+    const forced = records.find((r) => r.type === 'statesmith.lock' && r['lock'] === 'mutex:wal-forced' && r['op'] === 'forced');
+    const run = records.find((r) => r.type === '@xstate.actor' && r['kind'] === 'force' && String(r['id']).startsWith('keeper:force-'));
+    expect(run, 'the force run is an actor in the picture').to.not.equal(undefined);
+    expect(forced?.['forceRun']).to.equal(run?.sessionId);
+    expect(forced?.['by']).to.equal('keeper');
   });
 
   it('reports a SharedMutex too: held by its thread, then free', async () => {
@@ -201,7 +219,75 @@ describe('inspection capture', () => {
     await two.stop();
   });
 
-  it('keeps the ring bounded, oldest records first out, and serialises at once', () => {
+  it('keeps a step by reference and writes its JSON only when read; what could change under the reference is copied at the step', () => {
+    stop = startCapture();
+    let described = 0;
+    class Named {
+      readonly name = 'pool';
+    }
+    describeAs(Named, () => {
+      described++;
+      return '[Named pool]';
+    });
+    class Gauge {
+      level = 1;
+    }
+    const gauge = new Gauge();
+    const machine = setup({ types: {} as { context: { named: Named; plain: { n: number }; gauge?: Gauge } } }).createMachine({
+      id: 'kept',
+      context: ({ input }) => input as { named: Named; plain: { n: number }; gauge?: Gauge },
+      on: { bump: { actions: assign({ plain: ({ context }) => ({ n: context.plain.n + 1 }) }) } },
+    });
+    const stable = createActor(machine, { input: { named: new Named(), plain: { n: 0 } }, inspect: inspection.observer }).start();
+    const volatile = createActor(machine, { input: { named: new Named(), plain: { n: 0 }, gauge }, inspect: inspection.observer }).start();
+    stable.send({ type: 'bump' });
+    volatile.send({ type: 'bump' });
+    const describedAtSteps = described;
+    gauge.level = 99;
+    const steps = (actor: { sessionId: string }): Record[] => parse(inspection).filter((r) => r.sessionId === actor.sessionId && r.type === '@xstate.snapshot');
+    const stableSteps = steps(stable);
+    expect(stableSteps.map((r) => r['context'])).to.deep.equal([
+      { named: '[Named pool]', plain: { n: 0 } },
+      { named: '[Named pool]', plain: { n: 1 } },
+    ]);
+    // Written at the steps: only what holds a Gauge (the second actor's init event, with its input, and its two contexts).
+    expect(describedAtSteps, 'only the copied values were written at their steps').to.equal(3);
+    // The first actor's were written when read.
+    expect(described).to.be.greaterThan(describedAtSteps);
+    expect(steps(volatile).map((r) => (r['context'] as { gauge: { level: number } }).gauge.level), 'the gauge as it was at each step').to.deep.equal([1, 1]);
+    stable.stop();
+    volatile.stop();
+  });
+
+  it("hears a statesmith actor's system without XState's copy per event, and XState's own subscribers still hear it", async () => {
+    stop = startCapture();
+    const executor = new AsyncExecutor({ wakeup: new WakeupBus(), name: 'heard' });
+    const theirs: InspectionEvent[] = [];
+    const subscription = executor.actor.system.inspect((event) => theirs.push(event));
+    await executor.run(async () => 1);
+    subscription.unsubscribe();
+    const session = executor.actor.sessionId;
+    expect(parse(inspection).filter((r) => r.sessionId === session && r.type === '@xstate.snapshot')).to.have.length.greaterThan(3);
+    expect(theirs.some((e) => e.type === '@xstate.snapshot' && e.actorRef === executor.actor && e.rootId === session)).to.equal(true);
+    expect(theirs.some((e) => e.type === '@xstate.action'), 'actions still reach XState subscribers').to.equal(true);
+    // A system without XState's dispatch (another version) is subscribed to instead.
+    const stream = new InspectionStream(10);
+    let subscribed: unknown;
+    stream.hook({ inspect: (observer: unknown) => (subscribed = observer) }, executor.actor);
+    expect(subscribed).to.equal(stream.observer);
+  });
+
+  it('finds a record of the ring by its sequence number, while the ring holds it', () => {
+    const stream = new InspectionStream(5);
+    stream.enable();
+    for (let i = 0; i < 12; i++) stream.lock({ lock: 'l', kind: 'mutex', op: `op${i}` });
+    const seqs = stream.records().map((r) => r.seq);
+    for (const seq of seqs) expect(stream.recordOf(seq)?.seq).to.equal(seq);
+    expect(stream.recordOf((seqs[0] as number) - 1), 'left the ring').to.equal(undefined);
+    expect(stream.recordOf((seqs.at(-1) as number) + 1)).to.equal(undefined);
+  });
+
+  it('keeps the ring bounded, oldest records first out', () => {
     const stream = new InspectionStream(5);
     stream.enable();
     const context = { n: 0 };
