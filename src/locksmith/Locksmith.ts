@@ -21,6 +21,8 @@ import { LockForceRequest, REPLY, REQUEST, isPortLike, servers, type PortLike, t
 import { ForceResult, RecognitionResult } from './results.ts';
 import { RemoteOwner } from '../coordination/forcing.ts';
 import { kToken, kValue, locksmithLogic, type ForceRun, type ForceRunHandle, type LocksmithTable } from './locksmithLogic.ts';
+import { describeAs } from '../inspect/safeJson.ts';
+import { inspection } from '../inspect/capture.ts';
 
 export type { ForceRun };
 
@@ -449,7 +451,7 @@ export class Locksmith {
     const owner = opts.owner ?? this.findOwner(lock);
     let released: unknown;
     try {
-      released = kind.release(lock, owner, this.name, info, holdIn(kind, lock));
+      released = inspection.forcing(forceRunId(run), () => kind.release(lock, owner, this.name, info, holdIn(kind, lock)));
       if (isThenable(released)) released = await released;
     } catch (error) {
       if (isCritical(error)) throw new CriticalError(`releasing ${kind.describe(lock)} raised a critical error`, { cause: error });
@@ -488,7 +490,7 @@ export class Locksmith {
       return this.eagerFallback(lock, owner, info);
     }
     const compel = (): ForceResult => {
-      this.#compel(kind, lock, owner, info, host);
+      this.#compel(kind, lock, owner, info, host, run);
       run.send('statesmith.force.released');
       return ForceResult.RELEASED;
     };
@@ -526,7 +528,7 @@ export class Locksmith {
       case 'release':
       case 'answer':
         // The owner consented: free the lock for it (a late answer never gets here).
-        this.#compel(kind, lock, owner, info, host);
+        this.#compel(kind, lock, owner, info, host, run);
         const heard = this.answerReceived(lock, reply.kind === 'answer' ? reply.answer : undefined);
         if (isThenable(heard)) await heard;
         run.send('statesmith.force.answered');
@@ -578,11 +580,11 @@ export class Locksmith {
   }
 
   /** Frees the lock over its owner's head, unless it has meanwhile passed to someone else. */
-  #compel(kind: LockKind, lock: object, owner: unknown, info: unknown, host: HostRecord | undefined): void {
+  #compel(kind: LockKind, lock: object, owner: unknown, info: unknown, host: HostRecord | undefined, run?: ForceRunHandle): void {
     if (!kind.isLocked(lock) || this.#heldByHost(kind, lock, host)) return;
     const holder = kind.ownerOf(lock);
     if (holder !== undefined && holder !== owner) return;
-    kind.compel(lock, this.name, info, holdIn(kind, lock));
+    inspection.forcing(forceRunId(run), () => kind.compel(lock, this.name, info, holdIn(kind, lock)));
   }
 
   #ask(port: PortLike, request: LockForceRequest, kind: LockKind): { reply: Promise<Reply>; cancel(): void } {
@@ -889,6 +891,9 @@ export class Locksmith {
   }
 }
 
+// Kept by reference in a snapshot and shown by name: its insides change.
+describeAs(Locksmith, (locksmith) => `[Locksmith ${locksmith.name}]`);
+
 /** What the waiters of a forced lock are rejected with (when the force purges them). `code` is `ERR_LOCK_FORCED`. */
 export class LockForcedWaiterError extends Error {
   /** The class name, `'LockForcedWaiterError'`, as Node's own errors have it. */
@@ -911,3 +916,8 @@ function describeObject(value: object): string {
   return value.constructor?.name ?? 'object';
 }
 
+/** The session id of a force run's actor, while capture is on (the lock timeline links to it). */
+function forceRunId(run: ForceRunHandle | undefined): string | undefined {
+  if (run === undefined || !inspection.enabled) return undefined;
+  return (run as { readonly actor?: { readonly sessionId?: string } }).actor?.sessionId;
+}
