@@ -60,7 +60,9 @@ function apply(record) {
       if (!actor) break;
       if (actor.seq !== undefined && record.seq <= actor.seq) break; // already seen (the picture repeats the latest)
       actor.seq = record.seq;
-      Object.assign(actor, { status: record.status, value: record.value, context: record.context, activeIds: record.activeIds, output: record.output, error: record.error });
+      Object.assign(actor, { status: record.status, value: record.value, activeIds: record.activeIds, output: record.output, error: record.error });
+      // A step sent without its context has a later one in the same batch, which carries it.
+      if (!record.contextOmitted) actor.context = record.context;
       // What failed it: the error of an errored actor, or the one its fail event carries (a task's).
       if (record.error !== undefined) actor.failure = record.error;
       else if (record.event && /\.fail(ed)?$/.test(String(record.event.type)) && record.event.error) actor.failure = record.event.error;
@@ -99,6 +101,20 @@ function apply(record) {
       sendFormKey = '';
       dirty.detail = true;
       break;
+    case 'statesmith.inspector.recordResult': {
+      // The whole record of a step whose context a live batch left out, asked for by time travel.
+      const step = events.find((e) => e.seq === record.seq);
+      if (step && step.contextOmitted) {
+        if (record.record && record.record.seq === record.seq) {
+          step.context = record.record.context;
+          step.contextOmitted = false;
+        } else {
+          step.contextGone = true;
+        }
+        if (travel === step) dirty.detail = true;
+      }
+      break;
+    }
     case 'statesmith.inspector.sendResult': {
       const out = document.getElementById('send-result');
       if (out && out.getAttribute('data-request') === record.requestId) {
@@ -580,7 +596,11 @@ function renderDetail() {
     state.append(box);
   }
   drawChart(chart, actor.graphId, shown);
-  context.replaceChildren(jsonTree(shown.context ?? null));
+  if (past && past.contextOmitted) {
+    context.replaceChildren(el('div', { class: 'context-pending', id: 'context-pending' }, past.contextGone ? 'this step has left the inspector\'s history; its context is no longer held' : 'loading this step\'s context…'));
+  } else {
+    context.replaceChildren(jsonTree(shown.context ?? null));
+  }
   renderSendForm(actor);
 }
 
@@ -673,7 +693,11 @@ function holdsOf(history, now) {
       if (open) open.waiters = Math.max(open.waiters, record.waiters ?? 0);
     } else if (open) {
       open.end = record.ts;
-      if (record.op === 'forced' || record.op === 'lost') open.forcedBy = record.by ?? record.op;
+      if (record.op === 'forced' || record.op === 'lost') {
+        open.forcedBy = record.by ?? record.op;
+        // The locksmith's force run that took it, when capture saw it: the bar links to its actor.
+        open.forceRun = typeof record.forceRun === 'string' ? record.forceRun : null;
+      }
       open = null;
     }
   }
@@ -700,7 +724,13 @@ function renderTimeline() {
       const width = Math.max(0.5, ((hold.end - hold.start) / span) * 100);
       const label = `${hold.fence !== null && hold.fence !== undefined ? `#${hold.fence} ` : ''}${hold.holder ?? ''}`;
       const title = `${hold.holder ?? '?'}${hold.fence ? `, fence ${hold.fence}` : ''}, held ${Math.round(hold.end - hold.start)} ms${hold.waiters ? `, ${hold.waiters} waiting` : ''}${hold.forcedBy ? `, taken by ${hold.forcedBy}` : ''}`;
-      const bar = el('div', { class: `lock-bar${hold.forcedBy ? ' forced' : ''}`, title, 'data-fence': hold.fence ?? '', 'data-holder': hold.holder ?? '' }, label);
+      const run = hold.forceRun ? actors.get(hold.forceRun) : undefined;
+      const attrs = { class: `lock-bar${hold.forcedBy ? ' forced' : ''}${run ? ' linked' : ''}`, title: run ? `${title}; click to open the force run ${actorLabel(run)}` : title, 'data-fence': hold.fence ?? '', 'data-holder': hold.holder ?? '' };
+      if (run) {
+        attrs['data-force-run'] = hold.forceRun;
+        attrs.onclick = () => select(hold.forceRun);
+      }
+      const bar = el('div', attrs, label);
       bar.style.left = `${left}%`;
       bar.style.width = `${width}%`;
       track.append(bar);
@@ -713,6 +743,11 @@ function renderTimeline() {
 /** Shows `record`'s actor as it was right after that event (null: live again). */
 function travelTo(record) {
   travel = record;
+  // A live batch sent this step without its context (a later step carried one): ask for it once.
+  if (record && record.contextOmitted && !record.contextAsked && socket && socket.readyState === WebSocket.OPEN) {
+    record.contextAsked = true;
+    socket.send(JSON.stringify({ type: 'statesmith.inspector.record', seq: record.seq }));
+  }
   if (record) selected = record.sessionId;
   dirty = { tree: true, detail: true, events: true, locks: dirty.locks };
 }

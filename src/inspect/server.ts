@@ -230,6 +230,13 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
     } catch {
       return;
     }
+    if (request?.type === 'statesmith.inspector.record') {
+      // The whole record of a step whose context a live batch left out (time travel to it).
+      const seq = (request as { seq?: unknown }).seq;
+      const record = typeof seq === 'number' ? inspection.recordOf(seq) : undefined;
+      if (ws.readyState === ws.OPEN) ws.send(`[{"type":"statesmith.inspector.recordResult","seq":${typeof seq === 'number' ? seq : 'null'},"record":${record?.json ?? 'null'}}]`);
+      return;
+    }
     if (request?.type !== 'statesmith.inspector.send') return;
     const requestId = typeof request.requestId === 'string' ? request.requestId : '';
     const answer = (reply: Record<string, unknown>): void => {
@@ -284,9 +291,8 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
     droppedSinceFlush = 0;
     if (batch.length === 0 || clients.size === 0) return;
     const frames: string[] = [];
-    for (let i = 0; i < batch.length; i += FRAME_RECORDS) {
-      frames.push(`[${batch.slice(i, i + FRAME_RECORDS).map((r) => r.json).join(',')}]`);
-    }
+    const texts = liveTexts(batch);
+    for (let i = 0; i < texts.length; i += FRAME_RECORDS) frames.push(`[${texts.slice(i, i + FRAME_RECORDS).join(',')}]`);
     if (dropped > 0) frames.push(JSON.stringify([{ type: 'statesmith.dropped', count: dropped }]));
     let coalesced: string | undefined;
     for (const ws of clients) {
@@ -364,6 +370,28 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
     return closed;
   };
   return { url, port: boundPort, close, [Symbol.asyncDispose]: close };
+}
+
+/**
+ * The JSON of a live batch: a step of an actor that takes another step later in the same
+ * batch goes without its context (the page asks for it only to travel back there); the
+ * last step of each actor, and every other record, go whole. A busy actor's steps cost
+ * the viewer their event, transitions and state, not a context each.
+ */
+function liveTexts(batch: readonly CapturedRecord[]): string[] {
+  // A record that can go light has the getter (reading it would make the JSON).
+  const light = (record: CapturedRecord): boolean => record.sessionId !== undefined && 'lightJson' in record;
+  const last = new Map<string, number>();
+  for (let i = 0; i < batch.length; i++) {
+    const record = batch[i] as CapturedRecord;
+    if (light(record)) last.set(record.sessionId as string, i);
+  }
+  const texts = new Array<string>(batch.length);
+  for (let i = 0; i < batch.length; i++) {
+    const record = batch[i] as CapturedRecord;
+    texts[i] = light(record) && last.get(record.sessionId as string) !== i ? (record.lightJson as string) : record.json;
+  }
+  return texts;
 }
 
 /**

@@ -236,6 +236,22 @@ describe('the inspector in a real browser', function () {
       await page.locator('#travel').waitFor();
       await page.locator('#back-to-live').click();
       await page.locator('.travel.live-view').waitFor();
+      // A run watched live: its steps come in one batch, all but the last without a context.
+      // Travelling to one asks the inspector for the whole step.
+      await executor.run(async function thirdAction() {
+        return 3;
+      });
+      const thirdRun = page.locator('#events tbody tr', { hasText: 'executor.run' }).filter({ hasText: 'thirdAction' });
+      await thirdRun.first().click();
+      await page.locator('#travel', { hasText: 'as it was after' }).waitFor();
+      await page.waitForFunction(() => (globalThis as unknown as { document: { getElementById(id: string): { textContent: string } | null } }).document.getElementById('context')?.textContent?.includes('thirdAction') === true);
+      expect(await page.locator('#context-pending').count(), 'the context came').to.equal(0);
+      // It was asked for: the live batch had left it out.
+      const asked = await page.evaluate(() => {
+        const log = (globalThis as unknown as { eval(code: string): Array<{ event?: { scheduleAs?: string }; contextAsked?: boolean }> }).eval('events');
+        return log.filter((r) => r.event?.scheduleAs === 'thirdAction').map((r) => r.contextAsked === true);
+      });
+      expect(asked).to.deep.equal([true]);
       expect(errors, 'no page errors').to.deep.equal([]);
       await page.close();
     } finally {
@@ -329,9 +345,17 @@ describe('the inspector in a real browser', function () {
       expect(held.map(([holder]) => holder)).to.deep.equal(['node-1', 'node-2']);
       expect(BigInt(held[1]?.[1] as string) > BigInt(held[0]?.[1] as string), 'the fence grows').to.equal(true);
       await page.locator('.timeline-row[data-lock="mutex:wal-timeline"] .lock-bar.forced').waitFor();
-      expect(await page.locator('.timeline-row[data-lock="mutex:wal-timeline"] .lock-bar.forced').getAttribute('title')).to.include('taken by watchdog');
+      const forced = page.locator('.timeline-row[data-lock="mutex:wal-timeline"] .lock-bar.forced');
+      expect(await forced.getAttribute('title')).to.include('taken by watchdog');
       mkdirSync('.artifacts', { recursive: true });
       await page.screenshot({ path: '.artifacts/inspector-lock-timeline.png' });
+      // The forced hold links to the locksmith's force run: a click opens that actor.
+      const run = await forced.getAttribute('data-force-run');
+      expect(run, 'the forced hold names its force run').to.be.a('string');
+      await forced.click();
+      await page.locator('#detail-title', { hasText: 'watchdog:force-' }).waitFor();
+      expect(await page.locator('#detail-title').textContent()).to.match(/^force watchdog:force-\d+$/);
+      expect(await page.locator('#selected-state').innerText()).to.equal('released');
       expect(errors, 'no page errors').to.deep.equal([]);
       await page.close();
     } finally {

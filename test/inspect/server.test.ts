@@ -98,6 +98,46 @@ describe('startInspector', function () {
     socket.close();
   });
 
+  it("sends a busy actor's earlier steps in a batch without their context, and the whole record when the page asks for it", async () => {
+    inspector = await startInspector();
+    const url = new URL(inspector.url);
+    const { ws: socket } = await connect(`ws://${url.host}/ws?token=${url.searchParams.get('token')}`, { Origin: url.origin });
+    type Step = { type: string; seq: number; sessionId?: string; context?: { generation?: number }; contextOmitted?: boolean; record?: Step | null };
+    const frames: Step[][] = [];
+    socket.on('message', (data) => frames.push(JSON.parse(String(data)) as Step[]));
+    const executor = new AsyncExecutor({ wakeup: new WakeupBus(), name: 'busy' });
+    // One run is several steps within one turn: they go out in one batch.
+    await executor.run(async () => 1);
+    const session = executor.actor.sessionId;
+    const mine = (): Step[] => frames.flat().filter((r) => r.type === '@xstate.snapshot' && r.sessionId === session);
+    const deadline = Date.now() + 5_000;
+    while (mine().length < 5 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    const steps = mine();
+    expect(steps.length).to.be.greaterThan(3);
+    const last = steps.at(-1) as Step;
+    expect(last.contextOmitted, 'the last step of the batch carries the context').to.equal(undefined);
+    expect(last.context?.generation).to.equal(1);
+    const earlier = steps.slice(0, -1);
+    expect(earlier.every((r) => r.contextOmitted === true && r.context === undefined)).to.equal(true);
+    // Time travel to an earlier step asks for it whole; a number the ring does not hold gets null.
+    const ask = (seq: number): Promise<Step> =>
+      new Promise((resolve) => {
+        const onMessage = (data: unknown): void => {
+          const reply = (JSON.parse(String(data)) as Step[]).find((r) => r.type === 'statesmith.inspector.recordResult' && r.seq === seq);
+          if (reply === undefined) return;
+          socket.off('message', onMessage);
+          resolve(reply);
+        };
+        socket.on('message', onMessage);
+        socket.send(JSON.stringify({ type: 'statesmith.inspector.record', seq }));
+      });
+    const whole = await ask((earlier[1] as Step).seq);
+    expect(whole.record?.seq).to.equal((earlier[1] as Step).seq);
+    expect(whole.record?.context?.generation).to.be.a('number');
+    expect((await ask(10_000_000)).record).to.equal(null);
+    socket.close();
+  });
+
   it('close() stops serving and capturing', async () => {
     inspector = await startInspector();
     expect(inspection.enabled).to.equal(true);
