@@ -1,7 +1,8 @@
 /**
  * What the inspector costs: executor cycles (schedule → run → done → wake-up) with no
  * inspector, against the same with an inspector running and a viewer connected over its
- * WebSocket (a `ws` client reading every frame, as the page does). Target ≥ 0.8×.
+ * WebSocket (a `ws` client in its own process, as a browser is, reading every frame).
+ * Target ≥ 0.8×.
  * Two loads:
  * - busy: cycles back to back, never yielding to the event loop (what a tight loop of
  *   awaits does). Steps pile up between batches and a viewer gets the latest of each
@@ -12,8 +13,9 @@
  * alike. Measured on the compiled package (`dist/`, what users run) and on the sources
  * under tsx. Then the ring buffer's memory at its bound (10,000 records of executor traffic).
  */
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import WebSocket from 'ws';
 import * as sourceApi from '../src/index.ts';
 import * as sourceInspector from '../src/inspect/index.ts';
 import { inspection } from '../src/inspect/capture.ts';
@@ -38,6 +40,14 @@ async function yielding(executor: Executor, n: number): Promise<void> {
   }
 }
 
+/** The viewer's next message that has `key`. */
+async function reply(viewer: ChildProcess, key: string): Promise<Record<string, unknown>> {
+  for (;;) {
+    const [message] = (await once(viewer, 'message')) as [Record<string, unknown>];
+    if (key in message) return message;
+  }
+}
+
 async function timed(run: (executor: Executor, n: number) => Promise<void>, executor: Executor, n: number): Promise<number> {
   const start = process.hrtime.bigint();
   await run(executor, n);
@@ -57,18 +67,17 @@ async function overhead(api: Api, inspectorApi: InspectorApi, label: string, loa
   for (let round = 0; round < ROUNDS; round++) {
     without.push(await timed(run, plain, n));
     const inspector = await inspectorApi.startInspector();
-    const url = new URL(inspector.url);
-    const viewer = new WebSocket(`ws://${url.host}/ws?token=${url.searchParams.get('token')}`, { headers: { Origin: url.origin } });
-    viewer.on('message', (data: Buffer) => {
-      frames++;
-      bytes += data.length;
-    });
-    await new Promise((resolve) => viewer.once('open', resolve));
+    const viewer = fork(new URL('./inspector.viewer.ts', import.meta.url), [inspector.url], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    await reply(viewer, 'open');
     if (round === 0) await run(watched, n >> 2);
     withInspector.push(await timed(run, watched, n));
     // Let the last batches reach the viewer.
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    viewer.close();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    viewer.send({ count: true });
+    const counted = (await reply(viewer, 'frames')) as { frames: number; bytes: number };
+    frames += counted.frames;
+    bytes += counted.bytes;
+    await once(viewer, 'exit');
     await inspector.close();
   }
   api.setLogger(null);
