@@ -128,6 +128,44 @@ function apply(record) {
   }
 }
 
+/** `older` and `newer`, each in sequence order, as one list in sequence order. */
+function mergeBySeq(older, newer) {
+  const out = [];
+  let i = 0;
+  let j = 0;
+  while (i < older.length || j < newer.length) {
+    if (j >= newer.length || (i < older.length && older[i].seq < newer[j].seq)) out.push(older[i++]);
+    else if (i < older.length && older[i].seq === newer[j].seq) i++;
+    else out.push(newer[j++]);
+  }
+  return out;
+}
+
+/**
+ * The part of a late viewer's history that comes after its first frame: older steps and
+ * lock changes, merged into the event log and the lock timelines in sequence order. The
+ * states are current already (the first frame had the latest of each).
+ */
+function mergeEarlier(records) {
+  const steps = [];
+  const lockSteps = new Map();
+  for (const record of records) {
+    if (record.type === '@xstate.snapshot' && actors.has(record.sessionId) && record.event && record.event.type !== 'statesmith.inspect.attach') steps.push(record);
+    else if (record.type === 'statesmith.lock') (lockSteps.get(record.lock) ?? lockSteps.set(record.lock, []).get(record.lock)).push(record);
+  }
+  const merged = mergeBySeq(steps, events);
+  events.splice(0, events.length, ...merged.slice(Math.max(0, merged.length - MAX_EVENTS)));
+  for (const [lock, older] of lockSteps) {
+    const history = mergeBySeq(older, lockHistory.get(lock) ?? []);
+    lockHistory.set(lock, history.slice(Math.max(0, history.length - LOCK_HISTORY)));
+    if (!locks.has(lock)) locks.set(lock, history[history.length - 1]);
+  }
+  // The states are as they were: only the log, the timelines and the selected actor's scrubber change.
+  dirty.events = true;
+  if (lockSteps.size > 0) dirty.locks = true;
+  if (steps.some((step) => step.sessionId === selected)) dirty.detail = true;
+}
+
 /** An actor's name: its id, or its machine's id for an actor with a generated one (x:0). */
 function actorLabel(actor) {
   if (!actor) return '?';
@@ -386,11 +424,28 @@ function elkGraphOf(root) {
   };
 }
 
+let elkLoaded = null;
+
+/** Loads elkjs (1.6 MB) the first time a chart is drawn, so the page and its socket do not wait for it. */
+function loadElk() {
+  elkLoaded ??= new Promise((resolve, reject) => {
+    if (typeof ELK === 'function') return resolve();
+    const script = document.createElement('script');
+    script.src = `elk.js?token=${encodeURIComponent(token)}`;
+    script.addEventListener('load', () => resolve());
+    script.addEventListener('error', () => reject(new Error('elk.js did not load')));
+    document.head.append(script);
+  });
+  return elkLoaded;
+}
+
 function layoutOf(graphId) {
   if (!layouts.has(graphId)) {
     const graph = graphs.get(graphId);
-    const elk = typeof ELK === 'function' ? new ELK() : null;
-    const laid = elk && graph ? elk.layout(elkGraphOf(graph)) : Promise.reject(new Error('no layout engine'));
+    const laid = loadElk().then(() => {
+      if (typeof ELK !== 'function' || !graph) throw new Error('no layout engine');
+      return new ELK().layout(elkGraphOf(graph));
+    });
     laid.catch((error) => console.warn('statesmith inspector: the chart could not be laid out', error));
     layouts.set(graphId, laid);
   }
@@ -789,6 +844,7 @@ function connect() {
   });
   ws.addEventListener('message', (message) => {
     const batch = JSON.parse(message.data);
+    if (Array.isArray(batch) && batch[0]?.type === 'statesmith.inspector.earlier') return mergeEarlier(batch.slice(1));
     for (const record of Array.isArray(batch) ? batch : [batch]) apply(record);
   });
   ws.addEventListener('close', () => {

@@ -298,6 +298,27 @@ export class InspectionStream {
     return [...this.#graphs.values(), ...this.#actors.values(), ...older, ...history];
   }
 
+  /**
+   * The picture in two parts, so a late viewer can paint before the whole history has
+   * come: `first` is the structure, the latest state of every actor and lock, and the
+   * newest `tail` records of the history, in sequence order; `earlier` is the rest of the
+   * history, oldest first, for the page to merge in behind.
+   */
+  pictureParts(tail: number): { first: CapturedRecord[]; earlier: CapturedRecord[] } {
+    const picture = this.picture();
+    const history = this.records().filter((r) => r.type === '@xstate.snapshot' || r.type === 'statesmith.lock');
+    const cut = Math.max(0, history.length - tail);
+    const recent = history.slice(cut);
+    const older = history.slice(0, cut);
+    // The latest record of each key whose last step is in the older part goes first, so every state is current at once.
+    const latestSeq = new Map<string | undefined, number>();
+    for (const record of history) latestSeq.set(record.key, record.seq);
+    const latestOlder = older.filter((r) => latestSeq.get(r.key) === r.seq);
+    const lead = picture.slice(0, picture.length - history.length);
+    const moved = new Set(latestOlder);
+    return { first: [...lead, ...latestOlder, ...recent], earlier: older.filter((r) => !moved.has(r)) };
+  }
+
   /** The ring's record of `seq`, while the ring holds it. */
   recordOf(seq: number): CapturedRecord | undefined {
     // The ring is in sequence order: a binary search over its positions.

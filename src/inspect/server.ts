@@ -68,6 +68,10 @@ const BACKLOG_BYTES = 4 * 1024 * 1024;
 const FLUSH_MS = 50;
 const FRAME_RECORDS = 2_000;
 const PENDING_LIMIT = 10_000;
+/** How much of a late viewer's history comes with its first frame (the page shows 300 events). */
+const PICTURE_FIRST = 500;
+/** The rest of the history goes in chunks of this many records. */
+const EARLIER_CHUNK = 1_000;
 
 /** Finds the page's folder, from the sources or from `dist/`. */
 function pageDirectory(): string {
@@ -214,7 +218,22 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
     ws.on('message', (data) => onPageMessage(ws, data));
     // What the page may do, then the current picture, then the live stream.
     ws.send(JSON.stringify([{ type: 'statesmith.inspector.hello', allowSend }]));
-    ws.send(`[${inspection.picture().map((r) => r.json).join(',')}]`);
+    // The picture: first what the page paints (every current state and the newest history),
+    // then the rest of the history, which the page merges in behind. Each actor's earlier
+    // steps go without their context, as in a live batch (asked for on time travel).
+    const { first, earlier } = inspection.pictureParts(PICTURE_FIRST);
+    ws.send(`[${liveTexts(first).join(',')}]`);
+    // Newest first, a chunk per turn of the event loop: the runtime and live batches go on meanwhile.
+    let end = earlier.length;
+    const sendEarlier = (): void => {
+      if (end === 0 || ws.readyState !== ws.OPEN) return;
+      const chunk = earlier.slice(Math.max(0, end - EARLIER_CHUNK), end);
+      end -= chunk.length;
+      const texts = chunk.map((r) => (lightable(r) ? (r.lightJson as string) : r.json));
+      ws.send(`[{"type":"statesmith.inspector.earlier","count":${chunk.length}},${texts.join(',')}]`);
+      setImmediate(sendEarlier);
+    };
+    setImmediate(sendEarlier);
   });
 
   /**
@@ -373,14 +392,13 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
 }
 
 /**
- * The JSON of a live batch: a step of an actor that takes another step later in the same
- * batch goes without its context (the page asks for it only to travel back there); the
+ * The JSON of a live batch, or of a late viewer's picture: a step of an actor that takes
+ * another step later in the same batch goes without its context (the page asks for it only to travel back there); the
  * last step of each actor, and every other record, go whole. A busy actor's steps cost
  * the viewer their event, transitions and state, not a context each.
  */
 function liveTexts(batch: readonly CapturedRecord[]): string[] {
-  // A record that can go light has the getter (reading it would make the JSON).
-  const light = (record: CapturedRecord): boolean => record.sessionId !== undefined && 'lightJson' in record;
+  const light = lightable;
   const last = new Map<string, number>();
   for (let i = 0; i < batch.length; i++) {
     const record = batch[i] as CapturedRecord;
@@ -392,6 +410,11 @@ function liveTexts(batch: readonly CapturedRecord[]): string[] {
     texts[i] = light(record) && last.get(record.sessionId as string) !== i ? (record.lightJson as string) : record.json;
   }
   return texts;
+}
+
+/** True for a record that can go without its context: it has the getter (reading it would make the JSON). */
+function lightable(record: CapturedRecord): boolean {
+  return record.sessionId !== undefined && 'lightJson' in record;
 }
 
 /**

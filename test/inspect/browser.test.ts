@@ -21,6 +21,9 @@ import { inspect } from '../../src/inspect/index.ts';
 import { waitUntil } from '../support/async.ts';
 import { sharedNats } from '../support/servers.ts';
 
+
+/** The page's event log (a top-level binding of inspector/app.js), read by functions evaluated in the page. */
+declare const events: ReadonlyArray<{ readonly seq: number; readonly event?: { readonly scheduleAs?: string }; readonly contextAsked?: boolean }>;
 const CHROMIUM = '/usr/bin/chromium';
 // The flags the machine notes list: without the background-networking ones, chromium's
 // own connections are refused by the closed network, many at a time.
@@ -222,6 +225,8 @@ describe('the inspector in a real browser', function () {
       await firstRun.first().click();
       await page.locator('#travel', { hasText: 'as it was after' }).waitFor();
       expect(await page.locator('#selected-state').innerText()).not.to.equal('idle');
+      // The picture sent this step without its context (a later step carries one): it comes when asked.
+      await page.locator('#context', { hasText: 'firstAction' }).waitFor();
       expect(await page.locator('#context').textContent()).to.include('firstAction');
       expect(await page.locator('#context').textContent()).not.to.include('secondAction');
       mkdirSync('.artifacts', { recursive: true });
@@ -244,13 +249,10 @@ describe('the inspector in a real browser', function () {
       const thirdRun = page.locator('#events tbody tr', { hasText: 'executor.run' }).filter({ hasText: 'thirdAction' });
       await thirdRun.first().click();
       await page.locator('#travel', { hasText: 'as it was after' }).waitFor();
-      await page.waitForFunction(() => (globalThis as unknown as { document: { getElementById(id: string): { textContent: string } | null } }).document.getElementById('context')?.textContent?.includes('thirdAction') === true);
+      await page.locator('#context', { hasText: 'thirdAction' }).waitFor();
       expect(await page.locator('#context-pending').count(), 'the context came').to.equal(0);
       // It was asked for: the live batch had left it out.
-      const asked = await page.evaluate(() => {
-        const log = (globalThis as unknown as { eval(code: string): Array<{ event?: { scheduleAs?: string }; contextAsked?: boolean }> }).eval('events');
-        return log.filter((r) => r.event?.scheduleAs === 'thirdAction').map((r) => r.contextAsked === true);
-      });
+      const asked = await page.evaluate(() => events.filter((r) => r.event?.scheduleAs === 'thirdAction').map((r) => r.contextAsked === true));
       expect(asked).to.deep.equal([true]);
       expect(errors, 'no page errors').to.deep.equal([]);
       await page.close();
@@ -420,14 +422,36 @@ describe('the inspector in a real browser', function () {
       const page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
       const errors: string[] = [];
       page.on('pageerror', (error) => errors.push(error.message));
+      // First paint, timed by the page itself from its navigation's start: when the event log has a
+      // row and the executor's row is in the tree. (Timed from here it would include this process's
+      // own load: it runs the inspector and drives the browser.)
+      const session = executor.actor.sessionId;
+      await page.addInitScript((id: string) => {
+        const scope = globalThis as unknown as { document: { querySelector(s: string): unknown }; MutationObserver: new (f: (r: unknown, o: { disconnect(): void }) => void) => { observe(t: unknown, o: unknown): void }; __firstPaint?: number };
+        new scope.MutationObserver((_records, observer) => {
+          if (scope.document.querySelector('#events tbody tr') !== null && scope.document.querySelector(`[data-session="${id}"]`) !== null) {
+            scope.__firstPaint = performance.now();
+            observer.disconnect();
+          }
+        }).observe(scope.document, { subtree: true, childList: true });
+      }, session);
       const t0 = performance.now();
       await page.goto(inspector.url);
       await page.locator('#events tbody tr').first().waitFor({ timeout: 10_000 });
-      await page.locator(`[data-session="${executor.actor.sessionId}"]`).waitFor();
-      const firstPaint = performance.now() - t0;
-      console.log(`      first paint of a late viewer, ${inspection.capacity.toLocaleString()}-record ring: ${Math.round(firstPaint)} ms`);
+      await page.locator(`[data-session="${session}"]`).waitFor();
+      const seen = performance.now() - t0;
+      const firstPaint = await page.evaluate(() => (globalThis as unknown as { __firstPaint?: number }).__firstPaint ?? Number.NaN);
+      console.log(`      first paint of a late viewer, ${inspection.capacity.toLocaleString()}-record ring: ${Math.round(firstPaint)} ms from navigation (${Math.round(seen)} ms as this process saw it)`);
       // A loose bound: the measured figure is printed; a loaded CI machine must not flake.
       expect(firstPaint).to.be.below(5_000);
+      // The rest of the history merges in behind: the whole ring ends up in the log, in order.
+      await page.waitForFunction(
+        (count: number) => events.length >= count,
+        inspection.records().filter((r) => r.type === '@xstate.snapshot').length - 50,
+        { timeout: 10_000 },
+      );
+      const seqs = await page.evaluate(() => events.map((r) => r.seq));
+      expect(seqs).to.deep.equal([...seqs].sort((a, b) => a - b));
 
       await page.locator(`[data-session="${executor.actor.sessionId}"]`).click();
       await page.locator('#sequence-window').selectOption('10000');

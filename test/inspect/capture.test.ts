@@ -287,6 +287,21 @@ describe('inspection capture', () => {
     expect(stream.recordOf((seqs.at(-1) as number) + 1)).to.equal(undefined);
   });
 
+  it('splits a late viewer\'s picture: every latest state and the newest history first, the rest of the history after', () => {
+    const stream = new InspectionStream(50);
+    stream.enable();
+    stream.lock({ lock: 'early', kind: 'mutex', op: 'held' });
+    stream.lock({ lock: 'early', kind: 'mutex', op: 'free' });
+    for (let i = 0; i < 20; i++) stream.lock({ lock: 'busy', kind: 'mutex', op: i % 2 ? 'free' : 'held' });
+    const { first, earlier } = stream.pictureParts(5);
+    const ops = (records: typeof first): string[] => records.map((r) => `${(JSON.parse(r.json) as { lock: string }).lock}#${r.seq}`);
+    const all = stream.records().map((r) => r.seq);
+    // The early lock's last change goes first although it is old; then the newest five.
+    expect(ops(first)).to.deep.equal(['early#2', 'busy#18', 'busy#19', 'busy#20', 'busy#21', 'busy#22']);
+    expect(earlier.map((r) => r.seq)).to.deep.equal(all.filter((seq) => seq !== 2 && seq < 18));
+    expect([...first, ...earlier].map((r) => r.seq).sort((a, b) => a - b)).to.deep.equal(all);
+  });
+
   it('keeps the ring bounded, oldest records first out', () => {
     const stream = new InspectionStream(5);
     stream.enable();
