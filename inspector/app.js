@@ -348,7 +348,7 @@ function renderNode(node, actor, depth) {
         { class: 'edges' },
         ...node.edges.map((edge) => {
           const targets = edge.targets.map((t) => t.split('.').at(-1)).join(', ') || '(self)';
-          return el('li', { class: 'edge', 'data-source': node.id, 'data-event': edge.event }, `${edge.event.replace(/^statesmith\./, '')} → ${targets}`);
+          return el('li', { class: 'edge', 'data-source': node.id, 'data-target': edge.targets[0] ?? '', 'data-event': edge.event }, `${edgeLabel(edge)} → ${targets}`);
         }),
       ),
     );
@@ -380,6 +380,19 @@ function svg(tag, attrs, ...children) {
 
 const shortEvent = (event) => event.replace(/^statesmith\.[a-zA-Z]+\./, '');
 
+/** An arrow's label: the event (eventless, delayed and done events in words) and its guard in brackets. */
+function edgeLabel(edge) {
+  const event = edge.event;
+  let text;
+  if (event === '') text = 'always';
+  else if (event.startsWith('xstate.after.')) text = `after ${event.split('.')[2]} ms`;
+  else if (event.startsWith('xstate.done.actor.')) text = `done: ${event.slice('xstate.done.actor.'.length)}`;
+  else if (event.startsWith('xstate.error.actor.')) text = `error: ${event.slice('xstate.error.actor.'.length)}`;
+  else if (event.startsWith('xstate.done.state.')) text = 'done';
+  else text = shortEvent(event);
+  return edge.guard ? `${text} [${edge.guard}]` : text;
+}
+
 /** The machine's graph as ELK wants it: states (compound ones hold their children) and one edge per event and target. */
 function elkGraphOf(root) {
   const edges = [];
@@ -388,14 +401,14 @@ function elkGraphOf(root) {
     const label = depth === 0 ? state.id : state.key;
     const children = state.children.map((child) => node(child, depth + 1));
     for (const edge of state.edges) {
-      if (edge.event.startsWith('xstate.')) continue;
+      if (edge.event === 'xstate.init') continue;
       for (const target of edge.targets) {
         if (target === state.id) continue;
-        const id = `${state.id}|${edge.event}|${target}`;
+        const id = `${state.id}|${edge.event}|${edge.guard ?? ''}|${target}`;
         if (seen.has(id)) continue;
         seen.add(id);
-        const text = shortEvent(edge.event);
-        edges.push({ id, sources: [state.id], targets: [target], labels: [{ text, width: text.length * 6 + 4, height: 12 }], event: edge.event, source: state.id });
+        const text = edgeLabel(edge);
+        edges.push({ id, sources: [state.id], targets: [target], labels: [{ text, width: text.length * 6 + 4, height: 12 }], event: edge.event, source: state.id, target, guard: edge.guard ?? '' });
       }
     }
     const width = Math.max(70, label.length * 7 + 20);
@@ -477,7 +490,7 @@ function drawLayout(layout) {
     const section = edge.sections?.[0];
     if (!section) continue;
     const points = [section.startPoint, ...(section.bendPoints ?? []), section.endPoint].map((p) => `${p.x},${p.y}`).join(' ');
-    const g = svg('g', { class: 'edge', 'data-source': edge.source, 'data-event': edge.event });
+    const g = svg('g', { class: 'edge', 'data-source': edge.source, 'data-target': edge.target, 'data-event': edge.event, 'data-guard': edge.guard });
     g.append(svg('polyline', { points, 'marker-end': 'url(#arrow)' }));
     const label = edge.labels?.[0];
     if (label) g.append(svg('text', { x: label.x, y: label.y + 10, class: 'edge-label' }, label.text));
@@ -663,12 +676,14 @@ function animateFlashes() {
   const chart = document.getElementById('chart');
   for (const step of flashes.splice(0)) {
     for (const t of step.transitions) {
-      for (const edge of chart.querySelectorAll('.edge')) {
-        if (edge.getAttribute('data-source') === t.source && edge.getAttribute('data-event') === step.event.type) {
-          edge.classList.remove('taken');
-          void edge.offsetWidth;
-          edge.classList.add('taken');
-        }
+      // The arrow of this microstep: from its source to its target, by the event that took it
+      // (an eventless or delayed step was taken by another event than the one processed).
+      const arrows = [...chart.querySelectorAll('.edge')].filter((edge) => edge.getAttribute('data-source') === t.source && (t.targets.length === 0 || edge.getAttribute('data-target') === t.targets[0]));
+      const byEvent = arrows.filter((edge) => edge.getAttribute('data-event') === step.event.type);
+      for (const edge of byEvent.length > 0 ? byEvent : arrows.slice(0, 1)) {
+        edge.classList.remove('taken');
+        void edge.offsetWidth;
+        edge.classList.add('taken');
       }
       for (const target of t.targets) {
         for (const box of chart.querySelectorAll('[data-node]')) {

@@ -50,16 +50,36 @@ interface GraphNode {
   readonly type: string;
   readonly initial: string | undefined;
   readonly children: GraphNode[];
-  readonly edges: Array<{ readonly event: string; readonly targets: string[] }>;
+  /** `event` is `''` for an eventless (`always`) transition; `guard` names its guard, if any. */
+  readonly edges: Array<{ readonly event: string; readonly targets: string[]; readonly guard?: string }>;
+}
+
+/** A guard's name as the chart labels it: its name, `not(x)` for a higher-order one, `guard` for an anonymous one. */
+function guardName(guard: unknown): string | undefined {
+  if (guard === undefined || guard === null) return undefined;
+  if (typeof guard === 'string') return guard;
+  if (typeof guard === 'object' && typeof (guard as { type?: unknown }).type === 'string') return (guard as { type: string }).type;
+  if (typeof guard === 'function') {
+    // XState's and(), or(), not() are functions that carry the guards they combine.
+    const inner = (guard as { guards?: unknown }).guards;
+    const name = guard.name && guard.name !== 'guard' ? guard.name : 'guard';
+    return Array.isArray(inner) ? `${name}(${inner.map((g) => guardName(g) ?? 'guard').join(', ')})` : name;
+  }
+  return 'guard';
+}
+
+function edgeOf(event: string, transition: AnyTransitionDefinition): GraphNode['edges'][number] {
+  const targets = (transition.target ?? []).map((target) => target.id);
+  const guard = guardName(transition.guard);
+  return guard === undefined ? { event, targets } : { event, targets, guard };
 }
 
 function graphOf(node: AnyStateMachine['root']): GraphNode {
   const edges: GraphNode['edges'] = [];
   for (const [event, transitions] of node.transitions) {
-    for (const transition of transitions) {
-      edges.push({ event, targets: (transition.target ?? []).map((target) => target.id) });
-    }
+    for (const transition of transitions) edges.push(edgeOf(event, transition));
   }
+  for (const transition of (node as { always?: AnyTransitionDefinition[] }).always ?? []) edges.push(edgeOf('', transition));
   const initial = node.initial?.target?.[0]?.key;
   return {
     id: node.id,

@@ -379,6 +379,10 @@ describe('the inspector in a real browser', function () {
       expect(await page.locator('#chart-svg g.svg-node').count()).to.be.greaterThan(6);
       expect(await page.locator('#chart-svg g.edge polyline').count()).to.be.greaterThan(4);
       await page.locator('#chart-svg g.svg-node.active[data-node="statesmith.executor.idle"]').waitFor();
+      // Arrows are labelled by event and guard.
+      const guarded = page.locator('#chart-svg g.edge[data-event="statesmith.executor.settled"][data-guard="isCurrentTask"]');
+      expect(await guarded.count()).to.be.greaterThan(0);
+      expect(await guarded.first().locator('text').textContent()).to.equal('settled [isCurrentTask]');
       // A transition: the arrow it took flashes, and the highlight moves.
       const held = new Promise<void>((resolve) => (release = resolve));
       executor.runAsync(() => held);
@@ -403,6 +407,30 @@ describe('the inspector in a real browser', function () {
       await page.locator('#chart-svg').dblclick();
       expect(await page.locator('#chart-svg').getAttribute('viewBox')).to.equal(before);
       release();
+
+      // A large machine: the locksmith's force run, with its eventless and guarded steps, zooms and pans too.
+      const wal = new Mutex({ name: 'wal-chart' });
+      await wal.acquire({ owner: 'archiver' });
+      const smith = new Locksmith({ name: 'charted' });
+      await smith.recognize(wal);
+      await smith.force(wal, { answerTimeoutMs: 0 });
+      const run = page.locator('[data-session]', { hasText: 'charted:force-' }).first();
+      await run.waitFor({ timeout: 5_000 });
+      await run.click();
+      await page.locator('#chart-svg g.svg-node.active[data-node$=".released"]').waitFor({ timeout: 10_000 });
+      const states = await page.locator('#chart-svg g.svg-node').count();
+      expect(states, 'the force machine is drawn whole').to.be.greaterThan(12);
+      const whole = await page.locator('#chart-svg').getAttribute('viewBox');
+      const frame = await page.locator('#chart-svg').boundingBox();
+      await page.mouse.move((frame?.x ?? 0) + 150, (frame?.y ?? 0) + 80);
+      await page.mouse.wheel(0, -600);
+      await page.waitForFunction((initial) => (globalThis as unknown as Doc).document.querySelector('#chart-svg')?.getAttribute('viewBox') !== initial, whole);
+      await page.mouse.down();
+      await page.mouse.move((frame?.x ?? 0) + 250, (frame?.y ?? 0) + 180);
+      await page.mouse.up();
+      await page.screenshot({ path: '.artifacts/inspector-force-chart.png' });
+      await page.locator('#chart-svg').dblclick();
+      expect(await page.locator('#chart-svg').getAttribute('viewBox')).to.equal(whole);
       expect(errors, 'no page errors').to.deep.equal([]);
       await page.close();
     } finally {
