@@ -300,8 +300,9 @@ function renderTree() {
       children.get(actor.parentId).push(actor);
     } else roots.push(actor);
   }
-  const place = (container, list) => {
-    list.forEach((actor, i) => {
+  const place = (container, all) => {
+    const list = collapseFinished(all);
+    list.forEach(({ actor, count }, i) => {
       const row = rowFor(actor);
       const state = stateText(actor.value);
       const failed = isFailed(actor);
@@ -310,7 +311,9 @@ function renderTree() {
       setAttr(row.button, 'data-kind', actor.kind);
       setAttr(row.button, 'title', `${actor.kind} ${actorLabel(actor)} (${actor.sessionId})${failed && actor.failure ? `: ${actor.failure.name}: ${actor.failure.message}` : ''}`);
       setText(row.kind, actor.kind);
-      setText(row.name, actorLabel(actor));
+      setText(row.name, count > 1 ? `${actorLabel(actor)} ×${count}` : actorLabel(actor));
+      if (count > 1) setAttr(row.button, 'title', `${count} finished ${actor.kind} actors named ${actorLabel(actor)}; the latest is shown`);
+      setAttr(row.button, 'data-count', String(count));
       setAttr(row.badge, 'class', `badge state state-badge-${state.split(/[.,]/)[0]}`);
       setText(row.badge, actor.status === 'active' ? state : `${state} (${actor.status})`);
       if (container.children[i] !== row.li) container.insertBefore(row.li, container.children[i] ?? null);
@@ -335,6 +338,29 @@ function renderTree() {
       treeRows.delete(sessionId);
     }
   }
+}
+
+/**
+ * Siblings that finished under one name (a coordinator's pings, one per heartbeat) as one
+ * row: the latest, with how many there were. Running actors and the selected one always
+ * have their own row.
+ */
+function collapseFinished(list) {
+  const keyOf = (actor) => `${actor.kind}|${actorLabel(actor)}`;
+  const latest = new Map();
+  const counts = new Map();
+  for (const actor of list) {
+    if (actor.status === 'active') continue;
+    latest.set(keyOf(actor), actor);
+    counts.set(keyOf(actor), (counts.get(keyOf(actor)) ?? 0) + 1);
+  }
+  const out = [];
+  for (const actor of list) {
+    if (actor.status === 'active') out.push({ actor, count: 1 });
+    else if (latest.get(keyOf(actor)) === actor) out.push({ actor, count: counts.get(keyOf(actor)) });
+    else if (actor.sessionId === selected) out.push({ actor, count: 1 });
+  }
+  return out;
 }
 
 function renderNode(node, actor, depth) {

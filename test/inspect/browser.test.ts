@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startInspector } from '../../src/inspect/server.ts';
 import { AsyncExecutor, createCoordinator, Locksmith, Mutex, TaskGroup, WakeupBus } from '../../src/index.ts';
-import { createActor, createMachine } from 'xstate';
+import { createActor, createMachine, fromPromise } from 'xstate';
 import { inspect } from '../../src/inspect/index.ts';
 import { waitUntil } from '../support/async.ts';
 import { sharedNats } from '../support/servers.ts';
@@ -491,6 +491,39 @@ describe('the inspector in a real browser', function () {
       expect(await fromTask.count(), 'messages to the executor from its task').to.be.greaterThan(0);
       mkdirSync('.artifacts', { recursive: true });
       await page.screenshot({ path: '.artifacts/inspector-sequence.png' });
+      expect(errors, 'no page errors').to.deep.equal([]);
+      await page.close();
+    } finally {
+      await inspector.close();
+    }
+  });
+
+  it("shows siblings that finished under one name as one row with their count, and the running ones apart", async () => {
+    inspection.reset();
+    const inspector = await startInspector();
+    try {
+      // A heartbeat that invokes a `ping` each beat, as a coordinator does.
+      const beating = createMachine({
+        id: 'beating',
+        initial: 'pinging',
+        context: { beats: 0 },
+        states: {
+          pinging: { invoke: { id: 'ping', src: fromPromise(async () => 'pong'), onDone: 'resting' } },
+          resting: { on: { beat: 'pinging' } },
+        },
+      });
+      const heart = createActor(beating, { inspect }).start();
+      for (let i = 0; i < 5; i++) {
+        await waitUntil(() => heart.getSnapshot().value === 'resting', 2_000);
+        if (i < 4) heart.send({ type: 'beat' });
+      }
+      const { page, errors } = await openPage(inspector.url);
+      const pings = page.locator('[data-kind="actor"]', { hasText: 'ping' });
+      await pings.first().waitFor();
+      expect(await pings.count(), 'one row for the five finished pings').to.equal(1);
+      expect(await pings.first().getAttribute('data-count')).to.equal('5');
+      expect(await pings.first().textContent()).to.include('ping ×5');
+      heart.stop();
       expect(errors, 'no page errors').to.deep.equal([]);
       await page.close();
     } finally {
