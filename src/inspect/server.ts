@@ -393,21 +393,21 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
 
 /**
  * The JSON of a live batch, or of a late viewer's picture: a step of an actor that takes
- * another step later in the same batch goes without its context (the page asks for it only to travel back there); the
- * last step of each actor, and every other record, go whole. A busy actor's steps cost
- * the viewer their event, transitions and state, not a context each.
+ * another step later in the same batch goes without its context (the page asks for it
+ * only to travel back there); the last step of each actor, and every other record, go
+ * whole. A busy actor's steps cost the viewer their event, transitions and state, not a
+ * context each.
  */
 function liveTexts(batch: readonly CapturedRecord[]): string[] {
-  const light = lightable;
   const last = new Map<string, number>();
   for (let i = 0; i < batch.length; i++) {
     const record = batch[i] as CapturedRecord;
-    if (light(record)) last.set(record.sessionId as string, i);
+    if (lightable(record)) last.set(record.sessionId as string, i);
   }
   const texts = new Array<string>(batch.length);
   for (let i = 0; i < batch.length; i++) {
     const record = batch[i] as CapturedRecord;
-    texts[i] = light(record) && last.get(record.sessionId as string) !== i ? (record.lightJson as string) : record.json;
+    texts[i] = lightable(record) && last.get(record.sessionId as string) !== i ? (record.lightJson as string) : record.json;
   }
   return texts;
 }

@@ -30,9 +30,10 @@ let captureUsers = 0;
 /**
  * Starts capturing (the inspector's switch): every live actor is reported with its
  * current snapshot and its system heard from now on (`InspectionStream.hook`); actors
- * started later are reported before they start and heard the same way. Returns the function that stops capturing. Calls nest:
- * capture stays on until every caller has stopped (an inspector and a NATS inspection
- * feed in one process), and each stop function counts once.
+ * started later are reported before they start and heard the same way. Returns the
+ * function that stops capturing. Calls nest: capture stays on until every caller has
+ * stopped (an inspector and a NATS inspection feed in one process), and each stop
+ * function counts once.
  *
  * @internal
  */
