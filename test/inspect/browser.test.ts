@@ -518,7 +518,8 @@ describe('the inspector in a real browser', function () {
         if (i < 4) heart.send({ type: 'beat' });
       }
       const { page, errors } = await openPage(inspector.url);
-      const pings = page.locator('[data-kind="actor"]', { hasText: 'ping' });
+      // Under the heart only: actors of other tests still running are adopted too, with pings of their own.
+      const pings = page.locator(`[data-session="${heart.sessionId}"] + ul > li > [data-kind="actor"]`, { hasText: 'ping' });
       await pings.first().waitFor();
       expect(await pings.count(), 'one row for the five finished pings').to.equal(1);
       expect(await pings.first().getAttribute('data-count')).to.equal('5');
