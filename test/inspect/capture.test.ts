@@ -270,6 +270,9 @@ describe('inspection capture', () => {
     expect(parse(inspection).filter((r) => r.sessionId === session && r.type === '@xstate.snapshot')).to.have.length.greaterThan(3);
     expect(theirs.some((e) => e.type === '@xstate.snapshot' && e.actorRef === executor.actor && e.rootId === session)).to.equal(true);
     expect(theirs.some((e) => e.type === '@xstate.action'), 'actions still reach XState subscribers').to.equal(true);
+    // The dispatch capture wraps is XState's internal one: if a later XState drops it, this
+    // says so here (capture would still work, through the slower subscription below).
+    expect(typeof (executor.actor.system as unknown as { _sendInspectionEvent?: unknown })._sendInspectionEvent, 'XState\'s system dispatch').to.equal('function');
     // A system without XState's dispatch (another version) is subscribed to instead.
     const stream = new InspectionStream(10);
     let subscribed: unknown;
