@@ -24,6 +24,21 @@ let sendFormKey = '';
 let sends = 0;
 let dirty = { tree: true, detail: true, events: true, locks: true };
 const flashes = []; // microsteps of the selected actor to animate
+let boot = null; // the inspector's boot id, from its hello
+
+/** Forgets everything shown: the page is now connected to another inspector (a restarted process). */
+function forgetAll() {
+  for (const map of [graphs, actors, locks, lockHistory, layouts]) map.clear();
+  events.length = 0;
+  flashes.length = 0;
+  for (const row of treeRows.values()) row.li.remove();
+  treeRows.clear();
+  selected = null;
+  travel = null;
+  dropped = 0;
+  drawn = null;
+  dirty = { tree: true, detail: true, events: true, locks: true };
+}
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -97,6 +112,9 @@ function apply(record) {
       closedAt = record.ts ?? Date.now();
       break;
     case 'statesmith.inspector.hello':
+      // Another inspector than before (its process restarted): what the page holds is of the old one.
+      if (boot !== null && record.boot !== boot) forgetAll();
+      boot = record.boot ?? null;
       allowSend = record.allowSend === true;
       sendFormKey = '';
       dirty.detail = true;

@@ -144,6 +144,8 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
     throw new ArgumentValueError('options.host', 'a loopback address (127.0.0.1, ::1, localhost) unless allowRemote is true', host);
   }
   const token = opts.token ?? randomBytes(16).toString('hex');
+  // Which inspector a page is talking to: one that reconnects to a restarted process starts afresh.
+  const boot = randomBytes(6).toString('hex');
   if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{16,}$/.test(token)) throw new ArgumentValueError('options.token', 'at least 16 letters, digits, - or _', token);
   const pages = pageDirectory();
   const html = readFileSync(join(pages, 'index.html'), 'utf8').replaceAll('__TOKEN__', token);
@@ -217,7 +219,7 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
     ws.on('error', (error) => getLogger().debug('inspector socket error', { error }));
     ws.on('message', (data) => onPageMessage(ws, data));
     // What the page may do, then the current picture, then the live stream.
-    ws.send(JSON.stringify([{ type: 'statesmith.inspector.hello', allowSend }]));
+    ws.send(JSON.stringify([{ type: 'statesmith.inspector.hello', allowSend, boot }]));
     // The picture: first what the page paints (every current state and the newest history),
     // then the rest of the history, which the page merges in behind. Each actor's earlier
     // steps go without their context, as in a live batch (asked for on time travel).

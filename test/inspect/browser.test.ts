@@ -498,6 +498,35 @@ describe('the inspector in a real browser', function () {
     }
   });
 
+  it('a page that reconnects to a restarted inspector (same port and token) starts afresh, without the old process\'s actors', async () => {
+    inspection.reset();
+    const token = 'restart-token-0123456789';
+    let inspector = await startInspector({ token });
+    const port = inspector.port;
+    let second: Awaited<ReturnType<typeof startInspector>> | undefined;
+    try {
+      const before = new AsyncExecutor({ wakeup: new WakeupBus(), name: 'first-life' });
+      await before.run(async () => 1);
+      const { page, errors } = await openPage(inspector.url);
+      await page.locator('#tree button', { hasText: 'first-life' }).waitFor();
+      await inspector.close();
+      await page.locator('#connection', { hasText: 'inspector closed since' }).waitFor({ timeout: 5_000 });
+      // The process "restarts": a new stream and a new inspector on the same port and token.
+      await before.actor.stop();
+      inspection.reset();
+      second = await startInspector({ token, port });
+      const after = new AsyncExecutor({ wakeup: new WakeupBus(), name: 'second-life' });
+      await after.run(async () => 2);
+      await page.locator('#tree button', { hasText: 'second-life' }).waitFor({ timeout: 10_000 });
+      expect(await page.locator('#tree button', { hasText: 'first-life' }).count(), 'the old process\'s actors are gone').to.equal(0);
+      expect(errors, 'no page errors').to.deep.equal([]);
+      await page.close();
+    } finally {
+      await inspector.close();
+      await second?.close();
+    }
+  });
+
   it("shows siblings that finished under one name as one row with their count, and the running ones apart", async () => {
     inspection.reset();
     const inspector = await startInspector();
