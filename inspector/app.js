@@ -810,13 +810,19 @@ function holdsOf(history, now) {
       if (record.op === 'forced' || record.op === 'lost') {
         open.forcedBy = record.by ?? record.op;
         // The locksmith's force run that took it, when capture saw it: the bar links to its actor.
-        open.forceRun = typeof record.forceRun === 'string' ? record.forceRun : null;
+        open.forceRun = record.forceRun && typeof record.forceRun === 'object' ? record.forceRun : null;
       }
       open = null;
     }
   }
   for (const hold of holds) if (hold.end === null) hold.end = now;
   return holds;
+}
+
+/** The actor of a force run, named by its locksmith's session id and its child id, once it has shown. */
+function forceRunActor(place) {
+  for (const actor of actors.values()) if (actor.parentId === place.parentId && actor.id === place.id) return actor;
+  return undefined;
 }
 
 /** Who held each lock when: bars on a shared time axis, with fences, waiters and forces. */
@@ -838,11 +844,11 @@ function renderTimeline() {
       const width = Math.max(0.5, ((hold.end - hold.start) / span) * 100);
       const label = `${hold.fence !== null && hold.fence !== undefined ? `#${hold.fence} ` : ''}${hold.holder ?? ''}`;
       const title = `${hold.holder ?? '?'}${hold.fence ? `, fence ${hold.fence}` : ''}, held ${Math.round(hold.end - hold.start)} ms${hold.waiters ? `, ${hold.waiters} waiting` : ''}${hold.forcedBy ? `, taken by ${hold.forcedBy}` : ''}`;
-      const run = hold.forceRun ? actors.get(hold.forceRun) : undefined;
+      const run = hold.forceRun ? forceRunActor(hold.forceRun) : undefined;
       const attrs = { class: `lock-bar${hold.forcedBy ? ' forced' : ''}${run ? ' linked' : ''}`, title: run ? `${title}; click to open the force run ${actorLabel(run)}` : title, 'data-fence': hold.fence ?? '', 'data-holder': hold.holder ?? '' };
       if (run) {
-        attrs['data-force-run'] = hold.forceRun;
-        attrs.onclick = () => select(hold.forceRun);
+        attrs['data-force-run'] = run.sessionId;
+        attrs.onclick = () => select(run.sessionId);
       }
       const bar = el('div', attrs, label);
       bar.style.left = `${left}%`;

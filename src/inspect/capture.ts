@@ -119,7 +119,7 @@ export class InspectionStream {
   readonly #transitionCache = new WeakMap<AnyTransitionDefinition, string>();
   readonly #contextCache = new WeakMap<object, string>();
   /** The force run whose release is being reported (see {@link InspectionStream.forcing}). */
-  #forceRun: string | undefined;
+  #forceRun: ForceRunPlace | undefined;
   /** The actor systems {@link InspectionStream.hook} hears. */
   readonly #hooked = new WeakSet<object>();
   /** Per actor, the event being processed and the transitions it took so far. */
@@ -219,13 +219,14 @@ export class InspectionStream {
   }
 
   /**
-   * Runs `fn`, and names the force run `sessionId` (a locksmith's force actor) in the
-   * lock records it causes that end a hold (`forced`, `lost`): the lock timeline links a
-   * forced hold to the run that forced it. Synchronous: what `fn` causes later is not named.
+   * Runs `fn`, and names the force run `run` (a locksmith's force actor: the locksmith's
+   * session id and the child's id) in the lock records it causes that end a hold
+   * (`forced`, `lost`): the lock timeline links a forced hold to the run that forced it.
+   * Synchronous: what `fn` causes later is not named.
    */
-  forcing<T>(sessionId: string | undefined, fn: () => T): T {
+  forcing<T>(run: ForceRunPlace | undefined, fn: () => T): T {
     const outer = this.#forceRun;
-    this.#forceRun = sessionId;
+    this.#forceRun = run;
     try {
       return fn();
     } finally {
@@ -568,6 +569,12 @@ export class InspectionStream {
     if (this.#size < this.capacity) this.#size++;
     for (const listener of this.#listeners) listener(record);
   }
+}
+
+/** Where a force run's actor is: its locksmith's session id and its id among the locksmith's children. */
+export interface ForceRunPlace {
+  readonly parentId: string;
+  readonly id: string;
 }
 
 /** The one stream of the process. */

@@ -916,8 +916,12 @@ function describeObject(value: object): string {
   return value.constructor?.name ?? 'object';
 }
 
-/** The session id of a force run's actor, while capture is on (the lock timeline links to it). */
-function forceRunId(run: ForceRunHandle | undefined): string | undefined {
+/**
+ * Where a force run's actor is (its locksmith's session id and its child id), while
+ * capture is on: the lock timeline links to it. Read without starting the actor, which
+ * from inside the locksmith's own step could only start on its own, outside the tree.
+ */
+function forceRunId(run: ForceRunHandle | undefined): { readonly parentId: string; readonly id: string } | undefined {
   if (run === undefined || !inspection.enabled) return undefined;
-  return (run as { readonly actor?: { readonly sessionId?: string } }).actor?.sessionId;
+  return (run as { readonly place?: { readonly parentId: string; readonly id: string } }).place;
 }

@@ -24,6 +24,7 @@ import { Locksmith } from './Locksmith.ts';
 import { lockKindOf } from './lockKinds.ts';
 import type { ForceResult, RecognitionResult } from './results.ts';
 import { describeAs } from '../inspect/safeJson.ts';
+import { inspection } from '../inspect/capture.ts';
 
 /** The value or error an operation's reply carries in-process (a symbol never crosses JSON). @internal */
 export const kValue: unique symbol = Symbol('statesmith.locksmith.value');
@@ -62,9 +63,12 @@ export class Run implements ForceRun, ForceRunHandle {
   readonly id: number;
   readonly lock: string;
   readonly lazy: LazyActor<typeof forceMachine>;
-  constructor(smith: string, id: number, lock: string, spawn: (run: Run, at: string) => void) {
+  /** Where its actor is once spawned: the locksmith actor's session id and the child's id (the inspector links to it). */
+  readonly place: { readonly parentId: string; readonly id: string };
+  constructor(smith: string, id: number, lock: string, spawn: (run: Run, at: string) => void, parentId: string) {
     this.id = id;
     this.lock = lock;
+    this.place = { parentId, id: `force-${id}` };
     this.lazy = new LazyActor(forceMachine, 'force', `${smith}:force-${id}`, () => forceContext(`${smith}:${lock}`), 'idle', spawn as never, this);
   }
   get state(): string {
@@ -277,7 +281,7 @@ export const locksmithLogic = locksmithMachine.provide({
       const why = malformed(context, event) ?? { code: 'ERR_INVALID_ARG_VALUE', reason: 'malformed command' };
       answer<LocksmithReply>(enqueue as never, self, replyToOf(event), rejection(event, self, why.code, why.reason));
     }),
-    startOp: enqueueActions(({ enqueue, context, event }) => {
+    startOp: enqueueActions(({ enqueue, context, event, self }) => {
       const table = context.table as LocksmithTable;
       const command = event as LocksmithCommand;
       const lock = (targetOf(context, command) as { lock: object }).lock;
@@ -291,8 +295,10 @@ export const locksmithLogic = locksmithMachine.provide({
           start = () => engine.recognizeNow(lock);
           break;
         case 'statesmith.locksmith.force': {
-          const forceRun = new Run(context.name, id, name, table.spawn);
+          const forceRun = new Run(context.name, id, name, table.spawn, self.sessionId);
           run = forceRun;
+          // While an inspector captures, the force is its child from the start, so it shows (after this step).
+          if (inspection.enabled) table.spawn(forceRun, forceRun.lazy.key);
           table.forcing++;
           const options = engineOptions(command);
           start = () => engine.forceNow(forceRun, lock, options);
@@ -337,7 +343,7 @@ export const locksmithLogic = locksmithMachine.provide({
       const { id } = event as Extract<LocksmithEvent, { type: 'statesmith.locksmith.materialise' }>;
       const run = (context.table as LocksmithTable).ops.get(id)?.run;
       if (run === undefined || run.lazy.materialised) return {};
-      const child = spawn('force', { id: `force-${id}`, input: { at: run.lazy.key, context: forceContext(`${context.name}:${run.lock}`) } as never });
+      const child = spawn('force', { id: run.place.id, input: { at: run.lazy.key, context: forceContext(`${context.name}:${run.lock}`) } as never });
       run.lazy.adopt(child as never);
       return {};
     }),

@@ -355,8 +355,10 @@ describe('the inspector in a real browser', function () {
       const run = await forced.getAttribute('data-force-run');
       expect(run, 'the forced hold names its force run').to.be.a('string');
       await forced.click();
-      await page.locator('#detail-title', { hasText: 'watchdog:force-' }).waitFor();
-      expect(await page.locator('#detail-title').textContent()).to.match(/^force watchdog:force-\d+$/);
+      await page.locator('#detail-title', { hasText: 'force force-' }).waitFor();
+      expect(await page.locator('#detail-title').textContent()).to.match(/^force force-\d+$/);
+      // It is the watchdog's own child in the tree.
+      expect(await page.locator(`[data-session="${smith.actor.sessionId}"] + ul > li > [data-session="${run}"]`).count()).to.equal(1);
       expect(await page.locator('#selected-state').innerText()).to.equal('released');
       expect(errors, 'no page errors').to.deep.equal([]);
       await page.close();
@@ -414,7 +416,7 @@ describe('the inspector in a real browser', function () {
       const smith = new Locksmith({ name: 'charted' });
       await smith.recognize(wal);
       await smith.force(wal, { answerTimeoutMs: 0 });
-      const run = page.locator('[data-session]', { hasText: 'charted:force-' }).first();
+      const run = page.locator(`[data-session="${smith.actor.sessionId}"] + ul > li > [data-kind="force"]`).first();
       await run.waitFor({ timeout: 5_000 });
       await run.click();
       await page.locator('#chart-svg g.svg-node.active[data-node$=".released"]').waitFor({ timeout: 10_000 });

@@ -179,9 +179,10 @@ describe('inspection capture', () => {
     await smith.force(wal, { answerTimeoutMs: 0 });
     const records = parse(inspection);
     const forced = records.find((r) => r.type === 'statesmith.lock' && r['lock'] === 'mutex:wal-forced' && r['op'] === 'forced');
-    const run = records.find((r) => r.type === '@xstate.actor' && r['kind'] === 'force' && String(r['id']).startsWith('keeper:force-'));
-    expect(run, 'the force run is an actor in the picture').to.not.equal(undefined);
-    expect(forced?.['forceRun']).to.equal(run?.sessionId);
+    // The force run is the locksmith's child (not an actor on its own), and the record names it by that place.
+    const run = records.find((r) => r.type === '@xstate.actor' && r['kind'] === 'force' && r['parentId'] === smith.actor.sessionId);
+    expect(run, 'the force run is the locksmith\'s child in the picture').to.not.equal(undefined);
+    expect(forced?.['forceRun']).to.deep.equal({ parentId: smith.actor.sessionId, id: run?.['id'] });
     expect(forced?.['by']).to.equal('keeper');
   });
 
