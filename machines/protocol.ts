@@ -90,11 +90,16 @@ export function withInProcess<TReply extends object>(reply: TReply, key: symbol,
 
 /** An error as plain data, for a reply that may cross a process. */
 export function errorData(error: unknown): ErrorData {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return { name: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}) };
+  try {
+    if (error instanceof Error) {
+      const code = (error as { code?: unknown }).code;
+      return { name: String(error.name), message: String(error.message), ...(typeof code === 'string' ? { code } : {}) };
+    }
+    return { name: 'Error', message: String(error) };
+  } catch {
+    // A value whose getters or traps throw (a hostile or revoked proxy) still becomes data.
+    return { name: 'Error', message: 'a thrown value that could not be read (its getters or proxy traps throw)' };
   }
-  return { name: 'Error', message: String(error) };
 }
 
 /**

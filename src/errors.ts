@@ -216,6 +216,25 @@ export class TaskGroupError extends AggregateError {
   override readonly name = 'TaskGroupError';
   /** A stable code to branch on, always `'ERR_TASK_GROUP'`; messages may change, codes do not. */
   readonly code = 'ERR_TASK_GROUP';
+  /** When the group failed because a task exceeded its restart intensity: that task's full name. */
+  readonly task: string | undefined;
+  /** When the group failed because a task exceeded its restart intensity: the budget that was exceeded. */
+  readonly budget: TaskGroupBudget | undefined;
+  constructor(errors: Iterable<unknown>, message?: string, options?: ErrorOptions & { readonly task?: string; readonly budget?: TaskGroupBudget }) {
+    super(errors, message, options);
+    this.task = options?.task;
+    this.budget = options?.budget;
+  }
+}
+
+/** A restart budget that a task exceeded: whose it was, and its intensity. */
+export interface TaskGroupBudget {
+  /** `'group'`: the group's `maxRestarts`/`withinMs`. */
+  readonly of: 'group';
+  /** At most this many restarts... */
+  readonly maxRestarts: number;
+  /** ...within this many milliseconds. */
+  readonly withinMs: number;
 }
 
 /**

@@ -20,6 +20,7 @@ export {
   LeadershipLostError,
   LockLostError,
   TaskGroupError,
+  type TaskGroupBudget,
   RejectedError,
   TaskAbandonedError,
   TimeoutError,

@@ -35,8 +35,13 @@ function formatFields(fields: LogFields | undefined): string {
   if (!fields) return '';
   const parts: string[] = [];
   for (const [key, value] of Object.entries(fields)) {
-    if (value instanceof Error) parts.push(`${key}=${value.stack ?? value.message}`);
-    else parts.push(`${key}=${typeof value === 'string' ? value : safeJson(value)}`);
+    try {
+      if (value instanceof Error) parts.push(`${key}=${value.stack ?? value.message}`);
+      else parts.push(`${key}=${typeof value === 'string' ? value : safeJson(value)}`);
+    } catch {
+      // A value whose getters or proxy traps throw: the line is still written.
+      parts.push(`${key}=[unreadable]`);
+    }
   }
   return parts.length ? ` ${parts.join(' ')}` : '';
 }

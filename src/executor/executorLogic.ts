@@ -23,6 +23,7 @@ import {
 } from '../../machines/executor.machine.ts';
 import { errorData } from '../../machines/protocol.ts';
 import { CancelledError } from '../errors.ts';
+import { outcomeOf } from '../runtime/cancellation.ts';
 import { runDetached } from '../locks/Mutex.ts';
 import { subprocessLogic } from '../subprocess/subprocessLogic.ts';
 import { getLogger } from '../logger.ts';
@@ -117,7 +118,7 @@ class TaskClaim {
         this.#settle({ outcome: 'completed', returned: true, result });
       },
       (error: unknown) => {
-        const outcome = error instanceof CancelledError || (controller.signal.aborted && error === controller.signal.reason) ? 'cancelled' : 'failed';
+        const outcome = outcomeOf(error, controller.signal);
         span?.end(outcome, error);
         this.#settle({
           outcome,

@@ -189,7 +189,8 @@ export abstract class ServiceBase implements Service {
     try {
       await this.taskGroup.wait();
     } catch (error) {
-      if (error instanceof TaskGroupError) errors.push(...error.errors);
+      // The group's own failure (a restart intensity exceeded) is kept whole: it names the task and the budget.
+      if (error instanceof TaskGroupError && error.budget === undefined) errors.push(...error.errors);
       else errors.push(error);
     }
     if (errors.length > 0) throw new TaskGroupError([...new Set(errors)], `Error while stopping ${String(this)}`);

@@ -8,6 +8,7 @@ import { taskMachine } from '../../machines/task.machine.ts';
 import { errorData, type ErrorData } from '../../machines/protocol.ts';
 import type { Clock } from '../clock.ts';
 import { CancelledError, InvalidStateError } from '../errors.ts';
+import { isCancellation, isCancelledError } from '../runtime/cancellation.ts';
 import { runDetached } from '../locks/Mutex.ts';
 import { getLogger } from '../logger.ts';
 import { LazyActor, type LazySpawn } from '../runtime/LazyActor.ts';
@@ -307,10 +308,9 @@ export class TaskRecord<T> implements Task<T> {
   }
 
   #isCancellation(error: unknown): boolean {
-    if (error instanceof CancelledError) return true;
-    if (this.#abortReason === undefined) return false;
-    // Node's abortable APIs reject with an AbortError whose cause is the reason.
-    return error === this.#abortReason || (error instanceof Error && error.name === 'AbortError');
+    // A task's signal is made lazily: before it aborts it may not exist, and #abortReason says it did.
+    if (this.#abortReason !== undefined && error === this.#abortReason) return true;
+    return isCancellation(error, this.#abortReason === undefined ? undefined : this.signal);
   }
 
   #ended(outcome: Outcome, value: T | undefined, error: unknown): void {
@@ -343,7 +343,7 @@ export class TaskRecord<T> implements Task<T> {
     const detailed = outcome === Outcome.Failed && this.#lazy.materialised;
     this.#lazy.send(detailed ? ({ type: 'statesmith.task.fail', error: failureData(error) } as { readonly type: string }) : { type: `statesmith.task.${event}` });
     // A cancelled task reports the cancellation it was given (with its reason), as Python.
-    const reported = outcome === Outcome.Cancelled && !(error instanceof CancelledError) ? this.#abortReason ?? error : error;
+    const reported = outcome === Outcome.Cancelled && !isCancelledError(error) ? this.#abortReason ?? error : error;
     this.#finish(outcome, value, reported);
   }
 
@@ -437,7 +437,7 @@ export class TaskRecord<T> implements Task<T> {
       this.#conclude(Outcome.Failed, undefined, error);
       return;
     }
-    this.abort(error instanceof Error ? error.message : String(error));
+    this.abort(errorData(error).message);
   }
 
   #finish(outcome: Outcome, value: T | undefined, error: unknown): void {
@@ -477,6 +477,11 @@ describeAs(TaskRecord, (task) => `[Task ${task.name}]`);
 /** An error as a task's fail event carries it: name, message, code, and the stack. */
 function failureData(error: unknown): ErrorData & { readonly stack?: string } {
   const data = errorData(error);
-  const stack = error instanceof Error ? error.stack : undefined;
+  let stack: string | undefined;
+  try {
+    stack = error instanceof Error && typeof error.stack === 'string' ? error.stack : undefined;
+  } catch {
+    stack = undefined; // a hostile value: errorData already said so
+  }
   return stack === undefined ? data : { ...data, stack };
 }

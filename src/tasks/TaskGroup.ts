@@ -248,6 +248,9 @@ export class TaskGroup implements AsyncDisposable {
     const bounds = waitOptions('options', options);
     if (bounds.signal !== undefined || bounds.timeoutMs !== Infinity) await boundedWait(this.whenIdle(), bounds, this.#clock, `${String(this)} finishing`);
     const reply = await this.#awaitReply({ type: 'statesmith.taskGroup.wait' }, 'statesmith.taskGroup.finished');
+    // A group that failed (a task exceeded its restart intensity) rejects with that failure, which names the task and the budget.
+    const failure = reply.find((error) => error instanceof TaskGroupError && error.budget !== undefined);
+    if (failure !== undefined) throw failure;
     if (reply.length > 0) throw new TaskGroupError(reply, `Error while stopping ${String(this)}`);
   }
 

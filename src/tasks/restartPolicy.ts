@@ -48,7 +48,13 @@ export interface RestartPolicy {
 }
 
 /** A checked policy with every default filled in. @internal */
-export type ResolvedRestartPolicy = RestartSettings;
+export type ResolvedRestartPolicy = RestartSettings & {
+  /**
+   * True when the policy set `maxRestarts` or `withinMs` itself. In a group with a restart
+   * intensity only such a task budget counts besides the group's (OTP has only the supervisor's).
+   */
+  readonly ownBudget: boolean;
+};
 
 const RESTART_TYPES: readonly RestartType[] = ['permanent', 'transient', 'temporary'];
 
@@ -79,6 +85,7 @@ export function resolveRestartPolicy(value: unknown, where = 'options.restart'):
     maxMs,
     factor: number(`${where}.backoff.factor`, backoff.factor, 2, 1, 1000),
     jitter: number(`${where}.backoff.jitter`, backoff.jitter, 0.2, 0, 1),
+    ownBudget: policy.maxRestarts !== undefined || policy.withinMs !== undefined,
   };
 }
 

@@ -103,6 +103,11 @@ const DUE = 'statesmith.supervisor.restartDue';
 
 const MAX_DELAY_MS = 2 ** 31 - 1;
 
+/** What the supervisor tells itself when an entry action of a run that began before it started throws. */
+const START_FAILED = 'statesmith.supervisor.startFailed';
+/** Carries the thrown value of a {@link START_FAILED}; no message from outside can have it. */
+const kStartFailed: unique symbol = Symbol('statesmith.supervisor.startFailed');
+
 /**
  * `now()` of the actor system's clock when it has one (statesmith's clocks and XState's
  * `SimulatedClock` do), else of the process's monotonic clock.
@@ -181,17 +186,50 @@ function supervisedLogic<TLogic extends AnyActorLogic>(inner: TLogic, settings: 
     return { ...state, inner: next, children: next.children ?? {}, last: tracks ? persisted(next) : undefined };
   };
 
-  /** Starts an inner actor: from the initial state with the input, or from the last good snapshot. */
+  /**
+   * Starts an inner actor: from the initial state with the input, or from the last good snapshot.
+   * Its entry actions run now when the supervisor runs (a restart), or when the supervisor's
+   * actor starts (the first run): either way a throw is a failure of this run, restarted and
+   * counted like any other, never an error of the supervisor itself.
+   */
   const begin = (state: State, scope: AnyActorScope): State => {
     let first: Snapshot<unknown> & { children?: Record<string, AnyActorRef> };
+    let failure: { error: unknown } | undefined;
+    let synchronous = true;
+    const generation = state.generation;
+    const guarded: AnyActorScope = {
+      ...scope,
+      actionExecutor: (action) => {
+        const exec = action.exec;
+        scope.actionExecutor(
+          exec === undefined
+            ? action
+            : {
+                ...action,
+                exec: (info, params) => {
+                  if (failure !== undefined) return; // the rest of a failed start is not run
+                  try {
+                    exec(info, params);
+                  } catch (error) {
+                    failure = { error };
+                    if (!synchronous) scope.self.send({ type: START_FAILED, generation, [kStartFailed]: error } as EventObject);
+                  }
+                },
+              },
+        );
+      },
+    };
     try {
       first =
         tracks && state.last !== undefined && typeof inner.restoreSnapshot === 'function'
-          ? (inner.restoreSnapshot(state.last as never, scope as never) as typeof first)
-          : (inner.getInitialSnapshot(scope as never, state.input as never) as typeof first);
+          ? (inner.restoreSnapshot(state.last as never, guarded as never) as typeof first)
+          : (inner.getInitialSnapshot(guarded as never, state.input as never) as typeof first);
     } catch (error) {
       return exited(state, scope, { error }, undefined);
+    } finally {
+      synchronous = false;
     }
+    if (failure !== undefined) return exited(state, scope, failure, first);
     if (first.status === 'error') return exited(state, scope, { error: first.error }, first);
     scope.defer(() => inner.start?.(first as never, scope as never));
     return { ...state, inner: first, children: first.children ?? {}, last: tracks ? persisted(first) : undefined };
@@ -222,6 +260,16 @@ function supervisedLogic<TLogic extends AnyActorLogic>(inner: TLogic, settings: 
         scope.system.scheduler.cancelAll(scope.self);
         const stopped = state.value === 'running' && state.inner !== undefined ? inner.transition(state.inner as never, event as never, scope as never) : state.inner;
         return { ...state, status: 'stopped', inner: stopped as Snapshot<unknown> | undefined };
+      }
+      if (event.type === START_FAILED) {
+        const failed = event as { generation?: number; [kStartFailed]?: unknown };
+        // Only the supervisor's own report of its current run counts; from outside it is refused.
+        if (!(kStartFailed in failed)) {
+          answer(scope, event, rejectionOf(event, state, 'ERR_INVALID_ARG_VALUE', `${START_FAILED} is the supervisor's own event; it cannot be sent`));
+          return state;
+        }
+        if (state.value !== 'running' || failed.generation !== state.generation) return state;
+        return exited(state, scope, { error: failed[kStartFailed] }, undefined);
       }
       switch (state.value) {
         case 'running':

@@ -15,6 +15,7 @@ import type { AnyActorRef } from 'xstate';
 import type { Clock } from '../clock.ts';
 import { ArgumentRangeError, ArgumentTypeError, ArgumentValueError, CancelledError, TaskAbandonedError, TaskGroupError } from '../errors.ts';
 import { getLogger } from '../logger.ts';
+import { errorData } from '../../machines/protocol.ts';
 import { telemetry } from '../telemetry/hooks.ts';
 import { optionalDuration, optionalObject } from '../runtime/validate.ts';
 import { backoffDelay } from './restartPolicy.ts';
@@ -192,20 +193,28 @@ export class Supervisor {
     task.restarts = own;
     const attempt = own.length;
     const verb = exit.outcome === 'failed' ? 'failed' : 'exited';
-    if (attempt > policy.maxRestarts) {
-      getLogger().warn(`Task ${task.name} ${verb} ${attempt} times within ${policy.withinMs} ms; giving up`, { error: exit.error });
+    // Which budgets count (OTP has only the supervisor's): the group's intensity when it has
+    // one, and the task's own only where the task set it (or the group has none).
+    const groupCounts = this.config.maxRestarts !== Infinity;
+    const ownCounts = policy.ownBudget || !groupCounts;
+    if (ownCounts && attempt > policy.maxRestarts) {
+      getLogger().warn(`Task ${task.name} ${verb} ${attempt} times within ${policy.withinMs} ms; giving up (the task's own budget: maxRestarts ${policy.maxRestarts})`, { error: exit.error });
       task.conclude(exit);
       return undefined;
     }
     this.#restarts = this.#restarts.filter((at) => now - at < this.config.withinMs);
     this.#restarts.push(now);
     if (this.#restarts.length > this.config.maxRestarts) return this.#escalate(task, exit);
+    const budgets = [
+      ...(groupCounts ? [`group restart ${this.#restarts.length} of ${this.config.maxRestarts} within ${this.config.withinMs} ms`] : []),
+      ...(ownCounts ? [`task restart ${attempt} of ${policy.maxRestarts} within ${policy.withinMs} ms`] : []),
+    ].join(', ');
     const delayMs = backoffDelay(policy, attempt, this.#table.random());
     // An expected restart is one line at info: the reason, the attempt, the delay. Its stack only at debug.
-    const why = exit.outcome === 'failed' ? (exit.error instanceof Error ? exit.error.message : String(exit.error)) : exit.outcome;
+    const why = exit.outcome === 'failed' ? errorData(exit.error).message : exit.outcome;
     const others = this.#siblingsOf(task);
     const along = others.length === 0 ? '' : ` with ${others.length} sibling${others.length === 1 ? '' : 's'} (${this.config.strategy})`;
-    getLogger().info(`Task ${task.name} ${verb} (${why}); restarting in ${Math.round(delayMs)} ms${along} (restart ${attempt} of ${policy.maxRestarts})`);
+    getLogger().info(`Task ${task.name} ${verb} (${why}); restarting in ${Math.round(delayMs)} ms${along} (${budgets})`);
     if (exit.outcome === 'failed') getLogger().debug(`Task ${task.name} failed`, { error: exit.error });
     if (telemetry.enabled) telemetry.sink.taskRestarted(this.#table.prefix, task.origin?.shortName ?? task.name);
     if (others.length === 0) {
@@ -231,7 +240,8 @@ export class Supervisor {
   #escalate(task: TaskRecord<unknown>, exit: TaskExit): Escalation {
     const { maxRestarts, withinMs } = this.config;
     const message = `${this.#table.prefix} failed: ${task.name} exceeded the group's restart intensity (more than ${maxRestarts} restarts within ${withinMs} ms)`;
-    const error = new TaskGroupError(exit.outcome === 'failed' ? [exit.error] : [], message, exit.outcome === 'failed' ? { cause: exit.error } : undefined);
+    const budget = { of: 'group' as const, maxRestarts, withinMs };
+    const error = new TaskGroupError(exit.outcome === 'failed' ? [exit.error] : [], message, exit.outcome === 'failed' ? { cause: exit.error, task: task.name, budget } : { task: task.name, budget });
     getLogger().error(message, { error: exit.error });
     // A failed supervisor starts afresh when it is used again (a service started again keeps its group).
     this.#restarts = [];

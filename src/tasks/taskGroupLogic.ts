@@ -23,7 +23,8 @@ import {
   type TaskTableLike,
 } from '../../machines/taskGroup.machine.ts';
 import { type Clock } from '../clock.ts';
-import { CancelledError, RejectedError } from '../errors.ts';
+import { RejectedError } from '../errors.ts';
+import { isCancelledError } from '../runtime/cancellation.ts';
 import { inspection } from '../inspect/capture.ts';
 import { startingAt } from '../runtime/LazyActor.ts';
 import { optionalClock, optionalRandom } from '../runtime/validate.ts';
@@ -243,13 +244,22 @@ function failureData(task: TaskRecord<unknown>): TaskFailure {
  * @internal
  */
 export function withoutCancellations(error: unknown): unknown {
-  if (error instanceof CancelledError) return undefined;
-  if (!(error instanceof AggregateError)) return error;
+  if (isCancelledError(error)) return undefined;
+  if (!isAggregate(error)) return error;
   const rest = error.errors.map(withoutCancellations).filter((e) => e !== undefined);
   if (rest.length === 0) return undefined;
   if (rest.length === error.errors.length && rest.every((e, i) => e === error.errors[i])) return error;
   const Rebuilt = error.constructor as new (errors: unknown[], message: string) => AggregateError;
   return new Rebuilt(rest, error.message);
+}
+
+/** `error instanceof AggregateError`, false for a value whose prototype lookup throws. */
+function isAggregate(error: unknown): error is AggregateError {
+  try {
+    return error instanceof AggregateError;
+  } catch {
+    return false;
+  }
 }
 
 /** The `taskDone` of a task that ended. */
