@@ -248,7 +248,7 @@ export type LocksmithEvent = LocksmithCommand | LocksmithInternalEvent;
 export type LocksmithReply =
   | { readonly type: 'statesmith.locksmith.recognized'; readonly id: number; readonly lock: string; readonly result: string }
   | { readonly type: 'statesmith.locksmith.forced'; readonly id: number; readonly lock: string; readonly result: string }
-  | { readonly type: 'statesmith.locksmith.hosted'; readonly id: number; readonly lock: string; readonly outcome: 'completed' | 'failed'; readonly result?: unknown; readonly error?: ErrorData }
+  | { readonly type: 'statesmith.locksmith.hosted'; readonly id: number; readonly lock: string; readonly outcome: 'completed' | 'failed' | 'cancelled'; readonly result?: unknown; readonly error?: ErrorData }
   /** A recognize or a force that threw (a critical error, a handler's error, an abort). */
   | { readonly type: 'statesmith.locksmith.failed'; readonly id: number; readonly lock: string; readonly command: string; readonly error: ErrorData }
   | Rejected;

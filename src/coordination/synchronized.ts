@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { isCancellation } from '../runtime/cancellation.ts';
 import { ArgumentTypeError, ArgumentValueError, LockAcquireFailed } from '../errors.ts';
 import { getLogger } from '../logger.ts';
 import { optionalDuration, optionalObject, optionalSignal, requireFunction } from '../runtime/validate.ts';
@@ -171,7 +172,8 @@ export function synchronized(names: LockNames, options?: SynchronizedOptions) {
           try {
             handle = await lock.acquire(acquireOptions);
           } catch (error) {
-            if (signal?.aborted && error === signal.reason) throw error;
+            // The caller's own abort (its reason, or an AbortError raised for it) is a cancellation, not a failed acquire.
+            if (signal?.aborted && isCancellation(error, signal)) throw signal.reason;
             throw new LockAcquireFailed(lock.name, 'error', { cause: error });
           }
           if (handle === null) throw new LockAcquireFailed(lock.name, blocking === false ? 'busy' : 'timeout');

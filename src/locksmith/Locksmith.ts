@@ -8,7 +8,8 @@ import { telemetry } from '../telemetry/hooks.ts';
 import type { Actor, AnyActorRef } from 'xstate';
 import type { LocksmithCommand } from '../../machines/locksmith.machine.ts';
 import { type Clock } from '../clock.ts';
-import { ArgumentTypeError, ArgumentValueError, CriticalError, RejectedError, TimeoutError, isCritical } from '../errors.ts';
+import { ArgumentTypeError, ArgumentValueError, CancelledError, CriticalError, RejectedError, TimeoutError, isCritical } from '../errors.ts';
+import { isCancellation } from '../runtime/cancellation.ts';
 import { getLogger } from '../logger.ts';
 import { WorkerThread } from '../threads/WorkerThread.ts';
 import { raceSignal } from '../runtime/deferred.ts';
@@ -20,7 +21,7 @@ import { OWNED, lockKindOf, type HostHold, type LockKind } from './lockKinds.ts'
 import { LockForceRequest, REPLY, REQUEST, isPortLike, servers, type PortLike, type Reply, type ReplyMessage, type RequestMessage, type WireError } from './protocol.ts';
 import { ForceResult, RecognitionResult } from './results.ts';
 import { RemoteOwner } from '../coordination/forcing.ts';
-import { kToken, kValue, locksmithLogic, type ForceRun, type ForceRunHandle, type LocksmithTable } from './locksmithLogic.ts';
+import { hostCancellations, kToken, kValue, locksmithLogic, type ForceRun, type ForceRunHandle, type LocksmithTable } from './locksmithLogic.ts';
 import { describeAs } from '../inspect/safeJson.ts';
 import { inspection } from '../inspect/capture.ts';
 
@@ -273,7 +274,7 @@ export class Locksmith {
         this.actor.on(ok, (reply) => {
           if (!mine(reply)) return;
           done();
-          if (reply.type === 'statesmith.locksmith.hosted' && reply.outcome === 'failed') reject(valueOf(reply));
+          if (reply.type === 'statesmith.locksmith.hosted' && reply.outcome !== 'completed') reject(valueOf(reply));
           else resolve(valueOf(reply) as R);
         }),
         this.actor.on('statesmith.locksmith.failed', (reply) => {
@@ -778,6 +779,13 @@ export class Locksmith {
     } catch (error) {
       if (timedOut && error !== taskSignal.reason) {
         throw new TimeoutError(`${this.name}.host: the task under ${name} ran longer than ${taskTimeoutMs} ms`, { cause: error });
+      }
+      if (!timedOut && isCancellation(error, taskSignal)) {
+        // Cancelled (the caller's signal, or the lock taken from the task): the caller hears why, as every wait does.
+        const reason: unknown = taskSignal.reason;
+        const thrown = reason !== null && typeof reason === 'object' ? reason : new CancelledError(`${this.name}.host: the task under ${name} was cancelled (${String(reason)})`, { cause: error });
+        hostCancellations.add(thrown);
+        throw thrown;
       }
       throw error;
     } finally {

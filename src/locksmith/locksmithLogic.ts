@@ -24,6 +24,13 @@ import { Locksmith } from './Locksmith.ts';
 import { lockKindOf } from './lockKinds.ts';
 import type { ForceResult, RecognitionResult } from './results.ts';
 import { describeAs } from '../inspect/safeJson.ts';
+
+/**
+ * The values a hosted task's run rejected with because it was cancelled (its signal aborted
+ * and it ended with the reason, an AbortError or a CancelledError): its `hosted` reply says
+ * `cancelled`, not `failed`. @internal
+ */
+export const hostCancellations = new WeakSet<object>();
 import { inspection } from '../inspect/capture.ts';
 
 /** The value or error an operation's reply carries in-process (a symbol never crosses JSON). @internal */
@@ -330,7 +337,7 @@ export const locksmithLogic = locksmithMachine.provide({
       if (op.kind === 'host') {
         reply = settled.ok
           ? { type: 'statesmith.locksmith.hosted', id, lock: op.lock, outcome: 'completed', ...(settled.value === undefined ? {} : { result: settled.value }) }
-          : { type: 'statesmith.locksmith.hosted', id, lock: op.lock, outcome: 'failed', error: errorData(settled.value) };
+          : { type: 'statesmith.locksmith.hosted', id, lock: op.lock, outcome: hostCancellations.has(settled.value as object) ? 'cancelled' : 'failed', error: errorData(settled.value) };
       } else if (settled.ok) {
         const result = (settled.value as { name: string }).name;
         reply = { type: op.kind === 'force' ? 'statesmith.locksmith.forced' : 'statesmith.locksmith.recognized', id, lock: op.lock, result };
