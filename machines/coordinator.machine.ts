@@ -23,7 +23,7 @@
  */
 import { assign, enqueueActions, fromCallback, fromPromise, setup, type AnyActorRef } from 'xstate';
 import { electionMachine, type ElectionEngine } from './election.machine.ts';
-import { answer, errorData, forgedRejection, rejection, rejectUnknownCommand, replyToOf, shown, type ErrorData, type Rejected } from './protocol.ts';
+import { answer, errorData, forgedRejection, rejection, rejectUnknownCommand, rejectAnyOther, replyToOf, shown, type ErrorData, type Rejected } from './protocol.ts';
 
 /** Node's longest timer (2^31 - 1 ms); see `src/clock.ts`. */
 const MAX_DELAY_MS = 2 ** 31 - 1;
@@ -278,6 +278,8 @@ export const coordinatorMachine = setup({
   on: {
     // A verb the coordinator does not know is answered, never dropped (known commands outrank the wildcard).
     'statesmith.coordinator.*': { actions: rejectUnknownCommand('coordinator', ['start', 'stop', 'acquire', 'release', 'breakLock', 'election', 'join', 'leave', 'members']) as never },
+    // Any other event (another facility's command, a bare word) is answered too; XState's own and replies are not.
+    '*': rejectAnyOther('coordinator', ['start', 'stop', 'acquire', 'release', 'breakLock', 'election', 'join', 'leave', 'members']) as never,
     'statesmith.coordinator.election': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'openElection' }],
     'statesmith.coordinator.join': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'rejectNotConnected' }],
     'statesmith.coordinator.leave': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'startOp' }],

@@ -16,7 +16,7 @@
  * Every command is answered; one the state does not accept gets `statesmith.rejected`.
  */
 import { assign, enqueueActions, setup, type AnyActorRef } from 'xstate';
-import { commandData, rejectUnknownCommand, type Rejected } from './protocol.ts';
+import { commandData, rejectUnknownCommand, rejectAnyOther, type Rejected } from './protocol.ts';
 
 /** The critical task actor's context. */
 export interface CriticalTaskContext {
@@ -85,6 +85,8 @@ export const criticalTaskMachine = setup({
   on: {
     // A verb the critical does not know is answered, never dropped (known commands outrank the wildcard).
     'statesmith.critical.*': { actions: rejectUnknownCommand('critical', ['schedule', 'complete', 'cancel', 'reset']) as never },
+    // Any other event (another facility's command, a bare word) is answered too; XState's own and replies are not.
+    '*': rejectAnyOther('critical', ['schedule', 'complete', 'cancel', 'reset']) as never,
     'statesmith.critical.reset': { target: '.idle', actions: ['clear', { type: 'reply', params: { type: 'statesmith.critical.wasReset' } }] },
   },
   states: {

@@ -17,7 +17,7 @@
  * when not the leader is `ERR_NOT_LEADER`).
  */
 import { assign, enqueueActions, fromCallback, fromPromise, setup, type AnyActorRef } from 'xstate';
-import { answer, errorData, forgedRejection, rejection, rejectUnknownCommand, replyToOf, shown, type ErrorData, type Rejected } from './protocol.ts';
+import { answer, errorData, forgedRejection, rejection, rejectUnknownCommand, rejectAnyOther, replyToOf, shown, type ErrorData, type Rejected } from './protocol.ts';
 
 /** The error itself that a `failed` reply carries in-process. (Internal: not part of the API.) */
 export const kElectionError: unique symbol = Symbol('statesmith.election.error');
@@ -182,6 +182,8 @@ export const electionMachine = setup({
   initial: 'follower',
   on: {
     'statesmith.election.*': { actions: rejectUnknownCommand('election', ['campaign', 'withdraw', 'proclaim', 'resign']) as never },
+    // Any other event (another facility's command, a bare word) is answered too; XState's own and replies are not.
+    '*': rejectAnyOther('election', ['campaign', 'withdraw', 'proclaim', 'resign']) as never,
     'statesmith.election.lost': [{ guard: 'internal' }, { actions: 'rejectForged' }],
     'statesmith.election.proclaimDone': [{ guard: 'internal' }, { actions: 'rejectForged' }],
     'statesmith.election.campaign': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'rejectCampaigning' }],

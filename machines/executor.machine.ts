@@ -27,7 +27,7 @@
  * does not accept it or it is malformed. A rejection changes nothing.
  */
 import { assign, enqueueActions, fromCallback, fromPromise, setup, type AnyActorRef } from 'xstate';
-import { answer, commandData, forgedRejection, rejectUnknownCommand, replyToOf, shown, type ErrorData, type Rejected } from './protocol.ts';
+import { answer, commandData, forgedRejection, rejectUnknownCommand, rejectAnyOther, replyToOf, shown, type ErrorData, type Rejected } from './protocol.ts';
 import { criticalTaskMachine } from './criticalTask.machine.ts';
 import { subprocessMachine, type SubprocessInput } from './subprocess.machine.ts';
 
@@ -514,6 +514,8 @@ export const executorMachine = setup({
   on: {
     // A verb the executor does not know is answered, never dropped (known commands outrank the wildcard).
     'statesmith.executor.*': { actions: rejectUnknownCommand('executor', ['schedule', 'run', 'cancel', 'reset']) as never },
+    // Any other event (another facility's command, a bare word) is answered too; XState's own and replies are not.
+    '*': rejectAnyOther('executor', ['schedule', 'run', 'cancel', 'reset']) as never,
     // Its own events when no state takes them (stale): a lock hand-over is given back. From outside: refused.
     'statesmith.executor.settled': [{ guard: 'markedByTask' }, { actions: 'rejectForged' }],
     'statesmith.executor.gate': [{ guard: 'markedByTask', actions: 'releaseStale' }, { actions: 'rejectForged' }],

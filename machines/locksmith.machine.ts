@@ -19,7 +19,7 @@
  * flight (the facade lists them).
  */
 import { enqueueActions, fromCallback, setup, type AnyActorRef } from 'xstate';
-import { answer, forgedRejection, rejectUnknownCommand, replyToOf, type ErrorData, type Rejected } from './protocol.ts';
+import { answer, forgedRejection, rejectUnknownCommand, rejectAnyOther, replyToOf, type ErrorData, type Rejected } from './protocol.ts';
 
 /** The numbers of asyncutils' `ForceResult`, by final state. */
 export const forceOutputs = {
@@ -292,6 +292,8 @@ export const locksmithMachine = setup({
   on: {
     // A verb the locksmith does not know is answered, never dropped (known commands outrank the wildcard).
     'statesmith.locksmith.*': { actions: rejectUnknownCommand('locksmith', ['recognize', 'force', 'host']) as never },
+    // Any other event (another facility's command, a bare word) is answered too; XState's own and replies are not.
+    '*': rejectAnyOther('locksmith', ['recognize', 'force', 'host']) as never,
     'statesmith.locksmith.recognize': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'startOp' }],
     'statesmith.locksmith.force': [{ guard: 'malformed', actions: 'rejectMalformed' }, { target: '.forcing', actions: 'startOp' }],
     'statesmith.locksmith.host': [{ guard: 'malformed', actions: 'rejectMalformed' }, { target: '.forcing', actions: 'startOp' }],

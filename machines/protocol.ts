@@ -4,6 +4,7 @@
  * the `statesmith.rejected` answer, and errors as plain data.
  */
 import { enqueueActions, type AnyActorRef } from 'xstate';
+import { replyTypes } from './finalReplies.ts';
 
 /** An error as it travels in a reply: plain data. */
 export interface ErrorData {
@@ -73,11 +74,19 @@ export function forgedRejection(event: { readonly type: string }, self: AnyActor
 /** `JSON.stringify` for a reason text, safe for values JSON cannot write (functions, bigints, cycles). */
 export function shown(value: unknown): string {
   if (typeof value === 'function') return 'a function';
+  let text: string;
   try {
-    return JSON.stringify(value) ?? String(value);
+    text = JSON.stringify(value) ?? String(value);
   } catch {
-    return String(value);
+    // A cycle, a bigint, nesting past the stack, or a hostile proxy: String() may throw the same way.
+    try {
+      text = String(value);
+    } catch {
+      text = Array.isArray(value) ? 'an array that cannot be written' : `${typeof value === 'object' ? 'an object' : typeof value} that cannot be written`;
+    }
   }
+  // A reason is for a person: a long value is cut.
+  return text.length > 200 ? `${text.slice(0, 197)}...` : text;
 }
 
 /**
@@ -116,4 +125,26 @@ export function rejectUnknownCommand(facility: string, commands: readonly string
       rejection(event, self, 'ERR_UNKNOWN_COMMAND', `${event.type} is not a command of the ${facility}; it takes ${commands.map((verb) => `statesmith.${facility}.${verb}`).join(', ')}`),
     ),
   );
+}
+
+/**
+ * Whether an event that no state took is a message someone sent this actor and expects an
+ * answer to: not XState's own (`xstate.*`), and not a statesmith reply or notice (a child's
+ * reply to its parent, a `statesmith.rejected`), which is heard, never answered.
+ */
+export function expectsAnswer(type: string): boolean {
+  return !type.startsWith('xstate.') && !replyTypes.has(type);
+}
+
+/**
+ * The root transition that answers every other event, misspelled facility or bare word,
+ * with `statesmith.rejected` (`ERR_UNKNOWN_COMMAND`), naming the facility's prefix and
+ * verbs: nothing sent to a statesmith actor goes unanswered. Every more specific
+ * descriptor, `statesmith.<facility>.*` included, outranks `*`.
+ */
+export function rejectAnyOther(facility: string, commands: readonly string[]) {
+  return {
+    guard: ({ event }: { event: { readonly type: string } }) => expectsAnswer(event.type),
+    actions: rejectUnknownCommand(facility, commands),
+  };
 }

@@ -19,7 +19,7 @@
  * does not accept it or it is malformed. A rejection changes nothing.
  */
 import { assign, enqueueActions, setup, type AnyActorRef } from 'xstate';
-import { answer, forgedRejection, rejection, rejectUnknownCommand, replyToOf, withInProcess, type ErrorData, type Rejected } from './protocol.ts';
+import { answer, forgedRejection, rejection, rejectUnknownCommand, rejectAnyOther, replyToOf, withInProcess, type ErrorData, type Rejected } from './protocol.ts';
 import { kErrors, taskGroupMachine } from './taskGroup.machine.ts';
 import { taskMachine } from './task.machine.ts';
 import type { TaskFailure, TaskOutcome } from './taskGroup.machine.ts';
@@ -228,6 +228,8 @@ export const serviceMachine = setup({
   on: {
     // A verb the service does not know is answered, never dropped (known commands outrank the wildcard).
     'statesmith.service.*': { actions: rejectUnknownCommand('service', ['start', 'cancel', 'stop']) as never },
+    // Any other event (another facility's command, a bare word) is answered too; XState's own and replies are not.
+    '*': rejectAnyOther('service', ['start', 'cancel', 'stop']) as never,
     // Its own events when no state takes them (stale): nothing to do. From outside: refused.
     'statesmith.service.running': [{ guard: 'markedByMain' }, { actions: 'rejectForged' }],
     'statesmith.service.settled': [{ guard: 'markedByMain' }, { actions: 'rejectForged' }],

@@ -23,7 +23,7 @@
  * does not accept it or it is malformed. A rejection changes nothing.
  */
 import { assign, enqueueActions, fromCallback, setup, type AnyActorRef } from 'xstate';
-import { answer, forgedRejection, rejection, rejectUnknownCommand, replyToOf, shown, type ErrorData, type Rejected } from './protocol.ts';
+import { answer, forgedRejection, rejection, rejectUnknownCommand, rejectAnyOther, replyToOf, shown, type ErrorData, type Rejected } from './protocol.ts';
 
 /** Node's longest timer (2^31 - 1 ms); see `src/clock.ts`. */
 const MAX_DELAY_MS = 2 ** 31 - 1;
@@ -338,6 +338,8 @@ export const subprocessMachine = setup({
   on: {
     // A verb the subprocess does not know is answered, never dropped (known commands outrank the wildcard).
     'statesmith.subprocess.*': { actions: rejectUnknownCommand('subprocess', ['call', 'cancel', 'terminate', 'resetCancelled']) as never },
+    // Any other event (another facility's command, a bare word) is answered too; XState's own and replies are not.
+    '*': rejectAnyOther('subprocess', ['call', 'cancel', 'terminate', 'resetCancelled']) as never,
     // Its own events when no state takes them (an older call's): nothing to do. From outside: refused.
     'statesmith.subprocess.spawned': [{ guard: 'markedByProcess' }, { actions: 'rejectForged' }],
     'statesmith.subprocess.ended': [{ guard: 'markedByProcess' }, { actions: 'rejectForged' }],

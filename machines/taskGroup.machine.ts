@@ -30,7 +30,7 @@
  * answer is the task's `taskDone` (the hot path of a group of 100,000 tasks).
  */
 import { assign, enqueueActions, setup, type AnyActorRef } from 'xstate';
-import { answer, forgedRejection, rejectUnknownCommand, replyToOf, type ErrorData, type Rejected } from './protocol.ts';
+import { answer, forgedRejection, rejectUnknownCommand, rejectAnyOther, replyToOf, type ErrorData, type Rejected } from './protocol.ts';
 import { taskMachine } from './task.machine.ts';
 
 /** A named task of the registry: gets the task's signal and the command's `params`. */
@@ -233,6 +233,8 @@ export const taskGroupMachine = setup({
   on: {
     // A verb the taskGroup does not know is answered, never dropped (known commands outrank the wildcard).
     'statesmith.taskGroup.*': { actions: rejectUnknownCommand('taskGroup', ['createTask', 'cancelTask', 'cancel', 'stop', 'wait', 'acknowledge']) as never },
+    // Any other event (another facility's command, a bare word) is answered too; XState's own and replies are not.
+    '*': rejectAnyOther('taskGroup', ['createTask', 'cancelTask', 'cancel', 'stop', 'wait', 'acknowledge']) as never,
     'statesmith.taskGroup.createTask': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'createTask' }],
     'statesmith.taskGroup.cancelTask': { actions: 'cancelTask' },
     'statesmith.taskGroup.cancel': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: { type: 'cancelAll', params: { reply: true } } }],

@@ -389,8 +389,76 @@ export class RejectedError extends Error {
   readonly rejection: { readonly type: 'statesmith.rejected'; readonly command: Readonly<Record<string, unknown>>; readonly state: unknown; readonly code: string; readonly reason: string };
 
   constructor(rejection: RejectedError['rejection']) {
-    super(`${String(rejection.command.type)} rejected in state ${JSON.stringify(rejection.state)}: ${rejection.reason}`);
+    // A rejection that crossed a process may lack its command (a refusal of a message that was not one).
+    const command = (rejection.command as { type?: unknown } | null | undefined)?.type;
+    let state: string;
+    try {
+      state = JSON.stringify(rejection.state) ?? 'undefined';
+    } catch {
+      state = String(rejection.state);
+    }
+    super(`${command === undefined ? 'the command' : String(command)} rejected in state ${state}: ${rejection.reason}`);
     this.code = rejection.code;
     this.rejection = rejection;
+  }
+}
+
+/**
+ * An ask whose command got no final reply in time: the actor received it, or nobody serves
+ * the subject. `code` is `ERR_NO_REPLY`. Interim replies that came are in `replies`.
+ *
+ * @example
+ * ```ts
+ * import { NoReplyError } from 'statesmith';
+ * const err = new NoReplyError('no final reply to statesmith.executor.run from executor within 5000 ms', []);
+ * console.log(err.code); // ERR_NO_REPLY
+ * ```
+ */
+export class NoReplyError extends Error {
+  /** The class name, `'NoReplyError'`, as Node's own errors have it. */
+  override readonly name = 'NoReplyError';
+  /** A stable code to branch on, always `'ERR_NO_REPLY'`; messages may change, codes do not. */
+  readonly code = 'ERR_NO_REPLY';
+  /** The interim replies that came before the time ran out. */
+  readonly replies: readonly unknown[];
+  constructor(message: string, replies: readonly unknown[] = [], options?: ErrorOptions) {
+    super(message, options);
+    this.replies = replies;
+  }
+}
+
+/**
+ * A call, ask or remote request on an actor that stopped or failed before it answered.
+ * `code` is `ERR_ACTOR_STOPPED`; `actor` names it and `status` says how it ended.
+ *
+ * @example
+ * ```ts
+ * import { ActorStoppedError } from 'statesmith';
+ * const err = new ActorStoppedError('executor', 'stopped', 'running');
+ * console.log(err.code, err.message); // ERR_ACTOR_STOPPED the actor executor stopped (in state "running") before it answered
+ * ```
+ */
+export class ActorStoppedError extends Error {
+  /** The class name, `'ActorStoppedError'`, as Node's own errors have it. */
+  override readonly name = 'ActorStoppedError';
+  /** A stable code to branch on, always `'ERR_ACTOR_STOPPED'`; messages may change, codes do not. */
+  readonly code = 'ERR_ACTOR_STOPPED';
+  /** The actor's id. */
+  readonly actor: string;
+  /** How it ended: `'stopped'`, `'error'` or `'done'`. */
+  readonly status: string;
+  /** Its state value when it ended, as JSON. */
+  readonly state: string;
+  constructor(actor: string, status: string, state: unknown, options?: ErrorOptions) {
+    let shown: string;
+    try {
+      shown = JSON.stringify(state) ?? 'undefined';
+    } catch {
+      shown = String(state);
+    }
+    super(`the actor ${actor} ${status === 'error' ? 'failed' : status} (in state ${shown}) before it answered`, options);
+    this.actor = actor;
+    this.status = status;
+    this.state = shown;
   }
 }

@@ -25,7 +25,13 @@ export {
   TaskAbandonedError,
   TimeoutError,
   UnknownOptionError,
+  NoReplyError,
+  ActorStoppedError,
 } from './errors.ts';
+
+// The command protocol: final replies, and asking for them
+export { finalReplies, isFinalReply, verdictOf } from '../machines/finalReplies.ts';
+export { ask, type AskOptions } from './runtime/ask.ts';
 
 // Time and logging
 export { systemClock, type Clock } from './clock.ts';

@@ -21,7 +21,7 @@ import { optionalClock, optionalDuration, optionalObject, optionalRandom, option
 import { checkLockName, createBackend, parseUrl, type Backend, type BackendCapabilities, type BackendKind, type RecordStore } from './backend.ts';
 import { checkGroup, Election, ElectionRuntime } from './election.ts';
 import { kDistributedLock, serveForces } from './forcing.ts';
-import { ask } from '../runtime/ask.ts';
+import { askReply } from '../runtime/askReply.ts';
 import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.ts';
 import { coordinatorLogic } from './coordinatorLogic.ts';
 
@@ -445,7 +445,7 @@ export class Coordinator implements AsyncDisposable {
     checkLockName(this.prefix + name);
     const wait = waitOptions('options', options);
     wait.signal?.throwIfAborted();
-    const reply = await boundedWait(ask<CoordinatorReply>(this.#actor, { type: 'statesmith.coordinator.breakLock', lock: name }, ['statesmith.coordinator.broken'], failedReply), wait, this.clock, `breaking lock ${name}`);
+    const reply = await boundedWait(askReply<CoordinatorReply>(this.#actor, { type: 'statesmith.coordinator.breakLock', lock: name }, ['statesmith.coordinator.broken'], failedReply), wait, this.clock, `breaking lock ${name}`);
     return (reply as Extract<CoordinatorReply, { type: 'statesmith.coordinator.broken' }>).broken;
   }
 
@@ -489,11 +489,11 @@ export class Coordinator implements AsyncDisposable {
     } catch {
       throw new ArgumentTypeError('options.capabilities', 'a JSON value (no cycles, no bigints)', opts.capabilities);
     }
-    await boundedWait(ask(this.#actor, { type: 'statesmith.coordinator.join', group, capabilities }, ['statesmith.coordinator.joined'], failedReply), wait, this.clock, `joining group ${group}`);
+    await boundedWait(askReply(this.#actor, { type: 'statesmith.coordinator.join', group, capabilities }, ['statesmith.coordinator.joined'], failedReply), wait, this.clock, `joining group ${group}`);
     let left: Promise<boolean> | undefined;
     const leave = (leaveOptions?: WaitOptions): Promise<boolean> => {
       const bounds = waitOptions('options', leaveOptions);
-      left ??= ask<CoordinatorReply>(this.#actor, { type: 'statesmith.coordinator.leave', group }, ['statesmith.coordinator.left'], failedReply).then(
+      left ??= askReply<CoordinatorReply>(this.#actor, { type: 'statesmith.coordinator.leave', group }, ['statesmith.coordinator.left'], failedReply).then(
         (reply) => (reply as { wasMember: boolean }).wasMember,
       );
       return boundedWait(left, bounds, this.clock, `leaving group ${group}`);
@@ -506,7 +506,7 @@ export class Coordinator implements AsyncDisposable {
     checkGroup(group);
     const wait = waitOptions('options', options);
     wait.signal?.throwIfAborted();
-    const reply = await boundedWait(ask<CoordinatorReply>(this.#actor, { type: 'statesmith.coordinator.members', group }, ['statesmith.coordinator.members'], failedReply), wait, this.clock, `listing group ${group}`);
+    const reply = await boundedWait(askReply<CoordinatorReply>(this.#actor, { type: 'statesmith.coordinator.members', group }, ['statesmith.coordinator.members'], failedReply), wait, this.clock, `listing group ${group}`);
     return [...(reply as Extract<CoordinatorReply, { type: 'statesmith.coordinator.members' }>).members];
   }
 

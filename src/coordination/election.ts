@@ -21,7 +21,7 @@ import { electionMachine, kElectionError, kFromElection, type ElectionEngine, ty
 import { errorData } from '../../machines/protocol.ts';
 import { ArgumentRangeError, ArgumentTypeError, CoordinationError, LeadershipLostError, TimeoutError } from '../errors.ts';
 import { getLogger } from '../logger.ts';
-import { ask } from '../runtime/ask.ts';
+import { askReply } from '../runtime/askReply.ts';
 import { optionalDuration, optionalObject, optionalSignal } from '../runtime/validate.ts';
 import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.ts';
 import type { Coordinator, DistributedLockHandle } from './Coordinator.ts';
@@ -448,7 +448,7 @@ export class Election {
 
   /** Sends `command` to the election actor and resolves its reply among `types`; a rejection or failure throws. @internal */
   command(command: { readonly type: string } & Record<string, unknown>, types: readonly string[]): Promise<ElectionReply> {
-    return ask<ElectionReply>(this.#actor, command, types, {
+    return askReply<ElectionReply>(this.#actor, command, types, {
       type: 'statesmith.election.failed',
       error: (reply) => (reply as unknown as { [kElectionError]?: unknown })[kElectionError] ?? new Error((reply as { error?: { message?: string } }).error?.message ?? 'failed'),
     });

@@ -5,17 +5,28 @@
  * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import { UsageError } from '../demo/args.ts';
+import { verdictOf } from '../../machines/finalReplies.ts';
+import { NoReplyError, RejectedError } from '../errors.ts';
 import { remoteActor, type NatsConnectionLike } from './index.ts';
 
-export const SEND_HELP = `usage: statesmith send [--nats url] [--timeout ms] <subject> '<json command>'
+export const SEND_HELP = `usage: statesmith send [--nats url] [--timeout ms] [--all] <subject> '<json command>'
 
-Sends one command to an actor served with exposeActor() on <subject>, prints its reply
-(JSON, one line) and exits 0, or exits 1 when the reply is statesmith.rejected.
+Sends one command to an actor served with exposeActor() on <subject>, waits for its final
+reply (statesmith.executor.done for a run, not the scheduled before it), prints it (JSON,
+one line) and exits with what it says.
 
 options:
   --nats <url>      the NATS server (default: nats://127.0.0.1:4222, or $NATS_URL)
-  --timeout <ms>    how long to wait for the reply (default: 10000)
+  --timeout <ms>    how long to wait for the final reply (default: 10000)
+  --all             print every reply as it comes, interim ones too
   -h, --help        show this help
+
+exit status:
+  0  the final reply reports success
+  1  the command was rejected (statesmith.rejected)
+  2  a bad command line
+  3  the final reply reports a failure or a cancellation (a failed reply, an outcome
+     other than completed), or no final reply came in time (ERR_NO_REPLY)
 
 example:
   statesmith send statesmith.agents.a.executor '{"type":"statesmith.executor.run","action":"restart"}'`;
@@ -34,6 +45,7 @@ example:
 
 interface Parsed {
   readonly help: boolean;
+  readonly all: boolean;
   readonly url: string;
   readonly timeoutMs: number;
   readonly positional: string[];
@@ -41,6 +53,7 @@ interface Parsed {
 
 function parse(argv: readonly string[], command: 'send' | 'watch'): Parsed {
   let help = false;
+  let all = false;
   let url = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
   let timeoutMs = 10_000;
   const positional: string[] = [];
@@ -48,6 +61,7 @@ function parse(argv: readonly string[], command: 'send' | 'watch'): Parsed {
     const arg = argv[i] as string;
     const next = argv[i + 1];
     if (arg === '-h' || arg === '--help') help = true;
+    else if (arg === '--all' && command === 'send') all = true;
     else if (arg === '--nats') {
       if (next === undefined) throw new UsageError('ERR_INVALID_ARG_VALUE', '--nats needs a URL (nats://host:4222)');
       url = next;
@@ -59,7 +73,7 @@ function parse(argv: readonly string[], command: 'send' | 'watch'): Parsed {
     } else if (arg.startsWith('--')) throw new UsageError('ERR_UNKNOWN_OPTION', `unknown argument ${JSON.stringify(arg)}`);
     else positional.push(arg);
   }
-  return { help, url, timeoutMs, positional };
+  return { help, all, url, timeoutMs, positional };
 }
 
 async function connectTo(url: string): Promise<NatsConnectionLike & { close(): Promise<void> }> {
@@ -96,13 +110,25 @@ export async function send(argv: readonly string[], out: (line: string) => void,
   try {
     const remote = remoteActor({ connection, subject });
     try {
-      const reply = await remote.request(command as { type: string }, { timeoutMs: args.timeoutMs });
+      const onReply = args.all ? (reply: unknown) => out(JSON.stringify(reply)) : undefined;
+      const reply = await remote.request(command as { type: string }, { timeoutMs: args.timeoutMs, ...(onReply === undefined ? {} : { onReply }) });
       out(JSON.stringify(reply));
-      if (reply.type === 'statesmith.rejected') {
-        err(`rejected: ${String(reply['reason'])} (${String(reply['code'])})`);
-        return 1;
+      if (verdictOf(reply) === 'failed') {
+        err(`${reply.type}${typeof reply['outcome'] === 'string' ? ` (${reply['outcome']})` : ''}`);
+        return 3;
       }
       return 0;
+    } catch (error) {
+      if (error instanceof RejectedError) {
+        out(JSON.stringify(error.rejection));
+        err(`rejected: ${error.rejection.reason} (${error.code})`);
+        return 1;
+      }
+      if (error instanceof NoReplyError) {
+        err(`${error.message} (${error.code})`);
+        return 3;
+      }
+      throw error;
     } finally {
       remote.close();
     }

@@ -11,9 +11,12 @@
  *
  * @module
  */
+import { randomUUID } from 'node:crypto';
 import { Observable, ReplaySubject, Subject, type Observer, type Subscription as RxSubscription } from 'rxjs';
 import type { AnyActorRef } from 'xstate';
-import { ArgumentTypeError, ArgumentValueError, TimeoutError } from '../errors.ts';
+import { isFinalReply } from '../../machines/finalReplies.ts';
+import { errorData } from '../../machines/protocol.ts';
+import { ArgumentTypeError, ArgumentValueError, NoReplyError, RejectedError } from '../errors.ts';
 import { safeStringify } from '../inspect/safeJson.ts';
 import { getLogger } from '../logger.ts';
 import { optionalDuration, optionalObject, optionalSignal } from '../runtime/validate.ts';
@@ -48,6 +51,16 @@ export interface RemoteOptions {
   readonly subject: string;
 }
 
+/** Options of {@link RemoteActor.request}. */
+export interface RequestOptions {
+  /** How long to wait for the final reply; default 30,000 ms. */
+  readonly timeoutMs?: number;
+  /** Gives up the wait (the command was sent); rejects with `signal.reason`. */
+  readonly signal?: AbortSignal;
+  /** Hears each interim reply. */
+  readonly onReply?: (reply: { readonly type: string } & Record<string, unknown>) => void;
+}
+
 /** A snapshot as it crosses the wire. */
 export interface RemoteSnapshot {
   /** `active`, `done`, `error` or `stopped`. */
@@ -61,9 +74,15 @@ export interface RemoteSnapshot {
 /** The other side of {@link exposeActor}: an actor in another process. */
 export interface RemoteActor {
   /** Sends a command without waiting; a refusal is logged. */
-  send(event: { readonly type: string }): void;
-  /** Sends a command and resolves with its reply event (a `statesmith.rejected` too). */
-  request(event: { readonly type: string }, options?: { readonly timeoutMs?: number; readonly signal?: AbortSignal }): Promise<{ readonly type: string } & Record<string, unknown>>;
+  send(event: { readonly type: string; readonly [key: string]: unknown }): void;
+  /**
+   * Sends a command and resolves with its final reply ({@link finalReplies}: `done` for a
+   * `run`, not the `scheduled` before it); interim replies go to `onReply`. Rejects with a
+   * `RejectedError` on `statesmith.rejected`, a `NoReplyError` (`ERR_NO_REPLY`) when no final
+   * reply comes within `timeoutMs` (default 30,000 ms) or nobody serves the subject, and
+   * `signal.reason` on abort.
+   */
+  request(event: { readonly type: string; readonly [key: string]: unknown }, options?: RequestOptions): Promise<{ readonly type: string } & Record<string, unknown>>;
   /** The latest snapshot received, or `undefined` before the first. */
   getSnapshot(): RemoteSnapshot | undefined;
   /** Every snapshot published, the latest first when subscribing. */
@@ -80,7 +99,29 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 function rejected(command: unknown, state: unknown, code: string, reason: string): string {
-  return JSON.stringify({ type: 'statesmith.rejected', command, state, code, reason });
+  try {
+    return safeStringify({ type: 'statesmith.rejected', command, state, code, reason });
+  } catch {
+    // A command JSON can hold but not write back (nested past the stack): refused without it.
+    return JSON.stringify({ type: 'statesmith.rejected', command: null, state: null, code, reason });
+  }
+}
+
+/** The NATS status header of a message, when it is one (`503`: no responders). */
+function statusOf(message: NatsMessageLike): string | undefined {
+  const headers = (message as { headers?: { code?: unknown; status?: unknown } }).headers;
+  const code = headers?.code ?? headers?.status;
+  return code === undefined || code === null ? undefined : String(code);
+}
+
+/** A reply's JSON, or undefined for a payload that is not a JSON object with a string `type`. */
+function parseReply(data: Uint8Array): ({ readonly type: string } & Record<string, unknown>) | undefined {
+  try {
+    const value = JSON.parse(decoder.decode(data)) as unknown;
+    return value !== null && typeof value === 'object' && typeof (value as { type?: unknown }).type === 'string' ? (value as { type: string }) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -116,8 +157,22 @@ export async function exposeActor(actor: AnyActorRef, options: ExposeOptions): P
   let requests = 0;
   const events = `${subject}.events`;
 
+  // One message, from anyone on the subject space, must never stop the server: whatever it
+  // makes throw is answered, and the subscription goes on.
   const onCommand = (error: Error | null, message: NatsMessageLike): void => {
     if (error !== null) return;
+    try {
+      serveCommand(message);
+    } catch (thrown) {
+      getLogger().warn(`${subject}.cmd: a command could not be handled`, { error: thrown });
+      try {
+        if (message.reply) message.respond(rejected(null, null, 'ERR_INVALID_COMMAND', `the command could not be handled: ${errorData(thrown).message}`));
+      } catch {
+        // The connection itself refused: nothing more to answer with.
+      }
+    }
+  };
+  const serveCommand = (message: NatsMessageLike): void => {
     const answer = (payload: string): void => {
       if (message.reply) message.respond(payload);
       else connection.publish(events, payload);
@@ -151,11 +206,14 @@ export async function exposeActor(actor: AnyActorRef, options: ExposeOptions): P
       answer(rejected(command, null, 'ERR_ACTOR_STOPPED', `the actor on ${subject} is not running`));
       return;
     }
-    // The reply comes to a port of this request's own, which answers the request once.
-    const port = new ReplyPort(`${subject}.cmd#${++requests}`, (payload) => {
-      message.respond(payload);
-      pending.delete(port);
-    });
+    // The replies come to a port of this request's own: each is sent on (interim ones too),
+    // until the command's final reply (finalReplies), or a rejection, ends the request.
+    const port = new ReplyPort(
+      `${subject}.cmd#${++requests}`,
+      command as { type: string },
+      (payload) => message.respond(payload),
+      () => pending.delete(port),
+    );
     port.arm(replyTimeoutMs, () => rejected(command, null, 'ERR_NO_REPLY', `the actor sent no reply within ${replyTimeoutMs} ms; the command was delivered`));
     pending.add(port);
     actor.send({ ...(command as object), replyTo: port } as never);
@@ -185,14 +243,19 @@ export async function exposeActor(actor: AnyActorRef, options: ExposeOptions): P
     const batch = outbox;
     outbox = [];
     for (const item of batch) {
-      if ('event' in item) {
-        connection.publish(events, safeStringify(item.event));
-        continue;
+      try {
+        if ('event' in item) {
+          connection.publish(events, safeStringify(item.event));
+          continue;
+        }
+        const state = stateOf(item.snapshot);
+        if (state === lastState) continue;
+        lastState = state;
+        connection.publish(`${subject}.state`, state);
+      } catch (error) {
+        // A closed connection, or a value that cannot be written: this item is lost, the process is not.
+        getLogger().debug(`${subject}: could not publish`, { error });
       }
-      const state = stateOf(item.snapshot);
-      if (state === lastState) continue;
-      lastState = state;
-      connection.publish(`${subject}.state`, state);
     }
   };
   const enqueue = (item: Outgoing): void => {
@@ -210,6 +273,13 @@ export async function exposeActor(actor: AnyActorRef, options: ExposeOptions): P
     else enqueue({ snapshot, key });
   };
   const snapshots = actor.subscribe({ next: publishState, error: publishState, complete: publishState });
+  // An actor that stops or fails answers every request still waiting for its final reply, at once.
+  const answerStopped = (): void => {
+    const snapshot = actor.getSnapshot() as Snapshot;
+    if (snapshot.status === 'active' || pending.size === 0) return;
+    for (const port of [...pending]) port.refuse(rejected(port.command, snapshot.value ?? null, 'ERR_ACTOR_STOPPED', `the actor on ${subject} ${snapshot.status === 'error' ? 'failed' : 'stopped'} before its final reply`));
+  };
+  const stopWatch = actor.subscribe({ next: answerStopped, error: answerStopped, complete: answerStopped });
   const emitted = (actor as { on?: (type: string, fn: (event: unknown) => void) => { unsubscribe(): void } }).on?.('*', (event) => {
     if (open) enqueue({ event });
   });
@@ -230,6 +300,7 @@ export async function exposeActor(actor: AnyActorRef, options: ExposeOptions): P
       emitted?.unsubscribe();
       for (const port of pending) port.close();
       pending.clear();
+      stopWatch.unsubscribe();
     },
   };
 }
@@ -242,28 +313,53 @@ export async function exposeActor(actor: AnyActorRef, options: ExposeOptions): P
 class ReplyPort {
   readonly id: string;
   readonly sessionId: string;
-  readonly #answer: (payload: string) => void;
+  /** The command as received, for a refusal. */
+  readonly command: { readonly type: string };
+  readonly #respond: (payload: string) => void;
+  readonly #ended: () => void;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #done = false;
 
-  constructor(id: string, answer: (payload: string) => void) {
+  constructor(id: string, command: { readonly type: string }, respond: (payload: string) => void, ended: () => void) {
     this.id = id;
     this.sessionId = id;
-    this.#answer = answer;
+    this.command = command;
+    this.#respond = respond;
+    this.#ended = ended;
   }
 
+  /** Refuses the request with `refusal()` unless the actor answers within `timeoutMs`. */
   arm(timeoutMs: number, refusal: () => string): void {
     if (timeoutMs === Infinity) return;
-    this.#timer = setTimeout(() => this.#finish(refusal()), Math.min(timeoutMs, 2 ** 31 - 1));
+    this.#timer = setTimeout(() => this.refuse(refusal()), Math.min(timeoutMs, 2 ** 31 - 1));
     this.#timer.unref();
   }
 
   send(event: unknown): void {
-    this.#finish(safeStringify(event));
+    if (this.#done) return;
+    let payload: string;
+    try {
+      payload = safeStringify(event);
+    } catch (error) {
+      payload = rejected(null, null, 'ERR_INVALID_REPLY', `the actor's reply could not be written as JSON: ${errorData(error).message}`);
+    }
+    const type = (event as { type?: unknown } | null)?.type;
+    const final = typeof type !== 'string' || type === 'statesmith.rejected' || isFinalReply(this.command.type, { type });
+    if (final) this.close();
+    // The actor answered: the refusal for silence no longer applies, whatever comes next.
+    else this.#clearTimer();
+    this.#respond(payload);
   }
 
   _send(event: unknown): void {
     this.send(event);
+  }
+
+  /** Ends the request with `payload`, a refusal. */
+  refuse(payload: string): void {
+    if (this.#done) return;
+    this.close();
+    this.#respond(payload);
   }
 
   getSnapshot(): { status: string } {
@@ -271,18 +367,19 @@ class ReplyPort {
   }
 
   close(): void {
+    if (this.#done) return;
     this.#done = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#clearTimer();
+    this.#ended();
   }
 
   toJSON(): { id: string } {
     return { id: this.id };
   }
 
-  #finish(payload: string): void {
-    if (this.#done) return;
-    this.close();
-    this.#answer(payload);
+  #clearTimer(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 }
 
@@ -316,18 +413,38 @@ export function remoteActor(options: RemoteOptions): RemoteActor {
   let latest: RemoteSnapshot | undefined;
   const snapshots = new ReplaySubject<RemoteSnapshot>(1);
   const events = new Subject<{ readonly type: string } & Record<string, unknown>>();
-  const parse = (message: NatsMessageLike): unknown => JSON.parse(decoder.decode(message.data));
+  // A payload that is not what the bridge publishes (anyone may publish on these subjects) is
+  // dropped with a debug line: it must never end this process's NATS reader.
+  const parse = (message: NatsMessageLike, what: string): Record<string, unknown> | undefined => {
+    const value = parseReply(message.data);
+    if (value === undefined && what !== 'state') getLogger().debug(`${subject}.${what}: dropped a message that is not a JSON event`);
+    if (what === 'state') {
+      try {
+        const state = JSON.parse(decoder.decode(message.data)) as unknown;
+        if (state !== null && typeof state === 'object' && typeof (state as { status?: unknown }).status === 'string') return state as Record<string, unknown>;
+      } catch {
+        // fall through
+      }
+      getLogger().debug(`${subject}.state: dropped a message that is not a snapshot`);
+      return undefined;
+    }
+    return value;
+  };
   const subscriptions = [
     connection.subscribe(`${subject}.state`, {
       callback: (error, message) => {
         if (error !== null || message.reply) return;
-        latest = parse(message) as RemoteSnapshot;
+        const state = parse(message, 'state');
+        if (state === undefined) return;
+        latest = state as unknown as RemoteSnapshot;
         snapshots.next(latest);
       },
     }),
     connection.subscribe(`${subject}.events`, {
       callback: (error, message) => {
-        if (error === null) events.next(parse(message) as { type: string });
+        if (error !== null) return;
+        const event = parse(message, 'events');
+        if (event !== undefined) events.next(event as { type: string });
       },
     }),
   ];
@@ -335,7 +452,9 @@ export function remoteActor(options: RemoteOptions): RemoteActor {
   connection.request(`${subject}.state`, '', { timeout: 5_000 }).then(
     (message) => {
       if (latest !== undefined) return;
-      latest = parse(message) as RemoteSnapshot;
+      const state = parse(message, 'state');
+      if (state === undefined) return;
+      latest = state as unknown as RemoteSnapshot;
       snapshots.next(latest);
     },
     (error: unknown) => getLogger().debug(`no snapshot from ${subject} yet`, { error }),
@@ -344,28 +463,75 @@ export function remoteActor(options: RemoteOptions): RemoteActor {
   const request: RemoteActor['request'] = async (event, requestOptions) => {
     requireJson('event', event);
     if (typeof (event as { type?: unknown }).type !== 'string') throw new ArgumentTypeError('event.type', 'a string', (event as { type?: unknown }).type);
-    const bounds = optionalObject<{ timeoutMs: number; signal: AbortSignal }>('options', requestOptions, ['timeoutMs', 'signal']);
+    const bounds = optionalObject<RequestOptions>('options', requestOptions, ['timeoutMs', 'signal', 'onReply']);
     const timeoutMs = optionalDuration('options.timeoutMs', bounds.timeoutMs, 30_000);
     const signal = optionalSignal('options.signal', bounds.signal);
+    const onReply = bounds.onReply;
+    if (onReply !== undefined && typeof onReply !== 'function') throw new ArgumentTypeError('options.onReply', 'a function', onReply);
     signal?.throwIfAborted();
-    const sent = connection.request(`${subject}.cmd`, encoder.encode(JSON.stringify(event)), { timeout: Math.min(timeoutMs, 2 ** 31 - 1) }).then(
-      (message) => parse(message) as { type: string } & Record<string, unknown>,
-      (error: unknown) => {
-        const code = (error as { code?: unknown; name?: string }).code;
-        if (code === 'TIMEOUT' || code === '408' || /timeout/i.test(String((error as Error).message))) {
-          throw new TimeoutError(`no reply from ${subject}.cmd within ${timeoutMs} ms`);
-        }
-        throw error;
-      },
-    );
-    if (signal === undefined) return sent;
-    let onAbort: (() => void) | undefined;
-    try {
-      return await Promise.race([sent, new Promise<never>((_, reject) => signal.addEventListener('abort', (onAbort = () => reject(signal.reason)), { once: true }))]);
-    } finally {
-      if (onAbort) signal.removeEventListener('abort', onAbort);
-      sent.catch(() => undefined);
-    }
+    const type = event.type;
+    // The replies of one request come to an inbox of its own: interim ones, then the final one.
+    const inbox = `_INBOX.statesmith.${randomUUID().replaceAll('-', '')}`;
+    return new Promise((resolve, reject) => {
+      const interim: unknown[] = [];
+      let done = false;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const onAbort = (): void => finish(() => reject(signal?.reason));
+      function finish(settle: () => void): void {
+        if (done) return;
+        done = true;
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        replies.unsubscribe();
+        settle();
+      }
+      const replies = connection.subscribe(inbox, {
+        callback: (error, message) => {
+          try {
+            onInboxMessage(error, message);
+          } catch (thrown) {
+            // Nothing a reply holds may end this process's NATS reader.
+            finish(() => reject(thrown));
+          }
+        },
+      });
+      function onInboxMessage(error: Error | null, message: NatsMessageLike): void {
+          if (done) return;
+          if (error !== null) {
+            finish(() => reject(noReply(error)));
+            return;
+          }
+          const status = statusOf(message);
+          if (status === '503' || (message.data.length === 0 && status !== undefined)) {
+            finish(() => reject(new NoReplyError(`nobody serves ${subject}.cmd (NATS answered ${status}: no responders)`, interim)));
+            return;
+          }
+          const reply = parseReply(message.data);
+          if (reply === undefined) return; // not a reply of the bridge's: ignored
+          if (reply.type === 'statesmith.rejected') finish(() => reject(new RejectedError(reply as never)));
+          else if (isFinalReply(type, reply)) finish(() => resolve(reply));
+          else {
+            interim.push(reply);
+            try {
+              onReply?.(reply);
+            } catch (thrown) {
+              finish(() => reject(thrown));
+            }
+          }
+      }
+      const noReply = (cause?: unknown): NoReplyError =>
+        new NoReplyError(`no final reply to ${type} from ${subject}.cmd within ${timeoutMs} ms`, interim, cause === undefined ? undefined : { cause });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (timeoutMs !== Infinity) {
+        timer = setTimeout(() => finish(() => reject(noReply())), Math.min(timeoutMs, 2 ** 31 - 1));
+        timer.unref();
+      }
+      try {
+        connection.publish(`${subject}.cmd`, encoder.encode(JSON.stringify(event)), { reply: inbox });
+      } catch (error) {
+        finish(() => reject(error));
+      }
+    });
   };
 
   const snapshot$ = snapshots.asObservable();
@@ -373,10 +539,11 @@ export function remoteActor(options: RemoteOptions): RemoteActor {
     send: (event) => {
       requireJson('event', event);
       request(event).then(
-        (reply) => {
-          if (reply.type === 'statesmith.rejected') getLogger().warn(`${subject} refused ${event.type}: ${String(reply['reason'])}`);
-        },
-        (error: unknown) => getLogger().warn(`sending ${event.type} to ${subject} failed`, { error }),
+        () => undefined,
+        (error: unknown) =>
+          error instanceof RejectedError
+            ? getLogger().warn(`${subject} refused ${event.type}: ${error.rejection.reason}`)
+            : getLogger().warn(`sending ${event.type} to ${subject} failed`, { error }),
       );
     },
     request,

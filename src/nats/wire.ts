@@ -10,8 +10,8 @@ import { ArgumentTypeError, ArgumentValueError } from '../errors.ts';
 
 /** The part of a NATS connection (`@nats-io/transport-node`'s `NatsConnection`) that statesmith uses. */
 export interface NatsConnectionLike {
-  /** Publishes `payload` on `subject`. */
-  publish(subject: string, payload?: string | Uint8Array): void;
+  /** Publishes `payload` on `subject`, with a subject for the replies when `options.reply` is set. */
+  publish(subject: string, payload?: string | Uint8Array, options?: { reply?: string }): void;
   /** Calls `callback` with each message on `subject` until unsubscribed. */
   subscribe(subject: string, options?: { callback?: (error: Error | null, message: NatsMessageLike) => void }): { unsubscribe(): void };
   /** Publishes with a reply subject and resolves with the first reply, or rejects after `timeout` ms. */

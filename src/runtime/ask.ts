@@ -1,51 +1,138 @@
 /**
- * Sends a command to an actor and resolves with its reply: the thin clients' one way of
- * asking. The reply comes to a port of this request's own (what XState's `sendTo` and a
- * user's `send` both call), so replies to other askers never mix in.
+ * `ask(actor, command, options)`: sends a command to any statesmith actor (or a user's own
+ * that answers `replyTo`) and resolves with its final reply.
  *
- * Internal to statesmith (not exported from the package). A file header says so in words:
- * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
+ * @module
  */
 import type { AnyActorRef } from 'xstate';
-import { RejectedError } from '../errors.ts';
+import { isFinalReply } from '../../machines/finalReplies.ts';
+import { systemClock } from '../clock.ts';
+import { ActorStoppedError, ArgumentTypeError, NoReplyError, RejectedError } from '../errors.ts';
+import { optionalDuration, optionalObject, optionalSignal } from './validate.ts';
+
+/** Options of {@link ask}. */
+export interface AskOptions {
+  /** How long to wait for the final reply; default `Infinity`. Past it: `NoReplyError` (`ERR_NO_REPLY`). */
+  readonly timeoutMs?: number;
+  /** Gives up the wait (the command was delivered); rejects with `signal.reason`. */
+  readonly signal?: AbortSignal;
+  /** Hears each interim reply (such as `statesmith.executor.scheduled` before `done`). */
+  readonly onReply?: (reply: { readonly type: string } & Record<string, unknown>) => void;
+}
 
 let asks = 0;
 
 /**
- * Resolves the first reply whose type is in `accept`; rejects with a `RejectedError` on
- * `statesmith.rejected`, and with `failed(reply)` on a reply whose type is `failedType`.
+ * Sends `command` to `actor` with a `replyTo` of this ask's own, and resolves with the final
+ * reply ({@link finalReplies}): `statesmith.executor.done` for a `run`, not the
+ * `scheduled` that comes first. A `done` whose outcome is `failed` is a reply, not a
+ * rejection. Rejects with a `RejectedError` (its `code` and `rejection`) on
+ * `statesmith.rejected`, a `NoReplyError` past `timeoutMs`, `signal.reason` on abort, and an
+ * `ActorStoppedError` at once when the actor stops or fails before the final reply.
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { ask, executorLogic } from 'statesmith';
+ * const executor = createActor(executorLogic, { input: { actions: { restart: async () => 'restarted' } } }).start();
+ * const interim: string[] = [];
+ * const done = await ask(executor, { type: 'statesmith.executor.run', action: 'restart' }, { timeoutMs: 5000, onReply: (r) => interim.push(r.type) });
+ * console.log(interim, done.type, done['outcome']); // [ 'statesmith.executor.scheduled', 'statesmith.executor.started' ] statesmith.executor.done completed
+ * try {
+ *   await ask(executor, { type: 'statesmith.executor.frobnicate' });
+ * } catch (error) {
+ *   console.log((error as { code: string }).code); // ERR_UNKNOWN_COMMAND
+ * }
+ * executor.stop();
+ * ```
  */
-export function ask<TReply extends { readonly type: string }>(
+export function ask(
   actor: AnyActorRef,
   command: { readonly type: string } & Record<string, unknown>,
-  accept: readonly string[],
-  failure?: { readonly type: string; readonly error: (reply: TReply) => unknown },
-): Promise<TReply> {
-  return new Promise<TReply>((resolve, reject) => {
+  options?: AskOptions,
+): Promise<{ readonly type: string } & Record<string, unknown>> {
+  if (actor === null || typeof actor !== 'object' || typeof (actor as { send?: unknown }).send !== 'function') {
+    return Promise.reject(new ArgumentTypeError('actor', 'an XState actor', actor));
+  }
+  if (command === null || typeof command !== 'object' || typeof (command as { type?: unknown }).type !== 'string') {
+    return Promise.reject(new ArgumentTypeError('command', 'an object with a string "type"', command));
+  }
+  let opts: Partial<AskOptions>;
+  let timeoutMs: number;
+  let signal: AbortSignal | undefined;
+  try {
+    opts = optionalObject<AskOptions>('options', options, ['timeoutMs', 'signal', 'onReply']);
+    timeoutMs = optionalDuration('options.timeoutMs', opts.timeoutMs, Infinity);
+    signal = optionalSignal('options.signal', opts.signal);
+    if (opts.onReply !== undefined && typeof opts.onReply !== 'function') throw new ArgumentTypeError('options.onReply', 'a function', opts.onReply);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  const onReply = opts.onReply;
+  const name = actor.id;
+  const stoppedError = (): ActorStoppedError | undefined => {
+    const snapshot = actor.getSnapshot() as { status?: string; value?: unknown } | undefined;
+    return snapshot?.status === undefined || snapshot.status === 'active' ? undefined : new ActorStoppedError(name, snapshot.status, snapshot.value);
+  };
+  const already = stoppedError();
+  if (already !== undefined) return Promise.reject(already);
+
+  return new Promise((resolve, reject) => {
     const id = `ask-${++asks}`;
+    const interim: unknown[] = [];
     let done = false;
+    let timer: unknown;
+    const onAbort = (): void => finish(() => reject(signal?.reason));
+    const watch = actor.subscribe({
+      next: () => {
+        const stopped = stoppedError();
+        if (stopped !== undefined) finish(() => reject(stopped));
+      },
+      error: () => finish(() => reject(stoppedError() ?? new ActorStoppedError(name, 'error', undefined))),
+      complete: () => finish(() => reject(stoppedError() ?? new ActorStoppedError(name, 'stopped', undefined))),
+    });
+    function finish(settle: () => void): void {
+      if (done) return;
+      done = true;
+      if (timer !== undefined) systemClock.clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      // Unsubscribing inside XState's own notification is safe: it copies its observers.
+      queueMicrotask(() => watch.unsubscribe());
+      settle();
+    }
     const port = {
       id,
       sessionId: id,
-      send(reply: TReply): void {
-        if (done) return;
-        if (reply.type === 'statesmith.rejected') {
-          done = true;
-          reject(new RejectedError(reply as never));
-        } else if (failure !== undefined && reply.type === failure.type) {
-          done = true;
-          reject(failure.error(reply));
-        } else if (accept.includes(reply.type)) {
-          done = true;
-          resolve(reply);
+      send(reply: { readonly type: string } & Record<string, unknown>): void {
+        if (done || reply === null || typeof reply !== 'object' || typeof reply.type !== 'string') return;
+        if (reply.type === 'statesmith.rejected') finish(() => reject(new RejectedError(reply as never)));
+        else if (isFinalReply(command.type, reply)) finish(() => resolve(reply));
+        else {
+          interim.push(reply);
+          try {
+            onReply?.(reply);
+          } catch (error) {
+            // The caller's own listener threw: that ends its ask, not the actor.
+            finish(() => reject(error));
+          }
         }
       },
-      _send(reply: TReply): void {
+      _send(reply: { readonly type: string } & Record<string, unknown>): void {
         port.send(reply);
       },
       getSnapshot: () => ({ status: done ? 'done' : 'active' }),
       toJSON: () => ({ id }),
     };
-    actor.send({ ...command, replyTo: port } as never);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (timeoutMs !== Infinity) {
+      timer = systemClock.setTimeout(() => finish(() => reject(new NoReplyError(`no final reply to ${command.type} from ${name} within ${timeoutMs} ms`, interim))), timeoutMs);
+      (timer as { unref?: () => void }).unref?.();
+    }
+    try {
+      actor.send({ ...command, replyTo: port } as never);
+    } catch (error) {
+      finish(() => reject(error));
+    }
   });
 }

@@ -5,8 +5,8 @@
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { expect } from 'chai';
-import { createActor } from 'xstate';
-import { executorLogic, taskGroupLogic, TimeoutError } from '../../src/index.ts';
+import { createActor, setup } from 'xstate';
+import { executorLogic, NoReplyError, RejectedError, taskGroupLogic } from '../../src/index.ts';
 import { exposeActor, remoteActor, type Exposed } from '../../src/nats/index.ts';
 import { rejection, waitUntil } from '../support/async.ts';
 import { sharedNats } from '../support/servers.ts';
@@ -47,15 +47,22 @@ describe('statesmith/nats', function () {
     remote.subscribe((s) => values.push(s.value));
     const events: Array<Record<string, unknown>> = [];
     remote.events$.subscribe((e) => events.push(e));
-    // The request's answer is the command's first reply; what follows comes as events.
-    const reply = await remote.request({ type: 'statesmith.executor.run', action: 'promote' } as { type: string }, { timeoutMs: 5_000 });
-    expect(reply).to.deep.include({ type: 'statesmith.executor.scheduled', action: 'promote' });
+    // The request resolves with the command's final reply; the interim ones go to onReply, and everything comes as events too.
+    const interim: string[] = [];
+    const reply = await remote.request({ type: 'statesmith.executor.run', action: 'promote' } as { type: string }, { timeoutMs: 5_000, onReply: (r) => interim.push(r.type) });
+    expect(reply).to.deep.include({ type: 'statesmith.executor.done', action: 'promote', outcome: 'completed', result: 'promoted' });
+    expect(interim).to.deep.equal(['statesmith.executor.scheduled', 'statesmith.executor.started']);
     await waitUntil(() => events.some((e) => e['type'] === 'statesmith.executor.done'), 5_000, 'the emitted done');
     expect(events.find((e) => e['type'] === 'statesmith.executor.done')).to.deep.include({ action: 'promote', outcome: 'completed', result: 'promoted' });
     await waitUntil(() => values.at(-1) === 'idle', 5_000, 'the idle snapshot');
     expect(values).to.deep.include('running');
-    const refused = await remote.request({ type: 'statesmith.executor.frobnicate' });
-    expect(refused).to.deep.include({ type: 'statesmith.rejected', code: 'ERR_UNKNOWN_COMMAND' });
+    const refused = (await rejection(remote.request({ type: 'statesmith.executor.frobnicate' }))) as RejectedError;
+    expect(refused).to.be.instanceOf(RejectedError);
+    expect(refused.code).to.equal('ERR_UNKNOWN_COMMAND');
+    expect(refused.rejection).to.deep.include({ type: 'statesmith.rejected', code: 'ERR_UNKNOWN_COMMAND' });
+    // A bare word, or a misspelled facility, is answered too.
+    expect(((await rejection(remote.request({ type: 'run' }, { timeoutMs: 5_000 }))) as RejectedError).code).to.equal('ERR_UNKNOWN_COMMAND');
+    expect(((await rejection(remote.request({ type: 'statesmith.exectuor.run' }, { timeoutMs: 5_000 }))) as RejectedError).code).to.equal('ERR_UNKNOWN_COMMAND');
     executor.stop();
   });
 
@@ -93,7 +100,9 @@ describe('statesmith/nats', function () {
     const slow = remoteActor({ connection: client, subject });
     closing.push(slow);
     // createTask answers when the task ends: this one does not end, so the request times out.
-    expect(await rejection(slow.request({ type: 'statesmith.taskGroup.createTask', task: 'nap' } as { type: string }, { timeoutMs: 200 }))).to.be.instanceOf(TimeoutError);
+    const silent = await rejection(slow.request({ type: 'statesmith.taskGroup.createTask', task: 'nap' } as { type: string }, { timeoutMs: 200 }));
+    expect(silent).to.be.instanceOf(NoReplyError);
+    expect(silent).to.have.property('code', 'ERR_NO_REPLY');
     const controller = new AbortController();
     const aborted = slow.request({ type: 'statesmith.taskGroup.createTask', task: 'nap', name: 'second' } as { type: string }, { signal: controller.signal });
     controller.abort(new Error('operator gave up'));
@@ -103,5 +112,71 @@ describe('statesmith/nats', function () {
       expect(() => remoteActor({ connection: client, subject: bad })).to.throw().with.property('code', 'ERR_INVALID_ARG_VALUE');
     }
     await rejection(exposeActor(group, { connection: server, subject: 'x.*' }));
+  });
+
+  it('a request to a subject nobody serves (a process that died) fails at once with ERR_NO_REPLY', async () => {
+    const remote = remoteActor({ connection: client, subject: subjectFor('dead') });
+    closing.push(remote);
+    const started = Date.now();
+    const error = (await rejection(remote.request({ type: 'statesmith.executor.run', action: 'x' }, { timeoutMs: 10_000 }))) as NoReplyError;
+    expect(error).to.be.instanceOf(NoReplyError);
+    expect(error.code).to.equal('ERR_NO_REPLY');
+    expect(error.message).to.match(/nobody serves/);
+    expect(Date.now() - started, 'no responders is known at once, not after the timeout').to.be.lessThan(5_000);
+  });
+
+  it('a user actor that stays silent gets ERR_NO_REPLY from the bridge when its reply time runs out', async () => {
+    const silent = createActor(setup({}).createMachine({ on: { poke: {} } })).start();
+    const subject = subjectFor('silent');
+    closing.push(await exposeActor(silent, { connection: server, subject, replyTimeoutMs: 100 }));
+    const remote = remoteActor({ connection: client, subject });
+    closing.push(remote);
+    const error = (await rejection(remote.request({ type: 'poke' }, { timeoutMs: 5_000 }))) as RejectedError;
+    expect(error).to.be.instanceOf(RejectedError);
+    expect(error.code).to.equal('ERR_NO_REPLY');
+    silent.stop();
+  });
+
+  it('a pending request on an actor that stops is answered at once with ERR_ACTOR_STOPPED', async () => {
+    const group = createActor(taskGroupLogic, { input: { uniqueId: 'stops', tasks: { nap: (signal: AbortSignal) => new Promise((r) => signal.addEventListener('abort', r)) } } }).start();
+    const subject = subjectFor('stops');
+    closing.push(await exposeActor(group, { connection: server, subject }));
+    const remote = remoteActor({ connection: client, subject });
+    closing.push(remote);
+    const pending = remote.request({ type: 'statesmith.taskGroup.createTask', task: 'nap' }, { timeoutMs: 10_000 });
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the command crosses the real server
+    group.stop();
+    const error = (await rejection(pending)) as RejectedError;
+    expect(error.code).to.equal('ERR_ACTOR_STOPPED');
+  });
+
+  it('one deeply nested command does not stop the server: it is answered, and the next command is served', async () => {
+    const executor = createActor(executorLogic, { input: { name: 'deep', actions: { promote: async () => 'promoted' } } }).start();
+    const subject = subjectFor('deep');
+    closing.push(await exposeActor(executor, { connection: server, subject }));
+    // 20,000 levels, about 40 KB: under the size limit, past what JSON.stringify can write back.
+    const deep = `{"type":"statesmith.executor.run","action":${'['.repeat(20_000)}${']'.repeat(20_000)}}`;
+    const answer = JSON.parse(new TextDecoder().decode((await client.request(`${subject}.cmd`, deep, { timeout: 5_000 })).data)) as { type: string };
+    expect(answer.type).to.equal('statesmith.rejected');
+    const remote = remoteActor({ connection: client, subject });
+    closing.push(remote);
+    expect(await remote.request({ type: 'statesmith.executor.run', action: 'promote' }, { timeoutMs: 5_000 })).to.deep.include({ outcome: 'completed' });
+    executor.stop();
+  });
+
+  it('a non-JSON message on the events or state subject does not end the remote side: its requests still work', async () => {
+    const executor = createActor(executorLogic, { input: { name: 'junk', actions: { promote: async () => 'promoted' } } }).start();
+    const subject = subjectFor('junk');
+    closing.push(await exposeActor(executor, { connection: server, subject }));
+    const remote = remoteActor({ connection: client, subject });
+    closing.push(remote);
+    await waitUntil(() => remote.getSnapshot() !== undefined, 5_000, 'the first snapshot');
+    server.publish(`${subject}.events`, 'not json {');
+    server.publish(`${subject}.state`, '\u0000garbage');
+    server.publish(`${subject}.events`, '[1,2,3]');
+    await server.flush();
+    expect(await remote.request({ type: 'statesmith.executor.run', action: 'promote' }, { timeoutMs: 5_000 })).to.deep.include({ outcome: 'completed' });
+    expect(remote.getSnapshot()).to.have.property('status', 'active');
+    executor.stop();
   });
 });
