@@ -164,6 +164,11 @@ function describeReason(reason: unknown): string {
   try {
     return String(reason);
   } catch {
-    return Object.prototype.toString.call(reason);
+    try {
+      return Object.prototype.toString.call(reason);
+    } catch {
+      // A revoked proxy, or one whose every trap throws: wakeup() still never throws.
+      return `[a ${typeof reason} that cannot be read]`;
+    }
   }
 }

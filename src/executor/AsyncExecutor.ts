@@ -7,7 +7,7 @@ import type { Actor, AnyActorRef } from 'xstate';
 import { kFromTask, type ExecutorAction, type ExecutorCommand, type ExecutorReply } from '../../machines/executor.machine.ts';
 import { executorLogic } from './executorLogic.ts';
 import type { WakeupBus } from '../bus/WakeupBus.ts';
-import { ArgumentTypeError, ArgumentValueError, BusyError, DeadlockError, InvalidStateError } from '../errors.ts';
+import { ActorStoppedError, ArgumentTypeError, ArgumentValueError, BusyError, DeadlockError, InvalidStateError } from '../errors.ts';
 import { kUninspected, Mutex, runDetached, type MutexAcquireOptions, type MutexOptions } from '../locks/Mutex.ts';
 import { systemClock } from '../clock.ts';
 import { boundedWait, createDeferred, waitOptions, type Deferred, type WaitOptions } from '../runtime/deferred.ts';
@@ -136,6 +136,16 @@ export class AsyncExecutor {
       id: this.name,
     });
     this.actor.on('*', (reply) => this.#heard(reply as ExecutorReply));
+    // An executor actor that is stopped or fails while runs wait for their done: each rejects at once.
+    const ended = (): void => {
+      if (this.#runs.size === 0) return;
+      const snapshot = this.actor.getSnapshot();
+      const error = new ActorStoppedError(this.actor.id, snapshot.status, snapshot.value);
+      const runs = [...this.#runs.values()];
+      this.#runs.clear();
+      for (const run of runs) run.reject(error);
+    };
+    this.actor.subscribe({ error: ended, complete: ended });
     const child = this.actor.getSnapshot().children.subprocess;
     this.subprocess = child ? CancellableSubprocess.attach(child, owned?.name ?? child.getSnapshot().context.name) : undefined;
   }

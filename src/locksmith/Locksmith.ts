@@ -8,7 +8,7 @@ import { telemetry } from '../telemetry/hooks.ts';
 import type { Actor, AnyActorRef } from 'xstate';
 import type { LocksmithCommand } from '../../machines/locksmith.machine.ts';
 import { type Clock } from '../clock.ts';
-import { ArgumentTypeError, ArgumentValueError, CancelledError, CriticalError, RejectedError, TimeoutError, isCritical } from '../errors.ts';
+import { ActorStoppedError, ArgumentTypeError, ArgumentValueError, CancelledError, CriticalError, RejectedError, TimeoutError, isCritical } from '../errors.ts';
 import { isCancellation } from '../runtime/cancellation.ts';
 import { getLogger } from '../logger.ts';
 import { WorkerThread } from '../threads/WorkerThread.ts';
@@ -270,7 +270,15 @@ export class Locksmith {
       const done = (): void => {
         for (const s of subscriptions) s.unsubscribe();
       };
+      // A locksmith actor that stops or fails answers every pending call at once.
+      const ended = (): void => {
+        const snapshot = this.actor.getSnapshot() as { status: string; value: unknown };
+        if (snapshot.status === 'active') return;
+        done();
+        reject(new ActorStoppedError(this.actor.id, snapshot.status, snapshot.value));
+      };
       const subscriptions = [
+        this.actor.subscribe({ next: ended, error: ended, complete: ended }),
         this.actor.on(ok, (reply) => {
           if (!mine(reply)) return;
           done();
@@ -280,7 +288,10 @@ export class Locksmith {
         this.actor.on('statesmith.locksmith.failed', (reply) => {
           if (!mine(reply)) return;
           done();
-          reject(valueOf(reply));
+          const signal = (command as { signal?: AbortSignal }).signal;
+          const value = valueOf(reply);
+          // The caller's own abort is answered with its reason, as every wait is.
+          reject(signal?.aborted && value === signal.reason ? value : typedFailure(value, reply.lock));
         }),
         this.actor.on('statesmith.rejected', (reply) => {
           if (!mine(reply.command)) return;
@@ -288,6 +299,7 @@ export class Locksmith {
           reject(new RejectedError(reply));
         }),
       ];
+      ended();
       this.actor.send({ ...command, [kToken]: token } as unknown as LocksmithCommand);
     });
   }
@@ -932,4 +944,20 @@ function describeObject(value: object): string {
 function forceRunId(run: ForceRunHandle | undefined): { readonly parentId: string; readonly id: string } | undefined {
   if (run === undefined || !inspection.enabled) return undefined;
   return (run as { readonly place?: { readonly parentId: string; readonly id: string } }).place;
+}
+
+/**
+ * A failed recognize or force as a typed error: statesmith's own errors (they have a string
+ * `code`) as they are; anything a user's lock threw becomes an `ArgumentValueError` naming
+ * the lock, with the thrown value as its `cause`.
+ */
+function typedFailure(value: unknown, lock: string): unknown {
+  try {
+    if (value instanceof Error && (typeof (value as { code?: unknown }).code === 'string' || value.name === 'AbortError' || value.name === 'TimeoutError')) return value;
+  } catch {
+    // a hostile value: wrapped below
+  }
+  const error = new ArgumentValueError('lock', `a lock whose acquire(), release() and locked can be used (${lock} threw)`, value);
+  Object.defineProperty(error, 'cause', { value, enumerable: false, configurable: true, writable: true });
+  return error;
 }

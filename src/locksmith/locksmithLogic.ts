@@ -195,6 +195,15 @@ const isDuration = (value: unknown): boolean => typeof value === 'number' && !Nu
 
 /** Why a command cannot be accepted at all: a code and a reason. */
 function malformed(context: LocksmithContext, event: LocksmithEvent): { code: string; reason: string } | undefined {
+  try {
+    return malformedCommand(context, event);
+  } catch (error) {
+    // The command's lock (a user's object) threw when it was read: refused, and the locksmith stays usable.
+    return { code: 'ERR_INVALID_ARG_VALUE', reason: `reading the command's lock threw: ${errorData(error).message}` };
+  }
+}
+
+function malformedCommand(context: LocksmithContext, event: LocksmithEvent): { code: string; reason: string } | undefined {
   const keys = LOCKSMITH_KEYS[event.type as LocksmithCommand['type']];
   if (keys === undefined) return undefined;
   const command = event as LocksmithCommand;
@@ -229,7 +238,11 @@ function malformed(context: LocksmithContext, event: LocksmithEvent): { code: st
 
 /** A lock's name for replies. */
 function lockName(command: LocksmithCommand, lock: object): string {
-  return command.lock ?? lockKindOf(lock)?.describe(lock) ?? 'not a lock';
+  try {
+    return command.lock ?? lockKindOf(lock)?.describe(lock) ?? 'not a lock';
+  } catch {
+    return 'a lock that throws when read';
+  }
 }
 
 /** The options a command hands the engine: its own fields, without the routing ones. */
@@ -266,7 +279,14 @@ export const locksmithLogic = locksmithMachine.provide({
     force: startingAt(forceMachine),
     op: fromCallback<{ readonly type: string }, { readonly id: number; readonly start: () => Promise<unknown> }>(({ input, sendBack }) => {
       let active = true;
-      input.start().then(
+      let started: Promise<unknown>;
+      try {
+        started = input.start();
+      } catch (error) {
+        // A user's lock or task that throws at once is the op's failure, never the locksmith's.
+        started = Promise.reject(error);
+      }
+      started.then(
         (value) => active && sendBack({ type: 'statesmith.locksmith.opSettled', [kFromOp]: true, id: input.id, ok: true, value }),
         (value: unknown) => active && sendBack({ type: 'statesmith.locksmith.opSettled', [kFromOp]: true, id: input.id, ok: false, value }),
       );

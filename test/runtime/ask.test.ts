@@ -107,7 +107,7 @@ describe('no command goes unanswered', () => {
       }
       // XState's own events and replies are heard, never answered.
       const heard: unknown[] = [];
-      actor.on('*', (event) => heard.push(event));
+      (actor as unknown as { on(type: string, fn: (event: unknown) => void): unknown }).on("*", (event) => heard.push(event));
       actor.send({ type: 'statesmith.rejected' } as never);
       actor.send({ type: facility === 'subprocess' ? 'statesmith.executor.done' : 'statesmith.subprocess.exited' } as never);
       actor.send({ type: 'xstate.after.1000.x' } as never);
