@@ -217,7 +217,8 @@ export type ExecutorReply =
       /** Whether the HA loop was woken (Patroni's rule: unless the function returned `undefined`). */
       readonly woke: boolean;
     }
-  | { readonly type: 'statesmith.executor.cancelled'; readonly action: string | null }
+  /** `outcome`: how the task it cancelled really ended (a task may fail, or complete, after the cancel reached it); `null` when the slot was free. */
+  | { readonly type: 'statesmith.executor.cancelled'; readonly action: string | null; readonly outcome: ExecutorOutcome | null }
   | { readonly type: 'statesmith.executor.unscheduled'; readonly action: string | null }
   | Rejected;
 
@@ -409,7 +410,7 @@ export const executorMachine = setup({
         enqueue as never,
         self,
         replyToOf(event),
-        cancelling ? { type: 'statesmith.executor.cancelled', action } : { type: 'statesmith.executor.unscheduled', action },
+        cancelling ? { type: 'statesmith.executor.cancelled', action, outcome: 'cancelled' } : { type: 'statesmith.executor.unscheduled', action },
       );
     }),
     markCancelRequested: enqueueActions(({ enqueue, context, event }) => {
@@ -458,8 +459,8 @@ export const executorMachine = setup({
       });
       // Every cancel that reached the task is answered once it cleaned up: each replyTo, the parent, listeners.
       if (context.cancelRequested) {
-        for (const waiter of context.cancelWaiters) enqueue.sendTo(waiter, { type: 'statesmith.executor.cancelled', action });
-        answer<ExecutorReply>(enqueue as never, self, null, { type: 'statesmith.executor.cancelled', action });
+        for (const waiter of context.cancelWaiters) enqueue.sendTo(waiter, { type: 'statesmith.executor.cancelled', action, outcome });
+        answer<ExecutorReply>(enqueue as never, self, null, { type: 'statesmith.executor.cancelled', action, outcome });
       }
       enqueue.assign({ lastWoke: woke });
     }),
@@ -468,7 +469,7 @@ export const executorMachine = setup({
       if (context.lastWoke) enqueue({ type: 'wake', params: { action: context.lastAction as string, outcome: context.lastOutcome as ExecutorOutcome } });
     }),
     replyNothingToCancel: enqueueActions(({ enqueue, event, self }) =>
-      answer<ExecutorReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.executor.cancelled', action: null }),
+      answer<ExecutorReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.executor.cancelled', action: null, outcome: null }),
     ),
     replyNothingToReset: enqueueActions(({ enqueue, event, self }) =>
       answer<ExecutorReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.executor.unscheduled', action: null }),

@@ -343,10 +343,13 @@ export class LeadershipLostError extends Error {
   readonly group: string;
   /** The term that ended. */
   readonly term: bigint;
+  /** Why it ended; one that starts with `'resigned'` is a clean resign or coordinator stop (nothing went wrong). */
+  readonly why: string;
   constructor(group: string, term: bigint, why: string, options?: ErrorOptions) {
     super(`Leadership of group ${group} (term ${term}) lost: ${why}`, options);
     this.group = group;
     this.term = term;
+    this.why = why;
   }
 }
 

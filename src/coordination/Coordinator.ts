@@ -328,7 +328,7 @@ export class Coordinator implements AsyncDisposable {
   /** Releases what is held and closes the backend, run by the actor's `shutdown` child. @internal */
   async shutdownNow(): Promise<void> {
     // Leaders resign first, so their signals say why; then the groups are left.
-    await Promise.all([...this.#elections.values()].map(({ runtime }) => runtime.resignNow('its coordinator stopped').catch(() => undefined)));
+    await Promise.all([...this.#elections.values()].map(({ runtime }) => runtime.resignNow('resigned: its coordinator stopped').catch(() => undefined)));
     await Promise.all([...this.#owned.values()].map((record) => this.disown(record.dir, record.id).catch(() => false)));
     this.#groups.clear();
     await Promise.all(this.#held().map((record) => record.release()));

@@ -90,7 +90,10 @@ export const haAgentMachine = setup({
           leader.signal.addEventListener(
             'abort',
             () => {
-              input.say('loop', `lost the leadership: ${(leader.signal.reason as Error).message}`);
+              const reason = leader.signal.reason as { why?: unknown; message?: unknown };
+              // A clean resign (the agent stopping) is routine: said as such, not as a loss.
+              if (typeof reason?.why === 'string' && reason.why.startsWith('resigned')) input.say('loop', `resigned the leadership (term ${leader.term})`);
+              else input.say('loop', `lost the leadership: ${String(reason?.message ?? reason)}`);
               if (telemetry.enabled) telemetry.sink.leadership('leader', false);
             },
             { once: true },

@@ -18,6 +18,9 @@ describe('examples/ha-agent.ts (npm start)', function () {
     expect(out).to.match(/watchdog\s+host\(\) returned: archive status reset/);
     expect(out).to.match(/restart\s+\| ready/);
     expect(out).to.match(/agent\s+stopped cleanly/);
+    // A clean stop resigns: said as routine, never as a loss.
+    expect(out).to.match(/loop\s+resigned the leadership \(term 1\)/);
+    expect(out).to.not.match(/lost the leadership/);
   });
 
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {

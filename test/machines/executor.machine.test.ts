@@ -112,7 +112,7 @@ describe('executorMachine commands', () => {
     const actor = start();
     actor.send({ type: 'statesmith.executor.schedule', action: 'restart' });
     actor.send({ type: 'statesmith.executor.cancel' });
-    const heard: Array<{ type: string; outcome?: string }> = [];
+    const heard: Array<{ type: string; outcome?: string | null }> = [];
     actor.on('*', (event) => heard.push(event));
     actor.send({ type: 'statesmith.executor.run', fn, scheduleAs: 'restart' });
     expect(actor.getSnapshot().value).to.equal('idle');

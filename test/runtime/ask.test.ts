@@ -117,3 +117,25 @@ describe('no command goes unanswered', () => {
     });
   }
 });
+
+describe('the canceller of a run', () => {
+  it('learns how the run really ended: a task that fails after the cancel reached it is failed, not cancelled', async () => {
+    const executor = createActor(executorLogic, {
+      input: {
+        actions: {
+          stubborn: async (signal: AbortSignal) => {
+            await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+            throw new Error('cleanup failed');
+          },
+        },
+      },
+    }).start();
+    const done = ask(executor, { type: 'statesmith.executor.run', action: 'stubborn' });
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const cancelled = await ask(executor, { type: 'statesmith.executor.cancel' }, { timeoutMs: 5_000 });
+    expect(cancelled).to.deep.include({ type: 'statesmith.executor.cancelled', action: 'stubborn', outcome: 'failed' });
+    expect(await done).to.deep.include({ outcome: 'failed' });
+    expect(await ask(executor, { type: 'statesmith.executor.cancel' })).to.deep.include({ action: null, outcome: null });
+    executor.stop();
+  });
+});
