@@ -1,19 +1,22 @@
 /**
- * Patroni's `CriticalTask` interlock as a statechart on the shared lifecycle: a critical
- * step either happened (`done.completed`, with its result) or was cancelled before it
- * could (`done.cancelled`). `reset` makes it `idle` again for the next task.
+ * Patroni's `CriticalTask` interlock as a statechart on the shared lifecycle,
+ * `idle → scheduled → running → cancelling → done`: a critical step either happened
+ * (`done.completed`, with its result) or was cancelled before it could (`done.cancelled`).
+ * `reset` makes it `idle` again for the next task.
  *
  * - `idle`: no task that may take the step has started since the last reset.
- * - `scheduled`: the executor started a task that may take the critical step (the
- *   executor sends `schedule` as the task starts).
- * - `running` and `cancelling` do not exist here, on purpose: the worker takes its step
- *   (and records its result) and the main side cancels it, each as one atomic step under
- *   the task's lock, so neither "in progress" can ever be observed between two events.
- * - `done.completed` / `done.cancelled`: how the step ended, until `reset`.
+ * - `scheduled`: the executor is starting a task that may take the critical step.
+ * - `running`: that task runs; its worker may take the step (`complete`) at any time.
+ * - `cancelling`: a cancel met the running task before its step: the step is marked
+ *   cancelled (the worker must skip it; a `complete` is refused) until the task ends.
+ * - `done.completed` / `done.cancelled`: how the step ended, until `reset`. A cancel that
+ *   comes once the step completed answers `false` (Patroni's `cancel()` returning False).
  *
+ * The worker takes its step and the main side cancels it each as one atomic step under the
+ * task's lock, so a cancel and a completion never interleave: whichever comes first wins.
  * Unlike the original, completion is a state, not "result is not None": a step that
- * completes with `undefined` still counts as done, so a cancel answers `false` for it.
- * Every command is answered; one the state does not accept gets `statesmith.rejected`.
+ * completes with `undefined` still counts as done. Every command is answered; one the
+ * state does not accept gets `statesmith.rejected`.
  */
 import { assign, enqueueActions, setup, type AnyActorRef } from 'xstate';
 import { commandData, rejectUnknownCommand, rejectAnyOther, type Rejected } from './protocol.ts';
@@ -31,6 +34,10 @@ export interface CriticalTaskContext {
 /** The commands a critical task accepts: plain data, plus `replyTo` in-process. */
 export type CriticalTaskEvent =
   | { readonly type: 'statesmith.critical.schedule'; readonly replyTo?: AnyActorRef }
+  /** The task that may take the step started (the executor sends it). */
+  | { readonly type: 'statesmith.critical.start'; readonly replyTo?: AnyActorRef }
+  /** That task ended (the executor sends it before its reset). */
+  | { readonly type: 'statesmith.critical.end'; readonly replyTo?: AnyActorRef }
   | { readonly type: 'statesmith.critical.complete'; readonly result: unknown; readonly replyTo?: AnyActorRef }
   | { readonly type: 'statesmith.critical.cancel'; readonly replyTo?: AnyActorRef }
   | { readonly type: 'statesmith.critical.reset'; readonly replyTo?: AnyActorRef };
@@ -38,6 +45,8 @@ export type CriticalTaskEvent =
 /** The replies of a critical task (to `replyTo`, to its parent, and emitted). */
 export type CriticalTaskReply =
   | { readonly type: 'statesmith.critical.scheduled' }
+  | { readonly type: 'statesmith.critical.started' }
+  | { readonly type: 'statesmith.critical.ended' }
   | { readonly type: 'statesmith.critical.completed' }
   /** `cancelled: false` when the step already happened (Patroni's `cancel()` returning False). */
   | { readonly type: 'statesmith.critical.cancelResult'; readonly cancelled: boolean }
@@ -84,30 +93,68 @@ export const criticalTaskMachine = setup({
   initial: 'idle',
   on: {
     // A verb the critical does not know is answered, never dropped (known commands outrank the wildcard).
-    'statesmith.critical.*': { actions: rejectUnknownCommand('critical', ['schedule', 'complete', 'cancel', 'reset']) as never },
+    'statesmith.critical.*': { actions: rejectUnknownCommand('critical', ['schedule', 'start', 'complete', 'cancel', 'end', 'reset']) as never },
     // Any other event (another facility's command, a bare word) is answered too; XState's own and replies are not.
-    '*': rejectAnyOther('critical', ['schedule', 'complete', 'cancel', 'reset']) as never,
+    '*': rejectAnyOther('critical', ['schedule', 'start', 'complete', 'cancel', 'end', 'reset']) as never,
     'statesmith.critical.reset': { target: '.idle', actions: ['clear', { type: 'reply', params: { type: 'statesmith.critical.wasReset' } }] },
   },
   states: {
     idle: {
       on: {
         'statesmith.critical.schedule': { target: 'scheduled', actions: { type: 'reply', params: { type: 'statesmith.critical.scheduled' } } },
+        'statesmith.critical.start': { target: 'running', actions: { type: 'reply', params: { type: 'statesmith.critical.started' } } },
         'statesmith.critical.complete': { target: 'done.completed', actions: ['storeResult', { type: 'reply', params: { type: 'statesmith.critical.completed' } }] },
         'statesmith.critical.cancel': {
           target: 'done.cancelled',
           actions: ['markCancelled', { type: 'reply', params: { type: 'statesmith.critical.cancelResult', cancelled: true } }],
         },
+        'statesmith.critical.end': { actions: { type: 'reply', params: { type: 'statesmith.critical.ended' } } },
       },
     },
     scheduled: {
       on: {
         'statesmith.critical.schedule': { actions: { type: 'reply', params: { type: 'statesmith.critical.scheduled' } } },
+        'statesmith.critical.start': { target: 'running', actions: { type: 'reply', params: { type: 'statesmith.critical.started' } } },
         'statesmith.critical.complete': { target: 'done.completed', actions: ['storeResult', { type: 'reply', params: { type: 'statesmith.critical.completed' } }] },
+        // Cancelled before its task ran: the step can never happen.
         'statesmith.critical.cancel': {
           target: 'done.cancelled',
           actions: ['markCancelled', { type: 'reply', params: { type: 'statesmith.critical.cancelResult', cancelled: true } }],
         },
+        'statesmith.critical.end': { target: 'idle', actions: { type: 'reply', params: { type: 'statesmith.critical.ended' } } },
+      },
+    },
+    running: {
+      on: {
+        'statesmith.critical.schedule': {
+          actions: { type: 'reject', params: { code: 'ERR_INVALID_STATE', reason: 'a task that may take the critical step is running' } },
+        },
+        'statesmith.critical.start': {
+          actions: { type: 'reject', params: { code: 'ERR_INVALID_STATE', reason: 'a task that may take the critical step is already running' } },
+        },
+        'statesmith.critical.complete': { target: 'done.completed', actions: ['storeResult', { type: 'reply', params: { type: 'statesmith.critical.completed' } }] },
+        // The cancel came before the step: the worker must skip it, and the task is left to end.
+        'statesmith.critical.cancel': {
+          target: 'cancelling',
+          actions: ['markCancelled', { type: 'reply', params: { type: 'statesmith.critical.cancelResult', cancelled: true } }],
+        },
+        // The task ended without taking its step: nothing happened.
+        'statesmith.critical.end': { target: 'idle', actions: { type: 'reply', params: { type: 'statesmith.critical.ended' } } },
+      },
+    },
+    cancelling: {
+      on: {
+        'statesmith.critical.schedule': {
+          actions: { type: 'reject', params: { code: 'ERR_INVALID_STATE', reason: 'the cancelled task has not ended yet' } },
+        },
+        'statesmith.critical.start': {
+          actions: { type: 'reject', params: { code: 'ERR_INVALID_STATE', reason: 'the cancelled task has not ended yet' } },
+        },
+        'statesmith.critical.cancel': { actions: { type: 'reply', params: { type: 'statesmith.critical.cancelResult', cancelled: true } } },
+        'statesmith.critical.complete': {
+          actions: { type: 'reject', params: { code: 'ERR_INVALID_STATE', reason: 'the critical step was cancelled; the worker must check isCancelled and skip it' } },
+        },
+        'statesmith.critical.end': { target: 'done.cancelled', actions: { type: 'reply', params: { type: 'statesmith.critical.ended' } } },
       },
     },
     done: {
@@ -116,6 +163,10 @@ export const criticalTaskMachine = setup({
         'statesmith.critical.schedule': {
           actions: { type: 'reject', params: { code: 'ERR_INVALID_STATE', reason: 'the critical step has ended; reset it before the next task' } },
         },
+        'statesmith.critical.start': {
+          actions: { type: 'reject', params: { code: 'ERR_INVALID_STATE', reason: 'the critical step has ended; reset it before the next task' } },
+        },
+        'statesmith.critical.end': { actions: { type: 'reply', params: { type: 'statesmith.critical.ended' } } },
       },
       states: {
         completed: {

@@ -118,7 +118,7 @@ export interface ExecutorServices {
   readonly wakeup: { wakeup(reason: string, detail?: object): void } | (() => void) | undefined;
   readonly cancellable: { cancel(): Promise<void>; resetIsCancelled(): void } | undefined;
   readonly lock: { acquire(options: { readonly signal?: AbortSignal }): Promise<{ release(): void }> } | undefined;
-  readonly criticalTask: (() => { withLock<R>(fn: () => R): Promise<R>; reset(): void; schedule?(): void } | undefined) | undefined;
+  readonly criticalTask: (() => { withLock<R>(fn: () => R): Promise<R>; reset(): void; schedule?(): void; start?(): void; end?(): void } | undefined) | undefined;
 }
 
 /** The commands an executor accepts: plain data, plus `fn` and `replyTo` in-process. */

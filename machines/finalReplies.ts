@@ -30,7 +30,7 @@ function facility(name: string, rows: Readonly<Record<string, readonly string[]>
  */
 export const finalReplies: Readonly<Record<string, readonly string[]>> = Object.freeze({
   ...facility('executor', { schedule: ['scheduled', 'refused'], run: ['done', 'refused'], cancel: ['cancelled'], reset: ['unscheduled'] }),
-  ...facility('critical', { schedule: ['scheduled'], complete: ['completed'], cancel: ['cancelResult'], reset: ['wasReset'] }),
+  ...facility('critical', { schedule: ['scheduled'], start: ['started'], complete: ['completed'], cancel: ['cancelResult'], end: ['ended'], reset: ['wasReset'] }),
   ...facility('subprocess', { call: ['exited'], cancel: ['cancelled'], terminate: ['terminating'], resetCancelled: ['rearmed'] }),
   ...facility('taskGroup', {
     createTask: ['taskDone'],

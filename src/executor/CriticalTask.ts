@@ -118,9 +118,19 @@ export class CriticalTask<T = unknown> {
     this.actor.send({ type: 'statesmith.critical.reset' });
   }
 
-  /** The executor started a task that may take the critical step. @internal */
+  /** The executor is starting a task that may take the critical step. @internal */
   schedule(): void {
     this.actor.send({ type: 'statesmith.critical.schedule' });
+  }
+
+  /** That task started. @internal */
+  start(): void {
+    this.actor.send({ type: 'statesmith.critical.start' });
+  }
+
+  /** That task ended (before the executor resets the interlock). @internal */
+  end(): void {
+    this.actor.send({ type: 'statesmith.critical.end' });
   }
 
   /** Runs `fn` holding the task's lock (Python's `with task:`). */

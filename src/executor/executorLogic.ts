@@ -144,7 +144,12 @@ class TaskClaim {
     this.#handOver('statesmith.executor.cleaned', async () => {
       try {
         const critical = this.#deps.criticalTask?.();
-        if (critical) await critical.withLock(() => critical.reset());
+        // The task ended: its critical task shows how (a cancelled step ends `done.cancelled`), then is reset.
+        if (critical)
+          await critical.withLock(() => {
+            critical.end?.();
+            critical.reset();
+          });
       } catch (error) {
         getLogger().error('resetting the critical task failed', { error });
       }
@@ -225,8 +230,10 @@ export const executorLogic = executorMachine.provide({
   actions: {
     beforeStart: ({ context }) => {
       context.deps.cancellable?.resetIsCancelled();
-      // The task may take a critical step now: its critical task shows `scheduled`.
-      context.deps.criticalTask?.()?.schedule?.();
+      // The task may take a critical step now: its critical task walks `scheduled → running`.
+      const critical = context.deps.criticalTask?.();
+      critical?.schedule?.();
+      critical?.start?.();
     },
     // After the step: XState commits the snapshot once the actions ran, and the woken loop
     // must already see the slot free.

@@ -98,7 +98,7 @@ describe('no command goes unanswered', () => {
   };
   for (const [facility, make] of Object.entries(actors)) {
     it(`${facility}: a bare word, a misspelled facility and another facility's command are rejected with ERR_UNKNOWN_COMMAND naming its prefix`, async () => {
-      const actor = make().start();
+      const actor = make().start() as unknown as { send(event: { type: string }): void; stop(): void; getSnapshot(): { status: string }; on(type: string, fn: (event: unknown) => void): unknown };
       for (const type of ['run', 'statesmith.exectuor.run', facility === 'taskGroup' ? 'statesmith.executor.run' : 'statesmith.taskGroup.wait']) {
         const error = (await rejection(ask(actor as never, { type }, { timeoutMs: 1_000 }))) as RejectedError;
         expect(error, type).to.be.instanceOf(RejectedError);
@@ -107,10 +107,10 @@ describe('no command goes unanswered', () => {
       }
       // XState's own events and replies are heard, never answered.
       const heard: unknown[] = [];
-      (actor as unknown as { on(type: string, fn: (event: unknown) => void): unknown }).on("*", (event) => heard.push(event));
-      actor.send({ type: 'statesmith.rejected' } as never);
-      actor.send({ type: facility === 'subprocess' ? 'statesmith.executor.done' : 'statesmith.subprocess.exited' } as never);
-      actor.send({ type: 'xstate.after.1000.x' } as never);
+      actor.on('*', (event) => heard.push(event));
+      actor.send({ type: 'statesmith.rejected' });
+      actor.send({ type: facility === 'subprocess' ? 'statesmith.executor.done' : 'statesmith.subprocess.exited' });
+      actor.send({ type: 'xstate.after.1000.x' });
       expect(heard).to.deep.equal([]);
       expect(actor.getSnapshot().status).to.equal('active');
       actor.stop();
