@@ -139,3 +139,16 @@ describe('the canceller of a run', () => {
     executor.stop();
   });
 });
+
+describe("the README's table of final replies", () => {
+  it('lists exactly finalReplies, command by command', async () => {
+    const { readFileSync } = await import('node:fs');
+    const text = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const table = new Map<string, string[]>();
+    for (const match of text.matchAll(/^\| `(statesmith\.(\w+)\.\w+)` \| ((?:`\w+`(?:, )?)+) \|$/gm)) {
+      table.set(match[1] as string, (match[3] as string).split(', ').map((reply) => `statesmith.${match[2]}.${reply.slice(1, -1)}`));
+    }
+    const expected = Object.fromEntries(Object.entries(finalReplies).map(([command, replies]) => [command, replies.filter((r) => r !== 'statesmith.rejected')]));
+    expect(Object.fromEntries(table)).to.deep.equal(expected);
+  });
+});
