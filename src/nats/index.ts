@@ -76,7 +76,7 @@ export interface RemoteActor {
   /** Sends a command without waiting; a refusal is logged. */
   send(event: { readonly type: string; readonly [key: string]: unknown }): void;
   /**
-   * Sends a command and resolves with its final reply ({@link finalReplies}: `done` for a
+   * Sends a command and resolves with its final reply (`finalReplies` in `statesmith`: `done` for a
    * `run`, not the `scheduled` before it); interim replies go to `onReply`. Rejects with a
    * `RejectedError` on `statesmith.rejected`, a `NoReplyError` (`ERR_NO_REPLY`) when no final
    * reply comes within `timeoutMs` (default 30,000 ms) or nobody serves the subject, and
