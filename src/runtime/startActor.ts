@@ -65,7 +65,8 @@ export function startCapture(): () => void {
  * @internal
  */
 export function observeActors(listener: (actor: object, snapshot: { readonly status?: string; readonly value?: unknown }) => void): () => void {
-  const subscriptions: Array<{ unsubscribe(): void }> = [];
+  // Only the subscriptions of actors still running: an ended actor's goes, so nothing keeps it reachable.
+  const subscriptions = new Set<{ unsubscribe(): void }>();
   const seen = new WeakSet<object>();
   let stopped = false;
   const watch = (actor: AnyActorRef): void => {
@@ -81,7 +82,15 @@ export function observeActors(listener: (actor: object, snapshot: { readonly sta
         for (const child of Object.values(kids)) if (child !== undefined) watch(child);
       }
     };
-    subscriptions.push(actor.subscribe({ next: next as never, error: () => undefined, complete: () => listener(actor, { status: 'stopped' }) }));
+    let subscription: { unsubscribe(): void } | undefined;
+    let ended = false;
+    const end = (status: string): void => {
+      ended = true;
+      listener(actor, { status });
+      if (subscription !== undefined) subscriptions.delete(subscription);
+    };
+    subscription = actor.subscribe({ next: next as never, error: () => end('error'), complete: () => end('stopped') });
+    if (!ended) subscriptions.add(subscription);
     next(actor.getSnapshot() as never);
   };
   for (const { actor } of [...live]) watch(actor);
@@ -90,6 +99,7 @@ export function observeActors(listener: (actor: object, snapshot: { readonly sta
     stopped = true;
     stopListening();
     for (const subscription of subscriptions) subscription.unsubscribe();
+    subscriptions.clear();
   };
 }
 

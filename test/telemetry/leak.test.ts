@@ -1,0 +1,80 @@
+/**
+ * Telemetry must not keep an actor reachable once it has ended: a long-running agent makes
+ * a ping actor per heartbeat and a lease per grant, and each would stay forever.
+ */
+import { expect } from 'chai';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { createActor } from 'xstate';
+import { AsyncExecutor, createCoordinator, executorLogic, WakeupBus } from '../../src/index.ts';
+import { enableTelemetry } from '../../src/telemetry/index.ts';
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
+async function collect(): Promise<void> {
+  for (let i = 0; i < 4; i++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+  }
+}
+
+/** 50 executors that ran and stopped, and the children of a coordinator that granted 200 leases: weak refs to their actors. */
+async function executorsAndGrants(): Promise<WeakRef<object>[]> {
+  const refs: WeakRef<object>[] = [];
+  for (let i = 0; i < 50; i++) {
+    const executor = new AsyncExecutor({ wakeup: new WakeupBus(), name: `leak-${i}` });
+    await executor.run(async () => i);
+    refs.push(new WeakRef(executor.actor));
+    executor.actor.stop();
+  }
+  const coordinator = createCoordinator({ agentId: 'leak' });
+  await coordinator.start();
+  for (let i = 0; i < 200; i++) {
+    const handle = await coordinator.getLock(`l-${i % 5}`).acquire();
+    // Each grant's lease is a child of the coordinator while it is held.
+    for (const child of Object.values(coordinator.actor.getSnapshot().children)) if (child !== undefined) refs.push(new WeakRef(child));
+    await handle?.release();
+  }
+  await coordinator.stop();
+  return refs;
+}
+
+function logicActors(): WeakRef<object>[] {
+  const refs: WeakRef<object>[] = [];
+  for (let i = 0; i < 20; i++) {
+    const actor = createActor(executorLogic, { input: {} }).start();
+    refs.push(new WeakRef(actor));
+    actor.stop();
+  }
+  return refs;
+}
+
+describe('telemetry and ended actors', function () {
+  this.timeout(20_000);
+
+  it('lets ended actors be collected while telemetry is on', async () => {
+    const telemetry = await enableTelemetry();
+    try {
+      // Made in a function of their own, so no frame of the test keeps the last one.
+      const refs = await executorsAndGrants();
+      await collect();
+      const alive = refs.filter((ref) => ref.deref() !== undefined).length;
+      expect(alive, 'actors kept reachable after they ended').to.equal(0);
+      expect(await telemetry.metrics()).to.match(/statesmith_actors/);
+    } finally {
+      await telemetry.disable();
+    }
+  });
+
+  it('counts actors made from the logic exports too, and forgets them when they stop', async () => {
+    const telemetry = await enableTelemetry();
+    try {
+      const refs = logicActors();
+      await collect();
+      expect(refs.filter((ref) => ref.deref() !== undefined).length).to.equal(0);
+    } finally {
+      await telemetry.disable();
+    }
+  });
+});
