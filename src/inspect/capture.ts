@@ -98,9 +98,22 @@ function isMachine(logic: unknown): logic is AnyStateMachine {
 /** How many finished actors stay in the picture (the ring keeps their history anyway). */
 const FINISHED_KEPT = 500;
 
+/** The default bound on what the ring holds, in bytes of written JSON (UTF-16): 64 MiB. */
+export const RING_MAX_BYTES = 64 * 1024 * 1024;
+
+/** What a record holds, in bytes: its JSON once written, else the JSON it copied at capture. */
+function heldBytes(record: CapturedRecord): number {
+  return record instanceof SnapshotRecord ? record.heldBytes : record.json.length * 2 + 64;
+}
+
 export class InspectionStream {
   /** Records kept for late viewers and for `records()`. */
   readonly capacity: number;
+  /** The bound on the bytes the ring holds: past it the oldest records go first, whatever their count. */
+  readonly maxBytes: number;
+  #bytes = 0;
+  /** What each record in the ring was counted at. */
+  readonly #counted = new WeakMap<CapturedRecord, number>();
   #enabled = false;
   #seq = 0;
   #ring: Array<CapturedRecord | undefined>;
@@ -130,9 +143,37 @@ export class InspectionStream {
   /** What the actor being created is; its children, created in the same window (invoked at start), are not it. */
   #pending: { kind: string; parentId: string | undefined; id: string | undefined } | undefined;
 
-  constructor(capacity = 10_000) {
+  constructor(capacity = 10_000, maxBytes = RING_MAX_BYTES) {
     this.capacity = capacity;
+    this.maxBytes = maxBytes;
     this.#ring = new Array(capacity);
+  }
+
+  /** A record in the ring was written (its JSON made, its copies dropped): count it again, and trim. @internal */
+  resized(record: CapturedRecord): void {
+    const before = this.#counted.get(record);
+    if (before === undefined) return; // not in the ring (any more)
+    const now = heldBytes(record);
+    this.#counted.set(record, now);
+    this.#bytes += now - before;
+    this.#trim();
+  }
+
+  /** Drops the oldest records while the ring holds more than `maxBytes` (the newest always stays). */
+  #trim(): void {
+    while (this.#bytes > this.maxBytes && this.#size > 1) {
+      const oldest = (this.#next - this.#size + this.capacity) % this.capacity;
+      this.#drop(oldest);
+      this.#size--;
+    }
+  }
+
+  #drop(index: number): void {
+    const record = this.#ring[index];
+    if (record === undefined) return;
+    this.#bytes -= this.#counted.get(record) ?? 0;
+    this.#counted.delete(record);
+    this.#ring[index] = undefined;
   }
 
   get enabled(): boolean {
@@ -377,16 +418,15 @@ export class InspectionStream {
     return out;
   }
 
-  /** Approximate bytes held by the ring (UTF-16 strings). */
+  /** Approximate bytes held by the ring (UTF-16 strings): JSON written, and what records copied at capture. */
   get ringBytes(): number {
-    let bytes = 0;
-    for (const record of this.#ring) if (record) bytes += record.json.length * 2 + 64;
-    return bytes;
+    return this.#bytes;
   }
 
   /** Forgets everything (tests). */
   reset(): void {
     this.#ring = new Array(this.capacity);
+    this.#bytes = 0;
     this.#next = 0;
     this.#size = 0;
     this.#graphIds = new WeakMap();
@@ -564,9 +604,15 @@ export class InspectionStream {
   }
 
   #emit(record: CapturedRecord): void {
+    // The slot's old record (a full ring) leaves first.
+    if (this.#size === this.capacity) this.#drop(this.#next);
     this.#ring[this.#next] = record;
+    const bytes = heldBytes(record);
+    this.#counted.set(record, bytes);
+    this.#bytes += bytes;
     this.#next = (this.#next + 1) % this.capacity;
     if (this.#size < this.capacity) this.#size++;
+    this.#trim();
     for (const listener of this.#listeners) listener(record);
   }
 }
@@ -636,12 +682,22 @@ class SnapshotRecord implements CapturedRecord {
 
   get json(): string {
     if (this.#json === undefined) {
-      this.#json = (this.#stream as InspectionStream).snapshotJson(this);
+      const stream = this.#stream as InspectionStream;
+      this.#json = stream.snapshotJson(this);
       // What it was made of is no longer needed, and can be collected.
       this.#stream = undefined;
       this.event = this.transitions = this.logic = this.value = this.context = this.output = this.error = undefined;
+      stream.resized(this);
     }
     return this.#json;
+  }
+
+  /** Bytes it holds: its JSON once written; before, the JSON it copied at capture (what it refers to is the program's). */
+  get heldBytes(): number {
+    if (this.#json !== undefined) return this.#json.length * 2 + 64;
+    let bytes = 64;
+    for (const part of [this.event, this.context, this.output, this.error]) if (part instanceof Copied) bytes += part.json.length * 2;
+    return bytes;
   }
 }
 

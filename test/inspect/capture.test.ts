@@ -306,6 +306,38 @@ describe('inspection capture', () => {
     expect([...first, ...earlier].map((r) => r.seq).sort((a, b) => a - b)).to.deep.equal(all);
   });
 
+  it('bounds the ring by bytes too: past maxBytes the oldest records go, whatever their count', () => {
+    const stream = new InspectionStream(1_000, 50_000);
+    stream.enable();
+    for (let i = 0; i < 100; i++) stream.lock({ lock: 'l', kind: 'mutex', op: `op${i}`, holder: 'x'.repeat(1_000) });
+    expect(stream.ringBytes).to.be.at.most(50_000);
+    const kept = parse(stream);
+    expect(kept.length).to.be.lessThan(100);
+    expect(kept.at(-1)?.['op'], 'the newest stays').to.equal('op99');
+    // One record larger than the bound is still kept, alone: the newest always stays.
+    stream.lock({ lock: 'l', kind: 'mutex', op: 'huge', holder: 'x'.repeat(60_000) });
+    expect(parse(stream).map((r) => r['op'])).to.deep.equal(['huge']);
+  });
+
+  it('counts a step whose context was copied at capture, and counts it again once written', () => {
+    const stream = new InspectionStream(1_000, 200_000);
+    stream.enable();
+    const machine = setup({ types: { context: {} as { big: Map<string, string>; n: number } } }).createMachine({
+      context: { big: new Map([['k', 'v'.repeat(20_000)]]), n: 0 },
+      on: { inc: { actions: assign({ n: ({ context }) => context.n + 1, big: ({ context }) => new Map(context.big) }) } },
+    });
+    const actor = createActor(machine);
+    stream.hook(actor.system, actor);
+    actor.start();
+    for (let i = 0; i < 50; i++) actor.send({ type: 'inc' });
+    // 50 contexts of about 40 KB each, copied at the step: far more than the bound.
+    expect(stream.ringBytes).to.be.at.most(200_000);
+    expect(stream.records().length).to.be.lessThan(50);
+    for (const record of stream.records()) void record.json;
+    expect(stream.ringBytes).to.be.at.most(200_000);
+    actor.stop();
+  });
+
   it('keeps the ring bounded, oldest records first out', () => {
     const stream = new InspectionStream(5);
     stream.enable();
