@@ -465,3 +465,27 @@ export class ActorStoppedError extends Error {
     this.state = shown;
   }
 }
+
+/**
+ * `error` as statesmith reports a backend's failure: one of statesmith's own errors (a
+ * string `code` starting `ERR_`) as it is; anything else, a client's raw error (gRPC
+ * `14 UNAVAILABLE`, ioredis `Command timed out`), as a `CoordinationError`
+ * `ERR_COORDINATION_BACKEND` saying what failed, with the raw error as its `cause`.
+ *
+ * @internal
+ */
+export function asBackendError(what: string, error: unknown): Error {
+  try {
+    const code = (error as { code?: unknown } | null)?.code;
+    if (error instanceof Error && typeof code === 'string' && code.startsWith('ERR_')) return error;
+  } catch {
+    // a hostile value: wrapped below
+  }
+  let message: string;
+  try {
+    message = error instanceof Error ? error.message : String(error);
+  } catch {
+    message = 'an error that could not be read';
+  }
+  return new CoordinationError('ERR_COORDINATION_BACKEND', `${what} failed: ${message}`, { cause: error });
+}

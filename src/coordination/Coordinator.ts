@@ -11,7 +11,7 @@ import type { Actor, AnyActorRef } from 'xstate';
 import { kError, kFromEngine, type CoordinatorCommand, type CoordinatorReply } from '../../machines/coordinator.machine.ts';
 import { errorData } from '../../machines/protocol.ts';
 import { MAX_TIMER_MS, type Clock } from '../clock.ts';
-import { ArgumentRangeError, ArgumentTypeError, CoordinationError, DeadlockError, LockLostError, TimeoutError } from '../errors.ts';
+import { ArgumentRangeError, ArgumentTypeError, CoordinationError, DeadlockError, LockLostError, TimeoutError , asBackendError } from '../errors.ts';
 import type { LockHandle } from '../locks/LockHandle.ts';
 import { kUninspected, Mutex, type MutexOptions } from '../locks/Mutex.ts';
 import { inspection } from '../inspect/capture.ts';
@@ -796,7 +796,12 @@ export interface Membership extends AsyncDisposable {
 /** A coordinator `failed` reply as the error it carries. */
 const failedReply = {
   type: 'statesmith.coordinator.failed',
-  error: (reply: unknown): unknown => (reply as { [kError]?: unknown })[kError] ?? new CoordinationError('ERR_COORDINATION_BACKEND', String((reply as { error?: { message?: string } }).error?.message)),
+  // A client's raw error (gRPC, ioredis) never reaches the caller without a statesmith code.
+  error: (reply: unknown): unknown => {
+    const failed = reply as { [kError]?: unknown; command?: string; error?: { message?: string } };
+    const what = failed.command ?? 'the coordinator command';
+    return kError in failed ? asBackendError(what, failed[kError]) : new CoordinationError('ERR_COORDINATION_BACKEND', `${what} failed: ${String(failed.error?.message)}`);
+  },
 };
 
 /** One grant: its lease upkeep and its handle. */
@@ -1155,7 +1160,8 @@ export class DistributedLock {
     const coordinator = this.#coordinator ?? getDefaultCoordinator();
     const name = checkLockName(coordinator.prefix + this.#base);
     if (this.#coordinator === undefined) await coordinator.start();
-    coordinator.backend(); // throws when not connected
+    // Not connected: refused at once, unless reconnecting with time to wait, which the loop below waits through.
+    if (coordinator.state !== 'reconnecting' || budget === 0) coordinator.backend(); // throws when not connected
     const clock = coordinator.clock;
     const started = clock.now();
     getLogger().debug(`acquiring lock ${name}`);

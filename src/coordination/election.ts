@@ -19,7 +19,7 @@ import type { AnyActorRef } from 'xstate';
 import { fromCallback, fromPromise } from 'xstate';
 import { electionMachine, kElectionError, kFromElection, type ElectionEngine, type ElectionReply } from '../../machines/election.machine.ts';
 import { errorData } from '../../machines/protocol.ts';
-import { ArgumentRangeError, ArgumentTypeError, CoordinationError, LeadershipLostError, TimeoutError } from '../errors.ts';
+import { ArgumentRangeError, ArgumentTypeError, CoordinationError, LeadershipLostError, TimeoutError, asBackendError } from '../errors.ts';
 import { getLogger } from '../logger.ts';
 import { askReply } from '../runtime/askReply.ts';
 import { optionalDuration, optionalObject, optionalSignal } from '../runtime/validate.ts';
@@ -390,7 +390,8 @@ export class Election {
   async leader(options?: WaitOptions): Promise<LeaderInfo | null> {
     const wait = waitOptions('options', options);
     this.#coordinator.backend();
-    return boundedWait(this.#runtime.leaderNow(), wait, this.#coordinator.clock, `reading the leader of group ${this.group}`);
+    const reading = this.#runtime.leaderNow().catch((error: unknown) => Promise.reject(asBackendError(`reading the leader of group ${this.group}`, error)));
+    return boundedWait(reading, wait, this.#coordinator.clock, `reading the leader of group ${this.group}`);
   }
 
   /** The clock waits run on (the coordinator's). @internal */
@@ -450,7 +451,11 @@ export class Election {
   command(command: { readonly type: string } & Record<string, unknown>, types: readonly string[]): Promise<ElectionReply> {
     return askReply<ElectionReply>(this.#actor, command, types, {
       type: 'statesmith.election.failed',
-      error: (reply) => (reply as unknown as { [kElectionError]?: unknown })[kElectionError] ?? new Error((reply as { error?: { message?: string } }).error?.message ?? 'failed'),
+      error: (reply) => {
+        const failed = reply as unknown as { [kElectionError]?: unknown; command?: string; error?: { message?: string } };
+        const what = `${failed.command ?? 'the election command'} of group ${this.group}`;
+        return kElectionError in failed ? asBackendError(what, failed[kElectionError]) : new CoordinationError('ERR_COORDINATION_BACKEND', `${what} failed: ${failed.error?.message ?? 'failed'}`);
+      },
     });
   }
 }

@@ -59,6 +59,27 @@ class FlakyBackend implements Backend {
   dropConnection(): void {
     for (const listener of this.#lost) listener(new Error('connection reset'));
   }
+  /** A client's raw error (no statesmith code), as gRPC or ioredis throw. */
+  #raw(): never {
+    throw Object.assign(new Error('14 UNAVAILABLE: No connection established'), { code: 14 });
+  }
+  rawFailures = false;
+  async breakLock(name: string): Promise<boolean> {
+    if (this.rawFailures) this.#raw();
+    this.#check();
+    return (await this.#inner.breakLock?.(name)) ?? false;
+  }
+  get records(): NonNullable<Backend['records']> {
+    const inner = this.#inner.records as NonNullable<Backend['records']>;
+    const guard = <T>(call: () => Promise<T>): Promise<T> => (this.rawFailures ? Promise.reject(Object.assign(new Error('Command timed out'), { code: 14 })) : call());
+    return {
+      onLease: inner.onLease,
+      put: (dir, id, value, ttlMs) => guard(() => inner.put(dir, id, value, ttlMs)),
+      get: (dir, id) => guard(() => inner.get(dir, id)),
+      list: (dir) => guard(() => inner.list(dir)),
+      delete: (dir, id, value) => guard(() => inner.delete(dir, id, value)),
+    } as NonNullable<Backend['records']>;
+  }
 }
 
 describe('Coordinator on simulated time', () => {
@@ -192,6 +213,57 @@ describe('Coordinator on simulated time', () => {
     await clock.advance(30_000);
     const second = await waiting;
     expect(second?.fence).to.equal(2n);
+  });
+
+  it("an acquire sent while reconnecting, to the facade or as the actor's command, waits through the reconnect within its timeoutMs", async () => {
+    const { c, backend } = flaky({ initialReconnectBackoffMs: 100, pollIntervalMs: 50 });
+    await c.start();
+    backend.down = true;
+    await clock.advance(1_000); // heartbeat fails
+    expect(c.state).to.equal('reconnecting');
+    const viaFacade = c.getLock('w').acquire({ timeoutMs: 10_000 });
+    const replies: Array<{ type: string; code?: string }> = [];
+    c.actor.on('*', (reply) => replies.push(reply as never));
+    c.actor.send({ type: 'statesmith.coordinator.acquire', lock: 'x', timeoutMs: 10_000 });
+    await clock.advance(10);
+    await settle();
+    expect(replies.map((r) => r.code ?? r.type), 'nothing refused while reconnecting').to.deep.equal([]);
+    backend.down = false;
+    for (let i = 0; i < 10 && c.state !== 'connected'; i++) {
+      await clock.advance(200);
+      await settle();
+    }
+    expect(c.state).to.equal('connected');
+    const handle = await viaFacade;
+    expect(handle?.held).to.equal(true);
+    for (let i = 0; i < 5 && !replies.some((r) => r.type === 'statesmith.coordinator.acquired'); i++) {
+      await clock.advance(50);
+      await settle();
+    }
+    expect(replies.map((r) => r.type)).to.include('statesmith.coordinator.acquired');
+    // With no time to wait, it is refused at once, as before.
+    backend.down = true;
+    await clock.advance(60_000);
+    expect(c.state).to.equal('reconnecting');
+    expect(await rejection(c.getLock('z').acquire({ blocking: false }))).to.have.property('code', 'ERR_COORDINATION_STATE');
+  });
+
+  it('joinGroup, getMembers, leader() and breakLock wrap a client\'s raw error as ERR_COORDINATION_BACKEND, with it as the cause', async () => {
+    const { c, backend } = flaky({ heartbeatMs: 60_000 });
+    await c.start();
+    backend.rawFailures = true;
+    for (const [what, call] of [
+      ['joinGroup', () => c.joinGroup('g')],
+      ['getMembers', () => c.getMembers('g')],
+      ['leader', () => c.getElection('e').leader()],
+      ['breakLock', () => c.breakLock('x')],
+    ] as const) {
+      const error = (await rejection((call as () => Promise<unknown>)())) as CoordinationError;
+      expect(error, what).to.be.instanceOf(CoordinationError);
+      expect(error.code, what).to.equal('ERR_COORDINATION_BACKEND');
+      expect((error.cause as { code?: unknown }).code, what).to.equal(14);
+    }
+    backend.rawFailures = false;
   });
 
   it('start() fails when the backend cannot be reached, and the coordinator may be started again', async () => {
