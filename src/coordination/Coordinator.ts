@@ -890,7 +890,14 @@ class HandleRecord implements DistributedLockHandle {
   async isStillOwner(): Promise<boolean> {
     if (!this.held) return false;
     if (this.#backend.isHolder === undefined) throw new CoordinationError('ERR_COORDINATION_BACKEND', `the ${this.#backend.kind} backend cannot say who holds a lock`);
-    const owner = await this.#backend.isHolder(this.name, this.#token);
+    let owner: boolean;
+    try {
+      owner = await this.#backend.isHolder(this.name, this.#token);
+    } catch (error) {
+      // The grant's lease or session ended under the question (its connection was cut): the loss shows first.
+      if (!this.held) return false;
+      throw asBackendError(`asking whether ${this.name} is still held`, error);
+    }
     if (!owner) this.lose('the server says this grant no longer holds it');
     return owner && this.held;
   }

@@ -45,6 +45,12 @@ function advisoryParts(namespace: string, name: string): [string, string] {
 
 const quoteIdent = (id: string): string => `"${id.replace(/"/g, '""')}"`;
 
+/** A hold as `holderOf` names it, `<pid>:<fence>:<member>`: its session and its grant. */
+function holdParts(hold: string): [number, string] {
+  const [pid, fence] = hold.split(':');
+  return [Number(pid), /^\d+$/.test(fence ?? '') ? (fence as string) : '-1'];
+}
+
 export class PostgresBackend implements Backend {
   readonly kind = 'postgresql' as const;
   readonly capabilities: BackendCapabilities = Object.freeze({ distributed: true, sessionBased: true, fencing: true });
@@ -236,12 +242,18 @@ export class PostgresBackend implements Backend {
    */
   async breakLock(name: string, hold?: string): Promise<boolean> {
     const [classid, objid] = advisoryParts(this.#ns, name);
+    // A conditional break names a grant, not only a session: one session holds a member's
+    // later grants of the same name too, so the hold's fence must still be the name's
+    // latest (each grant raises it), or the newer grant would be ended by a force about
+    // the older one.
+    const [pid, fence] = hold === undefined ? [null, null] : holdParts(hold);
     const result = await this.#query<{ ended: boolean }>(
       `SELECT pg_terminate_backend(l.pid) AS ended FROM pg_locks l
        WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
          AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 1 AND l.pid <> pg_backend_pid()
-         AND ($3::int IS NULL OR l.pid = $3::int)`,
-      [classid, objid, hold === undefined ? null : Number(hold.split(':')[0])],
+         AND ($3::int IS NULL OR (l.pid = $3::int
+              AND (SELECT f.fence FROM statesmith_fences f WHERE f.namespace = $5 AND f.name = $6) = $4::bigint))`,
+      [classid, objid, pid, fence, this.#ns, name],
     );
     const ended = result.rows.some((row) => row.ended);
     if (ended) await this.#query('SELECT pg_notify($1, $2)', [this.#channel, name]);
@@ -253,17 +265,19 @@ export class PostgresBackend implements Backend {
     return ended;
   }
 
-  /** The holder: its session's pid and application name (the member id, cut at 63 bytes). */
+  /** The holder: its session's pid and application name (the member id, cut at 63 bytes), and its grant's fence. */
   async holderOf(name: string): Promise<{ memberId: string; hold: string } | null> {
     const [classid, objid] = advisoryParts(this.#ns, name);
-    const result = await this.#query<{ pid: number; app: string }>(
-      `SELECT l.pid, a.application_name AS app FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+    const result = await this.#query<{ pid: number; app: string; fence: string | null }>(
+      `SELECT l.pid, a.application_name AS app,
+              (SELECT f.fence::text FROM statesmith_fences f WHERE f.namespace = $3 AND f.name = $4) AS fence
+       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
        WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
          AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 1`,
-      [classid, objid],
+      [classid, objid, this.#ns, name],
     );
     const row = result.rows[0];
-    return row === undefined ? null : { memberId: row.app, hold: `${row.pid}:${row.app}` };
+    return row === undefined ? null : { memberId: row.app, hold: `${row.pid}:${row.fence ?? '0'}:${row.app}` };
   }
 
   async isHolder(name: string, token: string): Promise<boolean> {

@@ -241,6 +241,24 @@ for (const backend of backends) {
         expect(await admin.breakLock('stuck'), 'nobody holds it now').to.equal(false);
       });
 
+      it("a conditional break about an old hold never ends the same member's newer grant (a force about a released hold)", async function () {
+        const one = await coordinator({ agentId: 'one', lockTtlMs: 900 });
+        const admin = await coordinator({ agentId: 'admin' });
+        const name = one.prefix + 'again';
+        const backend = admin.backend();
+        if (backend.holderOf === undefined || backend.breakLock === undefined) this.skip(); // a backend that cannot name a hold has no conditional break
+        const first = await one.getLock('again').acquire();
+        const old = await backend.holderOf(name);
+        expect(old?.memberId).to.match(/^one/);
+        await first!.release();
+        const second = await one.getLock('again').acquire();
+        expect(await backend.breakLock(name, old!.hold), 'the hold it names is gone').to.equal(false);
+        expect(await second!.isStillOwner(), 'the newer grant is untouched').to.equal(true);
+        const current = await backend.holderOf(name);
+        expect(await backend.breakLock(name, current!.hold)).to.equal(true);
+        await waitUntil(() => second!.signal.aborted, 900 / 3 + 1_000, 'the holder to hear of the break');
+      });
+
       it('breakLock is a command of the coordinator actor, refused with a code when malformed or not connected', async () => {
         const c = createCoordinator({ url });
         open.push(c);
