@@ -11,7 +11,7 @@ import type { Actor, AnyActorRef } from 'xstate';
 import { kError, kFromEngine, type CoordinatorCommand, type CoordinatorReply } from '../../machines/coordinator.machine.ts';
 import { errorData } from '../../machines/protocol.ts';
 import { MAX_TIMER_MS, type Clock } from '../clock.ts';
-import { ArgumentRangeError, ArgumentTypeError, CoordinationError, DeadlockError, LockLostError, TimeoutError , asBackendError } from '../errors.ts';
+import { ArgumentRangeError, ArgumentTypeError, CoordinationError, DeadlockError, LockLostError, TimeoutError , ActorStoppedError, asBackendError } from '../errors.ts';
 import type { LockHandle } from '../locks/LockHandle.ts';
 import { kUninspected, Mutex, type MutexOptions } from '../locks/Mutex.ts';
 import { inspection } from '../inspect/capture.ts';
@@ -661,6 +661,12 @@ export class Coordinator implements AsyncDisposable {
 
   // ---- what locks use ----
 
+  /** Throws an `ActorStoppedError` once the coordinator's actor has stopped or failed (a wait loop's check). @internal */
+  requireRunning(): void {
+    const snapshot = this.#actor.getSnapshot();
+    if (snapshot.status !== 'active') throw new ActorStoppedError(this.#actor.id, snapshot.status, snapshot.value);
+  }
+
   /** @internal */
   backend(): Backend {
     if (this.state !== 'connected' || this.#backend === undefined) {
@@ -1188,6 +1194,8 @@ export class DistributedLock {
     try {
       for (;;) {
         signal?.throwIfAborted();
+        // A coordinator actor stopped under the wait (not through stop()): no grant can come.
+        coordinator.requireRunning();
         const sentAt = clock.now();
         let fence: bigint | null = null;
         if (coordinator.state === 'connected') {

@@ -7,7 +7,7 @@
  * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import type { AnyActorRef } from 'xstate';
-import { RejectedError } from '../errors.ts';
+import { ActorStoppedError, RejectedError } from '../errors.ts';
 
 let asks = 0;
 
@@ -24,19 +24,32 @@ export function askReply<TReply extends { readonly type: string }>(
   return new Promise<TReply>((resolve, reject) => {
     const id = `ask-${++asks}`;
     let done = false;
+    // An actor that stops or fails before it answers rejects this ask at once.
+    const ended = (): void => {
+      const snapshot = actor.getSnapshot() as { status?: string; value?: unknown } | undefined;
+      if (done || snapshot?.status === undefined || snapshot.status === 'active') return;
+      settle();
+      reject(new ActorStoppedError(actor.id, snapshot.status, snapshot.value));
+    };
+    let watch: { unsubscribe(): void } | undefined;
+    const settle = (): void => {
+      done = true;
+      const stop = watch;
+      if (stop !== undefined) queueMicrotask(() => stop.unsubscribe());
+    };
     const port = {
       id,
       sessionId: id,
       send(reply: TReply): void {
         if (done) return;
         if (reply.type === 'statesmith.rejected') {
-          done = true;
+          settle();
           reject(new RejectedError(reply as never));
         } else if (failure !== undefined && reply.type === failure.type) {
-          done = true;
+          settle();
           reject(failure.error(reply));
         } else if (accept.includes(reply.type)) {
-          done = true;
+          settle();
           resolve(reply);
         }
       },
@@ -46,6 +59,9 @@ export function askReply<TReply extends { readonly type: string }>(
       getSnapshot: () => ({ status: done ? 'done' : 'active' }),
       toJSON: () => ({ id }),
     };
+    ended();
+    if (done) return;
     actor.send({ ...command, replyTo: port } as never);
+    if (!done) watch = actor.subscribe({ error: ended, complete: ended });
   });
 }

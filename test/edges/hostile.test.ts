@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import {
   ActorStoppedError,
   AsyncExecutor,
+  createCoordinator,
   Locksmith,
   Mutex,
   RecognitionResult,
@@ -118,5 +119,36 @@ describe('hostile input and broken actors', function () {
     expect(settled.error).to.be.instanceOf(ActorStoppedError);
     expect(settled.error).to.have.property('actor', 'stopped-under');
     expect((settled.error as Error).message).to.match(/"running"/);
+  });
+});
+
+describe('facade calls on an actor that stops under them', function () {
+  this.timeout(10_000);
+
+  it("TaskGroup.wait() rejects at once with ActorStoppedError when the group's actor is stopped", async () => {
+    const group = new TaskGroup({ uniqueId: 'stopped-group' });
+    group.createTask((signal) => new Promise((resolve) => signal.addEventListener('abort', resolve)), { name: 'nap' });
+    const waited = group.wait();
+    group.actor.stop();
+    const settled = await within(waited);
+    expect(settled.error).to.be.instanceOf(ActorStoppedError);
+    expect(await within(group.wait())).to.have.property('error').that.is.instanceOf(ActorStoppedError);
+  });
+
+  it('Coordinator calls reject at once with ActorStoppedError when its actor is stopped under a pending call', async () => {
+    const coordinator = createCoordinator({ agentId: 'stopped-under' });
+    await coordinator.start();
+    const held = await coordinator.getLock('x').acquire();
+    const other = createCoordinator({ agentId: 'other' });
+    await other.start();
+    const pending = other.getLock('x').acquire({ timeoutMs: 5_000 });
+    const members = other.getMembers('g');
+    other.actor.stop();
+    const settled = await within(pending);
+    expect(settled.hung).to.equal(undefined);
+    expect(settled.error).to.be.instanceOf(ActorStoppedError);
+    expect((await within(members)).error).to.be.instanceOf(ActorStoppedError);
+    await held?.release();
+    await coordinator.stop();
   });
 });
