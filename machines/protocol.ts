@@ -82,7 +82,13 @@ export function shown(value: unknown): string {
     try {
       text = String(value);
     } catch {
-      text = Array.isArray(value) ? 'an array that cannot be written' : `${typeof value === 'object' ? 'an object' : typeof value} that cannot be written`;
+      let array = false;
+      try {
+        array = Array.isArray(value);
+      } catch {
+        // a revoked proxy
+      }
+      text = array ? 'an array that cannot be written' : `${typeof value === 'object' ? 'an object' : typeof value} that cannot be written`;
     }
   }
   // A reason is for a person: a long value is cut.

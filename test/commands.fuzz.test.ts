@@ -85,3 +85,83 @@ describe('every actor under random data commands', function () {
     });
   }
 });
+
+/** In-process values a careless or hostile caller may pass: getters and traps that throw, revoked proxies, nesting past the stack. */
+function hostileValues(): unknown[] {
+  const { proxy, revoke } = Proxy.revocable({}, {});
+  revoke();
+  const throwing = new Proxy(
+    {},
+    {
+      get: () => {
+        throw new Error('trap');
+      },
+      getPrototypeOf: () => {
+        throw new Error('trap');
+      },
+      ownKeys: () => {
+        throw new Error('trap');
+      },
+      has: () => {
+        throw new Error('trap');
+      },
+    },
+  );
+  const getter = Object.defineProperty({}, 'locked', {
+    get: () => {
+      throw new Error('getter');
+    },
+    enumerable: true,
+  });
+  let deep: unknown = [];
+  for (let i = 0; i < 20_000; i++) deep = [deep];
+  return [proxy, throwing, getter, deep];
+}
+
+describe('every actor under hostile in-process values and stray event types', function () {
+  this.timeout(60_000);
+
+  for (const facility of facilities) {
+    it(`${facility.name}: a hostile value in any field never throws, never errors the actor`, () => {
+      const actor = createActor(facility.logic, { input: facility.input() } as never).start();
+      try {
+        for (const verb of facility.verbs) {
+          for (const field of ['action', 'lock', 'lockRef', 'name', 'params', 'reason', 'result', 'timeoutMs', 'extra']) {
+            for (const value of hostileValues()) {
+              const type = `statesmith.${facility.name}.${verb}`;
+              expect(() => actor.send({ type, [field]: value } as never), `${type} ${field}`).to.not.throw();
+              expect(actor.getSnapshot().status, `${type} with a hostile ${field}`).to.equal('active');
+            }
+          }
+        }
+      } finally {
+        actor.stop();
+      }
+    });
+
+    it(`${facility.name}: answers every stray type (a bare word, a misspelled facility, another facility's command)`, () => {
+      fc.assert(
+        fc.property(
+          fc.oneof(
+            fc.stringMatching(/^[a-z]{1,8}$/),
+            fc.constantFrom('statesmith.exectuor.run', 'statesmith.taskgroup.wait', 'Statesmith.executor.run', 'statesmith..run', 'statesmith.executor'),
+            fc.constantFrom(...facilities.filter((f) => f.name !== facility.name).flatMap((f) => f.verbs.map((verb) => `statesmith.${f.name}.${verb}`))),
+          ),
+          (type) => {
+            const actor = createActor(facility.logic, { input: facility.input() } as never).start();
+            try {
+              const replies: Array<{ type: string; code?: string }> = [];
+              actor.on('*', (reply: { type: string; code?: string }) => replies.push(reply));
+              actor.send({ type } as never);
+              expect(replies.map((r) => r.code), type).to.deep.equal(['ERR_UNKNOWN_COMMAND']);
+              expect(actor.getSnapshot().status).to.equal('active');
+            } finally {
+              actor.stop();
+            }
+          },
+        ),
+        { numRuns: 40 },
+      );
+    });
+  }
+});

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { guardedLogic } from '../runtime/guardedLogic.ts';
 import { assign, fromCallback, fromPromise } from 'xstate';
 import { withInProcess } from '../../machines/protocol.ts';
 import {
@@ -57,7 +58,8 @@ const steps = (context: { readonly engine: CoordinatorEngine }): CoordinatorStep
  * console.log(coordinator.getSnapshot().value); // stopped
  * ```
  */
-export const coordinatorLogic = coordinatorMachine.provide({
+export const coordinatorLogic = guardedLogic(
+  coordinatorMachine.provide({
   actors: {
     connect: fromPromise<void, { readonly engine: CoordinatorEngine }>(({ input }) => steps(input).connectNow()),
     ping: fromPromise<void, { readonly engine: CoordinatorEngine }>(({ input }) => steps(input).pingNow()),
@@ -92,5 +94,7 @@ export const coordinatorLogic = coordinatorMachine.provide({
     connectionLost: ({ context, event }) => steps(context).loseAll((event as { error?: unknown }).error),
     reconnected: ({ context }) => steps(context).wakeAll(),
   },
-});
+  }),
+  'coordinator',
+);
 

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { guardedLogic } from '../runtime/guardedLogic.ts';
 import { Observable } from 'rxjs';
 import type { AnyActorRef } from 'xstate';
 import { fromCallback, fromPromise } from 'xstate';
@@ -231,7 +232,8 @@ const runtimeOf = (engine: ElectionEngine): ElectionRuntime => engine as Electio
  * made by the command `statesmith.coordinator.election { group }` or by
  * `coordinator.getElection(group)`. See the README's table of election commands.
  */
-export const electionLogic = electionMachine.provide({
+export const electionLogic = guardedLogic(
+  electionMachine.provide({
   actors: {
     campaign: fromPromise<string, { readonly engine: ElectionEngine; readonly value: unknown; readonly timeoutMs: number | undefined }>(({ input, signal }) =>
       runtimeOf(input.engine).campaignNow(input.value, input.timeoutMs, signal),
@@ -253,7 +255,9 @@ export const electionLogic = electionMachine.provide({
     }),
     resign: fromPromise<void, { readonly engine: ElectionEngine }>(({ input }) => runtimeOf(input.engine).resignNow()),
   },
-});
+  }),
+  'election',
+);
 
 /** A leadership as `campaign()` hands it out. */
 class LeadershipHandle implements Leadership {

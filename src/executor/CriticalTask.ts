@@ -44,7 +44,7 @@ let attaching: Actor<typeof criticalTaskMachine> | undefined;
 export class CriticalTask<T = unknown> {
   /** The critical task's name in logs and the inspector. */
   readonly name: string;
-  /** The statechart actor (`criticalTaskLogic`): `idle`, `scheduled`, `done.completed` or `done.cancelled`. */
+  /** The statechart actor (`criticalTaskLogic`): `idle`, `scheduled`, `running`, `cancelling`, `done.completed` or `done.cancelled`. */
   readonly actor: Actor<typeof criticalTaskMachine>;
   readonly #mutex: Mutex;
 

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { guardedLogic } from '../runtime/guardedLogic.ts';
 import { telemetry } from '../telemetry/hooks.ts';
 import { fromCallback, fromPromise } from 'xstate';
 import {
@@ -183,7 +184,8 @@ class TaskClaim {
  * console.log(executor.getSnapshot().value); // idle
  * ```
  */
-export const executorLogic = executorMachine.provide({
+export const executorLogic = guardedLogic(
+  executorMachine.provide({
   actors: {
     subprocess: subprocessLogic,
     // One long-lived child per executor: each task is a claim on it (spawning a child per
@@ -249,4 +251,6 @@ export const executorLogic = executorMachine.provide({
       }
     },
   },
-});
+  }),
+  'executor',
+);

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { guardedLogic } from '../runtime/guardedLogic.ts';
 import { assign, enqueueActions, fromCallback, type Actor, type AnyActorRef } from 'xstate';
 import { answer, errorData, rejection, replyToOf, shown, withInProcess } from '../../machines/protocol.ts';
 import {
@@ -376,3 +377,5 @@ export const locksmithLogic = locksmithMachine.provide({
     }),
   },
 });
+// Its type is inferred through the Locksmith facade (a cycle), so it is guarded in place, not wrapped in the expression.
+guardedLogic(locksmithLogic, 'locksmith');

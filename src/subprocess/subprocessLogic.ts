@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { guardedLogic } from '../runtime/guardedLogic.ts';
 import { telemetry } from '../telemetry/hooks.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -46,7 +47,8 @@ export type OutputStream = 'stdout' | 'stderr';
  * console.log(outcome, exitCode); // completed 3
  * ```
  */
-export const subprocessLogic = subprocessMachine.provide({
+export const subprocessLogic = guardedLogic(
+  subprocessMachine.provide({
   actors: {
     process: fromCallback<SubprocessProcessCommand, SubprocessProcessInput>(({ input, sendBack, receive }) => {
       const { name, call, options } = input;
@@ -143,7 +145,9 @@ export const subprocessLogic = subprocessMachine.provide({
       };
     }),
   },
-});
+  }),
+  'subprocess',
+);
 
 /** A call's processes: the leader's group, its `/proc` tree, and whatever carries its run id. */
 class ProcessTree {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { guardedLogic } from '../runtime/guardedLogic.ts';
 import { assign, enqueueActions } from 'xstate';
 import { errorData } from '../../machines/protocol.ts';
 import { kFromMain, serviceMachine, type ServiceContext, type ServiceInternalEvent, type ServiceTools } from '../../machines/service.machine.ts';
@@ -39,7 +40,8 @@ const mainOf = (context: ServiceContext): TaskRecord<void> | null => context.mai
  * console.log((await stopped).errors, service.getSnapshot().value, beats > 1); // [] { done: 'cancelled' } true
  * ```
  */
-export const serviceLogic = serviceMachine.provide({
+export const serviceLogic = guardedLogic(
+  serviceMachine.provide({
   actors: {
     taskGroup: taskGroupLogic,
     main: startingAt(taskMachine),
@@ -103,4 +105,6 @@ export const serviceLogic = serviceMachine.provide({
       return {};
     }),
   },
-});
+  }),
+  'service',
+);

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { guardedLogic } from '../runtime/guardedLogic.ts';
 import { assign, enqueueActions, type AnyActorRef } from 'xstate';
 import { answer, errorData, rejection, replyToOf, shown, withInProcess } from '../../machines/protocol.ts';
 import { taskMachine } from '../../machines/task.machine.ts';
@@ -294,7 +295,8 @@ function taskDone(task: TaskRecord<unknown>, origin: TaskOrigin): TaskGroupReply
  * console.log((await stopped).errors); // []
  * ```
  */
-export const taskGroupLogic = taskGroupMachine.provide({
+export const taskGroupLogic = guardedLogic(
+  taskGroupMachine.provide({
   actors: {
     task: startingAt(taskMachine),
   },
@@ -447,4 +449,6 @@ export const taskGroupLogic = taskGroupMachine.provide({
       return {};
     }),
   },
-});
+  }),
+  'taskGroup',
+);
