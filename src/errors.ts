@@ -7,6 +7,15 @@
 
 /** Describes a received value for an error message: its type and a short rendering. */
 export function describeValue(value: unknown): string {
+  try {
+    return describeReadable(value);
+  } catch {
+    // A revoked proxy, or one whose traps throw: still described, never a throw from an error's constructor.
+    return `${typeof value === 'function' ? 'a function' : 'an object'} that cannot be read (a revoked or throwing proxy)`;
+  }
+}
+
+function describeReadable(value: unknown): string {
   if (value === null) return 'null';
   if (value === undefined) return 'undefined';
   if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;

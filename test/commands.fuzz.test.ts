@@ -165,3 +165,80 @@ describe('every actor under hostile in-process values and stray event types', fu
     });
   }
 });
+
+describe('every facade method under hostile arguments', function () {
+  this.timeout(60_000);
+
+  /** Settles `run()` within `ms`: what it returned or threw, or that it hung. */
+  async function outcome(run: () => unknown, ms = 2_000): Promise<{ threw?: unknown; hung?: true }> {
+    let result: unknown;
+    try {
+      result = run();
+    } catch (error) {
+      return { threw: error };
+    }
+    if (result === null || result === undefined || typeof (result as { then?: unknown }).then !== "function") return {};
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      return await Promise.race([
+        (result as Promise<unknown>).then(
+          () => ({}),
+          (error: unknown) => ({ threw: error }),
+        ),
+        new Promise<{ hung: true }>((resolve) => (timer = setTimeout(() => resolve({ hung: true }), ms))),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  it('settles every call within its bound, and a refusal has a typed code', async () => {
+    const { AsyncExecutor, Locksmith, Mutex: MutexClass, TaskGroup, WakeupBus, createCoordinator, ask } = await import('../src/index.ts');
+    const bus = new WakeupBus();
+    const executor = new AsyncExecutor({ wakeup: bus, name: 'fuzzed' });
+    const group = new TaskGroup({ uniqueId: 'fuzzed' });
+    const smith = new Locksmith({ name: 'fuzzed' });
+    const mutex = new MutexClass({ name: 'fuzzed' });
+    const coordinator = createCoordinator({ agentId: 'fuzzed' });
+    await coordinator.start();
+    const calls: Record<string, (h: unknown) => unknown> = {
+      'Mutex.acquire(options)': (h) => mutex.acquire(h as never),
+      'Mutex.runExclusive(fn, options)': (h) => mutex.runExclusive(async () => 1, h as never),
+      'AsyncExecutor.run(fn, args)': (h) => executor.run(async () => 1, h as never),
+      'AsyncExecutor.cancel(options)': (h) => executor.cancel(h as never),
+      'TaskGroup.createTask(fn, options)': (h) => group.createTask(async () => 1, h as never).wait(),
+      'TaskGroup.wait(options)': (h) => group.wait(h as never),
+      'Locksmith.recognize(lock)': (h) => smith.recognize(h as never),
+      'Locksmith.force(lock)': (h) => smith.force(h as never),
+      'Locksmith.force(mutex, options)': (h) => smith.force(mutex, h as never),
+      'Locksmith.host(fn, lock)': (h) => smith.host(async () => 1, h as never),
+      'WakeupBus.wakeup(reason)': (h) => bus.wakeup(h as never),
+      'WakeupBus.wait(ms, options)': (h) => bus.wait(1, h as never),
+      'Coordinator.getLock(name)': (h) => coordinator.getLock(h as never),
+      'DistributedLock.acquire(options)': (h) => coordinator.getLock('fuzzed').acquire(h as never).then((handle) => handle?.release()),
+      'Coordinator.joinGroup(group, options)': (h) => coordinator.joinGroup('g', h as never).then((m) => m.leave()),
+      'createCoordinator(options)': (h) => createCoordinator(h as never),
+      'ask(actor, command)': (h) => ask(executor.actor, h as never, { timeoutMs: 500 }),
+    };
+    const problems: string[] = [];
+    for (const [name, call] of Object.entries(calls)) {
+      for (const [i, value] of hostileValues().entries()) {
+        const result = await outcome(() => call(value));
+        if (result.hung) problems.push(`${name} with hostile value ${i} hung`);
+        else if (result.threw !== undefined) {
+          let code: unknown;
+          try {
+            code = (result.threw as { code?: unknown }).code;
+          } catch {
+            code = undefined;
+          }
+          if (typeof code !== 'string') problems.push(`${name} with hostile value ${i} threw without a code: ${String((result.threw as Error)?.message)}`);
+        }
+      }
+    }
+    await group.stop().catch(() => undefined);
+    await coordinator.stop();
+    bus.complete();
+    expect(problems).to.deep.equal([]);
+  });
+});

@@ -300,7 +300,13 @@ export class AsyncExecutor {
   /** Sends `run` for `fn` and resolves the task's `done`; throws at once when the actor refuses. */
   #claim(fn: unknown, args: unknown): Promise<DoneReply> {
     requireFunction('fn', fn);
-    if (args !== undefined && !Array.isArray(args)) throw new ArgumentTypeError('args', 'an array or undefined', args);
+    let array = false;
+    try {
+      array = Array.isArray(args);
+    } catch {
+      // a revoked proxy: not an array
+    }
+    if (args !== undefined && !array) throw new ArgumentTypeError('args', 'an array or undefined', args);
     const call = fn as (...a: unknown[]) => unknown;
     const list = args as unknown[] | undefined;
     const job: ExecutorAction = list ? () => call(...list) : () => call();

@@ -661,7 +661,12 @@ export class Locksmith {
   async host<T>(task: (signal: AbortSignal) => T | Promise<T>, lock: object, options?: HostOptions): Promise<T> {
     requireFunction('task', task);
     requireLockObject('lock', lock);
-    const kind = lockKindOf(lock);
+    let kind: ReturnType<typeof lockKindOf>;
+    try {
+      kind = lockKindOf(lock);
+    } catch (error) {
+      throw Object.assign(new ArgumentTypeError('lock', 'a lock whose acquire(), release() and locked can be read', lock), { cause: error });
+    }
     if (kind === undefined) {
       throw new ArgumentTypeError('lock', 'a lock (a Mutex, a SharedMutex, or an object with acquire(), release() and locked)', lock);
     }

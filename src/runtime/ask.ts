@@ -54,9 +54,13 @@ export function ask(
   if (actor === null || typeof actor !== 'object' || typeof (actor as { send?: unknown }).send !== 'function') {
     return Promise.reject(new ArgumentTypeError('actor', 'an XState actor', actor));
   }
-  if (command === null || typeof command !== 'object' || typeof (command as { type?: unknown }).type !== 'string') {
-    return Promise.reject(new ArgumentTypeError('command', 'an object with a string "type"', command));
+  let type: unknown;
+  try {
+    type = command === null || typeof command !== 'object' ? undefined : (command as { type?: unknown }).type;
+  } catch {
+    type = undefined; // a proxy whose traps throw, or a revoked one
   }
+  if (typeof type !== 'string') return Promise.reject(new ArgumentTypeError('command', 'an object with a string "type"', command));
   let opts: Partial<AskOptions>;
   let timeoutMs: number;
   let signal: AbortSignal | undefined;

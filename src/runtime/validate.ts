@@ -48,12 +48,28 @@ export function optionalSignal(name: string, value: unknown): AbortSignal | unde
  */
 export function optionalObject<T extends object>(name: string, value: unknown, accepted: readonly (keyof T & string)[]): Partial<T> {
   if (value === undefined) return {};
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+  let array: boolean;
+  try {
+    array = Array.isArray(value);
+  } catch (error) {
+    throw Object.assign(new ArgumentTypeError(name, 'an options object whose keys can be read', value), { cause: error });
+  }
+  if (value === null || typeof value !== 'object' || array) {
     throw new ArgumentTypeError(name, 'an options object', value);
   }
-  for (const key in value) {
-    if (Object.hasOwn(value, key) && !(accepted as readonly string[]).includes(key)) throw new UnknownOptionError(name, key, accepted);
+  let unknown: string | undefined;
+  try {
+    for (const key in value) {
+      if (Object.hasOwn(value, key) && !(accepted as readonly string[]).includes(key)) {
+        unknown = key;
+        break;
+      }
+    }
+  } catch (error) {
+    // A proxy whose traps throw, or a revoked one: its keys cannot be read.
+    throw Object.assign(new ArgumentTypeError(name, 'an options object whose keys can be read', value), { cause: error });
   }
+  if (unknown !== undefined) throw new UnknownOptionError(name, unknown, accepted);
   return value as Partial<T>;
 }
 
