@@ -152,3 +152,19 @@ describe('facade calls on an actor that stops under them', function () {
     await coordinator.stop();
   });
 });
+
+describe('a service whose actor is stopped under it', () => {
+  it('stop() rejects at once with ActorStoppedError instead of waiting for a reply that cannot come', async () => {
+    const { ServiceBase } = await import('../../src/index.ts');
+    class Napper extends ServiceBase {
+      protected override async main(signal: AbortSignal): Promise<void> {
+        await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+      }
+    }
+    const service = new Napper({ uniqueId: 'stopped-service' }).start();
+    service.actor.stop();
+    const settled = await within(service.stop());
+    expect(settled.hung).to.equal(undefined);
+    expect(settled.error).to.have.property('code', 'ERR_ACTOR_STOPPED');
+  });
+});
