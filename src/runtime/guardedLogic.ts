@@ -16,6 +16,7 @@
 import type { AnyActorLogic, AnyActorRef, AnyActorScope, EventObject } from 'xstate';
 import { errorData } from '../../machines/protocol.ts';
 import { getLogger } from '../logger.ts';
+import { telemetry } from '../telemetry/hooks.ts';
 
 /** statesmith's internal events carry a symbol-keyed mark that no message can. */
 function markedInternal(event: EventObject): boolean {
@@ -33,9 +34,19 @@ export function guardedLogic<TLogic extends AnyActorLogic>(logic: TLogic, facili
   const target = logic as TLogic & { [kGuarded]?: true };
   if (target[kGuarded]) return logic;
   const original = logic.transition.bind(logic);
+  const initial = logic.getInitialSnapshot.bind(logic);
+  // Every actor of this logic, however it was made (createActor, spawned, invoked, or a
+  // facade's), reports its states to the telemetry from here.
+  const getInitialSnapshot = (scope: AnyActorScope, input: unknown): unknown => {
+    const first = initial(scope as never, input as never);
+    if (telemetry.enabled) telemetry.sink.snapshot(scope.self, first as { status?: string; value?: unknown });
+    return first;
+  };
   const transition = (snapshot: unknown, event: EventObject, scope: AnyActorScope): unknown => {
     try {
-      return original(snapshot as never, event as never, scope as never);
+      const next = original(snapshot as never, event as never, scope as never);
+      if (telemetry.enabled) telemetry.sink.snapshot(scope.self, next as { status?: string; value?: unknown });
+      return next;
     } catch (error) {
       let type: string;
       try {
@@ -69,6 +80,7 @@ export function guardedLogic<TLogic extends AnyActorLogic>(logic: TLogic, facili
     }
   };
   Object.defineProperty(target, 'transition', { value: transition, configurable: true, writable: true });
+  Object.defineProperty(target, 'getInitialSnapshot', { value: getInitialSnapshot, configurable: true, writable: true });
   Object.defineProperty(target, kGuarded, { value: true });
   return logic;
 }

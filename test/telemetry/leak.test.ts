@@ -78,3 +78,34 @@ describe('telemetry and ended actors', function () {
     }
   });
 });
+
+describe('telemetry counts actors made from the logic exports', function () {
+  this.timeout(20_000);
+
+  it('an executorLogic actor made with createActor, spawned, and invoked each shows in /metrics, and its transitions count', async () => {
+    const { assign, setup, createActor: create } = await import('xstate');
+    const telemetry = await enableTelemetry();
+    try {
+      const direct = create(executorLogic, { input: { name: 'direct', actions: { go: async () => 1 } } }).start();
+      const parent = setup({ actors: { executor: executorLogic } }).createMachine({
+        invoke: { id: 'invoked', src: 'executor', input: { name: 'invoked' } },
+        context: {},
+        entry: assign({ spawned: ({ spawn }) => spawn('executor', { id: 'spawned', input: { name: 'spawned' } }) }),
+      });
+      const app = create(parent).start();
+      const metricsBefore = await telemetry.metrics();
+      // Three executors idle: the direct one, the invoked one, the spawned one.
+      expect(metricsBefore).to.match(/statesmith_actors\{kind="executor",state="idle"\} 3/);
+      direct.send({ type: 'statesmith.executor.run', action: 'go' });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const text = await telemetry.metrics();
+      expect(text).to.match(/statesmith_actor_transitions_total\{kind="executor",from="idle",to="scheduled.starting"\} 1/);
+      expect(text).to.match(/statesmith_actor_transitions_total\{kind="executor",from="done",to="idle"\} 1/);
+      app.stop();
+      direct.stop();
+      expect(await telemetry.metrics()).to.not.match(/statesmith_actors\{kind="executor"/);
+    } finally {
+      await telemetry.disable();
+    }
+  });
+});
