@@ -9,6 +9,12 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { createActor, type AnyActorLogic } from 'xstate';
 import {
+  ask,
+  AsyncExecutor,
+  createCoordinator,
+  Locksmith,
+  TaskGroup,
+  WakeupBus,
   coordinatorLogic,
   criticalTaskLogic,
   executorLogic,
@@ -193,12 +199,11 @@ describe('every facade method under hostile arguments', function () {
   }
 
   it('settles every call within its bound, and a refusal has a typed code', async () => {
-    const { AsyncExecutor, Locksmith, Mutex: MutexClass, TaskGroup, WakeupBus, createCoordinator, ask } = await import('../src/index.ts');
     const bus = new WakeupBus();
     const executor = new AsyncExecutor({ wakeup: bus, name: 'fuzzed' });
     const group = new TaskGroup({ uniqueId: 'fuzzed' });
     const smith = new Locksmith({ name: 'fuzzed' });
-    const mutex = new MutexClass({ name: 'fuzzed' });
+    const mutex = new Mutex({ name: 'fuzzed' });
     const coordinator = createCoordinator({ agentId: 'fuzzed' });
     await coordinator.start();
     const calls: Record<string, (h: unknown) => unknown> = {

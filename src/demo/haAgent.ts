@@ -85,7 +85,7 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
   }
   let metrics: { telemetry: Telemetry; endpoint: MetricsEndpoint } | undefined;
   if (options.metricsPort !== undefined) {
-    const telemetry = await enableTelemetry();
+    const telemetry = await enableTelemetry({ collectDefaultMetrics: true });
     metrics = { telemetry, endpoint: await telemetry.serve({ port: options.metricsPort }) };
     say('metrics', `serving ${metrics.endpoint.url}`);
   }

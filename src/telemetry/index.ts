@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { ArgumentRangeError, ArgumentTypeError } from '../errors.ts';
 import { observeActors } from '../runtime/startActor.ts';
@@ -40,6 +41,16 @@ export interface TelemetryOptions {
   readonly lockNamesInLabels?: boolean;
   /** Put each executor action's name in an `action` label of the executor metric. Off by default, for the same reason. */
   readonly actionNamesInLabels?: boolean;
+  /**
+   * Give every executor its own value of the `executor` label. Off by default: the first 20
+   * executor names get their own, the rest share `other` (one executor per volume would
+   * otherwise make a series per volume). Spans always carry the name.
+   */
+  readonly executorNamesInLabels?: boolean;
+  /** Also collect prom-client's default process and heap metrics into the registry (default false; the demo turns it on). */
+  readonly collectDefaultMetrics?: boolean;
+  /** Histogram buckets in seconds: `work` for executor tasks and subprocess calls, `lock` for lock waits and holds. */
+  readonly buckets?: { readonly work?: readonly number[]; readonly lock?: readonly number[] };
   /**
    * Time one in this many holds of each in-process lock, and count it as that many
    * (default 8; 1 times every hold). Reading a clock at both ends of a hold costs an
@@ -101,6 +112,35 @@ async function load<T>(name: string, purpose: string): Promise<T> {
 
 let active: Telemetry | undefined;
 
+let version: string | undefined;
+
+/** The package's version, for `statesmith_build_info`: read from its package.json when telemetry is first enabled. */
+function packageVersion(): string {
+  if (version !== undefined) return version;
+  // From src/telemetry (sources) or dist/src/telemetry (the built package).
+  for (const path of ['../../package.json', '../../../package.json']) {
+    try {
+      const parsed = JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (parsed.name === 'statesmith' && typeof parsed.version === 'string') return (version = parsed.version);
+    } catch {
+      // not there: the other layout
+    }
+  }
+  return (version = 'unknown');
+}
+
+/** Histogram buckets: a non-empty array of finite numbers > 0, strictly increasing. */
+function checkBuckets(name: string, value: unknown): readonly number[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || value.length === 0) throw new ArgumentTypeError(name, 'a non-empty array of bucket bounds in seconds', value);
+  for (const [i, bound] of value.entries()) {
+    if (typeof bound !== 'number' || !Number.isFinite(bound) || bound <= 0 || (i > 0 && bound <= (value[i - 1] as number))) {
+      throw new ArgumentRangeError(name, 'finite numbers > 0, strictly increasing', value);
+    }
+  }
+  return value as readonly number[];
+}
+
 /**
  * Switches telemetry on for the whole process, and returns it. Metrics are on by
  * default, traces off; lock and action names stay out of labels unless asked. Rejects
@@ -119,7 +159,16 @@ let active: Telemetry | undefined;
  * ```
  */
 export async function enableTelemetry(options?: TelemetryOptions): Promise<Telemetry> {
-  const opts = optionalObject<TelemetryOptions>('options', options, ['metrics', 'traces', 'lockNamesInLabels', 'actionNamesInLabels', 'lockHoldSampling']);
+  const opts = optionalObject<TelemetryOptions>('options', options, [
+    'metrics',
+    'traces',
+    'lockNamesInLabels',
+    'actionNamesInLabels',
+    'executorNamesInLabels',
+    'collectDefaultMetrics',
+    'buckets',
+    'lockHoldSampling',
+  ]);
   const metricsOn = opts.metrics === undefined ? true : typeof opts.metrics === 'boolean' ? opts.metrics : true;
   const tracesOn = opts.traces === undefined ? false : typeof opts.traces === 'boolean' ? opts.traces : true;
   const metricsOptions = optionalObject<MetricsOptions>('options.metrics', typeof opts.metrics === 'object' ? opts.metrics : undefined, ['registry']);
@@ -132,6 +181,10 @@ export async function enableTelemetry(options?: TelemetryOptions): Promise<Telem
   }
   const lockNames = optionalBoolean('options.lockNamesInLabels', opts.lockNamesInLabels, false);
   const actionNames = optionalBoolean('options.actionNamesInLabels', opts.actionNamesInLabels, false);
+  const executorNames = optionalBoolean('options.executorNamesInLabels', opts.executorNamesInLabels, false);
+  const defaultMetrics = optionalBoolean('options.collectDefaultMetrics', opts.collectDefaultMetrics, false);
+  const bucketOptions = optionalObject<{ work: readonly number[]; lock: readonly number[] }>('options.buckets', opts.buckets, ['work', 'lock']);
+  const buckets = { work: checkBuckets('options.buckets.work', bucketOptions.work), lock: checkBuckets('options.buckets.lock', bucketOptions.lock) };
   const holdSampling = opts.lockHoldSampling ?? 8;
   if (typeof holdSampling !== 'number' || !Number.isInteger(holdSampling) || holdSampling < 1 || holdSampling > 1_000_000) {
     throw new ArgumentRangeError('options.lockHoldSampling', 'an integer from 1 to 1000000', holdSampling);
@@ -144,7 +197,15 @@ export async function enableTelemetry(options?: TelemetryOptions): Promise<Telem
     const prom = await load<typeof import('prom-client')>('prom-client', 'Prometheus metrics');
     const client = ((prom as unknown as { default?: typeof prom }).default ?? prom) as typeof prom;
     registry = (metricsOptions.registry as typeof registry) ?? (new client.Registry() as unknown as typeof registry);
-    metrics = new StatesmithMetrics(client as never, registry as never, { lockNames, actionNames, holdSampling });
+    metrics = new StatesmithMetrics(client as never, registry as never, {
+      lockNames,
+      actionNames,
+      holdSampling,
+      executorNames,
+      defaultMetrics,
+      version: packageVersion(),
+      buckets: { ...(buckets.work === undefined ? {} : { work: buckets.work }), ...(buckets.lock === undefined ? {} : { lock: buckets.lock }) },
+    });
   }
   let tracer: TracerLike | undefined;
   if (tracesOn) {

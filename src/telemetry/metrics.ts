@@ -10,6 +10,9 @@ import type { MetricSet } from './sink.ts';
 /** Seconds from 100 µs to 30 s: lock waits and holds. */
 const LOCK_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30];
 /** Seconds from 10 ms to 15 min: executor tasks and subprocesses (a base backup is long). */
+/** How many distinct executor names get a label value of their own before the rest are `other`. */
+export const EXECUTOR_LABELS = 20;
+
 const WORK_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900];
 
 const COORDINATOR_STATES = ['disconnected', 'connecting', 'connected', 'reconnecting', 'stopping', 'stopped'];
@@ -132,6 +135,9 @@ export class StatesmithMetrics implements MetricSet {
   readonly #lockNames: boolean;
   readonly #holdSampling: number;
   readonly #actionNames: boolean;
+  /** Executor names in the `executor` label without a bound (else the first {@link EXECUTOR_LABELS}, then `other`). */
+  readonly #executorNames: boolean;
+  readonly #executorLabels = new Set<string>();
   readonly #transitions: FastCounter;
   readonly #executor: FastHistogram;
   readonly #restarts: Prom.Counter;
@@ -155,8 +161,23 @@ export class StatesmithMetrics implements MetricSet {
   /** Whether this process leads each group it reported. */
   readonly #leaders = new Map<string, boolean>();
 
-  constructor(prom: typeof Prom, registry: Prom.Registry, options: { readonly lockNames: boolean; readonly actionNames: boolean; readonly holdSampling: number }) {
+  constructor(
+    prom: typeof Prom,
+    registry: Prom.Registry,
+    options: {
+      readonly lockNames: boolean;
+      readonly actionNames: boolean;
+      readonly holdSampling: number;
+      readonly executorNames?: boolean;
+      readonly buckets?: { readonly work?: readonly number[]; readonly lock?: readonly number[] };
+      readonly defaultMetrics?: boolean;
+      readonly version?: string;
+    },
+  ) {
     this.#registry = registry;
+    this.#executorNames = options.executorNames ?? false;
+    const workBuckets = [...(options.buckets?.work ?? WORK_BUCKETS)];
+    const lockBuckets = [...(options.buckets?.lock ?? LOCK_BUCKETS)];
     this.#holdSampling = options.holdSampling;
     this.#lockNames = options.lockNames;
     this.#actionNames = options.actionNames;
@@ -200,11 +221,11 @@ export class StatesmithMetrics implements MetricSet {
       'statesmith_executor_task_duration_seconds',
       'How long executor tasks ran, by executor and outcome (and action, when asked).',
       ['executor', ...(this.#actionNames ? ['action'] : []), 'outcome'],
-      WORK_BUCKETS,
+      workBuckets,
     );
     this.#restarts = counter('statesmith_task_restarts_total', 'Restarts of supervised tasks, by group and task.', ['group', 'task']);
-    this.#acquire = histogram('statesmith_lock_acquire_duration_seconds', 'How long lock acquires waited, by lock kind and outcome.', ['kind', ...lock, 'outcome'], LOCK_BUCKETS);
-    this.#hold = histogram('statesmith_lock_hold_duration_seconds', 'How long locks were held, by lock kind.', ['kind', ...lock], LOCK_BUCKETS);
+    this.#acquire = histogram('statesmith_lock_acquire_duration_seconds', 'How long lock acquires waited, by lock kind and outcome.', ['kind', ...lock, 'outcome'], lockBuckets);
+    this.#hold = histogram('statesmith_lock_hold_duration_seconds', 'How long locks were held, by lock kind.', ['kind', ...lock], lockBuckets);
     this.#lost = counter('statesmith_lock_lost_total', 'Locks taken from their holder, by lock kind and reason (forced, lease, connection).', ['kind', 'reason']);
     this.#waiters = this.#track(new prom.Gauge({ name: 'statesmith_lock_waiters', help: 'Callers waiting for a lock, by lock kind.', labelNames: ['kind'], registers }));
     this.#forced = counter('statesmith_lock_forced_total', 'Locksmith forces, by result (a ForceResult name, or critical/error).', ['result']);
@@ -228,8 +249,24 @@ export class StatesmithMetrics implements MetricSet {
     this.#renewFailures = counter('statesmith_lease_renew_failures_total', 'Lease renewals of distributed locks that failed with an error (a refusal loses the lock instead).');
     this.#leader = this.#track(new prom.Gauge({ name: 'statesmith_leader', help: '1 while this process leads the group, else 0.', labelNames: ['group'], registers }));
     this.#leadershipChanges = counter('statesmith_leadership_changes_total', 'Times this process gained or lost the leadership of the group.', ['group']);
-    this.#subprocess = histogram('statesmith_subprocess_duration_seconds', 'How long subprocess calls ran, by outcome.', ['outcome'], WORK_BUCKETS);
+    this.#subprocess = histogram('statesmith_subprocess_duration_seconds', 'How long subprocess calls ran, by outcome.', ['outcome'], workBuckets);
     this.#kills = counter('statesmith_subprocess_kills_total', 'Signals sent to stop subprocess trees, by signal.', ['signal']);
+    const build = this.#track(new prom.Gauge({ name: 'statesmith_build_info', help: 'Always 1: the statesmith version and the Node.js version, as labels.', labelNames: ['version', 'node'], registers }));
+    build.set({ version: options.version ?? 'unknown', node: process.version }, 1);
+    if (options.defaultMetrics === true) {
+      // prom-client's process and heap metrics; their names are prom-client's, and they leave with ours.
+      const before = new Set(registry.getMetricsAsArray().map((metric) => metric.name));
+      prom.collectDefaultMetrics({ register: registry });
+      for (const metric of registry.getMetricsAsArray()) if (!before.has(metric.name)) this.#names.push(metric.name);
+    }
+  }
+
+  /** The `executor` label of `name`: itself, while the label stays bounded (one executor per volume must not make a series each). */
+  #executorLabel(name: string): string {
+    if (this.#executorNames || this.#executorLabels.has(name)) return name;
+    if (this.#executorLabels.size >= EXECUTOR_LABELS) return 'other';
+    this.#executorLabels.add(name);
+    return name;
   }
 
   #track<T extends object>(metric: T): T {
@@ -246,7 +283,8 @@ export class StatesmithMetrics implements MetricSet {
     else this.#actors.set(actor, { kind, state });
   }
 
-  executorTask(executor: string, action: string, outcome: string, seconds: number): void {
+  executorTask(name: string, action: string, outcome: string, seconds: number): void {
+    const executor = this.#executorLabel(name);
     this.#executor.series(this.#actionNames ? { executor, action, outcome } : { executor, outcome }).observe(seconds);
   }
 

@@ -11,6 +11,7 @@ import {
   Locksmith,
   Mutex,
   RecognitionResult,
+  ServiceBase,
   TaskGroup,
   WakeupBus,
 } from '../../src/index.ts';
@@ -155,7 +156,6 @@ describe('facade calls on an actor that stops under them', function () {
 
 describe('a service whose actor is stopped under it', () => {
   it('stop() rejects at once with ActorStoppedError instead of waiting for a reply that cannot come', async () => {
-    const { ServiceBase } = await import('../../src/index.ts');
     class Napper extends ServiceBase {
       protected override async main(signal: AbortSignal): Promise<void> {
         await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));

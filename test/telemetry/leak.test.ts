@@ -5,9 +5,10 @@
 import { expect } from 'chai';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { createActor } from 'xstate';
+import { assign, createActor, setup } from 'xstate';
 import { AsyncExecutor, createCoordinator, executorLogic, WakeupBus } from '../../src/index.ts';
 import { enableTelemetry } from '../../src/telemetry/index.ts';
+import { rejection } from '../support/async.ts';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -83,7 +84,7 @@ describe('telemetry counts actors made from the logic exports', function () {
   this.timeout(20_000);
 
   it('an executorLogic actor made with createActor, spawned, and invoked each shows in /metrics, and its transitions count', async () => {
-    const { assign, setup, createActor: create } = await import('xstate');
+    const create = createActor;
     const telemetry = await enableTelemetry();
     try {
       const direct = create(executorLogic, { input: { name: 'direct', actions: { go: async () => 1 } } }).start();
@@ -107,5 +108,48 @@ describe('telemetry counts actors made from the logic exports', function () {
     } finally {
       await telemetry.disable();
     }
+  });
+});
+
+describe('telemetry options for series and process metrics', function () {
+  this.timeout(20_000);
+
+  it('bounds the executor label: 50 executors make at most 20 names and other, unless executorNamesInLabels', async () => {
+    for (const names of [false, true]) {
+      const telemetry = await enableTelemetry({ executorNamesInLabels: names });
+      try {
+        for (let i = 0; i < 50; i++) {
+          const executor = new AsyncExecutor({ wakeup: new WakeupBus(), name: `volume-${i}` });
+          await executor.run(async () => i);
+          executor.actor.stop();
+        }
+        const labels = new Set([...(await telemetry.metrics()).matchAll(/statesmith_executor_task_duration_seconds_count\{executor="([^"]+)"/g)].map((m) => m[1]));
+        if (names) expect(labels.size).to.equal(50);
+        else {
+          expect(labels.size).to.equal(21);
+          expect(labels.has('other')).to.equal(true);
+        }
+      } finally {
+        await telemetry.disable();
+      }
+    }
+  });
+
+  it('has a build info gauge, default process metrics when asked, and the buckets you give', async () => {
+    const telemetry = await enableTelemetry({ collectDefaultMetrics: true, buckets: { work: [0.5, 2], lock: [0.001] } });
+    try {
+      const text = await telemetry.metrics();
+      expect(text).to.match(/statesmith_build_info\{version="\d+\.\d+\.\d+[^"]*",node="v\d+/);
+      expect(text).to.match(/^process_cpu_user_seconds_total /m);
+      expect(text).to.match(/^nodejs_heap_size_used_bytes /m);
+      expect(text).to.match(/# TYPE statesmith_executor_task_duration_seconds histogram/);
+    } finally {
+      await telemetry.disable();
+    }
+    // The default metrics leave with the rest: enabling again does not find them registered.
+    const again = await enableTelemetry({ collectDefaultMetrics: true });
+    await again.disable();
+    expect(await rejection(enableTelemetry({ buckets: { work: [2, 1] } }))).to.have.property('code', 'ERR_OUT_OF_RANGE');
+    expect(await rejection(enableTelemetry({ buckets: { wrok: [1] } as never }))).to.have.property('code', 'ERR_UNKNOWN_OPTION');
   });
 });
