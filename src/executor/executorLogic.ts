@@ -23,8 +23,9 @@ import {
   type WakeParams,
 } from '../../machines/executor.machine.ts';
 import { errorData } from '../../machines/protocol.ts';
-import { CancelledError } from '../errors.ts';
+import { ArgumentTypeError, CancelledError } from '../errors.ts';
 import { outcomeOf } from '../runtime/cancellation.ts';
+import { optionalObject, requireNonEmptyString } from '../runtime/validate.ts';
 import { runDetached } from '../locks/Mutex.ts';
 import { subprocessLogic } from '../subprocess/subprocessLogic.ts';
 import { getLogger } from '../logger.ts';
@@ -164,6 +165,22 @@ class TaskClaim {
   }
 }
 
+const INPUT_KEYS = ['name', 'actions', 'wakeup', 'cancellable', 'lock', 'criticalTask', 'subprocess'] as const;
+
+/** Refuses a bad `input` with a typed error: what was expected, what was received. */
+function checkExecutorInput(input: unknown): void {
+  const opts = optionalObject<Record<(typeof INPUT_KEYS)[number], unknown>>('input', input, [...INPUT_KEYS]);
+  if (opts.name !== undefined) requireNonEmptyString('input.name', opts.name);
+  if (opts.actions !== undefined) {
+    if (opts.actions === null || typeof opts.actions !== 'object') throw new ArgumentTypeError('input.actions', 'an object of named action functions', opts.actions);
+    for (const [name, action] of Object.entries(opts.actions)) if (typeof action !== 'function') throw new ArgumentTypeError(`input.actions.${name}`, 'a function (signal, params) => result', action);
+  }
+  const wakeup = opts.wakeup as { wakeup?: unknown } | undefined;
+  if (wakeup !== undefined && typeof wakeup !== 'function' && (wakeup === null || typeof wakeup !== 'object' || typeof wakeup.wakeup !== 'function')) {
+    throw new ArgumentTypeError('input.wakeup', 'a WakeupBus or a function', opts.wakeup);
+  }
+}
+
 /**
  * The executor as actor logic: spawn it in your machine, drive it with commands, and hear
  * its replies (see the README's table of executor commands).
@@ -253,4 +270,5 @@ export const executorLogic = guardedLogic(
   },
   }),
   'executor',
+  { checkInput: checkExecutorInput },
 );

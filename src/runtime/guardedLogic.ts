@@ -30,7 +30,13 @@ const kGuarded: unique symbol = Symbol('statesmith.guarded');
  * Wraps `logic.transition` (in place, on this logic object) so a throw while handling a
  * command is answered, not fatal. `isInternal` says which events are the actor's own.
  */
-export function guardedLogic<TLogic extends AnyActorLogic>(logic: TLogic, facility: string, isInternal: (event: EventObject) => boolean = markedInternal): TLogic {
+export function guardedLogic<TLogic extends AnyActorLogic>(
+  logic: TLogic,
+  facility: string,
+  options: { readonly isInternal?: (event: EventObject) => boolean; readonly checkInput?: (input: unknown) => void } = {},
+): TLogic {
+  const isInternal = options.isInternal ?? markedInternal;
+  const checkInput = options.checkInput;
   const target = logic as TLogic & { [kGuarded]?: true };
   if (target[kGuarded]) return logic;
   const original = logic.transition.bind(logic);
@@ -38,6 +44,8 @@ export function guardedLogic<TLogic extends AnyActorLogic>(logic: TLogic, facili
   // Every actor of this logic, however it was made (createActor, spawned, invoked, or a
   // facade's), reports its states to the telemetry from here.
   const getInitialSnapshot = (scope: AnyActorScope, input: unknown): unknown => {
+    // A bad input is refused with a typed error (the actor starts in XState's error status with it).
+    checkInput?.(input);
     const first = initial(scope as never, input as never);
     if (telemetry.enabled) telemetry.sink.snapshot(scope.self, first as { status?: string; value?: unknown });
     return first;

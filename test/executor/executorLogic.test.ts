@@ -160,3 +160,19 @@ describe('facades called from inside their actor\'s own step', () => {
     executor.resetScheduledAction();
   });
 });
+
+describe('executorLogic input', () => {
+  it('refuses a bad input with a typed error: the actor starts in error with it', () => {
+    for (const [input, code] of [
+      [{ name: 5 }, 'ERR_INVALID_ARG_TYPE'],
+      [{ actions: { go: 'not a function' } }, 'ERR_INVALID_ARG_TYPE'],
+      [{ wakeup: 42 }, 'ERR_INVALID_ARG_TYPE'],
+      [{ nmae: 'typo' }, 'ERR_UNKNOWN_OPTION'],
+    ] as const) {
+      const actor = createActor(executorLogic, { input: input as never });
+      const snapshot = actor.getSnapshot() as { status: string; error?: { code?: string } };
+      expect(snapshot.status, JSON.stringify(input)).to.equal('error');
+      expect(snapshot.error?.code, JSON.stringify(input)).to.equal(code);
+    }
+  });
+});
