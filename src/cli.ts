@@ -20,6 +20,25 @@ if (command === undefined || command === '--help' || command === '-h') {
   process.stdout.write(`${HELP}\n`);
   process.exit(0);
 }
+if (command === 'help') {
+  // `statesmith help <command>`: that command's own help, as `<command> --help` prints it.
+  const topic = rest[0];
+  if (topic === undefined) {
+    process.stdout.write(`${HELP}\n`);
+    process.exit(0);
+  }
+  if (topic === 'demo') {
+    process.stdout.write(`${DEMO_HELP}\n`);
+    process.exit(0);
+  }
+  if (topic === 'send' || topic === 'watch') {
+    const { SEND_HELP, WATCH_HELP } = await import('./nats/cli.ts');
+    process.stdout.write(`${topic === 'send' ? SEND_HELP : WATCH_HELP}\n`);
+    process.exit(0);
+  }
+  process.stderr.write(`statesmith help: no command ${JSON.stringify(topic)}; the commands are demo, send, watch (ERR_UNKNOWN_COMMAND)\n`);
+  process.exit(2);
+}
 if (command === '--version' || command === '-V') {
   process.stdout.write(`${version()}\n`);
   process.exit(0);

@@ -16,14 +16,15 @@ usage: statesmith <command> [options]
 
 commands:
   demo           run the HA-agent demo: every facility in one small agent
-  send           send a command to an actor served over NATS, print its reply
+  send           send a command to an actor served over NATS, print its final reply
+  help           'statesmith help <command>': a command's help
   watch          print an actor's state changes and events over NATS, until Ctrl-C
 
 options:
   -h, --help     show this help
   -V, --version  print the version
 
-Run 'statesmith <command> --help' for a command's options.`;
+Run 'statesmith <command> --help' (or 'statesmith help <command>') for a command's options.`;
 
 export const DEMO_HELP = `${USAGE}
 

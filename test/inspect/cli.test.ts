@@ -27,6 +27,16 @@ describe('the statesmith CLI', function () {
     }
   });
 
+  it("prints a command's help for 'statesmith help <command>', and refuses an unknown one with exit 2", async () => {
+    expect((await cli('help', 'demo')).out).to.match(/^usage: statesmith demo \[--inspect/);
+    expect((await cli('help', 'send')).out).to.match(/^usage: statesmith send .*\n[\s\S]*exit status:\n {2}0 {2}the final reply reports success/);
+    expect((await cli('help', 'watch')).out).to.match(/^usage: statesmith watch/);
+    expect((await cli('help')).out).to.match(/^statesmith: statechart actors/);
+    const unknown = await cli('help', 'frobnicate');
+    expect(unknown.code).to.equal(2);
+    expect(unknown.out).to.match(/no command "frobnicate"; the commands are demo, send, watch \(ERR_UNKNOWN_COMMAND\)/);
+  });
+
   it('prints its version from package.json', async () => {
     const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
     for (const flag of ['--version', '-V']) expect(await cli(flag)).to.deep.equal({ code: 0, out: `${version}\n` });
