@@ -76,6 +76,22 @@ function port(value: string, flag = '--inspect'): number {
   return n;
 }
 
+const COORDINATOR_SCHEMES = ['memory:', 'redis:', 'rediss:', 'postgres:', 'postgresql:', 'etcd:'];
+
+/** A URL given to `flag`: parsed, with one of `schemes`, or a `UsageError` naming the flag. */
+function url(flag: string, text: string, schemes: readonly string[]): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(text);
+  } catch {
+    throw new UsageError('ERR_INVALID_ARG_VALUE', `${flag} needs a URL; received ${shown(text)}`);
+  }
+  if (!schemes.includes(parsed.protocol)) {
+    throw new UsageError('ERR_INVALID_ARG_VALUE', `${flag} needs a URL with a scheme of ${schemes.map((scheme) => `${scheme}//`).join(', ')}; received ${shown(text)}`);
+  }
+  return text;
+}
+
 /** Parses the demo's arguments; throws a `UsageError` that says what is wrong. */
 export function parseDemoArgs(argv: readonly string[]): DemoArgs {
   const options: { -readonly [K in keyof HaAgentOptions]: HaAgentOptions[K] } = {};
@@ -108,17 +124,21 @@ export function parseDemoArgs(argv: readonly string[]): DemoArgs {
         i++;
         break;
       case '--nats':
-        options.natsUrl = valueOf(arg, next, 'a URL (nats://127.0.0.1:4222)');
+        options.natsUrl = url(arg, valueOf(arg, next, 'a URL (nats://127.0.0.1:4222)'), ['nats:', 'tls:', 'ws:', 'wss:']);
         i++;
         break;
       case '--coordinator':
-        options.coordinatorUrl = valueOf(arg, next, 'a URL (memory://, redis://..., postgresql://..., etcd://...)');
+        options.coordinatorUrl = url(arg, valueOf(arg, next, 'a URL (memory://, redis://..., postgresql://..., etcd://...)'), COORDINATOR_SCHEMES);
         i++;
         break;
-      case '--name':
-        options.name = valueOf(arg, next, 'a name');
+      case '--name': {
+        const name = valueOf(arg, next, 'a name');
+        // It becomes a NATS subject token and a member id: letters, digits, '-' and '_'.
+        if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new UsageError('ERR_INVALID_ARG_VALUE', `--name needs 1 to 64 letters, digits, '-' or '_'; received ${shown(name)}`);
+        options.name = name;
         i++;
         break;
+      }
       case '--for': {
         const seconds = valueOf(arg, next, 'a number of seconds > 0');
         if (!(Number(seconds) > 0) || !Number.isFinite(Number(seconds))) {

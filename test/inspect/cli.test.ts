@@ -37,6 +37,20 @@ describe('the statesmith CLI', function () {
     expect(unknown.out).to.match(/no command "frobnicate"; the commands are demo, send, watch \(ERR_UNKNOWN_COMMAND\)/);
   });
 
+  it('refuses a bad name or URL before it starts, exiting 2 and naming the flag, never an internal option', async () => {
+    for (const [args, pattern] of [
+      [['--name', ''], /--name needs 1 to 64 letters/],
+      [['--name', 'a.b'], /--name needs 1 to 64 letters/],
+      [['--coordinator', 'bogus://x'], /--coordinator needs a URL with a scheme of memory:\/\//],
+      [['--nats', 'not a url'], /--nats needs a URL/],
+    ] as const) {
+      const { code, out } = await cli('demo', ...args);
+      expect(code, args.join(' ')).to.equal(2);
+      expect(out, args.join(' ')).to.match(pattern);
+      expect(out).to.not.match(/options\./);
+    }
+  });
+
   it('prints its version from package.json', async () => {
     const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
     for (const flag of ['--version', '-V']) expect(await cli(flag)).to.deep.equal({ code: 0, out: `${version}\n` });
