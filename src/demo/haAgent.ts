@@ -74,6 +74,18 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
   const say = (who: string, what: string): void => out(`+${String(Math.round(performance.now() - t0)).padStart(6)} ms  ${who.padEnd(10)} ${what}`);
   const log = (level: string) => (message: string, fields?: LogFields) =>
     say('log', `${level}: ${message}${fields?.['error'] instanceof Error ? ` (${fields['error'].message})` : ''}`);
+  // NATS first: an agent asked to serve over NATS that cannot reach it starts nothing.
+  let natsConnection: Awaited<ReturnType<typeof import('@nats-io/transport-node')['connect']>> | undefined;
+  if (options.natsUrl !== undefined) {
+    const { connect } = await import('@nats-io/transport-node');
+    try {
+      natsConnection = await connect({ servers: options.natsUrl, name, timeout: 5_000 });
+    } catch (error) {
+      const reason = error instanceof Error ? `${error.message}${error.cause instanceof Error ? ` (${error.cause.message})` : ''}` : String(error);
+      throw Object.assign(new Error(`could not reach NATS at ${options.natsUrl}: ${reason}`, { cause: error }), { code: 'ERR_NATS_UNREACHABLE' });
+    }
+  }
+
   // The agent's log goes to its own output; whatever logger was set before comes back on stop().
   const previousLogger = getLogger();
   setLogger({ debug: () => undefined, info: log('info'), warn: log('warn'), error: log('error') });
@@ -198,9 +210,8 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
 
   // Over NATS: the agent (its leadership in its context), its executor and its monitoring service.
   let nats: { close(): Promise<void>; exposed: Array<{ close(): Promise<void> }> } | undefined;
-  if (options.natsUrl !== undefined) {
-    const { connect } = await import('@nats-io/transport-node');
-    const connection = await connect({ servers: options.natsUrl, name, timeout: 5_000 });
+  if (natsConnection !== undefined) {
+    const connection = natsConnection;
     const base = `statesmith.agents.${name.replace(/[^A-Za-z0-9_-]/g, '_')}`;
     const children = agent.getSnapshot().children as Record<string, AnyActorRef>;
     const exposed = [

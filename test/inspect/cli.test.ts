@@ -51,6 +51,13 @@ describe('the statesmith CLI', function () {
     }
   });
 
+  it('demo --nats fails before it starts the agent when NATS cannot be reached, and says NATS', async () => {
+    const { code, out } = await cli('demo', '--nats', 'nats://127.0.0.1:1', '--for', '5');
+    expect(code).to.equal(1);
+    expect(out).to.match(/could not start: could not reach NATS at nats:\/\/127\.0\.0\.1:1/);
+    expect(out, 'nothing started').to.not.match(/joined|became the leader|inspector/);
+  });
+
   it('prints its version from package.json', async () => {
     const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
     for (const flag of ['--version', '-V']) expect(await cli(flag)).to.deep.equal({ code: 0, out: `${version}\n` });
