@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { ArgumentTypeError, ArgumentValueError } from '../errors.ts';
+import { ArgumentRangeError, ArgumentTypeError, ArgumentValueError } from '../errors.ts';
 import { getLogger } from '../logger.ts';
 import { startCapture } from '../runtime/startActor.ts';
 import { optionalObject } from '../runtime/validate.ts';
@@ -138,7 +138,9 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
   const host = opts.host ?? '127.0.0.1';
   if (typeof host !== 'string' || host.length === 0) throw new ArgumentTypeError('options.host', 'a host name or address', host);
   const port = opts.port ?? 0;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65_535) throw new ArgumentTypeError('options.port', 'an integer port from 0 to 65535', port);
+  // A number that is no port is out of range (ERR_OUT_OF_RANGE), as the CLI's --inspect says; anything else is the wrong type.
+  if (typeof port !== 'number' || Number.isNaN(port)) throw new ArgumentTypeError('options.port', 'an integer port from 0 to 65535', port);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new ArgumentRangeError('options.port', 'an integer port from 0 to 65535', port);
   const allowRemote = opts.allowRemote ?? false;
   if (!LOOPBACK.has(host) && allowRemote !== true) {
     throw new ArgumentValueError('options.host', 'a loopback address (127.0.0.1, ::1, localhost) unless allowRemote is true', host);
