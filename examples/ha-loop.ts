@@ -1,5 +1,5 @@
 /**
- * An HA-style control loop on statesmith's executor slice (`npm start`).
+ * An HA-style control loop on statesmith's executor slice (`node --import tsx examples/ha-loop.ts`; `npm start` runs examples/ha-agent.ts).
  *
  * The loop runs a cycle every 2 s on a wake-up bus, holding the executor lock. The first
  * cycle schedules a `restart` action that runs a real subprocess; when it finishes, the

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { runExample } from '../support/examples.ts';
 
-describe('examples/ha-loop.ts (npm start)', function () {
+describe('examples/ha-loop.ts', function () {
   this.timeout(30_000);
 
   it('shows the early wake-up and the cancel of a long action, then exits by itself', async () => {
