@@ -138,7 +138,10 @@ export async function send(argv: readonly string[], out: (line: string) => void,
 }
 
 /** `statesmith watch`: prints until `stop` resolves; returns the exit status. */
-export async function watch(argv: readonly string[], out: (line: string) => void, stop: Promise<unknown>): Promise<number> {
+/** How long `watch` waits for a first snapshot before it says that nobody seems to serve the subject. */
+export const SILENT_AFTER_MS = 5_000;
+
+export async function watch(argv: readonly string[], out: (line: string) => void, stop: Promise<unknown>, err: (line: string) => void = () => undefined): Promise<number> {
   const args = parse(argv, 'watch');
   if (args.help) {
     out(WATCH_HELP);
@@ -147,11 +150,24 @@ export async function watch(argv: readonly string[], out: (line: string) => void
   if (args.positional.length !== 1) throw new UsageError('ERR_INVALID_ARG_VALUE', `watch needs one subject; received ${args.positional.length} argument(s)`);
   const connection = await connectTo(args.url);
   const remote = remoteActor({ connection, subject: args.positional[0] as string });
-  const states = remote.snapshot$.subscribe((snapshot) => out(`state ${JSON.stringify(snapshot)}`));
-  const events = remote.events$.subscribe((event) => out(`event ${JSON.stringify(event)}`));
+  let heard = false;
+  const states = remote.snapshot$.subscribe((snapshot) => {
+    heard = true;
+    out(`state ${JSON.stringify(snapshot)}`);
+  });
+  const events = remote.events$.subscribe((event) => {
+    heard = true;
+    out(`event ${JSON.stringify(event)}`);
+  });
+  // An exposed actor answers a request for its snapshot at once: silence means nobody serves it (yet).
+  const silence = setTimeout(() => {
+    if (!heard) err(`nothing heard from ${String(args.positional[0])} in ${SILENT_AFTER_MS / 1000} s: nobody seems to serve it (is the subject right?); still watching`);
+  }, SILENT_AFTER_MS);
+  silence.unref();
   try {
     await stop;
   } finally {
+    clearTimeout(silence);
     states.unsubscribe();
     events.unsubscribe();
     remote.close();

@@ -81,6 +81,22 @@ describe('statesmith/nats for operators', function () {
     }
   });
 
+  it('statesmith watch on a subject nobody serves says so after a while, and goes on watching', async function () {
+    this.timeout(20_000);
+    const child = spawn(process.execPath, ['--conditions=statesmith-source', '--import', 'tsx', 'src/cli.ts', 'watch', '--nats', url, subjectFor('nobody')], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    try {
+      await waitUntil(() => err.includes('nobody seems to serve it'), 15_000, 'the silence notice');
+      expect(err).to.match(/statesmith watch: nothing heard from statesmith\.test\.\S+ in 5 s: nobody seems to serve it \(is the subject right\?\); still watching/);
+      child.kill('SIGINT');
+      expect(await exited).to.equal(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
   it('survives a NATS restart: the exposed actor serves again and the remote snapshot$ resumes', async () => {
     const server = await privateNats();
     const options = { servers: server.url, timeout: 2_000, reconnectTimeWait: 100, maxReconnectAttempts: -1 };
