@@ -89,7 +89,7 @@ describe('statesmith/nats for operators', function () {
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     try {
       await waitUntil(() => err.includes('nobody seems to serve it'), 15_000, 'the silence notice');
-      expect(err).to.match(/statesmith watch: nothing heard from statesmith\.test\.\S+ in 5 s: nobody seems to serve it \(is the subject right\?\); still watching/);
+      expect(err).to.match(/statesmith watch: nothing heard from statesmith\.optest\.\S+ in 5 s: nobody seems to serve it \(is the subject right\?\); still watching/);
       child.kill('SIGINT');
       expect(await exited).to.equal(0);
     } finally {
