@@ -279,7 +279,10 @@ export class Coordinator implements AsyncDisposable {
       await this.#listenForForces(backend);
     } catch (error) {
       await backend.close();
-      throw new CoordinationError('ERR_COORDINATION_BACKEND', `could not connect to ${redact(this.#parsed)}: ${messageOf(error)}`, { cause: error });
+      // A TLS URL against a plaintext server shows only as a handshake that never completes.
+      const tls = this.#parsed.protocol === 'rediss:' && /ETIMEDOUT|ECONNRESET|wrong version number|Connection is closed|socket disconnected|EPROTO/i.test(messageOf(error));
+      const hint = tls ? ' (the TLS handshake did not complete: is the server speaking TLS? rediss:// needs a TLS port; use redis:// for a plaintext one)' : '';
+      throw new CoordinationError('ERR_COORDINATION_BACKEND', `could not connect to ${redact(this.#parsed)}: ${messageOf(error)}${hint}`, { cause: error });
     }
   }
 

@@ -8,6 +8,7 @@ import { setModuleLoader, type Backend } from '../../src/coordination/backend.ts
 import { kBackendFactory } from '../../src/coordination/Coordinator.ts';
 import { MemoryBackend, resetMemoryStores } from '../../src/coordination/memoryBackend.ts';
 import { rejection, settle } from '../support/async.ts';
+import { sharedRedis } from '../support/servers.ts';
 
 /** A memory backend whose server can be "down": every call fails while it is. */
 class FlakyBackend implements Backend {
@@ -338,6 +339,23 @@ describe('createCoordinator: bad input and missing clients', () => {
     expect(((await rejection(lock.acquire({ blocking: -1 }))) as { code: string }).code).to.equal('ERR_OUT_OF_RANGE');
     expect(((await rejection(lock.acquire({ blocking: 'yes' as never }))) as { code: string }).code).to.equal('ERR_INVALID_ARG_TYPE');
     expect(((await rejection(lock.acquire({ signal: {} as never }))) as { code: string }).code).to.equal('ERR_INVALID_ARG_TYPE');
+    await c.stop();
+  });
+});
+
+describe('rediss:// against a plaintext Redis', function () {
+  this.timeout(15_000);
+
+  it('fails fast, saying the TLS handshake did not complete, not a bare timeout', async function () {
+    const url = await sharedRedis();
+    if (url === undefined) this.skip(); // outside CI only: no Redis here and none could be started (under CI=true sharedRedis throws)
+    const plain = new URL(url as string);
+    const c = createCoordinator({ url: `rediss://${plain.host}` });
+    const started = Date.now();
+    const error = (await rejection(c.start())) as CoordinationError;
+    expect(error.code).to.equal('ERR_COORDINATION_BACKEND');
+    expect(error.message).to.match(/the TLS handshake did not complete: is the server speaking TLS\?/);
+    expect(Date.now() - started).to.be.lessThan(10_000);
     await c.stop();
   });
 });
