@@ -270,6 +270,12 @@ export class Coordinator implements AsyncDisposable {
     });
   }
 
+  /** The URL as the user gave it, without its password, for messages. */
+  #shownUrl(): string {
+    // Several etcd hosts (etcd://h1:2379,h2:2379) are no WHATWG URL: mask the password by hand.
+    return this.url.replace(/^([a-z]+:\/\/[^:@/]*):[^@/]*@/i, '$1:***@');
+  }
+
   /** The first connection, run by the actor's `connect` child. @internal */
   async connectNow(): Promise<void> {
     const backend = (this.#backend ??= await this.#createBackend());
@@ -282,7 +288,7 @@ export class Coordinator implements AsyncDisposable {
       // A TLS URL against a plaintext server shows only as a handshake that never completes.
       const tls = this.#parsed.protocol === 'rediss:' && /ETIMEDOUT|ECONNRESET|wrong version number|Connection is closed|socket disconnected|EPROTO/i.test(messageOf(error));
       const hint = tls ? ' (the TLS handshake did not complete: is the server speaking TLS? rediss:// needs a TLS port; use redis:// for a plaintext one)' : '';
-      throw new CoordinationError('ERR_COORDINATION_BACKEND', `could not connect to ${redact(this.#parsed)}: ${messageOf(error)}${hint}`, { cause: error });
+      throw new CoordinationError('ERR_COORDINATION_BACKEND', `could not connect to ${this.#shownUrl()}: ${messageOf(error)}${hint}`, { cause: error });
     }
   }
 
@@ -309,7 +315,7 @@ export class Coordinator implements AsyncDisposable {
   #checkCapabilities(backend: Backend): void {
     for (const [capability, wanted] of Object.entries(this.#require)) {
       if (wanted === true && backend.capabilities[capability as keyof BackendCapabilities] !== true) {
-        throw new CoordinationError('ERR_COORDINATION_URL', `the ${backend.kind} backend is not ${capability}, and options.require asks for it (url ${redact(this.#parsed)})`);
+        throw new CoordinationError('ERR_COORDINATION_URL', `the ${backend.kind} backend is not ${capability}, and options.require asks for it (url ${this.#shownUrl()})`);
       }
     }
   }
@@ -387,7 +393,7 @@ export class Coordinator implements AsyncDisposable {
   /** The connection is lost (the `connectionLost` action): no lock held through it can be vouched for. @internal */
   loseAll(error: unknown): void {
     const message = (error as { message?: string } | undefined)?.message ?? String(error);
-    getLogger().warn(`coordinator ${this.memberId} lost its connection to ${redact(this.#parsed)}; reconnecting`, { error: message });
+    getLogger().warn(`coordinator ${this.memberId} lost its connection to ${this.#shownUrl()}; reconnecting`, { error: message });
     this.#listening = false;
     for (const record of this.#held()) record.lose(`the connection to the ${this.#kind} backend was lost (${message})`, 'connection');
     void this.#backend?.close();
@@ -409,7 +415,7 @@ export class Coordinator implements AsyncDisposable {
       await backend.close();
       return;
     }
-    getLogger().info(`coordinator ${this.memberId} reconnected to ${redact(this.#parsed)} after ${attempt} attempt(s)`);
+    getLogger().info(`coordinator ${this.memberId} reconnected to ${this.#shownUrl()} after ${attempt} attempt(s)`);
     // Its memberships come back with it (a leader record does not: leadership ended with the connection).
     await this.#refreshOwned(backend, true).catch((error: unknown) => getLogger().warn(`coordinator ${this.memberId}: restoring its group memberships failed`, { error }));
   }
@@ -1284,7 +1290,12 @@ function requireString(name: string, value: unknown): string {
 }
 
 function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  const message = error instanceof Error ? error.message : String(error);
+  // gRPC (etcd) wraps the one fact that matters in boilerplate: '14 UNAVAILABLE: No connection
+  // established. Last error: Error: connect ECONNREFUSED h:p. Resolution note: ' says 'unavailable (connect ECONNREFUSED h:p)'.
+  const grpc = /^\d+ ([A-Z_]+): (?:.*?Last error: (?:Error: )?)?(.*?)\.?\s*(?:Resolution note:.*)?$/s.exec(message);
+  if (grpc !== null) return `${(grpc[1] as string).toLowerCase().replaceAll('_', ' ')} (${(grpc[2] as string).trim()})`;
+  return message;
 }
 
 /** The URL without its password, for messages. */

@@ -359,3 +359,19 @@ describe('rediss:// against a plaintext Redis', function () {
     await c.stop();
   });
 });
+
+describe('connection errors name the URL the user gave', () => {
+  it('an etcd that cannot be reached: the given URL, its password masked, and no gRPC boilerplate', async () => {
+    for (const [url, shown] of [
+      ['etcd://127.0.0.1:1,127.0.0.1:2', 'etcd://127.0.0.1:1,127.0.0.1:2'],
+      ['redis://user:secret@127.0.0.1:1', 'redis://user:***@127.0.0.1:1'],
+    ] as const) {
+      const c = createCoordinator({ url, initialReconnectBackoffMs: 10 });
+      const error = (await rejection(c.start())) as CoordinationError;
+      await c.stop();
+      expect(error.code, url).to.equal('ERR_COORDINATION_BACKEND');
+      expect(error.message, url).to.include(`could not connect to ${shown}:`);
+      expect(error.message, url).to.not.match(/secret|endpoints=|Resolution note|Last error/);
+    }
+  });
+});
