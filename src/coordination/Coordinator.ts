@@ -1298,14 +1298,6 @@ function messageOf(error: unknown): string {
   return message;
 }
 
-/** The URL without its password, for messages. */
-function redact(url: URL): string {
-  if (url.password === '') return url.href;
-  const copy = new URL(url.href);
-  copy.password = '***';
-  return copy.href;
-}
-
 function withTimeout<T>(promise: Promise<T>, clock: Clock, ms: number, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = clock.setTimeout(() => reject(new TimeoutError(`${what} got no answer within ${ms} ms`)), ms);
