@@ -14,7 +14,7 @@ import { MAX_TIMER_MS, type Clock } from '../clock.ts';
 import { ArgumentRangeError, ArgumentTypeError, CoordinationError, DeadlockError, LockLostError, TimeoutError , ActorStoppedError, asBackendError } from '../errors.ts';
 import type { LockHandle } from '../locks/LockHandle.ts';
 import { kUninspected, Mutex, type MutexOptions } from '../locks/Mutex.ts';
-import { inspection } from '../inspect/capture.ts';
+import { inspection, lateReporters } from '../inspect/capture.ts';
 import { getLogger } from '../logger.ts';
 import { startActor } from '../runtime/startActor.ts';
 import { optionalClock, optionalDuration, optionalObject, optionalRandom, optionalSignal, requireNonEmptyString } from '../runtime/validate.ts';
@@ -819,6 +819,13 @@ const failedReply = {
   },
 };
 
+/** The grants of this process that are held now: what a capture starting late reports. */
+const heldGrants = new Set<HandleRecord>();
+
+function reportHeldGrants(): void {
+  for (const grant of heldGrants) grant.reportHeld();
+}
+
 /** One grant: its lease upkeep and its handle. */
 class HandleRecord implements DistributedLockHandle {
   readonly name: string;
@@ -849,7 +856,14 @@ class HandleRecord implements DistributedLockHandle {
     this.#grantedAt = coordinator.clock.now();
     this.#deadline = leaseDeadline(sentAt, coordinator.lockTtlMs);
     coordinator.track(this, true);
-    if (inspection.enabled) inspection.lock({ lock: `distributed:${name}`, kind: backend.kind, op: 'held', holder: coordinator.memberId, fence });
+    heldGrants.add(this);
+    lateReporters.add(reportHeldGrants);
+    if (inspection.enabled) this.reportHeld();
+  }
+
+  /** Reports this grant as held, for the locks view (a capture that starts while it is held, too). @internal */
+  reportHeld(): void {
+    inspection.lock({ lock: `distributed:${this.name}`, kind: this.#backend.kind, op: 'held', holder: this.#coordinator.memberId, fence: this.fence });
   }
 
   /** Its child id among the coordinator actor's children (`lease-<n>`), once it is one. @internal */
@@ -954,6 +968,7 @@ class HandleRecord implements DistributedLockHandle {
   }
 
   #end(): void {
+    heldGrants.delete(this);
     if (inspection.enabled) inspection.lock({ lock: `distributed:${this.name}`, kind: this.#backend.kind, op: this.#state === 'lost' ? 'lost' : 'free', fence: this.fence });
     this.#coordinator.track(this, false);
     this.#local.release();

@@ -626,6 +626,15 @@ export interface ForceRunPlace {
 /** The one stream of the process. */
 export const inspection = new InspectionStream();
 
+/**
+ * What reports the state that existed before a capture started (held locks, leases): each
+ * lock kind adds its reporter when its first lock is held, and a capture calls them all
+ * as it starts.
+ *
+ * @internal
+ */
+export const lateReporters = new Set<() => void>();
+
 /** A value copied (serialised) at capture, because it could change under a reference. */
 class Copied {
   readonly json: string;

@@ -10,7 +10,7 @@ import { telemetry, type LockSeries, type TelemetrySink, type TelemetrySpan } fr
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { type Clock } from '../clock.ts';
 import { CancelledError, DeadlockError, LockLostError, TimeoutError } from '../errors.ts';
-import { inspection } from '../inspect/capture.ts';
+import { inspection, lateReporters } from '../inspect/capture.ts';
 import { currentOwner } from '../runtime/ownerContext.ts';
 import { LockHandle, type HoldRecord } from './LockHandle.ts';
 import { optionalBoolean, optionalClock, optionalDuration, optionalName, optionalObject, optionalSignal, requireFunction } from '../runtime/validate.ts';
@@ -58,6 +58,22 @@ export function runDetached<R>(fn: () => R): R {
  * An acquire option only the locksmith uses: the waiter goes to the front of the line,
  * so a lock forced free passes straight to the task hosted under it. @internal
  */
+/** Every inspected mutex that has been held at least once, weakly: what a late capture reports. */
+const knownMutexes = new Set<WeakRef<Mutex>>();
+let pruneAt = 1_024;
+
+/** Drops the collected ones; the next prune comes when the set has doubled again. */
+function pruneKnown(): void {
+  for (const ref of knownMutexes) if (ref.deref() === undefined) knownMutexes.delete(ref);
+  pruneAt = Math.max(1_024, knownMutexes.size * 2);
+}
+
+/** Reports every live mutex that is held or waited for (a capture starting late). @internal */
+export function reportKnownMutexes(): void {
+  pruneKnown();
+  for (const ref of knownMutexes) ref.deref()?.reportState();
+}
+
 export const kJumpQueue: unique symbol = Symbol('statesmith.mutex.jumpQueue');
 
 /**
@@ -119,6 +135,7 @@ export class Mutex {
 
   /** One release function per mutex, shared by all its handles. */
   readonly #releaser = (hold: Hold): void => this.#release(hold);
+  #known = false;
 
   constructor(options?: MutexOptions) {
     const opts = optionalObject<MutexOptions>('options', options, ['name', 'reentrant', 'clock']);
@@ -302,6 +319,13 @@ export class Mutex {
   #grant(owner: unknown): Hold {
     const hold: Hold = { owner, depth: 1, released: false, controller: undefined };
     this.#hold = hold;
+    // Known (weakly) from its first hold on, so an inspector started later finds it held.
+    if (!this.#known && this.#inspected) {
+      this.#known = true;
+      knownMutexes.add(new WeakRef(this));
+      lateReporters.add(reportKnownMutexes);
+      if (knownMutexes.size > pruneAt) pruneKnown();
+    }
     if (telemetry.enabled && this.#inspected && this.#series().timesHold()) hold.heldAt = performance.now();
     if (inspection.enabled && this.#inspected) inspection.lock({ lock: `mutex:${this.name}`, kind: 'mutex', op: 'held', holder: owner ?? '(anonymous)', waiters: this.#waiting });
     return hold;
@@ -342,6 +366,11 @@ export class Mutex {
       this.#queue = this.#queue.slice(this.#head).filter((w) => !w.settled);
       this.#head = 0;
     }
+  }
+
+  /** Reports this lock as it is now, for a capture that starts after it was taken. @internal */
+  reportState(): void {
+    if (this.#hold !== null || this.#waiting > 0) this.#reportWaiters();
   }
 
   /** The lock as it is now, for the locks view: its holder and how many wait. */

@@ -7,7 +7,7 @@
  * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import { createActor, type AnyActorLogic, type AnyActorRef, type Actor, type InputFrom } from 'xstate';
-import { inspection } from '../inspect/capture.ts';
+import { inspection, lateReporters } from '../inspect/capture.ts';
 import { systemClock } from '../clock.ts';
 import { InvalidStateError } from '../errors.ts';
 import { getLogger } from '../logger.ts';
@@ -43,6 +43,14 @@ export function startCapture(): () => void {
     for (const { kind, actor, parent } of [...live]) {
       inspection.adopt(actor, kind, parent);
       inspection.hook(actor.system, actor);
+    }
+    // And what was taken before: held locks and leases, and who waits for them.
+    for (const report of [...lateReporters]) {
+      try {
+        report();
+      } catch (error) {
+        getLogger().warn('reporting the locks held before the capture started failed', { error });
+      }
     }
   }
   let stopped = false;

@@ -170,6 +170,29 @@ describe('inspection capture', () => {
     expect(locks.map((l) => l['forceRun']), 'no force run took it: the watchdog here is a name').to.deep.equal([null, null, null, null, null]);
   });
 
+  it('starts with the locks taken before it: a held Mutex, one waited for, and a held distributed lock', async () => {
+    const mutex = new Mutex({ name: 'before-capture' });
+    const held = await mutex.acquire({ owner: 'early job' });
+    const waiting = mutex.acquire({ owner: 'second job' });
+    const free = new Mutex({ name: 'taken-and-given-back' });
+    (await free.acquire()).release();
+    const coordinator = createCoordinator({ agentId: 'early' });
+    await coordinator.start();
+    const lease = await coordinator.getLock('early-volume').acquire();
+    try {
+      stop = startCapture();
+      const locks = parse(inspection).filter((r) => r.type === 'statesmith.lock');
+      expect(locks.find((l) => l['lock'] === 'mutex:before-capture')).to.deep.include({ op: 'held', holder: 'early job', waiters: 1 });
+      expect(locks.find((l) => l['lock'] === 'distributed:early-volume')).to.deep.include({ op: 'held', holder: 'early' });
+      expect(locks.some((l) => l['lock'] === 'mutex:taken-and-given-back'), 'a free lock nobody waits for is not news').to.equal(false);
+    } finally {
+      held.release();
+      (await waiting).release();
+      await lease?.release();
+      await coordinator.stop();
+    }
+  });
+
   it("names the locksmith's force run in the record of the hold it forced, so the timeline links to that actor", async () => {
     stop = startCapture();
     const wal = new Mutex({ name: 'wal-forced' });
