@@ -86,7 +86,13 @@ describe('telemetry counts actors made from the logic exports', function () {
   it('an executorLogic actor made with createActor, spawned, and invoked each shows in /metrics, and its transitions count', async () => {
     const create = createActor;
     const telemetry = await enableTelemetry();
+    // Other tests' executors may still run in this process: count ours as the change.
+    const idle = async (): Promise<number> => Number(/statesmith_actors\{kind="executor",state="idle"\} (\d+)/.exec(await telemetry.metrics())?.[1] ?? 0);
+    const transitions = async (from: string, to: string): Promise<number> =>
+      Number(new RegExp(`statesmith_actor_transitions_total\\{kind="executor",from="${from}",to="${to}"\\} (\\d+)`).exec(await telemetry.metrics())?.[1] ?? 0);
     try {
+      const idleBefore = await idle();
+      const scheduledBefore = await transitions('idle', 'scheduled.starting');
       const direct = create(executorLogic, { input: { name: 'direct', actions: { go: async () => 1 } } }).start();
       const parent = setup({ actors: { executor: executorLogic } }).createMachine({
         invoke: { id: 'invoked', src: 'executor', input: { name: 'invoked' } },
@@ -94,17 +100,15 @@ describe('telemetry counts actors made from the logic exports', function () {
         entry: assign({ spawned: ({ spawn }) => spawn('executor', { id: 'spawned', input: { name: 'spawned' } }) }),
       });
       const app = create(parent).start();
-      const metricsBefore = await telemetry.metrics();
-      // Three executors idle: the direct one, the invoked one, the spawned one.
-      expect(metricsBefore).to.match(/statesmith_actors\{kind="executor",state="idle"\} 3/);
+      // Three more executors idle: the direct one, the invoked one, the spawned one.
+      expect((await idle()) - idleBefore).to.equal(3);
       direct.send({ type: 'statesmith.executor.run', action: 'go' });
       await new Promise((resolve) => setTimeout(resolve, 20));
-      const text = await telemetry.metrics();
-      expect(text).to.match(/statesmith_actor_transitions_total\{kind="executor",from="idle",to="scheduled.starting"\} 1/);
-      expect(text).to.match(/statesmith_actor_transitions_total\{kind="executor",from="done",to="idle"\} 1/);
+      expect((await transitions('idle', 'scheduled.starting')) - scheduledBefore).to.equal(1);
+      expect(await transitions('done', 'idle')).to.be.at.least(1);
       app.stop();
       direct.stop();
-      expect(await telemetry.metrics()).to.not.match(/statesmith_actors\{kind="executor"/);
+      expect(await idle(), 'the three leave the gauge when they stop').to.equal(idleBefore);
     } finally {
       await telemetry.disable();
     }
