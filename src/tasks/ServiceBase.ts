@@ -4,11 +4,12 @@
  *
  * @module
  */
+import { untilEmitted } from '../runtime/untilEmitted.ts';
 import { inspect } from 'node:util';
 import type { Actor } from 'xstate';
 import { kErrors } from '../../machines/taskGroup.machine.ts';
 import { type Clock } from '../clock.ts';
-import { ActorStoppedError, ArgumentTypeError, RejectedError, TaskGroupError } from '../errors.ts';
+import { ArgumentTypeError, TaskGroupError } from '../errors.ts';
 import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.ts';
 import { startActor } from '../runtime/startActor.ts';
 import { optionalClock, optionalObject, optionalSignal } from '../runtime/validate.ts';
@@ -204,38 +205,8 @@ export abstract class ServiceBase implements Service {
   async stop(reason?: string): Promise<void> {
     if (reason !== undefined && typeof reason !== 'string') throw new ArgumentTypeError('reason', 'a string', reason);
     const main = this.#main;
-    const groupErrors = await new Promise<readonly unknown[]>((resolve, reject) => {
-      let watch: { unsubscribe(): void } | undefined;
-      let settled = false;
-      const done = (): void => {
-        settled = true;
-        stopped.unsubscribe();
-        rejected.unsubscribe();
-        const stop = watch;
-        if (stop !== undefined) queueMicrotask(() => stop.unsubscribe());
-      };
-      const stopped = this.actor.on('statesmith.service.stopped', (event) => {
-        done();
-        resolve((event as unknown as { [kErrors]?: readonly unknown[] })[kErrors] ?? []);
-      });
-      const rejected = this.actor.on('statesmith.rejected', (event) => {
-        if (event.command.type !== 'statesmith.service.stop') return;
-        done();
-        reject(new RejectedError(event));
-      });
-      // A service actor that stops or fails before it answers rejects the call at once.
-      const ended = (): void => {
-        const snapshot = this.actor.getSnapshot();
-        if (snapshot.status === 'active') return;
-        done();
-        reject(new ActorStoppedError(this.actor.id, snapshot.status, snapshot.value));
-      };
-      ended();
-      if (settled) return;
-      this.actor.send({ type: 'statesmith.service.stop', ...(reason === undefined ? {} : { reason }) });
-      rejected.unsubscribe();
-      if (!settled) watch = this.actor.subscribe({ error: ended, complete: ended });
-    });
+    const stopped = await untilEmitted(this.actor, { type: 'statesmith.service.stop', ...(reason === undefined ? {} : { reason }) }, 'statesmith.service.stopped');
+    const groupErrors = (stopped as unknown as { [kErrors]?: readonly unknown[] })[kErrors] ?? [];
     const mainFailure = main?.failed ? withoutCancellations(main.failure) : undefined;
     // A failure of the group is main's failure too: it is reported once.
     const errors = [...new Set([...(mainFailure === undefined ? [] : [mainFailure]), ...groupErrors])];

@@ -10,7 +10,8 @@ import { inspect } from 'node:util';
 import type { Actor, AnyActorRef } from 'xstate';
 import type { Rejected } from '../../machines/protocol.ts';
 import { type Clock } from '../clock.ts';
-import { ActorStoppedError, ArgumentTypeError, RejectedError, TaskGroupError } from '../errors.ts';
+import { ArgumentTypeError, RejectedError, TaskGroupError } from '../errors.ts';
+import { untilEmitted } from '../runtime/untilEmitted.ts';
 import { optionalClock, optionalDuration, optionalObject, optionalRandom, requireFunction } from '../runtime/validate.ts';
 import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.ts';
 import { startActor } from '../runtime/startActor.ts';
@@ -281,37 +282,7 @@ export class TaskGroup implements AsyncDisposable {
    * group actor that stops or fails before it answers rejects the call at once.
    */
   #awaitReply(command: { readonly type: 'statesmith.taskGroup.wait' | 'statesmith.taskGroup.stop'; readonly reason?: string }, reply: 'statesmith.taskGroup.finished' | 'statesmith.taskGroup.stopped'): Promise<unknown[]> {
-    return new Promise<unknown[]>((resolve, reject) => {
-      let watch: { unsubscribe(): void } | undefined;
-      let settled = false;
-      const done = (): void => {
-        settled = true;
-        subscription.unsubscribe();
-        const stop = watch;
-        if (stop !== undefined) queueMicrotask(() => stop.unsubscribe());
-      };
-      const subscription = this.actor.on(reply, (event) => {
-        done();
-        resolve((event as unknown as { [kErrors]: unknown[] })[kErrors]);
-      });
-      const rejected = this.actor.on('statesmith.rejected', (event) => {
-        if (event.command.type !== command.type) return;
-        rejected.unsubscribe();
-        done();
-        reject(new RejectedError(event));
-      });
-      const ended = (): void => {
-        const snapshot = this.actor.getSnapshot();
-        if (snapshot.status === 'active') return;
-        done();
-        reject(new ActorStoppedError(this.actor.id, snapshot.status, snapshot.value));
-      };
-      ended();
-      if (settled) return;
-      this.actor.send(command);
-      rejected.unsubscribe();
-      if (!settled) watch = this.actor.subscribe({ error: ended, complete: ended });
-    });
+    return untilEmitted(this.actor, command, reply).then((event) => (event as unknown as { [kErrors]: unknown[] })[kErrors]);
   }
 
   /** `await using group = new TaskGroup()` stops the group when the block ends. */
