@@ -25,6 +25,7 @@ let sends = 0;
 let dirty = { tree: true, detail: true, events: true, locks: true };
 const flashes = []; // microsteps of the selected actor to animate
 let boot = null; // the inspector's boot id, from its hello
+let chosen = false; // the person picked an actor: the page no longer picks one for them
 
 /** Forgets everything shown: the page is now connected to another inspector (a restarted process). */
 function forgetAll() {
@@ -34,6 +35,7 @@ function forgetAll() {
   for (const row of treeRows.values()) row.li.remove();
   treeRows.clear();
   selected = null;
+  chosen = false;
   travel = null;
   dropped = 0;
   drawn = null;
@@ -350,6 +352,24 @@ function renderTree() {
     while (container.children.length > list.length) container.lastElementChild.remove();
   };
   place(tree, roots);
+  // On load the middle panel shows something: the running root with the largest tree (the
+  // agent, in a demo), until the person picks an actor themselves.
+  if (!chosen && (selected === null || !actors.has(selected))) {
+    const size = (actor) => 1 + (children.get(actor.sessionId) ?? []).reduce((n, kid) => n + size(kid), 0);
+    let best = null;
+    let bestSize = 0;
+    for (const root of roots) {
+      if (root.status !== 'active') continue;
+      const n = size(root);
+      if (n > bestSize) [best, bestSize] = [root, n];
+    }
+    if (best !== null) {
+      selected = best.sessionId;
+      dirty.detail = true;
+      const row = treeRows.get(selected);
+      if (row) setAttr(row.button, 'class', `${row.button.getAttribute('class')} selected`);
+    }
+  }
   for (const [sessionId, row] of treeRows) {
     if (!actors.has(sessionId)) {
       row.li.remove();
@@ -868,12 +888,16 @@ function travelTo(record) {
     record.contextAsked = true;
     socket.send(JSON.stringify({ type: 'statesmith.inspector.record', seq: record.seq }));
   }
-  if (record) selected = record.sessionId;
+  if (record) {
+    selected = record.sessionId;
+    chosen = true;
+  }
   dirty = { tree: true, detail: true, events: true, locks: dirty.locks };
 }
 
 function select(sessionId) {
   travel = null;
+  chosen = true;
   selected = sessionId;
   dirty = { tree: true, detail: true, events: true, locks: dirty.locks };
 }

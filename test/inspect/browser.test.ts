@@ -151,6 +151,35 @@ describe('the inspector in a real browser', function () {
     }
   });
 
+  it('selects the running root with the largest tree on load, so the middle panel is never empty; a click then keeps the choice', async () => {
+    inspection.reset();
+    const inspector = await startInspector();
+    const group = new TaskGroup({ uniqueId: 'selected-on-load' });
+    for (const name of ['a', 'b', 'c']) group.createTask((signal) => new Promise((resolve) => signal.addEventListener('abort', resolve)), { name });
+    for (const task of group.tasks) void task.actor; // tasks become actors on demand: these are children of the group
+    try {
+      const { page, errors } = await openPage(inspector.url);
+      await page.locator('#tree button.selected').first().waitFor({ timeout: 10_000 });
+      const title = await page.locator('#detail-title').textContent();
+      expect(title, 'the middle panel shows an actor').to.not.equal('Select an actor');
+      // A root: its row is not inside another actor's group.
+      expect(await page.locator('#tree > li > button.selected').count()).to.equal(1);
+      await page.locator('#chart svg, #chart .state').first().waitFor({ timeout: 10_000 });
+      await page.screenshot({ path: '.artifacts/inspector-root-selected.png' });
+      // The person's click is kept through later frames.
+      const other = page.locator('#tree button:not(.selected)').first();
+      const session = await other.getAttribute('data-session');
+      await other.click();
+      await page.waitForTimeout(300);
+      expect(await page.locator('#tree button.selected').first().getAttribute('data-session')).to.equal(session);
+      expect(errors).to.deep.equal([]);
+      await page.close();
+    } finally {
+      await group.stop();
+      await inspector.close();
+    }
+  });
+
   it('a late viewer gets the history in order; a failed task shows red with its error, as text; exclude filters; the page says when the inspector closed', async () => {
     inspection.reset();
     const inspector = await startInspector();
