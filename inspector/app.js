@@ -828,7 +828,9 @@ function holdsOf(history, now) {
     } else if (open) {
       open.end = record.ts;
       if (record.op === 'forced' || record.op === 'lost') {
-        open.forcedBy = record.by ?? record.op;
+        // A force names who took it; a loss says why (a lease that ran out, a break it heard of).
+        open.forcedBy = record.op === 'forced' ? record.by ?? 'a force' : null;
+        open.lostWhy = record.op === 'lost' ? record.by ?? 'its lease or connection was lost' : null;
         // The locksmith's force run that took it, when capture saw it: the bar links to its actor.
         open.forceRun = record.forceRun && typeof record.forceRun === 'object' ? record.forceRun : null;
       }
@@ -845,6 +847,9 @@ function forceRunActor(place) {
   return undefined;
 }
 
+/** About how wide one character of a bar's 10 px label is, in px. */
+const CHAR_PX = 6.2;
+
 /** Who held each lock when: bars on a shared time axis, with fences, waiters and forces. */
 function renderTimeline() {
   const host = document.getElementById('timeline');
@@ -857,20 +862,27 @@ function renderTimeline() {
   }
   const t0 = Math.min(...starts);
   const span = Math.max(1, now - t0);
+  // The track's width in pixels (the label column takes the rest), for what a bar's label can hold.
+  const trackWidth = Math.max(40, host.clientWidth - 110);
   const rows = shown.map(([lock, history]) => {
     const track = el('div', { class: 'track' });
     for (const hold of holdsOf(history, now)) {
       const left = ((hold.start - t0) / span) * 100;
       const width = Math.max(0.5, ((hold.end - hold.start) / span) * 100);
-      const label = `${hold.fence !== null && hold.fence !== undefined ? `#${hold.fence} ` : ''}${hold.holder ?? ''}`;
-      const title = `${hold.holder ?? '?'}${hold.fence ? `, fence ${hold.fence}` : ''}, held ${Math.round(hold.end - hold.start)} ms${hold.waiters ? `, ${hold.waiters} waiting` : ''}${hold.forcedBy ? `, taken by ${hold.forcedBy}` : ''}`;
+      const fence = hold.fence !== null && hold.fence !== undefined ? String(hold.fence) : '';
+      const title = `${hold.holder ?? '?'}${fence ? `, fence ${fence}` : ''}, held ${Math.round(hold.end - hold.start)} ms${hold.waiters ? `, ${hold.waiters} waiting` : ''}${hold.forcedBy ? `, taken by ${hold.forcedBy}` : ''}${hold.lostWhy ? `, lost: ${hold.lostWhy}` : ''}`;
       const run = hold.forceRun ? forceRunActor(hold.forceRun) : undefined;
-      const attrs = { class: `lock-bar${hold.forcedBy ? ' forced' : ''}${run ? ' linked' : ''}`, title: run ? `${title}; click to open the force run ${actorLabel(run)}` : title, 'data-fence': hold.fence ?? '', 'data-holder': hold.holder ?? '' };
+      const taken = hold.forcedBy || hold.lostWhy;
+      const attrs = { class: `lock-bar${taken ? ' forced' : ''}${run ? ' linked' : ''}`, title: run ? `${title}; click to open the force run ${actorLabel(run)}` : title, 'data-fence': fence, 'data-holder': hold.holder ?? '' };
       if (run) {
         attrs['data-force-run'] = run.sessionId;
         attrs.onclick = () => select(run.sessionId);
       }
-      const bar = el('div', attrs, label);
+      // The fence is never cut inside its digits: the whole fence, or its last digits after an
+      // ellipsis, or none (the tooltip has it) when even that does not fit; the holder is what shortens.
+      const px = (width / 100) * trackWidth - 6;
+      const fenceText = !fence ? '' : fence.length * CHAR_PX + 8 <= px ? `#${fence}` : 5 * CHAR_PX + 8 <= px ? `#…${fence.slice(-4)}` : '';
+      const bar = el('div', attrs, fenceText ? el('span', { class: 'fence' }, fenceText) : null, el('span', { class: 'holder' }, hold.holder ?? ''));
       bar.style.left = `${left}%`;
       bar.style.width = `${width}%`;
       track.append(bar);

@@ -969,7 +969,11 @@ class HandleRecord implements DistributedLockHandle {
 
   #end(): void {
     heldGrants.delete(this);
-    if (inspection.enabled) inspection.lock({ lock: `distributed:${this.name}`, kind: this.#backend.kind, op: this.#state === 'lost' ? 'lost' : 'free', fence: this.fence });
+    if (inspection.enabled) {
+      // A loss says why (who broke it, when the server knows; else what the holder saw), never just "lost".
+      const lost = this.#state === 'lost';
+      inspection.lock({ lock: `distributed:${this.name}`, kind: this.#backend.kind, op: lost ? 'lost' : 'free', fence: this.fence, ...(lost && this.#lost !== undefined ? { by: this.#lost.message } : {}) });
+    }
     this.#coordinator.track(this, false);
     this.#local.release();
     this.#onEnd();

@@ -349,6 +349,39 @@ describe('the inspector in a real browser', function () {
     }
   });
 
+  it('never cuts a lock bar inside its fence number, and a lost hold says why instead of "taken by lost"', async () => {
+    inspection.reset();
+    const inspector = await startInspector();
+    try {
+      inspection.enable();
+      // A Redis fence (microseconds since the epoch): 16 digits, on holds long and short.
+      const fence = 1796527853216328n;
+      inspection.lock({ lock: 'distributed:long-hold', kind: 'redis', op: 'held', holder: 'node-a', fence });
+      inspection.lock({ lock: 'distributed:short-hold', kind: 'redis', op: 'held', holder: 'node-b', fence: fence + 1n });
+      inspection.lock({ lock: 'distributed:short-hold', kind: 'redis', op: 'lost', fence: fence + 1n, by: 'short-hold was taken away by the redis backend: the server refused to renew it' });
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      inspection.lock({ lock: 'distributed:short-hold', kind: 'redis', op: 'held', holder: 'node-c', fence: fence + 2n });
+      const { page, errors } = await openPage(inspector.url);
+      await page.locator('.timeline-row[data-lock="distributed:long-hold"] .lock-bar').waitFor();
+      const labels = (await page.locator('.lock-bar .fence').evaluateAll((nodes) => nodes.map((n) => ({ text: n.textContent, clipped: n.scrollWidth > n.clientWidth + 1 })))) as Array<{ text: string; clipped: boolean }>;
+      expect(labels.length).to.be.greaterThan(0);
+      for (const { text, clipped } of labels) {
+        expect(text, 'a whole fence, or its last digits after an ellipsis').to.match(/^#(1796527853216\d{3}|…\d{4})$/);
+        expect(clipped, `${text} is not clipped`).to.equal(false);
+      }
+      expect(labels.map((l) => l.text)).to.include('#1796527853216328');
+      const lost = page.locator('.timeline-row[data-lock="distributed:short-hold"] .lock-bar.forced');
+      const title = await lost.first().getAttribute('title');
+      expect(title).to.include('lost: short-hold was taken away by the redis backend: the server refused to renew it');
+      expect(title).to.not.include('taken by lost');
+      await page.screenshot({ path: '.artifacts/inspector-fence-labels.png' });
+      expect(errors).to.deep.equal([]);
+      await page.close();
+    } finally {
+      await inspector.close();
+    }
+  });
+
   it('the lock timeline shows who held each lock when: two holders with increasing fences, and a forced hold in red', async () => {
     inspection.reset();
     const inspector = await startInspector();
