@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { Observable, ReplaySubject, Subject, type Observer, type Subscription as RxSubscription } from 'rxjs';
 import type { AnyActorRef } from 'xstate';
 import { isFinalReply } from '../../machines/finalReplies.ts';
+import { takeReply } from '../runtime/ask.ts';
 import { errorData } from '../../machines/protocol.ts';
 import { ArgumentTypeError, ArgumentValueError, NoReplyError, RejectedError } from '../errors.ts';
 import { safeStringify } from '../inspect/safeJson.ts';
@@ -508,16 +509,7 @@ export function remoteActor(options: RemoteOptions): RemoteActor {
           }
           const reply = parseReply(message.data);
           if (reply === undefined) return; // not a reply of the bridge's: ignored
-          if (reply.type === 'statesmith.rejected') finish(() => reject(new RejectedError(reply as never)));
-          else if (isFinalReply(type, reply)) finish(() => resolve(reply));
-          else {
-            interim.push(reply);
-            try {
-              onReply?.(reply);
-            } catch (thrown) {
-              finish(() => reject(thrown));
-            }
-          }
+          takeReply(type, reply, { interim, onReply, finish, resolve, reject });
       }
       const noReply = (cause?: unknown): NoReplyError =>
         new NoReplyError(`no final reply to ${type} from ${subject}.cmd within ${timeoutMs} ms`, interim, cause === undefined ? undefined : { cause });

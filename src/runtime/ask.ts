@@ -110,17 +110,7 @@ export function ask(
       sessionId: id,
       send(reply: { readonly type: string } & Record<string, unknown>): void {
         if (done || reply === null || typeof reply !== 'object' || typeof reply.type !== 'string') return;
-        if (reply.type === 'statesmith.rejected') finish(() => reject(new RejectedError(reply as never)));
-        else if (isFinalReply(command.type, reply)) finish(() => resolve(reply));
-        else {
-          interim.push(reply);
-          try {
-            onReply?.(reply);
-          } catch (error) {
-            // The caller's own listener threw: that ends its ask, not the actor.
-            finish(() => reject(error));
-          }
-        }
+        takeReply(command.type, reply, { interim, onReply, finish, resolve, reject });
       },
       _send(reply: { readonly type: string } & Record<string, unknown>): void {
         port.send(reply);
@@ -139,4 +129,33 @@ export function ask(
       finish(() => reject(error));
     }
   });
+}
+
+/**
+ * One reply to an ask, in-process or over NATS: a rejection rejects, the command's final
+ * reply resolves, and anything before it is interim (kept, and passed to `onReply`; a throw
+ * there ends the ask, not the actor). Internal to statesmith.
+ */
+export function takeReply(
+  commandType: string,
+  reply: { readonly type: string } & Record<string, unknown>,
+  ask: {
+    readonly interim: unknown[];
+    readonly onReply: AskOptions['onReply'];
+    readonly finish: (settle: () => void) => void;
+    readonly resolve: (reply: { readonly type: string } & Record<string, unknown>) => void;
+    readonly reject: (error: unknown) => void;
+  },
+): void {
+  const { interim, onReply, finish, resolve, reject } = ask;
+  if (reply.type === 'statesmith.rejected') finish(() => reject(new RejectedError(reply as never)));
+  else if (isFinalReply(commandType, reply)) finish(() => resolve(reply));
+  else {
+    interim.push(reply);
+    try {
+      onReply?.(reply);
+    } catch (error) {
+      finish(() => reject(error));
+    }
+  }
 }
