@@ -86,11 +86,11 @@ async function redisRows(base: string): Promise<Array<Record<string, string>>> {
         case: `Redis: ${ours.name}`,
         'per op': fmtNs(ours.nsPerOp),
         'speed vs floor': fmtRatio(floor.nsPerOp / ours.nsPerOp),
-        'other': `${fmtRatio(theirs.nsPerOp / ours.nsPerOp)} redlock, ${fmtRatio(fenced.nsPerOp / ours.nsPerOp)} the fenced floor`,
+        other: `${fmtRatio(theirs.nsPerOp / ours.nsPerOp)} redlock, ${fmtRatio(fenced.nsPerOp / ours.nsPerOp)} the fenced floor`,
       },
-      { case: `Redis: ${floor.name}`, 'per op': fmtNs(floor.nsPerOp), 'speed vs floor': '1.00×', 'other': '' },
-      { case: `Redis: ${fenced.name}`, 'per op': fmtNs(fenced.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / fenced.nsPerOp), 'other': '' },
-      { case: `Redis: ${theirs.name}`, 'per op': fmtNs(theirs.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / theirs.nsPerOp), 'other': '1.00×' },
+      { case: `Redis: ${floor.name}`, 'per op': fmtNs(floor.nsPerOp), 'speed vs floor': '1.00×', other: '' },
+      { case: `Redis: ${fenced.name}`, 'per op': fmtNs(fenced.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / fenced.nsPerOp), other: '' },
+      { case: `Redis: ${theirs.name}`, 'per op': fmtNs(theirs.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / theirs.nsPerOp), other: '1.00×' },
     ];
   } finally {
     await coordinator.stop();
@@ -144,9 +144,14 @@ async function postgresRows(base: string): Promise<Array<Record<string, string>>
     );
     const [ours, floor, fenced] = results as [Result, Result, Result];
     return [
-      { case: `PostgreSQL: ${ours.name}`, 'per op': fmtNs(ours.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / ours.nsPerOp), 'other': `${fmtRatio(fenced.nsPerOp / ours.nsPerOp)} the fenced floor` },
-      { case: `PostgreSQL: ${floor.name}`, 'per op': fmtNs(floor.nsPerOp), 'speed vs floor': '1.00×', 'other': '' },
-      { case: `PostgreSQL: ${fenced.name}`, 'per op': fmtNs(fenced.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / fenced.nsPerOp), 'other': '' },
+      {
+        case: `PostgreSQL: ${ours.name}`,
+        'per op': fmtNs(ours.nsPerOp),
+        'speed vs floor': fmtRatio(floor.nsPerOp / ours.nsPerOp),
+        other: `${fmtRatio(fenced.nsPerOp / ours.nsPerOp)} the fenced floor`,
+      },
+      { case: `PostgreSQL: ${floor.name}`, 'per op': fmtNs(floor.nsPerOp), 'speed vs floor': '1.00×', other: '' },
+      { case: `PostgreSQL: ${fenced.name}`, 'per op': fmtNs(fenced.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / fenced.nsPerOp), other: '' },
     ];
   } finally {
     await coordinator.stop();
@@ -186,8 +191,8 @@ async function etcdRows(base: string): Promise<Array<Record<string, string>>> {
     );
     const [ours, floor] = results as [Result, Result];
     return [
-      { case: `etcd: ${ours.name}`, 'per op': fmtNs(ours.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / ours.nsPerOp), 'other': '' },
-      { case: `etcd: ${floor.name}`, 'per op': fmtNs(floor.nsPerOp), 'speed vs floor': '1.00×', 'other': '' },
+      { case: `etcd: ${ours.name}`, 'per op': fmtNs(ours.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / ours.nsPerOp), other: '' },
+      { case: `etcd: ${floor.name}`, 'per op': fmtNs(floor.nsPerOp), 'speed vs floor': '1.00×', other: '' },
     ];
   } finally {
     await coordinator.stop();

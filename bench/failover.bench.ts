@@ -30,7 +30,10 @@ async function failovers(base: string, runs: number): Promise<number[]> {
   const times: number[] = [];
   try {
     for (let run = 0; run < runs; run++) {
-      const leader = fork(new URL('./failover.worker.ts', import.meta.url), [url.href, String(TTL_MS)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const leader = fork(new URL('./failover.worker.ts', import.meta.url), [url.href, String(TTL_MS)], {
+        execArgv: ['--import', 'tsx'],
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
       const term = await new Promise<bigint>((resolve, reject) => {
         leader.once('message', (message) => resolve(BigInt((message as { term: string }).term)));
         leader.once('exit', (code) => reject(new Error(`the leader exited with ${code}`)));

@@ -67,7 +67,10 @@ async function overhead(api: Api, inspectorApi: InspectorApi, label: string, loa
   for (let round = 0; round < ROUNDS; round++) {
     without.push(await timed(run, plain, n));
     const inspector = await inspectorApi.startInspector();
-    const viewer = fork(new URL('./inspector.viewer.ts', import.meta.url), [inspector.url], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const viewer = fork(new URL('./inspector.viewer.ts', import.meta.url), [inspector.url], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     await reply(viewer, 'open');
     if (round === 0) await run(watched, n >> 2);
     withInspector.push(await timed(run, watched, n));

@@ -69,11 +69,22 @@ export async function benchMutex(): Promise<void> {
       const x = results[a] as (typeof results)[0];
       const y = results[b] as (typeof results)[0];
       return [
-        { case: x.name, 'per op': fmtNs(x.nsPerOp), 'ops/s': Math.round(1e9 / x.nsPerOp).toLocaleString(), 'speed vs async-mutex': fmtRatio(y.nsPerOp / x.nsPerOp) },
+        {
+          case: x.name,
+          'per op': fmtNs(x.nsPerOp),
+          'ops/s': Math.round(1e9 / x.nsPerOp).toLocaleString(),
+          'speed vs async-mutex': fmtRatio(y.nsPerOp / x.nsPerOp),
+        },
         { case: y.name, 'per op': fmtNs(y.nsPerOp), 'ops/s': Math.round(1e9 / y.nsPerOp).toLocaleString(), 'speed vs async-mutex': '1.00×' },
       ];
     });
-  table('Mutex, uncontended (100,000 ops × 7 rounds, median)', rows(uncontended, [[0, 1], [2, 3]]));
+  table(
+    'Mutex, uncontended (100,000 ops × 7 rounds, median)',
+    rows(uncontended, [
+      [0, 1],
+      [2, 3],
+    ]),
+  );
   table('Mutex, contended (100,000 grants × 7 rounds, median)', rows(contended, [[0, 1]]));
   console.log('target: statesmith ≥ 1.00× async-mutex');
 }

@@ -54,7 +54,10 @@ export async function benchNats(): Promise<void> {
     { n: 2_000, rounds: 5 },
   );
   const base = trips[0]?.nsPerOp ?? 1;
-  table('Remote command round trip (2,000 × 5 rounds, median)', trips.map((r) => ({ case: r.name, 'per trip': fmtNs(r.nsPerOp), 'speed vs raw': fmtRatio(base / r.nsPerOp) })));
+  table(
+    'Remote command round trip (2,000 × 5 rounds, median)',
+    trips.map((r) => ({ case: r.name, 'per trip': fmtNs(r.nsPerOp), 'speed vs raw': fmtRatio(base / r.nsPerOp) })),
+  );
   console.log('target: ≥ 0.70× the raw request/reply');
 
   const bus = new WakeupBus();
@@ -92,7 +95,10 @@ export async function benchNats(): Promise<void> {
   await client.flush();
   const seconds = (performance.now() - started) / 1000;
   const off = cycles[0]?.nsPerOp ?? 1;
-  table('Serving a busy executor (5,000 cycles × 5 rounds, median)', cycles.map((r) => ({ case: r.name, 'per cycle': fmtNs(r.nsPerOp), 'speed vs not served': fmtRatio(off / r.nsPerOp) })));
+  table(
+    'Serving a busy executor (5,000 cycles × 5 rounds, median)',
+    cycles.map((r) => ({ case: r.name, 'per cycle': fmtNs(r.nsPerOp), 'speed vs not served': fmtRatio(off / r.nsPerOp) })),
+  );
   console.log(`snapshots published: ${published} (${Math.round(published / seconds)} per second over the run); target: ≥ 0.70× the cycle not served`);
 
   raw.unsubscribe();

@@ -50,7 +50,11 @@ async function benchRestarts(): Promise<void> {
         name: 'a fresh task that fails (createTask, run, settle)',
         run: async (n) => {
           const group = new TaskGroup({ clock: immediateClock });
-          for (let i = 0; i < n; i++) await group.createTask(failing, { logException: false }).wait().catch(() => undefined);
+          for (let i = 0; i < n; i++)
+            await group
+              .createTask(failing, { logException: false })
+              .wait()
+              .catch(() => undefined);
           await group.stop().catch(() => undefined);
         },
       },
@@ -58,7 +62,10 @@ async function benchRestarts(): Promise<void> {
         name: 'one restart of a failing task (exit, decide, back-off 0, run)',
         run: async (n) => {
           const group = new TaskGroup({ clock: immediateClock });
-          const task = group.createTask(failing, { logException: false, restart: { maxRestarts: n - 1, withinMs: Infinity, backoff: { initialMs: 0, jitter: 0 } } });
+          const task = group.createTask(failing, {
+            logException: false,
+            restart: { maxRestarts: n - 1, withinMs: Infinity, backoff: { initialMs: 0, jitter: 0 } },
+          });
           await task.wait().catch(() => undefined);
           await group.stop().catch(() => undefined);
         },

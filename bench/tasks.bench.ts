@@ -66,7 +66,11 @@ export async function benchTasks(): Promise<void> {
     n,
   );
   const group = new TaskGroup();
-  const taskBytes = await heapPerItem(() => group.createTask(never), () => group.stop(), n);
+  const taskBytes = await heapPerItem(
+    () => group.createTask(never),
+    () => group.stop(),
+    n,
+  );
   table(`Heap per pending task (${n.toLocaleString()} pending, after gc)`, [
     { case: 'AbortController + pending promise (raw)', 'per task': `${Math.round(rawBytes)} B` },
     { case: 'TaskGroup task (actor created on demand)', 'per task': `${Math.round(taskBytes)} B` },
@@ -100,5 +104,8 @@ export async function benchTasks(): Promise<void> {
     ],
     { n: 2_000, rounds: 5 },
   );
-  table('Service start/stop cycle (2,000 cycles × 5 rounds, median)', cycles.map((r) => ({ case: r.name, 'per cycle': fmtNs(r.nsPerOp) })));
+  table(
+    'Service start/stop cycle (2,000 cycles × 5 rounds, median)',
+    cycles.map((r) => ({ case: r.name, 'per cycle': fmtNs(r.nsPerOp) })),
+  );
 }

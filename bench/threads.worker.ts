@@ -5,7 +5,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { SharedEvent, SharedMutex } from '../src/index.ts';
 
-
 interface Job {
   readonly mode: 'bare' | 'event' | 'bare-lock' | 'lock';
   readonly role: 'ping' | 'pong';

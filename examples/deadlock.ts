@@ -11,16 +11,7 @@
  * in turn forces `volumes` from `snapshot`. Both jobs end with a LockLostError saying who
  * took their lock and why. Run: node --conditions=statesmith-source --import tsx examples/deadlock.ts
  */
-import {
-  currentOwner,
-  LockLostError,
-  Locksmith,
-  Mutex,
-  serveLockForceRequests,
-  setLogger,
-  TaskGroup,
-  type LogFields,
-} from 'statesmith';
+import { currentOwner, LockLostError, Locksmith, Mutex, serveLockForceRequests, setLogger, TaskGroup, type LogFields } from 'statesmith';
 
 const say = (who: string, what: string): void => console.log(`${who.padEnd(9)} ${what}`);
 const log = (message: string, fields?: LogFields): void => say('log', `${message}${fields?.['answer'] ? ` (${String(fields['answer'])})` : ''}`);

@@ -8,14 +8,7 @@
  * Every state change of the executor and the subprocess runner is printed as a timeline.
  * The program exits by itself, or cleanly on Ctrl-C.
  */
-import {
-  AsyncExecutor,
-  CancellableSubprocess,
-  HaLoop,
-  setLogger,
-  WakeupBus,
-  type LogFields,
-} from 'statesmith';
+import { AsyncExecutor, CancellableSubprocess, HaLoop, setLogger, WakeupBus, type LogFields } from 'statesmith';
 
 const t0 = performance.now();
 const stamp = (): string => `+${String(Math.round(performance.now() - t0)).padStart(5)} ms`;
@@ -78,9 +71,7 @@ async function cycle({ cycle }: { cycle: number }): Promise<void> {
     );
   } else if (phase === 'basebackup') {
     phase = 'finished';
-    executor.tryRunAsync('basebackup', () =>
-      postgres.call(['sh', '-c', 'echo copying 40 GB; sleep 30; echo copied'], { onOutput: output('backup') }),
-    );
+    executor.tryRunAsync('basebackup', () => postgres.call(['sh', '-c', 'echo copying 40 GB; sleep 30; echo copied'], { onOutput: output('backup') }));
     // A REST handler (outside the cycle, so outside the executor lock) cancels it soon after.
     setTimeout(() => {
       line('rest', 'POST /reinitialize?force: cancelling the basebackup');

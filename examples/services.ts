@@ -11,8 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ServiceBase, setLogger, type LogFields } from 'statesmith';
 
 const t0 = performance.now();
-const line = (who: string, what: string): void =>
-  console.log(`+${String(Math.round(performance.now() - t0)).padStart(4)} ms  ${who.padEnd(9)} ${what}`);
+const line = (who: string, what: string): void => console.log(`+${String(Math.round(performance.now() - t0)).padStart(4)} ms  ${who.padEnd(9)} ${what}`);
 const log = (level: string) => (message: string, fields?: LogFields) =>
   line('log', `${level}: ${message}${fields?.['error'] instanceof Error ? ` (${fields['error'].message})` : ''}`);
 setLogger({ debug: () => undefined, info: log('info'), warn: log('warn'), error: log('error') });

@@ -58,8 +58,19 @@ const controller = setup({
       entry: enqueueActions(({ enqueue, context, self }) => {
         const replyTo = self as AnyActorRef;
         enqueue.sendTo('group', { type: 'statesmith.taskGroup.createTask', name: 'poller', task: 'poll', replyTo });
-        for (const [volume, blocks] of [['vol-1', 10], ['vol-2', 15], ['vol-3', 5]] as const) {
-          enqueue.sendTo('group', { type: 'statesmith.taskGroup.createTask', name: `scrub-${volume}`, task: 'scrub', params: { volume, blocks }, logException: false, replyTo });
+        for (const [volume, blocks] of [
+          ['vol-1', 10],
+          ['vol-2', 15],
+          ['vol-3', 5],
+        ] as const) {
+          enqueue.sendTo('group', {
+            type: 'statesmith.taskGroup.createTask',
+            name: `scrub-${volume}`,
+            task: 'scrub',
+            params: { volume, blocks },
+            logException: false,
+            replyTo,
+          });
         }
         // Two deletes at once: the executor takes the first and refuses the second.
         for (const volume of context.deletes) enqueue.sendTo('executor', { type: 'statesmith.executor.run', action: 'delete', params: { volume }, replyTo });
@@ -79,7 +90,8 @@ const controller = setup({
             const rest = context.deletes.filter((volume) => volume !== done);
             enqueue.assign({ deletes: rest, deleting: false });
             // The slot is free again: send the delete that was refused.
-            if (rest[0] !== undefined) enqueue.sendTo('executor', { type: 'statesmith.executor.run', action: 'delete', params: { volume: rest[0] }, replyTo: self as AnyActorRef });
+            if (rest[0] !== undefined)
+              enqueue.sendTo('executor', { type: 'statesmith.executor.run', action: 'delete', params: { volume: rest[0] }, replyTo: self as AnyActorRef });
           }),
         },
         'statesmith.taskGroup.taskDone': {
@@ -100,7 +112,8 @@ const controller = setup({
         'statesmith.taskGroup.taskDone': { actions: ({ event }) => log('group', `${event.name} ${event.outcome}`) },
         'statesmith.taskGroup.stopped': {
           target: 'stopped',
-          actions: ({ event }) => log('group', `stopped; failures nobody acknowledged: ${event.errors.map((e) => `${e.name}: ${e.message}`).join('; ') || 'none'}`),
+          actions: ({ event }) =>
+            log('group', `stopped; failures nobody acknowledged: ${event.errors.map((e) => `${e.name}: ${e.message}`).join('; ') || 'none'}`),
         },
       },
     },

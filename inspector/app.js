@@ -57,7 +57,9 @@ function el(tag, attrs, ...children) {
 function stateText(value) {
   if (value === undefined || value === null) return '';
   if (typeof value === 'string') return value;
-  return Object.entries(value).map(([k, v]) => `${k}.${stateText(v)}`).join(', ');
+  return Object.entries(value)
+    .map(([k, v]) => `${k}.${stateText(v)}`)
+    .join(', ');
 }
 
 function apply(record) {
@@ -141,7 +143,8 @@ function apply(record) {
         const { type: _t, requestId: _r, ...rest } = record;
         const rejected = rest.ok === false || rest.reply?.type === 'statesmith.rejected';
         out.className = rejected ? 'send-result refused' : 'send-result';
-        out.textContent = rest.ok === false ? `refused: ${rest.code}: ${rest.reason}` : rest.reply === null ? 'sent (no reply within 1 s)' : JSON.stringify(rest.reply);
+        out.textContent =
+          rest.ok === false ? `refused: ${rest.code}: ${rest.reason}` : rest.reply === null ? 'sent (no reply within 1 s)' : JSON.stringify(rest.reply);
       }
       break;
     }
@@ -170,7 +173,8 @@ function mergeEarlier(records) {
   const steps = [];
   const lockSteps = new Map();
   for (const record of records) {
-    if (record.type === '@xstate.snapshot' && actors.has(record.sessionId) && record.event && record.event.type !== 'statesmith.inspect.attach') steps.push(record);
+    if (record.type === '@xstate.snapshot' && actors.has(record.sessionId) && record.event && record.event.type !== 'statesmith.inspect.attach')
+      steps.push(record);
     else if (record.type === 'statesmith.lock') (lockSteps.get(record.lock) ?? lockSteps.set(record.lock, []).get(record.lock)).push(record);
   }
   const merged = mergeBySeq(steps, events);
@@ -220,7 +224,10 @@ function subtreeOf(sessionId) {
  * "!" excludes the types containing it, the others include (any of them).
  */
 function typeFilter(text) {
-  const words = text.toLowerCase().split(/[\s,]+/).filter(Boolean);
+  const words = text
+    .toLowerCase()
+    .split(/[\s,]+/)
+    .filter(Boolean);
   const exclude = words.filter((w) => /^[-!]./.test(w)).map((w) => w.slice(1));
   const include = words.filter((w) => !/^[-!]/.test(w));
   return (type) => {
@@ -237,7 +244,8 @@ function acceptedTypes(actor) {
   const active = new Set(actor.activeIds ?? []);
   const types = new Set();
   const visit = (node) => {
-    if (active.has(node.id) || node === graph) for (const edge of node.edges) if (!edge.event.startsWith('xstate.') && !edge.event.includes('*')) types.add(edge.event);
+    if (active.has(node.id) || node === graph)
+      for (const edge of node.edges) if (!edge.event.startsWith('xstate.') && !edge.event.includes('*')) types.add(edge.event);
     for (const child of node.children) visit(child);
   };
   visit(graph);
@@ -279,7 +287,9 @@ function renderSendForm(actor) {
     result.setAttribute('data-request', requestId);
     result.className = 'send-result';
     result.textContent = 'sending…';
-    socket?.send(JSON.stringify({ type: 'statesmith.inspector.send', requestId, sessionId: actor.sessionId, event: { ...fields, type: typeInput.value.trim() } }));
+    socket?.send(
+      JSON.stringify({ type: 'statesmith.inspector.send', requestId, sessionId: actor.sessionId, event: { ...fields, type: typeInput.value.trim() } }),
+    );
   });
   host.replaceChildren(form);
 }
@@ -329,7 +339,11 @@ function renderTree() {
       setAttr(row.button, 'class', `actor status-${actor.status}${failed ? ' failed' : ''}${actor.sessionId === selected ? ' selected' : ''}`);
       setAttr(row.button, 'data-session', actor.sessionId);
       setAttr(row.button, 'data-kind', actor.kind);
-      setAttr(row.button, 'title', `${actor.kind} ${actorLabel(actor)} (${actor.sessionId})${failed && actor.failure ? `: ${actor.failure.name}: ${actor.failure.message}` : ''}`);
+      setAttr(
+        row.button,
+        'title',
+        `${actor.kind} ${actorLabel(actor)} (${actor.sessionId})${failed && actor.failure ? `: ${actor.failure.name}: ${actor.failure.message}` : ''}`,
+      );
       setText(row.kind, actor.kind);
       setText(row.name, count > 1 ? `${actorLabel(actor)} ×${count}` : actorLabel(actor));
       if (count > 1) setAttr(row.button, 'title', `${count} finished ${actor.kind} actors named ${actorLabel(actor)}; the latest is shown`);
@@ -404,7 +418,7 @@ function collapseFinished(list) {
 function renderNode(node, actor, depth) {
   const active = (actor.activeIds ?? []).includes(node.id);
   const classes = ['node', node.type === 'final' ? 'final' : '', active ? 'active' : ''];
-  const box = el('div', { class: classes.join(' '), 'data-node': node.id }, el('div', { class: 'title' }, depth === 0 ? actor.name ?? node.key : node.key));
+  const box = el('div', { class: classes.join(' '), 'data-node': node.id }, el('div', { class: 'title' }, depth === 0 ? (actor.name ?? node.key) : node.key));
   if (node.edges.length > 0) {
     box.append(
       el(
@@ -412,7 +426,11 @@ function renderNode(node, actor, depth) {
         { class: 'edges' },
         ...node.edges.map((edge) => {
           const targets = edge.targets.map((t) => t.split('.').at(-1)).join(', ') || '(self)';
-          return el('li', { class: 'edge', 'data-source': node.id, 'data-target': edge.targets[0] ?? '', 'data-event': edge.event }, `${edgeLabel(edge)} → ${targets}`);
+          return el(
+            'li',
+            { class: 'edge', 'data-source': node.id, 'data-target': edge.targets[0] ?? '', 'data-event': edge.event },
+            `${edgeLabel(edge)} → ${targets}`,
+          );
         }),
       ),
     );
@@ -472,7 +490,16 @@ function elkGraphOf(root) {
         if (seen.has(id)) continue;
         seen.add(id);
         const text = edgeLabel(edge);
-        edges.push({ id, sources: [state.id], targets: [target], labels: [{ text, width: text.length * 6 + 4, height: 12 }], event: edge.event, source: state.id, target, guard: edge.guard ?? '' });
+        edges.push({
+          id,
+          sources: [state.id],
+          targets: [target],
+          labels: [{ text, width: text.length * 6 + 4, height: 12 }],
+          event: edge.event,
+          source: state.id,
+          target,
+          guard: edge.guard ?? '',
+        });
       }
     }
     const width = Math.max(70, label.length * 7 + 20);
@@ -537,14 +564,24 @@ function drawLayout(layout) {
   const root = svg('svg', { id: 'chart-svg', viewBox: `-10 -10 ${width} ${height}`, width: '100%', role: 'img', 'aria-label': 'statechart' });
   root.style.maxHeight = '70vh';
   root.append(
-    svg('defs', {}, svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 8, markerHeight: 8, markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse' }, svg('path', { d: 'M 0 0 L 10 5 L 0 10 z', class: 'arrow-head' }))),
+    svg(
+      'defs',
+      {},
+      svg(
+        'marker',
+        { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 8, markerHeight: 8, markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse' },
+        svg('path', { d: 'M 0 0 L 10 5 L 0 10 z', class: 'arrow-head' }),
+      ),
+    ),
   );
   const nodes = svg('g', { class: 'states' });
   const visit = (n, parentInitial) => {
     const g = svg('g', { class: `svg-node${n.children ? ' compound' : ''}${n.stateType === 'final' ? ' final' : ''}`, 'data-node': n.id });
     g.append(svg('rect', { x: n.x, y: n.y, width: n.width, height: n.height, rx: 6 }));
     const label = n.labels?.[0]?.text ?? n.id;
-    g.append(svg('text', { x: n.x + 8, y: n.y + 17, class: 'state-label' }, `${parentInitial === label ? '→ ' : ''}${label}${n.stateType === 'final' ? ' ◉' : ''}`));
+    g.append(
+      svg('text', { x: n.x + 8, y: n.y + 17, class: 'state-label' }, `${parentInitial === label ? '→ ' : ''}${label}${n.stateType === 'final' ? ' ◉' : ''}`),
+    );
     nodes.append(g);
     for (const child of n.children ?? []) visit(child, n.initial);
   };
@@ -591,7 +628,11 @@ function enableZoom(root, width, height) {
   root.addEventListener('pointermove', (event) => {
     if (!drag) return;
     const rect = root.getBoundingClientRect();
-    box = { ...drag.box, x: drag.box.x - ((event.clientX - drag.x) * drag.box.w) / rect.width, y: drag.box.y - ((event.clientY - drag.y) * drag.box.h) / rect.height };
+    box = {
+      ...drag.box,
+      x: drag.box.x - ((event.clientX - drag.x) * drag.box.w) / rect.width,
+      y: drag.box.y - ((event.clientY - drag.y) * drag.box.h) / rect.height,
+    };
     apply();
   });
   root.addEventListener('pointerup', () => (drag = null));
@@ -654,7 +695,17 @@ function renderSequence() {
   const x = (id) => 65 + lanes.indexOf(id) * laneWidth;
   const height = 40 + messages.length * 20;
   const root = svg('svg', { id: 'sequence-svg', viewBox: `0 0 ${lanes.length * laneWidth} ${height}`, width: lanes.length * laneWidth, height });
-  root.append(svg('defs', {}, svg('marker', { id: 'seq-arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, markerUnits: 'userSpaceOnUse', orient: 'auto' }, svg('path', { d: 'M 0 0 L 10 5 L 0 10 z', class: 'arrow-head' }))));
+  root.append(
+    svg(
+      'defs',
+      {},
+      svg(
+        'marker',
+        { id: 'seq-arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, markerUnits: 'userSpaceOnUse', orient: 'auto' },
+        svg('path', { d: 'M 0 0 L 10 5 L 0 10 z', class: 'arrow-head' }),
+      ),
+    ),
+  );
   for (const id of lanes) {
     const actor = actors.get(id);
     root.append(
@@ -670,7 +721,13 @@ function renderSequence() {
     const g = svg('g', { class: 'message', 'data-seq': m.seq, 'data-from': m.sourceId, 'data-to': m.sessionId });
     if (from === to) g.append(svg('path', { d: `M ${from} ${y - 6} h 24 v 8 h -24`, 'marker-end': 'url(#seq-arrow)' }));
     else g.append(svg('line', { x1: from, y1: y, x2: to, y2: y, 'marker-end': 'url(#seq-arrow)' }));
-    g.append(svg('text', { x: (from + to) / 2 + (from === to ? 30 : 0), y: y - 3, 'text-anchor': from === to ? 'start' : 'middle', class: 'message-label' }, shortEvent(type)));
+    g.append(
+      svg(
+        'text',
+        { x: (from + to) / 2 + (from === to ? 30 : 0), y: y - 3, 'text-anchor': from === to ? 'start' : 'middle', class: 'message-label' },
+        shortEvent(type),
+      ),
+    );
     g.append(svg('title', {}, `#${m.seq} ${type}`));
     g.addEventListener('click', () => travelTo(m));
     root.append(g);
@@ -684,7 +741,11 @@ function jsonTree(value, key) {
     return el('div', { class: 'leaf' }, ...label, JSON.stringify(value) ?? 'undefined');
   }
   const entries = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value);
-  const details = el('details', { open: entries.length <= 12 }, el('summary', {}, ...label, Array.isArray(value) ? `[${entries.length}]` : `{${entries.length}}`));
+  const details = el(
+    'details',
+    { open: entries.length <= 12 },
+    el('summary', {}, ...label, Array.isArray(value) ? `[${entries.length}]` : `{${entries.length}}`),
+  );
   for (const [k, v] of entries) details.append(jsonTree(v, k));
   return details;
 }
@@ -709,13 +770,25 @@ function renderDetail() {
   const history = events.filter((record) => record.sessionId === selected);
   const past = travel !== null && travel.sessionId === selected ? travel : null;
   const shown = past ? { ...actor, status: past.status, value: past.value, context: past.context, activeIds: past.activeIds } : actor;
-  const scrubber = el('input', { type: 'range', id: 'scrubber', min: '0', max: String(Math.max(0, history.length - 1)), value: String(past ? history.indexOf(past) : history.length - 1), title: 'step through this actor\'s history' });
+  const scrubber = el('input', {
+    type: 'range',
+    id: 'scrubber',
+    min: '0',
+    max: String(Math.max(0, history.length - 1)),
+    value: String(past ? history.indexOf(past) : history.length - 1),
+    title: "step through this actor's history",
+  });
   scrubber.addEventListener('input', () => {
     const index = Number(scrubber.value);
     travelTo(index >= history.length - 1 ? null : history[index]);
   });
   const when = past
-    ? el('div', { class: 'travel', id: 'travel' }, `as it was after #${past.seq} ${String(past.event?.type ?? '')} (${new Date(past.ts).toISOString().slice(11, 23)}) `, el('button', { id: 'back-to-live', onclick: () => travelTo(null) }, 'back to live'))
+    ? el(
+        'div',
+        { class: 'travel', id: 'travel' },
+        `as it was after #${past.seq} ${String(past.event?.type ?? '')} (${new Date(past.ts).toISOString().slice(11, 23)}) `,
+        el('button', { id: 'back-to-live', onclick: () => travelTo(null) }, 'back to live'),
+      )
     : el('div', { class: 'travel live-view' }, 'live');
   document.getElementById('history').replaceChildren(scrubber, when);
   const failed = isFailed(shown);
@@ -729,7 +802,13 @@ function renderDetail() {
   }
   drawChart(chart, actor.graphId, shown);
   if (past && past.contextOmitted) {
-    context.replaceChildren(el('div', { class: 'context-pending', id: 'context-pending' }, past.contextGone ? 'this step has left the inspector\'s history; its context is no longer held' : 'loading this step\'s context…'));
+    context.replaceChildren(
+      el(
+        'div',
+        { class: 'context-pending', id: 'context-pending' },
+        past.contextGone ? "this step has left the inspector's history; its context is no longer held" : "loading this step's context…",
+      ),
+    );
   } else {
     context.replaceChildren(jsonTree(shown.context ?? null));
   }
@@ -742,7 +821,9 @@ function animateFlashes() {
     for (const t of step.transitions) {
       // The arrow of this microstep: from its source to its target, by the event that took it
       // (an eventless or delayed step was taken by another event than the one processed).
-      const arrows = [...chart.querySelectorAll('.edge')].filter((edge) => edge.getAttribute('data-source') === t.source && (t.targets.length === 0 || edge.getAttribute('data-target') === t.targets[0]));
+      const arrows = [...chart.querySelectorAll('.edge')].filter(
+        (edge) => edge.getAttribute('data-source') === t.source && (t.targets.length === 0 || edge.getAttribute('data-target') === t.targets[0]),
+      );
       const byEvent = arrows.filter((edge) => edge.getAttribute('data-event') === step.event.type);
       for (const edge of byEvent.length > 0 ? byEvent : arrows.slice(0, 1)) {
         edge.classList.remove('taken');
@@ -796,7 +877,7 @@ function renderLocks() {
         el('td', {}, l.lock.replace(/^(mutex|distributed):/, '')),
         el('td', {}, l.kind),
         el('td', {}, l.op),
-        el('td', {}, l.op === 'held' ? l.holder ?? '' : l.by ? `forced by ${l.by}` : ''),
+        el('td', {}, l.op === 'held' ? (l.holder ?? '') : l.by ? `forced by ${l.by}` : ''),
         el('td', {}, String(l.waiters ?? 0)),
         el('td', {}, l.fence ?? ''),
       ),
@@ -829,8 +910,8 @@ function holdsOf(history, now) {
       open.end = record.ts;
       if (record.op === 'forced' || record.op === 'lost') {
         // A force names who took it; a loss says why (a lease that ran out, a break it heard of).
-        open.forcedBy = record.op === 'forced' ? record.by ?? 'a force' : null;
-        open.lostWhy = record.op === 'lost' ? record.by ?? 'its lease or connection was lost' : null;
+        open.forcedBy = record.op === 'forced' ? (record.by ?? 'a force') : null;
+        open.lostWhy = record.op === 'lost' ? (record.by ?? 'its lease or connection was lost') : null;
         // The locksmith's force run that took it, when capture saw it: the bar links to its actor.
         open.forceRun = record.forceRun && typeof record.forceRun === 'object' ? record.forceRun : null;
       }
@@ -873,7 +954,12 @@ function renderTimeline() {
       const title = `${hold.holder ?? '?'}${fence ? `, fence ${fence}` : ''}, held ${Math.round(hold.end - hold.start)} ms${hold.waiters ? `, ${hold.waiters} waiting` : ''}${hold.forcedBy ? `, taken by ${hold.forcedBy}` : ''}${hold.lostWhy ? `, lost: ${hold.lostWhy}` : ''}`;
       const run = hold.forceRun ? forceRunActor(hold.forceRun) : undefined;
       const taken = hold.forcedBy || hold.lostWhy;
-      const attrs = { class: `lock-bar${taken ? ' forced' : ''}${run ? ' linked' : ''}`, title: run ? `${title}; click to open the force run ${actorLabel(run)}` : title, 'data-fence': fence, 'data-holder': hold.holder ?? '' };
+      const attrs = {
+        class: `lock-bar${taken ? ' forced' : ''}${run ? ' linked' : ''}`,
+        title: run ? `${title}; click to open the force run ${actorLabel(run)}` : title,
+        'data-fence': fence,
+        'data-holder': hold.holder ?? '',
+      };
       if (run) {
         attrs['data-force-run'] = run.sessionId;
         attrs.onclick = () => select(run.sessionId);
@@ -887,7 +973,12 @@ function renderTimeline() {
       bar.style.width = `${width}%`;
       track.append(bar);
     }
-    return el('div', { class: 'timeline-row', 'data-lock': lock }, el('div', { class: 'timeline-label', title: lock }, lock.replace(/^(mutex|distributed):/, '')), track);
+    return el(
+      'div',
+      { class: 'timeline-row', 'data-lock': lock },
+      el('div', { class: 'timeline-label', title: lock }, lock.replace(/^(mutex|distributed):/, '')),
+      track,
+    );
   });
   host.replaceChildren(el('div', { class: 'timeline-axis' }, `last ${Math.round(span / 1000)} s`), ...rows);
 }
@@ -923,7 +1014,8 @@ function render() {
   animateFlashes();
   dirty = { tree: false, detail: false, events: false, locks: false };
   const live = [...actors.values()].filter((a) => a.status === 'active').length;
-  document.getElementById('counts').textContent = `${actors.size} actors (${live} active) · ${events.length} events${dropped ? ` · ${dropped} dropped while behind` : ''}`;
+  document.getElementById('counts').textContent =
+    `${actors.size} actors (${live} active) · ${events.length} events${dropped ? ` · ${dropped} dropped while behind` : ''}`;
   if (downSince !== null) {
     const wait = Math.max(0, Math.ceil((retryAt - Date.now()) / 1000));
     const since = new Date(downSince).toLocaleTimeString();

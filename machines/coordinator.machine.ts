@@ -23,7 +23,18 @@
  */
 import { assign, enqueueActions, fromCallback, fromPromise, setup, type AnyActorRef } from 'xstate';
 import { electionMachine, type ElectionEngine } from './election.machine.ts';
-import { answer, errorData, forgedRejection, rejection, rejectUnknownCommand, rejectAnyOther, replyToOf, shown, type ErrorData, type Rejected } from './protocol.ts';
+import {
+  answer,
+  errorData,
+  forgedRejection,
+  rejection,
+  rejectUnknownCommand,
+  rejectAnyOther,
+  replyToOf,
+  shown,
+  type ErrorData,
+  type Rejected,
+} from './protocol.ts';
 
 /** Node's longest timer (2^31 - 1 ms); see `src/clock.ts`. */
 const MAX_DELAY_MS = 2 ** 31 - 1;
@@ -78,7 +89,13 @@ export type CoordinatorCommand =
   | { readonly type: 'statesmith.coordinator.start'; readonly replyTo?: AnyActorRef }
   | { readonly type: 'statesmith.coordinator.stop'; readonly replyTo?: AnyActorRef }
   /** Takes a lock (the coordinator's prefix is added); `blocking` as `DistributedLock.acquire`. */
-  | { readonly type: 'statesmith.coordinator.acquire'; readonly lock: string; readonly blocking?: boolean | number; readonly timeoutMs?: number; readonly replyTo?: AnyActorRef }
+  | {
+      readonly type: 'statesmith.coordinator.acquire';
+      readonly lock: string;
+      readonly blocking?: boolean | number;
+      readonly timeoutMs?: number;
+      readonly replyTo?: AnyActorRef;
+    }
   | { readonly type: 'statesmith.coordinator.release'; readonly lock: string; readonly replyTo?: AnyActorRef }
   /** Opens the election of `group` as the child `election:<group>` (once; later calls answer the same). */
   | { readonly type: 'statesmith.coordinator.election'; readonly group: string; readonly replyTo?: AnyActorRef }
@@ -96,7 +113,13 @@ export const kFromEngine: unique symbol = Symbol('statesmith.coordinator.engine'
 /** What the runtime tells the coordinator. (Internal: not part of the API.) */
 export type CoordinatorInternalEvent =
   | { readonly type: 'statesmith.coordinator.lost'; readonly [kFromEngine]: true; readonly error: ErrorData }
-  | { readonly type: 'statesmith.coordinator.leaseGranted'; readonly [kFromEngine]: true; readonly lease: unknown; readonly lock: string; readonly fence: string }
+  | {
+      readonly type: 'statesmith.coordinator.leaseGranted';
+      readonly [kFromEngine]: true;
+      readonly lease: unknown;
+      readonly lock: string;
+      readonly fence: string;
+    }
   | { readonly type: 'statesmith.coordinator.leaseEnded'; readonly [kFromEngine]: true; readonly id: string }
   | { readonly type: 'statesmith.coordinator.opSettled'; readonly [kFromEngine]: true; readonly opId: string; readonly reply: CoordinatorReply };
 
@@ -114,28 +137,47 @@ export type CoordinatorReply =
   | { readonly type: 'statesmith.coordinator.electionOpened'; readonly group: string; readonly id: string }
   | { readonly type: 'statesmith.coordinator.joined'; readonly group: string; readonly memberId: string }
   | { readonly type: 'statesmith.coordinator.left'; readonly group: string; readonly memberId: string; readonly wasMember: boolean }
-  | { readonly type: 'statesmith.coordinator.members'; readonly group: string; readonly members: ReadonlyArray<{ readonly memberId: string; readonly capabilities: unknown }> }
+  | {
+      readonly type: 'statesmith.coordinator.members';
+      readonly group: string;
+      readonly members: ReadonlyArray<{ readonly memberId: string; readonly capabilities: unknown }>;
+    }
   | Rejected;
 
 const internal = (event: CoordinatorEvent): boolean => (event as { [kFromEngine]?: true })[kFromEngine] === true;
 
 /** Why a command cannot be accepted at all. (Internal: not part of the API.) */
 export function malformedCoordinatorCommand(event: CoordinatorEvent): { code: string; reason: string } | undefined {
-  if (event.type === 'statesmith.coordinator.election' || event.type === 'statesmith.coordinator.join' || event.type === 'statesmith.coordinator.leave' || event.type === 'statesmith.coordinator.members') {
+  if (
+    event.type === 'statesmith.coordinator.election' ||
+    event.type === 'statesmith.coordinator.join' ||
+    event.type === 'statesmith.coordinator.leave' ||
+    event.type === 'statesmith.coordinator.members'
+  ) {
     const { group } = event;
-    if (typeof group !== 'string' || group.length === 0) return { code: 'ERR_INVALID_ARG_TYPE', reason: `"group" must be a non-empty string; received ${shown(group)}` };
-    if (Buffer.byteLength(group, 'utf8') > 256) return { code: 'ERR_OUT_OF_RANGE', reason: `"group" may have at most 256 bytes of UTF-8; it has ${Buffer.byteLength(group, 'utf8')}` };
+    if (typeof group !== 'string' || group.length === 0)
+      return { code: 'ERR_INVALID_ARG_TYPE', reason: `"group" must be a non-empty string; received ${shown(group)}` };
+    if (Buffer.byteLength(group, 'utf8') > 256)
+      return { code: 'ERR_OUT_OF_RANGE', reason: `"group" may have at most 256 bytes of UTF-8; it has ${Buffer.byteLength(group, 'utf8')}` };
     return undefined;
   }
-  if (event.type !== 'statesmith.coordinator.acquire' && event.type !== 'statesmith.coordinator.release' && event.type !== 'statesmith.coordinator.breakLock') return undefined;
-  if (typeof event.lock !== 'string' || event.lock.length === 0) return { code: 'ERR_INVALID_ARG_TYPE', reason: `"lock" must be a non-empty string; received ${shown(event.lock)}` };
+  if (event.type !== 'statesmith.coordinator.acquire' && event.type !== 'statesmith.coordinator.release' && event.type !== 'statesmith.coordinator.breakLock')
+    return undefined;
+  if (typeof event.lock !== 'string' || event.lock.length === 0)
+    return { code: 'ERR_INVALID_ARG_TYPE', reason: `"lock" must be a non-empty string; received ${shown(event.lock)}` };
   if (event.type === 'statesmith.coordinator.acquire') {
     const { blocking, timeoutMs } = event;
     if (blocking !== undefined && typeof blocking !== 'boolean' && (typeof blocking !== 'number' || Number.isNaN(blocking) || blocking < 0)) {
-      return { code: typeof blocking === 'number' ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_TYPE', reason: `"blocking" must be true, false or a number of ms >= 0; received ${shown(blocking)}` };
+      return {
+        code: typeof blocking === 'number' ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_TYPE',
+        reason: `"blocking" must be true, false or a number of ms >= 0; received ${shown(blocking)}`,
+      };
     }
     if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0)) {
-      return { code: typeof timeoutMs === 'number' ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_TYPE', reason: `"timeoutMs" must be a number of ms >= 0 (Infinity allowed); received ${shown(timeoutMs)}` };
+      return {
+        code: typeof timeoutMs === 'number' ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_TYPE',
+        reason: `"timeoutMs" must be a number of ms >= 0 (Infinity allowed); received ${shown(timeoutMs)}`,
+      };
     }
   }
   return undefined;
@@ -163,7 +205,9 @@ export const coordinatorMachine = setup({
     /** One group's election (`election:<group>`). */
     election: electionMachine,
     /** Runs one acquire or release command and answers `opSettled`. */
-    op: fromCallback<{ readonly type: string }, { readonly engine: CoordinatorEngine; readonly opId: string; readonly command: CoordinatorCommand }>(() => undefined),
+    op: fromCallback<{ readonly type: string }, { readonly engine: CoordinatorEngine; readonly opId: string; readonly command: CoordinatorCommand }>(
+      () => undefined,
+    ),
   },
   delays: {
     slice: ({ context }) => Math.min(context.waitLeft, MAX_DELAY_MS),
@@ -195,7 +239,13 @@ export const coordinatorMachine = setup({
     replyStartFailed: enqueueActions(({ enqueue, context, event, self }) => {
       const error = (event as { error?: unknown }).error;
       const data = errorData(error);
-      for (const waiter of context.startWaiters) answer(enqueue as never, self, waiter, Object.defineProperty({ type: 'statesmith.coordinator.failed', command: 'statesmith.coordinator.start', error: data }, kError, { value: error }));
+      for (const waiter of context.startWaiters)
+        answer(
+          enqueue as never,
+          self,
+          waiter,
+          Object.defineProperty({ type: 'statesmith.coordinator.failed', command: 'statesmith.coordinator.start', error: data }, kError, { value: error }),
+        );
       enqueue.assign({ startWaiters: [] });
     }),
     replyStopped: enqueueActions(({ enqueue, context, event, self }) => {
@@ -210,7 +260,11 @@ export const coordinatorMachine = setup({
       (granted.lease as { leaseId?: string }).leaseId = id;
       enqueue.spawnChild('lease', { id, input: { lease: granted.lease } });
       // The grant object rides along without being enumerable: the context stays plain data to look at.
-      const entry = Object.defineProperty({ lock: granted.lock, fence: granted.fence }, 'lease', { value: granted.lease, enumerable: false }) as { lock: string; fence: string; lease: unknown };
+      const entry = Object.defineProperty({ lock: granted.lock, fence: granted.fence }, 'lease', { value: granted.lease, enumerable: false }) as {
+        lock: string;
+        fence: string;
+        lease: unknown;
+      };
       enqueue.assign({ nextLease: context.nextLease + 1, leases: { ...context.leases, [id]: entry } });
     }),
     endLease: enqueueActions(({ enqueue, context, event }) => {
@@ -236,7 +290,12 @@ export const coordinatorMachine = setup({
       const id = `election:${group}`;
       const children = (self.getSnapshot() as { children: Record<string, unknown> }).children;
       if (context.engine.electionEngine === undefined) {
-        answer<CoordinatorReply>(enqueue as never, self, replyToOf(event), rejection(event, self, 'ERR_COORDINATION_STATE', 'this coordinator has no election engine'));
+        answer<CoordinatorReply>(
+          enqueue as never,
+          self,
+          replyToOf(event),
+          rejection(event, self, 'ERR_COORDINATION_STATE', 'this coordinator has no election engine'),
+        );
         return;
       }
       if (children[id] === undefined) enqueue.spawnChild('election', { id, input: { engine: context.engine.electionEngine(group) } });
@@ -247,9 +306,16 @@ export const coordinatorMachine = setup({
       answer<CoordinatorReply>(enqueue as never, self, replyToOf(event), rejection(event, self, why.code, why.reason));
     }),
     rejectNotConnected: enqueueActions(({ enqueue, event, self }) =>
-      answer<CoordinatorReply>(enqueue as never, self, replyToOf(event), rejection(event, self, 'ERR_COORDINATION_STATE', 'the coordinator is not connected; start it first')),
+      answer<CoordinatorReply>(
+        enqueue as never,
+        self,
+        replyToOf(event),
+        rejection(event, self, 'ERR_COORDINATION_STATE', 'the coordinator is not connected; start it first'),
+      ),
     ),
-    rejectForged: enqueueActions(({ enqueue, event, self }) => answer<CoordinatorReply>(enqueue as never, self, replyToOf(event), forgedRejection(event, self, 'coordinator'))),
+    rejectForged: enqueueActions(({ enqueue, event, self }) =>
+      answer<CoordinatorReply>(enqueue as never, self, replyToOf(event), forgedRejection(event, self, 'coordinator')),
+    ),
   },
   guards: {
     internal: ({ event }) => internal(event),
@@ -277,7 +343,9 @@ export const coordinatorMachine = setup({
   initial: 'disconnected',
   on: {
     // A verb the coordinator does not know is answered, never dropped (known commands outrank the wildcard).
-    'statesmith.coordinator.*': { actions: rejectUnknownCommand('coordinator', ['start', 'stop', 'acquire', 'release', 'breakLock', 'election', 'join', 'leave', 'members']) as never },
+    'statesmith.coordinator.*': {
+      actions: rejectUnknownCommand('coordinator', ['start', 'stop', 'acquire', 'release', 'breakLock', 'election', 'join', 'leave', 'members']) as never,
+    },
     // Any other event (another facility's command, a bare word) is answered too; XState's own and replies are not.
     '*': rejectAnyOther('coordinator', ['start', 'stop', 'acquire', 'release', 'breakLock', 'election', 'join', 'leave', 'members']) as never,
     'statesmith.coordinator.election': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'openElection' }],

@@ -103,7 +103,10 @@ export const criticalTaskMachine = setup({
       on: {
         'statesmith.critical.schedule': { target: 'scheduled', actions: { type: 'reply', params: { type: 'statesmith.critical.scheduled' } } },
         'statesmith.critical.start': { target: 'running', actions: { type: 'reply', params: { type: 'statesmith.critical.started' } } },
-        'statesmith.critical.complete': { target: 'done.completed', actions: ['storeResult', { type: 'reply', params: { type: 'statesmith.critical.completed' } }] },
+        'statesmith.critical.complete': {
+          target: 'done.completed',
+          actions: ['storeResult', { type: 'reply', params: { type: 'statesmith.critical.completed' } }],
+        },
         'statesmith.critical.cancel': {
           target: 'done.cancelled',
           actions: ['markCancelled', { type: 'reply', params: { type: 'statesmith.critical.cancelResult', cancelled: true } }],
@@ -115,7 +118,10 @@ export const criticalTaskMachine = setup({
       on: {
         'statesmith.critical.schedule': { actions: { type: 'reply', params: { type: 'statesmith.critical.scheduled' } } },
         'statesmith.critical.start': { target: 'running', actions: { type: 'reply', params: { type: 'statesmith.critical.started' } } },
-        'statesmith.critical.complete': { target: 'done.completed', actions: ['storeResult', { type: 'reply', params: { type: 'statesmith.critical.completed' } }] },
+        'statesmith.critical.complete': {
+          target: 'done.completed',
+          actions: ['storeResult', { type: 'reply', params: { type: 'statesmith.critical.completed' } }],
+        },
         // Cancelled before its task ran: the step can never happen.
         'statesmith.critical.cancel': {
           target: 'done.cancelled',
@@ -132,7 +138,10 @@ export const criticalTaskMachine = setup({
         'statesmith.critical.start': {
           actions: { type: 'reject', params: { code: 'ERR_INVALID_STATE', reason: 'a task that may take the critical step is already running' } },
         },
-        'statesmith.critical.complete': { target: 'done.completed', actions: ['storeResult', { type: 'reply', params: { type: 'statesmith.critical.completed' } }] },
+        'statesmith.critical.complete': {
+          target: 'done.completed',
+          actions: ['storeResult', { type: 'reply', params: { type: 'statesmith.critical.completed' } }],
+        },
         // The cancel came before the step: the worker must skip it, and the task is left to end.
         'statesmith.critical.cancel': {
           target: 'cancelling',
@@ -152,7 +161,10 @@ export const criticalTaskMachine = setup({
         },
         'statesmith.critical.cancel': { actions: { type: 'reply', params: { type: 'statesmith.critical.cancelResult', cancelled: true } } },
         'statesmith.critical.complete': {
-          actions: { type: 'reject', params: { code: 'ERR_INVALID_STATE', reason: 'the critical step was cancelled; the worker must check isCancelled and skip it' } },
+          actions: {
+            type: 'reject',
+            params: { code: 'ERR_INVALID_STATE', reason: 'the critical step was cancelled; the worker must check isCancelled and skip it' },
+          },
         },
         'statesmith.critical.end': { target: 'done.cancelled', actions: { type: 'reply', params: { type: 'statesmith.critical.ended' } } },
       },
@@ -174,7 +186,10 @@ export const criticalTaskMachine = setup({
             // Patroni: the step already happened; the canceller reads the result instead.
             'statesmith.critical.cancel': { actions: { type: 'reply', params: { type: 'statesmith.critical.cancelResult', cancelled: false } } },
             'statesmith.critical.complete': {
-              actions: { type: 'reject', params: { code: 'ERR_INVALID_STATE', reason: 'the critical step is already completed; reset it before the next task' } },
+              actions: {
+                type: 'reject',
+                params: { code: 'ERR_INVALID_STATE', reason: 'the critical step is already completed; reset it before the next task' },
+              },
             },
           },
         },
@@ -182,7 +197,10 @@ export const criticalTaskMachine = setup({
           on: {
             'statesmith.critical.cancel': { actions: { type: 'reply', params: { type: 'statesmith.critical.cancelResult', cancelled: true } } },
             'statesmith.critical.complete': {
-              actions: { type: 'reject', params: { code: 'ERR_INVALID_STATE', reason: 'the critical step was cancelled; the worker must check isCancelled and skip it' } },
+              actions: {
+                type: 'reject',
+                params: { code: 'ERR_INVALID_STATE', reason: 'the critical step was cancelled; the worker must check isCancelled and skip it' },
+              },
             },
           },
         },

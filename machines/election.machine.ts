@@ -17,7 +17,18 @@
  * when not the leader is `ERR_NOT_LEADER`).
  */
 import { assign, enqueueActions, fromCallback, fromPromise, setup, type AnyActorRef } from 'xstate';
-import { answer, errorData, forgedRejection, rejection, rejectUnknownCommand, rejectAnyOther, replyToOf, shown, type ErrorData, type Rejected } from './protocol.ts';
+import {
+  answer,
+  errorData,
+  forgedRejection,
+  rejection,
+  rejectUnknownCommand,
+  rejectAnyOther,
+  replyToOf,
+  shown,
+  type ErrorData,
+  type Rejected,
+} from './protocol.ts';
 
 /** The error itself that a `failed` reply carries in-process. (Internal: not part of the API.) */
 export const kElectionError: unique symbol = Symbol('statesmith.election.error');
@@ -79,7 +90,10 @@ export function malformedElectionCommand(event: ElectionEvent): { code: string; 
   if (event.type === 'statesmith.election.campaign') {
     const { timeoutMs } = event;
     if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0)) {
-      return { code: typeof timeoutMs === 'number' ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_TYPE', reason: `"timeoutMs" must be a number of ms >= 0 (Infinity allowed); received ${shown(timeoutMs)}` };
+      return {
+        code: typeof timeoutMs === 'number' ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_TYPE',
+        reason: `"timeoutMs" must be a number of ms >= 0 (Infinity allowed); received ${shown(timeoutMs)}`,
+      };
     }
   }
   if (event.type === 'statesmith.election.proclaim' && !('value' in event)) return { code: 'ERR_INVALID_ARG_VALUE', reason: 'proclaim needs a "value"' };
@@ -100,7 +114,9 @@ export const electionMachine = setup({
     /** Watches the leadership until it is lost (sends `lost`). */
     hold: fromCallback<{ readonly type: string }, { readonly engine: ElectionEngine }>(() => undefined),
     /** Publishes a new value as the leader's. */
-    proclaim: fromCallback<{ readonly type: string }, { readonly engine: ElectionEngine; readonly value: unknown; readonly replyTo: AnyActorRef | null }>(() => undefined),
+    proclaim: fromCallback<{ readonly type: string }, { readonly engine: ElectionEngine; readonly value: unknown; readonly replyTo: AnyActorRef | null }>(
+      () => undefined,
+    ),
     /** Withdraws the leader record and frees the election lock. */
     resign: fromPromise<void, { readonly engine: ElectionEngine }>(async () => undefined),
   },
@@ -112,38 +128,71 @@ export const electionMachine = setup({
     replyElected: enqueueActions(({ enqueue, context, event, self }) => {
       const term = (event as unknown as { output: string }).output;
       enqueue.assign({ term });
-      answer<ElectionReply>(enqueue as never, self, context.campaigner, { type: 'statesmith.election.elected', group: context.group, memberId: context.memberId, term });
+      answer<ElectionReply>(enqueue as never, self, context.campaigner, {
+        type: 'statesmith.election.elected',
+        group: context.group,
+        memberId: context.memberId,
+        term,
+      });
       enqueue.assign({ campaigner: null });
     }),
     replyCampaignFailed: enqueueActions(({ enqueue, context, event, self }) => {
       const error = (event as { error?: unknown }).error;
-      answer(enqueue as never, self, context.campaigner, Object.defineProperty({ type: 'statesmith.election.failed', command: 'statesmith.election.campaign', error: errorData(error) }, kElectionError, { value: error }));
+      answer(
+        enqueue as never,
+        self,
+        context.campaigner,
+        Object.defineProperty({ type: 'statesmith.election.failed', command: 'statesmith.election.campaign', error: errorData(error) }, kElectionError, {
+          value: error,
+        }),
+      );
       enqueue.assign({ campaigner: null });
     }),
     replyWithdrawn: enqueueActions(({ enqueue, context, event, self }) => {
       // The campaign's own waiter hears that it was withdrawn too.
       const reply: ElectionReply = { type: 'statesmith.election.withdrawn', group: context.group };
       answer<ElectionReply>(enqueue as never, self, replyToOf(event) ?? null, reply);
-      if (context.campaigner !== null && context.campaigner !== replyToOf(event)) (enqueue.sendTo as (ref: AnyActorRef, e: unknown) => void)(context.campaigner, reply);
+      if (context.campaigner !== null && context.campaigner !== replyToOf(event))
+        (enqueue.sendTo as (ref: AnyActorRef, e: unknown) => void)(context.campaigner, reply);
       enqueue.assign({ campaigner: null });
     }),
     replyResigned: enqueueActions(({ enqueue, context, self }) => {
-      answer<ElectionReply>(enqueue as never, self, context.campaigner, { type: 'statesmith.election.resigned', group: context.group, term: context.term ?? '0' });
+      answer<ElectionReply>(enqueue as never, self, context.campaigner, {
+        type: 'statesmith.election.resigned',
+        group: context.group,
+        term: context.term ?? '0',
+      });
       enqueue.assign({ campaigner: null });
     }),
     keepResigner: assign({ campaigner: ({ event }) => replyToOf(event) ?? null }),
     replyLost: enqueueActions(({ enqueue, context, event, self }) => {
       const lost = event as Extract<ElectionInternalEvent, { type: 'statesmith.election.lost' }>;
-      answer<ElectionReply>(enqueue as never, self, null, { type: 'statesmith.election.leadershipLost', group: context.group, term: lost.term, reason: lost.reason });
+      answer<ElectionReply>(enqueue as never, self, null, {
+        type: 'statesmith.election.leadershipLost',
+        group: context.group,
+        term: lost.term,
+        reason: lost.reason,
+      });
     }),
     keepValue: assign({ value: ({ event }) => (event as { value?: unknown }).value ?? null }),
     answerProclaim: enqueueActions(({ enqueue, context, event, self }) => {
       const done = event as Extract<ElectionInternalEvent, { type: 'statesmith.election.proclaimDone' }>;
       enqueue.stopChild('proclaim');
       if (done.error !== undefined) {
-        answer(enqueue as never, self, done.replyTo, Object.defineProperty({ type: 'statesmith.election.failed', command: 'statesmith.election.proclaim', error: errorData(done.error) }, kElectionError, { value: done.error }));
+        answer(
+          enqueue as never,
+          self,
+          done.replyTo,
+          Object.defineProperty({ type: 'statesmith.election.failed', command: 'statesmith.election.proclaim', error: errorData(done.error) }, kElectionError, {
+            value: done.error,
+          }),
+        );
       } else {
-        answer<ElectionReply>(enqueue as never, self, done.replyTo, { type: 'statesmith.election.proclaimed', group: context.group, term: context.term ?? '0' });
+        answer<ElectionReply>(enqueue as never, self, done.replyTo, {
+          type: 'statesmith.election.proclaimed',
+          group: context.group,
+          term: context.term ?? '0',
+        });
       }
     }),
     rejectMalformed: enqueueActions(({ enqueue, event, self }) => {
@@ -151,18 +200,45 @@ export const electionMachine = setup({
       answer<ElectionReply>(enqueue as never, self, replyToOf(event), rejection(event, self, why.code, why.reason));
     }),
     rejectCampaigning: enqueueActions(({ enqueue, event, self, context }) =>
-      answer<ElectionReply>(enqueue as never, self, replyToOf(event), rejection(event, self, 'ERR_ALREADY_CAMPAIGNING', `${context.memberId} already campaigns in group ${shown(context.group)} (one campaign per coordinator and group)`)),
+      answer<ElectionReply>(
+        enqueue as never,
+        self,
+        replyToOf(event),
+        rejection(
+          event,
+          self,
+          'ERR_ALREADY_CAMPAIGNING',
+          `${context.memberId} already campaigns in group ${shown(context.group)} (one campaign per coordinator and group)`,
+        ),
+      ),
     ),
     rejectNotLeader: enqueueActions(({ enqueue, event, self, context }) =>
-      answer<ElectionReply>(enqueue as never, self, replyToOf(event), rejection(event, self, 'ERR_NOT_LEADER', `${context.memberId} is not the leader of group ${shown(context.group)}`)),
+      answer<ElectionReply>(
+        enqueue as never,
+        self,
+        replyToOf(event),
+        rejection(event, self, 'ERR_NOT_LEADER', `${context.memberId} is not the leader of group ${shown(context.group)}`),
+      ),
     ),
     rejectNotCandidate: enqueueActions(({ enqueue, event, self }) =>
-      answer<ElectionReply>(enqueue as never, self, replyToOf(event), rejection(event, self, 'ERR_NOT_CAMPAIGNING', 'there is no campaign waiting to withdraw')),
+      answer<ElectionReply>(
+        enqueue as never,
+        self,
+        replyToOf(event),
+        rejection(event, self, 'ERR_NOT_CAMPAIGNING', 'there is no campaign waiting to withdraw'),
+      ),
     ),
     rejectBusy: enqueueActions(({ enqueue, event, self }) =>
-      answer<ElectionReply>(enqueue as never, self, replyToOf(event), rejection(event, self, 'ERR_INVALID_STATE', 'a proclaim is in flight; send the next when it is answered')),
+      answer<ElectionReply>(
+        enqueue as never,
+        self,
+        replyToOf(event),
+        rejection(event, self, 'ERR_INVALID_STATE', 'a proclaim is in flight; send the next when it is answered'),
+      ),
     ),
-    rejectForged: enqueueActions(({ enqueue, event, self }) => answer<ElectionReply>(enqueue as never, self, replyToOf(event), forgedRejection(event, self, 'election'))),
+    rejectForged: enqueueActions(({ enqueue, event, self }) =>
+      answer<ElectionReply>(enqueue as never, self, replyToOf(event), forgedRejection(event, self, 'election')),
+    ),
   },
   guards: {
     internal: ({ event }) => fromElection(event),
@@ -194,7 +270,10 @@ export const electionMachine = setup({
   states: {
     follower: {
       on: {
-        'statesmith.election.campaign': [{ guard: 'malformed', actions: 'rejectMalformed' }, { target: 'candidate', actions: 'startCampaign' }],
+        'statesmith.election.campaign': [
+          { guard: 'malformed', actions: 'rejectMalformed' },
+          { target: 'candidate', actions: 'startCampaign' },
+        ],
       },
     },
     candidate: {
@@ -219,7 +298,10 @@ export const electionMachine = setup({
       states: {
         serving: {
           on: {
-            'statesmith.election.proclaim': [{ guard: 'malformed', actions: 'rejectMalformed' }, { target: 'proclaiming', actions: 'keepValue' }],
+            'statesmith.election.proclaim': [
+              { guard: 'malformed', actions: 'rejectMalformed' },
+              { target: 'proclaiming', actions: 'keepValue' },
+            ],
           },
         },
         proclaiming: {

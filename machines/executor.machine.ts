@@ -36,7 +36,6 @@ export { commandData, type ErrorData, type Rejected } from './protocol.ts';
 /** How a task ended. */
 export type ExecutorOutcome = 'completed' | 'failed' | 'cancelled';
 
-
 /** A named action of the registry: gets the task's signal and the command's `params`. */
 export type ExecutorAction = (signal: AbortSignal, params: unknown) => unknown;
 
@@ -118,7 +117,8 @@ export interface ExecutorServices {
   readonly wakeup: { wakeup(reason: string, detail?: object): void } | (() => void) | undefined;
   readonly cancellable: { cancel(): Promise<void>; resetIsCancelled(): void } | undefined;
   readonly lock: { acquire(options: { readonly signal?: AbortSignal }): Promise<{ release(): void }> } | undefined;
-  readonly criticalTask: (() => { withLock<R>(fn: () => R): Promise<R>; reset(): void; schedule?(): void; start?(): void; end?(): void } | undefined) | undefined;
+  readonly criticalTask:
+    (() => { withLock<R>(fn: () => R): Promise<R>; reset(): void; schedule?(): void; start?(): void; end?(): void } | undefined) | undefined;
 }
 
 /** The commands an executor accepts: plain data, plus `fn` and `replyTo` in-process. */
@@ -240,10 +240,14 @@ function malformedRun(context: ExecutorContext, event: ExecutorEvent): { code: s
   }
   if (event.fn === undefined) {
     const name = event.action ?? context.action;
-    if (name === undefined || name === null) return { code: 'ERR_INVALID_ARG_VALUE', reason: 'a run needs "action" (a name from the executor\'s actions) or "fn"' };
+    if (name === undefined || name === null)
+      return { code: 'ERR_INVALID_ARG_VALUE', reason: 'a run needs "action" (a name from the executor\'s actions) or "fn"' };
     if (!Object.hasOwn(context.actions, name)) {
       const known = Object.keys(context.actions);
-      return { code: 'ERR_UNKNOWN_ACTION', reason: `no action named ${JSON.stringify(name)}; the executor knows ${known.length ? known.join(', ') : 'no named actions'}` };
+      return {
+        code: 'ERR_UNKNOWN_ACTION',
+        reason: `no action named ${JSON.stringify(name)}; the executor knows ${known.length ? known.join(', ') : 'no named actions'}`,
+      };
     }
   }
   return undefined;
@@ -269,7 +273,6 @@ const noTask = {
   returned: false,
 } as const satisfies Partial<ExecutorContext>;
 
-
 /** The pure executor machine (see the file's comment); `executorLogic` is it with its task child and effects. */
 export const executorMachine = setup({
   types: {
@@ -294,7 +297,9 @@ export const executorMachine = setup({
     stopSubprocess: fromPromise<void, ExecutorGateInput>(async () => undefined),
   },
   actions: {
-    rejectForged: enqueueActions(({ enqueue, event, self }) => answer<ExecutorReply>(enqueue as never, self, replyToOf(event), forgedRejection(event, self, 'executor'))),
+    rejectForged: enqueueActions(({ enqueue, event, self }) =>
+      answer<ExecutorReply>(enqueue as never, self, replyToOf(event), forgedRejection(event, self, 'executor')),
+    ),
     spawnOwned: assign(({ context, spawn }) => {
       if (context.ownedSubprocess !== null) spawn('subprocess', { id: 'subprocess', input: context.ownedSubprocess });
       return {};
@@ -342,7 +347,11 @@ export const executorMachine = setup({
       enqueue.sendTo('task', { type: 'claim', generation: context.generation, action: context.action as string, job: context.job as ExecutorJob });
     }),
     replyScheduled: enqueueActions(({ enqueue, context, event, self }) =>
-      answer<ExecutorReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.executor.scheduled', action: context.action as string, generation: context.generation }),
+      answer<ExecutorReply>(enqueue as never, self, replyToOf(event), {
+        type: 'statesmith.executor.scheduled',
+        action: context.action as string,
+        generation: context.generation,
+      }),
     ),
     replyRefused: enqueueActions(({ enqueue, context, event, self }) =>
       answer<ExecutorReply>(enqueue as never, self, replyToOf(event), {
@@ -352,7 +361,11 @@ export const executorMachine = setup({
       }),
     ),
     replyStarted: enqueueActions(({ enqueue, context, self }) =>
-      answer<ExecutorReply>(enqueue as never, self, context.runner, { type: 'statesmith.executor.started', action: context.action as string, generation: context.generation }),
+      answer<ExecutorReply>(enqueue as never, self, context.runner, {
+        type: 'statesmith.executor.started',
+        action: context.action as string,
+        generation: context.generation,
+      }),
     ),
     reject: enqueueActions(({ enqueue, event, self }, params: unknown) => {
       const { code, reason } = params as { readonly code: string; readonly reason: string };
@@ -392,7 +405,13 @@ export const executorMachine = setup({
       const cancelling = event.type === 'statesmith.executor.cancel';
       if (cancelling) enqueue({ type: 'logCancel', params: { action } });
       if (context.runner !== null || context.job !== null) {
-        answer<ExecutorReply>(enqueue as never, self, context.runner, { type: 'statesmith.executor.done', action, generation: context.generation, outcome: 'cancelled', woke: true });
+        answer<ExecutorReply>(enqueue as never, self, context.runner, {
+          type: 'statesmith.executor.done',
+          action,
+          generation: context.generation,
+          outcome: 'cancelled',
+          woke: true,
+        });
         enqueue({ type: 'wake', params: { action, outcome: 'cancelled' } });
       }
       if (context.job !== null) enqueue.sendTo('task', { type: 'drop', generation: context.generation });
@@ -526,7 +545,10 @@ export const executorMachine = setup({
   states: {
     idle: {
       on: {
-        'statesmith.executor.schedule': [{ guard: 'malformed', actions: 'rejectMalformed' }, { target: 'scheduled', actions: ['takeSlot', 'replyScheduled'] }],
+        'statesmith.executor.schedule': [
+          { guard: 'malformed', actions: 'rejectMalformed' },
+          { target: 'scheduled', actions: ['takeSlot', 'replyScheduled'] },
+        ],
         'statesmith.executor.run': [
           { guard: 'malformed', actions: 'rejectMalformed' },
           { guard: 'lateRunnerOfCancelled', actions: 'skipLateRunner' },
@@ -576,7 +598,10 @@ export const executorMachine = setup({
     },
     running: {
       on: {
-        'statesmith.executor.cancel': { target: 'cancelling', actions: ['markCancelRequested', enqueueActions(({ enqueue }) => enqueue.sendTo('task', { type: 'cancel' }))] },
+        'statesmith.executor.cancel': {
+          target: 'cancelling',
+          actions: ['markCancelRequested', enqueueActions(({ enqueue }) => enqueue.sendTo('task', { type: 'cancel' }))],
+        },
         'statesmith.executor.settled': { guard: 'isCurrentTask', target: 'done', actions: 'recordSettled' },
         'statesmith.executor.schedule': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'replyRefused' }],
         'statesmith.executor.run': { actions: 'replyRefused' },
@@ -605,7 +630,11 @@ export const executorMachine = setup({
         'statesmith.executor.cleaned': {
           guard: 'isCurrentLockEvent',
           target: 'idle',
-          actions: ['finish', { type: 'releaseLock', params: ({ event }: { event: { release?: () => void } }) => ({ release: event.release }) }, 'wakeFinished'],
+          actions: [
+            'finish',
+            { type: 'releaseLock', params: ({ event }: { event: { release?: () => void } }) => ({ release: event.release }) },
+            'wakeFinished',
+          ],
         },
         'statesmith.executor.cancel': { actions: 'addCancelWaiter' },
         'statesmith.executor.schedule': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'replyRefused' }],
@@ -617,4 +646,3 @@ export const executorMachine = setup({
     },
   },
 });
-

@@ -30,7 +30,14 @@ function facility(name: string, rows: Readonly<Record<string, readonly string[]>
  */
 export const finalReplies: Readonly<Record<string, readonly string[]>> = Object.freeze({
   ...facility('executor', { schedule: ['scheduled', 'refused'], run: ['done', 'refused'], cancel: ['cancelled'], reset: ['unscheduled'] }),
-  ...facility('critical', { schedule: ['scheduled'], start: ['started'], complete: ['completed'], cancel: ['cancelResult'], end: ['ended'], reset: ['wasReset'] }),
+  ...facility('critical', {
+    schedule: ['scheduled'],
+    start: ['started'],
+    complete: ['completed'],
+    cancel: ['cancelResult'],
+    end: ['ended'],
+    reset: ['wasReset'],
+  }),
   ...facility('subprocess', { call: ['exited'], cancel: ['cancelled'], terminate: ['terminating'], resetCancelled: ['rearmed'] }),
   ...facility('taskGroup', {
     createTask: ['taskDone'],
@@ -53,7 +60,12 @@ export const finalReplies: Readonly<Record<string, readonly string[]>> = Object.
     members: ['members', 'failed'],
     election: ['electionOpened'],
   }),
-  ...facility('election', { campaign: ['elected', 'failed', 'withdrawn'], withdraw: ['withdrawn'], proclaim: ['proclaimed', 'failed'], resign: ['resigned', 'failed'] }),
+  ...facility('election', {
+    campaign: ['elected', 'failed', 'withdrawn'],
+    withdraw: ['withdrawn'],
+    proclaim: ['proclaimed', 'failed'],
+    resign: ['resigned', 'failed'],
+  }),
 });
 
 /** What statesmith actors send besides final replies: interim replies and notices to a parent or listener. */

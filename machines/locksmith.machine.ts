@@ -248,7 +248,14 @@ export type LocksmithEvent = LocksmithCommand | LocksmithInternalEvent;
 export type LocksmithReply =
   | { readonly type: 'statesmith.locksmith.recognized'; readonly id: number; readonly lock: string; readonly result: string }
   | { readonly type: 'statesmith.locksmith.forced'; readonly id: number; readonly lock: string; readonly result: string }
-  | { readonly type: 'statesmith.locksmith.hosted'; readonly id: number; readonly lock: string; readonly outcome: 'completed' | 'failed' | 'cancelled'; readonly result?: unknown; readonly error?: ErrorData }
+  | {
+      readonly type: 'statesmith.locksmith.hosted';
+      readonly id: number;
+      readonly lock: string;
+      readonly outcome: 'completed' | 'failed' | 'cancelled';
+      readonly result?: unknown;
+      readonly error?: ErrorData;
+    }
   /** A recognize or a force that threw (a critical error, a handler's error, an abort). */
   | { readonly type: 'statesmith.locksmith.failed'; readonly id: number; readonly lock: string; readonly command: string; readonly error: ErrorData }
   | Rejected;
@@ -277,7 +284,9 @@ export const locksmithMachine = setup({
     /** Spawns a force's actor (provided by the runtime). */
     materialise: () => undefined,
     rejectMalformed: () => undefined,
-    rejectForged: enqueueActions(({ enqueue, event, self }) => answer<LocksmithReply>(enqueue as never, self, replyToOf(event), forgedRejection(event, self, 'locksmith'))),
+    rejectForged: enqueueActions(({ enqueue, event, self }) =>
+      answer<LocksmithReply>(enqueue as never, self, replyToOf(event), forgedRejection(event, self, 'locksmith')),
+    ),
   },
   guards: {
     malformed: () => false,
@@ -295,12 +304,15 @@ export const locksmithMachine = setup({
     // Any other event (another facility's command, a bare word) is answered too; XState's own and replies are not.
     '*': rejectAnyOther('locksmith', ['recognize', 'force', 'host']) as never,
     'statesmith.locksmith.recognize': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'startOp' }],
-    'statesmith.locksmith.force': [{ guard: 'malformed', actions: 'rejectMalformed' }, { target: '.forcing', actions: 'startOp' }],
-    'statesmith.locksmith.host': [{ guard: 'malformed', actions: 'rejectMalformed' }, { target: '.forcing', actions: 'startOp' }],
-    'statesmith.locksmith.opSettled': [
-      { guard: 'internal', actions: 'settle', target: '.settling' },
-      { actions: 'rejectForged' },
+    'statesmith.locksmith.force': [
+      { guard: 'malformed', actions: 'rejectMalformed' },
+      { target: '.forcing', actions: 'startOp' },
     ],
+    'statesmith.locksmith.host': [
+      { guard: 'malformed', actions: 'rejectMalformed' },
+      { target: '.forcing', actions: 'startOp' },
+    ],
+    'statesmith.locksmith.opSettled': [{ guard: 'internal', actions: 'settle', target: '.settling' }, { actions: 'rejectForged' }],
     'statesmith.locksmith.materialise': [{ guard: 'internal', actions: 'materialise' }, { actions: 'rejectForged' }],
   },
   states: {

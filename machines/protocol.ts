@@ -47,7 +47,12 @@ export interface ReplyEnqueue {
 }
 
 /** Sends `reply` to `to` (when given) and to the parent (once, when the parent is `to`), and emits it. */
-export function answer<TReply extends { readonly type: string }>(enqueue: ReplyEnqueue, self: AnyActorRef, to: AnyActorRef | null | undefined, reply: TReply): void {
+export function answer<TReply extends { readonly type: string }>(
+  enqueue: ReplyEnqueue,
+  self: AnyActorRef,
+  to: AnyActorRef | null | undefined,
+  reply: TReply,
+): void {
   if (to) (enqueue.sendTo as (ref: AnyActorRef, e: unknown) => void)(to, reply);
   (enqueue.emit as (e: unknown) => void)(reply);
   const parent = (self as { _parent?: unknown })._parent;
@@ -128,7 +133,12 @@ export function rejectUnknownCommand(facility: string, commands: readonly string
       enqueue as never,
       self,
       replyToOf(event),
-      rejection(event, self, 'ERR_UNKNOWN_COMMAND', `${event.type} is not a command of the ${facility}; it takes ${commands.map((verb) => `statesmith.${facility}.${verb}`).join(', ')}`),
+      rejection(
+        event,
+        self,
+        'ERR_UNKNOWN_COMMAND',
+        `${event.type} is not a command of the ${facility}; it takes ${commands.map((verb) => `statesmith.${facility}.${verb}`).join(', ')}`,
+      ),
     ),
   );
 }

@@ -19,7 +19,17 @@
  * does not accept it or it is malformed. A rejection changes nothing.
  */
 import { assign, enqueueActions, setup, type AnyActorRef } from 'xstate';
-import { answer, forgedRejection, rejection, rejectUnknownCommand, rejectAnyOther, replyToOf, withInProcess, type ErrorData, type Rejected } from './protocol.ts';
+import {
+  answer,
+  forgedRejection,
+  rejection,
+  rejectUnknownCommand,
+  rejectAnyOther,
+  replyToOf,
+  withInProcess,
+  type ErrorData,
+  type Rejected,
+} from './protocol.ts';
 import { kErrors, taskGroupMachine } from './taskGroup.machine.ts';
 import { taskMachine } from './task.machine.ts';
 import type { TaskFailure, TaskOutcome } from './taskGroup.machine.ts';
@@ -27,7 +37,10 @@ import type { TaskFailure, TaskOutcome } from './taskGroup.machine.ts';
 /** What a service's `main` gets besides its signal: a way to start subtasks in the service's group. */
 export interface ServiceTools {
   /** Starts `fn` as a task of the service's group (the group child), as `TaskGroup.createTask`. */
-  createTask<T>(fn: (signal: AbortSignal) => T | Promise<T>, options?: { readonly name?: string; readonly logException?: boolean; readonly restart?: Readonly<Record<string, unknown>> }): unknown;
+  createTask<T>(
+    fn: (signal: AbortSignal) => T | Promise<T>,
+    options?: { readonly name?: string; readonly logException?: boolean; readonly restart?: Readonly<Record<string, unknown>> },
+  ): unknown;
 }
 
 /** The body of a service: runs until `signal` aborts. */
@@ -93,7 +106,13 @@ export const kFromMain: unique symbol = Symbol('statesmith.service.main');
 /** What `main` tells its service. (Internal: not part of the API.) */
 export type ServiceInternalEvent =
   | { readonly type: 'statesmith.service.running'; readonly [kFromMain]: true; readonly main: unknown }
-  | { readonly type: 'statesmith.service.settled'; readonly [kFromMain]: true; readonly main: unknown; readonly outcome: TaskOutcome; readonly error?: ErrorData }
+  | {
+      readonly type: 'statesmith.service.settled';
+      readonly [kFromMain]: true;
+      readonly main: unknown;
+      readonly outcome: TaskOutcome;
+      readonly error?: ErrorData;
+    }
   | { readonly type: 'statesmith.service.materialise'; readonly [kFromMain]: true; readonly main: unknown; readonly at: string };
 
 /** What the group child answers a service's `stop` with. */
@@ -137,7 +156,9 @@ export const serviceMachine = setup({
     main: taskMachine,
   },
   actions: {
-    rejectForged: enqueueActions(({ enqueue, event, self }) => answer<ServiceReply>(enqueue as never, self, replyToOf(event), forgedRejection(event, self, 'service'))),
+    rejectForged: enqueueActions(({ enqueue, event, self }) =>
+      answer<ServiceReply>(enqueue as never, self, replyToOf(event), forgedRejection(event, self, 'service')),
+    ),
     /** Spawns the group child (an `assign`, provided by the runtime). */
     spawnGroup: () => undefined,
     /** Makes `main` a task of the service (an `assign` of `main`, provided by the runtime). */
@@ -158,7 +179,9 @@ export const serviceMachine = setup({
       const reason = (event as { reason?: string }).reason;
       enqueue.sendTo('taskGroup', { type: 'statesmith.taskGroup.cancel', ...(reason === undefined ? {} : { reason }) });
     }),
-    replyCancelling: enqueueActions(({ enqueue, event, self }) => answer<ServiceReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.service.cancelling' })),
+    replyCancelling: enqueueActions(({ enqueue, event, self }) =>
+      answer<ServiceReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.service.cancelling' }),
+    ),
     stopGroup: enqueueActions(({ enqueue, context, event, self }) => {
       const reason = (event as { reason?: string }).reason;
       enqueue.assign({ stopWaiters: [...context.stopWaiters, replyToOf(event) ?? null], groupStopped: false });
@@ -182,18 +205,26 @@ export const serviceMachine = setup({
     /** Once `main` has ended and the group has stopped: answer every waiting `stop`. */
     answerStops: enqueueActions(({ enqueue, context, self }) => {
       const mainFailure: TaskFailure[] =
-        context.outcome === 'failed' && context.error
-          ? [{ task: null, name: context.name, message: context.error.message, error: context.error }]
-          : [];
+        context.outcome === 'failed' && context.error ? [{ task: null, name: context.name, message: context.error.message, error: context.error }] : [];
       const reply = { type: 'statesmith.service.stopped' as const, errors: [...mainFailure, ...context.groupErrors] };
       for (const waiter of context.stopWaiters) answer<ServiceReply>(enqueue as never, self, waiter, withInProcess({ ...reply }, kErrors, context.groupRaw));
       enqueue.assign({ stopWaiters: [], groupStopped: false, groupErrors: [], groupRaw: [] });
     }),
     rejectMalformed: enqueueActions(({ enqueue, event, self }) =>
-      answer<ServiceReply>(enqueue as never, self, replyToOf(event), rejection(event, self, 'ERR_INVALID_ARG_TYPE', `"reason" must be a string; received ${typeof (event as { reason?: unknown }).reason}`)),
+      answer<ServiceReply>(
+        enqueue as never,
+        self,
+        replyToOf(event),
+        rejection(event, self, 'ERR_INVALID_ARG_TYPE', `"reason" must be a string; received ${typeof (event as { reason?: unknown }).reason}`),
+      ),
     ),
     rejectRunning: enqueueActions(({ enqueue, event, self }) =>
-      answer<ServiceReply>(enqueue as never, self, replyToOf(event), rejection(event, self, 'ERR_INVALID_STATE', 'the service is already running; stop it first')),
+      answer<ServiceReply>(
+        enqueue as never,
+        self,
+        replyToOf(event),
+        rejection(event, self, 'ERR_INVALID_STATE', 'the service is already running; stop it first'),
+      ),
     ),
   },
   guards: {
@@ -205,7 +236,8 @@ export const serviceMachine = setup({
     fromMain: ({ context, event }) => fromMain(context, event),
     fromGroup: ({ event }) => Array.isArray((event as { [kErrors]?: unknown })[kErrors]) && Array.isArray((event as { errors?: unknown }).errors),
     groupFailed: ({ event }) => Array.isArray((event as { [kErrors]?: unknown })[kErrors]) && typeof (event as { task?: unknown }).task === 'string',
-    settledAs: ({ context, event }, params: { outcome: TaskOutcome }) => fromMain(context, event) && (event as { outcome?: unknown }).outcome === params.outcome,
+    settledAs: ({ context, event }, params: { outcome: TaskOutcome }) =>
+      fromMain(context, event) && (event as { outcome?: unknown }).outcome === params.outcome,
     stopsAnswerable: ({ context }) => context.stopWaiters.length > 0 && context.groupStopped,
   },
 }).createMachine({
@@ -252,16 +284,28 @@ export const serviceMachine = setup({
         'statesmith.service.running': { guard: 'fromMain', target: 'running' },
         'statesmith.taskGroup.failed': { guard: 'groupFailed', target: 'cancelling', actions: 'failMain' },
         // Cancelled before its body ran: it ends as it settles (at once), without running.
-        'statesmith.service.cancel': [{ guard: 'badReason', actions: 'rejectMalformed' }, { target: 'cancelling', actions: ['abortMain', 'cancelGroup', 'replyCancelling'] }],
-        'statesmith.service.stop': [{ guard: 'badReason', actions: 'rejectMalformed' }, { target: 'cancelling', actions: ['abortMain', 'stopGroup'] }],
+        'statesmith.service.cancel': [
+          { guard: 'badReason', actions: 'rejectMalformed' },
+          { target: 'cancelling', actions: ['abortMain', 'cancelGroup', 'replyCancelling'] },
+        ],
+        'statesmith.service.stop': [
+          { guard: 'badReason', actions: 'rejectMalformed' },
+          { target: 'cancelling', actions: ['abortMain', 'stopGroup'] },
+        ],
       },
     },
     running: {
       on: {
         'statesmith.service.start': { actions: 'rejectRunning' },
         'statesmith.service.settled': mainSettled,
-        'statesmith.service.cancel': [{ guard: 'badReason', actions: 'rejectMalformed' }, { target: 'cancelling', actions: ['abortMain', 'cancelGroup', 'replyCancelling'] }],
-        'statesmith.service.stop': [{ guard: 'badReason', actions: 'rejectMalformed' }, { target: 'cancelling', actions: ['abortMain', 'stopGroup'] }],
+        'statesmith.service.cancel': [
+          { guard: 'badReason', actions: 'rejectMalformed' },
+          { target: 'cancelling', actions: ['abortMain', 'cancelGroup', 'replyCancelling'] },
+        ],
+        'statesmith.service.stop': [
+          { guard: 'badReason', actions: 'rejectMalformed' },
+          { target: 'cancelling', actions: ['abortMain', 'stopGroup'] },
+        ],
         'statesmith.taskGroup.failed': { guard: 'groupFailed', target: 'cancelling', actions: 'failMain' },
       },
     },

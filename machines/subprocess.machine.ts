@@ -167,27 +167,34 @@ export function malformedSubprocessCommand(event: SubprocessEvent): { code: stri
       if (!Array.isArray(argv) || argv.length === 0 || argv.some((item) => typeof item !== 'string') || argv[0] === '') {
         return { code: 'ERR_INVALID_ARG_TYPE', reason: `"argv" must be a non-empty array of strings, the command first; received ${shown(argv)}` };
       }
-      if (event.cwd !== undefined && typeof event.cwd !== 'string') return { code: 'ERR_INVALID_ARG_TYPE', reason: `"cwd" must be a string; received ${shown(event.cwd)}` };
+      if (event.cwd !== undefined && typeof event.cwd !== 'string')
+        return { code: 'ERR_INVALID_ARG_TYPE', reason: `"cwd" must be a string; received ${shown(event.cwd)}` };
       if (event.env !== undefined) {
         if (typeof event.env !== 'object' || event.env === null || Array.isArray(event.env)) {
           return { code: 'ERR_INVALID_ARG_TYPE', reason: `"env" must be an object of strings; received ${shown(event.env)}` };
         }
         for (const [key, value] of Object.entries(event.env)) {
-          if (value !== undefined && typeof value !== 'string') return { code: 'ERR_INVALID_ARG_TYPE', reason: `"env.${key}" must be a string; received ${shown(value)}` };
+          if (value !== undefined && typeof value !== 'string')
+            return { code: 'ERR_INVALID_ARG_TYPE', reason: `"env.${key}" must be a string; received ${shown(value)}` };
         }
       }
       if (event.input !== undefined && typeof event.input !== 'string' && !(event.input instanceof Uint8Array)) {
         return { code: 'ERR_INVALID_ARG_TYPE', reason: `"input" must be a string or bytes; received ${shown(event.input)}` };
       }
-      if (event.onOutput !== undefined && typeof event.onOutput !== 'function') return { code: 'ERR_INVALID_ARG_TYPE', reason: '"onOutput" must be a function' };
+      if (event.onOutput !== undefined && typeof event.onOutput !== 'function')
+        return { code: 'ERR_INVALID_ARG_TYPE', reason: '"onOutput" must be a function' };
       if (event.timeoutMs !== undefined && !isDuration(event.timeoutMs)) {
-        return { code: typeof event.timeoutMs === 'number' ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_TYPE', reason: `"timeoutMs" must be a number of ms >= 0 (Infinity allowed); received ${shown(event.timeoutMs)}` };
+        return {
+          code: typeof event.timeoutMs === 'number' ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_TYPE',
+          reason: `"timeoutMs" must be a number of ms >= 0 (Infinity allowed); received ${shown(event.timeoutMs)}`,
+        };
       }
       return undefined;
     }
     case 'statesmith.subprocess.cancel':
     case 'statesmith.subprocess.terminate':
-      if (event.kill !== undefined && typeof event.kill !== 'boolean') return { code: 'ERR_INVALID_ARG_TYPE', reason: `"kill" must be a boolean; received ${shown(event.kill)}` };
+      if (event.kill !== undefined && typeof event.kill !== 'boolean')
+        return { code: 'ERR_INVALID_ARG_TYPE', reason: `"kill" must be a boolean; received ${shown(event.kill)}` };
       if (event.type === 'statesmith.subprocess.terminate' && event.call !== undefined && typeof event.call !== 'number') {
         return { code: 'ERR_INVALID_ARG_TYPE', reason: `"call" must be a number; received ${shown(event.call)}` };
       }
@@ -204,7 +211,15 @@ const fromCurrentProcess = (context: SubprocessContext, event: SubprocessEvent):
 export type ExitCodeOf = (code: number | null, signal: string | null) => number | null;
 
 /** The per-call part of the context, as it is before a call has done anything. */
-const noCall = { argv: null, pid: null, exitCode: null, signal: null, outcome: null, error: null, stopReason: null } as const satisfies Partial<SubprocessContext>;
+const noCall = {
+  argv: null,
+  pid: null,
+  exitCode: null,
+  signal: null,
+  outcome: null,
+  error: null,
+  stopReason: null,
+} as const satisfies Partial<SubprocessContext>;
 
 /** How `idle` and `done` take a call. */
 const callHandlers = [
@@ -230,7 +245,9 @@ export const subprocessMachine = setup({
     terminateSlice: ({ context }) => Math.min(context.terminateLeft, MAX_DELAY_MS),
   },
   actions: {
-    rejectForged: enqueueActions(({ enqueue, event, self }) => answer<SubprocessReply>(enqueue as never, self, replyToOf(event), forgedRejection(event, self, 'subprocess'))),
+    rejectForged: enqueueActions(({ enqueue, event, self }) =>
+      answer<SubprocessReply>(enqueue as never, self, replyToOf(event), forgedRejection(event, self, 'subprocess')),
+    ),
     recordEnded: assign(({ event }) => {
       const ended = event as Extract<SubprocessInternalEvent, { type: 'statesmith.subprocess.ended' }>;
       return { exitCode: ended.exitCode, signal: ended.signal, error: ended.error ?? null };
@@ -272,11 +289,18 @@ export const subprocessMachine = setup({
       const waiter = replyToOf(event);
       return { cancelRequested: true, cancelWaiters: waiter ? [...context.cancelWaiters, waiter] : context.cancelWaiters };
     }),
-    replyCancelledNow: enqueueActions(({ enqueue, event, self }) => answer<SubprocessReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.subprocess.cancelled' })),
-    replyTerminating: enqueueActions(({ enqueue, context, event, self }) =>
-      answer<SubprocessReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.subprocess.terminating', call: context.pid === null ? null : context.call }),
+    replyCancelledNow: enqueueActions(({ enqueue, event, self }) =>
+      answer<SubprocessReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.subprocess.cancelled' }),
     ),
-    replyRearmed: enqueueActions(({ enqueue, event, self }) => answer<SubprocessReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.subprocess.rearmed' })),
+    replyTerminating: enqueueActions(({ enqueue, context, event, self }) =>
+      answer<SubprocessReply>(enqueue as never, self, replyToOf(event), {
+        type: 'statesmith.subprocess.terminating',
+        call: context.pid === null ? null : context.call,
+      }),
+    ),
+    replyRearmed: enqueueActions(({ enqueue, event, self }) =>
+      answer<SubprocessReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.subprocess.rearmed' }),
+    ),
     /** The call is over and its process gone: tell the caller, and every waiting cancel. */
     finish: enqueueActions(({ enqueue, context, self }) => {
       const outcome: SubprocessOutcome = context.error !== null ? 'failed' : context.stopReason !== null ? 'cancelled' : 'completed';
@@ -386,7 +410,11 @@ export const subprocessMachine = setup({
         'statesmith.subprocess.ended': { guard: 'fromProcess', target: 'done', actions: 'recordEnded' },
         'statesmith.subprocess.cancel': [
           { guard: 'malformed', actions: 'rejectMalformed' },
-          { guard: 'killNow', target: 'cancelling.killing', actions: ['setCancelled', 'addCancelWaiter', { type: 'markStopping', params: { reason: 'cancel' } }] },
+          {
+            guard: 'killNow',
+            target: 'cancelling.killing',
+            actions: ['setCancelled', 'addCancelWaiter', { type: 'markStopping', params: { reason: 'cancel' } }],
+          },
           { target: 'cancelling', actions: ['setCancelled', 'addCancelWaiter', { type: 'markStopping', params: { reason: 'cancel' } }, 'sendTerminate'] },
         ],
         'statesmith.subprocess.terminate': [

@@ -29,7 +29,10 @@ export type TaskEvent =
   | { readonly type: 'statesmith.task.start' }
   | { readonly type: 'statesmith.task.cancel'; readonly reason?: string }
   | { readonly type: 'statesmith.task.complete' }
-  | { readonly type: 'statesmith.task.fail'; readonly error?: { readonly name: string; readonly message: string; readonly code?: string; readonly stack?: string } }
+  | {
+      readonly type: 'statesmith.task.fail';
+      readonly error?: { readonly name: string; readonly message: string; readonly code?: string; readonly stack?: string };
+    }
   | { readonly type: 'statesmith.task.cancelled' }
   | { readonly type: 'statesmith.task.restart'; readonly attempt?: number; readonly delayMs?: number };
 

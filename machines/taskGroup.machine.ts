@@ -208,7 +208,9 @@ export const taskGroupMachine = setup({
       const kind = event.type === 'statesmith.taskGroup.stop' ? 'stop' : 'wait';
       enqueue.assign({ waiters: [...context.waiters, { kind, replyTo: replyToOf(event) ?? null }] });
     }),
-    rejectForged: enqueueActions(({ enqueue, event, self }) => answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), forgedRejection(event, self, 'group'))),
+    rejectForged: enqueueActions(({ enqueue, event, self }) =>
+      answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), forgedRejection(event, self, 'group')),
+    ),
   },
   guards: {
     /** The command cannot be accepted at all (provided by the runtime). */
@@ -251,7 +253,10 @@ export const taskGroupMachine = setup({
       // A stop or wait that came while tasks ran is answered as the last one ends; one that comes now, at once.
       entry: ['answerWaiters', 'clearWaiters'],
       on: {
-        'statesmith.taskGroup.createTask': [{ guard: 'malformed', actions: 'rejectMalformed' }, { target: 'running', actions: 'createTask' }],
+        'statesmith.taskGroup.createTask': [
+          { guard: 'malformed', actions: 'rejectMalformed' },
+          { target: 'running', actions: 'createTask' },
+        ],
         'statesmith.taskGroup.stop': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: ['addWaiter', 'answerWaiters', 'clearWaiters'] }],
         'statesmith.taskGroup.wait': { actions: ['addWaiter', 'answerWaiters', 'clearWaiters'] },
         'statesmith.taskGroup.idleCheck': { guard: 'internal' },

@@ -54,8 +54,17 @@ if (command === 'send' || command === 'watch') {
     });
     const status =
       command === 'send'
-        ? await send(argv, (line) => process.stdout.write(`${line}\n`), (line) => process.stderr.write(`statesmith send: ${line}\n`))
-        : await watch(argv, (line) => process.stdout.write(`${line}\n`), stop, (line) => process.stderr.write(`statesmith watch: ${line}\n`));
+        ? await send(
+            argv,
+            (line) => process.stdout.write(`${line}\n`),
+            (line) => process.stderr.write(`statesmith send: ${line}\n`),
+          )
+        : await watch(
+            argv,
+            (line) => process.stdout.write(`${line}\n`),
+            stop,
+            (line) => process.stderr.write(`statesmith watch: ${line}\n`),
+          );
     process.exit(status);
   } catch (error) {
     if (error instanceof UsageError) {

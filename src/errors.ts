@@ -104,7 +104,9 @@ export class UnknownOptionError extends TypeError {
   /** The keys that argument does accept. */
   readonly accepted: readonly string[];
   constructor(argument: string, key: string, accepted: readonly string[]) {
-    super(`The "${argument}" argument has no key ${JSON.stringify(key)}; the keys it accepts are ${accepted.length === 0 ? '(none)' : [...accepted].sort().join(', ')}`);
+    super(
+      `The "${argument}" argument has no key ${JSON.stringify(key)}; the keys it accepts are ${accepted.length === 0 ? '(none)' : [...accepted].sort().join(', ')}`,
+    );
     this.key = key;
     this.accepted = accepted;
   }
@@ -398,7 +400,13 @@ export class RejectedError extends Error {
   /** The rejection's code, copied from {@link RejectedError.rejection} for `catch` blocks. */
   readonly code: string;
   /** The actor's `statesmith.rejected` reply, as plain data. */
-  readonly rejection: { readonly type: 'statesmith.rejected'; readonly command: Readonly<Record<string, unknown>>; readonly state: unknown; readonly code: string; readonly reason: string };
+  readonly rejection: {
+    readonly type: 'statesmith.rejected';
+    readonly command: Readonly<Record<string, unknown>>;
+    readonly state: unknown;
+    readonly code: string;
+    readonly reason: string;
+  };
 
   constructor(rejection: RejectedError['rejection']) {
     // A rejection that crossed a process may lack its command (a refusal of a message that was not one).

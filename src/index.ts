@@ -47,12 +47,7 @@ export { HaLoop, type HaLoopOptions } from './bus/HaLoop.ts';
 // Executor (Patroni)
 export { AsyncExecutor, type AsyncExecutorOptions, type OwnedSubprocessOptions } from './executor/AsyncExecutor.ts';
 export { CriticalTask } from './executor/CriticalTask.ts';
-export {
-  CancellableSubprocess,
-  type CancellableSubprocessOptions,
-  type OutputStream,
-  type SubprocessCallOptions,
-} from './subprocess/CancellableSubprocess.ts';
+export { CancellableSubprocess, type CancellableSubprocessOptions, type OutputStream, type SubprocessCallOptions } from './subprocess/CancellableSubprocess.ts';
 
 // Tasks and services (frequenz)
 export { TaskGroup, type CreateTaskOptions, type TaskGroupActor, type TaskGroupOptions } from './tasks/TaskGroup.ts';
@@ -87,12 +82,7 @@ export {
   type LocksmithTask,
   type LockTarget,
 } from '../machines/locksmith.machine.ts';
-export {
-  LockForceRequest,
-  serveLockForceRequests,
-  type LockForceDecision,
-  type LockForceHandler,
-} from './locksmith/protocol.ts';
+export { LockForceRequest, serveLockForceRequests, type LockForceDecision, type LockForceHandler } from './locksmith/protocol.ts';
 export type { LockLike } from './locksmith/lockKinds.ts';
 
 // Threads (concurrency_utils)
@@ -184,10 +174,5 @@ export {
 export { Lock, LockNameError, synchronized, type LockNames, type SynchronizedOptions } from './coordination/synchronized.ts';
 export { coordinatorLogic } from './coordination/coordinatorLogic.ts';
 export { Election, electionLogic, type CampaignOptions, type LeaderInfo, type Leadership } from './coordination/election.ts';
-export {
-  coordinatorMachine,
-  type CoordinatorCommand,
-  type CoordinatorInput,
-  type CoordinatorReply,
-} from '../machines/coordinator.machine.ts';
+export { coordinatorMachine, type CoordinatorCommand, type CoordinatorInput, type CoordinatorReply } from '../machines/coordinator.machine.ts';
 export type { BackendCapabilities, BackendKind } from './coordination/backend.ts';

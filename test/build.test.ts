@@ -19,7 +19,11 @@ describe('the built package', () => {
     expect(maps.length).to.be.greaterThan(50);
     const without = maps.filter((file) => {
       const map = JSON.parse(readFileSync(file, 'utf8')) as { sources?: string[]; sourcesContent?: Array<string | null> };
-      return !Array.isArray(map.sourcesContent) || map.sourcesContent.length !== (map.sources ?? []).length || map.sourcesContent.some((text) => typeof text !== 'string' || text.length === 0);
+      return (
+        !Array.isArray(map.sourcesContent) ||
+        map.sourcesContent.length !== (map.sources ?? []).length ||
+        map.sourcesContent.some((text) => typeof text !== 'string' || text.length === 0)
+      );
     });
     expect(without).to.deep.equal([]);
   });

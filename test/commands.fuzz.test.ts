@@ -33,22 +33,58 @@ interface Facility {
   readonly verbs: readonly string[];
 }
 
-const never = (signal: AbortSignal): Promise<never> => new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+const never = (signal: AbortSignal): Promise<never> =>
+  new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
 
 const facilities: Facility[] = [
   { name: 'executor', logic: executorLogic, input: () => ({ actions: { wait: never } }), verbs: ['schedule', 'run', 'cancel', 'reset'] },
   { name: 'critical', logic: criticalTaskLogic, input: () => ({}), verbs: ['schedule', 'complete', 'cancel', 'reset'] },
-  { name: 'taskGroup', logic: taskGroupLogic, input: () => ({ tasks: { wait: never } }), verbs: ['createTask', 'cancelTask', 'cancel', 'stop', 'wait', 'acknowledge'] },
+  {
+    name: 'taskGroup',
+    logic: taskGroupLogic,
+    input: () => ({ tasks: { wait: never } }),
+    verbs: ['createTask', 'cancelTask', 'cancel', 'stop', 'wait', 'acknowledge'],
+  },
   { name: 'service', logic: serviceLogic, input: () => ({ main: never }), verbs: ['start', 'cancel', 'stop'] },
   // No call that could start a real process: argv is never a valid one here.
   { name: 'subprocess', logic: subprocessLogic, input: () => ({}), verbs: ['cancel', 'terminate', 'resetCancelled'] },
-  { name: 'locksmith', logic: locksmithLogic, input: () => ({ locks: { m: new Mutex() }, tasks: { t: async () => 1 } }), verbs: ['recognize', 'force', 'host'] },
+  {
+    name: 'locksmith',
+    logic: locksmithLogic,
+    input: () => ({ locks: { m: new Mutex() }, tasks: { t: async () => 1 } }),
+    verbs: ['recognize', 'force', 'host'],
+  },
   { name: 'coordinator', logic: coordinatorLogic, input: () => ({ options: { agentId: 'fuzz' } }), verbs: ['acquire', 'release'] },
 ];
 
 /** Values a field may hold after crossing a process: JSON only. */
-const jsonValue = fc.oneof(fc.string({ maxLength: 6 }), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.array(fc.integer(), { maxLength: 2 }), fc.dictionary(fc.string({ maxLength: 3 }), fc.integer(), { maxKeys: 2 }));
-const fieldName = fc.constantFrom('action', 'name', 'task', 'lock', 'params', 'reason', 'kill', 'call', 'blocking', 'timeoutMs', 'argv', 'result', 'fn', 'answerTimeoutMs', 'restart', 'extra');
+const jsonValue = fc.oneof(
+  fc.string({ maxLength: 6 }),
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(fc.integer(), { maxLength: 2 }),
+  fc.dictionary(fc.string({ maxLength: 3 }), fc.integer(), { maxKeys: 2 }),
+);
+const fieldName = fc.constantFrom(
+  'action',
+  'name',
+  'task',
+  'lock',
+  'params',
+  'reason',
+  'kill',
+  'call',
+  'blocking',
+  'timeoutMs',
+  'argv',
+  'result',
+  'fn',
+  'answerTimeoutMs',
+  'restart',
+  'extra',
+);
 
 describe('every actor under random data commands', function () {
   this.timeout(60_000);
@@ -76,7 +112,10 @@ describe('every actor under random data commands', function () {
                 expect(actor.getSnapshot().status, `${type} ${JSON.stringify(payload)}`).to.equal('active');
                 for (const reply of replies) if (reply.type === 'statesmith.rejected') expect(reply.code, type).to.match(/^ERR_[A-Z_]+$/);
                 if (!facility.verbs.includes(verb)) {
-                  expect(replies.some((r) => r.type === 'statesmith.rejected'), `${type} is answered`).to.equal(true);
+                  expect(
+                    replies.some((r) => r.type === 'statesmith.rejected'),
+                    `${type} is answered`,
+                  ).to.equal(true);
                 }
               }
               await settle(1);
@@ -159,7 +198,10 @@ describe('every actor under hostile in-process values and stray event types', fu
               const replies: Array<{ type: string; code?: string }> = [];
               actor.on('*', (reply: { type: string; code?: string }) => replies.push(reply));
               actor.send({ type } as never);
-              expect(replies.map((r) => r.code), type).to.deep.equal(['ERR_UNKNOWN_COMMAND']);
+              expect(
+                replies.map((r) => r.code),
+                type,
+              ).to.deep.equal(['ERR_UNKNOWN_COMMAND']);
               expect(actor.getSnapshot().status).to.equal('active');
             } finally {
               actor.stop();
@@ -183,7 +225,7 @@ describe('every facade method under hostile arguments', function () {
     } catch (error) {
       return { threw: error };
     }
-    if (result === null || result === undefined || typeof (result as { then?: unknown }).then !== "function") return {};
+    if (result === null || result === undefined || typeof (result as { then?: unknown }).then !== 'function') return {};
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       return await Promise.race([
@@ -220,7 +262,11 @@ describe('every facade method under hostile arguments', function () {
       'WakeupBus.wakeup(reason)': (h) => bus.wakeup(h as never),
       'WakeupBus.wait(ms, options)': (h) => bus.wait(1, h as never),
       'Coordinator.getLock(name)': (h) => coordinator.getLock(h as never),
-      'DistributedLock.acquire(options)': (h) => coordinator.getLock('fuzzed').acquire(h as never).then((handle) => handle?.release()),
+      'DistributedLock.acquire(options)': (h) =>
+        coordinator
+          .getLock('fuzzed')
+          .acquire(h as never)
+          .then((handle) => handle?.release()),
       'Coordinator.joinGroup(group, options)': (h) => coordinator.joinGroup('g', h as never).then((m) => m.leave()),
       'createCoordinator(options)': (h) => createCoordinator(h as never),
       'ask(actor, command)': (h) => ask(executor.actor, h as never, { timeoutMs: 500 }),

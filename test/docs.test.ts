@@ -42,7 +42,10 @@ function tsdocSnippets(): Snippet[] {
   for (const file of sourceFiles(join(root, 'src'))) {
     const text = readFileSync(file, 'utf8');
     for (const match of text.matchAll(/@example\n((?:\s*\*.*\n)*?)\s*\*\/\n/g)) {
-      const body = (match[1] as string).split('\n').map((l) => l.replace(/^\s*\* ?/, '')).join('\n');
+      const body = (match[1] as string)
+        .split('\n')
+        .map((l) => l.replace(/^\s*\* ?/, ''))
+        .join('\n');
       const code = /```ts\n([\s\S]*?)```/.exec(body)?.[1];
       if (code === undefined) continue;
       const line = text.slice(0, match.index).split('\n').length;

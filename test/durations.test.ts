@@ -5,17 +5,7 @@
  */
 import { MessageChannel } from 'node:worker_threads';
 import { expect } from 'chai';
-import {
-  CancellableSubprocess,
-  createCoordinator,
-  Locksmith,
-  ManualClock,
-  Mutex,
-  runLoop,
-  systemClock,
-  TaskGroup,
-  WakeupBus,
-} from '../src/index.ts';
+import { CancellableSubprocess, createCoordinator, Locksmith, ManualClock, Mutex, runLoop, systemClock, TaskGroup, WakeupBus } from '../src/index.ts';
 import { isSettled, rejection, waitUntil } from './support/async.ts';
 
 const LONG = 2 ** 31;
@@ -62,7 +52,9 @@ describe('durations of 2^31 ms and more', () => {
     expect(coordinator.actor.getSnapshot().context.beats).to.equal(0);
     await coordinator.stop();
     expect(createCoordinator({ heartbeatMs: Infinity, maxReconnectBackoffMs: Infinity, pollIntervalMs: Infinity }).heartbeatMs).to.equal(Infinity);
-    expect(() => createCoordinator({ lockTtlMs: Infinity })).to.throw(RangeError).with.property('code', 'ERR_OUT_OF_RANGE');
+    expect(() => createCoordinator({ lockTtlMs: Infinity }))
+      .to.throw(RangeError)
+      .with.property('code', 'ERR_OUT_OF_RANGE');
   });
 
   it('a locksmith with answerTimeoutMs: 2 ** 31 waits for the answer instead of compelling at once', async () => {

@@ -26,7 +26,11 @@ describe('the quickstart on a fresh clone', function () {
       child.stderr.on('data', (d: Buffer) => (out += d.toString()));
       const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
       try {
-        await waitUntil(() => /inspector\s+open http:\/\/127\.0\.0\.1:\d+\/\?token=[0-9a-f]{32}/.test(out), 240_000, `the demo's inspector URL:\n${out.slice(-3000)}`);
+        await waitUntil(
+          () => /inspector\s+open http:\/\/127\.0\.0\.1:\d+\/\?token=[0-9a-f]{32}/.test(out),
+          240_000,
+          `the demo's inspector URL:\n${out.slice(-3000)}`,
+        );
         expect(out).to.match(/node_modules is missing; installing the dependencies \(npm ci\) first/);
         // Running, with its signal handlers in place: it has led a cycle.
         await waitUntil(() => /became the leader/.test(out), 30_000, `the agent to lead:\n${out.slice(-3000)}`);

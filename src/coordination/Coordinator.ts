@@ -11,7 +11,16 @@ import type { Actor, AnyActorRef } from 'xstate';
 import { kError, kFromEngine, type CoordinatorCommand, type CoordinatorReply } from '../../machines/coordinator.machine.ts';
 import { errorData } from '../../machines/protocol.ts';
 import { MAX_TIMER_MS, type Clock } from '../clock.ts';
-import { ArgumentRangeError, ArgumentTypeError, CoordinationError, DeadlockError, LockLostError, TimeoutError , ActorStoppedError, asBackendError } from '../errors.ts';
+import {
+  ArgumentRangeError,
+  ArgumentTypeError,
+  CoordinationError,
+  DeadlockError,
+  LockLostError,
+  TimeoutError,
+  ActorStoppedError,
+  asBackendError,
+} from '../errors.ts';
 import type { LockHandle } from '../locks/LockHandle.ts';
 import { kUninspected, Mutex, type MutexOptions } from '../locks/Mutex.ts';
 import { inspection, lateReporters } from '../inspect/capture.ts';
@@ -172,7 +181,11 @@ export class Coordinator implements AsyncDisposable {
     this.initialReconnectBackoffMs = positive('options.initialReconnectBackoffMs', opts.initialReconnectBackoffMs, 100, Infinity);
     this.maxReconnectBackoffMs = positive('options.maxReconnectBackoffMs', opts.maxReconnectBackoffMs, 60_000, Infinity);
     if (this.maxReconnectBackoffMs < this.initialReconnectBackoffMs) {
-      throw new ArgumentRangeError('options.maxReconnectBackoffMs', `a number >= initialReconnectBackoffMs (${this.initialReconnectBackoffMs})`, this.maxReconnectBackoffMs);
+      throw new ArgumentRangeError(
+        'options.maxReconnectBackoffMs',
+        `a number >= initialReconnectBackoffMs (${this.initialReconnectBackoffMs})`,
+        this.maxReconnectBackoffMs,
+      );
     }
     // A lease must end: Redis takes it as an integer PX.
     this.lockTtlMs = positive('options.lockTtlMs', opts.lockTtlMs, 30_000, Number.MAX_SAFE_INTEGER);
@@ -185,12 +198,16 @@ export class Coordinator implements AsyncDisposable {
     attaching = undefined;
     // The actor's delays (heartbeat, back-off) run on this clock and never hold the process open.
     const clock = this.clock;
-    const upkeepClock = { setTimeout: (fn: () => void, ms: number) => background(clock.setTimeout(fn, ms)), clearTimeout: (handle: unknown) => clock.clearTimeout(handle) };
+    const upkeepClock = {
+      setTimeout: (fn: () => void, ms: number) => background(clock.setTimeout(fn, ms)),
+      clearTimeout: (handle: unknown) => clock.clearTimeout(handle),
+    };
     this.#actor = attached ?? startActor('coordinator', coordinatorLogic, { input: { engine: this }, id: `coordinator:${this.memberId}`, clock: upkeepClock });
     const actor = this.#actor;
     // Telemetry hears every change of the connection state (one test per change while off).
     // (An actor that makes its engine while it starts has no snapshot yet.)
-    let last: CoordinatorState | undefined = (actor.getSnapshot() as { value?: unknown } | undefined)?.value === undefined ? undefined : topState(actor.getSnapshot().value);
+    let last: CoordinatorState | undefined =
+      (actor.getSnapshot() as { value?: unknown } | undefined)?.value === undefined ? undefined : topState(actor.getSnapshot().value);
     actor.subscribe({
       next: (snapshot) => {
         const state = topState(snapshot.value);
@@ -286,7 +303,9 @@ export class Coordinator implements AsyncDisposable {
     } catch (error) {
       await backend.close();
       // A TLS URL against a plaintext server shows only as a handshake that never completes.
-      const tls = this.#parsed.protocol === 'rediss:' && /ETIMEDOUT|ECONNRESET|wrong version number|Connection is closed|socket disconnected|EPROTO/i.test(messageOf(error));
+      const tls =
+        this.#parsed.protocol === 'rediss:' &&
+        /ETIMEDOUT|ECONNRESET|wrong version number|Connection is closed|socket disconnected|EPROTO/i.test(messageOf(error));
       const hint = tls ? ' (the TLS handshake did not complete: is the server speaking TLS? rediss:// needs a TLS port; use redis:// for a plaintext one)' : '';
       throw new CoordinationError('ERR_COORDINATION_BACKEND', `could not connect to ${this.#shownUrl()}: ${messageOf(error)}${hint}`, { cause: error });
     }
@@ -315,7 +334,10 @@ export class Coordinator implements AsyncDisposable {
   #checkCapabilities(backend: Backend): void {
     for (const [capability, wanted] of Object.entries(this.#require)) {
       if (wanted === true && backend.capabilities[capability as keyof BackendCapabilities] !== true) {
-        throw new CoordinationError('ERR_COORDINATION_URL', `the ${backend.kind} backend is not ${capability}, and options.require asks for it (url ${this.#shownUrl()})`);
+        throw new CoordinationError(
+          'ERR_COORDINATION_URL',
+          `the ${backend.kind} backend is not ${capability}, and options.require asks for it (url ${this.#shownUrl()})`,
+        );
       }
     }
   }
@@ -417,7 +439,9 @@ export class Coordinator implements AsyncDisposable {
     }
     getLogger().info(`coordinator ${this.memberId} reconnected to ${this.#shownUrl()} after ${attempt} attempt(s)`);
     // Its memberships come back with it (a leader record does not: leadership ended with the connection).
-    await this.#refreshOwned(backend, true).catch((error: unknown) => getLogger().warn(`coordinator ${this.memberId}: restoring its group memberships failed`, { error }));
+    await this.#refreshOwned(backend, true).catch((error: unknown) =>
+      getLogger().warn(`coordinator ${this.memberId}: restoring its group memberships failed`, { error }),
+    );
   }
 
   // ---- records, elections and groups ----
@@ -425,7 +449,8 @@ export class Coordinator implements AsyncDisposable {
   /** The backend's record store; a backend without one cannot hold elections or groups. @internal */
   recordStore(): RecordStore {
     const records = this.backend().records;
-    if (records === undefined) throw new CoordinationError('ERR_COORDINATION_BACKEND', `the ${this.#kind} backend keeps no records: it cannot hold elections or groups`);
+    if (records === undefined)
+      throw new CoordinationError('ERR_COORDINATION_BACKEND', `the ${this.#kind} backend keeps no records: it cannot hold elections or groups`);
     return records;
   }
 
@@ -454,7 +479,12 @@ export class Coordinator implements AsyncDisposable {
     checkLockName(this.prefix + name);
     const wait = waitOptions('options', options);
     wait.signal?.throwIfAborted();
-    const reply = await boundedWait(askReply<CoordinatorReply>(this.#actor, { type: 'statesmith.coordinator.breakLock', lock: name }, ['statesmith.coordinator.broken'], failedReply), wait, this.clock, `breaking lock ${name}`);
+    const reply = await boundedWait(
+      askReply<CoordinatorReply>(this.#actor, { type: 'statesmith.coordinator.breakLock', lock: name }, ['statesmith.coordinator.broken'], failedReply),
+      wait,
+      this.clock,
+      `breaking lock ${name}`,
+    );
     return (reply as Extract<CoordinatorReply, { type: 'statesmith.coordinator.broken' }>).broken;
   }
 
@@ -476,7 +506,11 @@ export class Coordinator implements AsyncDisposable {
     if (existing !== undefined) return existing;
     this.#actor.send({ type: 'statesmith.coordinator.election', group });
     const child = (this.#actor.getSnapshot().children as Record<string, AnyActorRef | undefined>)[`election:${group}`];
-    if (child === undefined) throw new CoordinationError('ERR_COORDINATION_STATE', `the election of group ${group} could not be opened (asked from inside the coordinator's own step?)`);
+    if (child === undefined)
+      throw new CoordinationError(
+        'ERR_COORDINATION_STATE',
+        `the election of group ${group} could not be opened (asked from inside the coordinator's own step?)`,
+      );
     const entry = this.#elections.get(group) as { runtime: ElectionRuntime; facade?: Election };
     entry.facade = new Election(this, entry.runtime, child);
     return entry.facade;
@@ -490,7 +524,10 @@ export class Coordinator implements AsyncDisposable {
   async joinGroup(group: string, options?: { readonly capabilities?: unknown } & WaitOptions): Promise<Membership> {
     checkGroup(group);
     const opts = optionalObject<{ capabilities: unknown; signal: AbortSignal; timeoutMs: number }>('options', options, ['capabilities', 'signal', 'timeoutMs']);
-    const wait = waitOptions('options', { ...(opts.signal === undefined ? {} : { signal: opts.signal }), ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }) });
+    const wait = waitOptions('options', {
+      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+      ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
+    });
     wait.signal?.throwIfAborted();
     let capabilities: unknown = null;
     try {
@@ -498,7 +535,12 @@ export class Coordinator implements AsyncDisposable {
     } catch {
       throw new ArgumentTypeError('options.capabilities', 'a JSON value (no cycles, no bigints)', opts.capabilities);
     }
-    await boundedWait(askReply(this.#actor, { type: 'statesmith.coordinator.join', group, capabilities }, ['statesmith.coordinator.joined'], failedReply), wait, this.clock, `joining group ${group}`);
+    await boundedWait(
+      askReply(this.#actor, { type: 'statesmith.coordinator.join', group, capabilities }, ['statesmith.coordinator.joined'], failedReply),
+      wait,
+      this.clock,
+      `joining group ${group}`,
+    );
     let left: Promise<boolean> | undefined;
     const leave = (leaveOptions?: WaitOptions): Promise<boolean> => {
       const bounds = waitOptions('options', leaveOptions);
@@ -515,7 +557,12 @@ export class Coordinator implements AsyncDisposable {
     checkGroup(group);
     const wait = waitOptions('options', options);
     wait.signal?.throwIfAborted();
-    const reply = await boundedWait(askReply<CoordinatorReply>(this.#actor, { type: 'statesmith.coordinator.members', group }, ['statesmith.coordinator.members'], failedReply), wait, this.clock, `listing group ${group}`);
+    const reply = await boundedWait(
+      askReply<CoordinatorReply>(this.#actor, { type: 'statesmith.coordinator.members', group }, ['statesmith.coordinator.members'], failedReply),
+      wait,
+      this.clock,
+      `listing group ${group}`,
+    );
     return [...(reply as Extract<CoordinatorReply, { type: 'statesmith.coordinator.members' }>).members];
   }
 
@@ -572,12 +619,20 @@ export class Coordinator implements AsyncDisposable {
   }
 
   /** Runs a group command (the `op` child). */
-  async #runGroupCommand(command: Extract<CoordinatorCommand, { type: 'statesmith.coordinator.join' | 'statesmith.coordinator.leave' | 'statesmith.coordinator.members' }>): Promise<CoordinatorReply> {
+  async #runGroupCommand(
+    command: Extract<CoordinatorCommand, { type: 'statesmith.coordinator.join' | 'statesmith.coordinator.leave' | 'statesmith.coordinator.members' }>,
+  ): Promise<CoordinatorReply> {
     const { group } = command;
     switch (command.type) {
       case 'statesmith.coordinator.join': {
         if (this.#groups.has(group)) {
-          return { type: 'statesmith.rejected', command: { type: command.type, group }, state: 'connected', code: 'ERR_ALREADY_MEMBER', reason: `${this.memberId} is already a member of group ${JSON.stringify(group)}` };
+          return {
+            type: 'statesmith.rejected',
+            command: { type: command.type, group },
+            state: 'connected',
+            code: 'ERR_ALREADY_MEMBER',
+            reason: `${this.memberId} is already a member of group ${JSON.stringify(group)}`,
+          };
         }
         const value = JSON.stringify({ capabilities: command.capabilities ?? null });
         this.#groups.set(group, value);
@@ -618,11 +673,17 @@ export class Coordinator implements AsyncDisposable {
 
   /** Runs an `acquire` or `release` command (the `op` child): the same lock object per name. @internal */
   async runCommand(command: CoordinatorCommand): Promise<CoordinatorReply> {
-    if (command.type === 'statesmith.coordinator.join' || command.type === 'statesmith.coordinator.leave' || command.type === 'statesmith.coordinator.members') {
+    if (
+      command.type === 'statesmith.coordinator.join' ||
+      command.type === 'statesmith.coordinator.leave' ||
+      command.type === 'statesmith.coordinator.members'
+    ) {
       try {
         return await this.#runGroupCommand(command);
       } catch (error) {
-        return Object.defineProperty({ type: 'statesmith.coordinator.failed', command: command.type, error: errorData(error) }, kError, { value: error }) as CoordinatorReply;
+        return Object.defineProperty({ type: 'statesmith.coordinator.failed', command: command.type, error: errorData(error) }, kError, {
+          value: error,
+        }) as CoordinatorReply;
       }
     }
     if (command.type === 'statesmith.coordinator.breakLock') {
@@ -636,7 +697,9 @@ export class Coordinator implements AsyncDisposable {
         if (broken) for (const record of this.#held()) if (record.name === name) record.lose(`broken by ${this.memberId}`);
         return { type: 'statesmith.coordinator.broken', lock: command.lock, broken };
       } catch (error) {
-        return Object.defineProperty({ type: 'statesmith.coordinator.failed', command: command.type, error: errorData(error) }, kError, { value: error }) as CoordinatorReply;
+        return Object.defineProperty({ type: 'statesmith.coordinator.failed', command: command.type, error: errorData(error) }, kError, {
+          value: error,
+        }) as CoordinatorReply;
       }
     }
     if (command.type !== 'statesmith.coordinator.acquire' && command.type !== 'statesmith.coordinator.release') {
@@ -815,7 +878,9 @@ const failedReply = {
   error: (reply: unknown): unknown => {
     const failed = reply as { [kError]?: unknown; command?: string; error?: { message?: string } };
     const what = failed.command ?? 'the coordinator command';
-    return kError in failed ? asBackendError(what, failed[kError]) : new CoordinationError('ERR_COORDINATION_BACKEND', `${what} failed: ${String(failed.error?.message)}`);
+    return kError in failed
+      ? asBackendError(what, failed[kError])
+      : new CoordinationError('ERR_COORDINATION_BACKEND', `${what} failed: ${String(failed.error?.message)}`);
   },
 };
 
@@ -918,7 +983,8 @@ class HandleRecord implements DistributedLockHandle {
 
   async isStillOwner(): Promise<boolean> {
     if (!this.held) return false;
-    if (this.#backend.isHolder === undefined) throw new CoordinationError('ERR_COORDINATION_BACKEND', `the ${this.#backend.kind} backend cannot say who holds a lock`);
+    if (this.#backend.isHolder === undefined)
+      throw new CoordinationError('ERR_COORDINATION_BACKEND', `the ${this.#backend.kind} backend cannot say who holds a lock`);
     let owner: boolean;
     try {
       owner = await this.#backend.isHolder(this.name, this.#token);
@@ -972,7 +1038,13 @@ class HandleRecord implements DistributedLockHandle {
     if (inspection.enabled) {
       // A loss says why (who broke it, when the server knows; else what the holder saw), never just "lost".
       const lost = this.#state === 'lost';
-      inspection.lock({ lock: `distributed:${this.name}`, kind: this.#backend.kind, op: lost ? 'lost' : 'free', fence: this.fence, ...(lost && this.#lost !== undefined ? { by: this.#lost.message } : {}) });
+      inspection.lock({
+        lock: `distributed:${this.name}`,
+        kind: this.#backend.kind,
+        op: lost ? 'lost' : 'free',
+        fence: this.fence,
+        ...(lost && this.#lost !== undefined ? { by: this.#lost.message } : {}),
+      });
     }
     this.#coordinator.track(this, false);
     this.#local.release();
@@ -986,7 +1058,9 @@ class HandleRecord implements DistributedLockHandle {
   #scheduleDeadline(): void {
     const clock = this.#coordinator.clock;
     if (this.#deadlineTimer !== undefined) clock.clearTimeout(this.#deadlineTimer);
-    this.#deadlineTimer = background(clock.setTimeout(() => this.lose('the lease ran out before it could be renewed'), Math.max(0, this.#deadline - clock.now())));
+    this.#deadlineTimer = background(
+      clock.setTimeout(() => this.lose('the lease ran out before it could be renewed'), Math.max(0, this.#deadline - clock.now())),
+    );
   }
 
   async #renew(): Promise<void> {
@@ -1292,7 +1366,8 @@ export class DistributedLock {
 function blockingBudget(blocking: unknown): number {
   if (blocking === undefined || blocking === true) return Infinity;
   if (blocking === false) return 0;
-  if (typeof blocking !== 'number' || Number.isNaN(blocking)) throw new ArgumentTypeError('options.blocking', 'true, false or a number of milliseconds', blocking);
+  if (typeof blocking !== 'number' || Number.isNaN(blocking))
+    throw new ArgumentTypeError('options.blocking', 'true, false or a number of milliseconds', blocking);
   if (blocking < 0) throw new ArgumentRangeError('options.blocking', 'a number of milliseconds >= 0', blocking);
   return blocking;
 }

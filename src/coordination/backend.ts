@@ -210,7 +210,10 @@ function parseEtcdUrl(raw: string): URL {
   }
   const url = new URL(`etcd://${hosts[0] as string}${match[2] ?? ''}`);
   if (url.pathname !== '' && url.pathname !== '/') {
-    throw new CoordinationError('ERR_COORDINATION_URL', `an etcd:// URL has no path (use ?namespace= for a key prefix); received ${JSON.stringify(url.pathname)} in ${JSON.stringify(raw)}`);
+    throw new CoordinationError(
+      'ERR_COORDINATION_URL',
+      `an etcd:// URL has no path (use ?namespace= for a key prefix); received ${JSON.stringify(url.pathname)} in ${JSON.stringify(raw)}`,
+    );
   }
   url.searchParams.set('endpoints', hosts.join(','));
   return url;
@@ -223,19 +226,28 @@ export function parseUrl(raw: string): { url: URL; kind: BackendKind } {
   try {
     url = new URL(raw);
   } catch (error) {
-    throw new CoordinationError('ERR_COORDINATION_URL', `the coordinator URL must be a URL such as memory://, redis://host:6379, postgresql://host/db or etcd://host:2379; received ${JSON.stringify(raw)}`, {
-      cause: error,
-    });
+    throw new CoordinationError(
+      'ERR_COORDINATION_URL',
+      `the coordinator URL must be a URL such as memory://, redis://host:6379, postgresql://host/db or etcd://host:2379; received ${JSON.stringify(raw)}`,
+      {
+        cause: error,
+      },
+    );
   }
   const kind = SCHEMES[url.protocol];
   if (kind === undefined) {
     throw new CoordinationError(
       'ERR_COORDINATION_URL',
-      `the coordinator URL scheme must be one of ${Object.keys(SCHEMES).map((s) => `${s}//`).join(', ')}; received ${JSON.stringify(url.protocol)} in ${JSON.stringify(raw)}`,
+      `the coordinator URL scheme must be one of ${Object.keys(SCHEMES)
+        .map((s) => `${s}//`)
+        .join(', ')}; received ${JSON.stringify(url.protocol)} in ${JSON.stringify(raw)}`,
     );
   }
   if (kind === 'redis' && !/^\/?(\d{1,5})?$/.test(url.pathname)) {
-    throw new CoordinationError('ERR_COORDINATION_URL', `a redis:// URL's path must be a database number such as /0; received ${JSON.stringify(url.pathname)} in ${JSON.stringify(raw)}`);
+    throw new CoordinationError(
+      'ERR_COORDINATION_URL',
+      `a redis:// URL's path must be a database number such as /0; received ${JSON.stringify(url.pathname)} in ${JSON.stringify(raw)}`,
+    );
   }
   return { url, kind };
 }

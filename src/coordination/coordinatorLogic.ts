@@ -60,41 +60,49 @@ const steps = (context: { readonly engine: CoordinatorEngine }): CoordinatorStep
  */
 export const coordinatorLogic = guardedLogic(
   coordinatorMachine.provide({
-  actors: {
-    connect: fromPromise<void, { readonly engine: CoordinatorEngine }>(({ input }) => steps(input).connectNow()),
-    ping: fromPromise<void, { readonly engine: CoordinatorEngine }>(({ input }) => steps(input).pingNow()),
-    reconnect: fromPromise<void, { readonly engine: CoordinatorEngine }>(({ input }) => steps(input).reconnectNow()),
-    shutdown: fromPromise<void, { readonly engine: CoordinatorEngine }>(({ input }) => steps(input).shutdownNow()),
-    election: electionLogic,
-    lease: fromCallback<{ readonly type: string }, { readonly lease: unknown; readonly engine?: CoordinatorEngine }>(({ input, self }) => {
-      const engine = ((self as { _parent?: { getSnapshot(): { context: CoordinatorContext } } })._parent?.getSnapshot().context.engine ?? input.engine) as CoordinatorSteps;
-      engine.startUpkeep(input.lease);
-      return () => engine.stopUpkeep(input.lease);
-    }),
-    op: fromCallback<{ readonly type: string }, { readonly engine: CoordinatorEngine; readonly opId: string; readonly command: CoordinatorCommand }>(({ input, sendBack }) => {
-      let active = true;
-      void steps(input)
-        .runCommand(input.command)
-        .then((reply) => {
-          if (!active) return;
-          sendBack(withInProcess({ type: 'statesmith.coordinator.opSettled', [kFromEngine]: true, opId: input.opId, reply }, kReplyTo, input.command.replyTo ?? null));
-        });
-      return () => {
-        active = false;
-      };
-    }),
-  },
-  actions: {
-    // Spawned on its own, the coordinator's engine is a Coordinator made from input.options whose actor is this one.
-    open: assign(({ context, self }) => {
-      if (context.engine !== undefined) return {};
-      const engine = Coordinator.attach(self, context.options as CoordinatorOptions | undefined);
-      return { engine, memberId: engine.memberId };
-    }),
-    connectionLost: ({ context, event }) => steps(context).loseAll((event as { error?: unknown }).error),
-    reconnected: ({ context }) => steps(context).wakeAll(),
-  },
+    actors: {
+      connect: fromPromise<void, { readonly engine: CoordinatorEngine }>(({ input }) => steps(input).connectNow()),
+      ping: fromPromise<void, { readonly engine: CoordinatorEngine }>(({ input }) => steps(input).pingNow()),
+      reconnect: fromPromise<void, { readonly engine: CoordinatorEngine }>(({ input }) => steps(input).reconnectNow()),
+      shutdown: fromPromise<void, { readonly engine: CoordinatorEngine }>(({ input }) => steps(input).shutdownNow()),
+      election: electionLogic,
+      lease: fromCallback<{ readonly type: string }, { readonly lease: unknown; readonly engine?: CoordinatorEngine }>(({ input, self }) => {
+        const engine = ((self as { _parent?: { getSnapshot(): { context: CoordinatorContext } } })._parent?.getSnapshot().context.engine ??
+          input.engine) as CoordinatorSteps;
+        engine.startUpkeep(input.lease);
+        return () => engine.stopUpkeep(input.lease);
+      }),
+      op: fromCallback<{ readonly type: string }, { readonly engine: CoordinatorEngine; readonly opId: string; readonly command: CoordinatorCommand }>(
+        ({ input, sendBack }) => {
+          let active = true;
+          void steps(input)
+            .runCommand(input.command)
+            .then((reply) => {
+              if (!active) return;
+              sendBack(
+                withInProcess(
+                  { type: 'statesmith.coordinator.opSettled', [kFromEngine]: true, opId: input.opId, reply },
+                  kReplyTo,
+                  input.command.replyTo ?? null,
+                ),
+              );
+            });
+          return () => {
+            active = false;
+          };
+        },
+      ),
+    },
+    actions: {
+      // Spawned on its own, the coordinator's engine is a Coordinator made from input.options whose actor is this one.
+      open: assign(({ context, self }) => {
+        if (context.engine !== undefined) return {};
+        const engine = Coordinator.attach(self, context.options as CoordinatorOptions | undefined);
+        return { engine, memberId: engine.memberId };
+      }),
+      connectionLost: ({ context, event }) => steps(context).loseAll((event as { error?: unknown }).error),
+      reconnected: ({ context }) => steps(context).wakeAll(),
+    },
   }),
   'coordinator',
 );
-

@@ -149,7 +149,9 @@ export class ElectionRuntime implements ElectionEngine {
     if (handle === undefined) return () => undefined;
     const lost = (): void => {
       const reason = handle.signal.reason;
-      void this.#end(new LeadershipLostError(this.group, handle.fence, (reason as Error | undefined)?.message ?? 'the election lock was lost', { cause: reason }));
+      void this.#end(
+        new LeadershipLostError(this.group, handle.fence, (reason as Error | undefined)?.message ?? 'the election lock was lost', { cause: reason }),
+      );
       onLost(String(handle.fence), reason);
     };
     if (handle.signal.aborted) {
@@ -234,27 +236,32 @@ const runtimeOf = (engine: ElectionEngine): ElectionRuntime => engine as Electio
  */
 export const electionLogic = guardedLogic(
   electionMachine.provide({
-  actors: {
-    campaign: fromPromise<string, { readonly engine: ElectionEngine; readonly value: unknown; readonly timeoutMs: number | undefined }>(({ input, signal }) =>
-      runtimeOf(input.engine).campaignNow(input.value, input.timeoutMs, signal),
-    ),
-    hold: fromCallback<{ readonly type: string }, { readonly engine: ElectionEngine }>(({ input, sendBack }) =>
-      runtimeOf(input.engine).watch((term, reason) => sendBack({ type: 'statesmith.election.lost', [kFromElection]: true, term, reason: errorData(reason) } as never)),
-    ),
-    proclaim: fromCallback<{ readonly type: string }, { readonly engine: ElectionEngine; readonly value: unknown; readonly replyTo: AnyActorRef | null }>(({ input, sendBack }) => {
-      let active = true;
-      runtimeOf(input.engine)
-        .proclaimNow(input.value)
-        .then(
-          () => active && sendBack({ type: 'statesmith.election.proclaimDone', [kFromElection]: true, replyTo: input.replyTo } as never),
-          (error: unknown) => active && sendBack({ type: 'statesmith.election.proclaimDone', [kFromElection]: true, replyTo: input.replyTo, error } as never),
-        );
-      return () => {
-        active = false;
-      };
-    }),
-    resign: fromPromise<void, { readonly engine: ElectionEngine }>(({ input }) => runtimeOf(input.engine).resignNow()),
-  },
+    actors: {
+      campaign: fromPromise<string, { readonly engine: ElectionEngine; readonly value: unknown; readonly timeoutMs: number | undefined }>(({ input, signal }) =>
+        runtimeOf(input.engine).campaignNow(input.value, input.timeoutMs, signal),
+      ),
+      hold: fromCallback<{ readonly type: string }, { readonly engine: ElectionEngine }>(({ input, sendBack }) =>
+        runtimeOf(input.engine).watch((term, reason) =>
+          sendBack({ type: 'statesmith.election.lost', [kFromElection]: true, term, reason: errorData(reason) } as never),
+        ),
+      ),
+      proclaim: fromCallback<{ readonly type: string }, { readonly engine: ElectionEngine; readonly value: unknown; readonly replyTo: AnyActorRef | null }>(
+        ({ input, sendBack }) => {
+          let active = true;
+          runtimeOf(input.engine)
+            .proclaimNow(input.value)
+            .then(
+              () => active && sendBack({ type: 'statesmith.election.proclaimDone', [kFromElection]: true, replyTo: input.replyTo } as never),
+              (error: unknown) =>
+                active && sendBack({ type: 'statesmith.election.proclaimDone', [kFromElection]: true, replyTo: input.replyTo, error } as never),
+            );
+          return () => {
+            active = false;
+          };
+        },
+      ),
+      resign: fromPromise<void, { readonly engine: ElectionEngine }>(({ input }) => runtimeOf(input.engine).resignNow()),
+    },
   }),
   'election',
 );
@@ -300,7 +307,12 @@ class LeadershipHandle implements Leadership {
   async resign(options?: WaitOptions): Promise<void> {
     const wait = waitOptions('options', options);
     if (this.#runtime.handle !== this.#handle) return;
-    await boundedWait(this.#election.command({ type: 'statesmith.election.resign' }, ['statesmith.election.resigned']), wait, this.#election.clock, `resigning from group ${this.group}`);
+    await boundedWait(
+      this.#election.command({ type: 'statesmith.election.resign' }, ['statesmith.election.resigned']),
+      wait,
+      this.#election.clock,
+      `resigning from group ${this.group}`,
+    );
   }
 
   async proclaim(value: unknown, options?: WaitOptions): Promise<void> {
@@ -310,7 +322,12 @@ class LeadershipHandle implements Leadership {
     if (this.#runtime.handle !== this.#handle) throw new LeadershipLostError(this.group, this.term, 'no longer the leader');
     const lost = new Promise<never>((_, reject) => this.#signal.addEventListener('abort', () => reject(this.#signal.reason), { once: true }));
     lost.catch(() => undefined);
-    await boundedWait(Promise.race([this.#election.command({ type: 'statesmith.election.proclaim', value: JSON.parse(json) }, ['statesmith.election.proclaimed']), lost]), wait, this.#election.clock, `proclaiming in group ${this.group}`);
+    await boundedWait(
+      Promise.race([this.#election.command({ type: 'statesmith.election.proclaim', value: JSON.parse(json) }, ['statesmith.election.proclaimed']), lost]),
+      wait,
+      this.#election.clock,
+      `proclaiming in group ${this.group}`,
+    );
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -380,10 +397,12 @@ export class Election {
     try {
       const command = { type: 'statesmith.election.campaign', value, ...(timeoutMs === undefined || timeoutMs === Infinity ? {} : { timeoutMs }) };
       const reply = await Promise.race([this.command(command, ['statesmith.election.elected', 'statesmith.election.withdrawn']), aborted]);
-      if (reply.type === 'statesmith.election.withdrawn') throw signal?.reason ?? new CoordinationError('ERR_COORDINATION_STATE', `the campaign in group ${this.group} was withdrawn`);
+      if (reply.type === 'statesmith.election.withdrawn')
+        throw signal?.reason ?? new CoordinationError('ERR_COORDINATION_STATE', `the campaign in group ${this.group} was withdrawn`);
       const handle = this.#runtime.handle;
       const controller = this.#runtime.controller;
-      if (handle === undefined || controller === undefined) throw new LeadershipLostError(this.group, BigInt((reply as { term?: string }).term ?? '0'), 'lost before the campaign returned');
+      if (handle === undefined || controller === undefined)
+        throw new LeadershipLostError(this.group, BigInt((reply as { term?: string }).term ?? '0'), 'lost before the campaign returned');
       return new LeadershipHandle(this, this.#runtime, handle, controller);
     } finally {
       if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
@@ -458,7 +477,9 @@ export class Election {
       error: (reply) => {
         const failed = reply as unknown as { [kElectionError]?: unknown; command?: string; error?: { message?: string } };
         const what = `${failed.command ?? 'the election command'} of group ${this.group}`;
-        return kElectionError in failed ? asBackendError(what, failed[kElectionError]) : new CoordinationError('ERR_COORDINATION_BACKEND', `${what} failed: ${failed.error?.message ?? 'failed'}`);
+        return kElectionError in failed
+          ? asBackendError(what, failed[kElectionError])
+          : new CoordinationError('ERR_COORDINATION_BACKEND', `${what} failed: ${failed.error?.message ?? 'failed'}`);
       },
     });
   }

@@ -108,13 +108,20 @@ export class EtcdBackend implements Backend {
     publish: async (channel, payload) => {
       const client = this.#requireClient();
       const key = `${this.#recordPrefix.slice(0, -'rec/'.length)}msg/${channel}/${randomBytes(8).toString('hex')}`;
-      await client.put(key).value(payload).lease(this.#leaseId as string).exec();
+      await client
+        .put(key)
+        .value(payload)
+        .lease(this.#leaseId as string)
+        .exec();
       await client.delete().key(key).exec();
     },
     subscribe: async (channel, listener) => {
       const client = this.#requireClient();
       const generation = this.#generation;
-      const watcher = client.watch().prefix(`${this.#recordPrefix.slice(0, -'rec/'.length)}msg/${channel}/`).create();
+      const watcher = client
+        .watch()
+        .prefix(`${this.#recordPrefix.slice(0, -'rec/'.length)}msg/${channel}/`)
+        .create();
       this.#watchers.add(watcher);
       const w = await watcher;
       w.on('put', (kv) => {
@@ -132,10 +139,16 @@ export class EtcdBackend implements Backend {
     onLease: true,
     put: async (dir, id, value) => {
       const client = this.#requireClient();
-      await client.put(this.#recordPrefix + dir + id).value(value).lease(this.#leaseId as string).exec();
+      await client
+        .put(this.#recordPrefix + dir + id)
+        .value(value)
+        .lease(this.#leaseId as string)
+        .exec();
     },
     get: async (dir, id) => {
-      const { kvs } = await this.#requireClient().get(this.#recordPrefix + dir + id).exec();
+      const { kvs } = await this.#requireClient()
+        .get(this.#recordPrefix + dir + id)
+        .exec();
       return kvs[0]?.value.toString('utf8') ?? null;
     },
     list: async (dir) => {
@@ -264,7 +277,9 @@ export class EtcdBackend implements Backend {
   }
 
   async holderOf(name: string): Promise<{ memberId: string; hold: string } | null> {
-    const { kvs } = await this.#requireClient().get(this.#prefix + name).exec();
+    const { kvs } = await this.#requireClient()
+      .get(this.#prefix + name)
+      .exec();
     const token = kvs[0]?.value.toString('utf8');
     return token === undefined ? null : { memberId: memberOfToken(token), hold: token };
   }
@@ -272,7 +287,9 @@ export class EtcdBackend implements Backend {
   async isHolder(name: string, token: string): Promise<boolean> {
     const revision = this.#fences.get(name);
     if (revision === undefined) return false;
-    const { kvs } = await this.#requireClient().get(this.#prefix + name).exec();
+    const { kvs } = await this.#requireClient()
+      .get(this.#prefix + name)
+      .exec();
     const kv = kvs[0];
     return kv !== undefined && kv.value.toString('utf8') === token && kv.create_revision === revision;
   }

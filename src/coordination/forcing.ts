@@ -131,9 +131,11 @@ const distributedKind: LockKind = {
   async prepare(lock) {
     const distributed = lockOf(lock);
     const backend = backendOf(lock);
-    if (backend.holderOf === undefined || backend.messages === undefined) throw new Error(`the ${backend.kind} backend cannot say who holds a lock or carry messages`);
+    if (backend.holderOf === undefined || backend.messages === undefined)
+      throw new Error(`the ${backend.kind} backend cannot say who holds a lock or carry messages`);
     const holder = await backend.holderOf(distributed.name);
-    stateOf(lock).holder = holder === null ? null : new RemoteOwner(backend.messages, distributed.coordinator.memberId, holder.memberId, holder.hold, distributed.name);
+    stateOf(lock).holder =
+      holder === null ? null : new RemoteOwner(backend.messages, distributed.coordinator.memberId, holder.memberId, holder.hold, distributed.name);
   },
   async flush(lock) {
     const state = stateOf(lock);
@@ -189,7 +191,11 @@ registerLockKind((lock) => typeof lock === 'object' && lock !== null && (lock as
  * Makes `coordinator` answer force requests for the locks it holds (called on every
  * connect). Returns the function that stops listening.
  */
-export async function serveForces(coordinator: Coordinator, backend: Backend, held: () => ReadonlyArray<DistributedLockHandle & { lose(info: string): void }>): Promise<(() => Promise<void>) | undefined> {
+export async function serveForces(
+  coordinator: Coordinator,
+  backend: Backend,
+  held: () => ReadonlyArray<DistributedLockHandle & { lose(info: string): void }>,
+): Promise<(() => Promise<void>) | undefined> {
   const bus = backend.messages;
   if (bus === undefined) return undefined;
   return bus.subscribe(forceChannel(coordinator.memberId), (payload) => {
@@ -203,7 +209,9 @@ export async function serveForces(coordinator: Coordinator, backend: Backend, he
     const replyTo = message.replyTo;
     const answer = (reply: Reply): void => {
       const wire: Reply = reply.kind === 'error' ? { ...reply, error: toWireError(reply.error, reply.critical) } : reply;
-      void bus.publish(replyTo, JSON.stringify({ type: REPLY, requestId: message.requestId, reply: wire } satisfies ReplyMessage)).catch((error: unknown) => getLogger().warn('answering a force request failed', { error }));
+      void bus
+        .publish(replyTo, JSON.stringify({ type: REPLY, requestId: message.requestId, reply: wire } satisfies ReplyMessage))
+        .catch((error: unknown) => getLogger().warn('answering a force request failed', { error }));
     };
     const handle = held().find((record) => record.name === message.lockName);
     // Not held here (any more): nothing to give up; the locksmith's break is conditional on the hold it saw.
@@ -211,9 +219,18 @@ export async function serveForces(coordinator: Coordinator, backend: Backend, he
     const respond = servers.get(handle) ?? servers.get(coordinator);
     // Nobody here serves force requests: silence, and the locksmith compels after its answer timeout.
     if (respond === undefined) return;
-    const request = new LockForceRequest({ requestId: message.requestId, requester: String(message.requester), lock: handle, lockName: message.lockName, info: message.info });
+    const request = new LockForceRequest({
+      requestId: message.requestId,
+      requester: String(message.requester),
+      lock: handle,
+      lockName: message.lockName,
+      info: message.info,
+    });
     void respond(request).then((reply) => {
-      if (reply.kind === 'release' || reply.kind === 'answer') handle.lose(`given up to ${String(message.requester)}${message.info === undefined ? '' : ` (${typeof message.info === 'string' ? message.info : JSON.stringify(message.info)})`}`);
+      if (reply.kind === 'release' || reply.kind === 'answer')
+        handle.lose(
+          `given up to ${String(message.requester)}${message.info === undefined ? '' : ` (${typeof message.info === 'string' ? message.info : JSON.stringify(message.info)})`}`,
+        );
       answer(reply);
     });
   });

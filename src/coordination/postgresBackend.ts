@@ -96,7 +96,10 @@ export class PostgresBackend implements Backend {
       );
     },
     get: async (dir, id) => {
-      const result = await this.#query<{ value: string }>('SELECT value FROM statesmith_records WHERE namespace = $1 AND dir = $2 AND id = $3 AND expires_at > clock_timestamp()', [this.#ns, dir, id]);
+      const result = await this.#query<{ value: string }>(
+        'SELECT value FROM statesmith_records WHERE namespace = $1 AND dir = $2 AND id = $3 AND expires_at > clock_timestamp()',
+        [this.#ns, dir, id],
+      );
       return result.rows[0]?.value ?? null;
     },
     list: async (dir) => {

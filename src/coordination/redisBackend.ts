@@ -24,7 +24,16 @@
  */
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import { getLogger } from '../logger.ts';
-import { ChannelListeners, memberOfToken, namespaceOf, type Backend, type BackendCapabilities, type BackendOptions, type MessageBus, type RecordStore } from './backend.ts';
+import {
+  ChannelListeners,
+  memberOfToken,
+  namespaceOf,
+  type Backend,
+  type BackendCapabilities,
+  type BackendOptions,
+  type MessageBus,
+  type RecordStore,
+} from './backend.ts';
 
 // Lua numbers are doubles: exact up to 2^53, and microseconds since 1970 stay below
 // that until the year 2255. string.format('%.0f') prints them without an exponent.
@@ -139,7 +148,12 @@ export class RedisBackend implements Backend {
       const subscriber = this.#subscriber;
       if (subscriber === undefined) throw new Error('the Redis backend is not connected');
       const name = `${this.#ns}:msg:${channel}`;
-      return this.#channels.add(name, listener, () => subscriber.subscribe(name), async () => this.#subscriber?.unsubscribe(name));
+      return this.#channels.add(
+        name,
+        listener,
+        () => subscriber.subscribe(name),
+        async () => this.#subscriber?.unsubscribe(name),
+      );
     },
   };
   readonly records: RecordStore = {
@@ -157,7 +171,8 @@ export class RedisBackend implements Backend {
       for (let i = 0; i + 1 < flat.length; i += 2) out.push({ id: flat[i] as string, value: flat[i + 1] as string });
       return out;
     },
-    delete: async (dir, id, value) => (await this.#connection().statesmithRecordDelete(...this.#dirKeys(dir), id, value === undefined ? '' : '1', value ?? '')) === 1,
+    delete: async (dir, id, value) =>
+      (await this.#connection().statesmithRecordDelete(...this.#dirKeys(dir), id, value === undefined ? '' : '1', value ?? '')) === 1,
   };
 
   constructor(options: BackendOptions, module: unknown) {

@@ -70,7 +70,11 @@ function resolveField(template: string, field: string, lookup: (head: string) =>
   for (const part of (match[2] as string).match(/\.[^.[\]]+|\[[^\]]+\]/g) ?? []) {
     const key = part.startsWith('.') ? part.slice(1) : part.slice(1, -1);
     if (value === null || value === undefined || !(key in Object(value))) {
-      throw new LockNameError(template, field, `${path} ${value === null || value === undefined ? `is ${String(value)}` : `has no ${part.startsWith('.') ? 'attribute' : 'item'} "${key}"`}`);
+      throw new LockNameError(
+        template,
+        field,
+        `${path} ${value === null || value === undefined ? `is ${String(value)}` : `has no ${part.startsWith('.') ? 'attribute' : 'item'} "${key}"`}`,
+      );
     }
     value = (value as Record<string, unknown>)[key];
     path += part;
@@ -149,7 +153,8 @@ export type LockNames = string | readonly string[] | ((...args: never[]) => stri
 export function synchronized(names: LockNames, options?: SynchronizedOptions) {
   const render = nameRenderer(names);
   const opts = optionalObject<SynchronizedOptions>('options', options, ['blocking', 'timeoutMs', 'signal', 'coordinator']);
-  if (opts.coordinator !== undefined && !(opts.coordinator instanceof Coordinator)) throw new ArgumentTypeError('options.coordinator', 'a Coordinator', opts.coordinator);
+  if (opts.coordinator !== undefined && !(opts.coordinator instanceof Coordinator))
+    throw new ArgumentTypeError('options.coordinator', 'a Coordinator', opts.coordinator);
   const blocking = opts.blocking ?? true;
   if (typeof blocking !== 'boolean' && (typeof blocking !== 'number' || Number.isNaN(blocking) || blocking < 0)) {
     throw new ArgumentTypeError('options.blocking', 'true, false or a number of milliseconds >= 0', blocking);
@@ -157,7 +162,10 @@ export function synchronized(names: LockNames, options?: SynchronizedOptions) {
   const timeoutMs = optionalDuration('options.timeoutMs', opts.timeoutMs, Infinity);
   const signal = optionalSignal('options.signal', opts.signal);
   const acquireOptions = { blocking, timeoutMs, ...(signal ? { signal } : {}) };
-  return function decorate<F extends (this: never, ...args: never[]) => unknown>(target: F, context?: unknown): (this: ThisParameterType<F>, ...args: Parameters<F>) => Promise<Awaited<ReturnType<F>>> {
+  return function decorate<F extends (this: never, ...args: never[]) => unknown>(
+    target: F,
+    context?: unknown,
+  ): (this: ThisParameterType<F>, ...args: Parameters<F>) => Promise<Awaited<ReturnType<F>>> {
     requireFunction('target', target);
     const functionName = isMethodContext(context) ? String(context.name) : target.name;
     const wrapped = async function (this: unknown, ...args: unknown[]): Promise<unknown> {

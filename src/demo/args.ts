@@ -87,7 +87,10 @@ function url(flag: string, text: string, schemes: readonly string[]): string {
     throw new UsageError('ERR_INVALID_ARG_VALUE', `${flag} needs a URL; received ${shown(text)}`);
   }
   if (!schemes.includes(parsed.protocol)) {
-    throw new UsageError('ERR_INVALID_ARG_VALUE', `${flag} needs a URL with a scheme of ${schemes.map((scheme) => `${scheme}//`).join(', ')}; received ${shown(text)}`);
+    throw new UsageError(
+      'ERR_INVALID_ARG_VALUE',
+      `${flag} needs a URL with a scheme of ${schemes.map((scheme) => `${scheme}//`).join(', ')}; received ${shown(text)}`,
+    );
   }
   return text;
 }
@@ -134,7 +137,8 @@ export function parseDemoArgs(argv: readonly string[]): DemoArgs {
       case '--name': {
         const name = valueOf(arg, next, 'a name');
         // It becomes a NATS subject token and a member id: letters, digits, '-' and '_'.
-        if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new UsageError('ERR_INVALID_ARG_VALUE', `--name needs 1 to 64 letters, digits, '-' or '_'; received ${shown(name)}`);
+        if (!/^[A-Za-z0-9_-]{1,64}$/.test(name))
+          throw new UsageError('ERR_INVALID_ARG_VALUE', `--name needs 1 to 64 letters, digits, '-' or '_'; received ${shown(name)}`);
         options.name = name;
         i++;
         break;
@@ -142,7 +146,10 @@ export function parseDemoArgs(argv: readonly string[]): DemoArgs {
       case '--for': {
         const seconds = valueOf(arg, next, 'a number of seconds > 0');
         if (!(Number(seconds) > 0) || !Number.isFinite(Number(seconds))) {
-          throw new UsageError(Number.isNaN(Number(seconds)) ? 'ERR_INVALID_ARG_VALUE' : 'ERR_OUT_OF_RANGE', `--for needs a number of seconds > 0; received ${shown(seconds)}`);
+          throw new UsageError(
+            Number.isNaN(Number(seconds)) ? 'ERR_INVALID_ARG_VALUE' : 'ERR_OUT_OF_RANGE',
+            `--for needs a number of seconds > 0; received ${shown(seconds)}`,
+          );
         }
         options.durationMs = Number(seconds) * 1_000;
         i++;

@@ -66,7 +66,6 @@ export interface HaAgent {
   stop(reason?: string): Promise<void>;
 }
 
-
 export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent> {
   const name = options.name ?? `agent-${process.pid}`;
   const out = options.out ?? ((line: string) => console.log(line));
@@ -75,7 +74,7 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
   const log = (level: string) => (message: string, fields?: LogFields) =>
     say('log', `${level}: ${message}${fields?.['error'] instanceof Error ? ` (${fields['error'].message})` : ''}`);
   // NATS first: an agent asked to serve over NATS that cannot reach it starts nothing.
-  let natsConnection: Awaited<ReturnType<typeof import('@nats-io/transport-node')['connect']>> | undefined;
+  let natsConnection: Awaited<ReturnType<(typeof import('@nats-io/transport-node'))['connect']>> | undefined;
   if (options.natsUrl !== undefined) {
     const { connect } = await import('@nats-io/transport-node');
     try {

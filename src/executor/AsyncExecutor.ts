@@ -113,7 +113,8 @@ export class AsyncExecutor {
     this.name = optionalName('options.name', opts.name, () => `executor-${++counter}`);
     let owned: Required<OwnedSubprocessOptions> | undefined;
     if (opts.subprocess !== undefined) {
-      if (opts.cancellable !== undefined) throw new ArgumentValueError('options.subprocess', 'no subprocess when a cancellable is given (one runner per executor)', opts.subprocess);
+      if (opts.cancellable !== undefined)
+        throw new ArgumentValueError('options.subprocess', 'no subprocess when a cancellable is given (one runner per executor)', opts.subprocess);
       const sub = optionalObject<OwnedSubprocessOptions>('options.subprocess', opts.subprocess, ['name', 'terminateTimeoutMs', 'pipeGraceMs']);
       owned = {
         name: optionalName('options.subprocess.name', sub.name, () => `${this.name}.subprocess`),
@@ -124,17 +125,19 @@ export class AsyncExecutor {
     const attached = attaching;
     attaching = undefined;
     this.#lock = attached?.lock ?? new Mutex({ name: `${this.name} lock`, reentrant: true, [kUninspected]: true } as MutexOptions);
-    this.actor = attached?.actor ?? startActor('executor', executorLogic, {
-      input: {
-        name: this.name,
-        wakeup: opts.wakeup,
-        ...(opts.cancellable ? { cancellable: opts.cancellable } : {}),
-        ...(owned ? { subprocess: owned } : {}),
-        lock: this.#lock,
-        criticalTask: () => this.#criticalTask,
-      },
-      id: this.name,
-    });
+    this.actor =
+      attached?.actor ??
+      startActor('executor', executorLogic, {
+        input: {
+          name: this.name,
+          wakeup: opts.wakeup,
+          ...(opts.cancellable ? { cancellable: opts.cancellable } : {}),
+          ...(owned ? { subprocess: owned } : {}),
+          lock: this.#lock,
+          criticalTask: () => this.#criticalTask,
+        },
+        id: this.name,
+      });
     this.actor.on('*', (reply) => this.#heard(reply as ExecutorReply));
     // An executor actor that is stopped or fails while runs wait for their done: each rejects at once.
     const ended = (): void => {

@@ -104,9 +104,7 @@ export class CriticalTask<T = unknown> {
   complete(result: T): void {
     this.#requireLock('complete');
     if (this.isCancelled) {
-      throw new InvalidStateError(
-        `${this.name} was cancelled; the worker must check isCancelled inside withLock() and skip the step`,
-      );
+      throw new InvalidStateError(`${this.name} was cancelled; the worker must check isCancelled inside withLock() and skip the step`);
     }
     if (this.completed) throw new InvalidStateError(`${this.name} is already completed; reset() it before the next task`);
     this.actor.send({ type: 'statesmith.critical.complete', result });

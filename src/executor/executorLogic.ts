@@ -172,8 +172,10 @@ function checkExecutorInput(input: unknown): void {
   const opts = optionalObject<Record<(typeof INPUT_KEYS)[number], unknown>>('input', input, [...INPUT_KEYS]);
   if (opts.name !== undefined) requireNonEmptyString('input.name', opts.name);
   if (opts.actions !== undefined) {
-    if (opts.actions === null || typeof opts.actions !== 'object') throw new ArgumentTypeError('input.actions', 'an object of named action functions', opts.actions);
-    for (const [name, action] of Object.entries(opts.actions)) if (typeof action !== 'function') throw new ArgumentTypeError(`input.actions.${name}`, 'a function (signal, params) => result', action);
+    if (opts.actions === null || typeof opts.actions !== 'object')
+      throw new ArgumentTypeError('input.actions', 'an object of named action functions', opts.actions);
+    for (const [name, action] of Object.entries(opts.actions))
+      if (typeof action !== 'function') throw new ArgumentTypeError(`input.actions.${name}`, 'a function (signal, params) => result', action);
   }
   const wakeup = opts.wakeup as { wakeup?: unknown } | undefined;
   if (wakeup !== undefined && typeof wakeup !== 'function' && (wakeup === null || typeof wakeup !== 'object' || typeof wakeup.wakeup !== 'function')) {
@@ -203,71 +205,71 @@ function checkExecutorInput(input: unknown): void {
  */
 export const executorLogic = guardedLogic(
   executorMachine.provide({
-  actors: {
-    subprocess: subprocessLogic,
-    // One long-lived child per executor: each task is a claim on it (spawning a child per
-    // task cost a fifth of a cycle).
-    task: fromCallback<ExecutorTaskCommand, ExecutorTaskInput>(({ input, sendBack, receive }) => {
-      const { deps, name } = input;
-      let current: TaskClaim | undefined;
-      receive((command) => {
-        if (command.type === 'claim') {
-          current?.drop(`${command.action} took the slot`);
-          // Runs synchronously in the sender's async context: a caller that holds the lock re-enters it.
-          current = new TaskClaim(command.generation, command.action, command.job, deps, sendBack, name);
-          return;
+    actors: {
+      subprocess: subprocessLogic,
+      // One long-lived child per executor: each task is a claim on it (spawning a child per
+      // task cost a fifth of a cycle).
+      task: fromCallback<ExecutorTaskCommand, ExecutorTaskInput>(({ input, sendBack, receive }) => {
+        const { deps, name } = input;
+        let current: TaskClaim | undefined;
+        receive((command) => {
+          if (command.type === 'claim') {
+            current?.drop(`${command.action} took the slot`);
+            // Runs synchronously in the sender's async context: a caller that holds the lock re-enters it.
+            current = new TaskClaim(command.generation, command.action, command.job, deps, sendBack, name);
+            return;
+          }
+          const claim = current;
+          if (claim === undefined || (command.type === 'drop' && command.generation !== claim.generation)) return;
+          switch (command.type) {
+            case 'start':
+              claim.start();
+              break;
+            case 'cancel':
+              claim.cancel();
+              break;
+            case 'cleanup':
+              claim.cleanup();
+              break;
+            case 'drop':
+              claim.drop('its task is over');
+              current = undefined;
+              break;
+          }
+        });
+        // Stopping the executor while a task runs cancels the task.
+        return () => current?.drop('its executor stopped');
+      }),
+      stopSubprocess: fromPromise<void, ExecutorGateInput>(async ({ input }) => {
+        try {
+          await input.deps.cancellable?.cancel();
+        } catch (error) {
+          getLogger().error('cancelling the subprocess of a task failed', { error });
         }
-        const claim = current;
-        if (claim === undefined || (command.type === 'drop' && command.generation !== claim.generation)) return;
-        switch (command.type) {
-          case 'start':
-            claim.start();
-            break;
-          case 'cancel':
-            claim.cancel();
-            break;
-          case 'cleanup':
-            claim.cleanup();
-            break;
-          case 'drop':
-            claim.drop('its task is over');
-            current = undefined;
-            break;
+      }),
+    },
+    actions: {
+      beforeStart: ({ context }) => {
+        context.deps.cancellable?.resetIsCancelled();
+        // The task may take a critical step now: its critical task walks `scheduled → running`.
+        const critical = context.deps.criticalTask?.();
+        critical?.schedule?.();
+        critical?.start?.();
+      },
+      // After the step: XState commits the snapshot once the actions ran, and the woken loop
+      // must already see the slot free.
+      wake: ({ context }, params) => queueMicrotask(() => wake(context.deps, context.name, params as WakeParams)),
+      logCancel: ({ context }, params) => getLogger().info(`Cancelling long running task ${(params as { action: string }).action}`, { executor: context.name }),
+      logOutcome: ({ context }, params) => {
+        const { action, outcome, error } = params as OutcomeParams;
+        if (outcome === 'cancelled' && error !== null) getLogger().info(`Long running task ${action} was cancelled`, { executor: context.name });
+        else if (outcome === 'failed') {
+          // The thrown value itself, when this process has it, for its stack.
+          const thrown = context.result instanceof Error ? context.result : error;
+          getLogger().error(`Exception during execution of long running task ${action}`, { executor: context.name, error: thrown });
         }
-      });
-      // Stopping the executor while a task runs cancels the task.
-      return () => current?.drop('its executor stopped');
-    }),
-    stopSubprocess: fromPromise<void, ExecutorGateInput>(async ({ input }) => {
-      try {
-        await input.deps.cancellable?.cancel();
-      } catch (error) {
-        getLogger().error('cancelling the subprocess of a task failed', { error });
-      }
-    }),
-  },
-  actions: {
-    beforeStart: ({ context }) => {
-      context.deps.cancellable?.resetIsCancelled();
-      // The task may take a critical step now: its critical task walks `scheduled → running`.
-      const critical = context.deps.criticalTask?.();
-      critical?.schedule?.();
-      critical?.start?.();
+      },
     },
-    // After the step: XState commits the snapshot once the actions ran, and the woken loop
-    // must already see the slot free.
-    wake: ({ context }, params) => queueMicrotask(() => wake(context.deps, context.name, params as WakeParams)),
-    logCancel: ({ context }, params) => getLogger().info(`Cancelling long running task ${(params as { action: string }).action}`, { executor: context.name }),
-    logOutcome: ({ context }, params) => {
-      const { action, outcome, error } = params as OutcomeParams;
-      if (outcome === 'cancelled' && error !== null) getLogger().info(`Long running task ${action} was cancelled`, { executor: context.name });
-      else if (outcome === 'failed') {
-        // The thrown value itself, when this process has it, for its stack.
-        const thrown = context.result instanceof Error ? context.result : error;
-        getLogger().error(`Exception during execution of long running task ${action}`, { executor: context.name, error: thrown });
-      }
-    },
-  },
   }),
   'executor',
   { checkInput: checkExecutorInput },

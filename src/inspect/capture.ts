@@ -19,7 +19,15 @@
  * Internal to statesmith (not exported from the package). A file header says so in words:
  * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
-import { getStateNodes, type AnyActorLogic, type AnyActorRef, type AnyStateMachine, type AnyTransitionDefinition, type InspectionEvent, type Observer } from 'xstate';
+import {
+  getStateNodes,
+  type AnyActorLogic,
+  type AnyActorRef,
+  type AnyStateMachine,
+  type AnyTransitionDefinition,
+  type InspectionEvent,
+  type Observer,
+} from 'xstate';
 import { describeOwner } from '../runtime/describeOwner.ts';
 import { isStable, safeStringify } from './safeJson.ts';
 
@@ -252,7 +260,13 @@ export class InspectionStream {
     this.#capture({ type: '@xstate.actor', actorRef: actor, rootId: actor.sessionId });
     this.#pending = undefined;
     const snapshot = actor.getSnapshot() as { children?: Record<string, AnyActorRef | undefined> };
-    this.#capture({ type: '@xstate.snapshot', actorRef: actor, rootId: actor.sessionId, event: { type: 'statesmith.inspect.attach' }, snapshot } as unknown as InspectionEvent);
+    this.#capture({
+      type: '@xstate.snapshot',
+      actorRef: actor,
+      rootId: actor.sessionId,
+      event: { type: 'statesmith.inspect.attach' },
+      snapshot,
+    } as unknown as InspectionEvent);
     // Its children too (an executor spawned by the user's machine, its subprocess runner): they started before capture.
     for (const child of Object.values(snapshot.children ?? {})) {
       if (child !== undefined && typeof child.getSnapshot === 'function') this.adopt(child, kindOf((child as { logic?: AnyActorLogic }).logic), actor);
@@ -448,7 +462,10 @@ export class InspectionStream {
         const logic = (ref as { logic?: AnyActorLogic }).logic;
         const graphId = logic ? this.#graphId(logic) : undefined;
         // A child created while its parent is (an invoke of its initial state) is not the actor pending.
-        const pending = this.#pending !== undefined && (this.#pending.id === undefined || this.#pending.id === ref.id) && (ref as { _parent?: unknown })._parent === undefined ? this.#pending : undefined;
+        const pending =
+          this.#pending !== undefined && (this.#pending.id === undefined || this.#pending.id === ref.id) && (ref as { _parent?: unknown })._parent === undefined
+            ? this.#pending
+            : undefined;
         const record = this.#record('@xstate.actor', sessionId, undefined, [
           ['id', JSON.stringify(ref.id)],
           ['name', JSON.stringify(isMachine(logic) ? logic.id : ref.id)],

@@ -65,7 +65,16 @@ export function watchRemoteFeeds(connection: NatsConnectionLike, subjects: reado
   /** Marks a feed's actors as no longer known: its process went silent, closed or restarted. */
   const orphan = (feed: Feed, status: 'stopped' | 'done', why: string): void => {
     for (const [sessionId, value] of feed.active) {
-      inspection.ingest('@xstate.snapshot', { sessionId, event: { type: `statesmith.nats.${why}` }, sourceId: null, transitions: [], status: 'stopped', value, context: null, activeIds: [] });
+      inspection.ingest('@xstate.snapshot', {
+        sessionId,
+        event: { type: `statesmith.nats.${why}` },
+        sourceId: null,
+        transitions: [],
+        status: 'stopped',
+        value,
+        context: null,
+        activeIds: [],
+      });
     }
     feed.active.clear();
     rootSnapshot(feed, status, why);
@@ -113,7 +122,16 @@ export function watchRemoteFeeds(connection: NatsConnectionLike, subjects: reado
     feed.seq = 0;
     feed.loading = true;
     feed.state = 'live';
-    inspection.ingest('@xstate.actor', { sessionId: feed.rootId, id: feed.subject, name: feed.subject, kind: 'agent', parentId: null, systemId: null, rootId: feed.rootId, graphId: null });
+    inspection.ingest('@xstate.actor', {
+      sessionId: feed.rootId,
+      id: feed.subject,
+      name: feed.subject,
+      kind: 'agent',
+      parentId: null,
+      systemId: null,
+      rootId: feed.rootId,
+      graphId: null,
+    });
     rootSnapshot(feed, 'active', 'live');
     connection.request(`${feed.subject}.inspect`, '{"picture":true}', { timeout: 5_000 }).then(
       (message) => {

@@ -95,7 +95,11 @@ export function toSafeJson(value: unknown, limits: SafeJsonLimits = defaultLimit
     try {
       if (object instanceof Error) {
         const code = (object as { code?: unknown }).code;
-        return { name: walk(object.name, depth + 1), message: cutString(String(object.message), limits), ...(code === undefined ? {} : { code: walk(code, depth + 1) }) };
+        return {
+          name: walk(object.name, depth + 1),
+          message: cutString(String(object.message), limits),
+          ...(code === undefined ? {} : { code: walk(code, depth + 1) }),
+        };
       }
       if (object instanceof Date) return Number.isNaN(object.getTime()) ? 'Invalid Date' : object.toISOString();
       if (object instanceof AbortSignal) return { aborted: object.aborted };
@@ -247,7 +251,8 @@ function writeObject(object: object, depth: number, limits: SafeJsonLimits, ance
   }
   if (isObservable(object)) return JSON.stringify(`[${object.constructor?.name ?? 'Observable'}]`);
   if (object instanceof Promise) return '"[Promise]"';
-  if (object instanceof Map) return write(Object.fromEntries([...object.entries()].slice(0, limits.items).map(([k, x]) => [String(k), x])), depth, limits, ancestors);
+  if (object instanceof Map)
+    return write(Object.fromEntries([...object.entries()].slice(0, limits.items).map(([k, x]) => [String(k), x])), depth, limits, ancestors);
   if (object instanceof Set) return write([...object].slice(0, limits.items), depth, limits, ancestors);
   if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer || object instanceof SharedArrayBuffer) {
     return JSON.stringify(`[${object.constructor.name}(${(object as ArrayBuffer).byteLength} bytes)]`);

@@ -133,7 +133,10 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
   let remote: { connection: NatsConnectionLike; subjects: string[] } | undefined;
   if (opts.nats !== undefined) {
     const nats = optionalObject<InspectorNatsOptions>('options.nats', opts.nats, ['connection', 'subjects']);
-    remote = { connection: requireConnection('options.nats.connection', nats.connection), subjects: requireSubjectPatterns('options.nats.subjects', nats.subjects) };
+    remote = {
+      connection: requireConnection('options.nats.connection', nats.connection),
+      subjects: requireSubjectPatterns('options.nats.subjects', nats.subjects),
+    };
   }
   const host = opts.host ?? '127.0.0.1';
   if (typeof host !== 'string' || host.length === 0) throw new ArgumentTypeError('options.host', 'a host name or address', host);
@@ -148,7 +151,8 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
   const token = opts.token ?? randomBytes(16).toString('hex');
   // Which inspector a page is talking to: one that reconnects to a restarted process starts afresh.
   const boot = randomBytes(6).toString('hex');
-  if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{16,}$/.test(token)) throw new ArgumentValueError('options.token', 'at least 16 letters, digits, - or _', token);
+  if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{16,}$/.test(token))
+    throw new ArgumentValueError('options.token', 'at least 16 letters, digits, - or _', token);
   const pages = pageDirectory();
   const html = readFileSync(join(pages, 'index.html'), 'utf8').replaceAll('__TOKEN__', token);
 
@@ -166,7 +170,8 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
       'X-Content-Type-Options': 'nosniff',
       'Referrer-Policy': 'no-referrer',
       'X-Frame-Options': 'DENY',
-      'Content-Security-Policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+      'Content-Security-Policy':
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
     };
     if (!hostAllowed(req.headers.host)) {
       res.writeHead(421, { ...headers, 'Content-Type': 'text/plain' }).end('Misdirected request: this inspector answers only to its own address');
@@ -257,7 +262,8 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
       // The whole record of a step whose context a live batch left out (time travel to it).
       const seq = (request as { seq?: unknown }).seq;
       const record = typeof seq === 'number' ? inspection.recordOf(seq) : undefined;
-      if (ws.readyState === ws.OPEN) ws.send(`[{"type":"statesmith.inspector.recordResult","seq":${typeof seq === 'number' ? seq : 'null'},"record":${record?.json ?? 'null'}}]`);
+      if (ws.readyState === ws.OPEN)
+        ws.send(`[{"type":"statesmith.inspector.recordResult","seq":${typeof seq === 'number' ? seq : 'null'},"record":${record?.json ?? 'null'}}]`);
       return;
     }
     if (request?.type !== 'statesmith.inspector.send') return;
@@ -265,10 +271,23 @@ export async function startInspector(options?: InspectorOptions): Promise<Inspec
     const answer = (reply: Record<string, unknown>): void => {
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify([{ type: 'statesmith.inspector.sendResult', requestId, ...reply }]));
     };
-    if (!allowSend) return answer({ ok: false, code: 'ERR_SEND_DISABLED', reason: 'this inspector was started without allowSend: true; the page may only watch' });
+    if (!allowSend)
+      return answer({ ok: false, code: 'ERR_SEND_DISABLED', reason: 'this inspector was started without allowSend: true; the page may only watch' });
     const event = request.event as { type?: unknown } | null;
-    if (event === null || typeof event !== 'object' || Array.isArray(event) || typeof event.type !== 'string' || event.type.length === 0 || event.type.startsWith('xstate.') || 'replyTo' in event) {
-      return answer({ ok: false, code: 'ERR_INVALID_COMMAND', reason: 'an event is a JSON object with a string "type", not an xstate.* event, without "replyTo"' });
+    if (
+      event === null ||
+      typeof event !== 'object' ||
+      Array.isArray(event) ||
+      typeof event.type !== 'string' ||
+      event.type.length === 0 ||
+      event.type.startsWith('xstate.') ||
+      'replyTo' in event
+    ) {
+      return answer({
+        ok: false,
+        code: 'ERR_INVALID_COMMAND',
+        reason: 'an event is a JSON object with a string "type", not an xstate.* event, without "replyTo"',
+      });
     }
     const actor = typeof request.sessionId === 'string' ? inspection.actorOf(request.sessionId) : undefined;
     if (actor === undefined) return answer({ ok: false, code: 'ERR_UNKNOWN_ACTOR', reason: `no running actor ${JSON.stringify(request.sessionId)}` });
@@ -439,5 +458,8 @@ function coalesce(batch: readonly CapturedRecord[]): CapturedRecord[] {
 /** One frame of `records`, noting how many of `total` were dropped. */
 function frameOf(records: readonly CapturedRecord[], total: number): string {
   const note = JSON.stringify({ type: 'statesmith.dropped', count: total - records.length });
-  return `[${records.map((r) => r.json).concat(note).join(',')}]`;
+  return `[${records
+    .map((r) => r.json)
+    .concat(note)
+    .join(',')}]`;
 }

@@ -103,7 +103,6 @@ export interface MutexOptions {
   readonly clock?: Clock;
 }
 
-
 /**
  * A FIFO async mutex with cancellable, timed waits.
  *
@@ -203,7 +202,8 @@ export class Mutex {
     // holder whose signal nobody has read gets it, already aborted, on first read.
     if (hold.controller === undefined) hold.lost = lost;
     else hold.controller.abort(lost());
-    if (inspection.enabled && this.#inspected) inspection.lock({ lock: `mutex:${this.name}`, kind: 'mutex', op: 'forced', holder: hold.owner, by: opts.by, waiters: this.#waiting });
+    if (inspection.enabled && this.#inspected)
+      inspection.lock({ lock: `mutex:${this.name}`, kind: 'mutex', op: 'forced', holder: hold.owner, by: opts.by, waiters: this.#waiting });
     if (telemetry.enabled && this.#inspected) telemetry.sink.lockLost('mutex', 'forced');
     this.#release(hold);
     return true;
@@ -302,9 +302,7 @@ export class Mutex {
   #reenter(): Promise<LockHandle> | undefined {
     if (!this.isHeldByCaller()) return undefined;
     if (!this.reentrant) {
-      return Promise.reject(
-        new DeadlockError(`${this.name} is already held by this caller and is not re-entrant; waiting for it would never end`),
-      );
+      return Promise.reject(new DeadlockError(`${this.name} is already held by this caller and is not re-entrant; waiting for it would never end`));
     }
     const hold = this.#hold as Hold;
     hold.depth++;
@@ -327,7 +325,8 @@ export class Mutex {
       if (knownMutexes.size > pruneAt) pruneKnown();
     }
     if (telemetry.enabled && this.#inspected && this.#series().timesHold()) hold.heldAt = performance.now();
-    if (inspection.enabled && this.#inspected) inspection.lock({ lock: `mutex:${this.name}`, kind: 'mutex', op: 'held', holder: owner ?? '(anonymous)', waiters: this.#waiting });
+    if (inspection.enabled && this.#inspected)
+      inspection.lock({ lock: `mutex:${this.name}`, kind: 'mutex', op: 'held', holder: owner ?? '(anonymous)', waiters: this.#waiting });
     return hold;
   }
 
@@ -376,7 +375,13 @@ export class Mutex {
   /** The lock as it is now, for the locks view: its holder and how many wait. */
   #reportWaiters(): void {
     const hold = this.#hold;
-    inspection.lock({ lock: `mutex:${this.name}`, kind: 'mutex', op: hold === null ? 'free' : 'held', ...(hold === null ? {} : { holder: hold.owner ?? '(anonymous)' }), waiters: this.#waiting });
+    inspection.lock({
+      lock: `mutex:${this.name}`,
+      kind: 'mutex',
+      op: hold === null ? 'free' : 'held',
+      ...(hold === null ? {} : { holder: hold.owner ?? '(anonymous)' }),
+      waiters: this.#waiting,
+    });
   }
 
   /** How many entries the wait queue holds, including ones not yet compacted away. @internal */

@@ -16,9 +16,28 @@ import { raceSignal } from '../runtime/deferred.ts';
 import { startActor } from '../runtime/startActor.ts';
 import { describeOwner } from '../runtime/describeOwner.ts';
 import { currentOwner, runAsOwner } from '../runtime/ownerContext.ts';
-import { optionalBoolean, optionalClock, optionalDuration, optionalObject, optionalSignal, requireFunction, requireNonEmptyString } from '../runtime/validate.ts';
+import {
+  optionalBoolean,
+  optionalClock,
+  optionalDuration,
+  optionalObject,
+  optionalSignal,
+  requireFunction,
+  requireNonEmptyString,
+} from '../runtime/validate.ts';
 import { OWNED, lockKindOf, type HostHold, type LockKind } from './lockKinds.ts';
-import { LockForceRequest, REPLY, REQUEST, isPortLike, servers, type PortLike, type Reply, type ReplyMessage, type RequestMessage, type WireError } from './protocol.ts';
+import {
+  LockForceRequest,
+  REPLY,
+  REQUEST,
+  isPortLike,
+  servers,
+  type PortLike,
+  type Reply,
+  type ReplyMessage,
+  type RequestMessage,
+  type WireError,
+} from './protocol.ts';
 import { ForceResult, RecognitionResult } from './results.ts';
 import { RemoteOwner } from '../coordination/forcing.ts';
 import { hostCancellations, kToken, kValue, locksmithLogic, type ForceRun, type ForceRunHandle, type LocksmithTable } from './locksmithLogic.ts';
@@ -235,7 +254,8 @@ export class Locksmith {
     this.#clock = optionalClock('options.clock', opts.clock);
     const attached = attaching;
     attaching = undefined;
-    this.actor = attached ?? startActor('locksmith', locksmithLogic, { input: { name: this.name, clock: this.#clock, engine: this }, id: `locksmith:${this.name}` });
+    this.actor =
+      attached ?? startActor('locksmith', locksmithLogic, { input: { name: this.name, clock: this.#clock, engine: this }, id: `locksmith:${this.name}` });
   }
 
   /** A facade (and engine) for a locksmith actor that `locksmithLogic` started on its own. @internal */
@@ -399,12 +419,7 @@ export class Locksmith {
     }
   }
 
-  async #force(
-    run: ForceRunHandle,
-    lock: object,
-    kind: LockKind | undefined,
-    opts: Resolved,
-  ): Promise<ForceResult> {
+  async #force(run: ForceRunHandle, lock: object, kind: LockKind | undefined, opts: Resolved): Promise<ForceResult> {
     const { signal } = opts;
     // A distributed lock asks its server who holds it, once, before the questions below.
     if (kind?.prepare !== undefined) await kind.prepare(lock);
@@ -448,13 +463,7 @@ export class Locksmith {
   }
 
   /** The `releasing` step: the locksmith's own release, which a lock with an owner refuses. */
-  async #release(
-    run: ForceRunHandle,
-    lock: object,
-    kind: LockKind,
-    info: unknown,
-    opts: Resolved,
-  ): Promise<ForceResult> {
+  async #release(run: ForceRunHandle, lock: object, kind: LockKind, info: unknown, opts: Resolved): Promise<ForceResult> {
     const host = opts.host;
     // The lock came free, or passed to the host's own acquire, while the info was made.
     if (!kind.isLocked(lock) || this.#heldByHost(kind, lock, host)) {
@@ -483,14 +492,7 @@ export class Locksmith {
   }
 
   /** The `requesting` and `awaitingAnswer` steps, and `compelling` when the owner will not let go. */
-  async #negotiate(
-    run: ForceRunHandle,
-    lock: object,
-    kind: LockKind,
-    info: unknown,
-    knownOwner: unknown,
-    opts: Resolved,
-  ): Promise<ForceResult> {
+  async #negotiate(run: ForceRunHandle, lock: object, kind: LockKind, info: unknown, knownOwner: unknown, opts: Resolved): Promise<ForceResult> {
     const host = opts.host;
     // As in the original, a lock that names no owner is presumed held by the caller's own actor or task.
     const owner = knownOwner ?? currentOwner();
@@ -670,7 +672,16 @@ export class Locksmith {
     if (kind === undefined) {
       throw new ArgumentTypeError('lock', 'a lock (a Mutex, a SharedMutex, or an object with acquire(), release() and locked)', lock);
     }
-    const opts = optionalObject<HostOptions>('options', options, ['info', 'forceTimeoutMs', 'acquireTimeoutMs', 'taskTimeoutMs', 'answerTimeoutMs', 'owner', 'purgeWaiters', 'signal']);
+    const opts = optionalObject<HostOptions>('options', options, [
+      'info',
+      'forceTimeoutMs',
+      'acquireTimeoutMs',
+      'taskTimeoutMs',
+      'answerTimeoutMs',
+      'owner',
+      'purgeWaiters',
+      'signal',
+    ]);
     const signal = optionalSignal('options.signal', opts.signal);
     const forceTimeoutMs = optionalDuration('options.forceTimeoutMs', opts.forceTimeoutMs, 1000);
     const acquireTimeoutMs = optionalDuration('options.acquireTimeoutMs', opts.acquireTimeoutMs, 100);
@@ -800,7 +811,10 @@ export class Locksmith {
       if (!timedOut && isCancellation(error, taskSignal)) {
         // Cancelled (the caller's signal, or the lock taken from the task): the caller hears why, as every wait does.
         const reason: unknown = taskSignal.reason;
-        const thrown = reason !== null && typeof reason === 'object' ? reason : new CancelledError(`${this.name}.host: the task under ${name} was cancelled (${String(reason)})`, { cause: error });
+        const thrown =
+          reason !== null && typeof reason === 'object'
+            ? reason
+            : new CancelledError(`${this.name}.host: the task under ${name} was cancelled (${String(reason)})`, { cause: error });
         hostCancellations.add(thrown);
         throw thrown;
       }
@@ -810,7 +824,6 @@ export class Locksmith {
       taken.release();
     }
   }
-
 
   /** `String(lock)` for messages. */
   protected describe(lock: object): string {
@@ -867,7 +880,8 @@ export class Locksmith {
    */
   protected eagerFallback(lock: object, owner: unknown, info: unknown): ForceResult | Promise<ForceResult> {
     const kind = lockKindOf(lock);
-    if (kind && kind.isLocked(lock) && (kind.ownerOf(lock) === undefined || kind.ownerOf(lock) === owner)) kind.compel(lock, this.name, info, holdIn(kind, lock));
+    if (kind && kind.isLocked(lock) && (kind.ownerOf(lock) === undefined || kind.ownerOf(lock) === owner))
+      kind.compel(lock, this.name, info, holdIn(kind, lock));
     return ForceResult.OWNER_COMPLETED;
   }
 
@@ -958,7 +972,8 @@ function forceRunId(run: ForceRunHandle | undefined): { readonly parentId: strin
  */
 function typedFailure(value: unknown, lock: string): unknown {
   try {
-    if (value instanceof Error && (typeof (value as { code?: unknown }).code === 'string' || value.name === 'AbortError' || value.name === 'TimeoutError')) return value;
+    if (value instanceof Error && (typeof (value as { code?: unknown }).code === 'string' || value.name === 'AbortError' || value.name === 'TimeoutError'))
+      return value;
   } catch {
     // a hostile value: wrapped below
   }

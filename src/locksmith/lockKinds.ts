@@ -31,8 +31,7 @@ export interface LockLike {
 
 /** What travels to a worker in a force request: enough to rebuild the lock there. */
 export type WireLock =
-  | { readonly kind: 'SharedMutex'; readonly buffer: SharedArrayBuffer; readonly index: number }
-  | { readonly kind: 'opaque'; readonly name: string };
+  { readonly kind: 'SharedMutex'; readonly buffer: SharedArrayBuffer; readonly index: number } | { readonly kind: 'opaque'; readonly name: string };
 
 /** One hold taken by the locksmith's `host()`. */
 export interface HostHold {

@@ -53,7 +53,6 @@ export interface LocksmithEngine {
   hostNow(task: (signal: AbortSignal) => unknown, lock: object, options: Readonly<Record<string, unknown>>): Promise<unknown>;
 }
 
-
 const forceContext = (name: string): { name: string } => ({ name });
 
 /** One force in flight, as the inspector sees it. */
@@ -187,7 +186,10 @@ function targetOf(context: LocksmithContext, event: LocksmithCommand): { lock: o
   }
   if (!Object.hasOwn(context.locks, event.lock)) {
     const known = Object.keys(context.locks);
-    return { code: 'ERR_UNKNOWN_LOCK', reason: `no lock named ${JSON.stringify(event.lock)}; the locksmith knows ${known.length ? known.join(', ') : 'no named locks'}` };
+    return {
+      code: 'ERR_UNKNOWN_LOCK',
+      reason: `no lock named ${JSON.stringify(event.lock)}; the locksmith knows ${known.length ? known.join(', ') : 'no named locks'}`,
+    };
   }
   return { lock: context.locks[event.lock] as object };
 }
@@ -216,11 +218,15 @@ function malformedCommand(context: LocksmithContext, event: LocksmithEvent): { c
   for (const field of ['answerTimeoutMs', 'forceTimeoutMs', 'acquireTimeoutMs', 'taskTimeoutMs'] as const) {
     const value = (command as unknown as Record<string, unknown>)[field];
     if (value !== undefined && !isDuration(value)) {
-      return { code: typeof value === 'number' ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_TYPE', reason: `"${field}" must be a number of ms >= 0 (Infinity allowed); received ${shown(value)}` };
+      return {
+        code: typeof value === 'number' ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_TYPE',
+        reason: `"${field}" must be a number of ms >= 0 (Infinity allowed); received ${shown(value)}`,
+      };
     }
   }
   const purge = (command as { purgeWaiters?: unknown }).purgeWaiters;
-  if (purge !== undefined && typeof purge !== 'boolean') return { code: 'ERR_INVALID_ARG_TYPE', reason: `"purgeWaiters" must be a boolean; received ${shown(purge)}` };
+  if (purge !== undefined && typeof purge !== 'boolean')
+    return { code: 'ERR_INVALID_ARG_TYPE', reason: `"purgeWaiters" must be a boolean; received ${shown(purge)}` };
   if (command.type === 'statesmith.locksmith.host') {
     if (command.fn !== undefined && typeof command.fn !== 'function') return { code: 'ERR_INVALID_ARG_TYPE', reason: '"fn" must be a function' };
     if ((command.fn === undefined) === (command.task === undefined)) {
@@ -228,7 +234,10 @@ function malformedCommand(context: LocksmithContext, event: LocksmithEvent): { c
     }
     if (command.task !== undefined && !Object.hasOwn(context.tasks, command.task)) {
       const known = Object.keys(context.tasks);
-      return { code: 'ERR_UNKNOWN_TASK', reason: `no task named ${JSON.stringify(command.task)}; the locksmith knows ${known.length ? known.join(', ') : 'no named tasks'}` };
+      return {
+        code: 'ERR_UNKNOWN_TASK',
+        reason: `no task named ${JSON.stringify(command.task)}; the locksmith knows ${known.length ? known.join(', ') : 'no named tasks'}`,
+      };
     }
     if (lockKindOf((target as { lock: object }).lock) === undefined) {
       return { code: 'ERR_INVALID_ARG_TYPE', reason: 'host needs a lock (a Mutex, a SharedMutex, or an object with acquire(), release() and locked)' };
@@ -248,7 +257,16 @@ function lockName(command: LocksmithCommand, lock: object): string {
 
 /** The options a command hands the engine: its own fields, without the routing ones. */
 function engineOptions(command: LocksmithCommand): Record<string, unknown> {
-  const { type: _type, lock: _lock, lockRef: _lockRef, replyTo: _replyTo, task: _task, params: _params, fn: _fn, ...rest } = command as unknown as Record<string, unknown>;
+  const {
+    type: _type,
+    lock: _lock,
+    lockRef: _lockRef,
+    replyTo: _replyTo,
+    task: _task,
+    params: _params,
+    fn: _fn,
+    ...rest
+  } = command as unknown as Record<string, unknown>;
   return rest;
 }
 
@@ -334,7 +352,9 @@ export const locksmithLogic = locksmithMachine.provide({
         }
         case 'statesmith.locksmith.host': {
           table.forcing++;
-          const task = command.fn ?? ((signal: AbortSignal) => (context.tasks[command.task as string] as NonNullable<LocksmithContext['tasks'][string]>)(signal, command.params));
+          const task =
+            command.fn ??
+            ((signal: AbortSignal) => (context.tasks[command.task as string] as NonNullable<LocksmithContext['tasks'][string]>)(signal, command.params));
           const options = engineOptions(command);
           start = () => engine.hostNow(task, lock, options);
           break;
@@ -358,7 +378,13 @@ export const locksmithLogic = locksmithMachine.provide({
       if (op.kind === 'host') {
         reply = settled.ok
           ? { type: 'statesmith.locksmith.hosted', id, lock: op.lock, outcome: 'completed', ...(settled.value === undefined ? {} : { result: settled.value }) }
-          : { type: 'statesmith.locksmith.hosted', id, lock: op.lock, outcome: hostCancellations.has(settled.value as object) ? 'cancelled' : 'failed', error: errorData(settled.value) };
+          : {
+              type: 'statesmith.locksmith.hosted',
+              id,
+              lock: op.lock,
+              outcome: hostCancellations.has(settled.value as object) ? 'cancelled' : 'failed',
+              error: errorData(settled.value),
+            };
       } else if (settled.ok) {
         const result = (settled.value as { name: string }).name;
         reply = { type: op.kind === 'force' ? 'statesmith.locksmith.forced' : 'statesmith.locksmith.recognized', id, lock: op.lock, result };

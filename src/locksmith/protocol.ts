@@ -135,7 +135,9 @@ const REFUSE: Reply = Object.freeze({ kind: 'refuse' });
 /** @internal */
 export function decide(handler: LockForceHandler, request: LockForceRequest): Promise<Reply> {
   // The handler runs on a later microtask, as a message would arrive: never inside force().
-  return Promise.resolve(request).then(handler).then(fromDecision, (error: unknown) => fromError(request, error));
+  return Promise.resolve(request)
+    .then(handler)
+    .then(fromDecision, (error: unknown) => fromError(request, error));
 }
 
 /** @internal */

@@ -120,9 +120,6 @@ export function forceResultOf(value: number): ForceResult {
  */
 export function succeeded(result: ForceResult | RecognitionResult): boolean {
   return (
-    result === ForceResult.SUCCESS ||
-    result === ForceResult.RELEASED ||
-    result === RecognitionResult.SUCCESS ||
-    result === RecognitionResult.ALREADY_RECOGNIZED
+    result === ForceResult.SUCCESS || result === ForceResult.RELEASED || result === RecognitionResult.SUCCESS || result === RecognitionResult.ALREADY_RECOGNIZED
   );
 }

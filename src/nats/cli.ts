@@ -67,7 +67,8 @@ function parse(argv: readonly string[], command: 'send' | 'watch'): Parsed {
       url = next;
       i++;
     } else if (arg === '--timeout' && command === 'send') {
-      if (next === undefined || !/^\d+$/.test(next) || Number(next) < 1) throw new UsageError('ERR_OUT_OF_RANGE', `--timeout needs a number of ms >= 1; received ${JSON.stringify(next ?? '')}`);
+      if (next === undefined || !/^\d+$/.test(next) || Number(next) < 1)
+        throw new UsageError('ERR_OUT_OF_RANGE', `--timeout needs a number of ms >= 1; received ${JSON.stringify(next ?? '')}`);
       timeoutMs = Number(next);
       i++;
     } else if (arg.startsWith('--')) throw new UsageError('ERR_UNKNOWN_OPTION', `unknown argument ${JSON.stringify(arg)}`);
@@ -81,9 +82,12 @@ async function connectTo(url: string): Promise<NatsConnectionLike & { close(): P
   try {
     transport = await import('@nats-io/transport-node');
   } catch (error) {
-    throw Object.assign(new Error('statesmith send and watch need the optional package @nats-io/transport-node: npm install @nats-io/transport-node', { cause: error }), {
-      code: 'ERR_NATS_CLIENT_MISSING',
-    });
+    throw Object.assign(
+      new Error('statesmith send and watch need the optional package @nats-io/transport-node: npm install @nats-io/transport-node', { cause: error }),
+      {
+        code: 'ERR_NATS_CLIENT_MISSING',
+      },
+    );
   }
   return (await transport.connect({ servers: url, timeout: 5_000 })) as unknown as NatsConnectionLike & { close(): Promise<void> };
 }
@@ -95,7 +99,8 @@ export async function send(argv: readonly string[], out: (line: string) => void,
     out(SEND_HELP);
     return 0;
   }
-  if (args.positional.length !== 2) throw new UsageError('ERR_INVALID_ARG_VALUE', `send needs a subject and a JSON command; received ${args.positional.length} argument(s)`);
+  if (args.positional.length !== 2)
+    throw new UsageError('ERR_INVALID_ARG_VALUE', `send needs a subject and a JSON command; received ${args.positional.length} argument(s)`);
   const [subject, text] = args.positional as [string, string];
   let command: unknown;
   try {
@@ -141,7 +146,12 @@ export async function send(argv: readonly string[], out: (line: string) => void,
 /** How long `watch` waits for a first snapshot before it says that nobody seems to serve the subject. */
 export const SILENT_AFTER_MS = 5_000;
 
-export async function watch(argv: readonly string[], out: (line: string) => void, stop: Promise<unknown>, err: (line: string) => void = () => undefined): Promise<number> {
+export async function watch(
+  argv: readonly string[],
+  out: (line: string) => void,
+  stop: Promise<unknown>,
+  err: (line: string) => void = () => undefined,
+): Promise<number> {
   const args = parse(argv, 'watch');
   if (args.help) {
     out(WATCH_HELP);
@@ -161,7 +171,8 @@ export async function watch(argv: readonly string[], out: (line: string) => void
   });
   // An exposed actor answers a request for its snapshot at once: silence means nobody serves it (yet).
   const silence = setTimeout(() => {
-    if (!heard) err(`nothing heard from ${String(args.positional[0])} in ${SILENT_AFTER_MS / 1000} s: nobody seems to serve it (is the subject right?); still watching`);
+    if (!heard)
+      err(`nothing heard from ${String(args.positional[0])} in ${SILENT_AFTER_MS / 1000} s: nobody seems to serve it (is the subject right?); still watching`);
   }, SILENT_AFTER_MS);
   silence.unref();
   try {

@@ -83,7 +83,10 @@ export interface RemoteActor {
    * reply comes within `timeoutMs` (default 30,000 ms) or nobody serves the subject, and
    * `signal.reason` on abort.
    */
-  request(event: { readonly type: string; readonly [key: string]: unknown }, options?: RequestOptions): Promise<{ readonly type: string } & Record<string, unknown>>;
+  request(
+    event: { readonly type: string; readonly [key: string]: unknown },
+    options?: RequestOptions,
+  ): Promise<{ readonly type: string } & Record<string, unknown>>;
   /** The latest snapshot received, or `undefined` before the first. */
   getSnapshot(): RemoteSnapshot | undefined;
   /** Every snapshot published, the latest first when subscribing. */
@@ -134,7 +137,8 @@ function parseReply(data: Uint8Array): ({ readonly type: string } & Record<strin
  * its refusal (`ERR_NO_REPLY_SUBJECT`) is published on `<subject>.events`.
  */
 export async function exposeActor(actor: AnyActorRef, options: ExposeOptions): Promise<Exposed> {
-  if (actor === null || typeof actor !== 'object' || typeof (actor as { send?: unknown }).send !== 'function') throw new ArgumentTypeError('actor', 'an XState actor', actor);
+  if (actor === null || typeof actor !== 'object' || typeof (actor as { send?: unknown }).send !== 'function')
+    throw new ArgumentTypeError('actor', 'an XState actor', actor);
   const opts = optionalObject<ExposeOptions>('options', options, ['connection', 'subject', 'maxCommandBytes', 'replyTimeoutMs']);
   const connection = requireConnection('options.connection', opts.connection);
   const subject = requireSubject('options.subject', opts.subject);
@@ -179,7 +183,14 @@ export async function exposeActor(actor: AnyActorRef, options: ExposeOptions): P
       else connection.publish(events, payload);
     };
     if (!message.reply) {
-      answer(rejected(null, (actor.getSnapshot() as { value?: unknown }).value ?? null, 'ERR_NO_REPLY_SUBJECT', `a command on ${subject}.cmd needs a reply subject (send it as a request)`));
+      answer(
+        rejected(
+          null,
+          (actor.getSnapshot() as { value?: unknown }).value ?? null,
+          'ERR_NO_REPLY_SUBJECT',
+          `a command on ${subject}.cmd needs a reply subject (send it as a request)`,
+        ),
+      );
       return;
     }
     if (message.data.length > maxBytes) {
@@ -200,7 +211,14 @@ export async function exposeActor(actor: AnyActorRef, options: ExposeOptions): P
     }
     // XState's own events (xstate.*) are the actor's internals: never from outside.
     if (type.startsWith('xstate.') || 'replyTo' in command) {
-      answer(rejected(command, null, 'ERR_INVALID_COMMAND', `${type.startsWith('xstate.') ? `${type} is an internal XState event` : '"replyTo" is set by the bridge'}; it cannot be sent`));
+      answer(
+        rejected(
+          command,
+          null,
+          'ERR_INVALID_COMMAND',
+          `${type.startsWith('xstate.') ? `${type} is an internal XState event` : '"replyTo" is set by the bridge'}; it cannot be sent`,
+        ),
+      );
       return;
     }
     if ((actor.getSnapshot() as { status?: string }).status !== 'active') {
@@ -278,7 +296,15 @@ export async function exposeActor(actor: AnyActorRef, options: ExposeOptions): P
   const answerStopped = (): void => {
     const snapshot = actor.getSnapshot() as Snapshot;
     if (snapshot.status === 'active' || pending.size === 0) return;
-    for (const port of [...pending]) port.refuse(rejected(port.command, snapshot.value ?? null, 'ERR_ACTOR_STOPPED', `the actor on ${subject} ${snapshot.status === 'error' ? 'failed' : 'stopped'} before its final reply`));
+    for (const port of [...pending])
+      port.refuse(
+        rejected(
+          port.command,
+          snapshot.value ?? null,
+          'ERR_ACTOR_STOPPED',
+          `the actor on ${subject} ${snapshot.status === 'error' ? 'failed' : 'stopped'} before its final reply`,
+        ),
+      );
   };
   const stopWatch = actor.subscribe({ next: answerStopped, error: answerStopped, complete: answerStopped });
   const emitted = (actor as { on?: (type: string, fn: (event: unknown) => void) => { unsubscribe(): void } }).on?.('*', (event) => {
@@ -497,19 +523,19 @@ export function remoteActor(options: RemoteOptions): RemoteActor {
         },
       });
       function onInboxMessage(error: Error | null, message: NatsMessageLike): void {
-          if (done) return;
-          if (error !== null) {
-            finish(() => reject(noReply(error)));
-            return;
-          }
-          const status = statusOf(message);
-          if (status === '503' || (message.data.length === 0 && status !== undefined)) {
-            finish(() => reject(new NoReplyError(`nobody serves ${subject}.cmd (NATS answered ${status}: no responders)`, interim)));
-            return;
-          }
-          const reply = parseReply(message.data);
-          if (reply === undefined) return; // not a reply of the bridge's: ignored
-          takeReply(type, reply, { interim, onReply, finish, resolve, reject });
+        if (done) return;
+        if (error !== null) {
+          finish(() => reject(noReply(error)));
+          return;
+        }
+        const status = statusOf(message);
+        if (status === '503' || (message.data.length === 0 && status !== undefined)) {
+          finish(() => reject(new NoReplyError(`nobody serves ${subject}.cmd (NATS answered ${status}: no responders)`, interim)));
+          return;
+        }
+        const reply = parseReply(message.data);
+        if (reply === undefined) return; // not a reply of the bridge's: ignored
+        takeReply(type, reply, { interim, onReply, finish, resolve, reject });
       }
       const noReply = (cause?: unknown): NoReplyError =>
         new NoReplyError(`no final reply to ${type} from ${subject}.cmd within ${timeoutMs} ms`, interim, cause === undefined ? undefined : { cause });

@@ -63,7 +63,8 @@ export function requireSubjectPatterns(name: string, value: unknown): string[] {
     if (typeof pattern !== 'string') throw new ArgumentTypeError(`${name}[${i}]`, 'a string', pattern);
     const tokens = pattern.split('.');
     const ok = pattern.length > 0 && tokens.every((token, j) => TOKEN.test(token) || token === '*' || (token === '>' && j === tokens.length - 1));
-    if (!ok) throw new ArgumentValueError(`${name}[${i}]`, 'a NATS subject of tokens joined by dots, where a token may be "*", and ">" may be the last', pattern);
+    if (!ok)
+      throw new ArgumentValueError(`${name}[${i}]`, 'a NATS subject of tokens joined by dots, where a token may be "*", and ">" may be the last', pattern);
     return pattern;
   });
 }

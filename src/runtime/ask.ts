@@ -120,7 +120,10 @@ export function ask(
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     if (timeoutMs !== Infinity) {
-      timer = systemClock.setTimeout(() => finish(() => reject(new NoReplyError(`no final reply to ${command.type} from ${name} within ${timeoutMs} ms`, interim))), timeoutMs);
+      timer = systemClock.setTimeout(
+        () => finish(() => reject(new NoReplyError(`no final reply to ${command.type} from ${name} within ${timeoutMs} ms`, interim))),
+        timeoutMs,
+      );
       (timer as { unref?: () => void }).unref?.();
     }
     try {

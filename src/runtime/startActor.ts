@@ -142,7 +142,9 @@ export function actorIsBusy(actor: unknown): boolean {
  */
 export function requireIdleActor(actor: unknown, what: string): void {
   if (actorIsBusy(actor)) {
-    throw new InvalidStateError(`${what} was called from inside one of its actor's own steps (a reply listener); call it after the step, for example in queueMicrotask()`);
+    throw new InvalidStateError(
+      `${what} was called from inside one of its actor's own steps (a reply listener); call it after the step, for example in queueMicrotask()`,
+    );
   }
 }
 

@@ -93,7 +93,13 @@ export function optionalName(name: string, value: unknown, fallback: () => strin
 export function optionalClock(name: string, value: unknown): Clock {
   if (value === undefined) return systemClock;
   const clock = value as Partial<Record<keyof Clock, unknown>> | null;
-  if (typeof clock !== 'object' || clock === null || typeof clock.now !== 'function' || typeof clock.setTimeout !== 'function' || typeof clock.clearTimeout !== 'function') {
+  if (
+    typeof clock !== 'object' ||
+    clock === null ||
+    typeof clock.now !== 'function' ||
+    typeof clock.setTimeout !== 'function' ||
+    typeof clock.clearTimeout !== 'function'
+  ) {
     throw new ArgumentTypeError(name, 'a Clock (an object with now(), setTimeout() and clearTimeout(), such as systemClock or a ManualClock)', value);
   }
   return value as Clock;

@@ -170,8 +170,10 @@ export class CancellableSubprocess {
       const rejected = rejections[0];
       if (rejected !== undefined) {
         subscription.unsubscribe();
-        if (rejected.code === 'ERR_CANCELLED') throw new CancelledError(`${this.name}: not starting '${command}': the runner was cancelled (resetIsCancelled() re-arms it)`);
-        if (rejected.code === 'ERR_BUSY') throw new BusyError(`${this.name}: '${this.actor.getSnapshot().context.argv?.join(' ') ?? 'a process'}' is still running; one process at a time`);
+        if (rejected.code === 'ERR_CANCELLED')
+          throw new CancelledError(`${this.name}: not starting '${command}': the runner was cancelled (resetIsCancelled() re-arms it)`);
+        if (rejected.code === 'ERR_BUSY')
+          throw new BusyError(`${this.name}: '${this.actor.getSnapshot().context.argv?.join(' ') ?? 'a process'}' is still running; one process at a time`);
         throw new RejectedError(rejected);
       }
       onAbort = () => this.actor.send({ type: 'statesmith.subprocess.terminate', call });
@@ -238,4 +240,3 @@ function requireEnv(env: unknown): void {
     if (value !== undefined && typeof value !== 'string') throw new ArgumentTypeError(`options.env.${key}`, 'a string', value);
   }
 }
-

@@ -49,102 +49,102 @@ export type OutputStream = 'stdout' | 'stderr';
  */
 export const subprocessLogic = guardedLogic(
   subprocessMachine.provide({
-  actors: {
-    process: fromCallback<SubprocessProcessCommand, SubprocessProcessInput>(({ input, sendBack, receive }) => {
-      const { name, call, options } = input;
-      const command = options.argv.join(' ');
-      const span = telemetry.enabled ? telemetry.sink.subprocessCall(name, options.argv[0] as string) : undefined;
-      let stopped = false;
-      const end = (event: Omit<Extract<SubprocessInternalEvent, { type: 'statesmith.subprocess.ended' }>, 'type' | typeof kFromProcess | 'call'>): void => {
-        if (span !== undefined) {
-          if (event.exitCode !== null) span.setAttribute('statesmith.subprocess.exit_code', event.exitCode);
-          span.end(event.error !== undefined ? 'failed' : stopped ? 'cancelled' : 'completed', event.error);
+    actors: {
+      process: fromCallback<SubprocessProcessCommand, SubprocessProcessInput>(({ input, sendBack, receive }) => {
+        const { name, call, options } = input;
+        const command = options.argv.join(' ');
+        const span = telemetry.enabled ? telemetry.sink.subprocessCall(name, options.argv[0] as string) : undefined;
+        let stopped = false;
+        const end = (event: Omit<Extract<SubprocessInternalEvent, { type: 'statesmith.subprocess.ended' }>, 'type' | typeof kFromProcess | 'call'>): void => {
+          if (span !== undefined) {
+            if (event.exitCode !== null) span.setAttribute('statesmith.subprocess.exit_code', event.exitCode);
+            span.end(event.error !== undefined ? 'failed' : stopped ? 'cancelled' : 'completed', event.error);
+          }
+          sendBack({ type: 'statesmith.subprocess.ended', [kFromProcess]: true, call, ...event });
+        };
+        const spawnFailed = (error: unknown): void => {
+          getLogger().error(`${name}: failed to spawn '${command}'`, { error });
+          end({ exitCode: null, signal: null, error: errorData(error) });
+        };
+        const runId = `${process.pid}.${randomBytes(8).toString('hex')}`;
+        const streaming = options.onOutput !== undefined;
+        let child: ChildProcess;
+        try {
+          child = spawn(options.argv[0] as string, options.argv.slice(1), {
+            cwd: options.cwd,
+            env: { ...(options.env ?? process.env), [RUN_MARKER]: runId },
+            detached: true,
+            stdio: [options.input !== undefined ? 'pipe' : 'ignore', streaming ? 'pipe' : 'ignore', streaming ? 'pipe' : 'ignore'],
+          });
+        } catch (error) {
+          spawnFailed(error);
+          return undefined;
         }
-        sendBack({ type: 'statesmith.subprocess.ended', [kFromProcess]: true, call, ...event });
-      };
-      const spawnFailed = (error: unknown): void => {
-        getLogger().error(`${name}: failed to spawn '${command}'`, { error });
-        end({ exitCode: null, signal: null, error: errorData(error) });
-      };
-      const runId = `${process.pid}.${randomBytes(8).toString('hex')}`;
-      const streaming = options.onOutput !== undefined;
-      let child: ChildProcess;
-      try {
-        child = spawn(options.argv[0] as string, options.argv.slice(1), {
-          cwd: options.cwd,
-          env: { ...(options.env ?? process.env), [RUN_MARKER]: runId },
-          detached: true,
-          stdio: [options.input !== undefined ? 'pipe' : 'ignore', streaming ? 'pipe' : 'ignore', streaming ? 'pipe' : 'ignore'],
+        const pid = child.pid;
+        if (pid === undefined) {
+          child.once('error', spawnFailed);
+          return undefined;
+        }
+        child.on('error', () => undefined);
+        const tree = new ProcessTree(pid, runId);
+        const exited = createDeferred<void>();
+        let exitCode: number | null = null;
+        let exitSignal: NodeJS.Signals | null = null;
+        let stopping = false;
+        let over = false;
+        child.once('exit', (code, sig) => {
+          exitCode = code;
+          exitSignal = sig;
+          exited.resolve();
         });
-      } catch (error) {
-        spawnFailed(error);
-        return undefined;
-      }
-      const pid = child.pid;
-      if (pid === undefined) {
-        child.once('error', spawnFailed);
-        return undefined;
-      }
-      child.on('error', () => undefined);
-      const tree = new ProcessTree(pid, runId);
-      const exited = createDeferred<void>();
-      let exitCode: number | null = null;
-      let exitSignal: NodeJS.Signals | null = null;
-      let stopping = false;
-      let over = false;
-      child.once('exit', (code, sig) => {
-        exitCode = code;
-        exitSignal = sig;
-        exited.resolve();
-      });
-      sendBack({ type: 'statesmith.subprocess.spawned', [kFromProcess]: true, call, pid });
-      const closed = streaming ? streamLines(name, child, options.onOutput as NonNullable<SubprocessCallData['onOutput']>) : [];
-      if (options.input !== undefined && child.stdin) {
-        // A child that exits without reading its input makes the write fail with EPIPE: not our error.
-        child.stdin.on('error', () => undefined);
-        child.stdin.end(withNewline(options.input));
-      }
-      void (async () => {
-        await exited.promise;
-        await drain(child, closed, input.pipeGraceMs);
-        // Stopped: whatever the leader left behind in its group, its tree or marked with its
-        // run id (a daemon that left both) goes too, and the call ends once it is gone.
-        if (stopping) {
+        sendBack({ type: 'statesmith.subprocess.spawned', [kFromProcess]: true, call, pid });
+        const closed = streaming ? streamLines(name, child, options.onOutput as NonNullable<SubprocessCallData['onOutput']>) : [];
+        if (options.input !== undefined && child.stdin) {
+          // A child that exits without reading its input makes the write fail with EPIPE: not our error.
+          child.stdin.on('error', () => undefined);
+          child.stdin.end(withNewline(options.input));
+        }
+        void (async () => {
+          await exited.promise;
+          await drain(child, closed, input.pipeGraceMs);
+          // Stopped: whatever the leader left behind in its group, its tree or marked with its
+          // run id (a daemon that left both) goes too, and the call ends once it is gone.
+          if (stopping) {
+            tree.collect();
+            tree.kill();
+            await tree.waitForDeath(name);
+          }
+          over = true;
+          end({ exitCode: toExitCode(exitCode, exitSignal), signal: exitSignal });
+        })();
+        receive((request) => {
+          if (exited.settled && request.type === 'terminate') return;
+          stopping = true;
+          stopped = true;
+          if (request.type === 'terminate') {
+            getLogger().info(`Terminating ${command}`, { subprocess: name, pid });
+            tree.collect();
+            sendSignal(pid, 'SIGTERM');
+            if (telemetry.enabled) telemetry.sink.subprocessKill('SIGTERM');
+          } else if (!exited.settled) {
+            getLogger().warn(`Killing ${command} and its descendants`, { subprocess: name, pid });
+            if (telemetry.enabled) telemetry.sink.subprocessKill('SIGKILL');
+            // Freeze the leader so it cannot fork while its tree is collected, then kill it all.
+            sendSignal(pid, 'SIGSTOP');
+            tree.collect();
+            tree.kill();
+          }
+        });
+        return () => {
+          // The runner stopped (its parent stopped it) while the process ran: nothing may outlive it.
+          if (over) return;
           tree.collect();
           tree.kill();
-          await tree.waitForDeath(name);
-        }
-        over = true;
-        end({ exitCode: toExitCode(exitCode, exitSignal), signal: exitSignal });
-      })();
-      receive((request) => {
-        if (exited.settled && request.type === 'terminate') return;
-        stopping = true;
-        stopped = true;
-        if (request.type === 'terminate') {
-          getLogger().info(`Terminating ${command}`, { subprocess: name, pid });
-          tree.collect();
-          sendSignal(pid, 'SIGTERM');
-          if (telemetry.enabled) telemetry.sink.subprocessKill('SIGTERM');
-        } else if (!exited.settled) {
-          getLogger().warn(`Killing ${command} and its descendants`, { subprocess: name, pid });
-          if (telemetry.enabled) telemetry.sink.subprocessKill('SIGKILL');
-          // Freeze the leader so it cannot fork while its tree is collected, then kill it all.
-          sendSignal(pid, 'SIGSTOP');
-          tree.collect();
-          tree.kill();
-        }
-      });
-      return () => {
-        // The runner stopped (its parent stopped it) while the process ran: nothing may outlive it.
-        if (over) return;
-        tree.collect();
-        tree.kill();
-        child.stdout?.destroy();
-        child.stderr?.destroy();
-      };
-    }),
-  },
+          child.stdout?.destroy();
+          child.stderr?.destroy();
+        };
+      }),
+    },
   }),
   'subprocess',
 );

@@ -205,7 +205,11 @@ export abstract class ServiceBase implements Service {
   async stop(reason?: string): Promise<void> {
     if (reason !== undefined && typeof reason !== 'string') throw new ArgumentTypeError('reason', 'a string', reason);
     const main = this.#main;
-    const stopped = await untilEmitted(this.actor, { type: 'statesmith.service.stop', ...(reason === undefined ? {} : { reason }) }, 'statesmith.service.stopped');
+    const stopped = await untilEmitted(
+      this.actor,
+      { type: 'statesmith.service.stop', ...(reason === undefined ? {} : { reason }) },
+      'statesmith.service.stopped',
+    );
     const groupErrors = (stopped as unknown as { [kErrors]?: readonly unknown[] })[kErrors] ?? [];
     const mainFailure = main?.failed ? withoutCancellations(main.failure) : undefined;
     // A failure of the group is main's failure too: it is reported once.

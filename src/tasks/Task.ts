@@ -341,9 +341,11 @@ export class TaskRecord<T> implements Task<T> {
     // A failure carries its error for whoever watches the task's actor (the inspector shows it);
     // a task no one made an actor of steps its table, where only the type counts.
     const detailed = outcome === Outcome.Failed && this.#lazy.materialised;
-    this.#lazy.send(detailed ? ({ type: 'statesmith.task.fail', error: failureData(error) } as { readonly type: string }) : { type: `statesmith.task.${event}` });
+    this.#lazy.send(
+      detailed ? ({ type: 'statesmith.task.fail', error: failureData(error) } as { readonly type: string }) : { type: `statesmith.task.${event}` },
+    );
     // A cancelled task reports the cancellation it was given (with its reason), as Python.
-    const reported = outcome === Outcome.Cancelled && !isCancelledError(error) ? this.#abortReason ?? error : error;
+    const reported = outcome === Outcome.Cancelled && !isCancelledError(error) ? (this.#abortReason ?? error) : error;
     this.#finish(outcome, value, reported);
   }
 
@@ -375,7 +377,12 @@ export class TaskRecord<T> implements Task<T> {
     if (this.done) return;
     this.#held = false;
     if (error !== undefined) this.#conclude(Outcome.Failed, undefined, error);
-    else this.#conclude(exit.outcome === 'completed' ? Outcome.Completed : exit.outcome === 'failed' ? Outcome.Failed : Outcome.Cancelled, exit.value as T, exit.error);
+    else
+      this.#conclude(
+        exit.outcome === 'completed' ? Outcome.Completed : exit.outcome === 'failed' ? Outcome.Failed : Outcome.Cancelled,
+        exit.value as T,
+        exit.error,
+      );
   }
 
   /**

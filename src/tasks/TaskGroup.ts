@@ -281,7 +281,10 @@ export class TaskGroup implements AsyncDisposable {
    * Sends `command` and resolves the failures its `reply` carries, however late it comes; a
    * group actor that stops or fails before it answers rejects the call at once.
    */
-  #awaitReply(command: { readonly type: 'statesmith.taskGroup.wait' | 'statesmith.taskGroup.stop'; readonly reason?: string }, reply: 'statesmith.taskGroup.finished' | 'statesmith.taskGroup.stopped'): Promise<unknown[]> {
+  #awaitReply(
+    command: { readonly type: 'statesmith.taskGroup.wait' | 'statesmith.taskGroup.stop'; readonly reason?: string },
+    reply: 'statesmith.taskGroup.finished' | 'statesmith.taskGroup.stopped',
+  ): Promise<unknown[]> {
     return untilEmitted(this.actor, command, reply).then((event) => (event as unknown as { [kErrors]: unknown[] })[kErrors]);
   }
 

@@ -42,69 +42,69 @@ const mainOf = (context: ServiceContext): TaskRecord<void> | null => context.mai
  */
 export const serviceLogic = guardedLogic(
   serviceMachine.provide({
-  actors: {
-    taskGroup: taskGroupLogic,
-    main: startingAt(taskMachine),
-  },
-  actions: {
-    spawnGroup: assign(({ context, spawn }) => {
-      const uniqueId = context.uniqueId || uniqueHexId();
-      const clock = optionalClock('input.clock', context.options.clock);
-      const supervision: Record<string, unknown> = {};
-      for (const key of SUPERVISION_KEYS) if (context.options[key] !== undefined) supervision[key] = context.options[key];
-      spawn('taskGroup', {
-        id: 'taskGroup',
-        input: { uniqueId, clock, ...supervision, ...(context.options.tasks === undefined ? {} : { tasks: context.options.tasks }) } as never,
-      });
-      return { uniqueId, name: `${context.options.name ?? 'Service'}:${uniqueId}`, options: { ...context.options, clock } };
-    }),
-    createMain: enqueueActions(({ enqueue, context, self }) => {
-      const previous = mainOf(context);
-      if (previous?.lazy.materialised) enqueue.stopChild('main');
-      const send = (event: ServiceInternalEvent): void => {
-        if (self.getSnapshot().status === 'active') self.send(event);
-      };
-      const main = context.options.main;
-      const groupRef = self.getSnapshot().children.taskGroup;
-      const clock = optionalClock('input.clock', context.options.clock);
-      let group: TaskGroup | undefined;
-      const tools: ServiceTools = { createTask: (fn, options) => (group ??= TaskGroup.attach(groupRef as never, clock)).createTask(fn, options as never) };
-      const record: TaskRecord<void> = new TaskRecord<void>((signal) => main(signal, tools), context.name, {
-        logException: true,
-        restart: undefined,
-        clock,
-        random: Math.random,
-        onStart: () => send({ type: 'statesmith.service.running', [kFromMain]: true, main: record }),
-        onDone: (task) => {
-          const outcome = task.cancelled ? 'cancelled' : task.failed ? 'failed' : 'completed';
-          send({
-            type: 'statesmith.service.settled',
-            [kFromMain]: true,
-            main: record,
-            outcome,
-            ...(outcome === 'completed' ? {} : { error: errorData(task.failure) }),
-          });
-          task.notifyDone();
-        },
-        spawn: (_task, at) => send({ type: 'statesmith.service.materialise', [kFromMain]: true, main: record, at }),
-      });
-      enqueue.assign({ main: record });
-    }),
-    failMain: ({ context, event }) => {
-      const [error] = (event as unknown as { [kErrors]: readonly unknown[] })[kErrors];
-      mainOf(context)?.failWith(error);
+    actors: {
+      taskGroup: taskGroupLogic,
+      main: startingAt(taskMachine),
     },
-    abortMain: ({ context, event }) => {
-      mainOf(context)?.abort((event as { reason?: string }).reason);
+    actions: {
+      spawnGroup: assign(({ context, spawn }) => {
+        const uniqueId = context.uniqueId || uniqueHexId();
+        const clock = optionalClock('input.clock', context.options.clock);
+        const supervision: Record<string, unknown> = {};
+        for (const key of SUPERVISION_KEYS) if (context.options[key] !== undefined) supervision[key] = context.options[key];
+        spawn('taskGroup', {
+          id: 'taskGroup',
+          input: { uniqueId, clock, ...supervision, ...(context.options.tasks === undefined ? {} : { tasks: context.options.tasks }) } as never,
+        });
+        return { uniqueId, name: `${context.options.name ?? 'Service'}:${uniqueId}`, options: { ...context.options, clock } };
+      }),
+      createMain: enqueueActions(({ enqueue, context, self }) => {
+        const previous = mainOf(context);
+        if (previous?.lazy.materialised) enqueue.stopChild('main');
+        const send = (event: ServiceInternalEvent): void => {
+          if (self.getSnapshot().status === 'active') self.send(event);
+        };
+        const main = context.options.main;
+        const groupRef = self.getSnapshot().children.taskGroup;
+        const clock = optionalClock('input.clock', context.options.clock);
+        let group: TaskGroup | undefined;
+        const tools: ServiceTools = { createTask: (fn, options) => (group ??= TaskGroup.attach(groupRef as never, clock)).createTask(fn, options as never) };
+        const record: TaskRecord<void> = new TaskRecord<void>((signal) => main(signal, tools), context.name, {
+          logException: true,
+          restart: undefined,
+          clock,
+          random: Math.random,
+          onStart: () => send({ type: 'statesmith.service.running', [kFromMain]: true, main: record }),
+          onDone: (task) => {
+            const outcome = task.cancelled ? 'cancelled' : task.failed ? 'failed' : 'completed';
+            send({
+              type: 'statesmith.service.settled',
+              [kFromMain]: true,
+              main: record,
+              outcome,
+              ...(outcome === 'completed' ? {} : { error: errorData(task.failure) }),
+            });
+            task.notifyDone();
+          },
+          spawn: (_task, at) => send({ type: 'statesmith.service.materialise', [kFromMain]: true, main: record, at }),
+        });
+        enqueue.assign({ main: record });
+      }),
+      failMain: ({ context, event }) => {
+        const [error] = (event as unknown as { [kErrors]: readonly unknown[] })[kErrors];
+        mainOf(context)?.failWith(error);
+      },
+      abortMain: ({ context, event }) => {
+        mainOf(context)?.abort((event as { reason?: string }).reason);
+      },
+      materialise: assign(({ context, spawn }) => {
+        const main = mainOf(context);
+        if (main === null || main.lazy.materialised) return {};
+        const child = spawn('main', { id: 'main', input: { at: main.lazy.key, context: { name: main.name } } as never });
+        main.lazy.adopt(child as never);
+        return {};
+      }),
     },
-    materialise: assign(({ context, spawn }) => {
-      const main = mainOf(context);
-      if (main === null || main.lazy.materialised) return {};
-      const child = spawn('main', { id: 'main', input: { at: main.lazy.key, context: { name: main.name } } as never });
-      main.lazy.adopt(child as never);
-      return {};
-    }),
-  },
   }),
   'service',
 );

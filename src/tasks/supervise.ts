@@ -141,7 +141,15 @@ function supervisedLogic<TLogic extends AnyActorLogic>(inner: TLogic, settings: 
   });
 
   const schedule = (scope: AnyActorScope, generation: number, ms: number): void => {
-    scope.defer(() => scope.system.scheduler.schedule(scope.self, scope.self, { type: DUE, generation } as EventObject, Math.min(ms, MAX_DELAY_MS), `statesmith.supervisor.${generation}`));
+    scope.defer(() =>
+      scope.system.scheduler.schedule(
+        scope.self,
+        scope.self,
+        { type: DUE, generation } as EventObject,
+        Math.min(ms, MAX_DELAY_MS),
+        `statesmith.supervisor.${generation}`,
+      ),
+    );
   };
 
   /** The inner actor failed (or finished and is restarted): clean up after it and back off, fail, or end. */
@@ -258,7 +266,8 @@ function supervisedLogic<TLogic extends AnyActorLogic>(inner: TLogic, settings: 
       const state = snapshot as State;
       if (event.type === 'xstate.stop') {
         scope.system.scheduler.cancelAll(scope.self);
-        const stopped = state.value === 'running' && state.inner !== undefined ? inner.transition(state.inner as never, event as never, scope as never) : state.inner;
+        const stopped =
+          state.value === 'running' && state.inner !== undefined ? inner.transition(state.inner as never, event as never, scope as never) : state.inner;
         return { ...state, status: 'stopped', inner: stopped as Snapshot<unknown> | undefined };
       }
       if (event.type === START_FAILED) {
@@ -303,7 +312,16 @@ function supervisedLogic<TLogic extends AnyActorLogic>(inner: TLogic, settings: 
           return keep(state, event, scope);
         }
         case 'failed':
-          answer(scope, event, rejectionOf(event, state, 'ERR_INVALID_STATE', `${settings.name} failed: its restart intensity was exceeded (${state.context.lastError?.message ?? 'no error'})`));
+          answer(
+            scope,
+            event,
+            rejectionOf(
+              event,
+              state,
+              'ERR_INVALID_STATE',
+              `${settings.name} failed: its restart intensity was exceeded (${state.context.lastError?.message ?? 'no error'})`,
+            ),
+          );
           return state;
         default:
           return state;
@@ -329,7 +347,16 @@ function supervisedLogic<TLogic extends AnyActorLogic>(inner: TLogic, settings: 
     if (event.type.startsWith('xstate.')) return state;
     const [lifecycle] = transition(supervisorMachine, state.lifecycle, { type: 'statesmith.supervisor.keep', event });
     if (lifecycle.context.buffer.length === state.context.buffer.length) {
-      answer(scope, event, rejectionOf(event, state, 'ERR_BUFFER_FULL', `${settings.name} is backing off until ${state.context.until} and already keeps ${settings.bufferSize} events`));
+      answer(
+        scope,
+        event,
+        rejectionOf(
+          event,
+          state,
+          'ERR_BUFFER_FULL',
+          `${settings.name} is backing off until ${state.context.until} and already keeps ${settings.bufferSize} events`,
+        ),
+      );
       return state;
     }
     return withLifecycle(state, lifecycle);
@@ -388,7 +415,15 @@ export function supervise<TLogic extends AnyActorLogic>(logic: TLogic, options?:
   }
   const opts = optionalObject<SuperviseOptions>('options', options, KEYS);
   const policy = resolveRestartPolicy(
-    Object.fromEntries(Object.entries({ type: opts.type, maxRestarts: opts.maxRestarts, withinMs: opts.withinMs, backoff: opts.backoff, resetAfterMs: opts.resetAfterMs }).filter(([, v]) => v !== undefined)),
+    Object.fromEntries(
+      Object.entries({
+        type: opts.type,
+        maxRestarts: opts.maxRestarts,
+        withinMs: opts.withinMs,
+        backoff: opts.backoff,
+        resetAfterMs: opts.resetAfterMs,
+      }).filter(([, v]) => v !== undefined),
+    ),
     'options',
   );
   const restartFrom = opts.restartFrom ?? 'initial';

@@ -51,7 +51,8 @@ export function resolveSupervision(where: string, value: Partial<Record<(typeof 
   }
   let maxRestarts = Infinity;
   if (value.maxRestarts !== undefined) {
-    if (typeof value.maxRestarts !== 'number' || Number.isNaN(value.maxRestarts)) throw new ArgumentTypeError(`${where}.maxRestarts`, 'a number', value.maxRestarts);
+    if (typeof value.maxRestarts !== 'number' || Number.isNaN(value.maxRestarts))
+      throw new ArgumentTypeError(`${where}.maxRestarts`, 'a number', value.maxRestarts);
     if (value.maxRestarts < 0 || (!Number.isInteger(value.maxRestarts) && value.maxRestarts !== Infinity)) {
       throw new ArgumentRangeError(`${where}.maxRestarts`, 'an integer >= 0, or Infinity', value.maxRestarts);
     }
@@ -198,7 +199,10 @@ export class Supervisor {
     const groupCounts = this.config.maxRestarts !== Infinity;
     const ownCounts = policy.ownBudget || !groupCounts;
     if (ownCounts && attempt > policy.maxRestarts) {
-      getLogger().warn(`Task ${task.name} ${verb} ${attempt} times within ${policy.withinMs} ms; giving up (the task's own budget: maxRestarts ${policy.maxRestarts})`, { error: exit.error });
+      getLogger().warn(
+        `Task ${task.name} ${verb} ${attempt} times within ${policy.withinMs} ms; giving up (the task's own budget: maxRestarts ${policy.maxRestarts})`,
+        { error: exit.error },
+      );
       task.conclude(exit);
       return undefined;
     }
@@ -241,7 +245,11 @@ export class Supervisor {
     const { maxRestarts, withinMs } = this.config;
     const message = `${this.#table.prefix} failed: ${task.name} exceeded the group's restart intensity (more than ${maxRestarts} restarts within ${withinMs} ms)`;
     const budget = { of: 'group' as const, maxRestarts, withinMs };
-    const error = new TaskGroupError(exit.outcome === 'failed' ? [exit.error] : [], message, exit.outcome === 'failed' ? { cause: exit.error, task: task.name, budget } : { task: task.name, budget });
+    const error = new TaskGroupError(
+      exit.outcome === 'failed' ? [exit.error] : [],
+      message,
+      exit.outcome === 'failed' ? { cause: exit.error, task: task.name, budget } : { task: task.name, budget },
+    );
     getLogger().error(message, { error: exit.error });
     // A failed supervisor starts afresh when it is used again (a service started again keeps its group).
     this.#restarts = [];
@@ -362,7 +370,9 @@ export class Supervisor {
       }
       const type = member.restartPolicy?.type ?? 'temporary';
       if (type === 'temporary' || member.cancelledOnPurpose) {
-        member.conclude(round.exits.get(member) ?? { outcome: 'cancelled', value: undefined, error: new CancelledError(`restarting with ${round.trigger.name}`), ranMs: 0 });
+        member.conclude(
+          round.exits.get(member) ?? { outcome: 'cancelled', value: undefined, error: new CancelledError(`restarting with ${round.trigger.name}`), ranMs: 0 },
+        );
         continue;
       }
       member.restartAfter(round.delayMs, round.attempt);

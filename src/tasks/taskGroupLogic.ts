@@ -102,7 +102,16 @@ export class TaskTable implements TaskTableLike {
   }
 
   #makeSetup(logException: boolean, restart: ResolvedRestartPolicy | undefined): TaskSetup {
-    return { logException, restart, clock: this.clock, random: this.random, onDone: this.#onDone, cancel: this.#cancel, spawn: this.#spawn, onExit: this.#onExit };
+    return {
+      logException,
+      restart,
+      clock: this.clock,
+      random: this.random,
+      onDone: this.#onDone,
+      cancel: this.#cancel,
+      spawn: this.#spawn,
+      onExit: this.#onExit,
+    };
   }
 
   /**
@@ -204,11 +213,14 @@ function malformed(context: TaskGroupContext, event: TaskGroupEvent): { code: st
 
 function malformedCreate(context: TaskGroupContext, event: CreateTask): { code: string; reason: string } | undefined {
   for (const key of Object.keys(event)) {
-    if (!CREATE_KEYS.has(key)) return { code: 'ERR_UNKNOWN_OPTION', reason: `createTask has no field "${key}"; it takes ${[...CREATE_KEYS].slice(1).join(', ')}` };
+    if (!CREATE_KEYS.has(key))
+      return { code: 'ERR_UNKNOWN_OPTION', reason: `createTask has no field "${key}"; it takes ${[...CREATE_KEYS].slice(1).join(', ')}` };
   }
-  if (event.name !== undefined && typeof event.name !== 'string') return { code: 'ERR_INVALID_ARG_TYPE', reason: `"name" must be a string; received ${shown(event.name)}` };
+  if (event.name !== undefined && typeof event.name !== 'string')
+    return { code: 'ERR_INVALID_ARG_TYPE', reason: `"name" must be a string; received ${shown(event.name)}` };
   if (event.fn !== undefined && typeof event.fn !== 'function') return { code: 'ERR_INVALID_ARG_TYPE', reason: '"fn" must be a function' };
-  if (event.task !== undefined && typeof event.task !== 'string') return { code: 'ERR_INVALID_ARG_TYPE', reason: `"task" must be a string; received ${shown(event.task)}` };
+  if (event.task !== undefined && typeof event.task !== 'string')
+    return { code: 'ERR_INVALID_ARG_TYPE', reason: `"task" must be a string; received ${shown(event.task)}` };
   if (event.logException !== undefined && typeof event.logException !== 'boolean') {
     return { code: 'ERR_INVALID_ARG_TYPE', reason: `"logException" must be a boolean; received ${shown(event.logException)}` };
   }
@@ -217,7 +229,10 @@ function malformedCreate(context: TaskGroupContext, event: CreateTask): { code: 
   }
   if (event.task !== undefined && !Object.hasOwn(context.tasks, event.task)) {
     const known = Object.keys(context.tasks);
-    return { code: 'ERR_UNKNOWN_TASK', reason: `no task named ${JSON.stringify(event.task)}; the group knows ${known.length ? known.join(', ') : 'no named tasks'}` };
+    return {
+      code: 'ERR_UNKNOWN_TASK',
+      reason: `no task named ${JSON.stringify(event.task)}; the group knows ${known.length ? known.join(', ') : 'no named tasks'}`,
+    };
   }
   if (event.name && (context.table as TaskTable).isRunning(event.name)) {
     return { code: 'ERR_DUPLICATE_TASK', reason: `a task named ${JSON.stringify(event.name)} is already running in ${context.name}` };
@@ -297,158 +312,180 @@ function taskDone(task: TaskRecord<unknown>, origin: TaskOrigin): TaskGroupReply
  */
 export const taskGroupLogic = guardedLogic(
   taskGroupMachine.provide({
-  actors: {
-    task: startingAt(taskMachine),
-  },
-  guards: {
-    malformed: ({ context, event }) => malformed(context, event) !== undefined,
-  },
-  actions: {
-    rejectMalformed: enqueueActions(({ enqueue, context, event, self }) => {
-      const why = malformed(context, event) ?? { code: 'ERR_INVALID_ARG_VALUE', reason: 'malformed command' };
-      const refused = rejection(event, self, why.code, why.reason);
-      // A task the facade made for this command never runs: it ends refused, with the rejection.
-      (event as { [kRecord]?: TaskRecord<unknown> })[kRecord]?.refuse(new RejectedError(refused));
-      answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), refused);
-    }),
-    openTable: assign(({ context, self }) => {
-      const uniqueId = context.uniqueId || uniqueHexId();
-      const name = `TaskGroup:${uniqueId}`;
-      const clock = optionalClock('input.clock', context.options.clock);
-      const random = optionalRandom('input.random', context.options.random);
-      const supervision = supervisionOf('input', context.options);
-      return { uniqueId, name, table: new TaskTable(self, name, clock, random, supervision) };
-    }),
-    // The hot path (100,000 tasks): a plain action, no reply until `taskDone`; a malformed
-    // createTask was answered by `rejectMalformed` before this runs.
-    createTask: ({ context, event, self }) => {
-      const command = event as CreateTask & { readonly [kRecord]?: TaskRecord<unknown> };
-      const table = context.table as TaskTable;
-      // The facade made the task already (it returns it at once, even when this command
-      // waits behind another): the group takes it on here.
-      let record = command[kRecord];
-      if (record === undefined) {
-        const restart = command.restart === undefined ? undefined : resolveRestartPolicy(command.restart);
-        const fn = (command.fn ?? context.tasks[command.task as string]) as TaskBody<unknown>;
-        const origin: TaskOrigin = { shortName: command.name || uniqueHexId(), taskName: command.task ?? null, params: command.params, replyTo: command.replyTo ?? null };
-        record = table.makeRecord(fn, origin, command.logException ?? true, restart);
-      }
-      table.running.set((record.origin as TaskOrigin).shortName, record);
-      // While an inspector captures, every task is a real child from the start, so it shows
-      // (handled in this same send, before the task's body starts on a microtask).
-      if (inspection.enabled) self.send({ type: 'statesmith.taskGroup.materialise', [kFromGroup]: true, task: record, at: 'scheduled' });
+    actors: {
+      task: startingAt(taskMachine),
     },
-    cancelTask: enqueueActions(({ enqueue, context, event, self }) => {
-      const why = malformed(context, event);
-      const command = event as Extract<TaskGroupCommand, { type: 'statesmith.taskGroup.cancelTask' }>;
-      const record = why ? undefined : (context.table as TaskTable).running.get(command.name);
-      if (why || record === undefined) {
-        const { code, reason } = why ?? { code: 'ERR_UNKNOWN_TASK', reason: `no running task is named ${JSON.stringify(command.name)} in ${context.name}` };
-        answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), rejection(event, self, code, reason));
-        return;
-      }
-      record.abort(command.reason);
-      answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.taskGroup.cancelling', names: [command.name] });
-    }),
-    cancelAll: enqueueActions(({ enqueue, context, event, self }, params: unknown) => {
-      const reason = (event as { reason?: string }).reason;
-      (context.table as TaskTable).supervisor.cancelRound();
-      const names = [...(context.table as TaskTable).running].map(([name, record]) => (record.abort(reason), name));
-      if ((params as { reply: boolean }).reply) answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.taskGroup.cancelling', names });
-    }),
-    acknowledge: enqueueActions(({ enqueue, context, event, self }) => {
-      const name = (event as { name: string }).name;
-      const table = context.table as TaskTable;
-      let found: TaskRecord<unknown> | undefined;
-      for (const task of table.waitingAck) {
-        if (task.origin?.shortName === name) {
-          found = task;
-          break;
+    guards: {
+      malformed: ({ context, event }) => malformed(context, event) !== undefined,
+    },
+    actions: {
+      rejectMalformed: enqueueActions(({ enqueue, context, event, self }) => {
+        const why = malformed(context, event) ?? { code: 'ERR_INVALID_ARG_VALUE', reason: 'malformed command' };
+        const refused = rejection(event, self, why.code, why.reason);
+        // A task the facade made for this command never runs: it ends refused, with the rejection.
+        (event as { [kRecord]?: TaskRecord<unknown> })[kRecord]?.refuse(new RejectedError(refused));
+        answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), refused);
+      }),
+      openTable: assign(({ context, self }) => {
+        const uniqueId = context.uniqueId || uniqueHexId();
+        const name = `TaskGroup:${uniqueId}`;
+        const clock = optionalClock('input.clock', context.options.clock);
+        const random = optionalRandom('input.random', context.options.random);
+        const supervision = supervisionOf('input', context.options);
+        return { uniqueId, name, table: new TaskTable(self, name, clock, random, supervision) };
+      }),
+      // The hot path (100,000 tasks): a plain action, no reply until `taskDone`; a malformed
+      // createTask was answered by `rejectMalformed` before this runs.
+      createTask: ({ context, event, self }) => {
+        const command = event as CreateTask & { readonly [kRecord]?: TaskRecord<unknown> };
+        const table = context.table as TaskTable;
+        // The facade made the task already (it returns it at once, even when this command
+        // waits behind another): the group takes it on here.
+        let record = command[kRecord];
+        if (record === undefined) {
+          const restart = command.restart === undefined ? undefined : resolveRestartPolicy(command.restart);
+          const fn = (command.fn ?? context.tasks[command.task as string]) as TaskBody<unknown>;
+          const origin: TaskOrigin = {
+            shortName: command.name || uniqueHexId(),
+            taskName: command.task ?? null,
+            params: command.params,
+            replyTo: command.replyTo ?? null,
+          };
+          record = table.makeRecord(fn, origin, command.logException ?? true, restart);
         }
-      }
-      if (found === undefined) {
-        answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), rejection(event, self, 'ERR_UNKNOWN_TASK', `no finished task named ${JSON.stringify(name)} waits for acknowledgement`));
-        return;
-      }
-      table.waitingAck.delete(found);
-      const childId = table.childIds.get(found);
-      if (childId !== undefined) {
-        table.childIds.delete(found);
-        enqueue.stopChild(childId);
-      }
-      answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.taskGroup.acknowledged', name });
-    }),
-    beginStop: ({ context, event }) => {
-      const reason = (event as { reason?: string }).reason;
-      (context.table as TaskTable).supervisor.beginStop(event.type === 'statesmith.taskGroup.escalated' ? `${context.name} failed` : reason);
-    },
-    abandonTask: ({ context, event }) => {
-      (context.table as TaskTable).supervisor.budgetSpent((event as { id: number }).id);
-    },
-    recordSettled: enqueueActions(({ enqueue, context, self }) => {
-      const table = context.table as TaskTable;
-      const supervisor = table.supervisor;
-      let escalation: ReturnType<Supervisor['handleExits']>;
-      do {
-        escalation = supervisor.handleExits() ?? escalation;
+        table.running.set((record.origin as TaskOrigin).shortName, record);
+        // While an inspector captures, every task is a real child from the start, so it shows
+        // (handled in this same send, before the task's body starts on a microtask).
+        if (inspection.enabled) self.send({ type: 'statesmith.taskGroup.materialise', [kFromGroup]: true, task: record, at: 'scheduled' });
+      },
+      cancelTask: enqueueActions(({ enqueue, context, event, self }) => {
+        const why = malformed(context, event);
+        const command = event as Extract<TaskGroupCommand, { type: 'statesmith.taskGroup.cancelTask' }>;
+        const record = why ? undefined : (context.table as TaskTable).running.get(command.name);
+        if (why || record === undefined) {
+          const { code, reason } = why ?? { code: 'ERR_UNKNOWN_TASK', reason: `no running task is named ${JSON.stringify(command.name)} in ${context.name}` };
+          answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), rejection(event, self, code, reason));
+          return;
+        }
+        record.abort(command.reason);
+        answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.taskGroup.cancelling', names: [command.name] });
+      }),
+      cancelAll: enqueueActions(({ enqueue, context, event, self }, params: unknown) => {
+        const reason = (event as { reason?: string }).reason;
+        (context.table as TaskTable).supervisor.cancelRound();
+        const names = [...(context.table as TaskTable).running].map(([name, record]) => (record.abort(reason), name));
+        if ((params as { reply: boolean }).reply)
+          answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.taskGroup.cancelling', names });
+      }),
+      acknowledge: enqueueActions(({ enqueue, context, event, self }) => {
+        const name = (event as { name: string }).name;
+        const table = context.table as TaskTable;
+        let found: TaskRecord<unknown> | undefined;
+        for (const task of table.waitingAck) {
+          if (task.origin?.shortName === name) {
+            found = task;
+            break;
+          }
+        }
+        if (found === undefined) {
+          answer<TaskGroupReply>(
+            enqueue as never,
+            self,
+            replyToOf(event),
+            rejection(event, self, 'ERR_UNKNOWN_TASK', `no finished task named ${JSON.stringify(name)} waits for acknowledgement`),
+          );
+          return;
+        }
+        table.waitingAck.delete(found);
+        const childId = table.childIds.get(found);
+        if (childId !== undefined) {
+          table.childIds.delete(found);
+          enqueue.stopChild(childId);
+        }
+        answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), { type: 'statesmith.taskGroup.acknowledged', name });
+      }),
+      beginStop: ({ context, event }) => {
+        const reason = (event as { reason?: string }).reason;
+        (context.table as TaskTable).supervisor.beginStop(event.type === 'statesmith.taskGroup.escalated' ? `${context.name} failed` : reason);
+      },
+      abandonTask: ({ context, event }) => {
+        (context.table as TaskTable).supervisor.budgetSpent((event as { id: number }).id);
+      },
+      recordSettled: enqueueActions(({ enqueue, context, self }) => {
+        const table = context.table as TaskTable;
+        const supervisor = table.supervisor;
+        let escalation: ReturnType<Supervisor['handleExits']>;
+        do {
+          escalation = supervisor.handleExits() ?? escalation;
+          supervisor.afterSettled();
+        } while (supervisor.hasExits);
+        const ended = table.drain();
+        for (const task of ended) {
+          const origin = task.origin as NonNullable<TaskRecord<unknown>['origin']>;
+          if (table.running.get(origin.shortName) === task) table.running.delete(origin.shortName);
+          // One abandoned by a stop was reported then; it is not acknowledged again.
+          if (!task.abandoned) table.waitingAck.add(task);
+          answer<TaskGroupReply>(enqueue as never, self, origin.replyTo as AnyActorRef | null, taskDone(task, origin));
+        }
+        // Whoever awaits a task resumes after the group's bookkeeping (their continuations run later).
+        for (const task of ended) task.notifyDone();
+        // Ends can finish a stop's current task: the next one is stopped.
         supervisor.afterSettled();
-      } while (supervisor.hasExits);
-      const ended = table.drain();
-      for (const task of ended) {
-        const origin = task.origin as NonNullable<TaskRecord<unknown>['origin']>;
-        if (table.running.get(origin.shortName) === task) table.running.delete(origin.shortName);
-        // One abandoned by a stop was reported then; it is not acknowledged again.
-        if (!task.abandoned) table.waitingAck.add(task);
-        answer<TaskGroupReply>(enqueue as never, self, origin.replyTo as AnyActorRef | null, taskDone(task, origin));
-      }
-      // Whoever awaits a task resumes after the group's bookkeeping (their continuations run later).
-      for (const task of ended) task.notifyDone();
-      // Ends can finish a stop's current task: the next one is stopped.
-      supervisor.afterSettled();
-      if (escalation !== undefined) {
-        const { task, error } = escalation;
-        const failed = { type: 'statesmith.taskGroup.failed' as const, task: task.origin?.shortName ?? task.name, error: errorData(error) };
-        answer<TaskGroupReply>(enqueue as never, self, null, withInProcess(failed, kErrors, [error]));
-        enqueue.raise({ type: 'statesmith.taskGroup.escalated', [kFromGroup]: true });
-      }
-    }),
-    answerWaiters: enqueueActions(({ enqueue, context, self }) => {
-      if (context.waiters.length === 0) return;
-      const table = context.table as TaskTable;
-      const finished = [...table.waitingAck];
-      table.waitingAck.clear();
-      for (const task of finished) {
-        const childId = table.childIds.get(task);
-        if (childId === undefined) continue;
-        table.childIds.delete(task);
-        enqueue.stopChild(childId);
-      }
-      const failed = finished.filter((task) => task.cancelled || task.failed);
-      const waitErrors = failed.map((task) => task.failure);
-      const stopFailed = failed.filter((task) => withoutCancellations(task.failure) !== undefined);
-      const stopErrors = stopFailed.map((task) => withoutCancellations(task.failure));
-      // Tasks a stop gave up on are failures of the stop, reported once.
-      const abandoned = table.supervisor.takeAbandoned();
-      const abandonedData = abandoned.map((error) => ({ task: null, name: error.task.slice(context.name.length + 1), message: error.message, error: errorData(error) }));
-      for (const waiter of context.waiters as TaskGroupWaiter[]) {
-        const reply: TaskGroupReply =
-          waiter.kind === 'stop'
-            ? withInProcess({ type: 'statesmith.taskGroup.stopped', errors: [...stopFailed.map(failureData), ...abandonedData] }, kErrors, [...stopErrors, ...abandoned])
-            : withInProcess({ type: 'statesmith.taskGroup.finished', errors: [...failed.map(failureData), ...abandonedData] }, kErrors, [...waitErrors, ...abandoned]);
-        answer<TaskGroupReply>(enqueue as never, self, waiter.replyTo, reply);
-      }
-    }),
-    materialise: assign(({ context, event, spawn, self }) => {
-      const task = (event as Extract<TaskGroupEvent, { type: 'statesmith.taskGroup.materialise' }>).task as TaskRecord<unknown>;
-      const table = context.table as TaskTable;
-      if (task.lazy.materialised || table.childIds.has(task)) return {};
-      const id = table.childIdFor(task.name, self.getSnapshot().children as Record<string, unknown>);
-      const child = spawn('task', { id, input: { at: task.lazy.key, context: { name: task.name } } as never });
-      table.childIds.set(task, id);
-      task.lazy.adopt(child as never);
-      return {};
-    }),
-  },
+        if (escalation !== undefined) {
+          const { task, error } = escalation;
+          const failed = { type: 'statesmith.taskGroup.failed' as const, task: task.origin?.shortName ?? task.name, error: errorData(error) };
+          answer<TaskGroupReply>(enqueue as never, self, null, withInProcess(failed, kErrors, [error]));
+          enqueue.raise({ type: 'statesmith.taskGroup.escalated', [kFromGroup]: true });
+        }
+      }),
+      answerWaiters: enqueueActions(({ enqueue, context, self }) => {
+        if (context.waiters.length === 0) return;
+        const table = context.table as TaskTable;
+        const finished = [...table.waitingAck];
+        table.waitingAck.clear();
+        for (const task of finished) {
+          const childId = table.childIds.get(task);
+          if (childId === undefined) continue;
+          table.childIds.delete(task);
+          enqueue.stopChild(childId);
+        }
+        const failed = finished.filter((task) => task.cancelled || task.failed);
+        const waitErrors = failed.map((task) => task.failure);
+        const stopFailed = failed.filter((task) => withoutCancellations(task.failure) !== undefined);
+        const stopErrors = stopFailed.map((task) => withoutCancellations(task.failure));
+        // Tasks a stop gave up on are failures of the stop, reported once.
+        const abandoned = table.supervisor.takeAbandoned();
+        const abandonedData = abandoned.map((error) => ({
+          task: null,
+          name: error.task.slice(context.name.length + 1),
+          message: error.message,
+          error: errorData(error),
+        }));
+        for (const waiter of context.waiters as TaskGroupWaiter[]) {
+          const reply: TaskGroupReply =
+            waiter.kind === 'stop'
+              ? withInProcess({ type: 'statesmith.taskGroup.stopped', errors: [...stopFailed.map(failureData), ...abandonedData] }, kErrors, [
+                  ...stopErrors,
+                  ...abandoned,
+                ])
+              : withInProcess({ type: 'statesmith.taskGroup.finished', errors: [...failed.map(failureData), ...abandonedData] }, kErrors, [
+                  ...waitErrors,
+                  ...abandoned,
+                ]);
+          answer<TaskGroupReply>(enqueue as never, self, waiter.replyTo, reply);
+        }
+      }),
+      materialise: assign(({ context, event, spawn, self }) => {
+        const task = (event as Extract<TaskGroupEvent, { type: 'statesmith.taskGroup.materialise' }>).task as TaskRecord<unknown>;
+        const table = context.table as TaskTable;
+        if (task.lazy.materialised || table.childIds.has(task)) return {};
+        const id = table.childIdFor(task.name, self.getSnapshot().children as Record<string, unknown>);
+        const child = spawn('task', { id, input: { at: task.lazy.key, context: { name: task.name } } as never });
+        table.childIds.set(task, id);
+        task.lazy.adopt(child as never);
+        return {};
+      }),
+    },
   }),
   'taskGroup',
 );

@@ -190,7 +190,10 @@ export class StatesmithMetrics implements MetricSet {
       return this.#track(metric);
     };
     const lock = this.#lockNames ? ['lock'] : [];
-    this.#transitions = new FastCounter('statesmith_actor_transitions_total', 'State changes of statesmith actors, by machine kind and the states left and entered.');
+    this.#transitions = new FastCounter(
+      'statesmith_actor_transitions_total',
+      'State changes of statesmith actors, by machine kind and the states left and entered.',
+    );
     registry.registerMetric(this.#track(this.#transitions) as never);
     const actors = this.#actors;
     this.#track(
@@ -224,10 +227,20 @@ export class StatesmithMetrics implements MetricSet {
       workBuckets,
     );
     this.#restarts = counter('statesmith_task_restarts_total', 'Restarts of supervised tasks, by group and task.', ['group', 'task']);
-    this.#acquire = histogram('statesmith_lock_acquire_duration_seconds', 'How long lock acquires waited, by lock kind and outcome.', ['kind', ...lock, 'outcome'], lockBuckets);
+    this.#acquire = histogram(
+      'statesmith_lock_acquire_duration_seconds',
+      'How long lock acquires waited, by lock kind and outcome.',
+      ['kind', ...lock, 'outcome'],
+      lockBuckets,
+    );
     this.#hold = histogram('statesmith_lock_hold_duration_seconds', 'How long locks were held, by lock kind.', ['kind', ...lock], lockBuckets);
-    this.#lost = counter('statesmith_lock_lost_total', 'Locks taken from their holder, by lock kind and reason (forced, lease, connection).', ['kind', 'reason']);
-    this.#waiters = this.#track(new prom.Gauge({ name: 'statesmith_lock_waiters', help: 'Callers waiting for a lock, by lock kind.', labelNames: ['kind'], registers }));
+    this.#lost = counter('statesmith_lock_lost_total', 'Locks taken from their holder, by lock kind and reason (forced, lease, connection).', [
+      'kind',
+      'reason',
+    ]);
+    this.#waiters = this.#track(
+      new prom.Gauge({ name: 'statesmith_lock_waiters', help: 'Callers waiting for a lock, by lock kind.', labelNames: ['kind'], registers }),
+    );
     this.#forced = counter('statesmith_lock_forced_total', 'Locksmith forces, by result (a ForceResult name, or critical/error).', ['result']);
     const coordinators = this.#coordinators;
     const knownBackends = this.#backends;
@@ -246,12 +259,24 @@ export class StatesmithMetrics implements MetricSet {
       }),
     );
     this.#reconnects = counter('statesmith_coordinator_reconnects_total', 'Times a coordinator lost its connection and started reconnecting.');
-    this.#renewFailures = counter('statesmith_lease_renew_failures_total', 'Lease renewals of distributed locks that failed with an error (a refusal loses the lock instead).');
-    this.#leader = this.#track(new prom.Gauge({ name: 'statesmith_leader', help: '1 while this process leads the group, else 0.', labelNames: ['group'], registers }));
+    this.#renewFailures = counter(
+      'statesmith_lease_renew_failures_total',
+      'Lease renewals of distributed locks that failed with an error (a refusal loses the lock instead).',
+    );
+    this.#leader = this.#track(
+      new prom.Gauge({ name: 'statesmith_leader', help: '1 while this process leads the group, else 0.', labelNames: ['group'], registers }),
+    );
     this.#leadershipChanges = counter('statesmith_leadership_changes_total', 'Times this process gained or lost the leadership of the group.', ['group']);
     this.#subprocess = histogram('statesmith_subprocess_duration_seconds', 'How long subprocess calls ran, by outcome.', ['outcome'], workBuckets);
     this.#kills = counter('statesmith_subprocess_kills_total', 'Signals sent to stop subprocess trees, by signal.', ['signal']);
-    const build = this.#track(new prom.Gauge({ name: 'statesmith_build_info', help: 'Always 1: the statesmith version and the Node.js version, as labels.', labelNames: ['version', 'node'], registers }));
+    const build = this.#track(
+      new prom.Gauge({
+        name: 'statesmith_build_info',
+        help: 'Always 1: the statesmith version and the Node.js version, as labels.',
+        labelNames: ['version', 'node'],
+        registers,
+      }),
+    );
     build.set({ version: options.version ?? 'unknown', node: process.version }, 1);
     if (options.defaultMetrics === true) {
       // prom-client's process and heap metrics; their names are prom-client's, and they leave with ours.

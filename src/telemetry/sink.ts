@@ -43,7 +43,12 @@ class Operation implements TelemetrySpan {
   readonly #done: (outcome: string, seconds: number) => void;
   #ended = false;
 
-  constructor(tracer: TracerLike | undefined, name: string, attributes: Record<string, string | number | boolean>, done: (outcome: string, seconds: number) => void) {
+  constructor(
+    tracer: TracerLike | undefined,
+    name: string,
+    attributes: Record<string, string | number | boolean>,
+    done: (outcome: string, seconds: number) => void,
+  ) {
     this.#tracer = tracer;
     this.#done = done;
     if (tracer !== undefined) this.#span = tracer.tracer.startSpan(name, { attributes });

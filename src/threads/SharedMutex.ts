@@ -146,7 +146,7 @@ export class SharedMutex {
    * zero-filled cell is a free lock, so one buffer of `4 * n` bytes can hold `n` locks.
    */
   static from(buffer: SharedArrayBuffer, index = 0): SharedMutex {
-    return new SharedMutex(viewCell('SharedMutex', buffer, index, (value) => value >= 0, 'a value >= 0: 0 when free, else the holder\'s token'));
+    return new SharedMutex(viewCell('SharedMutex', buffer, index, (value) => value >= 0, "a value >= 0: 0 when free, else the holder's token"));
   }
 
   /** The shared memory holding the cell; post it to a worker with `index`. */
@@ -292,7 +292,12 @@ export class SharedMutex {
   /** The locks view: this cell held (by the thread that holds it) or free. */
   #report(op: 'held' | 'free'): void {
     const thread = this.holderThread;
-    inspection.lock({ lock: `shared:SharedMutex[${this.index}]`, kind: 'shared', op, ...(op === 'held' && thread !== undefined ? { holder: `thread ${thread}` } : {}) });
+    inspection.lock({
+      lock: `shared:SharedMutex[${this.index}]`,
+      kind: 'shared',
+      op,
+      ...(op === 'held' && thread !== undefined ? { holder: `thread ${thread}` } : {}),
+    });
   }
 
   #handle(token: number): LockHandle {

@@ -35,11 +35,7 @@ export interface AwaitEventWithStopOptions {
  * console.log(await waiting); // false
  * ```
  */
-export async function awaitEventWithStop(
-  wait: SharedEvent,
-  stop: SharedEvent,
-  options?: AwaitEventWithStopOptions,
-): Promise<boolean> {
+export async function awaitEventWithStop(wait: SharedEvent, stop: SharedEvent, options?: AwaitEventWithStopOptions): Promise<boolean> {
   if (!(wait instanceof SharedEvent)) throw new ArgumentTypeError('wait', 'a SharedEvent', wait);
   if (!(stop instanceof SharedEvent)) throw new ArgumentTypeError('stop', 'a SharedEvent', stop);
   const opts = optionalObject<AwaitEventWithStopOptions>('options', options, ['pollIntervalMs', 'signal', 'timeoutMs']);

@@ -24,11 +24,7 @@ import { ArgumentTypeError } from '../errors.ts';
  * console.log(total, lock.locked); // 42 false
  * ```
  */
-export async function withSharedLock<R>(
-  lock: SharedMutex,
-  fn: () => R | Promise<R>,
-  options?: SharedMutexAcquireOptions,
-): Promise<R> {
+export async function withSharedLock<R>(lock: SharedMutex, fn: () => R | Promise<R>, options?: SharedMutexAcquireOptions): Promise<R> {
   if (!(lock instanceof SharedMutex)) throw new ArgumentTypeError('lock', 'a SharedMutex', lock);
   requireFunction('fn', fn);
   const opts = optionalObject<SharedMutexAcquireOptions>('options', options, ['signal', 'timeoutMs', 'pollIntervalMs']);

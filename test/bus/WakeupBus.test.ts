@@ -109,7 +109,9 @@ describe('WakeupBus', () => {
 
   it('rejects a negative, NaN or non-number timeout with a typed error', async () => {
     const bus = new WakeupBus();
-    expect(await bus.wait(-1).catch((e: unknown) => e)).to.be.instanceOf(RangeError).with.property('code', 'ERR_OUT_OF_RANGE');
+    expect(await bus.wait(-1).catch((e: unknown) => e))
+      .to.be.instanceOf(RangeError)
+      .with.property('code', 'ERR_OUT_OF_RANGE');
     expect(await bus.wait(Number.NaN).catch((e: unknown) => e)).to.have.property('code', 'ERR_INVALID_ARG_TYPE');
     expect(await bus.wait('5' as never).catch((e: unknown) => e)).to.have.property('code', 'ERR_INVALID_ARG_TYPE');
     expect(await bus.wait(5, { signal: 'x' as never }).catch((e: unknown) => e)).to.have.property('code', 'ERR_INVALID_ARG_TYPE');

@@ -72,7 +72,8 @@ class FlakyBackend implements Backend {
   }
   get records(): NonNullable<Backend['records']> {
     const inner = this.#inner.records as NonNullable<Backend['records']>;
-    const guard = <T>(call: () => Promise<T>): Promise<T> => (this.rawFailures ? Promise.reject(Object.assign(new Error('Command timed out'), { code: 14 })) : call());
+    const guard = <T>(call: () => Promise<T>): Promise<T> =>
+      this.rawFailures ? Promise.reject(Object.assign(new Error('Command timed out'), { code: 14 })) : call();
     return {
       onLease: inner.onLease,
       put: (dir, id, value, ttlMs) => guard(() => inner.put(dir, id, value, ttlMs)),
@@ -228,7 +229,10 @@ describe('Coordinator on simulated time', () => {
     c.actor.send({ type: 'statesmith.coordinator.acquire', lock: 'x', timeoutMs: 10_000 });
     await clock.advance(10);
     await settle();
-    expect(replies.map((r) => r.code ?? r.type), 'nothing refused while reconnecting').to.deep.equal([]);
+    expect(
+      replies.map((r) => r.code ?? r.type),
+      'nothing refused while reconnecting',
+    ).to.deep.equal([]);
     backend.down = false;
     for (let i = 0; i < 10 && c.state !== 'connected'; i++) {
       await clock.advance(200);
@@ -249,7 +253,7 @@ describe('Coordinator on simulated time', () => {
     expect(await rejection(c.getLock('z').acquire({ blocking: false }))).to.have.property('code', 'ERR_COORDINATION_STATE');
   });
 
-  it('joinGroup, getMembers, leader() and breakLock wrap a client\'s raw error as ERR_COORDINATION_BACKEND, with it as the cause', async () => {
+  it("joinGroup, getMembers, leader() and breakLock wrap a client's raw error as ERR_COORDINATION_BACKEND, with it as the cause", async () => {
     const { c, backend } = flaky({ heartbeatMs: 60_000 });
     await c.start();
     backend.rawFailures = true;
@@ -296,7 +300,11 @@ describe('createCoordinator: bad input and missing clients', () => {
   it('rejects malformed URLs, unknown schemes and bad options with typed errors', () => {
     const cases: Array<[() => unknown, string, RegExp]> = [
       [() => createCoordinator({ url: 'not a url' }), 'ERR_COORDINATION_URL', /must be a URL such as memory:\/\//],
-      [() => createCoordinator({ url: 'zookeeper://127.0.0.1:2181' }), 'ERR_COORDINATION_URL', /scheme must be one of memory:\/\/, redis:\/\/.*received "zookeeper:"/],
+      [
+        () => createCoordinator({ url: 'zookeeper://127.0.0.1:2181' }),
+        'ERR_COORDINATION_URL',
+        /scheme must be one of memory:\/\/, redis:\/\/.*received "zookeeper:"/,
+      ],
       [() => createCoordinator({ url: 42 as never }), 'ERR_INVALID_ARG_TYPE', /"options.url"/],
       [() => createCoordinator({ heartbeatMs: 0 }), 'ERR_OUT_OF_RANGE', /heartbeatMs.*> 0/],
       [() => createCoordinator({ lockTtlMs: -1 }), 'ERR_OUT_OF_RANGE', /lockTtlMs/],

@@ -3,7 +3,20 @@
  * PostgreSQL servers over loopback (see test/support/servers.ts).
  */
 import { expect } from 'chai';
-import { CoordinationError, createCoordinator, DeadlockError, LeadershipLostError, LockLostError, RejectedError, TimeoutError, type Coordinator, type CoordinatorOptions, type CoordinatorState, type GroupMember, type LeaderInfo } from '../../src/index.ts';
+import {
+  CoordinationError,
+  createCoordinator,
+  DeadlockError,
+  LeadershipLostError,
+  LockLostError,
+  RejectedError,
+  TimeoutError,
+  type Coordinator,
+  type CoordinatorOptions,
+  type CoordinatorState,
+  type GroupMember,
+  type LeaderInfo,
+} from '../../src/index.ts';
 import { isolatedUrl, withEtcdAdmin, withPostgresAdmin, withRedisAdmin } from '../support/admin.ts';
 import { rejection, waitUntil } from '../support/async.ts';
 import { sharedEtcd, sharedPostgres, sharedRedis } from '../support/servers.ts';
@@ -118,7 +131,7 @@ for (const backend of backends) {
       await next?.release();
     });
 
-    it('release() is false when not held and never frees another owner\'s lock', async () => {
+    it("release() is false when not held and never frees another owner's lock", async () => {
       const one = await coordinator({ agentId: 'one' });
       const two = await coordinator({ agentId: 'two' });
       const mine = one.getLock('volume');
@@ -164,8 +177,12 @@ for (const backend of backends) {
     it('refuses a name over 1,024 bytes (prefix included) before the backend sees it', async () => {
       const c = await coordinator({ prefix: 'p-' });
       expect(() => c.getLock('x'.repeat(1022))).to.not.throw();
-      expect(() => c.getLock('x'.repeat(1023))).to.throw(RangeError).with.property('code', 'ERR_OUT_OF_RANGE');
-      expect(() => c.getLock('é'.repeat(512))).to.throw(RangeError).with.property('code', 'ERR_OUT_OF_RANGE');
+      expect(() => c.getLock('x'.repeat(1023)))
+        .to.throw(RangeError)
+        .with.property('code', 'ERR_OUT_OF_RANGE');
+      expect(() => c.getLock('é'.repeat(512)))
+        .to.throw(RangeError)
+        .with.property('code', 'ERR_OUT_OF_RANGE');
       const longest = await c.getLock('x'.repeat(1022)).acquire({ blocking: false });
       expect(longest).to.not.equal(null);
       expect(await longest?.release()).to.equal(true);
@@ -226,7 +243,7 @@ for (const backend of backends) {
     });
 
     describe('breaking a lock', () => {
-      it('breakLock frees a lock whoever holds it: the holder\'s signal aborts within a renewal, isStillOwner says no, and the next grant has a larger fence', async () => {
+      it("breakLock frees a lock whoever holds it: the holder's signal aborts within a renewal, isStillOwner says no, and the next grant has a larger fence", async () => {
         const one = await coordinator({ agentId: 'one', lockTtlMs: 900 });
         const admin = await coordinator({ agentId: 'admin' });
         const held = await one.getLock('stuck').acquire();
@@ -277,7 +294,7 @@ for (const backend of backends) {
     });
 
     describe('leader election', () => {
-      it('elects one leader with a term; the next is elected when it resigns, with a larger term, and the first one\'s signal says why', async () => {
+      it("elects one leader with a term; the next is elected when it resigns, with a larger term, and the first one's signal says why", async () => {
         const one = await coordinator({ agentId: 'one' });
         const two = await coordinator({ agentId: 'two' });
         const first = await one.getElection('db').campaign({ value: { url: 'pg://one' } });
@@ -363,8 +380,12 @@ for (const backend of backends) {
 
       it('refuses an empty or over-long group name', async () => {
         const one = await coordinator();
-        expect(() => one.getElection('')).to.throw(TypeError).with.property('code', 'ERR_INVALID_ARG_TYPE');
-        expect(() => one.getElection('x'.repeat(257))).to.throw(RangeError).with.property('code', 'ERR_OUT_OF_RANGE');
+        expect(() => one.getElection(''))
+          .to.throw(TypeError)
+          .with.property('code', 'ERR_INVALID_ARG_TYPE');
+        expect(() => one.getElection('x'.repeat(257)))
+          .to.throw(RangeError)
+          .with.property('code', 'ERR_OUT_OF_RANGE');
         expect(await rejection(one.joinGroup(''))).to.have.property('code', 'ERR_INVALID_ARG_TYPE');
       });
     });
@@ -379,7 +400,9 @@ for (const backend of backends) {
           { memberId: 'one', capabilities: { cpu: 4 } },
           { memberId: 'two', capabilities: null },
         ] satisfies GroupMember[]);
-        expect(await rejection(one.joinGroup('workers'))).to.be.instanceOf(RejectedError).with.property('code', 'ERR_ALREADY_MEMBER');
+        expect(await rejection(one.joinGroup('workers')))
+          .to.be.instanceOf(RejectedError)
+          .with.property('code', 'ERR_ALREADY_MEMBER');
         expect(await a.leave()).to.equal(true);
         expect(await a.leave()).to.equal(true); // idempotent: the same answer
         expect(await two.getMembers('workers')).to.deep.equal([{ memberId: 'two', capabilities: null }]);
@@ -417,7 +440,7 @@ for (const backend of backends) {
     });
 
     if (backend.kind !== 'memory') {
-      it('a lock broken behind the holder\'s back aborts its signal at the next renewal, and release() says false', async () => {
+      it("a lock broken behind the holder's back aborts its signal at the next renewal, and release() says false", async () => {
         const one = await coordinator({ agentId: 'one', lockTtlMs: 600 });
         const held = await one.getLock('broken').acquire();
         await breakLock(backend.kind, base, url, 'broken');

@@ -32,7 +32,11 @@ describe('coordinatorLogic', function () {
     expect(await other.getLock('volume-7').acquire({ blocking: false })).to.equal(null);
     coordinator.send({ type: 'statesmith.coordinator.release', lock: 'volume-7' });
     await waitUntil(() => replies.some((r) => r.type === 'statesmith.coordinator.released'), 5_000, 'released');
-    expect(replies.find((r) => r.type === 'statesmith.coordinator.released')).to.deep.equal({ type: 'statesmith.coordinator.released', lock: 'volume-7', freed: true });
+    expect(replies.find((r) => r.type === 'statesmith.coordinator.released')).to.deep.equal({
+      type: 'statesmith.coordinator.released',
+      lock: 'volume-7',
+      freed: true,
+    });
     expect(Object.keys(coordinator.getSnapshot().children)).to.not.include('lease-1');
     const next = await other.getLock('volume-7').acquire({ blocking: false });
     expect(next?.fence !== undefined && next.fence > BigInt(acquired?.['fence'] as string)).to.equal(true);
@@ -52,7 +56,13 @@ describe('coordinatorLogic', function () {
     c.actor.send({ type: 'statesmith.coordinator.acquire', lock: 'x', blocking: -5 });
     c.actor.send({ type: 'statesmith.coordinator.lost', error: { name: 'Error', message: 'fake' } } as never);
     c.actor.send({ type: 'statesmith.coordinator.leaseEnded', id: 'lease-1' } as never);
-    expect(replies.map((r) => r['code'])).to.deep.equal(['ERR_COORDINATION_STATE', 'ERR_INVALID_ARG_TYPE', 'ERR_OUT_OF_RANGE', 'ERR_INVALID_ARG_VALUE', 'ERR_INVALID_ARG_VALUE']);
+    expect(replies.map((r) => r['code'])).to.deep.equal([
+      'ERR_COORDINATION_STATE',
+      'ERR_INVALID_ARG_TYPE',
+      'ERR_OUT_OF_RANGE',
+      'ERR_INVALID_ARG_VALUE',
+      'ERR_INVALID_ARG_VALUE',
+    ]);
     expect(c.state).to.equal('disconnected');
     await c.start();
     c.actor.send({ type: 'statesmith.coordinator.lost', error: { name: 'Error', message: 'fake' } } as never);

@@ -31,7 +31,11 @@ describe('the election and groups as commands', () => {
 
   it('opens an election child and answers each command in each state', async () => {
     const coordinator = await start();
-    expect(await send(coordinator, { type: 'statesmith.coordinator.election', group: 'db' })).to.deep.equal({ type: 'statesmith.coordinator.electionOpened', group: 'db', id: 'election:db' });
+    expect(await send(coordinator, { type: 'statesmith.coordinator.election', group: 'db' })).to.deep.equal({
+      type: 'statesmith.coordinator.electionOpened',
+      group: 'db',
+      id: 'election:db',
+    });
     // Opening it again answers the same child.
     expect(await send(coordinator, { type: 'statesmith.coordinator.election', group: 'db' })).to.deep.include({ id: 'election:db' });
     const election = coordinator.getSnapshot().children['election:db'] as AnyActorRef;
@@ -40,7 +44,10 @@ describe('the election and groups as commands', () => {
     expect(await send(election, { type: 'statesmith.election.resign' })).to.deep.include({ type: 'statesmith.rejected', code: 'ERR_NOT_LEADER' });
     expect(await send(election, { type: 'statesmith.election.proclaim', value: 1 })).to.deep.include({ type: 'statesmith.rejected', code: 'ERR_NOT_LEADER' });
     expect(await send(election, { type: 'statesmith.election.withdraw' })).to.deep.include({ type: 'statesmith.rejected', code: 'ERR_NOT_CAMPAIGNING' });
-    expect(await send(election, { type: 'statesmith.election.campaign', timeoutMs: -1 })).to.deep.include({ type: 'statesmith.rejected', code: 'ERR_OUT_OF_RANGE' });
+    expect(await send(election, { type: 'statesmith.election.campaign', timeoutMs: -1 })).to.deep.include({
+      type: 'statesmith.rejected',
+      code: 'ERR_OUT_OF_RANGE',
+    });
     expect(await send(election, { type: 'statesmith.election.vote' })).to.deep.include({ type: 'statesmith.rejected', code: 'ERR_UNKNOWN_COMMAND' });
 
     const elected = await send(election, { type: 'statesmith.election.campaign', value: { url: 'pg://1' } });
@@ -48,9 +55,16 @@ describe('the election and groups as commands', () => {
     expect(election.getSnapshot().value).to.deep.equal({ leader: 'serving' });
     expect(await send(election, { type: 'statesmith.election.campaign' })).to.deep.include({ type: 'statesmith.rejected', code: 'ERR_ALREADY_CAMPAIGNING' });
     // What only the election's own children say cannot come from outside.
-    expect(await send(election, { type: 'statesmith.election.lost', term: '1', reason: {} })).to.deep.include({ type: 'statesmith.rejected', code: 'ERR_INVALID_ARG_VALUE' });
+    expect(await send(election, { type: 'statesmith.election.lost', term: '1', reason: {} })).to.deep.include({
+      type: 'statesmith.rejected',
+      code: 'ERR_INVALID_ARG_VALUE',
+    });
     expect(election.getSnapshot().value).to.deep.equal({ leader: 'serving' });
-    expect(await send(election, { type: 'statesmith.election.proclaim', value: { url: 'pg://2' } })).to.deep.equal({ type: 'statesmith.election.proclaimed', group: 'db', term: '1' });
+    expect(await send(election, { type: 'statesmith.election.proclaim', value: { url: 'pg://2' } })).to.deep.equal({
+      type: 'statesmith.election.proclaimed',
+      group: 'db',
+      term: '1',
+    });
     expect(await send(election, { type: 'statesmith.election.resign' })).to.deep.equal({ type: 'statesmith.election.resigned', group: 'db', term: '1' });
     expect(election.getSnapshot().value).to.equal('follower');
     await send(coordinator, { type: 'statesmith.coordinator.stop' });
@@ -58,14 +72,39 @@ describe('the election and groups as commands', () => {
 
   it('joins, lists and leaves groups; refuses a bad group, a second join, and groups before start', async () => {
     const idle = createActor(coordinatorLogic, { input: { options: { url: 'memory://idle' } } }).start();
-    expect(await send(idle, { type: 'statesmith.coordinator.join', group: 'g' })).to.deep.include({ type: 'statesmith.rejected', code: 'ERR_COORDINATION_STATE' });
+    expect(await send(idle, { type: 'statesmith.coordinator.join', group: 'g' })).to.deep.include({
+      type: 'statesmith.rejected',
+      code: 'ERR_COORDINATION_STATE',
+    });
     const coordinator = await start();
-    expect(await send(coordinator, { type: 'statesmith.coordinator.join', group: '' })).to.deep.include({ type: 'statesmith.rejected', code: 'ERR_INVALID_ARG_TYPE' });
-    expect(await send(coordinator, { type: 'statesmith.coordinator.members', group: 'x'.repeat(300) })).to.deep.include({ type: 'statesmith.rejected', code: 'ERR_OUT_OF_RANGE' });
-    expect(await send(coordinator, { type: 'statesmith.coordinator.join', group: 'g', capabilities: { zone: 'a' } })).to.deep.equal({ type: 'statesmith.coordinator.joined', group: 'g', memberId: 'node-1' });
-    expect(await send(coordinator, { type: 'statesmith.coordinator.join', group: 'g' })).to.deep.include({ type: 'statesmith.rejected', code: 'ERR_ALREADY_MEMBER' });
-    expect(await send(coordinator, { type: 'statesmith.coordinator.members', group: 'g' })).to.deep.equal({ type: 'statesmith.coordinator.members', group: 'g', members: [{ memberId: 'node-1', capabilities: { zone: 'a' } }] });
-    expect(await send(coordinator, { type: 'statesmith.coordinator.leave', group: 'g' })).to.deep.equal({ type: 'statesmith.coordinator.left', group: 'g', memberId: 'node-1', wasMember: true });
+    expect(await send(coordinator, { type: 'statesmith.coordinator.join', group: '' })).to.deep.include({
+      type: 'statesmith.rejected',
+      code: 'ERR_INVALID_ARG_TYPE',
+    });
+    expect(await send(coordinator, { type: 'statesmith.coordinator.members', group: 'x'.repeat(300) })).to.deep.include({
+      type: 'statesmith.rejected',
+      code: 'ERR_OUT_OF_RANGE',
+    });
+    expect(await send(coordinator, { type: 'statesmith.coordinator.join', group: 'g', capabilities: { zone: 'a' } })).to.deep.equal({
+      type: 'statesmith.coordinator.joined',
+      group: 'g',
+      memberId: 'node-1',
+    });
+    expect(await send(coordinator, { type: 'statesmith.coordinator.join', group: 'g' })).to.deep.include({
+      type: 'statesmith.rejected',
+      code: 'ERR_ALREADY_MEMBER',
+    });
+    expect(await send(coordinator, { type: 'statesmith.coordinator.members', group: 'g' })).to.deep.equal({
+      type: 'statesmith.coordinator.members',
+      group: 'g',
+      members: [{ memberId: 'node-1', capabilities: { zone: 'a' } }],
+    });
+    expect(await send(coordinator, { type: 'statesmith.coordinator.leave', group: 'g' })).to.deep.equal({
+      type: 'statesmith.coordinator.left',
+      group: 'g',
+      memberId: 'node-1',
+      wasMember: true,
+    });
     expect(await send(coordinator, { type: 'statesmith.coordinator.leave', group: 'g' })).to.deep.include({ wasMember: false });
     expect(await send(coordinator, { type: 'statesmith.coordinator.members', group: 'g' })).to.deep.include({ members: [] });
     await send(coordinator, { type: 'statesmith.coordinator.stop' });
@@ -85,7 +124,11 @@ describe('the election and groups as commands', () => {
     ]) {
       expect(((await rejection(call())) as Error).message).to.equal('operator gave up');
     }
-    for (const call of [() => c.getMembers('g', { timeout: 5 } as never), () => c.joinGroup('g', { timeout: 5 } as never), () => c.getElection('g').leader({ timeout: 5 } as never)]) {
+    for (const call of [
+      () => c.getMembers('g', { timeout: 5 } as never),
+      () => c.joinGroup('g', { timeout: 5 } as never),
+      () => c.getElection('g').leader({ timeout: 5 } as never),
+    ]) {
       expect(await rejection(call())).to.have.property('code', 'ERR_UNKNOWN_OPTION');
     }
     const membership = await c.joinGroup('g', { capabilities: 1, timeoutMs: 1_000 });

@@ -51,7 +51,7 @@ describe('coordination under faults', function () {
         }
         await server.stop();
         await server.restart();
-        for (const deadline = Date.now() + 10_000; c.state !== 'connected'; ) {
+        for (const deadline = Date.now() + 10_000; c.state !== 'connected';) {
           if (Date.now() > deadline) throw new Error(`the coordinator did not reconnect (${c.state})`);
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
@@ -192,7 +192,9 @@ describe('coordination under faults', function () {
       await clock.advance(900); // renewed once at 333 ms and again at 666 ms
       expect(handle!.held).to.equal(true);
       clock.stall(1_500);
-      expect(() => signal.throwIfAborted()).to.throw().with.property('code', 'ERR_LOCK_LOST');
+      expect(() => signal.throwIfAborted())
+        .to.throw()
+        .with.property('code', 'ERR_LOCK_LOST');
       expect(handle!.held).to.equal(false);
       expect(signal.aborted).to.equal(true);
     });
@@ -211,7 +213,9 @@ describe('coordination under faults', function () {
       expect(await c.getLock('x-7').acquire({ blocking: false })).to.equal(null);
       let ran = false;
       const guarded = synchronized('x-7', { blocking: false })(async () => (ran = true));
-      expect(await rejection(guarded())).to.be.instanceOf(LockAcquireFailed).with.property('reason', 'busy');
+      expect(await rejection(guarded()))
+        .to.be.instanceOf(LockAcquireFailed)
+        .with.property('reason', 'busy');
       expect(ran).to.equal(false);
       await held!.release();
       expect(await guarded()).to.equal(true);
@@ -223,7 +227,9 @@ describe('coordination under faults', function () {
       expect(lock.name).to.equal('vol-x-7');
       const held = await lock.acquire();
       const guarded = synchronized('x-{0}', { coordinator: c, blocking: false })(async (_id: number) => 'ran');
-      expect(await rejection(guarded(7))).to.be.instanceOf(LockAcquireFailed).with.property('lock', 'vol-x-7');
+      expect(await rejection(guarded(7)))
+        .to.be.instanceOf(LockAcquireFailed)
+        .with.property('lock', 'vol-x-7');
       await held!.release();
       expect(await guarded(7)).to.equal('ran');
     });
@@ -249,12 +255,16 @@ describe('coordination under faults', function () {
       const c = await started({ url: 'memory://sync-timeout' });
       const held = await c.getLock('busy').acquire();
       const guarded = synchronized('busy', { coordinator: c, timeoutMs: 30 })(async () => 'ran');
-      expect(await rejection(guarded())).to.be.instanceOf(LockAcquireFailed).with.property('reason', 'timeout');
+      expect(await rejection(guarded()))
+        .to.be.instanceOf(LockAcquireFailed)
+        .with.property('reason', 'timeout');
       await held!.release();
     });
 
     it('refuses an unknown option key', () => {
-      expect(() => synchronized('x', { timeout: 5 } as never)).to.throw(TypeError).with.property('code', 'ERR_UNKNOWN_OPTION');
+      expect(() => synchronized('x', { timeout: 5 } as never))
+        .to.throw(TypeError)
+        .with.property('code', 'ERR_UNKNOWN_OPTION');
     });
   });
 
@@ -273,7 +283,9 @@ describe('coordination under faults', function () {
     });
 
     it('refuses a path that is not a database number when the URL is parsed', () => {
-      expect(() => createCoordinator({ url: 'redis://127.0.0.1:6379/volumes' })).to.throw(CoordinationError).with.property('code', 'ERR_COORDINATION_URL');
+      expect(() => createCoordinator({ url: 'redis://127.0.0.1:6379/volumes' }))
+        .to.throw(CoordinationError)
+        .with.property('code', 'ERR_COORDINATION_URL');
     });
   });
 

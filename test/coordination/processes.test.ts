@@ -247,7 +247,7 @@ async function cutConnection(kind: string, base: string, agentId: string, url: s
     const namespace = new URL(url).searchParams.get('namespace') as string;
     await withEtcdAdmin(base, async (admin) => {
       const kv = (await admin.get(`${namespace}/lock/cut`).exec()).kvs[0];
-      expect(kv?.lease, 'the lock key lives on its coordinator\'s lease').to.be.a('string').and.not.equal('0');
+      expect(kv?.lease, "the lock key lives on its coordinator's lease").to.be.a('string').and.not.equal('0');
       await admin.leaseClient.leaseRevoke({ ID: kv?.lease as string });
     });
     return;

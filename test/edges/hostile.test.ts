@@ -21,7 +21,13 @@ async function within<T>(promise: Promise<T>, ms = 2_000): Promise<{ value?: T; 
   let timer: ReturnType<typeof setTimeout> | undefined;
   const hung = new Promise<{ hung: true }>((resolve) => (timer = setTimeout(() => resolve({ hung: true }), ms)));
   try {
-    return await Promise.race([promise.then((value) => ({ value }), (error: unknown) => ({ error })), hung]);
+    return await Promise.race([
+      promise.then(
+        (value) => ({ value }),
+        (error: unknown) => ({ error }),
+      ),
+      hung,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -70,7 +76,7 @@ describe('hostile input and broken actors', function () {
     expect(smith.actor.getSnapshot().status).to.equal('active');
   });
 
-  it("Locksmith.force: a lock whose locked getter starts throwing after recognition gets a typed error", async () => {
+  it('Locksmith.force: a lock whose locked getter starts throwing after recognition gets a typed error', async () => {
     const smith = new Locksmith({ name: 'smith' });
     let broken = false;
     const flaky = {
@@ -133,7 +139,9 @@ describe('facade calls on an actor that stops under them', function () {
     group.actor.stop();
     const settled = await within(waited);
     expect(settled.error).to.be.instanceOf(ActorStoppedError);
-    expect(await within(group.wait())).to.have.property('error').that.is.instanceOf(ActorStoppedError);
+    expect(await within(group.wait()))
+      .to.have.property('error')
+      .that.is.instanceOf(ActorStoppedError);
   });
 
   it('Coordinator calls reject at once with ActorStoppedError when its actor is stopped under a pending call', async () => {

@@ -52,7 +52,9 @@ describe('examples/ha-agent.ts (npm start)', function () {
     if (url === undefined) this.skip(); // no Redis and none could be started: outside CI only (under CI=true the harness throws)
     const coordinator = `${url}?namespace=ha${process.pid}${Date.now()}`;
     const start = (name: string) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'examples/ha-agent.ts', '--coordinator', coordinator, '--name', name, '--for', '30'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, ['--import', 'tsx', 'examples/ha-agent.ts', '--coordinator', coordinator, '--name', name, '--for', '30'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -80,7 +82,9 @@ describe('examples/ha-agent.ts (npm start)', function () {
   describe('three agents on etcd', function () {
     this.timeout(90_000);
     const start = (coordinator: string, name: string) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'examples/ha-agent.ts', '--coordinator', coordinator, '--name', name, '--for', '60'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, ['--import', 'tsx', 'examples/ha-agent.ts', '--coordinator', coordinator, '--name', name, '--for', '60'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -97,7 +101,11 @@ describe('examples/ha-agent.ts (npm start)', function () {
       const agents = ['a', 'b', 'c'].map((name) => start(coordinator, name));
       try {
         const none = new Map<string, number>();
-        await waitUntil(() => leaderAmong(agents, none) !== undefined && agents.filter((agent) => /following/.test(agent.output())).length === 2, 30_000, 'one leader and two followers');
+        await waitUntil(
+          () => leaderAmong(agents, none) !== undefined && agents.filter((agent) => /following/.test(agent.output())).length === 2,
+          30_000,
+          'one leader and two followers',
+        );
         const first = leaderAmong(agents, none) as ReturnType<typeof start>;
         const firstTerm = termOf(first.output());
 
@@ -120,7 +128,11 @@ describe('examples/ha-agent.ts (npm start)', function () {
         expect(termOf(third.output()) > termOf(second.output())).to.equal(true);
         const resumedAt = second.output().length;
         second.child.kill('SIGCONT');
-        await waitUntil(() => /lost the leadership/.test(second.output().slice(resumedAt)), 5_000, `the frozen leader to see its loss:\n${second.output().slice(resumedAt)}`);
+        await waitUntil(
+          () => /lost the leadership/.test(second.output().slice(resumedAt)),
+          5_000,
+          `the frozen leader to see its loss:\n${second.output().slice(resumedAt)}`,
+        );
         const after = second.output().slice(resumedAt);
         const lostAt = after.indexOf('lost the leadership');
         const actedAt = after.search(/scheduling a restart|became the leader|\| (promoting|stopping postgres)/);

@@ -1,11 +1,5 @@
 import { expect } from 'chai';
-import {
-  AsyncExecutor,
-  CancellableSubprocess,
-  CancelledError,
-  WakeupBus,
-  type Wakeup,
-} from '../../src/index.ts';
+import { AsyncExecutor, CancellableSubprocess, CancelledError, WakeupBus, type Wakeup } from '../../src/index.ts';
 import { gate, isSettled, settle } from '../support/async.ts';
 import { logged } from '../support/logs.ts';
 
@@ -54,7 +48,9 @@ describe('AsyncExecutor', () => {
 
     it('rejects an empty or non-string action with a typed error', () => {
       const { executor } = setup();
-      expect(() => executor.schedule('')).to.throw(TypeError).with.property('code', 'ERR_INVALID_ARG_VALUE');
+      expect(() => executor.schedule(''))
+        .to.throw(TypeError)
+        .with.property('code', 'ERR_INVALID_ARG_VALUE');
       expect(() => executor.schedule(7 as never)).to.throw(/must be a non-empty string; received number 7/);
       expect(executor.busy).to.equal(false);
     });
@@ -83,7 +79,9 @@ describe('AsyncExecutor', () => {
       const g = gate<boolean>();
       const done = executor.run(() => g.promise);
       await settle();
-      expect(() => executor.resetScheduledAction()).to.throw(/has already started; use cancel/).with.property('code', 'ERR_INVALID_STATE');
+      expect(() => executor.resetScheduledAction())
+        .to.throw(/has already started; use cancel/)
+        .with.property('code', 'ERR_INVALID_STATE');
       g.open(true);
       await done;
     });
@@ -225,9 +223,7 @@ describe('AsyncExecutor', () => {
       const { executor, bus } = setup();
       const g = gate<boolean>();
       expect(executor.tryRunAsync('restart', () => g.promise)).to.equal(null);
-      expect(executor.tryRunAsync('promote', async () => true)).to.equal(
-        'Failed to run promote, restart is already in progress',
-      );
+      expect(executor.tryRunAsync('promote', async () => true)).to.equal('Failed to run promote, restart is already in progress');
       g.open(true);
       const wakeup = await bus.wait(1_000);
       expect(wakeup?.detail).to.deep.equal({ executor: 'ha', action: 'restart', outcome: 'completed' });
@@ -243,7 +239,9 @@ describe('AsyncExecutor', () => {
 
     it('throws synchronously from runAsync for bad input', () => {
       const { executor } = setup();
-      expect(() => executor.runAsync(undefined as never)).to.throw(TypeError).with.property('code', 'ERR_INVALID_ARG_TYPE');
+      expect(() => executor.runAsync(undefined as never))
+        .to.throw(TypeError)
+        .with.property('code', 'ERR_INVALID_ARG_TYPE');
     });
   });
 
@@ -408,11 +406,13 @@ describe('AsyncExecutor', () => {
           return true;
         });
         await executor.cancel(); // Patroni's reinit --force: cancel, then schedule anew
-        expect(executor.tryRunAsync('reinitialize', async () => {
-          ran.push('reinitialize');
-          slotsSeen.push(executor.scheduledAction);
-          return true;
-        })).to.equal(null);
+        expect(
+          executor.tryRunAsync('reinitialize', async () => {
+            ran.push('reinitialize');
+            slotsSeen.push(executor.scheduledAction);
+            return true;
+          }),
+        ).to.equal(null);
       });
       await settle(5);
       expect(ran).to.deep.equal(['reinitialize']);

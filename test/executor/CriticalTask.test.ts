@@ -51,9 +51,15 @@ describe('CriticalTask', () => {
 
   it('throws an InvalidStateError when cancel, complete or reset is called outside withLock()', () => {
     const task = new CriticalTask({ name: 'pm' });
-    expect(() => task.cancel()).to.throw(/pm\.cancel\(\) must be called inside pm\.withLock\(\)/).with.property('code', 'ERR_INVALID_STATE');
-    expect(() => task.complete(1)).to.throw().with.property('code', 'ERR_INVALID_STATE');
-    expect(() => task.reset()).to.throw().with.property('code', 'ERR_INVALID_STATE');
+    expect(() => task.cancel())
+      .to.throw(/pm\.cancel\(\) must be called inside pm\.withLock\(\)/)
+      .with.property('code', 'ERR_INVALID_STATE');
+    expect(() => task.complete(1))
+      .to.throw()
+      .with.property('code', 'ERR_INVALID_STATE');
+    expect(() => task.reset())
+      .to.throw()
+      .with.property('code', 'ERR_INVALID_STATE');
   });
 
   describe('the two-party interlock', () => {

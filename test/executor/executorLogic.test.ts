@@ -47,12 +47,14 @@ describe('executorLogic in a user machine', () => {
     const app = createActor(controller).start();
     const child = app.getSnapshot().children['executor'] as AnyActorRef;
     expect(child, 'a child of the user machine').to.not.equal(undefined);
-    expect(child.system, 'in the user machine\'s system').to.equal(app.system);
+    expect(child.system, "in the user machine's system").to.equal(app.system);
     app.send({ type: 'resize', id: 7 });
     await waitUntil(() => app.getSnapshot().context.replies.includes('statesmith.executor.done'), 5_000, 'done');
     expect(resized).to.deep.equal([7]);
     // replyTo and the parent are the same actor here: it hears each reply twice.
-    expect(new Set(app.getSnapshot().context.replies)).to.deep.equal(new Set(['statesmith.executor.scheduled', 'statesmith.executor.started', 'statesmith.executor.done']));
+    expect(new Set(app.getSnapshot().context.replies)).to.deep.equal(
+      new Set(['statesmith.executor.scheduled', 'statesmith.executor.started', 'statesmith.executor.done']),
+    );
     expect(app.getSnapshot().context.last).to.include({ type: 'statesmith.executor.done', action: 'resize', outcome: 'completed', result: 'resized 7' });
     expect((await bus.wait(0))?.reason).to.equal('resize completed');
     app.stop();
@@ -79,7 +81,7 @@ describe('executorLogic in a user machine', () => {
     expect(heard.at(-1)).to.include({ type: 'statesmith.executor.done', outcome: 'completed' });
   });
 
-  it('cancels by command: the task\'s signal aborts, and the canceller hears cancelled once it cleaned up', async () => {
+  it("cancels by command: the task's signal aborts, and the canceller hears cancelled once it cleaned up", async () => {
     const executor = createActor(executorLogic, {
       input: {
         actions: {
@@ -140,7 +142,7 @@ describe('the executor tree', function () {
   });
 });
 
-describe('facades called from inside their actor\'s own step', () => {
+describe("facades called from inside their actor's own step", () => {
   it('AsyncExecutor.schedule from a reply listener throws InvalidStateError and leaves no command behind', async () => {
     const { AsyncExecutor, InvalidStateError } = await import('../../src/index.ts');
     const executor = new AsyncExecutor({ wakeup: () => undefined, name: 'reentrant' });

@@ -166,7 +166,10 @@ describe('AsyncExecutor: facade calls and direct sends interleaved', function ()
         for (const j of jobs) if (j.started) expect(j.finished, `job ${j.id} started and ended`).to.equal(true);
         for (const promise of promises) expect(await isSettled(promise), 'no promise left pending').to.equal(true);
         // At most the long-lived task child stays (it comes with the first task; nothing is spawned per task), and the executor lock is free.
-        expect(Object.keys(executor.actor.getSnapshot().children).filter((id) => id !== 'task'), 'no child left behind').to.deep.equal([]);
+        expect(
+          Object.keys(executor.actor.getSnapshot().children).filter((id) => id !== 'task'),
+          'no child left behind',
+        ).to.deep.equal([]);
         expect(executor.locked, 'no lock left held').to.equal(false);
         expect(timers(), 'no timer left behind').to.be.at.most(timersBefore);
         executor.actor.stop();

@@ -21,13 +21,21 @@ import { inspect } from '../../src/inspect/index.ts';
 import { waitUntil } from '../support/async.ts';
 import { sharedNats } from '../support/servers.ts';
 
-
 /** The page's event log (a top-level binding of inspector/app.js), read by functions evaluated in the page. */
 declare const events: ReadonlyArray<{ readonly seq: number; readonly event?: { readonly scheduleAs?: string }; readonly contextAsked?: boolean }>;
 const CHROMIUM = '/usr/bin/chromium';
 // The flags the machine notes list: without the background-networking ones, chromium's
 // own connections are refused by the closed network, many at a time.
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const HOSTILE = '<img src=x onerror=window.__xss=1>';
 
 describe('the inspector in a real browser', function () {
@@ -113,7 +121,11 @@ describe('the inspector in a real browser', function () {
     const names = [`pagea${process.pid}`, `pageb${process.pid}`];
     const outputs = names.map(() => ({ text: '' }));
     const children = names.map((name, i) => {
-      const child = spawn(process.execPath, ['--conditions=statesmith-source', '--import', 'tsx', 'src/cli.ts', 'demo', '--nats', url as string, '--name', name, '--for', '30'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(
+        process.execPath,
+        ['--conditions=statesmith-source', '--import', 'tsx', 'src/cli.ts', 'demo', '--nats', url as string, '--name', name, '--for', '30'],
+        { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       const out = outputs[i] as { text: string };
       child.stdout.on('data', (d: Buffer) => (out.text += d.toString()));
       child.stderr.on('data', (d: Buffer) => (out.text += d.toString()));
@@ -131,11 +143,22 @@ describe('the inspector in a real browser', function () {
           expect(await agentRow.locator('> button').getAttribute('data-kind')).to.equal('agent');
           // The agent's own machine, its executor and the executor's subprocess runner, nested.
           await agentRow.locator('> ul [data-kind="executor"]').first().waitFor({ timeout: 20_000 });
-          await agentRow.locator('> ul [data-kind="executor"]').first().locator('xpath=..').locator('[data-kind="subprocess"]').first().waitFor({ timeout: 10_000 });
+          await agentRow
+            .locator('> ul [data-kind="executor"]')
+            .first()
+            .locator('xpath=..')
+            .locator('[data-kind="subprocess"]')
+            .first()
+            .waitFor({ timeout: 10_000 });
           await agentRow.locator('> ul [data-kind="service"]').first().waitFor({ timeout: 10_000 });
         }
         // Each agent's executor is its own: selecting one shows that agent's chart.
-        const executorOf = (name: string) => page.locator('#tree li').filter({ has: page.locator(`> button[data-session="nats:statesmith.agents.${name}"]`) }).locator('[data-kind="executor"]').first();
+        const executorOf = (name: string) =>
+          page
+            .locator('#tree li')
+            .filter({ has: page.locator(`> button[data-session="nats:statesmith.agents.${name}"]`) })
+            .locator('[data-kind="executor"]')
+            .first();
         await executorOf(names[1] as string).click();
         await page.locator('#chart-svg g.svg-node[data-node="statesmith.executor.scheduled"]').waitFor({ timeout: 10_000 });
         mkdirSync('.artifacts', { recursive: true });
@@ -221,7 +244,11 @@ describe('the inspector in a real browser', function () {
       await page.locator('#type-filter').fill('-executor');
       // In the page (a function, which CSP allows; a string would be eval).
       type Cells = { document: { querySelectorAll(selector: string): Iterable<{ textContent: string | null }> } };
-      await page.waitForFunction(() => [...(globalThis as unknown as Cells).document.querySelectorAll('#events tbody tr td:nth-child(4)')].every((td) => !(td.textContent ?? '').includes('executor')));
+      await page.waitForFunction(() =>
+        [...(globalThis as unknown as Cells).document.querySelectorAll('#events tbody tr td:nth-child(4)')].every(
+          (td) => !(td.textContent ?? '').includes('executor'),
+        ),
+      );
       expect(await page.locator('#events tbody tr').count()).to.be.greaterThan(0);
 
       // Closing the inspector: the last batch arrives and the page says it closed.
@@ -290,7 +317,7 @@ describe('the inspector in a real browser', function () {
     }
   });
 
-  it('sends an event from the page when allowSend is on: the executor moves, and a refusal shows the actor\'s rejected reply; with it off there is no form and the server refuses', async () => {
+  it("sends an event from the page when allowSend is on: the executor moves, and a refusal shows the actor's rejected reply; with it off there is no form and the server refuses", async () => {
     inspection.reset();
     const executor = new AsyncExecutor({ wakeup: new WakeupBus(), name: 'remote-controlled' });
     const inspector = await startInspector({ allowSend: true });
@@ -336,9 +363,19 @@ describe('the inspector in a real browser', function () {
       const ws = new WsClient(`ws://${url.host}/ws?token=${url.searchParams.get('token')}`, { origin: `http://${url.host}` });
       const refused = await new Promise<Record<string, unknown>>((resolve, reject) => {
         ws.on('error', reject);
-        ws.on('open', () => ws.send(JSON.stringify({ type: 'statesmith.inspector.send', requestId: 'r1', sessionId: executor.actor.sessionId, event: { type: 'statesmith.executor.schedule', action: 'restart' } })));
+        ws.on('open', () =>
+          ws.send(
+            JSON.stringify({
+              type: 'statesmith.inspector.send',
+              requestId: 'r1',
+              sessionId: executor.actor.sessionId,
+              event: { type: 'statesmith.executor.schedule', action: 'restart' },
+            }),
+          ),
+        );
         ws.on('message', (data) => {
-          for (const record of JSON.parse(String(data)) as Array<Record<string, unknown>>) if (record['type'] === 'statesmith.inspector.sendResult') resolve(record);
+          for (const record of JSON.parse(String(data)) as Array<Record<string, unknown>>)
+            if (record['type'] === 'statesmith.inspector.sendResult') resolve(record);
         });
       });
       ws.close();
@@ -358,12 +395,23 @@ describe('the inspector in a real browser', function () {
       const fence = 1796527853216328n;
       inspection.lock({ lock: 'distributed:long-hold', kind: 'redis', op: 'held', holder: 'node-a', fence });
       inspection.lock({ lock: 'distributed:short-hold', kind: 'redis', op: 'held', holder: 'node-b', fence: fence + 1n });
-      inspection.lock({ lock: 'distributed:short-hold', kind: 'redis', op: 'lost', fence: fence + 1n, by: 'short-hold was taken away by the redis backend: the server refused to renew it' });
+      inspection.lock({
+        lock: 'distributed:short-hold',
+        kind: 'redis',
+        op: 'lost',
+        fence: fence + 1n,
+        by: 'short-hold was taken away by the redis backend: the server refused to renew it',
+      });
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       inspection.lock({ lock: 'distributed:short-hold', kind: 'redis', op: 'held', holder: 'node-c', fence: fence + 2n });
       const { page, errors } = await openPage(inspector.url);
       await page.locator('.timeline-row[data-lock="distributed:long-hold"] .lock-bar').waitFor();
-      const labels = (await page.locator('.lock-bar .fence').evaluateAll((nodes) => nodes.map((n) => ({ text: n.textContent, clipped: n.scrollWidth > n.clientWidth + 1 })))) as Array<{ text: string; clipped: boolean }>;
+      const labels = (await page
+        .locator('.lock-bar .fence')
+        .evaluateAll((nodes) => nodes.map((n) => ({ text: n.textContent, clipped: n.scrollWidth > n.clientWidth + 1 })))) as Array<{
+        text: string;
+        clipped: boolean;
+      }>;
       expect(labels.length).to.be.greaterThan(0);
       for (const { text, clipped } of labels) {
         expect(text, 'a whole fence, or its last digits after an ellipsis').to.match(/^#(1796527853216\d{3}|…\d{4})$/);
@@ -519,7 +567,11 @@ describe('the inspector in a real browser', function () {
       // own load: it runs the inspector and drives the browser.)
       const session = executor.actor.sessionId;
       await page.addInitScript((id: string) => {
-        const scope = globalThis as unknown as { document: { querySelector(s: string): unknown }; MutationObserver: new (f: (r: unknown, o: { disconnect(): void }) => void) => { observe(t: unknown, o: unknown): void }; __firstPaint?: number };
+        const scope = globalThis as unknown as {
+          document: { querySelector(s: string): unknown };
+          MutationObserver: new (f: (r: unknown, o: { disconnect(): void }) => void) => { observe(t: unknown, o: unknown): void };
+          __firstPaint?: number;
+        };
         new scope.MutationObserver((_records, observer) => {
           if (scope.document.querySelector('#events tbody tr') !== null && scope.document.querySelector(`[data-session="${id}"]`) !== null) {
             scope.__firstPaint = performance.now();
@@ -533,15 +585,15 @@ describe('the inspector in a real browser', function () {
       await page.locator(`[data-session="${session}"]`).waitFor();
       const seen = performance.now() - t0;
       const firstPaint = await page.evaluate(() => (globalThis as unknown as { __firstPaint?: number }).__firstPaint ?? Number.NaN);
-      console.log(`      first paint of a late viewer, ${inspection.capacity.toLocaleString()}-record ring: ${Math.round(firstPaint)} ms from navigation (${Math.round(seen)} ms as this process saw it)`);
+      console.log(
+        `      first paint of a late viewer, ${inspection.capacity.toLocaleString()}-record ring: ${Math.round(firstPaint)} ms from navigation (${Math.round(seen)} ms as this process saw it)`,
+      );
       // A loose bound: the measured figure is printed; a loaded CI machine must not flake.
       expect(firstPaint).to.be.below(5_000);
       // The rest of the history merges in behind: the whole ring ends up in the log, in order.
-      await page.waitForFunction(
-        (count: number) => events.length >= count,
-        inspection.records().filter((r) => r.type === '@xstate.snapshot').length - 50,
-        { timeout: 10_000 },
-      );
+      await page.waitForFunction((count: number) => events.length >= count, inspection.records().filter((r) => r.type === '@xstate.snapshot').length - 50, {
+        timeout: 10_000,
+      });
       const seqs = await page.evaluate(() => events.map((r) => r.seq));
       expect(seqs).to.deep.equal([...seqs].sort((a, b) => a - b));
 
@@ -562,7 +614,7 @@ describe('the inspector in a real browser', function () {
     }
   });
 
-  it('a page that reconnects to a restarted inspector (same port and token) starts afresh, without the old process\'s actors', async () => {
+  it("a page that reconnects to a restarted inspector (same port and token) starts afresh, without the old process's actors", async () => {
     inspection.reset();
     const token = 'restart-token-0123456789';
     let inspector = await startInspector({ token });
@@ -582,7 +634,7 @@ describe('the inspector in a real browser', function () {
       const after = new AsyncExecutor({ wakeup: new WakeupBus(), name: 'second-life' });
       await after.run(async () => 2);
       await page.locator('#tree button', { hasText: 'second-life' }).waitFor({ timeout: 10_000 });
-      expect(await page.locator('#tree button', { hasText: 'first-life' }).count(), 'the old process\'s actors are gone').to.equal(0);
+      expect(await page.locator('#tree button', { hasText: 'first-life' }).count(), "the old process's actors are gone").to.equal(0);
       expect(errors, 'no page errors').to.deep.equal([]);
       await page.close();
     } finally {
@@ -591,7 +643,7 @@ describe('the inspector in a real browser', function () {
     }
   });
 
-  it("shows siblings that finished under one name as one row with their count, and the running ones apart", async () => {
+  it('shows siblings that finished under one name as one row with their count, and the running ones apart', async () => {
     inspection.reset();
     const inspector = await startInspector();
     try {
@@ -616,7 +668,9 @@ describe('the inspector in a real browser', function () {
       await pings.first().waitFor();
       // The page settles on the picture's last states within a frame or two.
       await waitUntil(async () => (await pings.count()) === 1 && (await pings.first().getAttribute('data-count')) === '5', 5_000).catch(() => undefined);
-      const shown = await page.locator('#tree button').evaluateAll((rows) => rows.map((row) => `${row.textContent} [${row.getAttribute('data-count')}]`).join(' | '));
+      const shown = await page
+        .locator('#tree button')
+        .evaluateAll((rows) => rows.map((row) => `${row.textContent} [${row.getAttribute('data-count')}]`).join(' | '));
       expect(await pings.count(), `one row for the five finished pings; the tree: ${shown}`).to.equal(1);
       expect(await pings.first().getAttribute('data-count')).to.equal('5');
       expect(await pings.first().textContent()).to.include('ping ×5');
@@ -645,7 +699,11 @@ describe('the inspector in a real browser', function () {
       const { page, errors } = await openPage(inspector.url);
       await page.locator(`[data-session="${hostile.sessionId}"]`).click();
       await page.locator('#chart-svg').waitFor({ timeout: 10_000 });
-      await page.locator('#context details summary').first().click().catch(() => undefined);
+      await page
+        .locator('#context details summary')
+        .first()
+        .click()
+        .catch(() => undefined);
       await page.locator('#events tbody tr').first().waitFor();
       // Every hostile string is there, as text, and none ran or became an element.
       expect(await page.locator('#detail-title').textContent()).to.include('<img');

@@ -81,12 +81,15 @@ describe('inspection capture', () => {
     stop = startCapture();
     const records = parse(inspection);
     for (const child of children) {
-      expect(records.find((r) => r.type === '@xstate.actor' && r.sessionId === child.sessionId), 'an adopted child').to.deep.include({ parentId: executor.actor.sessionId });
+      expect(
+        records.find((r) => r.type === '@xstate.actor' && r.sessionId === child.sessionId),
+        'an adopted child',
+      ).to.deep.include({ parentId: executor.actor.sessionId });
     }
     finish();
   });
 
-  it('shows an election as its coordinator\'s child, and its campaign as transitions', async () => {
+  it("shows an election as its coordinator's child, and its campaign as transitions", async () => {
     stop = startCapture();
     const coordinator = createCoordinator({ url: 'memory://capture-election', agentId: 'seen' });
     await coordinator.start();
@@ -124,7 +127,11 @@ describe('inspection capture', () => {
     const clock = new ManualClock();
     class Flaky extends ServiceBase {
       protected async main(signal: AbortSignal): Promise<void> {
-        this.createTask(() => Promise.reject(new Error('flaky')), { name: 'sub', logException: false, restart: { maxRestarts: 10, backoff: { initialMs: 100, jitter: 0 } } });
+        this.createTask(() => Promise.reject(new Error('flaky')), {
+          name: 'sub',
+          logException: false,
+          restart: { maxRestarts: 10, backoff: { initialMs: 100, jitter: 0 } },
+        });
         await new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
       }
     }
@@ -140,7 +147,11 @@ describe('inspection capture', () => {
       ['statesmith.task.start', 'running'],
       ['statesmith.task.fail', { done: 'failed' }],
     ]);
-    expect(steps.find((s) => (s['event'] as { type: string }).type === 'statesmith.task.restart')?.['event']).to.deep.equal({ type: 'statesmith.task.restart', attempt: 1, delayMs: 100 });
+    expect(steps.find((s) => (s['event'] as { type: string }).type === 'statesmith.task.restart')?.['event']).to.deep.equal({
+      type: 'statesmith.task.restart',
+      attempt: 1,
+      delayMs: 100,
+    });
     const serviceActor = records.find((r) => r.type === '@xstate.actor' && r['id'] === 'Flaky:flaky');
     const serviceSteps = records.filter((r) => r.type === '@xstate.snapshot' && r.sessionId === serviceActor?.sessionId);
     const escalated = serviceSteps.find((s) => (s['event'] as { type: string }).type === 'statesmith.taskGroup.failed');
@@ -167,7 +178,10 @@ describe('inspection capture', () => {
       ['held', 'snapshot job', null, 0],
       ['free', null, null, 0],
     ]);
-    expect(locks.map((l) => l['forceRun']), 'no force run took it: the watchdog here is a name').to.deep.equal([null, null, null, null, null]);
+    expect(
+      locks.map((l) => l['forceRun']),
+      'no force run took it: the watchdog here is a name',
+    ).to.deep.equal([null, null, null, null, null]);
   });
 
   it('starts with the locks taken before it: a held Mutex, one waited for, and a held distributed lock', async () => {
@@ -184,7 +198,10 @@ describe('inspection capture', () => {
       const locks = parse(inspection).filter((r) => r.type === 'statesmith.lock');
       expect(locks.find((l) => l['lock'] === 'mutex:before-capture')).to.deep.include({ op: 'held', holder: 'early job', waiters: 1 });
       expect(locks.find((l) => l['lock'] === 'distributed:early-volume')).to.deep.include({ op: 'held', holder: 'early' });
-      expect(locks.some((l) => l['lock'] === 'mutex:taken-and-given-back'), 'a free lock nobody waits for is not news').to.equal(false);
+      expect(
+        locks.some((l) => l['lock'] === 'mutex:taken-and-given-back'),
+        'a free lock nobody waits for is not news',
+      ).to.equal(false);
     } finally {
       held.release();
       (await waiting).release();
@@ -204,7 +221,7 @@ describe('inspection capture', () => {
     const forced = records.find((r) => r.type === 'statesmith.lock' && r['lock'] === 'mutex:wal-forced' && r['op'] === 'forced');
     // The force run is the locksmith's child (not an actor on its own), and the record names it by that place.
     const run = records.find((r) => r.type === '@xstate.actor' && r['kind'] === 'force' && r['parentId'] === smith.actor.sessionId);
-    expect(run, 'the force run is the locksmith\'s child in the picture').to.not.equal(undefined);
+    expect(run, "the force run is the locksmith's child in the picture").to.not.equal(undefined);
     expect(forced?.['forceRun']).to.deep.equal({ parentId: smith.actor.sessionId, id: run?.['id'] });
     expect(forced?.['by']).to.equal('keeper');
   });
@@ -278,7 +295,10 @@ describe('inspection capture', () => {
     expect(describedAtSteps, 'only the copied values were written at their steps').to.equal(3);
     // The first actor's were written when read.
     expect(described).to.be.greaterThan(describedAtSteps);
-    expect(steps(volatile).map((r) => (r['context'] as { gauge: { level: number } }).gauge.level), 'the gauge as it was at each step').to.deep.equal([1, 1]);
+    expect(
+      steps(volatile).map((r) => (r['context'] as { gauge: { level: number } }).gauge.level),
+      'the gauge as it was at each step',
+    ).to.deep.equal([1, 1]);
     stable.stop();
     volatile.stop();
   });
@@ -293,10 +313,15 @@ describe('inspection capture', () => {
     const session = executor.actor.sessionId;
     expect(parse(inspection).filter((r) => r.sessionId === session && r.type === '@xstate.snapshot')).to.have.length.greaterThan(3);
     expect(theirs.some((e) => e.type === '@xstate.snapshot' && e.actorRef === executor.actor && e.rootId === session)).to.equal(true);
-    expect(theirs.some((e) => e.type === '@xstate.action'), 'actions still reach XState subscribers').to.equal(true);
+    expect(
+      theirs.some((e) => e.type === '@xstate.action'),
+      'actions still reach XState subscribers',
+    ).to.equal(true);
     // The dispatch capture wraps is XState's internal one: if a later XState drops it, this
     // says so here (capture would still work, through the slower subscription below).
-    expect(typeof (executor.actor.system as unknown as { _sendInspectionEvent?: unknown })._sendInspectionEvent, 'XState\'s system dispatch').to.equal('function');
+    expect(typeof (executor.actor.system as unknown as { _sendInspectionEvent?: unknown })._sendInspectionEvent, "XState's system dispatch").to.equal(
+      'function',
+    );
     // A system without XState's dispatch (another version) is subscribed to instead.
     const stream = new InspectionStream(10);
     let subscribed: unknown;
@@ -314,7 +339,7 @@ describe('inspection capture', () => {
     expect(stream.recordOf((seqs.at(-1) as number) + 1)).to.equal(undefined);
   });
 
-  it('splits a late viewer\'s picture: every latest state and the newest history first, the rest of the history after', () => {
+  it("splits a late viewer's picture: every latest state and the newest history first, the rest of the history after", () => {
     const stream = new InspectionStream(50);
     stream.enable();
     stream.lock({ lock: 'early', kind: 'mutex', op: 'held' });
@@ -373,6 +398,11 @@ describe('inspection capture', () => {
     expect(kept.map((r) => r['op'])).to.deep.equal(['op7', 'op8', 'op9', 'op10', 'op11']);
     expect(stream.ringBytes).to.be.greaterThan(0);
     // A late viewer gets the lock's history that is left, in order (for the timeline).
-    expect(stream.picture().filter((r) => r.type === 'statesmith.lock').map((r) => (JSON.parse(r.json) as { op: unknown }).op)).to.deep.equal(['op7', 'op8', 'op9', 'op10', 'op11']);
+    expect(
+      stream
+        .picture()
+        .filter((r) => r.type === 'statesmith.lock')
+        .map((r) => (JSON.parse(r.json) as { op: unknown }).op),
+    ).to.deep.equal(['op7', 'op8', 'op9', 'op10', 'op11']);
   });
 });

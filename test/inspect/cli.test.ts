@@ -11,7 +11,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 describe('the statesmith CLI', function () {
   this.timeout(30_000);
 
-  it('prints its help for no command, --help and -h, and the demo\'s for demo --help, exiting 0', async () => {
+  it("prints its help for no command, --help and -h, and the demo's for demo --help, exiting 0", async () => {
     for (const args of [[], ['--help'], ['-h']]) {
       const { code, out } = await cli(...args);
       expect(code, args.join(' ')).to.equal(0);
@@ -91,11 +91,16 @@ describe('the statesmith CLI', function () {
   });
 
   it('a second signal during the stop (Ctrl-C under npm comes twice) does not cut the clean stop short', async () => {
-    const child = spawn(process.execPath, ['--conditions=statesmith-source', '--import', 'tsx', 'src/cli.ts', 'demo'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--conditions=statesmith-source', '--import', 'tsx', 'src/cli.ts', 'demo'], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.on('exit', (code, signal) => resolve({ code, signal })),
+    );
     try {
       const deadline = Date.now() + 15_000;
       while (!out.includes('became the leader') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));

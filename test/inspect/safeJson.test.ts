@@ -85,7 +85,7 @@ describe('toSafeJson (what the inspector may show)', () => {
   it('the one-pass writer gives exactly the JSON of the reference walk, on every kind of value and limit', () => {
     // A seeded generator: the same values on every run.
     let seed = 7;
-    const random = (): number => ((seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648) / 2_147_483_648);
+    const random = (): number => (seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648) / 2_147_483_648;
     const actor = createActor(createMachine({ id: 'm' }), { id: 'child' });
     const leaves: Array<() => unknown> = [
       () => 'text',
@@ -140,7 +140,15 @@ describe('toSafeJson (what the inspector may show)', () => {
   it('judges what capture may keep by reference: plain data and self-describing objects, not what can change', () => {
     expect(isStable({ a: 1, b: [1, 'x', { c: null }], fn() {} })).to.equal(true);
     expect(isStable({ bus: new WakeupBus(), lock: new Mutex(), stream: new Subject(), done: Promise.resolve() })).to.equal(true);
-    expect(isStable(Object.freeze(new (class Frozen { readonly n = 1; })()))).to.equal(true);
+    expect(
+      isStable(
+        Object.freeze(
+          new (class Frozen {
+            readonly n = 1;
+          })(),
+        ),
+      ),
+    ).to.equal(true);
     // A class instance, a map, a date, an error, a signal can change under the reference.
     class Account {
       balance = 1;

@@ -72,7 +72,8 @@ describe('startInspector', function () {
     expect(error.code).to.equal('ERR_INVALID_ARG_VALUE');
     expect(error.message).to.match(/loopback address.*unless allowRemote/);
     // A number that is no port is out of range, the code the CLI's --inspect gives too; another type is the wrong type.
-    for (const port of [-1, 99_999, 1.5]) expect(((await rejection(startInspector({ port }))) as { code: string }).code, String(port)).to.equal('ERR_OUT_OF_RANGE');
+    for (const port of [-1, 99_999, 1.5])
+      expect(((await rejection(startInspector({ port }))) as { code: string }).code, String(port)).to.equal('ERR_OUT_OF_RANGE');
     expect(((await rejection(startInspector({ port: '80' as never }))) as { code: string }).code).to.equal('ERR_INVALID_ARG_TYPE');
     expect(((await rejection(startInspector({ token: 'short' }))) as { code: string }).code).to.equal('ERR_INVALID_ARG_VALUE');
     expect(inspection.enabled).to.equal(false);

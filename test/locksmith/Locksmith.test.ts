@@ -134,7 +134,7 @@ describe('Locksmith', () => {
       expect(plain.locked).to.equal(false);
     });
 
-    it('RELEASED_WITH_FALSE: the lock\'s release() returned exactly false', async () => {
+    it("RELEASED_WITH_FALSE: the lock's release() returned exactly false", async () => {
       const smith = new Locksmith();
       const plain = new PlainLock();
       await plain.acquire();
@@ -259,7 +259,7 @@ describe('Locksmith', () => {
       expect(handle.signal.aborted).to.equal(false);
     });
 
-    it('FAILURE: a subclass may absorb the owner\'s critical error; by default the force rejects with a CriticalError', async () => {
+    it("FAILURE: a subclass may absorb the owner's critical error; by default the force rejects with a CriticalError", async () => {
       const { mutex } = await held('doomed');
       const fatal = new CriticalError('data directory gone');
       serve('doomed', () => {
@@ -305,8 +305,18 @@ describe('Locksmith', () => {
       const smith = new Locksmith();
       for (const [owner, handler] of [
         ['deaf', undefined],
-        ['raises', () => { throw new Error('cannot'); }],
-        ['propagates', (request: LockForceRequest) => { throw request; }],
+        [
+          'raises',
+          () => {
+            throw new Error('cannot');
+          },
+        ],
+        [
+          'propagates',
+          (request: LockForceRequest) => {
+            throw request;
+          },
+        ],
         ['garbage', () => 'maybe' as never],
       ] as const) {
         if (handler) serve(owner, handler);
@@ -514,7 +524,7 @@ describe('Locksmith', () => {
       expect(clock.pendingTimers).to.equal(0);
     });
 
-    it('if the owner lets go while the force is under way, the force does not release the host\'s own hold (H5)', async () => {
+    it("if the owner lets go while the force is under way, the force does not release the host's own hold (H5)", async () => {
       const smith = new Locksmith();
       const { mutex, handle } = await held('job');
       const info = gate<string>();
@@ -545,14 +555,16 @@ describe('Locksmith', () => {
       const smith = new Locksmith({ clock });
       const mutex = new Mutex({ name: 'free' });
       const stopped = gate();
-      const hosting = rejection(smith.host(
-        (signal) =>
-          new Promise((_, reject) => {
-            signal.addEventListener('abort', () => stopped.promise.then(() => reject(signal.reason)));
-          }),
-        mutex,
-        { taskTimeoutMs: 1_000 },
-      ));
+      const hosting = rejection(
+        smith.host(
+          (signal) =>
+            new Promise((_, reject) => {
+              signal.addEventListener('abort', () => stopped.promise.then(() => reject(signal.reason)));
+            }),
+          mutex,
+          { taskTimeoutMs: 1_000 },
+        ),
+      );
       await settle();
       await clock.advance(1_000);
       expect(mutex.locked, 'still held while the task winds down').to.equal(true);

@@ -2,7 +2,6 @@ import { expect } from 'chai';
 import { currentOwner, ForceResult, LockLostError, Locksmith, Mutex, serveLockForceRequests, TaskGroup, type LockHandle } from '../../src/index.ts';
 import { gate, settle } from '../support/async.ts';
 
-
 describe('a deadlock broken by a watchdog locksmith', () => {
   it('two tasks wait on each other; host() breaks the cycle, runs the cleanup under the lock, and both handles say why', async () => {
     const a = new Mutex({ name: 'a' });
@@ -45,7 +44,10 @@ describe('a deadlock broken by a watchdog locksmith', () => {
     );
     expect(report).to.equal('cleaned');
     expect(during).to.deep.equal([false, 'task hosted by watchdog under a', ForceResult.SUCCESS]);
-    for (const [name, lock] of [['one', 'a'], ['two', 'b']] as const) {
+    for (const [name, lock] of [
+      ['one', 'a'],
+      ['two', 'b'],
+    ] as const) {
       const reason = handles.get(name)?.signal.reason as LockLostError;
       expect(reason, name).to.be.instanceOf(LockLostError);
       expect([reason.lock, reason.by, reason.info]).to.deep.equal([lock, 'watchdog', info]);

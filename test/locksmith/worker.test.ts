@@ -75,7 +75,9 @@ describe('Locksmith and a SharedMutex held in a worker', function () {
 
   it('a plain Worker that already exited is OWNER_COMPLETED, and its leaked lock is freed', async () => {
     const lock = SharedMutex.create();
-    const worker = new Worker(boot, { workerData: { buffer: lock.buffer, index: lock.index, mode: 'answer', wake: new SharedArrayBuffer(4), entry: fixture.href } });
+    const worker = new Worker(boot, {
+      workerData: { buffer: lock.buffer, index: lock.index, mode: 'answer', wake: new SharedArrayBuffer(4), entry: fixture.href },
+    });
     await new Promise((resolve) => worker.once('message', resolve));
     expect(lock.locked).to.equal(true);
     const smith = new Locksmith();
@@ -105,7 +107,7 @@ describe('Locksmith and a SharedMutex held in a worker', function () {
       await thread.join(10_000);
     });
 
-    it("a compel that comes after the owner let go and another thread acquired leaves that hold alone", async () => {
+    it('a compel that comes after the owner let go and another thread acquired leaves that hold alone', async () => {
       const { lock, thread, wake } = await workerHolding('release-then-wedge');
       const smith = new Locksmith({ name: 'watchdog' });
       await smith.recognize(lock);

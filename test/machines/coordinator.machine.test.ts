@@ -18,7 +18,9 @@ describeModel('coordinatorMachine', model, {
       // Forged from outside: refused.
       { type: 'statesmith.coordinator.lost', forged: true } as never,
       { type: 'statesmith.test.after.slice' } as never,
-      ...['connect', 'ping', 'reconnect', 'shutdown'].flatMap((id) => [{ type: `xstate.done.actor.${id}` }, { type: `xstate.error.actor.${id}`, error: new Error('down') }] as never[]),
+      ...['connect', 'ping', 'reconnect', 'shutdown'].flatMap(
+        (id) => [{ type: `xstate.done.actor.${id}` }, { type: `xstate.error.actor.${id}`, error: new Error('down') }] as never[],
+      ),
     ] satisfies CoordinatorEvent[],
   serialize: (s) => JSON.stringify([s.value, Math.min(s.context.attempt, 3)]),
   invariants: {

@@ -5,14 +5,15 @@ import { describeModel } from '../support/model.ts';
 
 describeModel('criticalTaskMachine', criticalTaskMachine, {
   input: { name: 'model' },
-  events: () => [
-    { type: 'statesmith.critical.schedule' },
-    { type: 'statesmith.critical.start' },
-    { type: 'statesmith.critical.end' },
-    { type: 'statesmith.critical.complete', result: 'postmaster' },
-    { type: 'statesmith.critical.cancel' },
-    { type: 'statesmith.critical.reset' },
-  ] satisfies CriticalTaskEvent[],
+  events: () =>
+    [
+      { type: 'statesmith.critical.schedule' },
+      { type: 'statesmith.critical.start' },
+      { type: 'statesmith.critical.end' },
+      { type: 'statesmith.critical.complete', result: 'postmaster' },
+      { type: 'statesmith.critical.cancel' },
+      { type: 'statesmith.critical.reset' },
+    ] satisfies CriticalTaskEvent[],
   serialize: (s) => JSON.stringify([s.value, s.context.isCancelled, s.context.result ?? null]),
   invariants: {
     idle: (s) => expect(s.context).to.include({ isCancelled: false, result: undefined }),
@@ -36,7 +37,11 @@ describe('criticalTaskMachine answers', () => {
     actor.send({ type: 'statesmith.critical.reset' });
     actor.send({ type: 'statesmith.critical.cancel' });
     actor.send({ type: 'statesmith.critical.complete', result: 2 });
-    expect(heard.map((r) => (r.type === 'statesmith.rejected' ? `rejected ${r.code}` : r.type === 'statesmith.critical.cancelResult' ? `cancel ${r.cancelled}` : r.type))).to.deep.equal([
+    expect(
+      heard.map((r) =>
+        r.type === 'statesmith.rejected' ? `rejected ${r.code}` : r.type === 'statesmith.critical.cancelResult' ? `cancel ${r.cancelled}` : r.type,
+      ),
+    ).to.deep.equal([
       'statesmith.critical.scheduled',
       'statesmith.critical.completed',
       'cancel false',

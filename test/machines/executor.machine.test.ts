@@ -69,7 +69,13 @@ describe('executorMachine commands', () => {
     const before = actor.getSnapshot();
     actor.send({ type: 'statesmith.executor.reset' });
     expect(heard).to.deep.equal([
-      { type: 'statesmith.rejected', command: { type: 'statesmith.executor.reset' }, state: 'running', code: 'ERR_INVALID_STATE', reason: 'the task has started; cancel it instead' },
+      {
+        type: 'statesmith.rejected',
+        command: { type: 'statesmith.executor.reset' },
+        state: 'running',
+        code: 'ERR_INVALID_STATE',
+        reason: 'the task has started; cancel it instead',
+      },
     ]);
     expect(actor.getSnapshot().value).to.equal(before.value);
     expect(actor.getSnapshot().context).to.deep.equal(before.context);

@@ -80,7 +80,7 @@ describe('forceMachine', () => {
 });
 
 describe('locksmithMachine', () => {
-  it('refuses the locksmith\'s own events from outside, and a command that names no lock, changing nothing', () => {
+  it("refuses the locksmith's own events from outside, and a command that names no lock, changing nothing", () => {
     const actor = createActor(locksmithLogic, { input: { name: 'pure' } }).start();
     const replies: Array<{ type: string; code?: string }> = [];
     actor.on('*', (reply) => replies.push(reply as { type: string; code?: string }));

@@ -12,7 +12,14 @@ describeModel('subprocessMachine', delaysAsEvents(subprocessMachine), {
       { type: 'statesmith.subprocess.call', argv: [] as string[] },
       { type: 'statesmith.subprocess.spawned', [kFromProcess]: true, call: s.context.call, pid: 4242 },
       { type: 'statesmith.subprocess.ended', [kFromProcess]: true, call: s.context.call, exitCode: 0, signal: null },
-      { type: 'statesmith.subprocess.ended', [kFromProcess]: true, call: s.context.call, exitCode: null, signal: null, error: { name: 'Error', message: 'ENOENT' } },
+      {
+        type: 'statesmith.subprocess.ended',
+        [kFromProcess]: true,
+        call: s.context.call,
+        exitCode: null,
+        signal: null,
+        error: { name: 'Error', message: 'ENOENT' },
+      },
       // Forged from outside, or from an older call: ignored.
       { type: 'statesmith.subprocess.ended', call: s.context.call, exitCode: 0, signal: null, forged: true } as never,
       { type: 'statesmith.subprocess.ended', [kFromProcess]: true, call: s.context.call - 1, exitCode: 0, signal: null },

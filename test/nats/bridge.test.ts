@@ -49,7 +49,10 @@ describe('statesmith/nats', function () {
     remote.events$.subscribe((e) => events.push(e));
     // The request resolves with the command's final reply; the interim ones go to onReply, and everything comes as events too.
     const interim: string[] = [];
-    const reply = await remote.request({ type: 'statesmith.executor.run', action: 'promote' } as { type: string }, { timeoutMs: 5_000, onReply: (r) => interim.push(r.type) });
+    const reply = await remote.request({ type: 'statesmith.executor.run', action: 'promote' } as { type: string }, {
+      timeoutMs: 5_000,
+      onReply: (r) => interim.push(r.type),
+    });
     expect(reply).to.deep.include({ type: 'statesmith.executor.done', action: 'promote', outcome: 'completed', result: 'promoted' });
     expect(interim).to.deep.equal(['statesmith.executor.scheduled', 'statesmith.executor.started']);
     await waitUntil(() => events.some((e) => e['type'] === 'statesmith.executor.done'), 5_000, 'the emitted done');
@@ -62,7 +65,9 @@ describe('statesmith/nats', function () {
     expect(refused.rejection).to.deep.include({ type: 'statesmith.rejected', code: 'ERR_UNKNOWN_COMMAND' });
     // A bare word, or a misspelled facility, is answered too.
     expect(((await rejection(remote.request({ type: 'run' }, { timeoutMs: 5_000 }))) as RejectedError).code).to.equal('ERR_UNKNOWN_COMMAND');
-    expect(((await rejection(remote.request({ type: 'statesmith.exectuor.run' }, { timeoutMs: 5_000 }))) as RejectedError).code).to.equal('ERR_UNKNOWN_COMMAND');
+    expect(((await rejection(remote.request({ type: 'statesmith.exectuor.run' }, { timeoutMs: 5_000 }))) as RejectedError).code).to.equal(
+      'ERR_UNKNOWN_COMMAND',
+    );
     executor.stop();
   });
 
@@ -70,7 +75,8 @@ describe('statesmith/nats', function () {
     const group = createActor(taskGroupLogic, { input: { uniqueId: 'nats' } }).start();
     const subject = subjectFor('group');
     closing.push(await exposeActor(group, { connection: server, subject, maxCommandBytes: 256 }));
-    const raw = async (payload: string): Promise<{ code: string }> => JSON.parse(new TextDecoder().decode((await client.request(`${subject}.cmd`, payload, { timeout: 5_000 })).data)) as { code: string };
+    const raw = async (payload: string): Promise<{ code: string }> =>
+      JSON.parse(new TextDecoder().decode((await client.request(`${subject}.cmd`, payload, { timeout: 5_000 })).data)) as { code: string };
     expect((await raw('{not json')).code).to.equal('ERR_MALFORMED_JSON');
     expect((await raw('[1,2]')).code).to.equal('ERR_INVALID_COMMAND');
     expect((await raw('{"type":"xstate.stop"}')).code).to.equal('ERR_INVALID_COMMAND');
@@ -91,10 +97,14 @@ describe('statesmith/nats', function () {
   it('refuses a command that is not JSON before sending it, times out and aborts requests, and validates subjects', async () => {
     const remote = remoteActor({ connection: client, subject: subjectFor('nobody') });
     closing.push(remote);
-    expect(() => remote.send({ type: 'x', fn: () => 1 } as never)).to.throw().with.property('code', 'ERR_INVALID_ARG_VALUE');
+    expect(() => remote.send({ type: 'x', fn: () => 1 } as never))
+      .to.throw()
+      .with.property('code', 'ERR_INVALID_ARG_VALUE');
     expect((await rejection(remote.request({ type: 'x', n: 10n } as never))) as { code: string }).to.have.property('code', 'ERR_INVALID_ARG_VALUE');
     // Nobody serves this subject: NATS answers "no responders" at once, which is not a timeout.
-    const group = createActor(taskGroupLogic, { input: { uniqueId: 'slow', tasks: { nap: (signal: AbortSignal) => new Promise((r) => signal.addEventListener('abort', r)) } } }).start();
+    const group = createActor(taskGroupLogic, {
+      input: { uniqueId: 'slow', tasks: { nap: (signal: AbortSignal) => new Promise((r) => signal.addEventListener('abort', r)) } },
+    }).start();
     const subject = subjectFor('slow');
     closing.push(await exposeActor(group, { connection: server, subject }));
     const slow = remoteActor({ connection: client, subject });
@@ -109,7 +119,9 @@ describe('statesmith/nats', function () {
     expect(await rejection(aborted)).to.have.property('message', 'operator gave up');
     group.stop();
     for (const bad of ['a.*', 'a.>', '', 'a..b', 'a b']) {
-      expect(() => remoteActor({ connection: client, subject: bad })).to.throw().with.property('code', 'ERR_INVALID_ARG_VALUE');
+      expect(() => remoteActor({ connection: client, subject: bad }))
+        .to.throw()
+        .with.property('code', 'ERR_INVALID_ARG_VALUE');
     }
     await rejection(exposeActor(group, { connection: server, subject: 'x.*' }));
   });
@@ -138,7 +150,9 @@ describe('statesmith/nats', function () {
   });
 
   it('a pending request on an actor that stops is answered at once with ERR_ACTOR_STOPPED', async () => {
-    const group = createActor(taskGroupLogic, { input: { uniqueId: 'stops', tasks: { nap: (signal: AbortSignal) => new Promise((r) => signal.addEventListener('abort', r)) } } }).start();
+    const group = createActor(taskGroupLogic, {
+      input: { uniqueId: 'stops', tasks: { nap: (signal: AbortSignal) => new Promise((r) => signal.addEventListener('abort', r)) } },
+    }).start();
     const subject = subjectFor('stops');
     closing.push(await exposeActor(group, { connection: server, subject }));
     const remote = remoteActor({ connection: client, subject });

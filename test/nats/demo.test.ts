@@ -16,7 +16,10 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** A demo agent in a child process, with its output so far. */
 function startAgent(args: readonly string[]): { out: () => string; exited: Promise<number | null>; kill(): void } {
-  const child = spawn(process.execPath, ['--conditions=statesmith-source', '--import', 'tsx', 'src/cli.ts', 'demo', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--conditions=statesmith-source', '--import', 'tsx', 'src/cli.ts', 'demo', ...args], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -31,10 +34,14 @@ describe('statesmith demo --nats', function () {
     const url = await sharedNats();
     if (url === undefined) this.skip(); // outside CI only: no NATS here and none could be started (under CI=true sharedNats throws instead)
     const name = `natsdemo${process.pid}`;
-    const child = spawn(process.execPath, ['--conditions=statesmith-source', '--import', 'tsx', 'src/cli.ts', 'demo', '--nats', url as string, '--name', name, '--for', '8'], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--conditions=statesmith-source', '--import', 'tsx', 'src/cli.ts', 'demo', '--nats', url as string, '--name', name, '--for', '8'],
+      {
+        cwd: root,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -53,7 +60,13 @@ describe('statesmith demo --nats', function () {
       let sent = { code: null as number | null, out: '' };
       for (let attempt = 0; attempt < 10 && sent.code !== 0; attempt++) {
         if (attempt > 0) await waitUntil(() => values.at(-1) === '"idle"', 10_000, 'an idle executor');
-        sent = await runExample('src/cli.ts', 20_000, ['send', '--nats', url as string, `statesmith.agents.${name}.executor`, '{"type":"statesmith.executor.run","action":"restart"}']);
+        sent = await runExample('src/cli.ts', 20_000, [
+          'send',
+          '--nats',
+          url as string,
+          `statesmith.agents.${name}.executor`,
+          '{"type":"statesmith.executor.run","action":"restart"}',
+        ]);
         // 3: the final reply says the slot was taken (refused); 1: rejected. Either way, try again.
         expect(sent.code === 0 || /refused|rejected/.test(sent.out), sent.out).to.equal(true);
       }
@@ -81,7 +94,8 @@ describe('statesmith demo --nats', function () {
     const agents = names.map((name) => startAgent(['--nats', nats as string, '--coordinator', coordinator, '--name', name, '--for', '15']));
     let connection: NatsConnection | undefined;
     try {
-      for (const [i, agent] of agents.entries()) await waitUntil(() => agent.out().includes(`serving statesmith.agents.${names[i]}.`), 20_000, `agent ${names[i]} serving`);
+      for (const [i, agent] of agents.entries())
+        await waitUntil(() => agent.out().includes(`serving statesmith.agents.${names[i]}.`), 20_000, `agent ${names[i]} serving`);
       await waitUntil(() => agents.some((agent) => agent.out().includes('became the leader')), 20_000, 'one agent leading');
       const leaderIndex = agents.findIndex((agent) => agent.out().includes('became the leader'));
       const leader = names[leaderIndex] as string;

@@ -54,8 +54,30 @@ describe('inspection over NATS', function () {
     return { publish: (batch) => b.publish(`${subject}.inspect`, JSON.stringify(batch)) };
   }
 
-  const actorRecord = (seq: number, sessionId: string, parentId: string | null, id: string): Rec => ({ type: '@xstate.actor', seq, sessionId, id, name: id, kind: 'executor', parentId, systemId: null, rootId: sessionId, graphId: 'statesmith.executor#1' });
-  const snapshotRecord = (seq: number, sessionId: string, value: string): Rec => ({ type: '@xstate.snapshot', seq, sessionId, event: { type: 'go' }, sourceId: null, transitions: [], status: 'active', value, context: { n: seq }, activeIds: [] });
+  const actorRecord = (seq: number, sessionId: string, parentId: string | null, id: string): Rec => ({
+    type: '@xstate.actor',
+    seq,
+    sessionId,
+    id,
+    name: id,
+    kind: 'executor',
+    parentId,
+    systemId: null,
+    rootId: sessionId,
+    graphId: 'statesmith.executor#1',
+  });
+  const snapshotRecord = (seq: number, sessionId: string, value: string): Rec => ({
+    type: '@xstate.snapshot',
+    seq,
+    sessionId,
+    event: { type: 'go' },
+    sourceId: null,
+    transitions: [],
+    status: 'active',
+    value,
+    context: { n: seq },
+    activeIds: [],
+  });
 
   it('shows another process as an agent with its actors under it: the picture first, then live records it does not hold', async () => {
     const subject = `statesmith.test.${process.pid}.${++run}.agent1`;
@@ -63,7 +85,13 @@ describe('inspection over NATS', function () {
       boot: 'b1',
       seq: 5,
       records: [
-        { type: 'statesmith.graph', seq: 1, graphId: 'statesmith.executor#1', machine: 'statesmith.executor', root: { id: 'statesmith.executor', key: 'statesmith.executor', type: 'compound', initial: 'idle', children: [], edges: [] } },
+        {
+          type: 'statesmith.graph',
+          seq: 1,
+          graphId: 'statesmith.executor#1',
+          machine: 'statesmith.executor',
+          root: { id: 'statesmith.executor', key: 'statesmith.executor', type: 'compound', initial: 'idle', children: [], edges: [] },
+        },
         actorRecord(2, 'x:0', null, 'ha'),
         actorRecord(3, 'x:1', 'x:0', 'sub'),
         snapshotRecord(5, 'x:0', 'scheduled'),
@@ -80,11 +108,18 @@ describe('inspection over NATS', function () {
     const all = records();
     const root = all.find((r) => r.type === '@xstate.actor' && r.sessionId === `nats:${subject}`);
     expect(root, 'the agent row').to.deep.include({ kind: 'agent', id: subject, parentId: null });
-    expect(all.find((r) => r.type === '@xstate.actor' && r.sessionId === `${ns}x:0`)).to.deep.include({ parentId: `nats:${subject}`, graphId: `${ns}statesmith.executor#1`, id: 'ha' });
+    expect(all.find((r) => r.type === '@xstate.actor' && r.sessionId === `${ns}x:0`)).to.deep.include({
+      parentId: `nats:${subject}`,
+      graphId: `${ns}statesmith.executor#1`,
+      id: 'ha',
+    });
     expect(all.find((r) => r.type === '@xstate.actor' && r.sessionId === `${ns}x:1`)).to.deep.include({ parentId: `${ns}x:0` });
     expect(all.some((r) => r.type === 'statesmith.graph' && r['graphId'] === `${ns}statesmith.executor#1`)).to.equal(true);
     // This process's own held locks (other tests') are in the capture too, since it starts with what is held: pick the feed's.
-    expect(all.find((r) => r.type === 'statesmith.lock' && String(r['lock']).startsWith(subject))).to.deep.include({ lock: `${subject}: mutex:wal`, holder: 'task a' });
+    expect(all.find((r) => r.type === 'statesmith.lock' && String(r['lock']).startsWith(subject))).to.deep.include({
+      lock: `${subject}: mutex:wal`,
+      holder: 'task a',
+    });
     const values = all.filter((r) => r.sessionId === `${ns}x:0` && r.type === '@xstate.snapshot').map((r) => r['value']);
     expect(values, 'the picture, then only what it did not hold').to.deep.equal(['scheduled', 'running']);
     // Numbered here, in order.
@@ -108,7 +143,11 @@ describe('inspection over NATS', function () {
     expect(old.at(-1), 'the old boot’s actor').to.deep.include({ status: 'stopped', value: 'idle' });
     feed.publish({ boot, closed: true });
     await waitUntil(() => records().some((r) => r.sessionId === `nats:${subject}` && r['status'] === 'done'), 5_000, 'the agent done');
-    expect(records().filter((r) => r.sessionId === `nats:${subject}#two/x:0`).at(-1)).to.deep.include({ status: 'stopped' });
+    expect(
+      records()
+        .filter((r) => r.sessionId === `nats:${subject}#two/x:0`)
+        .at(-1),
+    ).to.deep.include({ status: 'stopped' });
   });
 
   it('a feed silent for three heartbeats shows its agent stopped, and live again when it speaks', async () => {
@@ -120,7 +159,10 @@ describe('inspection over NATS', function () {
     cleanup.push(stop);
     await a.flush();
     feed.publish({ boot: 'q', seq: 0, records: [] });
-    const rootStates = (): unknown[] => records().filter((r) => r.sessionId === `nats:${subject}` && r.type === '@xstate.snapshot').map((r) => r['value']);
+    const rootStates = (): unknown[] =>
+      records()
+        .filter((r) => r.sessionId === `nats:${subject}` && r.type === '@xstate.snapshot')
+        .map((r) => r['value']);
     await waitUntil(() => rootStates().includes('silent'), 5_000, 'silent');
     feed.publish({ boot: 'q', seq: 0, records: [] });
     await waitUntil(() => rootStates().at(-1) === 'live', 5_000, 'live again');
@@ -130,7 +172,9 @@ describe('inspection over NATS', function () {
   it('publishes this process’s actors: batches, a picture on request, a closed marker; nothing taken in from elsewhere goes out again', async () => {
     const subject = `statesmith.test.${process.pid}.${++run}.self`;
     const batches: Array<{ boot: string; seq?: number; closed?: boolean; records?: Rec[] }> = [];
-    const sub = b.subscribe(`${subject}.inspect`, { callback: (_e, m) => void (m.reply ? undefined : batches.push(JSON.parse(new TextDecoder().decode(m.data)))) });
+    const sub = b.subscribe(`${subject}.inspect`, {
+      callback: (_e, m) => void (m.reply ? undefined : batches.push(JSON.parse(new TextDecoder().decode(m.data)))),
+    });
     cleanup.push(() => sub.unsubscribe());
     await b.flush();
     const feed = await exposeInspection({ connection: a, subject });
@@ -140,14 +184,21 @@ describe('inspection over NATS', function () {
     // A record from another process, as an inspector here would take it in.
     inspection.ingest('@xstate.actor', { sessionId: 'nats:elsewhere#z/x:9', id: 'foreign', kind: 'executor', parentId: null });
     await waitUntil(() => batches.some((batch) => batch.records?.some((r) => r['id'] === 'fed')), 5_000, 'the executor in a batch');
-    const picture = JSON.parse(new TextDecoder().decode((await b.request(`${subject}.inspect`, '{"picture":true}', { timeout: 5_000 })).data)) as { boot: string; seq: number; records: Rec[] };
+    const picture = JSON.parse(new TextDecoder().decode((await b.request(`${subject}.inspect`, '{"picture":true}', { timeout: 5_000 })).data)) as {
+      boot: string;
+      seq: number;
+      records: Rec[];
+    };
     expect(picture.boot).to.equal(batches[0]?.boot);
     expect(picture.records.some((r) => r.type === '@xstate.actor' && r['id'] === 'fed')).to.equal(true);
     expect(picture.records.some((r) => r.type === 'statesmith.graph')).to.equal(true);
     await feed.close();
     await waitUntil(() => batches.at(-1)?.closed === true, 5_000, 'the closed marker');
     const sent = batches.flatMap((batch) => batch.records ?? []).concat(picture.records);
-    expect(sent.some((r) => r['id'] === 'foreign'), 'a foreign record republished').to.equal(false);
+    expect(
+      sent.some((r) => r['id'] === 'foreign'),
+      'a foreign record republished',
+    ).to.equal(false);
     expect(inspection.enabled, 'capture off with the feed').to.equal(false);
   });
 
@@ -160,7 +211,10 @@ describe('inspection over NATS', function () {
     const executor = new AsyncExecutor({ wakeup: new WakeupBus(), name: 'own' });
     await executor.run(async () => 1);
     await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(records().some((r) => String(r.sessionId).startsWith('nats:')), 'own feed merged').to.equal(false);
+    expect(
+      records().some((r) => String(r.sessionId).startsWith('nats:')),
+      'own feed merged',
+    ).to.equal(false);
     await inspector.close();
     expect(inspection.enabled, 'the feed still captures').to.equal(true);
     await feed.close();
@@ -177,8 +231,14 @@ describe('inspection over NATS', function () {
     ] as const;
     for (const [nats, message] of bad) {
       let error: unknown;
-      await startInspector({ nats: nats as never }).then((i) => i.close(), (e: unknown) => (error = e));
-      expect(error, JSON.stringify(Object.keys(nats))).to.be.instanceOf(TypeError).and.have.property('message').match(message);
+      await startInspector({ nats: nats as never }).then(
+        (i) => i.close(),
+        (e: unknown) => (error = e),
+      );
+      expect(error, JSON.stringify(Object.keys(nats)))
+        .to.be.instanceOf(TypeError)
+        .and.have.property('message')
+        .match(message);
       expect((error as { code?: string }).code).to.match(/^ERR_/);
     }
     let error: unknown;

@@ -61,7 +61,10 @@ describe('statesmith/nats for operators', function () {
     const group = createActor(taskGroupLogic, { input: { uniqueId: 'watched', tasks: { quick: async () => 'done' } } }).start();
     const subject = subjectFor('watched');
     closing.push(await exposeActor(group, { connection, subject }));
-    const child = spawn(process.execPath, ['--conditions=statesmith-source', '--import', 'tsx', 'src/cli.ts', 'watch', '--nats', url, subject], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--conditions=statesmith-source', '--import', 'tsx', 'src/cli.ts', 'watch', '--nats', url, subject], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -83,13 +86,18 @@ describe('statesmith/nats for operators', function () {
 
   it('statesmith watch on a subject nobody serves says so after a while, and goes on watching', async function () {
     this.timeout(20_000);
-    const child = spawn(process.execPath, ['--conditions=statesmith-source', '--import', 'tsx', 'src/cli.ts', 'watch', '--nats', url, subjectFor('nobody')], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--conditions=statesmith-source', '--import', 'tsx', 'src/cli.ts', 'watch', '--nats', url, subjectFor('nobody')], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     try {
       await waitUntil(() => err.includes('nobody seems to serve it'), 15_000, 'the silence notice');
-      expect(err).to.match(/statesmith watch: nothing heard from statesmith\.optest\.\S+ in 5 s: nobody seems to serve it \(is the subject right\?\); still watching/);
+      expect(err).to.match(
+        /statesmith watch: nothing heard from statesmith\.optest\.\S+ in 5 s: nobody seems to serve it \(is the subject right\?\); still watching/,
+      );
       child.kill('SIGINT');
       expect(await exited).to.equal(0);
     } finally {
@@ -117,7 +125,13 @@ describe('statesmith/nats for operators', function () {
       let reply: { type: string } | undefined;
       await waitUntil(
         () => {
-          if (reply === undefined) void remote.request({ type: 'statesmith.taskGroup.createTask', task: 'quick', name: `n${values.length}` } as { type: string }, { timeoutMs: 500 }).then((r) => (reply = r), () => undefined);
+          if (reply === undefined)
+            void remote
+              .request({ type: 'statesmith.taskGroup.createTask', task: 'quick', name: `n${values.length}` } as { type: string }, { timeoutMs: 500 })
+              .then(
+                (r) => (reply = r),
+                () => undefined,
+              );
           return reply !== undefined;
         },
         10_000,

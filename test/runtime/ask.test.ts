@@ -22,7 +22,7 @@ import {
 import { rejection } from '../support/async.ts';
 
 describe('ask', () => {
-  it("resolves a run with its done, not the scheduled before it; interim replies go to onReply", async () => {
+  it('resolves a run with its done, not the scheduled before it; interim replies go to onReply', async () => {
     const executor = createActor(executorLogic, { input: { actions: { restart: async () => 'restarted' } } }).start();
     const interim: string[] = [];
     const done = await ask(executor, { type: 'statesmith.executor.run', action: 'restart' }, { timeoutMs: 5_000, onReply: (r) => interim.push(r.type) });
@@ -58,7 +58,9 @@ describe('ask', () => {
   });
 
   it('rejects at once when the actor stops before its final reply, naming the actor and its state', async () => {
-    const group = createActor(taskGroupLogic, { input: { uniqueId: 'asked', tasks: { nap: (signal: AbortSignal) => new Promise((r) => signal.addEventListener('abort', r)) } } }).start();
+    const group = createActor(taskGroupLogic, {
+      input: { uniqueId: 'asked', tasks: { nap: (signal: AbortSignal) => new Promise((r) => signal.addEventListener('abort', r)) } },
+    }).start();
     const pending = ask(group, { type: 'statesmith.taskGroup.createTask', task: 'nap' });
     group.stop();
     const error = (await rejection(pending)) as ActorStoppedError;
@@ -69,7 +71,9 @@ describe('ask', () => {
   });
 
   it("rejects with the signal's reason on abort, and refuses bad options with typed errors", async () => {
-    const group = createActor(taskGroupLogic, { input: { uniqueId: 'abort', tasks: { nap: (signal: AbortSignal) => new Promise((r) => signal.addEventListener('abort', r)) } } }).start();
+    const group = createActor(taskGroupLogic, {
+      input: { uniqueId: 'abort', tasks: { nap: (signal: AbortSignal) => new Promise((r) => signal.addEventListener('abort', r)) } },
+    }).start();
     const controller = new AbortController();
     const pending = ask(group, { type: 'statesmith.taskGroup.createTask', task: 'nap' }, { signal: controller.signal });
     const reason = new Error('gave up');
@@ -93,12 +97,18 @@ describe('no command goes unanswered', () => {
     critical: () => createActor(criticalTaskLogic, { input: {} } as never),
     subprocess: () => createActor(subprocessLogic, { input: {} } as never),
     taskGroup: () => createActor(taskGroupLogic, { input: {} }),
-    service: () => createActor(serviceLogic, { input: { main: async (signal: AbortSignal) => new Promise((r) => signal.addEventListener('abort', r)) } } as never),
+    service: () =>
+      createActor(serviceLogic, { input: { main: async (signal: AbortSignal) => new Promise((r) => signal.addEventListener('abort', r)) } } as never),
     locksmith: () => createActor(locksmithLogic, { input: {} } as never),
   };
   for (const [facility, make] of Object.entries(actors)) {
     it(`${facility}: a bare word, a misspelled facility and another facility's command are rejected with ERR_UNKNOWN_COMMAND naming its prefix`, async () => {
-      const actor = make().start() as unknown as { send(event: { type: string }): void; stop(): void; getSnapshot(): { status: string }; on(type: string, fn: (event: unknown) => void): unknown };
+      const actor = make().start() as unknown as {
+        send(event: { type: string }): void;
+        stop(): void;
+        getSnapshot(): { status: string };
+        on(type: string, fn: (event: unknown) => void): unknown;
+      };
       for (const type of ['run', 'statesmith.exectuor.run', facility === 'taskGroup' ? 'statesmith.executor.run' : 'statesmith.taskGroup.wait']) {
         const error = (await rejection(ask(actor as never, { type }, { timeoutMs: 1_000 }))) as RejectedError;
         expect(error, type).to.be.instanceOf(RejectedError);
@@ -146,9 +156,14 @@ describe("the README's table of final replies", () => {
     const text = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
     const table = new Map<string, string[]>();
     for (const match of text.matchAll(/^\| `(statesmith\.(\w+)\.\w+)` \| ((?:`\w+`(?:, )?)+) \|$/gm)) {
-      table.set(match[1] as string, (match[3] as string).split(', ').map((reply) => `statesmith.${match[2]}.${reply.slice(1, -1)}`));
+      table.set(
+        match[1] as string,
+        (match[3] as string).split(', ').map((reply) => `statesmith.${match[2]}.${reply.slice(1, -1)}`),
+      );
     }
-    const expected = Object.fromEntries(Object.entries(finalReplies).map(([command, replies]) => [command, replies.filter((r) => r !== 'statesmith.rejected')]));
+    const expected = Object.fromEntries(
+      Object.entries(finalReplies).map(([command, replies]) => [command, replies.filter((r) => r !== 'statesmith.rejected')]),
+    );
     expect(Object.fromEntries(table)).to.deep.equal(expected);
   });
 });

@@ -48,12 +48,7 @@ const abortables: Record<string, (signal: AbortSignal) => Promise<unknown>> = {
   'node:timers/promises setTimeout': (signal) => sleep(60_000, undefined, { signal }),
   'events.once': (signal) => once(new EventEmitter(), 'never', { signal }),
   'fetch against a local server': (signal) => fetch(url, { signal }),
-  'stream.pipeline': (signal) =>
-    pipeline(
-      new Readable({ read() {} }),
-      new Writable({ write: (_chunk, _encoding, callback) => callback() }),
-      { signal },
-    ),
+  'stream.pipeline': (signal) => pipeline(new Readable({ read() {} }), new Writable({ write: (_chunk, _encoding, callback) => callback() }), { signal }),
   'child_process.execFile': (signal) => promisify(execFile)('sleep', ['30'], { signal }),
 };
 
@@ -81,7 +76,17 @@ describe('cancellation is one rule', function () {
       controller.abort();
       const { proxy, revoke } = Proxy.revocable({}, {});
       revoke();
-      const trapping = new Proxy({}, { getPrototypeOf: () => { throw new Error('trap'); }, get: () => { throw new Error('trap'); } });
+      const trapping = new Proxy(
+        {},
+        {
+          getPrototypeOf: () => {
+            throw new Error('trap');
+          },
+          get: () => {
+            throw new Error('trap');
+          },
+        },
+      );
       expect(isCancellation(proxy, controller.signal)).to.equal(false);
       expect(isCancellation(trapping, controller.signal)).to.equal(false);
     });
@@ -124,7 +129,7 @@ describe('cancellation is one rule', function () {
         expect(loud()).to.deep.equal([]);
       });
 
-      it("ServiceBase: stopping a service whose main and subtask wait on it reports no failure", async () => {
+      it('ServiceBase: stopping a service whose main and subtask wait on it reports no failure', async () => {
         class Waiter extends ServiceBase {
           protected override async main(signal: AbortSignal): Promise<void> {
             this.createTask((taskSignal) => wait(taskSignal), { name: 'sub' });
@@ -169,7 +174,15 @@ describe('cancellation is one rule', function () {
           const controller = new AbortController();
           const guarded = synchronized('vol-{0}', { coordinator })(async (_id: number, signal: AbortSignal) => wait(signal));
           const call = guarded(7, controller.signal);
-          await waitUntil(async () => (await coordinator.getLock('vol-7').acquire({ blocking: false }).then((h) => (h === null ? true : (void h.release(), false)))), 2_000, 'the lock to be held');
+          await waitUntil(
+            async () =>
+              await coordinator
+                .getLock('vol-7')
+                .acquire({ blocking: false })
+                .then((h) => (h === null ? true : (void h.release(), false))),
+            2_000,
+            'the lock to be held',
+          );
           controller.abort();
           const error = (await rejection(call)) as Error;
           expect(error.name).to.equal('AbortError');

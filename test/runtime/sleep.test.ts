@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { ManualClock } from '../../src/index.ts';
 import { sleep } from '../../src/runtime/sleep.ts';
 
-describe('sleep (the demo services\' pause)', () => {
+describe("sleep (the demo services' pause)", () => {
   it('leaves no abort listener behind on a long-lived signal, however often it sleeps', async () => {
     const clock = new ManualClock();
     const service = new AbortController();

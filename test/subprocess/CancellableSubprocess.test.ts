@@ -72,11 +72,7 @@ describe('CancellableSubprocess', function () {
       const out = collector();
       const script = "printf 'one\\r\\r\\ntwo\\n'; printf 'err line\\n' >&2; printf 'tail without newline'";
       expect(await runner.call(['sh', '-c', script], { onOutput: out.onOutput })).to.equal(0);
-      expect(out.lines.filter(([s]) => s === 'stdout').map(([, l]) => l)).to.deep.equal([
-        'one\r',
-        'two',
-        'tail without newline',
-      ]);
+      expect(out.lines.filter(([s]) => s === 'stdout').map(([, l]) => l)).to.deep.equal(['one\r', 'two', 'tail without newline']);
       expect(out.lines.filter(([s]) => s === 'stderr').map(([, l]) => l)).to.deep.equal(['err line']);
     });
 
@@ -146,7 +142,11 @@ describe('CancellableSubprocess', function () {
 
     it('rejects bad input with typed errors and spawns nothing', async () => {
       const runner = new CancellableSubprocess();
-      const codeOf = (p: Promise<unknown>) => p.then(() => 'resolved', (e: { code?: string }) => e.code);
+      const codeOf = (p: Promise<unknown>) =>
+        p.then(
+          () => 'resolved',
+          (e: { code?: string }) => e.code,
+        );
       expect(await codeOf(runner.call([]))).to.equal('ERR_INVALID_ARG_VALUE');
       expect(await codeOf(runner.call('ls' as never))).to.equal('ERR_INVALID_ARG_TYPE');
       expect(await codeOf(runner.call(['ls', 3 as never]))).to.equal('ERR_INVALID_ARG_TYPE');
@@ -154,7 +154,9 @@ describe('CancellableSubprocess', function () {
       expect(await codeOf(runner.call(['true'], { onOutput: 'x' as never }))).to.equal('ERR_INVALID_ARG_TYPE');
       expect(await codeOf(runner.call(['true'], { input: 5 as never }))).to.equal('ERR_INVALID_ARG_TYPE');
       expect(runner.actor.getSnapshot().value).to.equal('idle');
-      expect(() => new CancellableSubprocess({ terminateTimeoutMs: -1 })).to.throw(RangeError).with.property('code', 'ERR_OUT_OF_RANGE');
+      expect(() => new CancellableSubprocess({ terminateTimeoutMs: -1 }))
+        .to.throw(RangeError)
+        .with.property('code', 'ERR_OUT_OF_RANGE');
     });
   });
 

@@ -7,7 +7,10 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export function runExample(file: string, timeoutMs: number, args: readonly string[] = []): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--conditions=statesmith-source', '--import', 'tsx', file, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--conditions=statesmith-source', '--import', 'tsx', file, ...args], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -21,4 +24,3 @@ export function runExample(file: string, timeoutMs: number, args: readonly strin
     });
   });
 }
-

@@ -24,11 +24,7 @@ export function describeModel<TMachine extends AnyStateMachine>(title: string, m
     events: spec.events as never,
     // Fold the incoming transition into the key, so shortest paths aim at every transition.
     serializeState: (snapshot, event, previous) =>
-      [
-        spec.serialize(snapshot as SnapshotFrom<TMachine>),
-        event?.type ?? '',
-        previous ? spec.serialize(previous as SnapshotFrom<TMachine>) : '',
-      ].join(' | '),
+      [spec.serialize(snapshot as SnapshotFrom<TMachine>), event?.type ?? '', previous ? spec.serialize(previous as SnapshotFrom<TMachine>) : ''].join(' | '),
   });
   const paths = model.getShortestPaths();
   const eventTypes = new Set<string>();
@@ -63,7 +59,10 @@ export function describeModel<TMachine extends AnyStateMachine>(title: string, m
         for (const step of path.steps) for (const node of (step.state as AnyMachineSnapshot)._nodes) visited.add(node.id);
       }
       const all = getStateNodes(machine.root).map((node) => node.id);
-      expect(all.filter((id) => !visited.has(id)), 'unvisited states').to.deep.equal([]);
+      expect(
+        all.filter((id) => !visited.has(id)),
+        'unvisited states',
+      ).to.deep.equal([]);
     });
 
     it('takes every transition', () => {
@@ -79,11 +78,13 @@ export function describeModel<TMachine extends AnyStateMachine>(title: string, m
       for (const node of getStateNodes(machine.root)) {
         for (const type of node.transitions.keys()) if (!type.startsWith('xstate.')) declared.push(`${node.id} ${type}`);
       }
-      expect(declared.filter((key) => !taken.has(key)), 'transitions never taken').to.deep.equal([]);
+      expect(
+        declared.filter((key) => !taken.has(key)),
+        'transitions never taken',
+      ).to.deep.equal([]);
     });
   });
 }
-
 
 /**
  * The same machine with its invocations turned into plain transitions: `xstate/graph`

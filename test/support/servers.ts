@@ -114,7 +114,12 @@ export async function privateRedis(): Promise<PrivateServer> {
   const binary = which('redis-server', ['/usr/bin/redis-server']);
   if (binary === undefined) throw new Error('redis-server is not installed (apt-get install redis-server)');
   const dir = mkdtempSync(join(tmpdir(), 'statesmith-redis-'));
-  return privateProcess(binary, (port) => ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir], 'redis-server', (port) => `redis://127.0.0.1:${port}`);
+  return privateProcess(
+    binary,
+    (port) => ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir],
+    'redis-server',
+    (port) => `redis://127.0.0.1:${port}`,
+  );
 }
 
 function postgresBin(tool: string): string | undefined {
@@ -170,7 +175,11 @@ export async function privatePostgres(): Promise<PrivateServer> {
   };
   await start();
   started.push(() => {
-    if (pid !== undefined) spawnSync(asRoot ? 'runuser' : pgCtl, asRoot ? ['-u', 'postgres', '--', pgCtl, '-D', data, '-m', 'immediate', 'stop'] : ['-D', data, '-m', 'immediate', 'stop']);
+    if (pid !== undefined)
+      spawnSync(
+        asRoot ? 'runuser' : pgCtl,
+        asRoot ? ['-u', 'postgres', '--', pgCtl, '-D', data, '-m', 'immediate', 'stop'] : ['-D', data, '-m', 'immediate', 'stop'],
+      );
     rmSync(dir, { recursive: true, force: true });
   });
   return {
@@ -187,7 +196,12 @@ export async function privatePostgres(): Promise<PrivateServer> {
 export async function privateNats(args: readonly string[] = []): Promise<PrivateServer> {
   const binary = which('nats-server', ['/usr/sbin/nats-server', '/usr/bin/nats-server']);
   if (binary === undefined) throw new Error('nats-server is not installed (apt-get install nats-server)');
-  return privateProcess(binary, (port) => ['-a', '127.0.0.1', '-p', String(port), ...args], 'nats-server', (port) => `nats://127.0.0.1:${port}`);
+  return privateProcess(
+    binary,
+    (port) => ['-a', '127.0.0.1', '-p', String(port), ...args],
+    'nats-server',
+    (port) => `nats://127.0.0.1:${port}`,
+  );
 }
 
 /**
@@ -202,14 +216,22 @@ export async function privateEtcd(): Promise<PrivateServer> {
   const server = await privateProcess(
     binary,
     (port) => [
-      '--name', 'statesmith-test',
-      '--data-dir', join(dir, 'data'),
-      '--listen-client-urls', `http://127.0.0.1:${port}`,
-      '--advertise-client-urls', `http://127.0.0.1:${port}`,
-      '--listen-peer-urls', `http://127.0.0.1:${peer}`,
-      '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-      '--initial-cluster', `statesmith-test=http://127.0.0.1:${peer}`,
-      '--log-level', 'error',
+      '--name',
+      'statesmith-test',
+      '--data-dir',
+      join(dir, 'data'),
+      '--listen-client-urls',
+      `http://127.0.0.1:${port}`,
+      '--advertise-client-urls',
+      `http://127.0.0.1:${port}`,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${peer}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${peer}`,
+      '--initial-cluster',
+      `statesmith-test=http://127.0.0.1:${peer}`,
+      '--log-level',
+      'error',
     ],
     'etcd',
     (port) => `etcd://127.0.0.1:${port}`,
@@ -221,7 +243,12 @@ export async function privateEtcd(): Promise<PrivateServer> {
 
 const shared = new Map<string, Promise<string | undefined>>();
 
-async function sharedServer(kind: 'redis' | 'postgresql' | 'nats' | 'etcd', envUrl: string | undefined, defaultUrl: string, start: () => Promise<PrivateServer>): Promise<string | undefined> {
+async function sharedServer(
+  kind: 'redis' | 'postgresql' | 'nats' | 'etcd',
+  envUrl: string | undefined,
+  defaultUrl: string,
+  start: () => Promise<PrivateServer>,
+): Promise<string | undefined> {
   const url = new URL(envUrl ?? defaultUrl);
   if (await reachable(url.hostname, Number(url.port), 1_000)) return url.href;
   try {
@@ -249,7 +276,8 @@ export function sharedNats(): Promise<string | undefined> {
 /** The URL of a PostgreSQL to test against, or undefined (outside CI only) when none can be had. */
 export function sharedPostgres(): Promise<string | undefined> {
   let url = shared.get('postgresql');
-  if (url === undefined) shared.set('postgresql', (url = sharedServer('postgresql', process.env['DATABASE_URL'], 'postgresql://postgres@127.0.0.1:5432/test', privatePostgres)));
+  if (url === undefined)
+    shared.set('postgresql', (url = sharedServer('postgresql', process.env['DATABASE_URL'], 'postgresql://postgres@127.0.0.1:5432/test', privatePostgres)));
   return url;
 }
 
@@ -263,10 +291,19 @@ export function sharedEtcd(): Promise<string | undefined> {
   if (url === undefined) {
     const given = process.env['STATESMITH_ETCD_URL'];
     // No default port to look at first: 2379 may be a stranger's etcd.
-    shared.set('etcd', (url = given !== undefined ? sharedServer('etcd', given, given, privateEtcd) : privateEtcd().then((server) => server.url, (error: unknown) => {
-      if (process.env['CI'] === 'true') throw new Error(`no etcd, and starting one failed: ${(error as Error).message}`);
-      return undefined;
-    })));
+    shared.set(
+      'etcd',
+      (url =
+        given !== undefined
+          ? sharedServer('etcd', given, given, privateEtcd)
+          : privateEtcd().then(
+              (server) => server.url,
+              (error: unknown) => {
+                if (process.env['CI'] === 'true') throw new Error(`no etcd, and starting one failed: ${(error as Error).message}`);
+                return undefined;
+              },
+            )),
+    );
   }
   return url;
 }

@@ -91,7 +91,11 @@ describe('ServiceBase', () => {
   it("surfaces main's failure and the subtasks' failures as one flat TaskGroupError, main's first, and logs main's", async () => {
     const service = new Probe({ uniqueId: 'f' });
     const subError = new Error('sub failed');
-    service.spawn = [async () => { throw subError; }];
+    service.spawn = [
+      async () => {
+        throw subError;
+      },
+    ];
     service.start();
     await settle();
     const mainError = new Error('main failed');
@@ -103,7 +107,7 @@ describe('ServiceBase', () => {
     expect((error as TaskGroupError).errors).to.deep.equal([mainError, subError]);
     expect(logged('error', /^Task Probe:f raised an unhandled exception$/)).to.have.length(1);
     // main's failure is the service's state: reported again until the next start()
-    expect((await rejection(service.stop()) as TaskGroupError).errors).to.deep.equal([mainError]);
+    expect(((await rejection(service.stop())) as TaskGroupError).errors).to.deep.equal([mainError]);
     service.mainGate = gate();
     service.spawn = [];
     service.start();
@@ -133,9 +137,15 @@ describe('ServiceBase', () => {
   });
 
   it('rejects bad input with typed errors', () => {
-    expect(() => new Probe({ uniqueId: 1 as never })).to.throw().with.property('code', 'ERR_INVALID_ARG_TYPE');
-    expect(() => new Probe('x' as never)).to.throw().with.property('code', 'ERR_INVALID_ARG_TYPE');
-    expect(() => new Probe().cancel(5 as never)).to.throw().with.property('code', 'ERR_INVALID_ARG_TYPE');
+    expect(() => new Probe({ uniqueId: 1 as never }))
+      .to.throw()
+      .with.property('code', 'ERR_INVALID_ARG_TYPE');
+    expect(() => new Probe('x' as never))
+      .to.throw()
+      .with.property('code', 'ERR_INVALID_ARG_TYPE');
+    expect(() => new Probe().cancel(5 as never))
+      .to.throw()
+      .with.property('code', 'ERR_INVALID_ARG_TYPE');
   });
 });
 
@@ -161,7 +171,11 @@ describe('HaLoop', () => {
   });
 
   it('rejects a missing cycle with a typed error', () => {
-    expect(() => new HaLoop({ bus: new WakeupBus(), intervalMs: 10 } as never)).to.throw(/options\.cycle/).with.property('code', 'ERR_INVALID_ARG_TYPE');
-    expect(() => new HaLoop(null as never)).to.throw().with.property('code', 'ERR_INVALID_ARG_TYPE');
+    expect(() => new HaLoop({ bus: new WakeupBus(), intervalMs: 10 } as never))
+      .to.throw(/options\.cycle/)
+      .with.property('code', 'ERR_INVALID_ARG_TYPE');
+    expect(() => new HaLoop(null as never))
+      .to.throw()
+      .with.property('code', 'ERR_INVALID_ARG_TYPE');
   });
 });

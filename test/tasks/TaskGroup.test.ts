@@ -34,9 +34,12 @@ describe('TaskGroup', () => {
     });
     expect(never.cancel('too late')).to.equal(true);
     expect(never.done && never.cancelled).to.equal(true);
-    const throwing = group.createTask(() => {
-      throw new Error('boom');
-    }, { logException: false });
+    const throwing = group.createTask(
+      () => {
+        throw new Error('boom');
+      },
+      { logException: false },
+    );
     expect(throwing.done).to.equal(false);
     await settle();
     expect(ran).to.equal(false);
@@ -83,10 +86,13 @@ describe('TaskGroup', () => {
       await new Promise((resolve) => signal.addEventListener('abort', resolve));
       return 'cleaned up';
     });
-    const converted = group.createTask(async (signal) => {
-      await new Promise((resolve) => signal.addEventListener('abort', resolve));
-      throw new Error('cleanup failed');
-    }, { logException: false });
+    const converted = group.createTask(
+      async (signal) => {
+        await new Promise((resolve) => signal.addEventListener('abort', resolve));
+        throw new Error('cleanup failed');
+      },
+      { logException: false },
+    );
     await settle();
     group.cancel();
     await Promise.allSettled([timer.wait(), stubborn.wait(), converted.wait()]);
@@ -224,10 +230,13 @@ describe('TaskGroup', () => {
       const group = new TaskGroup({ uniqueId: 's' });
       const boom = new Error('cleanup exploded');
       group.createTask((signal) => sleep(60_000, undefined, { signal }));
-      group.createTask(async (signal) => {
-        await new Promise((resolve) => signal.addEventListener('abort', resolve));
-        throw boom;
-      }, { logException: false });
+      group.createTask(
+        async (signal) => {
+          await new Promise((resolve) => signal.addEventListener('abort', resolve));
+          throw boom;
+        },
+        { logException: false },
+      );
       await settle();
       const error = await rejection(group.stop('shutdown'));
       expect(error).to.be.instanceOf(TaskGroupError).with.property('message', 'Error while stopping TaskGroup:s');
@@ -253,10 +262,13 @@ describe('TaskGroup', () => {
       const error = await rejection(
         (async () => {
           await using group = new TaskGroup();
-          group.createTask(async (signal) => {
-            await new Promise((resolve) => signal.addEventListener('abort', resolve));
-            throw new Error('stop failed');
-          }, { logException: false });
+          group.createTask(
+            async (signal) => {
+              await new Promise((resolve) => signal.addEventListener('abort', resolve));
+              throw new Error('stop failed');
+            },
+            { logException: false },
+          );
           await settle();
           throw new Error('body failed');
         })(),
@@ -268,12 +280,22 @@ describe('TaskGroup', () => {
 
   it('logs a failure when it happens (logException), which does not count as acknowledgement', async () => {
     const group = new TaskGroup({ uniqueId: 'log' });
-    const quiet = group.createTask(async () => { throw new Error('quiet'); }, { name: 'quiet', logException: false });
-    const loud = group.createTask(async () => { throw new Error('loud'); }, { name: 'loud' });
+    const quiet = group.createTask(
+      async () => {
+        throw new Error('quiet');
+      },
+      { name: 'quiet', logException: false },
+    );
+    const loud = group.createTask(
+      async () => {
+        throw new Error('loud');
+      },
+      { name: 'loud' },
+    );
     await Promise.allSettled([quiet.wait(), loud.wait()]);
     expect(logged('error', /^Task TaskGroup:log:loud raised an unhandled exception$/)).to.have.length(1);
     expect(logged('error', /quiet/)).to.have.length(0);
-    expect((await rejection(group.wait()) as TaskGroupError).errors).to.have.length(2);
+    expect(((await rejection(group.wait())) as TaskGroupError).errors).to.have.length(2);
   });
 
   it('never lets an unacknowledged failure become an unhandled rejection', async () => {
@@ -282,7 +304,12 @@ describe('TaskGroup', () => {
     process.on('unhandledRejection', onUnhandled);
     try {
       const group = new TaskGroup();
-      group.createTask(async () => { throw new Error('nobody looks'); }, { logException: false });
+      group.createTask(
+        async () => {
+          throw new Error('nobody looks');
+        },
+        { logException: false },
+      );
       group.createTask(() => Promise.reject(new Error('nobody looks either')), { logException: false });
       await sleep(20);
       expect(unhandled).to.deep.equal([]);
@@ -294,26 +321,44 @@ describe('TaskGroup', () => {
   describe('bad input', () => {
     it('rejects a non-function task, bad names and bad options with typed errors', () => {
       const group = new TaskGroup();
-      expect(() => group.createTask('work' as never)).to.throw(/"fn" argument must be a function/).with.property('code', 'ERR_INVALID_ARG_TYPE');
-      expect(() => group.createTask(async () => 1, { name: 5 as never })).to.throw().with.property('code', 'ERR_INVALID_ARG_TYPE');
-      expect(() => group.createTask(async () => 1, { logException: 'yes' as never })).to.throw().with.property('code', 'ERR_INVALID_ARG_TYPE');
-      expect(() => group.createTask(async () => 1, [] as never)).to.throw().with.property('code', 'ERR_INVALID_ARG_TYPE');
-      expect(() => new TaskGroup({ uniqueId: 7 as never })).to.throw().with.property('code', 'ERR_INVALID_ARG_TYPE');
-      expect(() => group.cancel(3 as never)).to.throw().with.property('code', 'ERR_INVALID_ARG_TYPE');
+      expect(() => group.createTask('work' as never))
+        .to.throw(/"fn" argument must be a function/)
+        .with.property('code', 'ERR_INVALID_ARG_TYPE');
+      expect(() => group.createTask(async () => 1, { name: 5 as never }))
+        .to.throw()
+        .with.property('code', 'ERR_INVALID_ARG_TYPE');
+      expect(() => group.createTask(async () => 1, { logException: 'yes' as never }))
+        .to.throw()
+        .with.property('code', 'ERR_INVALID_ARG_TYPE');
+      expect(() => group.createTask(async () => 1, [] as never))
+        .to.throw()
+        .with.property('code', 'ERR_INVALID_ARG_TYPE');
+      expect(() => new TaskGroup({ uniqueId: 7 as never }))
+        .to.throw()
+        .with.property('code', 'ERR_INVALID_ARG_TYPE');
+      expect(() => group.cancel(3 as never))
+        .to.throw()
+        .with.property('code', 'ERR_INVALID_ARG_TYPE');
       expect(group.tasks.size).to.equal(0);
     });
 
     it('rejects a negative or NaN asCompleted timeout at the call', () => {
       const group = new TaskGroup();
-      expect(() => group.asCompleted({ timeoutMs: -1 })).to.throw(/received number -1/).with.property('code', 'ERR_OUT_OF_RANGE');
-      expect(() => group.asCompleted({ timeoutMs: Number.NaN })).to.throw().with.property('code', 'ERR_INVALID_ARG_TYPE');
+      expect(() => group.asCompleted({ timeoutMs: -1 }))
+        .to.throw(/received number -1/)
+        .with.property('code', 'ERR_OUT_OF_RANGE');
+      expect(() => group.asCompleted({ timeoutMs: Number.NaN }))
+        .to.throw()
+        .with.property('code', 'ERR_INVALID_ARG_TYPE');
     });
 
     it('throws InvalidStateError from result() while a task runs', async () => {
       const group = new TaskGroup();
       const g = gate();
       const task = group.createTask(gated(g));
-      expect(() => task.result()).to.throw(/has not finished yet/).with.property('code', 'ERR_INVALID_STATE');
+      expect(() => task.result())
+        .to.throw(/has not finished yet/)
+        .with.property('code', 'ERR_INVALID_STATE');
       g.open();
       await task.wait();
     });

@@ -41,19 +41,25 @@ describe('cancelAndAwait', () => {
 
   it('throws the error of a task that fails while being cancelled', async () => {
     const group = new TaskGroup();
-    const task = group.createTask(async (signal) => {
-      await new Promise((resolve) => signal.addEventListener('abort', resolve));
-      throw new RangeError('cleanup failed');
-    }, { logException: false });
+    const task = group.createTask(
+      async (signal) => {
+        await new Promise((resolve) => signal.addEventListener('abort', resolve));
+        throw new RangeError('cleanup failed');
+      },
+      { logException: false },
+    );
     await settle();
     expect(await rejection(cancelAndAwait(task))).to.be.instanceOf(RangeError);
   });
 
   it('throws the error of a task that had already failed (Python returned silently and lost it)', async () => {
     const group = new TaskGroup();
-    const task = group.createTask(async () => {
-      throw new Error('failed earlier');
-    }, { logException: false });
+    const task = group.createTask(
+      async () => {
+        throw new Error('failed earlier');
+      },
+      { logException: false },
+    );
     await settle();
     expect(task.done).to.equal(true);
     expect(await rejection(cancelAndAwait(task))).to.have.property('message', 'failed earlier');

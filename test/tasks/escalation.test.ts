@@ -70,7 +70,11 @@ describe('TaskGroup: which restart budget counts', () => {
     const clock = new ManualClock();
     const group = new TaskGroup({ clock, uniqueId: 'own', maxRestarts: 10, withinMs: 5000 });
     const runs = { n: 0 };
-    const task = group.createTask(alwaysFails(runs), { name: 'bad', logException: false, restart: { type: 'permanent', maxRestarts: 1, withinMs: 60_000, backoff: fast } });
+    const task = group.createTask(alwaysFails(runs), {
+      name: 'bad',
+      logException: false,
+      restart: { type: 'permanent', maxRestarts: 1, withinMs: 60_000, backoff: fast },
+    });
     for (let i = 0; i < 10 && !task.done; i++) await clock.advance(100);
     expect(task.done).to.equal(true);
     expect(runs.n).to.equal(2);
@@ -95,7 +99,7 @@ describe('TaskGroup: which restart budget counts', () => {
     await rejection(group.wait());
   });
 
-  it("a service whose group fails rejects wait() with that failure, whole", async () => {
+  it('a service whose group fails rejects wait() with that failure, whole', async () => {
     const clock = new ManualClock();
     const runs = { n: 0 };
     class Flaky extends ServiceBase {
@@ -104,7 +108,7 @@ describe('TaskGroup: which restart budget counts', () => {
         await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
       }
     }
-    const service = new Flaky({ clock, uniqueId: "flaky", maxRestarts: 1, withinMs: 5000 }).start();
+    const service = new Flaky({ clock, uniqueId: 'flaky', maxRestarts: 1, withinMs: 5000 }).start();
     const waited = service.wait();
     waited.catch(() => undefined);
     for (let i = 0; i < 20 && !(await isSettled(waited)); i++) await clock.advance(100);

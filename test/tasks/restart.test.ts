@@ -151,7 +151,9 @@ describe('TaskGroup restart policies', () => {
     for (const [what, restart, code] of cases) {
       it(`rejects ${what} with ${code}`, () => {
         const group = new TaskGroup();
-        expect(() => group.createTask(async () => 1, { restart: restart as never })).to.throw(/options\.restart/).with.property('code', code);
+        expect(() => group.createTask(async () => 1, { restart: restart as never }))
+          .to.throw(/options\.restart/)
+          .with.property('code', code);
         expect(group.tasks.size).to.equal(0);
       });
     }

@@ -92,7 +92,9 @@ describe('supervise', () => {
   it('fails itself with the inner error once the intensity is exceeded, so a parent machine sees it (escalation)', async () => {
     const clock = new ManualClock();
     const errors: unknown[] = [];
-    const parent = setup({ actors: { counter: supervise(counter, { maxRestarts: 2, withinMs: 10_000, backoff: { initialMs: 10, jitter: 0 } }) } }).createMachine({
+    const parent = setup({
+      actors: { counter: supervise(counter, { maxRestarts: 2, withinMs: 10_000, backoff: { initialMs: 10, jitter: 0 } }) },
+    }).createMachine({
       initial: 'watching',
       states: {
         watching: {
@@ -147,7 +149,9 @@ describe('supervise', () => {
       runs++;
       // Runs 1 and 2 fail at once; run 3 fails after 5 s; run 4 fails at once; run 5 never ends.
       const after = [0, 0, 5_000, 0][runs - 1];
-      return after === undefined ? new Promise<never>(() => undefined) : new Promise<never>((_, reject) => clock.setTimeout(() => reject(new Error(`run ${runs}`)), after));
+      return after === undefined
+        ? new Promise<never>(() => undefined)
+        : new Promise<never>((_, reject) => clock.setTimeout(() => reject(new Error(`run ${runs}`)), after));
     });
     const actor = createActor(supervise(flaky, { maxRestarts: 2, resetAfterMs: 1_000, backoff: { initialMs: 100, factor: 2, jitter: 0 } }), { clock }).start();
     const until: number[] = [];
@@ -180,7 +184,9 @@ describe('supervise', () => {
       invoke: { id: 'group', src: 'group', input: { uniqueId: 'supervised', tasks: { hello: async () => 'hi' } } },
       on: {
         '*': { actions: ({ event }) => seen.push(event.type) },
-        create: { actions: ({ self }) => (self.getSnapshot().children.group as AnyActorRef).send({ type: 'statesmith.taskGroup.createTask', name: 'h', task: 'hello' }) },
+        create: {
+          actions: ({ self }) => (self.getSnapshot().children.group as AnyActorRef).send({ type: 'statesmith.taskGroup.createTask', name: 'h', task: 'hello' }),
+        },
       },
     });
     const actor = createActor(parent, { clock }).start();
@@ -199,7 +205,10 @@ describe('supervise', () => {
     const seen: string[] = [];
     const parent = setup({ actors: { child: supervise(child) } }).createMachine({
       invoke: { id: 'child', src: 'child' },
-      on: { poked: { actions: () => seen.push('poked') }, poke: { actions: ({ self }) => (self.getSnapshot().children.child as AnyActorRef).send({ type: 'poke' }) } },
+      on: {
+        poked: { actions: () => seen.push('poked') },
+        poke: { actions: ({ self }) => (self.getSnapshot().children.child as AnyActorRef).send({ type: 'poke' }) },
+      },
     });
     const actor = createActor(parent).start();
     actor.send({ type: 'poke' });
@@ -245,11 +254,21 @@ describe('supervise', () => {
   });
 
   it('refuses bad logic and bad options with typed errors', () => {
-    expect(() => supervise({} as never)).to.throw(/"logic" argument must be XState actor logic/).with.property('code', 'ERR_INVALID_ARG_TYPE');
-    expect(() => supervise(counter, { restartFrom: 'latest' as never })).to.throw().with.property('code', 'ERR_INVALID_ARG_TYPE');
-    expect(() => supervise(counter, { bufferSize: -1 })).to.throw().with.property('code', 'ERR_OUT_OF_RANGE');
-    expect(() => supervise(counter, { maxRestarts: 1.5 })).to.throw().with.property('code', 'ERR_OUT_OF_RANGE');
+    expect(() => supervise({} as never))
+      .to.throw(/"logic" argument must be XState actor logic/)
+      .with.property('code', 'ERR_INVALID_ARG_TYPE');
+    expect(() => supervise(counter, { restartFrom: 'latest' as never }))
+      .to.throw()
+      .with.property('code', 'ERR_INVALID_ARG_TYPE');
+    expect(() => supervise(counter, { bufferSize: -1 }))
+      .to.throw()
+      .with.property('code', 'ERR_OUT_OF_RANGE');
+    expect(() => supervise(counter, { maxRestarts: 1.5 }))
+      .to.throw()
+      .with.property('code', 'ERR_OUT_OF_RANGE');
     expect(() => supervise(counter, { type: 'sometimes' as never })).to.throw(/"options.type" argument must be one of/);
-    expect(() => supervise(counter, { retries: 3 } as never)).to.throw().with.property('code', 'ERR_UNKNOWN_OPTION');
+    expect(() => supervise(counter, { retries: 3 } as never))
+      .to.throw()
+      .with.property('code', 'ERR_UNKNOWN_OPTION');
   });
 });

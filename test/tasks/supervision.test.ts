@@ -235,7 +235,9 @@ describe('supervision: intensity and escalation', () => {
     expect(runs).to.equal(3);
     expect(flaky.error).to.be.instanceOf(TaskGroupError);
     const escalation = flaky.error as TaskGroupError;
-    expect(escalation.message).to.equal('TaskGroup:db failed: TaskGroup:db:replica exceeded the group\'s restart intensity (more than 2 restarts within 10000 ms)');
+    expect(escalation.message).to.equal(
+      "TaskGroup:db failed: TaskGroup:db:replica exceeded the group's restart intensity (more than 2 restarts within 10000 ms)",
+    );
     expect(escalation.errors.map((e) => (e as Error).message)).to.deep.equal(['failure 3']);
     expect(other.cancelled, 'the siblings are stopped').to.equal(true);
     const failed = replies.find((r) => r.type === 'statesmith.taskGroup.failed');
@@ -372,15 +374,31 @@ describe('supervision: back-off', () => {
   });
 
   it('refuses a bad restart type, strategy or budget with typed errors', () => {
-    expect(() => new TaskGroup({ strategy: 'one_for_some' as never })).to.throw(/"options.strategy" argument must be one of 'one_for_one', 'one_for_all', 'rest_for_one'/).with.property('code', 'ERR_INVALID_ARG_VALUE');
-    expect(() => new TaskGroup({ maxRestarts: -1 })).to.throw().with.property('code', 'ERR_OUT_OF_RANGE');
-    expect(() => new TaskGroup({ maxRestarts: 1.5 })).to.throw().with.property('code', 'ERR_OUT_OF_RANGE');
-    expect(() => new TaskGroup({ withinMs: 0 })).to.throw().with.property('code', 'ERR_OUT_OF_RANGE');
-    expect(() => new TaskGroup({ shutdownMs: -5 })).to.throw().with.property('code', 'ERR_OUT_OF_RANGE');
-    expect(() => new TaskGroup({ shutdownMs: '5s' as never })).to.throw().with.property('code', 'ERR_INVALID_ARG_TYPE');
+    expect(() => new TaskGroup({ strategy: 'one_for_some' as never }))
+      .to.throw(/"options.strategy" argument must be one of 'one_for_one', 'one_for_all', 'rest_for_one'/)
+      .with.property('code', 'ERR_INVALID_ARG_VALUE');
+    expect(() => new TaskGroup({ maxRestarts: -1 }))
+      .to.throw()
+      .with.property('code', 'ERR_OUT_OF_RANGE');
+    expect(() => new TaskGroup({ maxRestarts: 1.5 }))
+      .to.throw()
+      .with.property('code', 'ERR_OUT_OF_RANGE');
+    expect(() => new TaskGroup({ withinMs: 0 }))
+      .to.throw()
+      .with.property('code', 'ERR_OUT_OF_RANGE');
+    expect(() => new TaskGroup({ shutdownMs: -5 }))
+      .to.throw()
+      .with.property('code', 'ERR_OUT_OF_RANGE');
+    expect(() => new TaskGroup({ shutdownMs: '5s' as never }))
+      .to.throw()
+      .with.property('code', 'ERR_INVALID_ARG_TYPE');
     const group = new TaskGroup();
-    expect(() => group.createTask(() => 1, { restart: { type: 'sometimes' as never } })).to.throw(/"options.restart.type" argument must be one of 'permanent', 'transient', 'temporary'/);
-    expect(() => group.createTask(() => 1, { restart: { resetAfterMs: 0 } })).to.throw().with.property('code', 'ERR_OUT_OF_RANGE');
+    expect(() => group.createTask(() => 1, { restart: { type: 'sometimes' as never } })).to.throw(
+      /"options.restart.type" argument must be one of 'permanent', 'transient', 'temporary'/,
+    );
+    expect(() => group.createTask(() => 1, { restart: { resetAfterMs: 0 } }))
+      .to.throw()
+      .with.property('code', 'ERR_OUT_OF_RANGE');
     expect(() => new TaskGroup({ maxRestarts: Infinity, shutdownMs: Infinity })).not.to.throw();
   });
 });

@@ -8,11 +8,14 @@ import { assign, createActor, sendTo, setup, type AnyActorRef } from 'xstate';
 import { RejectedError, ServiceBase, serviceLogic, TaskGroup, taskGroupLogic, type Task, type TaskGroupReply } from '../../src/index.ts';
 import { gate, heard, settle, waitUntil } from '../support/async.ts';
 
-const never = (signal: AbortSignal): Promise<never> => new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+const never = (signal: AbortSignal): Promise<never> =>
+  new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
 
 describe('taskGroupLogic', () => {
   it('runs a named task with params, answers taskDone when it ends, and stop answers stopped', async () => {
-    const group = createActor(taskGroupLogic, { input: { uniqueId: 'v', tasks: { scrub: async (_s, params) => `scrubbed ${(params as { id: number }).id}` } } }).start();
+    const group = createActor(taskGroupLogic, {
+      input: { uniqueId: 'v', tasks: { scrub: async (_s, params) => `scrubbed ${(params as { id: number }).id}` } },
+    }).start();
     const replies = heard(group);
     group.send({ type: 'statesmith.taskGroup.createTask', name: 'scrub-7', task: 'scrub', params: { id: 7 } });
     expect(replies, 'createTask is answered by taskDone, later').to.deep.equal([]);
@@ -134,7 +137,9 @@ describe('taskGroupLogic', () => {
     expect(made).to.deep.equal(['TaskGroup:nested:again']);
     expect(group.isRunning).to.equal(true);
     expect(duplicate?.cancelled).to.equal(true);
-    expect(() => duplicate?.result()).to.throw(RejectedError).with.property('code', 'ERR_DUPLICATE_TASK');
+    expect(() => duplicate?.result())
+      .to.throw(RejectedError)
+      .with.property('code', 'ERR_DUPLICATE_TASK');
     g.open();
     await group.stop();
   });
@@ -144,7 +149,9 @@ describe('taskGroupLogic', () => {
     const a = group.createTask((signal) => never(signal), { name: 'a' });
     group.actor.send({ type: 'statesmith.taskGroup.createTask', name: 'b', fn: (signal: AbortSignal) => never(signal) });
     expect([...group.tasks].map((t) => t.name)).to.deep.equal(['TaskGroup:mixed:a', 'TaskGroup:mixed:b']);
-    expect(() => group.createTask(async () => 1, { name: 'b' })).to.throw(RejectedError).with.property('code', 'ERR_DUPLICATE_TASK');
+    expect(() => group.createTask(async () => 1, { name: 'b' }))
+      .to.throw(RejectedError)
+      .with.property('code', 'ERR_DUPLICATE_TASK');
     group.actor.send({ type: 'statesmith.taskGroup.cancel', reason: 'from outside' });
     await a.wait().catch(() => undefined);
     await group.whenIdle();

@@ -28,7 +28,11 @@ describe('statesmith demo --metrics', function () {
         void exited.then(() => reject(new Error(`the demo exited without serving metrics:\n${out}`)));
       });
       // Wait until the agent has led and run an action: the leader's first promote.
-      for (let i = 0; i < 100 && !/executor_task_duration_seconds_count\{executor="ha",outcome="completed"\} [1-9]/.test(await (await fetch(url)).text()); i++) {
+      for (
+        let i = 0;
+        i < 100 && !/executor_task_duration_seconds_count\{executor="ha",outcome="completed"\} [1-9]/.test(await (await fetch(url)).text());
+        i++
+      ) {
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
       const text = await (await fetch(url)).text();

@@ -127,7 +127,9 @@ describe('telemetry options for series and process metrics', function () {
           await executor.run(async () => i);
           executor.actor.stop();
         }
-        const labels = new Set([...(await telemetry.metrics()).matchAll(/statesmith_executor_task_duration_seconds_count\{executor="([^"]+)"/g)].map((m) => m[1]));
+        const labels = new Set(
+          [...(await telemetry.metrics()).matchAll(/statesmith_executor_task_duration_seconds_count\{executor="([^"]+)"/g)].map((m) => m[1]),
+        );
         if (names) expect(labels.size).to.equal(50);
         else {
           expect(labels.size).to.equal(21);

@@ -8,16 +8,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { expect } from 'chai';
 import { Registry } from 'prom-client';
-import {
-  AsyncExecutor,
-  createCoordinator,
-  Locksmith,
-  ManualClock,
-  Mutex,
-  TaskGroup,
-  WakeupBus,
-  CancellableSubprocess,
-} from '../../src/index.ts';
+import { AsyncExecutor, createCoordinator, Locksmith, ManualClock, Mutex, TaskGroup, WakeupBus, CancellableSubprocess } from '../../src/index.ts';
 import { enableTelemetry, TelemetryError, type Telemetry } from '../../src/telemetry/index.ts';
 import { rejection, settle } from '../support/async.ts';
 
@@ -136,7 +127,10 @@ describe('telemetry', function () {
     expect(value(samples, 'statesmith_actors', { kind: 'executor', state: 'idle' })).to.be.at.least(1);
     expect(value(samples, 'statesmith_executor_task_duration_seconds_count', { executor: 'ha', outcome: 'completed' })).to.equal(1);
     expect(value(samples, 'statesmith_executor_task_duration_seconds_count', { executor: 'ha', outcome: 'failed' })).to.equal(1);
-    expect(samples.filter((s) => s.name.startsWith('statesmith_executor_') && 'action' in s.labels), 'no action label unless asked').to.deep.equal([]);
+    expect(
+      samples.filter((s) => s.name.startsWith('statesmith_executor_') && 'action' in s.labels),
+      'no action label unless asked',
+    ).to.deep.equal([]);
     expect(value(samples, 'statesmith_lock_acquire_duration_seconds_count', { kind: 'mutex', outcome: 'timeout' })).to.equal(1);
     expect(value(samples, 'statesmith_lock_acquire_duration_seconds_bucket', { kind: 'mutex', outcome: 'timeout', le: '0.0001' })).to.equal(0);
     expect(value(samples, 'statesmith_lock_acquire_duration_seconds_count', { kind: 'mutex', outcome: 'acquired' })).to.equal(3);
@@ -154,7 +148,10 @@ describe('telemetry', function () {
     expect(value(samples, 'statesmith_coordinator_reconnects_total')).to.equal(0);
     expect(value(samples, 'statesmith_leader', { group: 'db' })).to.equal(0);
     expect(value(samples, 'statesmith_leadership_changes_total', { group: 'db' })).to.equal(2);
-    expect(samples.filter((s) => s.name.startsWith('statesmith_lock_') && 'lock' in s.labels), 'no lock label unless asked').to.deep.equal([]);
+    expect(
+      samples.filter((s) => s.name.startsWith('statesmith_lock_') && 'lock' in s.labels),
+      'no lock label unless asked',
+    ).to.deep.equal([]);
     expect((await fetch(endpoint.url.replace('/metrics', '/other'))).status).to.equal(404);
     await endpoint.close();
   });

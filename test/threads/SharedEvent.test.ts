@@ -82,17 +82,27 @@ describe('SharedEvent', () => {
   });
 
   it('refuses the blocking waitSync() on the main thread', () => {
-    expect(() => SharedEvent.create().waitSync(0)).to.throw(/freeze the main event loop/).with.property('code', 'ERR_INVALID_STATE');
+    expect(() => SharedEvent.create().waitSync(0))
+      .to.throw(/freeze the main event loop/)
+      .with.property('code', 'ERR_INVALID_STATE');
   });
 
   describe('bad input', () => {
     it('rejects bad buffers, indexes and cells with typed errors', () => {
-      expect(() => SharedEvent.from({} as SharedArrayBuffer)).to.throw().with.property('code', 'ERR_INVALID_ARG_TYPE');
-      expect(() => SharedEvent.from(new SharedArrayBuffer(0))).to.throw().with.property('code', 'ERR_OUT_OF_RANGE');
-      expect(() => SharedEvent.from(new SharedArrayBuffer(4), 1)).to.throw().with.property('code', 'ERR_OUT_OF_RANGE');
+      expect(() => SharedEvent.from({} as SharedArrayBuffer))
+        .to.throw()
+        .with.property('code', 'ERR_INVALID_ARG_TYPE');
+      expect(() => SharedEvent.from(new SharedArrayBuffer(0)))
+        .to.throw()
+        .with.property('code', 'ERR_OUT_OF_RANGE');
+      expect(() => SharedEvent.from(new SharedArrayBuffer(4), 1))
+        .to.throw()
+        .with.property('code', 'ERR_OUT_OF_RANGE');
       const cells = new Int32Array(new SharedArrayBuffer(4));
       cells[0] = 2;
-      expect(() => SharedEvent.from(cells.buffer as SharedArrayBuffer)).to.throw(/one of 0, 1/).with.property('code', 'ERR_INVALID_ARG_VALUE');
+      expect(() => SharedEvent.from(cells.buffer as SharedArrayBuffer))
+        .to.throw(/one of 0, 1/)
+        .with.property('code', 'ERR_INVALID_ARG_VALUE');
     });
 
     it('rejects negative timeouts and poll intervals with typed errors', async () => {
@@ -101,7 +111,9 @@ describe('SharedEvent', () => {
       expect(await rejection(event.wait({ pollIntervalMs: -1 }))).to.have.property('code', 'ERR_OUT_OF_RANGE');
       expect(await rejection(event.wait({ timeoutMs: Number.NaN }))).to.have.property('code', 'ERR_INVALID_ARG_TYPE');
       expect(await rejection(event.wait('soon' as never))).to.have.property('code', 'ERR_INVALID_ARG_TYPE');
-      expect(() => event.waitSync(-1)).to.throw().with.property('code', 'ERR_OUT_OF_RANGE');
+      expect(() => event.waitSync(-1))
+        .to.throw()
+        .with.property('code', 'ERR_OUT_OF_RANGE');
     });
   });
 });

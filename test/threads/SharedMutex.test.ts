@@ -13,7 +13,11 @@ describe('SharedMutex', () => {
     const go = SharedEvent.create();
     const iterations = 2_000;
     const workers = Array.from({ length: 4 }, (_, n) =>
-      tsWorker(probe, { op: 'count', buffer: lock.buffer, index: lock.index, counter: counter.buffer, iterations, go: go.buffer }, { name: `counter-${n}` }).start(),
+      tsWorker(
+        probe,
+        { op: 'count', buffer: lock.buffer, index: lock.index, counter: counter.buffer, iterations, go: go.buffer },
+        { name: `counter-${n}` },
+      ).start(),
     );
     await Promise.all(workers.map((worker) => nextMessage(worker)));
     go.set();
@@ -92,7 +96,9 @@ describe('SharedMutex', () => {
     expect(first.locked).to.equal(true);
     other.release();
     expect(first.locked).to.equal(false);
-    expect(() => first.release()).to.throw().with.property('code', 'ERR_INVALID_STATE');
+    expect(() => first.release())
+      .to.throw()
+      .with.property('code', 'ERR_INVALID_STATE');
   });
 
   it('rejects an aborted acquire with the reason, and the abandoned wait never takes the lock later', async () => {
@@ -147,13 +153,17 @@ describe('SharedMutex', () => {
 
   it('throws an InvalidStateError when releasing a lock that is not held', () => {
     const lock = SharedMutex.create();
-    expect(() => lock.release()).to.throw().with.property('code', 'ERR_INVALID_STATE');
+    expect(() => lock.release())
+      .to.throw()
+      .with.property('code', 'ERR_INVALID_STATE');
     expect(lock.locked).to.equal(false);
   });
 
   it('refuses the blocking acquireSync() on the main thread', () => {
     const lock = SharedMutex.create();
-    expect(() => lock.acquireSync(0)).to.throw(/freeze the main event loop/).with.property('code', 'ERR_INVALID_STATE');
+    expect(() => lock.acquireSync(0))
+      .to.throw(/freeze the main event loop/)
+      .with.property('code', 'ERR_INVALID_STATE');
     expect(lock.locked).to.equal(false);
   });
 
@@ -171,20 +181,28 @@ describe('SharedMutex', () => {
   describe('bad input', () => {
     it('rejects a buffer that is not a SharedArrayBuffer or too small, and an index out of range', () => {
       expect(() => SharedMutex.from(new ArrayBuffer(4) as unknown as SharedArrayBuffer))
-        .to.throw(/SharedArrayBuffer/).with.property('code', 'ERR_INVALID_ARG_TYPE');
+        .to.throw(/SharedArrayBuffer/)
+        .with.property('code', 'ERR_INVALID_ARG_TYPE');
       expect(() => SharedMutex.from(new SharedArrayBuffer(2)))
-        .to.throw(/at least 4 bytes; received number 2/).with.property('code', 'ERR_OUT_OF_RANGE');
+        .to.throw(/at least 4 bytes; received number 2/)
+        .with.property('code', 'ERR_OUT_OF_RANGE');
       expect(() => SharedMutex.from(new SharedArrayBuffer(8), 2))
-        .to.throw(/from 0 to 1 .*received number 2/).with.property('code', 'ERR_OUT_OF_RANGE');
-      expect(() => SharedMutex.from(new SharedArrayBuffer(8), -1)).to.throw().with.property('code', 'ERR_OUT_OF_RANGE');
-      expect(() => SharedMutex.from(new SharedArrayBuffer(8), 0.5)).to.throw().with.property('code', 'ERR_INVALID_ARG_TYPE');
+        .to.throw(/from 0 to 1 .*received number 2/)
+        .with.property('code', 'ERR_OUT_OF_RANGE');
+      expect(() => SharedMutex.from(new SharedArrayBuffer(8), -1))
+        .to.throw()
+        .with.property('code', 'ERR_OUT_OF_RANGE');
+      expect(() => SharedMutex.from(new SharedArrayBuffer(8), 0.5))
+        .to.throw()
+        .with.property('code', 'ERR_INVALID_ARG_TYPE');
     });
 
     it('rejects a cell that holds something other than a lock', () => {
       const cells = new Int32Array(new SharedArrayBuffer(4));
       cells[0] = -7;
       expect(() => SharedMutex.from(cells.buffer as SharedArrayBuffer))
-        .to.throw(/received number -7/).with.property('code', 'ERR_INVALID_ARG_VALUE');
+        .to.throw(/received number -7/)
+        .with.property('code', 'ERR_INVALID_ARG_VALUE');
     });
 
     it('rejects negative timeouts, a zero poll interval and a non-signal with typed errors', async () => {
@@ -192,7 +210,9 @@ describe('SharedMutex', () => {
       expect(await rejection(lock.acquire({ timeoutMs: -1 }))).to.have.property('code', 'ERR_OUT_OF_RANGE');
       expect(await rejection(lock.acquire({ pollIntervalMs: 0 }))).to.have.property('code', 'ERR_OUT_OF_RANGE');
       expect(await rejection(lock.acquire({ signal: 'x' as unknown as AbortSignal }))).to.have.property('code', 'ERR_INVALID_ARG_TYPE');
-      expect(() => lock.acquireSync(-5)).to.throw().with.property('code', 'ERR_OUT_OF_RANGE');
+      expect(() => lock.acquireSync(-5))
+        .to.throw()
+        .with.property('code', 'ERR_OUT_OF_RANGE');
       expect(lock.locked).to.equal(false);
     });
   });

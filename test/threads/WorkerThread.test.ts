@@ -3,8 +3,7 @@ import { WorkerThread } from '../../src/index.ts';
 import { rejection } from '../support/async.ts';
 import { logged } from '../support/logs.ts';
 
-const evalWorker = (code: string, name?: string): WorkerThread =>
-  new WorkerThread(code, name === undefined ? { eval: true } : { eval: true, name });
+const evalWorker = (code: string, name?: string): WorkerThread => new WorkerThread(code, name === undefined ? { eval: true } : { eval: true, name });
 
 const customError = `
   class VolumeError extends Error {
@@ -76,14 +75,20 @@ describe('WorkerThread', () => {
     expect(early).to.have.property('code', 'ERR_INVALID_STATE');
     expect(early).to.have.property('message', 'cannot join idle before it is started');
     expect(worker.start()).to.equal(worker);
-    expect(() => worker.start()).to.throw(/already started/).with.property('code', 'ERR_INVALID_STATE');
+    expect(() => worker.start())
+      .to.throw(/already started/)
+      .with.property('code', 'ERR_INVALID_STATE');
     await worker.join();
     expect(worker.exitCode).to.equal(0);
   });
 
   it('rejects bad input with typed errors', async () => {
-    expect(() => new WorkerThread(42 as never)).to.throw().with.property('code', 'ERR_INVALID_ARG_TYPE');
-    expect(() => new WorkerThread('0', 'eval' as never)).to.throw().with.property('code', 'ERR_INVALID_ARG_TYPE');
+    expect(() => new WorkerThread(42 as never))
+      .to.throw()
+      .with.property('code', 'ERR_INVALID_ARG_TYPE');
+    expect(() => new WorkerThread('0', 'eval' as never))
+      .to.throw()
+      .with.property('code', 'ERR_INVALID_ARG_TYPE');
     const worker = evalWorker('0').start();
     expect(await rejection(worker.join(-1))).to.have.property('code', 'ERR_OUT_OF_RANGE');
     expect(await rejection(worker.join(10, { signal: {} as AbortSignal }))).to.have.property('code', 'ERR_INVALID_ARG_TYPE');

@@ -13,7 +13,13 @@ describe('withSharedLock', () => {
     expect(await withSharedLock(lock, () => lock.locked)).to.equal(true);
     expect(lock.locked).to.equal(false);
     const boom = new Error('boom');
-    expect(await rejection(withSharedLock(lock, async () => { throw boom; }))).to.equal(boom);
+    expect(
+      await rejection(
+        withSharedLock(lock, async () => {
+          throw boom;
+        }),
+      ),
+    ).to.equal(boom);
     expect(lock.locked).to.equal(false);
   });
 
