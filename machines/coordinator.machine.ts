@@ -15,8 +15,9 @@
  *   `backoffMs`); success goes back to `connected`.
  * - `stopping`: held locks are released and the backend closed; then `stopped`, final
  *   until started again.
- * - Every held lock is a `lease-<n>` child that keeps its lease renewed, from its grant
- *   until it is released or lost.
+ * - Every grant is in `grants` (its lock and fence), from its grant until it is released
+ *   or lost. One renewal loop of the engine keeps all their leases: there is no child per
+ *   grant. The one `backend` child runs the commands that need the backend.
  *
  * The delays are cut into slices of at most 2^31 - 1 ms, and `Infinity` never fires.
  * Every command is answered: with its reply, or with `statesmith.rejected`.
@@ -67,9 +68,8 @@ export interface CoordinatorContext {
   /** Who waits for `start` and `stop` to be answered. */
   readonly startWaiters: readonly (AnyActorRef | null)[];
   readonly stopWaiters: readonly (AnyActorRef | null)[];
-  /** The held leases, by child id: the lock, its fence, and (in-process) the grant itself. */
-  readonly leases: Readonly<Record<string, { readonly lock: string; readonly fence: string; readonly lease: unknown }>>;
-  readonly nextLease: number;
+  /** The grants held through this coordinator, by grant id (`grant-<n>`): the lock (prefix included) and its fence. */
+  readonly grants: Readonly<Record<string, { readonly lock: string; readonly fence: string }>>;
   readonly nextOp: number;
   /** The runtime's engine (in-process), made from `options` as the actor starts when the input gives none. */
   readonly engine: CoordinatorEngine;
@@ -113,14 +113,8 @@ export const kFromEngine: unique symbol = Symbol('statesmith.coordinator.engine'
 /** What the runtime tells the coordinator. (Internal: not part of the API.) */
 export type CoordinatorInternalEvent =
   | { readonly type: 'statesmith.coordinator.lost'; readonly [kFromEngine]: true; readonly error: ErrorData }
-  | {
-      readonly type: 'statesmith.coordinator.leaseGranted';
-      readonly [kFromEngine]: true;
-      readonly lease: unknown;
-      readonly lock: string;
-      readonly fence: string;
-    }
-  | { readonly type: 'statesmith.coordinator.leaseEnded'; readonly [kFromEngine]: true; readonly id: string }
+  | { readonly type: 'statesmith.coordinator.granted'; readonly [kFromEngine]: true; readonly id: string; readonly lock: string; readonly fence: string }
+  | { readonly type: 'statesmith.coordinator.grantEnded'; readonly [kFromEngine]: true; readonly id: string }
   | { readonly type: 'statesmith.coordinator.opSettled'; readonly [kFromEngine]: true; readonly opId: string; readonly reply: CoordinatorReply };
 
 export type CoordinatorEvent = CoordinatorCommand | CoordinatorInternalEvent;
@@ -200,14 +194,10 @@ export const coordinatorMachine = setup({
     reconnect: fromPromise<void, { readonly engine: CoordinatorEngine }>(async () => undefined),
     /** Releases every held lock, then closes the backend. */
     shutdown: fromPromise<void, { readonly engine: CoordinatorEngine }>(async () => undefined),
-    /** Keeps one held lock's lease renewed until it ends. */
-    lease: fromCallback<{ readonly type: string }, { readonly lease: unknown }>(() => undefined),
     /** One group's election (`election:<group>`). */
     election: electionMachine,
-    /** Runs one acquire or release command and answers `opSettled`. */
-    op: fromCallback<{ readonly type: string }, { readonly engine: CoordinatorEngine; readonly opId: string; readonly command: CoordinatorCommand }>(
-      () => undefined,
-    ),
+    /** For the actor's whole life: runs each command that needs the backend and answers `opSettled`. */
+    backend: fromCallback<{ readonly type: string }, { readonly engine: CoordinatorEngine }>(() => undefined),
   },
   delays: {
     slice: ({ context }) => Math.min(context.waitLeft, MAX_DELAY_MS),
@@ -254,34 +244,25 @@ export const coordinatorMachine = setup({
       for (const waiter of waiters) answer<CoordinatorReply>(enqueue as never, self, waiter, reply);
       if (event.type !== 'statesmith.coordinator.stop') enqueue.assign({ stopWaiters: [] });
     }),
-    startLease: enqueueActions(({ enqueue, context, event }) => {
-      const granted = event as Extract<CoordinatorInternalEvent, { type: 'statesmith.coordinator.leaseGranted' }>;
-      const id = `lease-${context.nextLease}`;
-      (granted.lease as { leaseId?: string }).leaseId = id;
-      enqueue.spawnChild('lease', { id, input: { lease: granted.lease } });
-      // The grant object rides along without being enumerable: the context stays plain data to look at.
-      const entry = Object.defineProperty({ lock: granted.lock, fence: granted.fence }, 'lease', { value: granted.lease, enumerable: false }) as {
-        lock: string;
-        fence: string;
-        lease: unknown;
-      };
-      enqueue.assign({ nextLease: context.nextLease + 1, leases: { ...context.leases, [id]: entry } });
+    addGrant: assign({
+      grants: ({ context, event }) => {
+        const { id, lock, fence } = event as Extract<CoordinatorInternalEvent, { type: 'statesmith.coordinator.granted' }>;
+        return { ...context.grants, [id]: { lock, fence } };
+      },
     }),
-    endLease: enqueueActions(({ enqueue, context, event }) => {
-      const { id } = event as Extract<CoordinatorInternalEvent, { type: 'statesmith.coordinator.leaseEnded' }>;
-      if (context.leases[id] === undefined) return;
-      enqueue.stopChild(id);
-      const { [id]: _ended, ...rest } = context.leases;
-      enqueue.assign({ leases: rest });
+    dropGrant: assign(({ context, event }) => {
+      const { id } = event as Extract<CoordinatorInternalEvent, { type: 'statesmith.coordinator.grantEnded' }>;
+      if (context.grants[id] === undefined) return {};
+      const { [id]: _ended, ...rest } = context.grants;
+      return { grants: rest };
     }),
     startOp: enqueueActions(({ enqueue, context, event }) => {
       const opId = `op-${context.nextOp}`;
-      enqueue.spawnChild('op', { id: opId, input: { engine: context.engine, opId, command: event as CoordinatorCommand } });
+      enqueue.sendTo('backend' as never, { type: 'statesmith.coordinator.run', opId, command: event as CoordinatorCommand } as never);
       enqueue.assign({ nextOp: context.nextOp + 1 });
     }),
     answerOp: enqueueActions(({ enqueue, event, self }) => {
       const settled = event as Extract<CoordinatorInternalEvent, { type: 'statesmith.coordinator.opSettled' }>;
-      enqueue.stopChild(settled.opId);
       const to = (settled as { [kReplyTo]?: AnyActorRef | null })[kReplyTo] ?? null;
       answer<CoordinatorReply>(enqueue as never, self, to, settled.reply);
     }),
@@ -333,13 +314,14 @@ export const coordinatorMachine = setup({
     waitLeft: Infinity,
     startWaiters: [],
     stopWaiters: [],
-    leases: {},
-    nextLease: 1,
+    grants: {},
     nextOp: 1,
     engine: input.engine as CoordinatorEngine,
     options: input.options,
   }),
   entry: 'open',
+  // Lives as long as the actor: the engine's command runner.
+  invoke: { id: 'backend', src: 'backend', input: ({ context }) => ({ engine: context.engine }) },
   initial: 'disconnected',
   on: {
     // A verb the coordinator does not know is answered, never dropped (known commands outrank the wildcard).
@@ -353,8 +335,8 @@ export const coordinatorMachine = setup({
     'statesmith.coordinator.leave': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'startOp' }],
     'statesmith.coordinator.members': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'rejectNotConnected' }],
     'statesmith.coordinator.breakLock': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'rejectNotConnected' }],
-    'statesmith.coordinator.leaseGranted': [{ guard: 'internal', actions: 'startLease' }, { actions: 'rejectForged' }],
-    'statesmith.coordinator.leaseEnded': [{ guard: 'internal', actions: 'endLease' }, { actions: 'rejectForged' }],
+    'statesmith.coordinator.granted': [{ guard: 'internal', actions: 'addGrant' }, { actions: 'rejectForged' }],
+    'statesmith.coordinator.grantEnded': [{ guard: 'internal', actions: 'dropGrant' }, { actions: 'rejectForged' }],
     'statesmith.coordinator.opSettled': [{ guard: 'internal', actions: 'answerOp' }, { actions: 'rejectForged' }],
     'statesmith.coordinator.lost': [{ guard: 'internal' }, { actions: 'rejectForged' }],
     'statesmith.coordinator.acquire': [{ guard: 'malformed', actions: 'rejectMalformed' }, { actions: 'rejectNotConnected' }],

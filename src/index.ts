@@ -158,21 +158,20 @@ export {
 export type { RestartSettings } from '../machines/restart.ts';
 
 // Coordination (OpenStack coordination over tooz)
-export {
-  Coordinator,
-  createCoordinator,
-  DistributedLock,
-  getDefaultCoordinator,
-  setDefaultCoordinator,
-  type CoordinatorOptions,
-  type CoordinatorState,
-  type DistributedAcquireOptions,
-  type DistributedLockHandle,
-  type GroupMember,
-  type Membership,
-} from './coordination/Coordinator.ts';
-export { Lock, LockNameError, synchronized, type LockNames, type SynchronizedOptions } from './coordination/synchronized.ts';
+export { Coordinator, createCoordinator, getDefaultCoordinator, setDefaultCoordinator } from './coordination/Coordinator.ts';
+export { DistributedLock } from './coordination/lock/DistributedLock.ts';
+export type {
+  BackendCapabilities,
+  BackendKind,
+  CoordinatorOptions,
+  CoordinatorState,
+  DistributedAcquireOptions,
+  DistributedLockHandle,
+  GroupMember,
+  Membership,
+} from './coordination/types.ts';
+export { Lock, LockNameError, synchronized, type LockNames, type SynchronizedOptions } from './coordination/lock/synchronized.ts';
 export { coordinatorLogic } from './coordination/coordinatorLogic.ts';
-export { Election, electionLogic, type CampaignOptions, type LeaderInfo, type Leadership } from './coordination/election.ts';
+export { Election, type CampaignOptions, type Leadership } from './coordination/election/Election.ts';
+export { electionLogic, type LeaderInfo } from './coordination/election/electionLogic.ts';
 export { coordinatorMachine, type CoordinatorCommand, type CoordinatorInput, type CoordinatorReply } from '../machines/coordinator.machine.ts';
-export type { BackendCapabilities, BackendKind } from './coordination/backend.ts';

@@ -1,44 +1,30 @@
 /**
  * `coordinatorLogic`: the coordinator machine with its children (connect, heartbeat,
- * reconnect, shutdown, a lease per held lock, an op per command), as actor logic that
- * `createActor`, `spawn` and `invoke` accept. The backend I/O is the engine's: a
- * `Coordinator`, whose methods are the thin client of this actor.
+ * reconnect, shutdown, the command runner, an election per group), as actor logic that
+ * `createActor`, `spawn` and `invoke` accept. The actor owns its engine (made from its
+ * input's options as it starts): the connection, every grant, and the renewal loop.
  *
  * @module
  */
-import { guardedLogic } from '../runtime/guardedLogic.ts';
 import { assign, fromCallback, fromPromise } from 'xstate';
-import { withInProcess } from '../../machines/protocol.ts';
 import {
   coordinatorMachine,
   kFromEngine,
   kReplyTo,
   type CoordinatorCommand,
-  type CoordinatorContext,
-  type CoordinatorEngine,
+  type CoordinatorEngine as MachineEngine,
 } from '../../machines/coordinator.machine.ts';
-import { Coordinator, type CoordinatorOptions } from './Coordinator.ts';
-import { electionLogic } from './election.ts';
+import { withInProcess } from '../../machines/protocol.ts';
+import { guardedLogic } from '../runtime/guardedLogic.ts';
+import { electionLogic } from './election/electionLogic.ts';
+import { CoordinatorEngine } from './engine.ts';
 
-/** What the coordinator's children call: the `Coordinator` engine's internal steps. @internal */
-export interface CoordinatorSteps extends CoordinatorEngine {
-  connectNow(): Promise<void>;
-  pingNow(): Promise<void>;
-  reconnectNow(): Promise<void>;
-  shutdownNow(): Promise<void>;
-  loseAll(error: unknown): void;
-  wakeAll(): void;
-  runCommand(command: CoordinatorCommand): Promise<import('../../machines/coordinator.machine.ts').CoordinatorReply>;
-  startUpkeep(lease: unknown): void;
-  stopUpkeep(lease: unknown): void;
-}
-
-const steps = (context: { readonly engine: CoordinatorEngine }): CoordinatorSteps => context.engine as CoordinatorSteps;
+const engineOf = (context: { readonly engine: MachineEngine }): CoordinatorEngine => context.engine as CoordinatorEngine;
 
 /**
  * The coordinator as actor logic: spawn it in your machine with its options, start it with
  * a command, and take and give back locks by name (see the README's table of coordinator
- * commands). Each held lock is its `lease-<n>` child.
+ * commands). Its context lists every grant held through it in `grants`.
  *
  * @example
  * ```ts
@@ -51,7 +37,7 @@ const steps = (context: { readonly engine: CoordinatorEngine }): CoordinatorStep
  * console.log((await started).memberId); // vm-node-1
  * const acquired = heard('statesmith.coordinator.acquired');
  * coordinator.send({ type: 'statesmith.coordinator.acquire', lock: 'volume-7', blocking: false });
- * console.log((await acquired).fence, Object.keys(coordinator.getSnapshot().children)); // 1 [ 'lease-1' ]
+ * console.log((await acquired).fence, Object.values(coordinator.getSnapshot().context.grants)); // 1 [ { lock: 'vm-volume-7', fence: '1' } ]
  * const stopped = heard('statesmith.coordinator.stopped');
  * coordinator.send({ type: 'statesmith.coordinator.stop' });
  * await stopped;
@@ -61,47 +47,36 @@ const steps = (context: { readonly engine: CoordinatorEngine }): CoordinatorStep
 export const coordinatorLogic = guardedLogic(
   coordinatorMachine.provide({
     actors: {
-      connect: fromPromise<void, { readonly engine: CoordinatorEngine }>(({ input }) => steps(input).connectNow()),
-      ping: fromPromise<void, { readonly engine: CoordinatorEngine }>(({ input }) => steps(input).pingNow()),
-      reconnect: fromPromise<void, { readonly engine: CoordinatorEngine }>(({ input }) => steps(input).reconnectNow()),
-      shutdown: fromPromise<void, { readonly engine: CoordinatorEngine }>(({ input }) => steps(input).shutdownNow()),
+      connect: fromPromise<void, { readonly engine: MachineEngine }>(({ input }) => engineOf(input).connectNow()),
+      ping: fromPromise<void, { readonly engine: MachineEngine }>(({ input }) => engineOf(input).pingNow()),
+      reconnect: fromPromise<void, { readonly engine: MachineEngine }>(({ input }) => engineOf(input).reconnectNow()),
+      shutdown: fromPromise<void, { readonly engine: MachineEngine }>(({ input }) => engineOf(input).shutdownNow()),
       election: electionLogic,
-      lease: fromCallback<{ readonly type: string }, { readonly lease: unknown; readonly engine?: CoordinatorEngine }>(({ input, self }) => {
-        const engine = ((self as { _parent?: { getSnapshot(): { context: CoordinatorContext } } })._parent?.getSnapshot().context.engine ??
-          input.engine) as CoordinatorSteps;
-        engine.startUpkeep(input.lease);
-        return () => engine.stopUpkeep(input.lease);
-      }),
-      op: fromCallback<{ readonly type: string }, { readonly engine: CoordinatorEngine; readonly opId: string; readonly command: CoordinatorCommand }>(
-        ({ input, sendBack }) => {
-          let active = true;
-          void steps(input)
-            .runCommand(input.command)
+      backend: fromCallback<{ readonly type: string }, { readonly engine: MachineEngine }>(({ input, receive, sendBack }) => {
+        let active = true;
+        receive((event) => {
+          const { opId, command } = event as unknown as { readonly opId: string; readonly command: CoordinatorCommand };
+          void engineOf(input)
+            .runCommand(command)
             .then((reply) => {
               if (!active) return;
-              sendBack(
-                withInProcess(
-                  { type: 'statesmith.coordinator.opSettled', [kFromEngine]: true, opId: input.opId, reply },
-                  kReplyTo,
-                  input.command.replyTo ?? null,
-                ),
-              );
+              sendBack(withInProcess({ type: 'statesmith.coordinator.opSettled', [kFromEngine]: true, opId, reply }, kReplyTo, command.replyTo ?? null));
             });
-          return () => {
-            active = false;
-          };
-        },
-      ),
+        });
+        return () => {
+          active = false;
+        };
+      }),
     },
     actions: {
-      // Spawned on its own, the coordinator's engine is a Coordinator made from input.options whose actor is this one.
+      // The engine is made from input.options as the actor starts, unless the input brings one (the machine's tests).
       open: assign(({ context, self }) => {
         if (context.engine !== undefined) return {};
-        const engine = Coordinator.attach(self, context.options as CoordinatorOptions | undefined);
+        const engine = new CoordinatorEngine(self, context.options);
         return { engine, memberId: engine.memberId };
       }),
-      connectionLost: ({ context, event }) => steps(context).loseAll((event as { error?: unknown }).error),
-      reconnected: ({ context }) => steps(context).wakeAll(),
+      connectionLost: ({ context, event }) => engineOf(context).loseAll((event as { error?: unknown }).error),
+      reconnected: ({ context }) => engineOf(context).wakeAll(),
     },
   }),
   'coordinator',

@@ -18,7 +18,7 @@
  */
 import { telemetry } from '../telemetry/hooks.ts';
 import { assign, enqueueActions, fromPromise, sendTo, setup, type AnyActorRef } from 'xstate';
-import type { Election, Leadership } from '../coordination/election.ts';
+import type { Election, Leadership } from '../coordination/election/Election.ts';
 import type { Mutex } from '../locks/Mutex.ts';
 import type { ServiceMain } from '../../machines/service.machine.ts';
 import { executorLogic } from '../executor/executorLogic.ts';

@@ -39,7 +39,7 @@ import {
   type WireError,
 } from './protocol.ts';
 import { ForceResult, RecognitionResult } from './results.ts';
-import { RemoteOwner } from '../coordination/forcing.ts';
+import { RemoteOwner } from '../coordination/lock/forcing.ts';
 import { hostCancellations, kToken, kValue, locksmithLogic, type ForceRun, type ForceRunHandle, type LocksmithTable } from './locksmithLogic.ts';
 import { describeAs } from '../inspect/safeJson.ts';
 import { inspection } from '../inspect/capture.ts';

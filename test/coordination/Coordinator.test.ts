@@ -4,9 +4,10 @@
  */
 import { expect } from 'chai';
 import { CoordinationError, createCoordinator, LockLostError, ManualClock, type Coordinator, type CoordinatorState } from '../../src/index.ts';
-import { setModuleLoader, type Backend } from '../../src/coordination/backend.ts';
-import { kBackendFactory } from '../../src/coordination/Coordinator.ts';
-import { MemoryBackend, resetMemoryStores } from '../../src/coordination/memoryBackend.ts';
+import { setModuleLoader } from '../../src/coordination/backends/common.ts';
+import type { Backend } from '../../src/coordination/types.ts';
+import { kBackendFactory } from '../../src/coordination/options.ts';
+import { MemoryBackend, resetMemoryStores } from '../../src/coordination/backends/memory.ts';
 import { rejection, settle } from '../support/async.ts';
 import { sharedRedis } from '../support/servers.ts';
 
@@ -186,7 +187,7 @@ describe('Coordinator on simulated time', () => {
 
   it('jitter only shortens a delay, never below the initial back-off', () => {
     const c = createCoordinator({ random: () => 1, initialReconnectBackoffMs: 100, maxReconnectBackoffMs: 1_000 });
-    expect([1, 2, 3, 4, 5].map((n) => c.backoffDelay(n))).to.deep.equal([100, 160, 320, 640, 800]);
+    expect([1, 2, 3, 4, 5].map((n) => c.engine.backoffDelay(n))).to.deep.equal([100, 160, 320, 640, 800]);
   });
 
   it('a dropped connection reported by the backend reconnects at once, without waiting for the heartbeat', async () => {

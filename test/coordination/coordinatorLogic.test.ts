@@ -1,6 +1,7 @@
 /**
  * `coordinatorLogic` as an actor: started, driven and stopped by commands on a real
- * backend, each held lock its `lease-<n>` child, forged engine events refused.
+ * backend, each grant listed in its context's `grants` (no child per grant), forged engine
+ * events refused.
  */
 import { expect } from 'chai';
 import { createActor, type AnyActorRef } from 'xstate';
@@ -11,7 +12,7 @@ import { heard, waitUntil } from '../support/async.ts';
 describe('coordinatorLogic', function () {
   this.timeout(20_000);
 
-  it('on Redis: starts by command, takes and gives back a lock by name, with the lease as its child', async () => {
+  it('on Redis: starts by command, takes and gives back a lock by name, the grant kept in its context', async () => {
     const url = `${await sharedRedis()}?namespace=cl${process.pid}${Date.now()}`;
     const coordinator = createActor(coordinatorLogic, { input: { options: { url, prefix: 'vm-', agentId: 'node-1', lockTtlMs: 3_000 } } }).start();
     const replies = heard(coordinator);
@@ -24,8 +25,9 @@ describe('coordinatorLogic', function () {
     const acquired = replies.find((r) => r.type === 'statesmith.coordinator.acquired');
     expect(acquired).to.include({ lock: 'volume-7' });
     expect(BigInt(acquired?.['fence'] as string) > 0n).to.equal(true);
-    expect(coordinator.getSnapshot().context.leases).to.deep.equal({ 'lease-1': { lock: 'vm-volume-7', fence: acquired?.['fence'] } });
-    expect(Object.keys(coordinator.getSnapshot().children)).to.include('lease-1');
+    expect(coordinator.getSnapshot().context.grants).to.deep.equal({ 'grant-1': { lock: 'vm-volume-7', fence: acquired?.['fence'] } });
+    // No child per grant: the engine's one command runner is the only child.
+    expect(Object.keys(coordinator.getSnapshot().children)).to.deep.equal(['backend']);
     // Another member does not get it.
     const other = createCoordinator({ url, prefix: 'vm-', agentId: 'node-2' });
     await other.start();
@@ -37,7 +39,7 @@ describe('coordinatorLogic', function () {
       lock: 'volume-7',
       freed: true,
     });
-    expect(Object.keys(coordinator.getSnapshot().children)).to.not.include('lease-1');
+    await waitUntil(() => Object.keys(coordinator.getSnapshot().context.grants).length === 0, 5_000, 'grant dropped');
     const next = await other.getLock('volume-7').acquire({ blocking: false });
     expect(next?.fence !== undefined && next.fence > BigInt(acquired?.['fence'] as string)).to.equal(true);
     await next?.release();
@@ -55,14 +57,17 @@ describe('coordinatorLogic', function () {
     c.actor.send({ type: 'statesmith.coordinator.acquire', lock: '' });
     c.actor.send({ type: 'statesmith.coordinator.acquire', lock: 'x', blocking: -5 });
     c.actor.send({ type: 'statesmith.coordinator.lost', error: { name: 'Error', message: 'fake' } } as never);
-    c.actor.send({ type: 'statesmith.coordinator.leaseEnded', id: 'lease-1' } as never);
+    c.actor.send({ type: 'statesmith.coordinator.grantEnded', id: 'grant-1' } as never);
+    c.actor.send({ type: 'statesmith.coordinator.granted', id: 'grant-9', lock: 'x', fence: '1' } as never);
     expect(replies.map((r) => r['code'])).to.deep.equal([
       'ERR_COORDINATION_STATE',
       'ERR_INVALID_ARG_TYPE',
       'ERR_OUT_OF_RANGE',
       'ERR_INVALID_ARG_VALUE',
       'ERR_INVALID_ARG_VALUE',
+      'ERR_INVALID_ARG_VALUE',
     ]);
+    expect(c.actor.getSnapshot().context.grants).to.deep.equal({});
     expect(c.state).to.equal('disconnected');
     await c.start();
     c.actor.send({ type: 'statesmith.coordinator.lost', error: { name: 'Error', message: 'fake' } } as never);
@@ -70,14 +75,15 @@ describe('coordinatorLogic', function () {
     await c.stop();
   });
 
-  it('the facade is a thin client: a direct stop is seen by it, and its held locks are children', async () => {
+  it("the facade is a thin client: its grants are the actor's, and a direct stop is seen by it", async () => {
     const c = createCoordinator({ agentId: 'thin' });
     await c.start();
     const held = await c.getLock('a').acquire();
-    expect(Object.keys(c.actor.getSnapshot().children)).to.deep.equal(['lease-1']);
+    expect(Object.values(c.actor.getSnapshot().context.grants)).to.deep.equal([{ lock: 'a', fence: String(held?.fence) }]);
+    expect(Object.keys(c.actor.getSnapshot().children)).to.deep.equal(['backend']);
     c.actor.send({ type: 'statesmith.coordinator.stop' });
     await waitUntil(() => c.state === 'stopped', 5_000, 'stopped');
     expect(held?.held).to.equal(false);
-    expect(Object.keys(c.actor.getSnapshot().children)).to.deep.equal([]);
+    expect(c.actor.getSnapshot().context.grants).to.deep.equal({});
   });
 });

@@ -16,9 +16,9 @@ import {
   synchronized,
   type Coordinator,
 } from '../../src/index.ts';
-import type { Backend } from '../../src/coordination/backend.ts';
-import { kBackendFactory } from '../../src/coordination/Coordinator.ts';
-import { MemoryBackend, resetMemoryStores } from '../../src/coordination/memoryBackend.ts';
+import type { Backend } from '../../src/coordination/types.ts';
+import { kBackendFactory } from '../../src/coordination/options.ts';
+import { MemoryBackend, resetMemoryStores } from '../../src/coordination/backends/memory.ts';
 import { isolatedUrl, withPostgresAdmin, withRedisAdmin } from '../support/admin.ts';
 import { gate, rejection, settle } from '../support/async.ts';
 import { freePort, privateRedis, sharedPostgres, sharedRedis } from '../support/servers.ts';

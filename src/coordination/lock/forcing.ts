@@ -19,11 +19,11 @@
  * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import { randomBytes } from 'node:crypto';
-import { getLogger } from '../logger.ts';
-import { OWNED as OWNED_MARK, registerLockKind, type HostHold, type LockKind } from '../locksmith/lockKinds.ts';
-import { LockForceRequest, REPLY, servers, toWireError, type PortLike, type Reply, type ReplyMessage, type RequestMessage } from '../locksmith/protocol.ts';
-import type { Backend, MessageBus } from './backend.ts';
-import type { Coordinator, DistributedLock, DistributedLockHandle } from './Coordinator.ts';
+import { getLogger } from '../../logger.ts';
+import { OWNED as OWNED_MARK, registerLockKind, type HostHold, type LockKind } from '../../locksmith/lockKinds.ts';
+import { LockForceRequest, REPLY, servers, toWireError, type PortLike, type Reply, type ReplyMessage, type RequestMessage } from '../../locksmith/protocol.ts';
+import type { Backend, DistributedLockHandle, MessageBus } from '../types.ts';
+import type { DistributedLock } from './DistributedLock.ts';
 
 /** Marks a `DistributedLock` (set by its class), so the locksmith knows the kind without importing it. */
 export const kDistributedLock: unique symbol = Symbol('statesmith.distributedLock');
@@ -192,7 +192,7 @@ registerLockKind((lock) => typeof lock === 'object' && lock !== null && (lock as
  * connect). Returns the function that stops listening.
  */
 export async function serveForces(
-  coordinator: Coordinator,
+  coordinator: { readonly memberId: string; readonly forceKey: object },
   backend: Backend,
   held: () => ReadonlyArray<DistributedLockHandle & { lose(info: string): void }>,
 ): Promise<(() => Promise<void>) | undefined> {
@@ -216,7 +216,7 @@ export async function serveForces(
     const handle = held().find((record) => record.name === message.lockName);
     // Not held here (any more): nothing to give up; the locksmith's break is conditional on the hold it saw.
     if (handle === undefined) return answer({ kind: 'release' });
-    const respond = servers.get(handle) ?? servers.get(coordinator);
+    const respond = servers.get(handle) ?? servers.get(coordinator.forceKey);
     // Nobody here serves force requests: silence, and the locksmith compels after its answer timeout.
     if (respond === undefined) return;
     const request = new LockForceRequest({

@@ -26,8 +26,9 @@
 import { createHash } from 'node:crypto';
 import { userInfo } from 'node:os';
 import type { Client, ClientConfig } from 'pg';
-import { getLogger } from '../logger.ts';
-import { ChannelListeners, namespaceOf, type Backend, type BackendCapabilities, type BackendOptions, type MessageBus, type RecordStore } from './backend.ts';
+import { getLogger } from '../../logger.ts';
+import { ChannelListeners, namespaceOf } from './common.ts';
+import type { Backend, BackendCapabilities, BackendOptions, MessageBus, RecordStore } from '../types.ts';
 
 type PgModule = { Client?: new (config: ClientConfig) => Client; default?: { Client?: new (config: ClientConfig) => Client } };
 

@@ -23,17 +23,9 @@
  * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
-import { getLogger } from '../logger.ts';
-import {
-  ChannelListeners,
-  memberOfToken,
-  namespaceOf,
-  type Backend,
-  type BackendCapabilities,
-  type BackendOptions,
-  type MessageBus,
-  type RecordStore,
-} from './backend.ts';
+import { getLogger } from '../../logger.ts';
+import { ChannelListeners, memberOfToken, namespaceOf } from './common.ts';
+import type { Backend, BackendCapabilities, BackendOptions, MessageBus, RecordStore } from '../types.ts';
 
 // Lua numbers are doubles: exact up to 2^53, and microseconds since 1970 stay below
 // that until the year 2255. string.format('%.0f') prints them without an exponent.

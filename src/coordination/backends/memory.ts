@@ -6,8 +6,9 @@
  * Internal to statesmith (not exported from the package). A file header says so in words:
  * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
-import type { Clock } from '../clock.ts';
-import { memberOfToken, type Backend, type BackendCapabilities, type BackendOptions, type MessageBus, type RecordStore } from './backend.ts';
+import type { Clock } from '../../clock.ts';
+import { memberOfToken } from './common.ts';
+import type { Backend, BackendCapabilities, BackendOptions, MessageBus, RecordStore } from '../types.ts';
 
 interface Entry {
   token: string;

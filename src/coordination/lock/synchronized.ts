@@ -4,11 +4,13 @@
  *
  * @module
  */
-import { isCancellation } from '../runtime/cancellation.ts';
-import { ArgumentTypeError, ArgumentValueError, LockAcquireFailed } from '../errors.ts';
-import { getLogger } from '../logger.ts';
-import { optionalDuration, optionalObject, optionalSignal, requireFunction } from '../runtime/validate.ts';
-import { Coordinator, DistributedLock, getDefaultCoordinator, type DistributedLockHandle } from './Coordinator.ts';
+import { isCancellation } from '../../runtime/cancellation.ts';
+import { ArgumentTypeError, ArgumentValueError, LockAcquireFailed } from '../../errors.ts';
+import { getLogger } from '../../logger.ts';
+import { optionalDuration, optionalObject, optionalSignal, requireFunction } from '../../runtime/validate.ts';
+import { Coordinator, getDefaultCoordinator } from '../Coordinator.ts';
+import type { DistributedLockHandle } from '../types.ts';
+import { DistributedLock } from './DistributedLock.ts';
 
 /** A template field that the data does not have: `code` is `ERR_LOCK_NAME_FIELD`. */
 export class LockNameError extends TypeError {
@@ -105,7 +107,7 @@ export class Lock extends DistributedLock {
     const opts = optionalObject<{ coordinator: Coordinator }>('options', options, ['coordinator']);
     const data = (lockData ?? {}) as Record<string, unknown>;
     const name = renderTemplate(nameTemplate, (head) => ({ found: head in data, value: data[head] }));
-    super(name, opts.coordinator);
+    super(name, opts.coordinator ?? getDefaultCoordinator);
   }
 }
 

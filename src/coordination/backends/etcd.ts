@@ -20,8 +20,9 @@
  * Internal to statesmith (not exported from the package). A file header says so in words:
  * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
-import { CoordinationError } from '../errors.ts';
-import { memberOfToken, namespaceOf, type Backend, type BackendCapabilities, type BackendOptions, type MessageBus, type RecordStore } from './backend.ts';
+import { CoordinationError } from '../../errors.ts';
+import { memberOfToken, namespaceOf } from './common.ts';
+import type { Backend, BackendCapabilities, BackendOptions, MessageBus, RecordStore } from '../types.ts';
 import { randomBytes } from 'node:crypto';
 
 /** The parts of `etcd3` used here (typed by hand, so the package's types are not needed to build). */

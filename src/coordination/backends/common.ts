@@ -1,0 +1,97 @@
+/**
+ * What the backends share: loading an optional client, the key namespace, the member id
+ * inside a token, channel listeners, and the bound on lock names.
+ *
+ * Internal to statesmith (not exported from the package).
+ */
+import { ArgumentRangeError, CoordinationError } from '../../errors.ts';
+
+/**
+ * Listeners by server channel, for a backend whose connection subscribes once per channel
+ * (Redis `SUBSCRIBE`, PostgreSQL `LISTEN`): the first listener subscribes, the last one
+ * out unsubscribes.
+ */
+export class ChannelListeners {
+  readonly #channels = new Map<string, Set<(payload: string) => void>>();
+
+  /** Adds `listener` on `name`; `first` subscribes the connection, `last` unsubscribes it. */
+  async add(name: string, listener: (payload: string) => void, first: () => Promise<unknown>, last: () => Promise<unknown>): Promise<() => Promise<void>> {
+    let set = this.#channels.get(name);
+    if (set === undefined) {
+      this.#channels.set(name, (set = new Set()));
+      await first();
+    }
+    const mine = (payload: string): void => listener(payload);
+    set.add(mine);
+    return async () => {
+      set.delete(mine);
+      if (set.size === 0 && this.#channels.get(name) === set) {
+        this.#channels.delete(name);
+        await last().catch(() => undefined);
+      }
+    };
+  }
+
+  /** Hands `payload` to the listeners of `name`. */
+  dispatch(name: string, payload: string): void {
+    for (const listener of this.#channels.get(name) ?? []) listener(payload);
+  }
+
+  /** Forgets every listener (the connection closed: its subscriptions are gone). */
+  clear(): void {
+    this.#channels.clear();
+  }
+}
+
+/**
+ * The longest lock name, prefix included, in bytes of UTF-8: the same on every backend,
+ * so a name that works on `memory://` works in production. PostgreSQL sets the bound: its
+ * fence row's btree key holds at most 2,704 bytes and a `NOTIFY` payload under 8,000
+ * (PostgreSQL 15 docs, "Index row size" and `NOTIFY`); 1 KiB leaves room for the namespace.
+ */
+export const MAX_LOCK_NAME_BYTES = 1024;
+
+/** The member id inside a grant's token (`<memberId>:<12 hex>:<n>`, see `Coordinator.nextToken`). */
+export function memberOfToken(token: string): string {
+  return token.replace(/:[0-9a-f]{12}:\d+$/, '');
+}
+
+/** Refuses a lock name over {@link MAX_LOCK_NAME_BYTES} up front, before any backend sees it. */
+export function checkLockName(name: string): string {
+  const bytes = Buffer.byteLength(name, 'utf8');
+  if (bytes > MAX_LOCK_NAME_BYTES) {
+    throw new ArgumentRangeError('name', `a lock name of at most ${MAX_LOCK_NAME_BYTES} bytes in UTF-8, prefix included (it has ${bytes})`, name);
+  }
+  return name;
+}
+
+type Loader = (specifier: string) => Promise<unknown>;
+let loader: Loader = (specifier) => import(specifier);
+
+/** Replaces the module loader (tests use it to play an uninstalled client). @internal */
+export function setModuleLoader(next: Loader | null): void {
+  loader = next ?? ((specifier) => import(specifier));
+}
+
+/** Loads an optional peer dependency, with a clear error when it is not installed. */
+export async function loadClient<T>(specifier: 'ioredis' | 'pg' | 'etcd3', scheme: string): Promise<T> {
+  try {
+    return (await loader(specifier)) as T;
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+      throw new CoordinationError(
+        'ERR_COORDINATION_CLIENT_MISSING',
+        `a ${scheme}// coordinator URL needs the "${specifier}" package; install it with: npm install ${specifier}`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}
+
+/** The namespace keys and channels live under: the URL's `namespace` query, default `statesmith`. */
+export function namespaceOf(url: URL): string {
+  const ns = url.searchParams.get('namespace');
+  return ns === null || ns === '' ? 'statesmith' : ns;
+}
