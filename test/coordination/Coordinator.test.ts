@@ -142,6 +142,31 @@ describe('Coordinator on simulated time', () => {
     expect(await held?.release()).to.equal(false);
   });
 
+  it('renews all grants in one batch per round, with one timer for the coordinator, however many grants it holds', async () => {
+    const { c, backend } = flaky({ lockTtlMs: 3_000, heartbeatMs: 60_000 });
+    const batches: number[] = [];
+    (backend as unknown as Backend).renewAll = async (grants, ttlMs) => {
+      batches.push(grants.length);
+      return Promise.all(grants.map(({ name, token }) => backend.renew(name, token, ttlMs)));
+    };
+    await c.start();
+    const timersBefore = clock.pendingTimers;
+    const first = await c.getLock('a').acquire();
+    await clock.advance(500);
+    const others = await Promise.all(['b', 'c', 'd'].map((name) => c.getLock(name).acquire()));
+    // One renewal timer for all four grants (no timer, and no child, per grant).
+    expect(clock.pendingTimers - timersBefore).to.equal(1);
+    expect(Object.keys(c.actor.getSnapshot().children)).to.deep.equal(['backend']);
+    // The oldest grant is due at 1000 ms: the whole batch goes then, in one call.
+    await clock.advance(500);
+    expect(batches).to.deep.equal([4]);
+    await clock.advance(1_000);
+    expect(batches).to.deep.equal([4, 4]);
+    expect([first, ...others].every((h) => h?.held === true)).to.equal(true);
+    await Promise.all([first, ...others].map((h) => h?.release()));
+    expect(clock.pendingTimers - timersBefore).to.equal(0);
+  });
+
   it('when renewals cannot reach the server, the handle is aborted at the local lease deadline, not later', async () => {
     const { c, backend } = flaky({ lockTtlMs: 3_000, heartbeatMs: 60_000 });
     await c.start();

@@ -210,6 +210,21 @@ for (const backend of backends) {
       expect(await held?.release()).to.equal(true);
     });
 
+    it('renews every grant of a coordinator in one loop: grants taken at different times all stay held past their TTL', async () => {
+      const one = await coordinator({ agentId: 'one', lockTtlMs: 600 });
+      const two = await coordinator({ agentId: 'two', lockTtlMs: 600 });
+      const first = await one.getLock('many-0').acquire();
+      await sleep(250);
+      const rest = await Promise.all([1, 2, 3].map((i) => one.getLock(`many-${i}`).acquire()));
+      await sleep(1_500);
+      const held = [first, ...rest];
+      expect(held.map((h) => h?.signal.aborted)).to.deep.equal([false, false, false, false]);
+      expect(Object.keys(one.actor.getSnapshot().context.grants)).to.have.length(4);
+      for (let i = 0; i < 4; i++) expect(await two.getLock(`many-${i}`).acquire({ blocking: false })).to.equal(null);
+      expect(await Promise.all(held.map((h) => h?.release()))).to.deep.equal([true, true, true, true]);
+      expect(one.actor.getSnapshot().context.grants).to.deep.equal({});
+    });
+
     it('stop() releases what is held, so the next member does not wait for a TTL', async () => {
       const one = await coordinator({ agentId: 'one' });
       const two = await coordinator({ agentId: 'two' });

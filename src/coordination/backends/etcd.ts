@@ -259,6 +259,24 @@ export class EtcdBackend implements Backend {
     return true;
   }
 
+  /** Every grant's key checked (one request each, on one connection), then the session lease kept alive once for all. */
+  async renewAll(grants: ReadonlyArray<{ readonly name: string; readonly token: string }>): Promise<boolean[]> {
+    const client = this.#requireClient();
+    const kept = await Promise.all(
+      grants.map(async ({ name, token }) => {
+        const revision = this.#fences.get(name);
+        if (revision === undefined) return false;
+        const key = this.#prefix + name;
+        const result = await client.if(key, 'Value', '==', token).and(key, 'Create', '==', revision).commit();
+        if (!result.succeeded) this.#fences.delete(name);
+        return result.succeeded;
+      }),
+    );
+    // The keys live on the connection's lease: keeping that alive is the renewal.
+    if (kept.some(Boolean)) await this.ping();
+    return kept;
+  }
+
   async release(name: string, token: string): Promise<boolean> {
     const client = this.#requireClient();
     const revision = this.#fences.get(name);

@@ -229,6 +229,12 @@ export class PostgresBackend implements Backend {
     return this.#held.get(name) === token;
   }
 
+  /** The session holds every lock: one round trip proves all of them held. */
+  async renewAll(grants: ReadonlyArray<{ readonly name: string; readonly token: string }>): Promise<boolean[]> {
+    if (grants.some(({ name, token }) => this.#held.get(name) === token)) await this.#query('SELECT 1');
+    return grants.map(({ name, token }) => this.#held.get(name) === token);
+  }
+
   async release(name: string, token: string): Promise<boolean> {
     if (this.#held.get(name) !== token) return false;
     this.#held.delete(name);
