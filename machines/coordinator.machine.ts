@@ -115,7 +115,14 @@ export type CoordinatorInternalEvent =
   | { readonly type: 'statesmith.coordinator.lost'; readonly [kFromEngine]: true; readonly error: ErrorData }
   | { readonly type: 'statesmith.coordinator.granted'; readonly [kFromEngine]: true; readonly id: string; readonly lock: string; readonly fence: string }
   | { readonly type: 'statesmith.coordinator.grantEnded'; readonly [kFromEngine]: true; readonly id: string }
-  | { readonly type: 'statesmith.coordinator.opSettled'; readonly [kFromEngine]: true; readonly opId: string; readonly reply: CoordinatorReply };
+  | {
+      readonly type: 'statesmith.coordinator.opSettled';
+      readonly [kFromEngine]: true;
+      readonly opId: string;
+      readonly reply: CoordinatorReply;
+      /** The grant an `acquired` reply hands out: kept in `grants` in the same step as the answer. */
+      readonly grant?: { readonly id: string; readonly lock: string; readonly fence: string };
+    };
 
 export type CoordinatorEvent = CoordinatorCommand | CoordinatorInternalEvent;
 
@@ -264,6 +271,8 @@ export const coordinatorMachine = setup({
     answerOp: enqueueActions(({ enqueue, event, self }) => {
       const settled = event as Extract<CoordinatorInternalEvent, { type: 'statesmith.coordinator.opSettled' }>;
       const to = (settled as { [kReplyTo]?: AnyActorRef | null })[kReplyTo] ?? null;
+      const { grant } = settled;
+      if (grant !== undefined) enqueue.assign(({ context }) => ({ grants: { ...context.grants, [grant.id]: { lock: grant.lock, fence: grant.fence } } }));
       answer<CoordinatorReply>(enqueue as never, self, to, settled.reply);
     }),
     openElection: enqueueActions(({ enqueue, context, event, self }) => {

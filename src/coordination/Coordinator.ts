@@ -12,7 +12,7 @@ import { Observable, distinctUntilChanged } from 'rxjs';
 import type { Actor, AnyActorRef } from 'xstate';
 import { kError, type CoordinatorReply } from '../../machines/coordinator.machine.ts';
 import type { Clock } from '../clock.ts';
-import { ArgumentTypeError, CoordinationError, asBackendError } from '../errors.ts';
+import { ActorStoppedError, ArgumentTypeError, CoordinationError, asBackendError } from '../errors.ts';
 import { getLogger } from '../logger.ts';
 import { askReply } from '../runtime/askReply.ts';
 import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.ts';
@@ -161,6 +161,8 @@ export class Coordinator implements AsyncDisposable {
    * reached; the coordinator is then `disconnected` and may be started again.
    */
   start(): Promise<void> {
+    const snapshot = this.#actor.getSnapshot();
+    if (snapshot.status !== 'active') return Promise.reject(new ActorStoppedError(this.#actor.id, snapshot.status, snapshot.value));
     const state = this.state;
     if (state === 'connected' || state === 'reconnecting') return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
@@ -184,6 +186,8 @@ export class Coordinator implements AsyncDisposable {
    * nothing when not started.
    */
   stop(): Promise<void> {
+    // An actor stopped directly (not through this command) has nothing left to release: done.
+    if (this.#actor.getSnapshot().status !== 'active') return Promise.resolve();
     return new Promise<void>((resolve) => {
       const subscription = this.#actor.on('statesmith.coordinator.stopped', () => {
         subscription.unsubscribe();

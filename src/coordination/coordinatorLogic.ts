@@ -17,7 +17,8 @@ import {
 import { withInProcess } from '../../machines/protocol.ts';
 import { guardedLogic } from '../runtime/guardedLogic.ts';
 import { electionLogic } from './election/electionLogic.ts';
-import { CoordinatorEngine } from './engine.ts';
+import { CoordinatorEngine, kGrant } from './engine.ts';
+import type { Grant } from './lock/grant.ts';
 
 const engineOf = (context: { readonly engine: MachineEngine }): CoordinatorEngine => context.engine as CoordinatorEngine;
 
@@ -59,8 +60,18 @@ export const coordinatorLogic = guardedLogic(
           void engineOf(input)
             .runCommand(command)
             .then((reply) => {
-              if (!active) return;
-              sendBack(withInProcess({ type: 'statesmith.coordinator.opSettled', [kFromEngine]: true, opId, reply }, kReplyTo, command.replyTo ?? null));
+              const grant = (reply as { [kGrant]?: Grant })[kGrant];
+              // The actor stopped under the wait: nobody can be handed the grant, so it is given back.
+              if (!active) return void grant?.release();
+              // A grant goes into the actor's `grants` with the answer that hands it out: one step, not two.
+              const settled = {
+                type: 'statesmith.coordinator.opSettled',
+                [kFromEngine]: true,
+                opId,
+                reply,
+                ...(grant === undefined ? {} : { grant: grant.record() }),
+              };
+              sendBack(withInProcess(settled, kReplyTo, command.replyTo ?? null));
             });
         });
         return () => {

@@ -290,7 +290,7 @@ export class CoordinatorEngine implements MachineEngine, AcquireHost {
       if (budget !== Infinity) return { type: 'statesmith.coordinator.notAcquired', lock: command.lock };
       throw new DeadlockError(`${name} is already held through this coordinator's commands and is not re-entrant; waiting for it would never end`);
     }
-    const grant = await measuredAcquire(name, () => acquireGrant(this, name, { budget, signal: via?.signal, owner: via?.owner ?? this }));
+    const grant = await measuredAcquire(name, () => acquireGrant(this, name, { budget, signal: via?.signal, owner: via?.owner ?? this, announce: false }));
     if (grant === null) return { type: 'statesmith.coordinator.notAcquired', lock: command.lock };
     if (via === undefined) this.#commandGrants.set(command.lock, grant);
     return withInProcess({ type: 'statesmith.coordinator.acquired', lock: command.lock, fence: String(grant.fence) }, kGrant, grant) as CoordinatorReply;
@@ -310,16 +310,16 @@ export class CoordinatorEngine implements MachineEngine, AcquireHost {
   /** Takes a lock for the engine's own use (an election's lock): the grant is listed like any other. */
   async acquireOwn(name: string, blocking: boolean | number, signal: AbortSignal): Promise<DistributedLockHandle | null> {
     const budget = acquireBudget(blocking, undefined);
-    return measuredAcquire(checkLockName(name), () => acquireGrant(this, name, { budget, signal, owner: this }));
+    return measuredAcquire(checkLockName(name), () => acquireGrant(this, name, { budget, signal, owner: this, announce: true }));
   }
 
   // ---- grants ----
 
   /** A grant begins: the renewal loop keeps it, and the actor's `grants` list it. */
-  granted(grant: Grant, sentAt: number): void {
+  granted(grant: Grant, sentAt: number, announce: boolean): void {
     grant.id = `grant-${++this.#grantIds}`;
     this.#leases.add(grant, sentAt);
-    this.#actor.send({ type: 'statesmith.coordinator.granted', [kFromEngine]: true, id: grant.id, lock: grant.name, fence: String(grant.fence) });
+    if (announce) this.#actor.send({ type: 'statesmith.coordinator.granted', [kFromEngine]: true, ...grant.record() });
   }
 
   /** A grant ended (released or lost). */

@@ -38,9 +38,13 @@ class FlakyBackend implements Backend {
   async ping(): Promise<void> {
     this.#check();
   }
+  /** While set, a grant's answer waits for it. */
+  gate: Promise<void> | undefined;
   async tryAcquire(name: string, token: string, ttlMs: number): Promise<bigint | null> {
     this.#check();
-    return this.#inner.tryAcquire(name, token, ttlMs);
+    const fence = await this.#inner.tryAcquire(name, token, ttlMs);
+    await this.gate;
+    return fence;
   }
   async renew(name: string, token: string, ttlMs: number): Promise<boolean> {
     this.renewals++;
@@ -165,6 +169,28 @@ describe('Coordinator on simulated time', () => {
     expect([first, ...others].every((h) => h?.held === true)).to.equal(true);
     await Promise.all([first, ...others].map((h) => h?.release()));
     expect(clock.pendingTimers - timersBefore).to.equal(0);
+  });
+
+  it('a grant whose answer comes after the coordinator actor stopped is given back, not kept by nobody', async () => {
+    const { c, backend } = flaky({ lockTtlMs: 3_000 });
+    await c.start();
+    let open!: () => void;
+    backend.gate = new Promise<void>((resolve) => (open = resolve));
+    const waiting = c.getLock('v').acquire();
+    waiting.catch(() => undefined);
+    await clock.advance(0);
+    c.actor.stop();
+    backend.gate = undefined;
+    open();
+    await rejection(waiting);
+    await clock.advance(0);
+    // Free at once for another member: no TTL to wait out.
+    const other = make({ agentId: 'other', url: 'memory://flaky' });
+    await other.start();
+    expect(await other.getLock('v').acquire({ blocking: false })).to.not.equal(null);
+    // Its facade answers at once, never leaving a caller hanging on an actor that cannot reply.
+    await c.stop();
+    expect(((await rejection(c.start())) as { code?: string }).code).to.equal('ERR_ACTOR_STOPPED');
   });
 
   it('when renewals cannot reach the server, the handle is aborted at the local lease deadline, not later', async () => {

@@ -28,8 +28,8 @@ export interface AcquireHost extends GrantHost {
   dropQueue(name: string): void;
   contending(delta: 1 | -1): void;
   waitForRelease(name: string, ms: number, signal: AbortSignal | undefined): Promise<void>;
-  /** A grant begins: the renewal loop keeps it and the actor's `grants` list it. */
-  granted(grant: Grant, sentAt: number): void;
+  /** A grant begins: the renewal loop keeps it, and the actor's `grants` list it (told now when `announce`, else with the command's answer). */
+  granted(grant: Grant, sentAt: number, announce: boolean): void;
 }
 
 /** How long an acquire may wait: `blocking` (`true`, `false` or ms) and `timeoutMs`, the earlier bound. */
@@ -38,6 +38,8 @@ export interface AcquireWait {
   readonly signal?: AbortSignal | undefined;
   /** Who waits in the local queue (the `DistributedLock` object; the actor for a command). */
   readonly owner: object;
+  /** Tell the actor of the grant at once (a grant the engine takes for itself); a command's answer tells it otherwise. */
+  readonly announce: boolean;
 }
 
 /**
@@ -101,7 +103,7 @@ export async function acquireGrant(host: AcquireHost, name: string, wait: Acquir
       }
       if (fence !== null) {
         const grant = new Grant(host, host.backend(), name, token, fence, sentAt, local);
-        host.granted(grant, sentAt);
+        host.granted(grant, sentAt, wait.announce);
         getLogger().debug(`acquired lock ${name} (waited ${Math.round(clock.now() - started)} ms, fence ${fence})`);
         return grant;
       }

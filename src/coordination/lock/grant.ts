@@ -67,6 +67,11 @@ export class Grant implements DistributedLockHandle {
     if (inspection.enabled) this.reportHeld();
   }
 
+  /** The grant as the coordinator actor's `grants` list it. */
+  record(): { readonly id: string; readonly lock: string; readonly fence: string } {
+    return { id: this.id, lock: this.name, fence: String(this.fence) };
+  }
+
   /** Reports this grant as held, for the locks view (a capture that starts while it is held, too). */
   reportHeld(): void {
     inspection.lock({ lock: `distributed:${this.name}`, kind: this.#backend.kind, op: 'held', holder: this.#host.memberId, fence: this.fence });
