@@ -24,6 +24,12 @@ export type BackendKind = 'memory' | 'redis' | 'postgresql' | 'etcd';
 export interface Backend {
   readonly kind: BackendKind;
   readonly capabilities: BackendCapabilities;
+  /**
+   * True when this process's commands run in the order sent (one Redis connection, one
+   * PostgreSQL session, memory): a release's bookkeeping, and the next local waiter's
+   * acquire, may then go while the release is on its way, since it is sure to run first.
+   */
+  readonly ordered?: boolean;
   /** Opens the connection(s). May be called again after `close()` (a reconnect). */
   connect(): Promise<void>;
   /** Closes the connection(s); never throws. */

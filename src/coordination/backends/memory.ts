@@ -54,6 +54,8 @@ export function resetMemoryStores(): void {
 
 export class MemoryBackend implements Backend {
   readonly kind = 'memory' as const;
+  /** Commands on its one connection run in the order sent. */
+  readonly ordered = true;
   readonly capabilities: BackendCapabilities = Object.freeze({ distributed: false, sessionBased: false, fencing: true });
   readonly #store: Store;
   readonly #clock: Clock;

@@ -54,6 +54,8 @@ function holdParts(hold: string): [number, string] {
 
 export class PostgresBackend implements Backend {
   readonly kind = 'postgresql' as const;
+  /** Commands on its one connection run in the order sent. */
+  readonly ordered = true;
   readonly capabilities: BackendCapabilities = Object.freeze({ distributed: true, sessionBased: true, fencing: true });
   readonly #options: BackendOptions;
   readonly #Client: new (config: ClientConfig) => Client;

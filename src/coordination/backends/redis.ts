@@ -121,6 +121,8 @@ type RedisModule = { Redis?: new (url: string, options: RedisOptions) => RedisCl
 
 export class RedisBackend implements Backend {
   readonly kind = 'redis' as const;
+  /** Commands on its one connection run in the order sent. */
+  readonly ordered = true;
   readonly capabilities: BackendCapabilities = Object.freeze({ distributed: true, sessionBased: false, fencing: true });
   readonly #options: BackendOptions;
   readonly #Redis: new (url: string, options: RedisOptions) => RedisClient;

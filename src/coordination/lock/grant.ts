@@ -137,14 +137,19 @@ export class Grant implements DistributedLockHandle {
     const wasHeld = this.#state === 'held';
     if (wasHeld && telemetry.enabled) telemetry.sink.lockReleased('distributed', this.name, this.#host.clock.now() - this.#grantedAt);
     this.#state = 'released';
+    // Also after a loss: if the lease is still ours server-side, free it for the next holder.
+    const releasing = this.#backend.release(this.name, this.token);
+    // On a backend that runs commands in order, the bookkeeping (the actor's grants, the next
+    // local waiter) overlaps the round trip: whatever this process sends next runs after it.
+    const early = this.#backend.ordered === true;
+    if (early) this.#end();
     let freed = false;
     try {
-      // Also after a loss: if the lease is still ours server-side, free it for the next holder.
-      freed = await this.#backend.release(this.name, this.token);
+      freed = await releasing;
     } catch (error) {
       getLogger().error(`releasing distributed lock ${this.name} failed`, { error });
     }
-    this.#end();
+    if (!early) this.#end();
     getLogger().debug(`released lock ${this.name} (held ${Math.round(this.#host.clock.now() - this.#grantedAt)} ms)`);
     return wasHeld && freed;
   }
