@@ -73,6 +73,7 @@ export {
   type HostOptions,
   type LocksmithOptions,
 } from './locksmith/Locksmith.ts';
+export { LocksmithHooks } from './locksmith/hooks.ts';
 export { locksmithLogic } from './locksmith/locksmithLogic.ts';
 export {
   locksmithMachine,

@@ -21,36 +21,20 @@ import {
   type LocksmithTableLike,
 } from '../../machines/locksmith.machine.ts';
 import { LazyActor, startingAt } from '../runtime/LazyActor.ts';
-import { Locksmith } from './Locksmith.ts';
+import { LocksmithEngine } from './engine.ts';
+import { LocksmithHooks } from './hooks.ts';
+import { hostCancellations } from './host.ts';
+import { kToken, kValue } from './op.ts';
+import { systemClock, type Clock } from '../clock.ts';
 import { lockKindOf } from './lockKinds.ts';
-import type { ForceResult, RecognitionResult } from './results.ts';
 import { describeAs } from '../inspect/safeJson.ts';
 
-/**
- * The values a hosted task's run rejected with because it was cancelled (its signal aborted
- * and it ended with the reason, an AbortError or a CancelledError): its `hosted` reply says
- * `cancelled`, not `failed`. @internal
- */
-export const hostCancellations = new WeakSet<object>();
 import { inspection } from '../inspect/capture.ts';
-
-/** The value or error an operation's reply carries in-process (a symbol never crosses JSON). @internal */
-export const kValue: unique symbol = Symbol('statesmith.locksmith.value');
-/** An in-process correlation token: a command may carry one, and its reply carries it back. @internal */
-export const kToken: unique symbol = Symbol('statesmith.locksmith.token');
 
 /** A force's negotiation as the engine drives it: events to its (lazy) actor. @internal */
 export interface ForceRunHandle {
   send(type: ForceEvent['type']): void;
   readonly finished: boolean;
-}
-
-/** What an operation's child runs: the engine's steps. @internal */
-export interface LocksmithEngine {
-  readonly name: string;
-  recognizeNow(lock: object): Promise<RecognitionResult>;
-  forceNow(run: ForceRunHandle, lock: object, options: Readonly<Record<string, unknown>>): Promise<ForceResult>;
-  hostNow(task: (signal: AbortSignal) => unknown, lock: object, options: Readonly<Record<string, unknown>>): Promise<unknown>;
 }
 
 const forceContext = (name: string): { name: string } => ({ name });
@@ -319,8 +303,9 @@ export const locksmithLogic = locksmithMachine.provide({
   },
   actions: {
     open: assign(({ context, self }) => {
-      // Spawned on its own, the locksmith's engine is a plain Locksmith whose actor is this one.
-      const engine = (context.options.engine as LocksmithEngine | undefined) ?? Locksmith.attach(self, context.name, context.options.clock);
+      // The engine runs the hooks of the Locksmith that started this actor, or (spawned on its own) a plain set.
+      const hooks = (context.options.engine as LocksmithHooks | undefined) ?? new LocksmithHooks(context.name);
+      const engine = new LocksmithEngine(self, hooks, (context.options.clock as Clock | undefined) ?? systemClock);
       return { table: new LocksmithTable(self, engine) };
     }),
     rejectMalformed: enqueueActions(({ enqueue, context, event, self }) => {
@@ -403,5 +388,4 @@ export const locksmithLogic = locksmithMachine.provide({
     }),
   },
 });
-// Its type is inferred through the Locksmith facade (a cycle), so it is guarded in place, not wrapped in the expression.
 guardedLogic(locksmithLogic, 'locksmith');

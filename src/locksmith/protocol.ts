@@ -214,3 +214,17 @@ export function serveLockForceRequests(owner: unknown, handler: LockForceHandler
     if (servers.get(owner) === respond) servers.delete(owner);
   };
 }
+
+/** An error sent over the wire, as an `Error` again. */
+export function errorFromWire(wire: WireError): Error {
+  const error = new Error(wire.message);
+  error.name = wire.name;
+  Object.assign(error, { code: wire.code, critical: wire.critical });
+  if (wire.stack !== undefined) error.stack = wire.stack;
+  return error;
+}
+
+/** True for an error as the wire carries it (not an `Error`). */
+export function isErrorWire(value: unknown): value is WireError {
+  return typeof value === 'object' && value !== null && !(value instanceof Error) && typeof (value as WireError).message === 'string' && 'critical' in value;
+}
