@@ -142,10 +142,11 @@ export const forceMachine = setup({
  * flight. `locksmithLogic` (src/locksmith/) gives it its engine (the negotiation code and
  * the hooks of asyncutils' `LocksmithBase`) and its actions with `.provide()`.
  *
- * - Each `recognize`, `force` and `host` runs in an `op-<n>` child that answers
- *   `opSettled`; a force's negotiation is its `force-<n>` child (a `forceMachine`,
- *   stepped through its table until someone reads it, then spawned here in the state it
- *   has reached). Both leave once the operation is answered.
+ * - Each `recognize`, `force` and `host` runs in the one `ops` child (invoked for the
+ *   actor's life), which answers `opSettled`. A force's negotiation is a record in the
+ *   table (a `forceMachine` stepped through its table); it becomes the `force-<n>` child
+ *   only while an inspector captures or when someone reads its actor, spawned here in the
+ *   state it has reached, and leaves once the operation is answered.
  * - The table of operations in flight and the set of recognized locks are the
  *   locksmith's truth; only its own actions change them.
  *
@@ -271,13 +272,13 @@ export const locksmithMachine = setup({
   actors: {
     /** A force's negotiation, spawned when someone reads it (the runtime starts it in the state it has reached). */
     force: forceMachine,
-    /** Runs one operation (the runtime's engine) and answers `opSettled`. */
-    op: fromCallback<{ readonly type: string }, { readonly id: number; readonly start: () => Promise<unknown> }>(() => undefined),
+    /** For the actor's whole life: runs each operation (the runtime's engine) and answers `opSettled`. */
+    ops: fromCallback<{ readonly type: string }>(() => undefined),
   },
   actions: {
     /** Makes the table and the engine (an `assign`, provided by the runtime). */
     open: () => undefined,
-    /** Starts the operation in an `op-<n>` child (provided by the runtime). */
+    /** Starts the operation in the `ops` child (provided by the runtime). */
     startOp: () => undefined,
     /** Answers a settled operation and lets its children go (provided by the runtime). */
     settle: () => undefined,
@@ -297,6 +298,7 @@ export const locksmithMachine = setup({
   id: 'statesmith.locksmith',
   context: ({ input }) => ({ name: input.name ?? 'locksmith', locks: input.locks ?? {}, tasks: input.tasks ?? {}, table: null, options: input }),
   entry: 'open',
+  invoke: { id: 'ops', src: 'ops' },
   initial: 'idle',
   on: {
     // A verb the locksmith does not know is answered, never dropped (known commands outrank the wildcard).

@@ -280,19 +280,22 @@ function engineOptions(command: LocksmithCommand): Record<string, unknown> {
 export const locksmithLogic = locksmithMachine.provide({
   actors: {
     force: startingAt(forceMachine),
-    op: fromCallback<{ readonly type: string }, { readonly id: number; readonly start: () => Promise<unknown> }>(({ input, sendBack }) => {
+    ops: fromCallback<{ readonly type: string }>(({ receive, sendBack }) => {
       let active = true;
-      let started: Promise<unknown>;
-      try {
-        started = input.start();
-      } catch (error) {
-        // A user's lock or task that throws at once is the op's failure, never the locksmith's.
-        started = Promise.reject(error);
-      }
-      started.then(
-        (value) => active && sendBack({ type: 'statesmith.locksmith.opSettled', [kFromOp]: true, id: input.id, ok: true, value }),
-        (value: unknown) => active && sendBack({ type: 'statesmith.locksmith.opSettled', [kFromOp]: true, id: input.id, ok: false, value }),
-      );
+      receive((event) => {
+        const { id, start } = event as unknown as { readonly id: number; readonly start: () => Promise<unknown> };
+        let started: Promise<unknown>;
+        try {
+          started = start();
+        } catch (error) {
+          // A user's lock or task that throws at once is the op's failure, never the locksmith's.
+          started = Promise.reject(error);
+        }
+        started.then(
+          (value) => active && sendBack({ type: 'statesmith.locksmith.opSettled', [kFromOp]: true, id, ok: true, value }),
+          (value: unknown) => active && sendBack({ type: 'statesmith.locksmith.opSettled', [kFromOp]: true, id, ok: false, value }),
+        );
+      });
       return () => {
         active = false;
       };
@@ -347,7 +350,7 @@ export const locksmithLogic = locksmithMachine.provide({
       }
       const token = (command as { [kToken]?: unknown })[kToken];
       table.ops.set(id, { kind: command.type.slice('statesmith.locksmith.'.length) as OpKind, token, lock: name, replyTo: replyToOf(event) ?? null, run });
-      enqueue.spawnChild('op', { id: `op-${id}`, input: { id, start } });
+      enqueue.sendTo('ops' as never, { type: 'statesmith.locksmith.run', id, start } as never);
     }),
     settle: enqueueActions(({ enqueue, context, event, self }) => {
       const table = context.table as LocksmithTable;
@@ -356,7 +359,6 @@ export const locksmithLogic = locksmithMachine.provide({
       if (op === undefined) return;
       table.ops.delete(settled.id);
       if (op.kind !== 'recognize') table.forcing--;
-      enqueue.stopChild(`op-${settled.id}`);
       if (op.run?.lazy.materialised) enqueue.stopChild(`force-${settled.id}`);
       const { id } = settled;
       let reply: LocksmithReply;
