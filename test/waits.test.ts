@@ -9,12 +9,14 @@ import {
   awaitEventWithStop,
   CancellableSubprocess,
   cancelAndAwait,
+  createCoordinator,
   ManualClock,
   ServiceBase,
   SharedEvent,
   TaskGroup,
   TimeoutError,
 } from '../src/index.ts';
+import { kBackendFactory } from '../src/coordination/options.ts';
 import { isAlive } from '../src/subprocess/processTree.ts';
 import { isSettled, rejection, settle } from './support/async.ts';
 
@@ -50,6 +52,36 @@ describe('waits end on timeoutMs and signal', () => {
     await group.wait({ timeoutMs: 100 });
     expect(clock.pendingTimers, 'no timer left behind').to.equal(0);
     expect(await rejection(task.wait({ timeout: 1 } as never))).to.have.property('code', 'ERR_UNKNOWN_OPTION');
+  });
+
+  it('Coordinator.start() and stop(): bounded by timeoutMs and signal, on the coordinator clock; the start goes on', async () => {
+    const clock = new ManualClock();
+    // A backend whose connection never answers: the start can only be bounded by the wait.
+    const hanging = {
+      kind: 'memory',
+      capabilities: { distributed: false, sessionBased: false, fencing: true },
+      connect: () => new Promise<void>(() => undefined),
+      close: async () => undefined,
+      ping: async () => undefined,
+      tryAcquire: async () => null,
+      renew: async () => false,
+      release: async () => false,
+      onReleased: () => undefined,
+      onLost: () => undefined,
+    };
+    const c = createCoordinator({ clock, agentId: 'slow', [kBackendFactory]: () => hanging } as never);
+    const timedOut = rejection(c.start({ timeoutMs: 500 }));
+    await clock.advance(500);
+    expect(await timedOut).to.be.instanceOf(TimeoutError);
+    expect(c.state).to.equal('connecting');
+    const controller = new AbortController();
+    const aborted = rejection(c.start({ signal: controller.signal }));
+    controller.abort(new Error('operator gave up'));
+    expect(((await aborted) as Error).message).to.equal('operator gave up');
+    expect(await rejection(c.start({ timeout: 1 } as never))).to.have.property('code', 'ERR_UNKNOWN_OPTION');
+    expect(await rejection(c.stop({ timeout: 1 } as never))).to.have.property('code', 'ERR_UNKNOWN_OPTION');
+    c.actor.stop();
+    await c.stop({ timeoutMs: 10 });
   });
 
   it('cancelAndAwait() of a task that ignores its cancellation', async () => {

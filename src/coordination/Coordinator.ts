@@ -159,13 +159,22 @@ export class Coordinator implements AsyncDisposable {
    * Connects. Does nothing when already started. Rejects with a `CoordinationError` when
    * the client is missing, the backend lacks a required capability, or it cannot be
    * reached; the coordinator is then `disconnected` and may be started again.
+   * `options` bound the wait (`signal`, `timeoutMs`); the start itself goes on, and
+   * `stop()` ends it.
    */
-  start(): Promise<void> {
+  start(options?: WaitOptions): Promise<void> {
+    let wait: ReturnType<typeof waitOptions>;
+    try {
+      wait = waitOptions('options', options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (wait.signal?.aborted) return Promise.reject(wait.signal.reason);
     const snapshot = this.#actor.getSnapshot();
     if (snapshot.status !== 'active') return Promise.reject(new ActorStoppedError(this.#actor.id, snapshot.status, snapshot.value));
     const state = this.state;
     if (state === 'connected' || state === 'reconnecting') return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
+    const started = new Promise<void>((resolve, reject) => {
       const subscriptions = [
         this.#actor.on('statesmith.coordinator.started', () => {
           for (const s of subscriptions) s.unsubscribe();
@@ -179,22 +188,32 @@ export class Coordinator implements AsyncDisposable {
       ];
       this.#actor.send({ type: 'statesmith.coordinator.start' });
     });
+    return boundedWait(started, wait, this.clock, `starting coordinator ${this.memberId}`);
   }
 
   /**
    * Releases every lock still held through this coordinator, then disconnects. Does
-   * nothing when not started.
+   * nothing when not started. `options` bound the wait (`signal`, `timeoutMs`); the stop
+   * itself goes on.
    */
-  stop(): Promise<void> {
+  stop(options?: WaitOptions): Promise<void> {
+    let wait: ReturnType<typeof waitOptions>;
+    try {
+      wait = waitOptions('options', options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (wait.signal?.aborted) return Promise.reject(wait.signal.reason);
     // An actor stopped directly (not through this command) has nothing left to release: done.
     if (this.#actor.getSnapshot().status !== 'active') return Promise.resolve();
-    return new Promise<void>((resolve) => {
+    const stopped = new Promise<void>((resolve) => {
       const subscription = this.#actor.on('statesmith.coordinator.stopped', () => {
         subscription.unsubscribe();
         resolve();
       });
       this.#actor.send({ type: 'statesmith.coordinator.stop' });
     });
+    return boundedWait(stopped, wait, this.clock, `stopping coordinator ${this.memberId}`);
   }
 
   /** `await using` support: the same as {@link Coordinator.stop}. */
