@@ -35,10 +35,11 @@ import {
   shown,
   type ErrorData,
   type Rejected,
+  kInternal,
+  MAX_TIMER_MS,
 } from './protocol.ts';
 
 /** Node's longest timer (2^31 - 1 ms); see `src/clock.ts`. */
-const MAX_DELAY_MS = 2 ** 31 - 1;
 
 /** The error itself that a `failed` reply carries in-process. (Internal: not part of the API.) */
 export const kError: unique symbol = Symbol('statesmith.coordinator.error');
@@ -108,7 +109,7 @@ export type CoordinatorCommand =
   | { readonly type: 'statesmith.coordinator.members'; readonly group: string; readonly replyTo?: AnyActorRef };
 
 /** Marks the coordinator's own events, so no message from outside can fake a connection or a lease. (Internal: not part of the API.) */
-export const kFromEngine: unique symbol = Symbol('statesmith.coordinator.engine');
+export const kFromEngine: typeof kInternal = kInternal;
 
 /** What the runtime tells the coordinator. (Internal: not part of the API.) */
 export type CoordinatorInternalEvent =
@@ -207,7 +208,7 @@ export const coordinatorMachine = setup({
     backend: fromCallback<{ readonly type: string }, { readonly engine: CoordinatorEngine }>(() => undefined),
   },
   delays: {
-    slice: ({ context }) => Math.min(context.waitLeft, MAX_DELAY_MS),
+    slice: ({ context }) => Math.min(context.waitLeft, MAX_TIMER_MS),
   },
   actions: {
     /** Makes the engine from `options` when the input gives none (an `assign`, provided by the runtime). */
@@ -219,7 +220,7 @@ export const coordinatorMachine = setup({
     reset: assign({ attempt: 0, backoffMs: 0, beats: 0 }),
     beat: assign({ beats: ({ context }) => context.beats + 1 }),
     armHeartbeat: assign({ waitLeft: ({ context }) => context.engine.heartbeatMs }),
-    spendSlice: assign({ waitLeft: ({ context }) => context.waitLeft - MAX_DELAY_MS }),
+    spendSlice: assign({ waitLeft: ({ context }) => context.waitLeft - MAX_TIMER_MS }),
     nextAttempt: assign(({ context }) => {
       const attempt = context.attempt + 1;
       const backoffMs = context.engine.backoffDelay(attempt);
@@ -310,7 +311,7 @@ export const coordinatorMachine = setup({
   guards: {
     internal: ({ event }) => internal(event),
     malformed: ({ event }) => malformedCoordinatorCommand(event) !== undefined,
-    due: ({ context }) => context.waitLeft <= MAX_DELAY_MS,
+    due: ({ context }) => context.waitLeft <= MAX_TIMER_MS,
     stopPending: ({ context }) => context.stopWaiters.length > 0,
   },
 }).createMachine({

@@ -28,12 +28,13 @@ import {
   shown,
   type ErrorData,
   type Rejected,
+  kInternal,
 } from './protocol.ts';
 
 /** The error itself that a `failed` reply carries in-process. (Internal: not part of the API.) */
 export const kElectionError: unique symbol = Symbol('statesmith.election.error');
 /** Marks the election's own events. (Internal: not part of the API.) */
-export const kFromElection: unique symbol = Symbol('statesmith.election.engine');
+export const kFromElection: typeof kInternal = kInternal;
 
 /** What the election's children do: the runtime provides it. */
 export interface ElectionEngine {

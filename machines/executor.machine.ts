@@ -27,7 +27,18 @@
  * does not accept it or it is malformed. A rejection changes nothing.
  */
 import { assign, enqueueActions, fromCallback, fromPromise, setup, type AnyActorRef } from 'xstate';
-import { answer, commandData, forgedRejection, rejectUnknownCommand, rejectAnyOther, replyToOf, shown, type ErrorData, type Rejected } from './protocol.ts';
+import {
+  answer,
+  commandData,
+  forgedRejection,
+  rejectUnknownCommand,
+  rejectAnyOther,
+  replyToOf,
+  shown,
+  type ErrorData,
+  type Rejected,
+  kInternal,
+} from './protocol.ts';
 import { criticalTaskMachine } from './criticalTask.machine.ts';
 import { subprocessMachine, type SubprocessInput } from './subprocess.machine.ts';
 
@@ -156,7 +167,7 @@ export interface OutcomeParams extends WakeParams {
 }
 
 /** Marks a `settled` event as coming from the task child, so no message from outside can end a task. (Internal: not part of the API.) */
-export const kFromTask: unique symbol = Symbol('statesmith.executor.fromTask');
+export const kFromTask: typeof kInternal = kInternal;
 
 /** What `stopSubprocess` is started with. (Internal: not part of the API.) */
 export interface ExecutorGateInput {

@@ -19,7 +19,7 @@
  * flight (the facade lists them).
  */
 import { enqueueActions, fromCallback, setup, type AnyActorRef } from 'xstate';
-import { answer, forgedRejection, rejectUnknownCommand, rejectAnyOther, replyToOf, type ErrorData, type Rejected } from './protocol.ts';
+import { answer, forgedRejection, rejectUnknownCommand, rejectAnyOther, replyToOf, type ErrorData, type Rejected, kInternal } from './protocol.ts';
 
 /** The numbers of asyncutils' `ForceResult`, by final state. */
 export const forceOutputs = {
@@ -229,7 +229,7 @@ export type LocksmithCommand =
     } & LockTarget);
 
 /** Marks the locksmith's own events, so no message from outside can settle an operation. (Internal: not part of the API.) */
-export const kFromOp: unique symbol = Symbol('statesmith.locksmith.op');
+export const kFromOp: typeof kInternal = kInternal;
 
 /** The locksmith's own events. (Internal: not part of the API.) */
 export type LocksmithInternalEvent =

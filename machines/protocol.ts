@@ -6,6 +6,20 @@
 import { enqueueActions, type AnyActorRef } from 'xstate';
 import { replyTypes } from './finalReplies.ts';
 
+/**
+ * The longest delay Node's timers honour: a larger one (2^31 ms and up) fires after 1 ms,
+ * with only a warning (Node's `TIMEOUT_MAX`; see `lib/internal/timers.js`). Every delay of
+ * every machine is cut into slices of at most this; `src/clock.ts` re-exports it.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The one mark of an actor's own internal events (what its engine and children tell it), so
+ * that no message from outside can fake one: a command carrying it is refused as forged.
+ * A symbol never crosses a process. (Internal: not part of the API.)
+ */
+export const kInternal: unique symbol = Symbol('statesmith.internal');
+
 /** An error as it travels in a reply: plain data. */
 export interface ErrorData {
   /** The error's `name`, such as `'TypeError'` or `'CancelledError'`. */

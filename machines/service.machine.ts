@@ -29,6 +29,7 @@ import {
   withInProcess,
   type ErrorData,
   type Rejected,
+  kInternal,
 } from './protocol.ts';
 import { kErrors, taskGroupMachine } from './taskGroup.machine.ts';
 import { taskMachine } from './task.machine.ts';
@@ -101,7 +102,7 @@ export type ServiceCommand =
   | { readonly type: 'statesmith.service.stop'; readonly reason?: string; readonly replyTo?: AnyActorRef };
 
 /** Marks the service's own events (from its `main`), so no message from outside can end it. (Internal: not part of the API.) */
-export const kFromMain: unique symbol = Symbol('statesmith.service.main');
+export const kFromMain: typeof kInternal = kInternal;
 
 /** What `main` tells its service. (Internal: not part of the API.) */
 export type ServiceInternalEvent =

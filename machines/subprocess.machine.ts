@@ -23,10 +23,21 @@
  * does not accept it or it is malformed. A rejection changes nothing.
  */
 import { assign, enqueueActions, fromCallback, setup, type AnyActorRef } from 'xstate';
-import { answer, forgedRejection, rejection, rejectUnknownCommand, rejectAnyOther, replyToOf, shown, type ErrorData, type Rejected } from './protocol.ts';
+import {
+  answer,
+  forgedRejection,
+  rejection,
+  rejectUnknownCommand,
+  rejectAnyOther,
+  replyToOf,
+  shown,
+  type ErrorData,
+  type Rejected,
+  kInternal,
+  MAX_TIMER_MS,
+} from './protocol.ts';
 
 /** Node's longest timer (2^31 - 1 ms); see `src/clock.ts`. */
-const MAX_DELAY_MS = 2 ** 31 - 1;
 
 /** How a call ended: the process exited, it could not be spawned (or its pipes failed), or it was stopped. */
 export type SubprocessOutcome = 'completed' | 'failed' | 'cancelled';
@@ -104,7 +115,7 @@ export type SubprocessCommand =
   | { readonly type: 'statesmith.subprocess.resetCancelled'; readonly replyTo?: AnyActorRef };
 
 /** Marks the process child's own events, so no message from outside can end a call. (Internal: not part of the API.) */
-export const kFromProcess: unique symbol = Symbol('statesmith.subprocess.process');
+export const kFromProcess: typeof kInternal = kInternal;
 
 /** What the process child tells the runner. (Internal: not part of the API.) */
 export type SubprocessInternalEvent =
@@ -241,8 +252,8 @@ export const subprocessMachine = setup({
     process: fromCallback<SubprocessProcessCommand, SubprocessProcessInput>(() => undefined),
   },
   delays: {
-    callSlice: ({ context }) => Math.min(context.timeLeft, MAX_DELAY_MS),
-    terminateSlice: ({ context }) => Math.min(context.terminateLeft, MAX_DELAY_MS),
+    callSlice: ({ context }) => Math.min(context.timeLeft, MAX_TIMER_MS),
+    terminateSlice: ({ context }) => Math.min(context.terminateLeft, MAX_TIMER_MS),
   },
   actions: {
     rejectForged: enqueueActions(({ enqueue, event, self }) =>
@@ -283,8 +294,8 @@ export const subprocessMachine = setup({
     // The process child logs what it does with them.
     sendTerminate: enqueueActions(({ enqueue }) => enqueue.sendTo('process', { type: 'terminate' })),
     sendKill: enqueueActions(({ enqueue }) => enqueue.sendTo('process', { type: 'kill' })),
-    spendCallSlice: assign(({ context }) => ({ timeLeft: context.timeLeft - MAX_DELAY_MS })),
-    spendTerminateSlice: assign(({ context }) => ({ terminateLeft: context.terminateLeft - MAX_DELAY_MS })),
+    spendCallSlice: assign(({ context }) => ({ timeLeft: context.timeLeft - MAX_TIMER_MS })),
+    spendTerminateSlice: assign(({ context }) => ({ terminateLeft: context.terminateLeft - MAX_TIMER_MS })),
     addCancelWaiter: assign(({ context, event }) => {
       const waiter = replyToOf(event);
       return { cancelRequested: true, cancelWaiters: waiter ? [...context.cancelWaiters, waiter] : context.cancelWaiters };
@@ -335,8 +346,8 @@ export const subprocessMachine = setup({
     fromProcess: ({ context, event }) => fromCurrentProcess(context, event),
     stopPending: ({ context, event }) => fromCurrentProcess(context, event) && context.stopReason !== null,
     killNow: ({ event }) => (event as { kill?: boolean }).kill === true,
-    callDue: ({ context }) => context.timeLeft <= MAX_DELAY_MS,
-    terminateDue: ({ context }) => context.terminateLeft <= MAX_DELAY_MS,
+    callDue: ({ context }) => context.timeLeft <= MAX_TIMER_MS,
+    terminateDue: ({ context }) => context.terminateLeft <= MAX_TIMER_MS,
     forOtherCall: ({ context, event }) => {
       const call = (event as { call?: number }).call;
       return call !== undefined && call !== context.call;

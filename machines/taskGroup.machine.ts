@@ -30,7 +30,7 @@
  * answer is the task's `taskDone` (the hot path of a group of 100,000 tasks).
  */
 import { assign, enqueueActions, setup, type AnyActorRef } from 'xstate';
-import { answer, forgedRejection, rejectUnknownCommand, rejectAnyOther, replyToOf, type ErrorData, type Rejected } from './protocol.ts';
+import { answer, forgedRejection, rejectUnknownCommand, rejectAnyOther, replyToOf, type ErrorData, type Rejected, kInternal } from './protocol.ts';
 import { taskMachine } from './task.machine.ts';
 
 /** A named task of the registry: gets the task's signal and the command's `params`. */
@@ -130,7 +130,7 @@ export type TaskGroupCommand =
 export const kErrors: unique symbol = Symbol('statesmith.taskGroup.errors');
 
 /** Marks the group's own events, so no message from outside can settle or spawn a task. (Internal: not part of the API.) */
-export const kFromGroup: unique symbol = Symbol('statesmith.taskGroup.internal');
+export const kFromGroup: typeof kInternal = kInternal;
 
 /** The group's own events: tasks ended (drain the table's queue), or a task's actor is wanted. (Internal: not part of the API.) */
 export type TaskGroupInternalEvent =

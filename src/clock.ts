@@ -16,11 +16,9 @@ export interface Clock {
   clearTimeout(handle: unknown): void;
 }
 
-/**
- * The longest delay Node's timers honour: a larger one (2^31 ms and up) fires after 1 ms,
- * with only a warning. Node's `TIMEOUT_MAX`; see `lib/internal/timers.js`.
- */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
+import { MAX_TIMER_MS } from '../machines/protocol.ts';
+
+export { MAX_TIMER_MS };
 
 /**
  * A timer longer than Node allows, run as a chain of slices of at most

@@ -16,7 +16,7 @@ import { Observable, ReplaySubject, Subject, type Observer, type Subscription as
 import type { AnyActorRef } from 'xstate';
 import { isFinalReply } from '../../machines/finalReplies.ts';
 import { takeReply } from '../runtime/ask.ts';
-import { errorData } from '../../machines/protocol.ts';
+import { MAX_TIMER_MS, errorData } from '../../machines/protocol.ts';
 import { ArgumentTypeError, ArgumentValueError, NoReplyError, RejectedError } from '../errors.ts';
 import { safeStringify } from '../inspect/safeJson.ts';
 import { getLogger } from '../logger.ts';
@@ -358,7 +358,7 @@ class ReplyPort {
   /** Refuses the request with `refusal()` unless the actor answers within `timeoutMs`. */
   arm(timeoutMs: number, refusal: () => string): void {
     if (timeoutMs === Infinity) return;
-    this.#timer = setTimeout(() => this.refuse(refusal()), Math.min(timeoutMs, 2 ** 31 - 1));
+    this.#timer = setTimeout(() => this.refuse(refusal()), Math.min(timeoutMs, MAX_TIMER_MS));
     this.#timer.unref();
   }
 
@@ -541,7 +541,7 @@ export function remoteActor(options: RemoteOptions): RemoteActor {
         new NoReplyError(`no final reply to ${type} from ${subject}.cmd within ${timeoutMs} ms`, interim, cause === undefined ? undefined : { cause });
       signal?.addEventListener('abort', onAbort, { once: true });
       if (timeoutMs !== Infinity) {
-        timer = setTimeout(() => finish(() => reject(noReply())), Math.min(timeoutMs, 2 ** 31 - 1));
+        timer = setTimeout(() => finish(() => reject(noReply())), Math.min(timeoutMs, MAX_TIMER_MS));
         timer.unref();
       }
       try {

@@ -18,7 +18,7 @@ import {
   type Snapshot,
   type SnapshotFrom,
 } from 'xstate';
-import { commandData, errorData, type Rejected } from '../../machines/protocol.ts';
+import { MAX_TIMER_MS, commandData, errorData, type Rejected } from '../../machines/protocol.ts';
 import { supervisorMachine, type SupervisorContext, type SupervisorEvent, type SupervisorSettings } from '../../machines/supervisor.machine.ts';
 import { ArgumentRangeError, ArgumentTypeError } from '../errors.ts';
 import { optionalBoolean, optionalName, optionalObject, optionalRandom } from '../runtime/validate.ts';
@@ -101,8 +101,6 @@ interface State extends SupervisedView {
 /** The event the back-off timer sends the supervisor. */
 const DUE = 'statesmith.supervisor.restartDue';
 
-const MAX_DELAY_MS = 2 ** 31 - 1;
-
 /** What the supervisor tells itself when an entry action of a run that began before it started throws. */
 const START_FAILED = 'statesmith.supervisor.startFailed';
 /** Carries the thrown value of a {@link START_FAILED}; no message from outside can have it. */
@@ -146,7 +144,7 @@ function supervisedLogic<TLogic extends AnyActorLogic>(inner: TLogic, settings: 
         scope.self,
         scope.self,
         { type: DUE, generation } as EventObject,
-        Math.min(ms, MAX_DELAY_MS),
+        Math.min(ms, MAX_TIMER_MS),
         `statesmith.supervisor.${generation}`,
       ),
     );
