@@ -215,7 +215,7 @@ export function serveLockForceRequests(owner: unknown, handler: LockForceHandler
   };
 }
 
-/** An error sent over the wire, as an `Error` again. */
+/** An error sent over the wire, as an `Error` again. @internal */
 export function errorFromWire(wire: WireError): Error {
   const error = new Error(wire.message);
   error.name = wire.name;
@@ -224,7 +224,7 @@ export function errorFromWire(wire: WireError): Error {
   return error;
 }
 
-/** True for an error as the wire carries it (not an `Error`). */
+/** True for an error as the wire carries it (not an `Error`). @internal */
 export function isErrorWire(value: unknown): value is WireError {
   return typeof value === 'object' && value !== null && !(value instanceof Error) && typeof (value as WireError).message === 'string' && 'critical' in value;
 }
