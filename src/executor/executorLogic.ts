@@ -68,8 +68,11 @@ class TaskClaim {
   readonly #deps: ExecutorServices;
   readonly #sendBack: (event: ExecutorInternalEvent | ExecutorLockEvent) => void;
   readonly #controller = new AbortController();
-  /** Aborted when the claim is dropped: a lock wait in progress is given up. */
+  /** Aborted when the claim is dropped while a lock wait is in progress: the wait is given up. */
   readonly #dropped = new AbortController();
+  /** Lock waits in progress (an abort with nobody waiting would only cost an event). */
+  #waiting = 0;
+  #isDropped = false;
   #settled = false;
 
   readonly #executor: string;
@@ -86,15 +89,17 @@ class TaskClaim {
 
   /** Takes the executor lock, does `underLock`, and hands the lock's release to the machine. */
   #handOver(type: ExecutorLockEvent['type'], underLock?: () => Promise<void>): void {
-    const dropped = this.#dropped.signal;
-    takeLock(this.#deps.lock, dropped).then(
+    if (this.#isDropped) return;
+    this.#waiting++;
+    takeLock(this.#deps.lock, this.#dropped.signal).then(
       async (release) => {
+        this.#waiting--;
         if (underLock) await underLock();
         // Dropped while the lock was on its way: nobody will release it but us.
-        if (dropped.aborted) release();
+        if (this.#isDropped) release();
         else this.#sendBack({ type, [kFromTask]: true, generation: this.generation, release } satisfies ExecutorLockEvent);
       },
-      () => undefined, // the wait was given up because the claim was dropped
+      () => void this.#waiting--, // the wait was given up because the claim was dropped
     );
   }
 
@@ -159,8 +164,9 @@ class TaskClaim {
   }
 
   drop(why: string): void {
-    // A shared reason: abort() without one makes a DOMException (a stack capture) per task.
-    this.#dropped.abort(CHILD_STOPPED);
+    this.#isDropped = true;
+    // Only a wait in progress needs the abort. A shared reason: abort() without one makes a DOMException (a stack capture) per task.
+    if (this.#waiting > 0) this.#dropped.abort(CHILD_STOPPED);
     if (!this.#settled && !this.#controller.signal.aborted) this.#controller.abort(new CancelledError(`${this.#action} was cancelled: ${why}`));
   }
 }
