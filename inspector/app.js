@@ -4,6 +4,7 @@
 
 const token = new URLSearchParams(location.search).get('token') ?? '';
 const graphs = new Map(); // graphId -> root node
+const graphCommands = new Map(); // graphId -> Set of the event types it takes from outside
 const actors = new Map(); // sessionId -> actor
 const locks = new Map(); // lock -> record
 const lockHistory = new Map(); // lock -> its records in order (the timeline)
@@ -29,7 +30,7 @@ let chosen = false; // the person picked an actor: the page no longer picks one 
 
 /** Forgets everything shown: the page is now connected to another inspector (a restarted process). */
 function forgetAll() {
-  for (const map of [graphs, actors, locks, lockHistory, layouts]) map.clear();
+  for (const map of [graphs, graphCommands, actors, locks, lockHistory, layouts]) map.clear();
   events.length = 0;
   flashes.length = 0;
   for (const row of treeRows.values()) row.li.remove();
@@ -66,6 +67,7 @@ function apply(record) {
   switch (record.type) {
     case 'statesmith.graph':
       graphs.set(record.graphId, record.root);
+      if (Array.isArray(record.commands)) graphCommands.set(record.graphId, new Set(record.commands));
       break;
     case '@xstate.actor': {
       const existing = actors.get(record.sessionId) ?? {};
@@ -237,15 +239,21 @@ function typeFilter(text) {
   };
 }
 
-/** The event types the actor's current states take (from its chart), without XState's own and wildcards. */
+/**
+ * The event types the actor's current states take (from its chart) that may be sent from
+ * outside: without XState's own, wildcards, and a statesmith actor's internal events (the
+ * capture lists the machine's commands).
+ */
 function acceptedTypes(actor) {
   const graph = graphs.get(actor.graphId);
   if (!graph) return [];
+  const commands = graphCommands.get(actor.graphId);
   const active = new Set(actor.activeIds ?? []);
   const types = new Set();
   const visit = (node) => {
     if (active.has(node.id) || node === graph)
-      for (const edge of node.edges) if (!edge.event.startsWith('xstate.') && !edge.event.includes('*')) types.add(edge.event);
+      for (const edge of node.edges)
+        if (!edge.event.startsWith('xstate.') && !edge.event.includes('*') && (!commands || commands.has(edge.event))) types.add(edge.event);
     for (const child of node.children) visit(child);
   };
   visit(graph);
@@ -839,8 +847,19 @@ function animateFlashes() {
   }
 }
 
+/**
+ * Heartbeat-only traffic: delayed events (`xstate.after.*`: heartbeats, back-offs, timer
+ * slices) and a coordinator's `ping` child with what it answers. Hidden unless asked for.
+ */
+function isHeartbeat(record) {
+  const type = String(record.event?.type ?? '');
+  if (type.startsWith('xstate.after.') || type === 'xstate.done.actor.ping' || type === 'xstate.error.actor.ping') return true;
+  return actors.get(record.sessionId)?.id === 'ping';
+}
+
 function renderEvents() {
   const onlySelected = document.getElementById('only-selected').checked;
+  const showHeartbeats = document.getElementById('show-heartbeats').checked;
   const accepts = typeFilter(document.getElementById('type-filter').value);
   // The selected actor with its children, grandchildren...
   const scope = onlySelected && selected ? subtreeOf(selected) : null;
@@ -850,6 +869,7 @@ function renderEvents() {
     if (scope && !scope.has(record.sessionId)) continue;
     const type = String(record.event?.type ?? '');
     if (!accepts(type)) continue;
+    if (!showHeartbeats && isHeartbeat(record)) continue;
     const { type: _type, ...payload } = record.event ?? {};
     const time = new Date(record.ts).toISOString().slice(11, 23);
     rows.push(
@@ -1051,6 +1071,7 @@ function connect() {
 }
 
 document.getElementById('only-selected').addEventListener('change', () => (dirty.events = true));
+document.getElementById('show-heartbeats').addEventListener('change', () => (dirty.events = true));
 document.getElementById('type-filter').addEventListener('input', () => (dirty.events = true));
 document.getElementById('show-sequence').addEventListener('change', () => (dirty.events = true));
 document.getElementById('sequence-window').addEventListener('change', () => (dirty.events = true));

@@ -28,6 +28,7 @@ import {
   type InspectionEvent,
   type Observer,
 } from 'xstate';
+import { finalReplies } from '../../machines/finalReplies.ts';
 import { describeOwner } from '../runtime/describeOwner.ts';
 import { isStable, safeStringify } from './safeJson.ts';
 
@@ -97,6 +98,25 @@ function graphOf(node: AnyStateMachine['root']): GraphNode {
     children: Object.values(node.states).map((child) => graphOf(child)),
     edges,
   };
+}
+
+/**
+ * The event types a machine takes from outside, for the page's send form: its transitions'
+ * types without XState's own, wildcards, and statesmith's internal events (a `statesmith.*`
+ * type counts only when it is a command of the protocol, one with final replies).
+ */
+function commandsOf(root: AnyStateMachine['root']): string[] {
+  const types = new Set<string>();
+  const visit = (node: AnyStateMachine['root']): void => {
+    for (const event of node.transitions.keys()) {
+      if (event.startsWith('xstate.') || event.includes('*')) continue;
+      if (event.startsWith('statesmith.') && finalReplies[event] === undefined) continue;
+      types.add(event);
+    }
+    for (const child of Object.values(node.states)) visit(child);
+  };
+  visit(root);
+  return [...types].sort();
 }
 
 function isMachine(logic: unknown): logic is AnyStateMachine {
@@ -592,6 +612,7 @@ export class InspectionStream {
         ['graphId', JSON.stringify(id)],
         ['machine', JSON.stringify(logic.id)],
         ['root', JSON.stringify(graphOf(logic.root))],
+        ['commands', JSON.stringify(commandsOf(logic.root))],
       ]);
       this.#graphs.set(id, record);
       this.#emit(record);

@@ -386,6 +386,52 @@ describe('the inspector in a real browser', function () {
     }
   });
 
+  it("hides heartbeat rows until asked, and the send form offers a coordinator's commands, never its internal events", async () => {
+    inspection.reset();
+    const inspector = await startInspector({ allowSend: true });
+    // A fast heartbeat: pings and their delays fill the log while the test looks.
+    const coordinator = createCoordinator({ agentId: 'beating', heartbeatMs: 50 });
+    try {
+      await coordinator.start();
+      const held = await coordinator.getLock('volume-3').acquire();
+      const { page, errors } = await openPage(inspector.url);
+      await page.locator(`[data-session="${coordinator.actor.sessionId}"]`).click();
+      await page.locator('#send-form').waitFor();
+      const offered = await page.locator('#send-types option').evaluateAll((options) => options.map((o) => o.getAttribute('value')));
+      expect(offered).to.include.members(['statesmith.coordinator.acquire', 'statesmith.coordinator.release', 'statesmith.coordinator.stop']);
+      for (const internal of [
+        'statesmith.coordinator.lost',
+        'statesmith.coordinator.granted',
+        'statesmith.coordinator.grantEnded',
+        'statesmith.coordinator.opSettled',
+      ])
+        expect(offered, internal).to.not.include(internal);
+      // Enough beats to be seen, if shown.
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      const rows = (): Promise<string[]> => page.locator('#events tbody tr td:nth-child(4)').allTextContents();
+      await page.locator('#events tbody tr').first().waitFor();
+      const quiet = await rows();
+      expect(
+        quiet.filter((type) => type.startsWith('xstate.after.') || type.endsWith('actor.ping')),
+        'no heartbeat row by default',
+      ).to.deep.equal([]);
+      expect(
+        quiet.some((type) => type === 'coordinator.acquire' || type.startsWith('xstate.')),
+        'the real traffic is there',
+      ).to.equal(true);
+      mkdirSync('.artifacts', { recursive: true });
+      await page.screenshot({ path: '.artifacts/inspector-heartbeats-hidden.png' });
+      await page.locator('#show-heartbeats').check();
+      await waitUntil(async () => (await rows()).some((type) => type.startsWith('xstate.after.')), 5_000, 'heartbeat rows shown');
+      expect(errors, 'no page errors').to.deep.equal([]);
+      await held?.release();
+      await page.close();
+    } finally {
+      await coordinator.stop();
+      await inspector.close();
+    }
+  });
+
   it('never cuts a lock bar inside its fence number, and a lost hold says why instead of "taken by lost"', async () => {
     inspection.reset();
     const inspector = await startInspector();
