@@ -195,7 +195,10 @@ function mergeEarlier(records) {
 /** An actor's name: its id, or its machine's id for an actor with a generated one (x:0). */
 function actorLabel(actor) {
   if (!actor) return '?';
-  return /^x:\d+$/.test(actor.id) && actor.name ? actor.name : actor.id;
+  if (/^x:\d+$/.test(actor.id) && actor.name) return actor.name;
+  // An id XState made up for an invoke without one (`0.haAgent.running.cycle`): the logic's name, or the state it runs in.
+  if (/^\d+\./.test(actor.id)) return actor.src ?? actor.id.split('.').at(-1) ?? actor.id;
+  return actor.id;
 }
 
 /** True for an actor that ended in failure: XState's error status, or a done.failed state. */

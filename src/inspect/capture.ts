@@ -492,6 +492,8 @@ export class InspectionStream {
           ['kind', JSON.stringify(pending?.kind ?? kindOf(logic))],
           ['parentId', JSON.stringify(pending?.parentId ?? (ref as { _parent?: AnyActorRef })._parent?.sessionId ?? null)],
           ['systemId', JSON.stringify((ref as { _systemId?: string })._systemId ?? null)],
+          // The logic's key when it was invoked or spawned by name: what the page shows for an id XState made up.
+          ['src', JSON.stringify(typeof (ref as { src?: unknown }).src === 'string' ? (ref as { src: string }).src : null)],
           ['rootId', JSON.stringify(event.rootId)],
           ['graphId', JSON.stringify(graphId ?? null)],
         ]);

@@ -106,6 +106,22 @@ describe('the inspector in a real browser', function () {
     expect(await page.locator('#events img, #tree img, #chart img').count()).to.equal(0);
     expect(await page.evaluate('window.__xss')).to.equal(undefined);
 
+    // Actors are shown by name: an invoke XState gave a made-up id (`0.haAgent.running.cycling`) shows its logic, `cycle`.
+    await page
+      .locator('#tree .name', { hasText: /^cycle( ×\d+)?$/ })
+      .first()
+      .waitFor({ timeout: 10_000 });
+    const names = await page.locator('#tree .name').allTextContents();
+    expect(
+      names.filter((name) => /^\d+\./.test(name)),
+      'no internal ids in the tree',
+    ).to.deep.equal([]);
+    const eventActors = await page.locator('#events tbody td:nth-child(3)').allTextContents();
+    expect(
+      eventActors.filter((name) => /^\d+\./.test(name)),
+      'no internal ids in the log',
+    ).to.deep.equal([]);
+
     // The locks view shows the election's lock with its fence (the term).
     await page.locator('#locks tr', { hasText: 'ha-statesmith.election/leader' }).first().waitFor();
     mkdirSync('.artifacts', { recursive: true });
