@@ -955,24 +955,46 @@ function forceRunActor(place) {
 const CHAR_PX = 6.2;
 
 /** Who held each lock when: bars on a shared time axis, with fences, waiters and forces. */
+/**
+ * What part of time the lock timeline shows: the last `span` ms up to `end` (null: up to
+ * now, following live), or everything (`span` null). The window menu sets the span; the
+ * wheel zooms about the pointer, a drag pans, a double click goes back to live.
+ */
+const timelineView = { span: null, end: null };
+
+function timelineRange(now, first) {
+  const end = timelineView.end ?? now;
+  const span = timelineView.span ?? Math.max(1, end - first);
+  return { t0: end - span, t1: end, span };
+}
+
+/** The locks the timeline shows (the first 16 by name), and when the earliest of their records is. */
+function timelineLocks() {
+  const shown = [...lockHistory.entries()].sort((a, b) => a[0].localeCompare(b[0])).slice(0, 16);
+  const starts = shown.flatMap(([, history]) => history.map((r) => r.ts)).filter((t) => typeof t === 'number');
+  return { shown, first: starts.length ? Math.min(...starts) : null };
+}
+
 function renderTimeline() {
   const host = document.getElementById('timeline');
   const now = Date.now();
-  const shown = [...lockHistory.entries()].sort((a, b) => a[0].localeCompare(b[0])).slice(0, 16);
-  const starts = shown.flatMap(([, history]) => history.map((r) => r.ts)).filter((t) => typeof t === 'number');
-  if (starts.length === 0) {
+  const { shown, first } = timelineLocks();
+  if (first === null) {
     host.replaceChildren();
     return;
   }
-  const t0 = Math.min(...starts);
-  const span = Math.max(1, now - t0);
+  const { t0, t1, span } = timelineRange(now, first);
   // The track's width in pixels (the label column takes the rest), for what a bar's label can hold.
   const trackWidth = Math.max(40, host.clientWidth - 110);
   const rows = shown.map(([lock, history]) => {
     const track = el('div', { class: 'track' });
     for (const hold of holdsOf(history, now)) {
-      const left = ((hold.start - t0) / span) * 100;
-      const width = Math.max(0.5, ((hold.end - hold.start) / span) * 100);
+      // Only what falls in the window, cut at its edges.
+      if (hold.end < t0 || hold.start > t1) continue;
+      const from = Math.max(hold.start, t0);
+      const to = Math.min(hold.end, t1);
+      const left = ((from - t0) / span) * 100;
+      const width = Math.max(0.5, ((to - from) / span) * 100);
       const fence = hold.fence !== null && hold.fence !== undefined ? String(hold.fence) : '';
       const title = `${hold.holder ?? '?'}${fence ? `, fence ${fence}` : ''}, held ${Math.round(hold.end - hold.start)} ms${hold.waiters ? `, ${hold.waiters} waiting` : ''}${hold.forcedBy ? `, taken by ${hold.forcedBy}` : ''}${hold.lostWhy ? `, lost: ${hold.lostWhy}` : ''}`;
       const run = hold.forceRun ? forceRunActor(hold.forceRun) : undefined;
@@ -1003,7 +1025,62 @@ function renderTimeline() {
       track,
     );
   });
-  host.replaceChildren(el('div', { class: 'timeline-axis' }, `last ${Math.round(span / 1000)} s`), ...rows);
+  const seconds = span >= 10_000 ? `${Math.round(span / 1000)} s` : `${(span / 1000).toFixed(span >= 1000 ? 1 : 3)} s`;
+  const axis =
+    timelineView.end === null
+      ? `last ${seconds}`
+      : `${new Date(t0).toISOString().slice(11, 23)} – ${new Date(t1).toISOString().slice(11, 23)} (${seconds}; double-click: live)`;
+  host.replaceChildren(el('div', { class: 'timeline-axis', id: 'timeline-axis' }, axis), ...rows);
+}
+
+/** The timeline's zoom (wheel, about the pointer) and pan (drag); a double click goes back to live. */
+function enableTimelineControls() {
+  const host = document.getElementById('timeline');
+  const menu = document.getElementById('timeline-window');
+  menu.addEventListener('change', () => {
+    timelineView.span = menu.value === 'all' ? null : Number(menu.value);
+    timelineView.end = null;
+    dirty.locks = true;
+  });
+  const current = () => timelineRange(Date.now(), timelineLocks().first ?? Date.now());
+  const trackBox = () => host.querySelector('.track')?.getBoundingClientRect();
+  host.addEventListener(
+    'wheel',
+    (wheel) => {
+      const box = trackBox();
+      if (!box) return;
+      wheel.preventDefault();
+      const { t0, span } = current();
+      // The instant under the pointer stays under it.
+      const at = t0 + Math.min(1, Math.max(0, (wheel.clientX - box.left) / box.width)) * span;
+      const next = Math.max(1, span * (wheel.deltaY < 0 ? 0.8 : 1.25));
+      const fraction = (at - t0) / span;
+      timelineView.span = next;
+      timelineView.end = at - fraction * next + next;
+      if (timelineView.end >= Date.now()) timelineView.end = null;
+      dirty.locks = true;
+    },
+    { passive: false },
+  );
+  let drag = null;
+  host.addEventListener('pointerdown', (down) => {
+    const box = trackBox();
+    if (!box || down.button !== 0) return;
+    const { t1, span } = current();
+    drag = { x: down.clientX, end: t1, span, width: box.width };
+  });
+  window.addEventListener('pointermove', (move) => {
+    if (!drag || Math.abs(move.clientX - drag.x) < 3) return;
+    timelineView.span = drag.span;
+    timelineView.end = Math.min(Date.now(), drag.end - ((move.clientX - drag.x) / drag.width) * drag.span);
+    dirty.locks = true;
+  });
+  window.addEventListener('pointerup', () => (drag = null));
+  host.addEventListener('dblclick', () => {
+    timelineView.end = null;
+    timelineView.span = menu.value === 'all' ? null : Number(menu.value);
+    dirty.locks = true;
+  });
 }
 
 /** Shows `record`'s actor as it was right after that event (null: live again). */
@@ -1075,6 +1152,7 @@ function connect() {
 
 document.getElementById('only-selected').addEventListener('change', () => (dirty.events = true));
 document.getElementById('show-heartbeats').addEventListener('change', () => (dirty.events = true));
+enableTimelineControls();
 document.getElementById('type-filter').addEventListener('input', () => (dirty.events = true));
 document.getElementById('show-sequence').addEventListener('change', () => (dirty.events = true));
 document.getElementById('sequence-window').addEventListener('change', () => (dirty.events = true));

@@ -448,7 +448,7 @@ describe('the inspector in a real browser', function () {
     }
   });
 
-  it('never cuts a lock bar inside its fence number, and a lost hold says why instead of "taken by lost"', async () => {
+  it('never cuts a lock bar inside its fence number, shows it whole once zoomed in, and a lost hold says why instead of "taken by lost"', async () => {
     inspection.reset();
     const inspector = await startInspector();
     try {
@@ -466,6 +466,11 @@ describe('the inspector in a real browser', function () {
       });
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       inspection.lock({ lock: 'distributed:short-hold', kind: 'redis', op: 'held', holder: 'node-c', fence: fence + 2n });
+      // A hold of 60 ms: too narrow for its fence in the whole timeline, whole once zoomed in.
+      inspection.lock({ lock: 'distributed:brief-hold', kind: 'redis', op: 'held', holder: 'node-d', fence: fence + 3n });
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      inspection.lock({ lock: 'distributed:brief-hold', kind: 'redis', op: 'free', fence: fence + 3n });
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
       const { page, errors } = await openPage(inspector.url);
       await page.locator('.timeline-row[data-lock="distributed:long-hold"] .lock-bar').waitFor();
       const labels = (await page
@@ -485,6 +490,36 @@ describe('the inspector in a real browser', function () {
       expect(title).to.include('lost: short-hold was taken away by the redis backend: the server refused to renew it');
       expect(title).to.not.include('taken by lost');
       await page.screenshot({ path: '.artifacts/inspector-fence-labels.png' });
+      // Zoomed in about the brief hold (the wheel, over the bar), its whole fence shows.
+      // Read in the page in one go: the live timeline redraws its bars all the time.
+      const before = await page.evaluate(`document.querySelector('.timeline-row[data-lock="distributed:brief-hold"] .lock-bar .fence')?.textContent ?? null`);
+      expect(before, 'too narrow for the whole fence before zooming').to.not.equal('#1796527853216331');
+      // Wheel events over the bar's middle, dispatched in the page (the live timeline redraws under a real pointer).
+      const zoomed = await page.evaluate(`(async () => {
+        const selector = '.timeline-row[data-lock="distributed:brief-hold"] .lock-bar';
+        const log = [];
+        for (let i = 0; i < 60; i++) {
+          const bar = document.querySelector(selector);
+          if (bar?.querySelector('.fence')?.textContent === '#1796527853216331') return true;
+          if (!bar) return JSON.stringify({ gone: i, log, view: timelineView });
+          const box = bar.getBoundingClientRect();
+          log.push([Math.round(box.left), Math.round(box.width), Math.round(timelineView.span ?? -1)]);
+          bar.dispatchEvent(new WheelEvent('wheel', { clientX: box.left + box.width / 2, clientY: box.top + box.height / 2, deltaY: -100, bubbles: true, cancelable: true }));
+          await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+        }
+        return JSON.stringify(log);
+      })()`);
+      expect(zoomed, 'the whole fence shows once zoomed in').to.equal(true);
+      const whole = page.locator('.timeline-row[data-lock="distributed:brief-hold"] .lock-bar .fence', { hasText: '#1796527853216331' });
+      await whole.waitFor({ timeout: 5_000 });
+      expect(await page.locator('#timeline-axis').textContent()).to.match(/double-click: live/);
+      mkdirSync('.artifacts', { recursive: true });
+      await page.screenshot({ path: '.artifacts/inspector-timeline-zoomed.png' });
+      // A window from the menu, then back to everything.
+      await page.locator('#timeline-window').selectOption('10000');
+      await page.locator('#timeline-axis', { hasText: 'last 10 s' }).waitFor();
+      await page.locator('#timeline-window').selectOption('all');
+      await page.locator('#timeline-axis', { hasText: /^last / }).waitFor();
       expect(errors).to.deep.equal([]);
       await page.close();
     } finally {
