@@ -87,6 +87,7 @@ function apply(record) {
       // What failed it: the error of an errored actor, or the one its fail event carries (a task's).
       if (record.error !== undefined) actor.failure = record.error;
       else if (record.event && /\.fail(ed)?$/.test(String(record.event.type)) && record.event.error) actor.failure = record.event.error;
+      else if (actor.context?.outcome === 'failed' && actor.context.error) actor.failure = actor.context.error;
       else if (!isFailed(actor)) actor.failure = undefined;
       dirty.tree = true;
       if (record.sessionId === selected) {
@@ -201,9 +202,13 @@ function actorLabel(actor) {
   return actor.id;
 }
 
-/** True for an actor that ended in failure: XState's error status, or a done.failed state. */
+/**
+ * True for an actor that ended in failure: XState's error status, or a done.failed state;
+ * and for an executor whose last run failed (until a later one ends otherwise).
+ */
 function isFailed(actor) {
   if (actor.status === 'error') return true;
+  if (actor.context && (actor.context.outcome === 'failed' || (actor.context.outcome == null && actor.context.lastOutcome === 'failed'))) return true;
   const value = actor.value;
   return value !== null && typeof value === 'object' && value.done === 'failed';
 }

@@ -111,7 +111,11 @@ export const electionMachine = setup({
   },
   actors: {
     /** Waits for the election lock and publishes this member as the leader; resolves the term. */
-    campaign: fromPromise<string, { readonly engine: ElectionEngine; readonly value: unknown; readonly timeoutMs: number | undefined }>(async () => '0'),
+    /** Elected: the term. Not elected within `timeoutMs` (routine for a follower): `{ notElected }`, the TimeoutError. */
+    campaign: fromPromise<
+      string | { readonly notElected: unknown },
+      { readonly engine: ElectionEngine; readonly value: unknown; readonly timeoutMs: number | undefined }
+    >(async () => '0'),
     /** Watches the leadership until it is lost (sends `lost`). */
     hold: fromCallback<{ readonly type: string }, { readonly engine: ElectionEngine }>(() => undefined),
     /** Publishes a new value as the leader's. */
@@ -138,7 +142,9 @@ export const electionMachine = setup({
       enqueue.assign({ campaigner: null });
     }),
     replyCampaignFailed: enqueueActions(({ enqueue, context, event, self }) => {
-      const error = (event as { error?: unknown }).error;
+      // A campaign that failed, or ended without an election (its output says why): the campaigner hears `failed`.
+      const output = (event as { output?: { notElected?: unknown } }).output;
+      const error = output !== undefined && typeof output === 'object' ? output.notElected : (event as { error?: unknown }).error;
       answer(
         enqueue as never,
         self,
@@ -244,6 +250,10 @@ export const electionMachine = setup({
   guards: {
     internal: ({ event }) => fromElection(event),
     malformed: ({ event }) => malformedElectionCommand(event) !== undefined,
+    notElected: ({ event }) => {
+      const output = (event as { output?: unknown }).output;
+      return typeof output === 'object' && output !== null && 'notElected' in output;
+    },
   },
 }).createMachine({
   id: 'statesmith.election',
@@ -282,7 +292,11 @@ export const electionMachine = setup({
         id: 'campaign',
         src: 'campaign',
         input: ({ context }) => ({ engine: context.engine, value: context.value, timeoutMs: context.timeoutMs }),
-        onDone: { target: 'leader', actions: 'replyElected' },
+        onDone: [
+          // Not elected in time: a routine end, not a failed child.
+          { guard: 'notElected', target: 'follower', actions: 'replyCampaignFailed' },
+          { target: 'leader', actions: 'replyElected' },
+        ],
         onError: { target: 'follower', actions: 'replyCampaignFailed' },
       },
       on: {

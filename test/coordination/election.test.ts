@@ -70,6 +70,30 @@ describe('the election and groups as commands', () => {
     await send(coordinator, { type: 'statesmith.coordinator.stop' });
   });
 
+  it("a follower's campaign that times out ends as a routine outcome (its child done, not errored), and still answers failed with ERR_TIMEOUT", async () => {
+    const leader = createCoordinator({ url: `memory://routine-${++run}`, agentId: 'leader' });
+    const follower = createCoordinator({ url: `memory://routine-${run}`, agentId: 'follower' });
+    await leader.start();
+    await follower.start();
+    try {
+      await leader.getElection('db').campaign();
+      const election = follower.getElection('db');
+      let child: AnyActorRef | undefined;
+      const watching = election.actor.subscribe((snapshot: { children: Record<string, AnyActorRef | undefined> }) => {
+        child ??= snapshot.children['campaign'];
+      });
+      const error = (await rejection(election.campaign({ timeoutMs: 30 }))) as { code?: string };
+      watching.unsubscribe();
+      expect(error.code).to.equal('ERR_TIMEOUT');
+      expect(child, 'the campaign child was seen').to.not.equal(undefined);
+      expect(child?.getSnapshot().status, 'not an errored actor: the inspector shows no red row').to.equal('done');
+      expect(election.actor.getSnapshot().value).to.equal('follower');
+    } finally {
+      await follower.stop();
+      await leader.stop();
+    }
+  });
+
   it('joins, lists and leaves groups; refuses a bad group, a second join, and groups before start', async () => {
     const idle = createActor(coordinatorLogic, { input: { options: { url: 'memory://idle' } } }).start();
     expect(await send(idle, { type: 'statesmith.coordinator.join', group: 'g' })).to.deep.include({

@@ -255,6 +255,17 @@ describe('the inspector in a real browser', function () {
       mkdirSync('.artifacts', { recursive: true });
       await page.screenshot({ path: '.artifacts/inspector-failed-task.png' });
 
+      // A failed executor run turns the executor's row red, as a failed task does; the next good run clears it.
+      await executor
+        .run(async () => {
+          throw new Error('promote failed');
+        })
+        .catch(() => undefined);
+      const failedExecutor = page.locator(`[data-session="${executor.actor.sessionId}"].failed`);
+      await failedExecutor.waitFor({ timeout: 5_000 });
+      await executor.run(async () => 'ok');
+      await page.locator(`[data-session="${executor.actor.sessionId}"]:not(.failed)`).waitFor({ timeout: 5_000 });
+
       // Exclude filter: "-executor" hides the executor's events, and only those.
       await page.locator('#only-selected').uncheck();
       await page.locator('#type-filter').fill('-executor');

@@ -226,8 +226,18 @@ const runtimeOf = (engine: ElectionEngine): ElectionRuntime => engine as Electio
 export const electionLogic = guardedLogic(
   electionMachine.provide({
     actors: {
-      campaign: fromPromise<string, { readonly engine: ElectionEngine; readonly value: unknown; readonly timeoutMs: number | undefined }>(({ input, signal }) =>
-        runtimeOf(input.engine).campaignNow(input.value, input.timeoutMs, signal),
+      campaign: fromPromise<
+        string | { readonly notElected: unknown },
+        { readonly engine: ElectionEngine; readonly value: unknown; readonly timeoutMs: number | undefined }
+      >(
+        // Not elected within its time is how a follower's campaign usually ends: an output, not a failed child.
+        ({ input, signal }) =>
+          runtimeOf(input.engine)
+            .campaignNow(input.value, input.timeoutMs, signal)
+            .catch((error: unknown) => {
+              if (error instanceof TimeoutError && !signal.aborted) return { notElected: error };
+              throw error;
+            }),
       ),
       hold: fromCallback<{ readonly type: string }, { readonly engine: ElectionEngine }>(({ input, sendBack }) =>
         runtimeOf(input.engine).watch((term, reason) =>
