@@ -622,10 +622,16 @@ function drawLayout(layout) {
 function enableZoom(root, width, height) {
   let box = { x: -10, y: -10, w: width, h: height };
   const apply = () => root.setAttribute('viewBox', `${box.x} ${box.y} ${box.w} ${box.h}`);
+  // The view as it is now (a first view may have been set after drawing: see fitReadable).
+  const current = () => {
+    const [x, y, w, h] = (root.getAttribute('viewBox') ?? '').split(' ').map(Number);
+    return Number.isFinite(w) && Number.isFinite(h) ? { x, y, w, h } : box;
+  };
   root.addEventListener(
     'wheel',
     (event) => {
       event.preventDefault();
+      box = current();
       const rect = root.getBoundingClientRect();
       const fx = (event.clientX - rect.left) / rect.width;
       const fy = (event.clientY - rect.top) / rect.height;
@@ -639,7 +645,7 @@ function enableZoom(root, width, height) {
   );
   let drag = null;
   root.addEventListener('pointerdown', (event) => {
-    drag = { x: event.clientX, y: event.clientY, box: { ...box } };
+    drag = { x: event.clientX, y: event.clientY, box: current() };
   });
   root.addEventListener('pointermove', (event) => {
     if (!drag) return;
@@ -657,6 +663,33 @@ function enableZoom(root, width, height) {
     box = { x: -10, y: -10, w: width, h: height };
     apply();
   });
+}
+
+/** The smallest scale at which a state's label can be read (they are laid out at 11 px). */
+const READABLE_SCALE = 0.6;
+
+/**
+ * A chart too large to read whole in its panel (a locksmith's force run) starts at a
+ * readable scale, centred on the active state, in a taller frame; a double click shows it
+ * whole, and the wheel and a drag move about as ever.
+ */
+function fitReadable(root) {
+  const [, , w, h] = (root.getAttribute('viewBox') ?? '').split(' ').map(Number);
+  const panel = root.getBoundingClientRect().width;
+  if (!panel || !w || panel / w >= READABLE_SCALE) return;
+  const frameHeight = Math.round(Math.min(window.innerHeight * 0.7, h * READABLE_SCALE));
+  root.style.height = `${frameHeight}px`;
+  const viewW = panel / READABLE_SCALE;
+  const viewH = frameHeight / READABLE_SCALE;
+  // Centre on the innermost active state (the last one drawn is the deepest), else the top left.
+  const actives = [...root.querySelectorAll('g.svg-node.active > rect')];
+  const target = actives[actives.length - 1];
+  const cx = target ? Number(target.getAttribute('x')) + Number(target.getAttribute('width')) / 2 : viewW / 2;
+  const cy = target ? Number(target.getAttribute('y')) + Number(target.getAttribute('height')) / 2 : viewH / 2;
+  // Kept inside the drawing: no empty band past its edges.
+  const within = (centre, view, whole) => Math.max(-10, Math.min(centre - view / 2, whole - 10 - view));
+  root.setAttribute('viewBox', `${within(cx, viewW, w)} ${within(cy, viewH, h)} ${viewW} ${viewH}`);
+  root.setAttribute('data-fit', 'readable');
 }
 
 /** Marks the active states of `actor` on the drawn chart. */
@@ -683,6 +716,7 @@ function drawChart(chart, graphId, shown) {
       chart.replaceChildren(root);
       const actor = actors.get(selected);
       if (actor) markActive(root, travel && travel.sessionId === selected ? { ...actor, activeIds: travel.activeIds } : actor);
+      fitReadable(root);
     },
     () => undefined,
   );

@@ -640,7 +640,16 @@ describe('the inspector in a real browser', function () {
       await page.locator('#chart-svg g.svg-node.active[data-node$=".released"]').waitFor({ timeout: 10_000 });
       const states = await page.locator('#chart-svg g.svg-node').count();
       expect(states, 'the force machine is drawn whole').to.be.greaterThan(12);
+      // Too large to read whole in the panel: it starts at a readable scale around the active state.
+      expect(await page.locator('#chart-svg').getAttribute('data-fit')).to.equal('readable');
+      const label = await page.locator('#chart-svg g.svg-node.active[data-node$=".released"] .state-label').boundingBox();
+      expect(label?.height ?? 0, 'a state label at least 8 px tall on screen').to.be.greaterThan(8);
+      const readable = await page.locator('#chart-svg').getAttribute('viewBox');
+      await page.screenshot({ path: '.artifacts/inspector-force-chart.png' });
+      // A double click shows it whole; the wheel and a drag work from there.
+      await page.locator('#chart-svg').dblclick();
       const whole = await page.locator('#chart-svg').getAttribute('viewBox');
+      expect(whole).to.not.equal(readable);
       const frame = await page.locator('#chart-svg').boundingBox();
       await page.mouse.move((frame?.x ?? 0) + 150, (frame?.y ?? 0) + 80);
       await page.mouse.wheel(0, -600);
@@ -648,7 +657,7 @@ describe('the inspector in a real browser', function () {
       await page.mouse.down();
       await page.mouse.move((frame?.x ?? 0) + 250, (frame?.y ?? 0) + 180);
       await page.mouse.up();
-      await page.screenshot({ path: '.artifacts/inspector-force-chart.png' });
+      await page.screenshot({ path: '.artifacts/inspector-force-chart-zoomed.png' });
       await page.locator('#chart-svg').dblclick();
       expect(await page.locator('#chart-svg').getAttribute('viewBox')).to.equal(whole);
       expect(errors, 'no page errors').to.deep.equal([]);
