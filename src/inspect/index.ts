@@ -7,6 +7,7 @@ import { inspection } from './capture.ts';
 
 export { startInspector, type Inspector, type InspectorOptions, type InspectorNatsOptions } from './server.ts';
 export type { NatsConnectionLike, NatsMessageLike } from '../nats/wire.ts';
+export { forwardToStately, type ForwardToStatelyOptions, type StatelyInspectorLike, type StatelySnapshot } from './stately.ts';
 
 /**
  * The observer to give your own XState actors so they show in the inspector beside
