@@ -164,7 +164,10 @@ async function etcdRows(base: string): Promise<Array<Record<string, string>>> {
   await coordinator.start();
   const lock = coordinator.getLock('bench');
   const raw = new Etcd3({ hosts: `http://${new URL(base).host}` });
-  const lease = raw.lease(30, { autoKeepAlive: false });
+  // The floor's own lease must outlive the whole measurement (10,000 rounds of each row at
+  // ~2-3 ms on this machine kind is past 30 s): a 30 s lease without keep-alive ran out mid-run
+  // once, and the floor's put then failed with "requested lease not found".
+  const lease = raw.lease(900, { autoKeepAlive: false });
   const leaseId = await lease.grant();
   try {
     const results = await measure(
