@@ -10,6 +10,8 @@ import {
   CancellableSubprocess,
   cancelAndAwait,
   createCoordinator,
+  Locksmith,
+  Mutex,
   ManualClock,
   ServiceBase,
   SharedEvent,
@@ -82,6 +84,46 @@ describe('waits end on timeoutMs and signal', () => {
     expect(await rejection(c.stop({ timeout: 1 } as never))).to.have.property('code', 'ERR_UNKNOWN_OPTION');
     c.actor.stop();
     await c.stop({ timeoutMs: 10 });
+  });
+
+  it("Locksmith.recognize() of a lock whose consent never comes, and a grant's isStillOwner() on a server that never answers", async () => {
+    const clock = new ManualClock();
+    const smith = new Locksmith({ clock });
+    const mutex = new Mutex({ name: 'slow-consent' });
+    // A lock that is asked for its consent and never answers.
+    Object.assign(mutex, { acknowledgeLocksmith: () => new Promise<boolean>(() => undefined) });
+    const recognizing = rejection(smith.recognize(mutex, { timeoutMs: 200 }));
+    await clock.advance(200);
+    expect(await recognizing).to.be.instanceOf(TimeoutError);
+    const controller = new AbortController();
+    const aborted = rejection(smith.recognize(mutex, { signal: controller.signal }));
+    controller.abort(new Error('operator gave up'));
+    expect(((await aborted) as Error).message).to.equal('operator gave up');
+    expect(await rejection(smith.recognize(mutex, { timeout: 1 } as never))).to.have.property('code', 'ERR_UNKNOWN_OPTION');
+
+    const silent = {
+      kind: 'memory',
+      capabilities: { distributed: false, sessionBased: false, fencing: true },
+      connect: async () => undefined,
+      close: async () => undefined,
+      ping: async () => undefined,
+      tryAcquire: async () => 1n,
+      renew: async () => true,
+      release: async () => true,
+      isHolder: () => new Promise<boolean>(() => undefined),
+      onReleased: () => undefined,
+      onLost: () => undefined,
+    };
+    const c = createCoordinator({ clock, agentId: 'asked', heartbeatMs: Infinity, [kBackendFactory]: () => silent } as never);
+    await c.start();
+    const held = await c.getLock('v').acquire();
+    const asking = rejection(held?.isStillOwner({ timeoutMs: 100 }) ?? Promise.resolve());
+    await clock.advance(100);
+    expect(await asking).to.be.instanceOf(TimeoutError);
+    expect(held?.held, 'a question that got no answer loses nothing').to.equal(true);
+    expect(await rejection(held?.isStillOwner({ timeout: 1 } as never) ?? Promise.resolve())).to.have.property('code', 'ERR_UNKNOWN_OPTION');
+    await held?.release();
+    await c.stop();
   });
 
   it('cancelAndAwait() of a task that ignores its cancellation', async () => {

@@ -167,9 +167,10 @@ export interface DistributedLockHandle extends AsyncDisposable {
   release(): Promise<boolean>;
   /**
    * Asks the server whether this grant still holds the lock (tooz's `is_still_owner`).
-   * A "no" also loses the handle: its signal aborts at once.
+   * A "no" also loses the handle: its signal aborts at once. `options` bound the wait
+   * (`signal`, `timeoutMs`); the question goes on.
    */
-  isStillOwner(): Promise<boolean>;
+  isStillOwner(options?: WaitOptions): Promise<boolean>;
 }
 
 /** A member of a group, as `getMembers` and `members$` list it. */

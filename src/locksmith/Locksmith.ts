@@ -13,6 +13,7 @@ import type { LocksmithCommand } from '../../machines/locksmith.machine.ts';
 import type { Clock } from '../clock.ts';
 import { ArgumentTypeError, ArgumentValueError } from '../errors.ts';
 import { describeAs } from '../inspect/safeJson.ts';
+import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.ts';
 import { startActor } from '../runtime/startActor.ts';
 import {
   optionalBoolean,
@@ -143,11 +144,13 @@ export class Locksmith extends LocksmithHooks {
    * negotiation and calls this object's hooks; this object is its thin client.
    */
   readonly actor: Actor<typeof locksmithLogic>;
+  readonly #clock: Clock;
 
   constructor(options?: LocksmithOptions) {
     const opts = optionalObject<LocksmithOptions>('options', options, ['name', 'clock']);
     super(opts.name === undefined ? 'locksmith' : requireNonEmptyString('options.name', opts.name));
     const clock: Clock = optionalClock('options.clock', opts.clock);
+    this.#clock = clock;
     this.actor = startActor('locksmith', locksmithLogic, { input: { name: this.name, clock, engine: this }, id: `locksmith:${this.name}` });
   }
 
@@ -170,7 +173,8 @@ export class Locksmith extends LocksmithHooks {
    * Lets this locksmith force `lock`: checks it is a lock (`FAILED_PRELIM`), asks a lock
    * with `acknowledgeLocksmith()` for its consent (`FAILED_ACK` when it says no or
    * throws), and remembers it (weakly). Unlike the original, a lock that consents is
-   * recognized.
+   * recognized. `options` bound the wait (`signal`, `timeoutMs`), on the locksmith's
+   * clock; the recognition goes on.
    *
    * @example
    * ```ts
@@ -182,9 +186,12 @@ export class Locksmith extends LocksmithHooks {
    * console.log(String(await smith.recognize({}))); // RecognitionResult.FAILED_PRELIM
    * ```
    */
-  async recognize(lock: object): Promise<RecognitionResult> {
+  async recognize(lock: object, options?: WaitOptions): Promise<RecognitionResult> {
     requireLockObject('lock', lock);
-    return locksmithOp<RecognitionResult>(this.actor, { type: 'statesmith.locksmith.recognize', lockRef: lock }, 'statesmith.locksmith.recognized');
+    const wait = waitOptions('options', options);
+    wait.signal?.throwIfAborted();
+    const asked = locksmithOp<RecognitionResult>(this.actor, { type: 'statesmith.locksmith.recognize', lockRef: lock }, 'statesmith.locksmith.recognized');
+    return boundedWait(asked, wait, this.#clock, `${this.name} recognizing ${lockKindOf(lock)?.describe(lock) ?? 'a lock'}`);
   }
 
   /**

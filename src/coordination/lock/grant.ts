@@ -11,6 +11,7 @@ import { inspection, lateReporters } from '../../inspect/capture.ts';
 import type { LockHandle } from '../../locks/LockHandle.ts';
 import { getLogger } from '../../logger.ts';
 import { telemetry } from '../../telemetry/hooks.ts';
+import { boundedWait, waitOptions, type WaitOptions } from '../../runtime/deferred.ts';
 import type { Backend, DistributedLockHandle } from '../types.ts';
 
 /** What a grant needs of its coordinator's engine. */
@@ -117,7 +118,13 @@ export class Grant implements DistributedLockHandle {
     await this.release();
   }
 
-  async isStillOwner(): Promise<boolean> {
+  async isStillOwner(options?: WaitOptions): Promise<boolean> {
+    const wait = waitOptions('options', options);
+    wait.signal?.throwIfAborted();
+    return boundedWait(this.#isStillOwner(), wait, this.#host.clock, `asking whether ${this.name} is still held`);
+  }
+
+  async #isStillOwner(): Promise<boolean> {
     if (!this.held) return false;
     if (this.#backend.isHolder === undefined)
       throw new CoordinationError('ERR_COORDINATION_BACKEND', `the ${this.#backend.kind} backend cannot say who holds a lock`);
