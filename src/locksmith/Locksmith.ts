@@ -191,7 +191,8 @@ export class Locksmith extends LocksmithHooks {
     const wait = waitOptions('options', options);
     wait.signal?.throwIfAborted();
     const asked = locksmithOp<RecognitionResult>(this.actor, { type: 'statesmith.locksmith.recognize', lockRef: lock }, 'statesmith.locksmith.recognized');
-    return boundedWait(asked, wait, this.#clock, `${this.name} recognizing ${lockKindOf(lock)?.describe(lock) ?? 'a lock'}`);
+    // The lock is not read here: a hostile one is the recognition's to refuse, with a typed error.
+    return boundedWait(asked, wait, this.#clock, `${this.name} recognizing a lock`);
   }
 
   /**
