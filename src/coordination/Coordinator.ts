@@ -162,18 +162,14 @@ export class Coordinator implements AsyncDisposable {
    * `options` bound the wait (`signal`, `timeoutMs`); the start itself goes on, and
    * `stop()` ends it.
    */
-  start(options?: WaitOptions): Promise<void> {
-    let wait: ReturnType<typeof waitOptions>;
-    try {
-      wait = waitOptions('options', options);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    if (wait.signal?.aborted) return Promise.reject(wait.signal.reason);
+  // Async: a bad option or an aborted signal rejects rather than throws; the command is still sent in the call itself.
+  async start(options?: WaitOptions): Promise<void> {
+    const wait = waitOptions('options', options);
+    wait.signal?.throwIfAborted();
     const snapshot = this.#actor.getSnapshot();
-    if (snapshot.status !== 'active') return Promise.reject(new ActorStoppedError(this.#actor.id, snapshot.status, snapshot.value));
+    if (snapshot.status !== 'active') throw new ActorStoppedError(this.#actor.id, snapshot.status, snapshot.value);
     const state = this.state;
-    if (state === 'connected' || state === 'reconnecting') return Promise.resolve();
+    if (state === 'connected' || state === 'reconnecting') return;
     const started = new Promise<void>((resolve, reject) => {
       const subscriptions = [
         this.#actor.on('statesmith.coordinator.started', () => {
@@ -188,7 +184,7 @@ export class Coordinator implements AsyncDisposable {
       ];
       this.#actor.send({ type: 'statesmith.coordinator.start' });
     });
-    return boundedWait(started, wait, this.clock, `starting coordinator ${this.memberId}`);
+    await boundedWait(started, wait, this.clock, `starting coordinator ${this.memberId}`);
   }
 
   /**
@@ -196,16 +192,12 @@ export class Coordinator implements AsyncDisposable {
    * nothing when not started. `options` bound the wait (`signal`, `timeoutMs`); the stop
    * itself goes on.
    */
-  stop(options?: WaitOptions): Promise<void> {
-    let wait: ReturnType<typeof waitOptions>;
-    try {
-      wait = waitOptions('options', options);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    if (wait.signal?.aborted) return Promise.reject(wait.signal.reason);
+  // Async: a bad option or an aborted signal rejects rather than throws; the command is still sent in the call itself.
+  async stop(options?: WaitOptions): Promise<void> {
+    const wait = waitOptions('options', options);
+    wait.signal?.throwIfAborted();
     // An actor stopped directly (not through this command) has nothing left to release: done.
-    if (this.#actor.getSnapshot().status !== 'active') return Promise.resolve();
+    if (this.#actor.getSnapshot().status !== 'active') return;
     const stopped = new Promise<void>((resolve) => {
       const subscription = this.#actor.on('statesmith.coordinator.stopped', () => {
         subscription.unsubscribe();
@@ -213,7 +205,7 @@ export class Coordinator implements AsyncDisposable {
       });
       this.#actor.send({ type: 'statesmith.coordinator.stop' });
     });
-    return boundedWait(stopped, wait, this.clock, `stopping coordinator ${this.memberId}`);
+    await boundedWait(stopped, wait, this.clock, `stopping coordinator ${this.memberId}`);
   }
 
   /** `await using` support: the same as {@link Coordinator.stop}. */
