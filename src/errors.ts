@@ -367,15 +367,24 @@ export class LeadershipLostError extends Error {
 /**
  * A coordination backend that cannot be used: `code` is `ERR_COORDINATION_URL` (a malformed
  * URL or an unknown scheme), `ERR_COORDINATION_CLIENT_MISSING` (the URL names a backend
- * whose client package, `ioredis` or `pg`, is not installed), `ERR_COORDINATION_BACKEND`
- * (the server failed or is unreachable; `cause` has the client's error) or
- * `ERR_COORDINATION_STATE` (the coordinator is not started).
+ * whose client package, such as `ioredis` or `pg`, is not installed), `ERR_COORDINATION_BACKEND`
+ * (the server failed or is unreachable; `cause` has the client's error),
+ * `ERR_COORDINATION_STATE` (the coordinator is not started), `ERR_COORDINATION_BUSY` (a
+ * `sqlite://` file stayed locked by another process's transaction past the command bound)
+ * or `ERR_COORDINATION_STORE_GONE` (the `sqlite://` file was deleted or replaced under a
+ * running coordinator).
  */
 export class CoordinationError extends Error {
   /** The class name, `'CoordinationError'`, as Node's own errors have it. */
   override readonly name = 'CoordinationError';
-  /** Which of the four failures this is; see the class description. */
-  readonly code: 'ERR_COORDINATION_URL' | 'ERR_COORDINATION_CLIENT_MISSING' | 'ERR_COORDINATION_BACKEND' | 'ERR_COORDINATION_STATE';
+  /** Which of the failures this is; see the class description. */
+  readonly code:
+    | 'ERR_COORDINATION_URL'
+    | 'ERR_COORDINATION_CLIENT_MISSING'
+    | 'ERR_COORDINATION_BACKEND'
+    | 'ERR_COORDINATION_STATE'
+    | 'ERR_COORDINATION_BUSY'
+    | 'ERR_COORDINATION_STORE_GONE';
   constructor(code: CoordinationError['code'], message: string, options?: ErrorOptions) {
     super(message, options);
     this.code = code;

@@ -10,16 +10,30 @@ import type { WaitOptions } from '../runtime/deferred.ts';
 
 /** What a backend guarantees, so a caller can require what it needs (tooz's characteristics). */
 export interface BackendCapabilities {
-  /** Locks are shared across processes and hosts (false: this process only). */
+  /** Locks are shared across processes (false: this process only). `sqlite://` shares them between the processes of one host. */
   readonly distributed: boolean;
   /** A lock lives as long as its holder's session, not a TTL: it frees at once when the holder dies. */
   readonly sessionBased: boolean;
   /** Every grant carries a fence that grows per name. */
   readonly fencing: boolean;
+  /** Named locks (every backend statesmith ships). */
+  readonly locks: boolean;
+  /** Every grant carries a fence (the same as `fencing`, under the name the capability table uses). */
+  readonly fences: boolean;
+  /** Leader election with terms. */
+  readonly election: boolean;
+  /** Group membership, with dead members leaving at their TTL. */
+  readonly membership: boolean;
+  /** `breakLock`: an operator frees a lock whoever holds it. */
+  readonly breakLock: boolean;
+  /** The locksmith can force a lock held in another process (messages between members, and `breakLock`). */
+  readonly forcing: boolean;
+  /** Releases and messages are pushed by the server (pub/sub, `NOTIFY`, a watch); false: polled (`sqlite://`, `mysql://`). */
+  readonly watch: boolean;
 }
 
 /** Which backend a coordination URL names. */
-export type BackendKind = 'memory' | 'redis' | 'postgresql' | 'etcd';
+export type BackendKind = 'memory' | 'redis' | 'postgresql' | 'etcd' | 'sqlite';
 
 export interface Backend {
   readonly kind: BackendKind;

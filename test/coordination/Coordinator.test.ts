@@ -8,13 +8,14 @@ import { setModuleLoader } from '../../src/coordination/backends/common.ts';
 import type { Backend } from '../../src/coordination/types.ts';
 import { kBackendFactory } from '../../src/coordination/options.ts';
 import { MemoryBackend, resetMemoryStores } from '../../src/coordination/backends/memory.ts';
+import { capabilitiesOf } from '../../src/coordination/backends/common.ts';
 import { rejection, settle } from '../support/async.ts';
 import { sharedRedis } from '../support/servers.ts';
 
 /** A memory backend whose server can be "down": every call fails while it is. */
 class FlakyBackend implements Backend {
   readonly kind = 'memory' as const;
-  readonly capabilities = { distributed: true, sessionBased: false, fencing: true };
+  readonly capabilities = capabilitiesOf({ distributed: true, sessionBased: false, watch: true });
   down = false;
   connects = 0;
   renewals = 0;
@@ -383,6 +384,7 @@ describe('createCoordinator: bad input and missing clients', () => {
     for (const [url, client] of [
       ['redis://127.0.0.1:6379', 'ioredis'],
       ['postgresql://127.0.0.1/test', 'pg'],
+      ['sqlite:///tmp/statesmith-missing-client.db', 'better-sqlite3'],
     ] as const) {
       const c = createCoordinator({ url });
       const error = (await rejection(c.start())) as CoordinationError;

@@ -17,15 +17,16 @@ import {
   type GroupMember,
   type LeaderInfo,
 } from '../../src/index.ts';
-import { isolatedUrl, withEtcdAdmin, withPostgresAdmin, withRedisAdmin } from '../support/admin.ts';
+import { isolatedUrl, withEtcdAdmin, withPostgresAdmin, withRedisAdmin, withSqliteAdmin } from '../support/admin.ts';
 import { rejection, waitUntil } from '../support/async.ts';
-import { sharedEtcd, sharedPostgres, sharedRedis } from '../support/servers.ts';
+import { sharedEtcd, sharedPostgres, sharedRedis, sqliteUrl } from '../support/servers.ts';
 
 const backends: Array<{ kind: string; url: () => Promise<string | undefined> }> = [
   { kind: 'memory', url: async () => 'memory://contract' },
   { kind: 'redis', url: sharedRedis },
   { kind: 'postgresql', url: sharedPostgres },
   { kind: 'etcd', url: sharedEtcd },
+  { kind: 'sqlite', url: async () => sqliteUrl() },
 ];
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -67,8 +68,11 @@ for (const backend of backends) {
       await c.start();
       await c.start(); // a second start is a no-op
       expect(c.capabilities?.fencing).to.equal(true);
+      // Every backend statesmith ships has every facility; they differ in how far locks reach, sessions, and pushed wake-ups.
+      expect(c.capabilities).to.include({ locks: true, fences: true, election: true, membership: true, breakLock: true, forcing: true });
+      expect(c.capabilities?.watch).to.equal(backend.kind !== 'sqlite' && backend.kind !== 'mysql');
       expect(c.capabilities?.distributed).to.equal(backend.kind !== 'memory');
-      expect(c.capabilities?.sessionBased).to.equal(backend.kind === 'postgresql');
+      expect(c.capabilities?.sessionBased).to.equal(backend.kind === 'postgresql' || backend.kind === 'mysql');
       await c.stop();
       await c.stop();
       subscription.unsubscribe();
@@ -243,7 +247,7 @@ for (const backend of backends) {
     });
 
     it(`a coordinator that requires a capability the backend lacks fails to start`, async () => {
-      const missing = backend.kind === 'postgresql' ? undefined : 'sessionBased';
+      const missing = backend.kind === 'postgresql' || backend.kind === 'mysql' ? undefined : 'sessionBased';
       const c = createCoordinator({ url, require: missing === undefined ? { distributed: true, sessionBased: true, fencing: true } : { [missing]: true } });
       open.push(c);
       if (missing === undefined) {
@@ -473,6 +477,12 @@ async function breakLock(kind: string, base: string, url: string, name: string):
   const namespace = new URL(url).searchParams.get('namespace') as string;
   if (kind === 'etcd') {
     await withEtcdAdmin(base, async (admin) => expect(await admin.delete().key(`${namespace}/lock/${name}`)).to.have.nested.property('deleted', '1'));
+    return;
+  }
+  if (kind === 'sqlite') {
+    withSqliteAdmin(base, (admin) => {
+      expect(admin.prepare('DELETE FROM statesmith_locks WHERE ns = ? AND name = ?').run(namespace, name).changes).to.equal(1);
+    });
     return;
   }
   if (kind === 'redis') {

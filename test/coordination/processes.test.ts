@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createCoordinator, ForceResult, Locksmith, RecognitionResult, type Coordinator, type CoordinatorState } from '../../src/index.ts';
 import { isolatedUrl, withEtcdAdmin, withPostgresAdmin, withRedisAdmin } from '../support/admin.ts';
 import { waitUntil } from '../support/async.ts';
-import { privateEtcd, privatePostgres, privateRedis, sharedEtcd, sharedPostgres, sharedRedis } from '../support/servers.ts';
+import { privateEtcd, privatePostgres, privateRedis, sharedEtcd, sharedPostgres, sharedRedis, sqliteUrl } from '../support/servers.ts';
 
 const fixture = new URL('./fixtures/member.ts', import.meta.url);
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -45,6 +45,7 @@ for (const backend of [
   { kind: 'redis', url: sharedRedis, server: privateRedis },
   { kind: 'postgresql', url: sharedPostgres, server: privatePostgres },
   { kind: 'etcd', url: sharedEtcd, server: privateEtcd },
+  { kind: 'sqlite', url: async () => sqliteUrl(), server: undefined },
 ] as const) {
   describe(`coordination across processes: ${backend.kind}`, function () {
     this.timeout(60_000);
@@ -189,6 +190,9 @@ for (const backend of [
       expect(await nextMessage(holder)).to.deep.equal({ released: false });
     });
 
+    const server = backend.server;
+    if (server === undefined) return; // SQLite has no server and no connection to cut: its own faults are in sqlite.test.ts
+
     it(`${{ redis: 'CLIENT KILL', postgresql: 'pg_terminate_backend', etcd: 'revoking the lease' }[backend.kind]} of the holder's connection aborts its handle, and the coordinator reconnects`, async () => {
       const agentId = `victim-${randomBytes(3).toString('hex')}`;
       const c = await local({ agentId, initialReconnectBackoffMs: 50, lockTtlMs: 2_000 });
@@ -205,15 +209,15 @@ for (const backend of [
     });
 
     it('stopping the server moves the coordinator to reconnecting with growing back-off, and back to connected when it returns', async () => {
-      const server = await backend.server();
+      const running = await server();
       try {
-        const c = createCoordinator({ url: isolatedUrl(server.url, 'p'), heartbeatMs: 200, initialReconnectBackoffMs: 100, maxReconnectBackoffMs: 400 });
+        const c = createCoordinator({ url: isolatedUrl(running.url, 'p'), heartbeatMs: 200, initialReconnectBackoffMs: 100, maxReconnectBackoffMs: 400 });
         open.push(c);
         const states: CoordinatorState[] = [];
         c.state$.subscribe((s) => states.push(s));
         await c.start();
         const held = await c.getLock('server').acquire();
-        await server.stop();
+        await running.stop();
         await waitUntil(() => c.state === 'reconnecting', 5_000);
         expect(held?.signal.aborted).to.equal(true);
         const backoffs: number[] = [];
@@ -222,7 +226,7 @@ for (const backend of [
         });
         await waitUntil(() => c.actor.getSnapshot().context.attempt >= 4, 10_000);
         subscription.unsubscribe();
-        await server.restart();
+        await running.restart();
         await waitUntil(() => c.state === 'connected', 10_000);
         expect(states).to.deep.equal(['disconnected', 'connecting', 'connected', 'reconnecting', 'connected']);
         // Exponential, capped at 400 ms, jittered by at most 20% below.
@@ -235,7 +239,7 @@ for (const backend of [
         await again?.release();
         await c.stop();
       } finally {
-        await server.stop();
+        await running.stop();
       }
     });
   });

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { Etcd3 } from 'etcd3';
+import Database from 'better-sqlite3';
 
 /** `base` with a namespace of its own, so runs and tests never see each other's keys. */
 export function isolatedUrl(base: string, tag = 't'): string {
@@ -38,6 +39,16 @@ export async function withEtcdAdmin<T>(base: string, fn: (admin: Etcd3) => Promi
   const admin = new Etcd3({ hosts: `http://${url.host}` });
   try {
     return await fn(admin);
+  } finally {
+    admin.close();
+  }
+}
+
+/** Runs `fn` with a connection of its own to the SQLite file a `sqlite://` URL names (it waits up to 5 s for a busy file). */
+export function withSqliteAdmin<T>(base: string, fn: (admin: Database.Database) => T): T {
+  const admin = new Database(decodeURIComponent(new URL(base).pathname), { timeout: 5_000 });
+  try {
+    return fn(admin);
   } finally {
     admin.close();
   }

@@ -307,3 +307,14 @@ export function sharedEtcd(): Promise<string | undefined> {
   }
   return url;
 }
+
+let sqliteDir: string | undefined;
+
+/** A `sqlite://` URL of a file in a temp dir of this run (removed at exit): SQLite needs no server. */
+export function sqliteUrl(file = 'coord.db'): string {
+  if (sqliteDir === undefined) {
+    const dir = (sqliteDir = mkdtempSync(join(tmpdir(), 'statesmith-sqlite-')));
+    started.push(() => rmSync(dir, { recursive: true, force: true }));
+  }
+  return `sqlite://${join(sqliteDir, file)}`;
+}

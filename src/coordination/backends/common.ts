@@ -5,6 +5,7 @@
  * Internal to statesmith (not exported from the package).
  */
 import { ArgumentRangeError, CoordinationError } from '../../errors.ts';
+import type { BackendCapabilities } from '../types.ts';
 
 /**
  * Listeners by server channel, for a backend whose connection subscribes once per channel
@@ -30,6 +31,11 @@ export class ChannelListeners {
         await last().catch(() => undefined);
       }
     };
+  }
+
+  /** How many channels have listeners. */
+  get size(): number {
+    return this.#channels.size;
   }
 
   /** Hands `payload` to the listeners of `name`. */
@@ -74,7 +80,7 @@ export function setModuleLoader(next: Loader | null): void {
 }
 
 /** Loads an optional peer dependency, with a clear error when it is not installed. */
-export async function loadClient<T>(specifier: 'ioredis' | 'pg' | 'etcd3', scheme: string): Promise<T> {
+export async function loadClient<T>(specifier: 'ioredis' | 'pg' | 'etcd3' | 'better-sqlite3' | 'mysql2/promise', scheme: string): Promise<T> {
   try {
     return (await loader(specifier)) as T;
   } catch (error) {
@@ -94,4 +100,20 @@ export async function loadClient<T>(specifier: 'ioredis' | 'pg' | 'etcd3', schem
 export function namespaceOf(url: URL): string {
   const ns = url.searchParams.get('namespace');
   return ns === null || ns === '' ? 'statesmith' : ns;
+}
+
+/** The file a `sqlite://` URL names: an absolute path, percent-decoded. */
+export function sqlitePath(url: URL): string {
+  if ((url.host !== '' && url.host !== 'localhost') || !url.pathname.startsWith('/') || url.pathname === '/') {
+    throw new CoordinationError(
+      'ERR_COORDINATION_URL',
+      `a sqlite:// URL names an absolute file path, such as sqlite:///var/lib/app/coord.db; received ${JSON.stringify(url.href)}`,
+    );
+  }
+  return decodeURIComponent(url.pathname);
+}
+
+/** A backend's capabilities: what sets it apart, and the rest, which every backend statesmith ships has. */
+export function capabilitiesOf(own: { distributed: boolean; sessionBased: boolean; watch: boolean }): BackendCapabilities {
+  return Object.freeze({ ...own, fencing: true, locks: true, fences: true, election: true, membership: true, breakLock: true, forcing: true });
 }

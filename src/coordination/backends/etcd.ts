@@ -21,7 +21,7 @@
  * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import { CoordinationError } from '../../errors.ts';
-import { memberOfToken, namespaceOf } from './common.ts';
+import { capabilitiesOf, memberOfToken, namespaceOf } from './common.ts';
 import type { Backend, BackendCapabilities, BackendOptions, MessageBus, RecordStore } from '../types.ts';
 import { randomBytes } from 'node:crypto';
 
@@ -88,7 +88,7 @@ export function leaseSeconds(ttlMs: number): number {
 
 export class EtcdBackend implements Backend {
   readonly kind = 'etcd' as const;
-  readonly capabilities: BackendCapabilities = Object.freeze({ distributed: true, sessionBased: false, fencing: true });
+  readonly capabilities: BackendCapabilities = capabilitiesOf({ distributed: true, sessionBased: false, watch: true });
   readonly #module: EtcdModule;
   readonly #options: BackendOptions;
   readonly #prefix: string;

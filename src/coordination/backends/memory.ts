@@ -7,7 +7,7 @@
  * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
 import type { Clock } from '../../clock.ts';
-import { memberOfToken } from './common.ts';
+import { capabilitiesOf, memberOfToken } from './common.ts';
 import type { Backend, BackendCapabilities, BackendOptions, MessageBus, RecordStore } from '../types.ts';
 
 interface Entry {
@@ -56,7 +56,7 @@ export class MemoryBackend implements Backend {
   readonly kind = 'memory' as const;
   /** Commands on its one connection run in the order sent. */
   readonly ordered = true;
-  readonly capabilities: BackendCapabilities = Object.freeze({ distributed: false, sessionBased: false, fencing: true });
+  readonly capabilities: BackendCapabilities = capabilitiesOf({ distributed: false, sessionBased: false, watch: true });
   readonly #store: Store;
   readonly #clock: Clock;
   readonly #released: Array<(name: string) => void> = [];

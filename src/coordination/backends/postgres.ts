@@ -27,7 +27,7 @@ import { createHash } from 'node:crypto';
 import { userInfo } from 'node:os';
 import type { Client, ClientConfig } from 'pg';
 import { getLogger } from '../../logger.ts';
-import { ChannelListeners, namespaceOf } from './common.ts';
+import { ChannelListeners, capabilitiesOf, namespaceOf } from './common.ts';
 import type { Backend, BackendCapabilities, BackendOptions, MessageBus, RecordStore } from '../types.ts';
 
 type PgModule = { Client?: new (config: ClientConfig) => Client; default?: { Client?: new (config: ClientConfig) => Client } };
@@ -56,7 +56,7 @@ export class PostgresBackend implements Backend {
   readonly kind = 'postgresql' as const;
   /** Commands on its one connection run in the order sent. */
   readonly ordered = true;
-  readonly capabilities: BackendCapabilities = Object.freeze({ distributed: true, sessionBased: true, fencing: true });
+  readonly capabilities: BackendCapabilities = capabilitiesOf({ distributed: true, sessionBased: true, watch: true });
   readonly #options: BackendOptions;
   readonly #Client: new (config: ClientConfig) => Client;
   readonly #ns: string;

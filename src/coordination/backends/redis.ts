@@ -24,7 +24,7 @@
  */
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import { getLogger } from '../../logger.ts';
-import { ChannelListeners, memberOfToken, namespaceOf } from './common.ts';
+import { ChannelListeners, capabilitiesOf, memberOfToken, namespaceOf } from './common.ts';
 import type { Backend, BackendCapabilities, BackendOptions, MessageBus, RecordStore } from '../types.ts';
 
 // Lua numbers are doubles: exact up to 2^53, and microseconds since 1970 stay below
@@ -123,7 +123,7 @@ export class RedisBackend implements Backend {
   readonly kind = 'redis' as const;
   /** Commands on its one connection run in the order sent. */
   readonly ordered = true;
-  readonly capabilities: BackendCapabilities = Object.freeze({ distributed: true, sessionBased: false, fencing: true });
+  readonly capabilities: BackendCapabilities = capabilitiesOf({ distributed: true, sessionBased: false, watch: true });
   readonly #options: BackendOptions;
   readonly #Redis: new (url: string, options: RedisOptions) => RedisClient;
   readonly #ns: string;

@@ -7,7 +7,7 @@
  */
 import { CoordinationError } from '../../errors.ts';
 import type { Backend, BackendKind, BackendOptions } from '../types.ts';
-import { loadClient } from './common.ts';
+import { loadClient, sqlitePath } from './common.ts';
 
 /** The schemes statesmith knows, by backend. */
 const SCHEMES: Record<string, BackendKind> = {
@@ -17,6 +17,7 @@ const SCHEMES: Record<string, BackendKind> = {
   'postgres:': 'postgresql',
   'postgresql:': 'postgresql',
   'etcd:': 'etcd',
+  'sqlite:': 'sqlite',
 };
 
 /** One `host:port` of an etcd URL: a name or IPv4 address, or a bracketed IPv6 one, and a port. */
@@ -59,7 +60,7 @@ export function parseUrl(raw: string): { url: URL; kind: BackendKind } {
   } catch (error) {
     throw new CoordinationError(
       'ERR_COORDINATION_URL',
-      `the coordinator URL must be a URL such as memory://, redis://host:6379, postgresql://host/db or etcd://host:2379; received ${JSON.stringify(raw)}`,
+      `the coordinator URL must be a URL such as memory://, redis://host:6379, postgresql://host/db, etcd://host:2379 or sqlite:///abs/path/coord.db; received ${JSON.stringify(raw)}`,
       {
         cause: error,
       },
@@ -80,6 +81,7 @@ export function parseUrl(raw: string): { url: URL; kind: BackendKind } {
       `a redis:// URL's path must be a database number such as /0; received ${JSON.stringify(url.pathname)} in ${JSON.stringify(raw)}`,
     );
   }
+  if (kind === 'sqlite') sqlitePath(url);
   return { url, kind };
 }
 
@@ -101,6 +103,10 @@ export async function createBackend(kind: BackendKind, options: BackendOptions):
     case 'etcd': {
       const { EtcdBackend } = await import('./etcd.ts');
       return new EtcdBackend(options, await loadClient('etcd3', options.url.protocol));
+    }
+    case 'sqlite': {
+      const { SqliteBackend } = await import('./sqlite.ts');
+      return new SqliteBackend(options, await loadClient('better-sqlite3', options.url.protocol));
     }
   }
 }
