@@ -33,7 +33,7 @@ export interface BackendCapabilities {
 }
 
 /** Which backend a coordination URL names. */
-export type BackendKind = 'memory' | 'redis' | 'postgresql' | 'etcd' | 'sqlite';
+export type BackendKind = 'memory' | 'redis' | 'postgresql' | 'etcd' | 'sqlite' | 'mysql';
 
 export interface Backend {
   readonly kind: BackendKind;

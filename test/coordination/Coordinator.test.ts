@@ -385,6 +385,7 @@ describe('createCoordinator: bad input and missing clients', () => {
       ['redis://127.0.0.1:6379', 'ioredis'],
       ['postgresql://127.0.0.1/test', 'pg'],
       ['sqlite:///tmp/statesmith-missing-client.db', 'better-sqlite3'],
+      ['mysql://root@127.0.0.1:3306/test', 'mysql2'],
     ] as const) {
       const c = createCoordinator({ url });
       const error = (await rejection(c.start())) as CoordinationError;

@@ -3,6 +3,7 @@
  * PostgreSQL servers over loopback (see test/support/servers.ts).
  */
 import { expect } from 'chai';
+import type { RowDataPacket } from 'mysql2/promise';
 import {
   CoordinationError,
   createCoordinator,
@@ -17,9 +18,9 @@ import {
   type GroupMember,
   type LeaderInfo,
 } from '../../src/index.ts';
-import { isolatedUrl, withEtcdAdmin, withPostgresAdmin, withRedisAdmin, withSqliteAdmin } from '../support/admin.ts';
+import { isolatedUrl, withEtcdAdmin, withPostgresAdmin, withRedisAdmin, withMysqlAdmin, withSqliteAdmin } from '../support/admin.ts';
 import { rejection, waitUntil } from '../support/async.ts';
-import { sharedEtcd, sharedPostgres, sharedRedis, sqliteUrl } from '../support/servers.ts';
+import { sharedEtcd, sharedMysql, sharedPostgres, sharedRedis, sqliteUrl } from '../support/servers.ts';
 
 const backends: Array<{ kind: string; url: () => Promise<string | undefined> }> = [
   { kind: 'memory', url: async () => 'memory://contract' },
@@ -27,6 +28,7 @@ const backends: Array<{ kind: string; url: () => Promise<string | undefined> }> 
   { kind: 'postgresql', url: sharedPostgres },
   { kind: 'etcd', url: sharedEtcd },
   { kind: 'sqlite', url: async () => sqliteUrl() },
+  { kind: 'mysql', url: sharedMysql },
 ];
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -472,7 +474,7 @@ for (const backend of backends) {
   });
 }
 
-/** Operator-style break: delete the lock (Redis, etcd) or end the holder's session (PostgreSQL). */
+/** Operator-style break: delete the lock (Redis, etcd, SQLite) or end the holder's session (PostgreSQL, MySQL). */
 async function breakLock(kind: string, base: string, url: string, name: string): Promise<void> {
   const namespace = new URL(url).searchParams.get('namespace') as string;
   if (kind === 'etcd') {
@@ -482,6 +484,17 @@ async function breakLock(kind: string, base: string, url: string, name: string):
   if (kind === 'sqlite') {
     withSqliteAdmin(base, (admin) => {
       expect(admin.prepare('DELETE FROM statesmith_locks WHERE ns = ? AND name = ?').run(namespace, name).changes).to.equal(1);
+    });
+    return;
+  }
+  if (kind === 'mysql') {
+    await withMysqlAdmin(base, async (admin) => {
+      // Only this test's holder: the session its coordinator recorded as member 'one'.
+      const [rows] = await admin.query<Array<{ conn: string } & RowDataPacket>>(
+        "SELECT conn FROM statesmith_sessions WHERE member = 'one' AND conn IN (SELECT ID FROM information_schema.PROCESSLIST)",
+      );
+      expect(rows).to.have.length(1);
+      await admin.query(`KILL CONNECTION ${Number(rows[0]?.conn)}`);
     });
     return;
   }

@@ -3,15 +3,26 @@
  * connections cut from the server side, and the server itself going away.
  */
 import { expect } from 'chai';
+import type { RowDataPacket } from 'mysql2/promise';
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCoordinator, ForceResult, Locksmith, RecognitionResult, type Coordinator, type CoordinatorState } from '../../src/index.ts';
-import { isolatedUrl, withEtcdAdmin, withPostgresAdmin, withRedisAdmin } from '../support/admin.ts';
+import { isolatedUrl, withEtcdAdmin, withMysqlAdmin, withPostgresAdmin, withRedisAdmin } from '../support/admin.ts';
 import { waitUntil } from '../support/async.ts';
-import { privateEtcd, privatePostgres, privateRedis, sharedEtcd, sharedPostgres, sharedRedis, sqliteUrl } from '../support/servers.ts';
+import {
+  privateEtcd,
+  privateMysql,
+  privatePostgres,
+  privateRedis,
+  sharedEtcd,
+  sharedMysql,
+  sharedPostgres,
+  sharedRedis,
+  sqliteUrl,
+} from '../support/servers.ts';
 
 const fixture = new URL('./fixtures/member.ts', import.meta.url);
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -46,6 +57,7 @@ for (const backend of [
   { kind: 'postgresql', url: sharedPostgres, server: privatePostgres },
   { kind: 'etcd', url: sharedEtcd, server: privateEtcd },
   { kind: 'sqlite', url: async () => sqliteUrl(), server: undefined },
+  { kind: 'mysql', url: sharedMysql, server: privateMysql },
 ] as const) {
   describe(`coordination across processes: ${backend.kind}`, function () {
     this.timeout(60_000);
@@ -90,7 +102,7 @@ for (const backend of [
       }
     });
 
-    it(`a holder killed with SIGKILL loses its lock (${backend.kind === 'postgresql' ? 'at once' : 'within its TTL'}), and the next grant has a larger fence`, async () => {
+    it(`a holder killed with SIGKILL loses its lock (${backend.kind === 'postgresql' || backend.kind === 'mysql' ? 'at once' : 'within its TTL'}), and the next grant has a larger fence`, async () => {
       const ttlMs = 2_000;
       const holder = member({ mode: 'hold', url, name: 'killed', agentId: 'holder', ttlMs });
       children.push(holder);
@@ -103,7 +115,7 @@ for (const backend of [
       const waited = performance.now() - t0;
       expect(next, 'acquired after the kill').to.not.equal(null);
       expect(next!.fence > BigInt(held.fence)).to.equal(true);
-      if (backend.kind === 'postgresql') expect(waited, 'the session ends with the process').to.be.below(1_500);
+      if (backend.kind === 'postgresql' || backend.kind === 'mysql') expect(waited, 'the session ends with the process').to.be.below(1_500);
       else expect(waited).to.be.below(ttlMs + 1_000);
       await next?.release();
     });
@@ -176,7 +188,7 @@ for (const backend of [
       await nextMessage(holder);
       holder.kill('SIGSTOP');
       await sleep(ttlMs + 1_000);
-      if (backend.kind !== 'postgresql') {
+      if (backend.kind !== 'postgresql' && backend.kind !== 'mysql') {
         // The lease ran out on the server: someone else may take the lock meanwhile.
         const c = await local({ lockTtlMs: ttlMs });
         const other = await c.getLock('frozen').acquire({ blocking: false });
@@ -193,7 +205,7 @@ for (const backend of [
     const server = backend.server;
     if (server === undefined) return; // SQLite has no server and no connection to cut: its own faults are in sqlite.test.ts
 
-    it(`${{ redis: 'CLIENT KILL', postgresql: 'pg_terminate_backend', etcd: 'revoking the lease' }[backend.kind]} of the holder's connection aborts its handle, and the coordinator reconnects`, async () => {
+    it(`${{ redis: 'CLIENT KILL', postgresql: 'pg_terminate_backend', etcd: 'revoking the lease', mysql: 'KILL CONNECTION' }[backend.kind]} of the holder's connection aborts its handle, and the coordinator reconnects`, async () => {
       const agentId = `victim-${randomBytes(3).toString('hex')}`;
       const c = await local({ agentId, initialReconnectBackoffMs: 50, lockTtlMs: 2_000 });
       const held = await c.getLock('cut').acquire();
@@ -253,6 +265,17 @@ async function cutConnection(kind: string, base: string, agentId: string, url: s
       const kv = (await admin.get(`${namespace}/lock/cut`).exec()).kvs[0];
       expect(kv?.lease, "the lock key lives on its coordinator's lease").to.be.a('string').and.not.equal('0');
       await admin.leaseClient.leaseRevoke({ ID: kv?.lease as string });
+    });
+    return;
+  }
+  if (kind === 'mysql') {
+    await withMysqlAdmin(base, async (admin) => {
+      const [rows] = await admin.query<Array<{ conn: string } & RowDataPacket>>(
+        'SELECT conn FROM statesmith_sessions WHERE member = ? AND conn IN (SELECT ID FROM information_schema.PROCESSLIST)',
+        [agentId],
+      );
+      expect(rows, 'the holder connection is recorded under the member').to.have.length(1);
+      await admin.query(`KILL CONNECTION ${Number(rows[0]?.conn)}`);
     });
     return;
   }

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { Etcd3 } from 'etcd3';
 import Database from 'better-sqlite3';
+import mysql from 'mysql2/promise';
 
 /** `base` with a namespace of its own, so runs and tests never see each other's keys. */
 export function isolatedUrl(base: string, tag = 't'): string {
@@ -51,5 +52,22 @@ export function withSqliteAdmin<T>(base: string, fn: (admin: Database.Database) 
     return fn(admin);
   } finally {
     admin.close();
+  }
+}
+
+/** Runs `fn` with an admin connection to the MySQL or MariaDB at `base` (`mysql://user@host:port/db`). */
+export async function withMysqlAdmin<T>(base: string, fn: (admin: mysql.Connection) => Promise<T>): Promise<T> {
+  const url = new URL(base);
+  const admin = await mysql.createConnection({
+    host: url.hostname,
+    port: Number(url.port || 3306),
+    user: decodeURIComponent(url.username || 'root'),
+    password: decodeURIComponent(url.password),
+    database: decodeURIComponent(url.pathname.slice(1)),
+  });
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.end();
   }
 }

@@ -12,7 +12,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 
 const started: Array<() => void> = [];
@@ -244,7 +244,7 @@ export async function privateEtcd(): Promise<PrivateServer> {
 const shared = new Map<string, Promise<string | undefined>>();
 
 async function sharedServer(
-  kind: 'redis' | 'postgresql' | 'nats' | 'etcd',
+  kind: 'redis' | 'postgresql' | 'nats' | 'etcd' | 'mysql',
   envUrl: string | undefined,
   defaultUrl: string,
   start: () => Promise<PrivateServer>,
@@ -317,4 +317,54 @@ export function sqliteUrl(file = 'coord.db'): string {
     started.push(() => rmSync(dir, { recursive: true, force: true }));
   }
   return `sqlite://${join(sqliteDir, file)}`;
+}
+
+/**
+ * A MariaDB of its own (Debian's `mariadb-server`): `mariadb-install-db` into a temp dir, then
+ * `mariadbd` on a free loopback port with database `test`, for tests that stop, restart or
+ * freeze the server. Root with an empty password, as on the machines.
+ */
+export async function privateMysql(): Promise<PrivateServer> {
+  const install = which('mariadb-install-db', ['/usr/bin/mariadb-install-db']);
+  const server = which('mariadbd', ['/usr/sbin/mariadbd']);
+  if (install === undefined || server === undefined) throw new Error('MariaDB is not installed (apt-get install mariadb-server)');
+  const dir = mkdtempSync(join(tmpdir(), 'statesmith-mariadb-'));
+  const data = join(dir, 'data');
+  const user = process.getuid?.() === 0 ? 'root' : userInfo().username;
+  const installed = spawnSync(install, ['--no-defaults', `--datadir=${data}`, `--user=${user}`, '--auth-root-authentication-method=normal', '--skip-test-db'], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  if (installed.status !== 0) throw new Error(`mariadb-install-db failed: ${installed.stderr || installed.stdout}`);
+  started.push(() => rmSync(dir, { recursive: true, force: true }));
+  const running = await privateProcess(
+    server,
+    (port) => [
+      '--no-defaults',
+      `--datadir=${data}`,
+      `--user=${user}`,
+      `--port=${port}`,
+      '--bind-address=127.0.0.1',
+      `--socket=${join(dir, 'sock')}`,
+      `--pid-file=${join(dir, 'pid')}`,
+      `--log-error=${join(dir, 'error.log')}`,
+      '--skip-log-bin',
+      '--innodb-flush-log-at-trx-commit=2',
+    ],
+    'mariadbd',
+    (port) => `mysql://root@127.0.0.1:${port}/test`,
+  );
+  const created = spawnSync('mariadb', ['-h127.0.0.1', `-P${running.port}`, '-uroot', '-e', 'CREATE DATABASE IF NOT EXISTS test'], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  if (created.status !== 0) throw new Error(`creating the test database failed: ${created.stderr}`);
+  return running;
+}
+
+/** The URL of a MySQL or MariaDB to test against (`MYSQL_URL`, else the machine's on 3306, else one of the harness's), or undefined outside CI. */
+export function sharedMysql(): Promise<string | undefined> {
+  let url = shared.get('mysql');
+  if (url === undefined) shared.set('mysql', (url = sharedServer('mysql', process.env['MYSQL_URL'], 'mysql://root@127.0.0.1:3306/test', privateMysql)));
+  return url;
 }

@@ -86,9 +86,10 @@ export async function loadClient<T>(specifier: 'ioredis' | 'pg' | 'etcd3' | 'bet
   } catch (error) {
     const code = (error as { code?: unknown }).code;
     if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+      const pkg = specifier.replace(/\/.*$/, '');
       throw new CoordinationError(
         'ERR_COORDINATION_CLIENT_MISSING',
-        `a ${scheme}// coordinator URL needs the "${specifier}" package; install it with: npm install ${specifier}`,
+        `a ${scheme}// coordinator URL needs the "${pkg}" package; install it with: npm install ${pkg}`,
         { cause: error },
       );
     }

@@ -18,6 +18,7 @@ const SCHEMES: Record<string, BackendKind> = {
   'postgresql:': 'postgresql',
   'etcd:': 'etcd',
   'sqlite:': 'sqlite',
+  'mysql:': 'mysql',
 };
 
 /** One `host:port` of an etcd URL: a name or IPv4 address, or a bracketed IPv6 one, and a port. */
@@ -60,7 +61,7 @@ export function parseUrl(raw: string): { url: URL; kind: BackendKind } {
   } catch (error) {
     throw new CoordinationError(
       'ERR_COORDINATION_URL',
-      `the coordinator URL must be a URL such as memory://, redis://host:6379, postgresql://host/db, etcd://host:2379 or sqlite:///abs/path/coord.db; received ${JSON.stringify(raw)}`,
+      `the coordinator URL must be a URL such as memory://, redis://host:6379, postgresql://host/db, etcd://host:2379, sqlite:///abs/path/coord.db or mysql://user@host:3306/db; received ${JSON.stringify(raw)}`,
       {
         cause: error,
       },
@@ -107,6 +108,10 @@ export async function createBackend(kind: BackendKind, options: BackendOptions):
     case 'sqlite': {
       const { SqliteBackend } = await import('./sqlite.ts');
       return new SqliteBackend(options, await loadClient('better-sqlite3', options.url.protocol));
+    }
+    case 'mysql': {
+      const { MysqlBackend } = await import('./mysql.ts');
+      return new MysqlBackend(options, await loadClient('mysql2/promise', options.url.protocol));
     }
   }
 }
