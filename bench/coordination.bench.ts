@@ -9,6 +9,13 @@
  * - etcd: against the same two transactions done by hand with the `etcd3` client (create
  *   the key if absent, on a lease; delete it if its value and create revision match)
  *   (target ≥ 0.8× the floor).
+ * - SQLite: against the same two transactions by hand with `better-sqlite3` (the grant's
+ *   `BEGIN IMMEDIATE` read, fence upsert and lock row; the release's delete and event row)
+ *   (target ≥ 0.8×).
+ * - MySQL (MariaDB): against `GET_LOCK` plus the fence upsert in one round trip, then
+ *   `RELEASE_LOCK`, by hand (target ≥ 0.8×).
+ * - Wake-up: a waiter on another connection, from the holder's release to its grant
+ *   (SQLite target: within 50 ms).
  * - Contended: 8 processes on one name for 2 s each; grants per second.
  *
  * Needs the servers the tests use (test/support/servers.ts); a backend that cannot be
@@ -21,7 +28,9 @@ import pg from 'pg';
 import { Etcd3 } from 'etcd3';
 import Redlock from 'redlock';
 import { createCoordinator, setLogger } from '../src/index.ts';
-import { sharedEtcd, sharedPostgres, sharedRedis } from '../test/support/servers.ts';
+import { sharedEtcd, sharedMysql, sharedPostgres, sharedRedis, sqliteUrl } from '../test/support/servers.ts';
+import Database from 'better-sqlite3';
+import mysql from 'mysql2/promise';
 import { fmtNs, fmtRatio, measure, table, type Result } from './harness.ts';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
@@ -204,6 +213,154 @@ async function etcdRows(base: string): Promise<Array<Record<string, string>>> {
   }
 }
 
+async function sqliteRows(base: string): Promise<Array<Record<string, string>>> {
+  const coordinator = createCoordinator({ url: withNamespace(base), agentId: 'bench' });
+  await coordinator.start(); // also creates the tables the floor uses
+  const lock = coordinator.getLock('bench');
+  const raw = new Database(decodeURIComponent(new URL(base).pathname), { timeout: 0 });
+  raw.pragma('journal_mode = WAL');
+  raw.pragma('synchronous = NORMAL');
+  const lockOf = raw.prepare('SELECT token, fence, expires_at FROM statesmith_locks WHERE ns = ? AND name = ?').safeIntegers(true);
+  const fenceUp = raw
+    .prepare(
+      'INSERT INTO statesmith_fences (ns, name, fence) VALUES (?, ?, ?) ON CONFLICT (ns, name) DO UPDATE SET fence = max(fence + 1, excluded.fence) RETURNING fence',
+    )
+    .safeIntegers(true);
+  const lockPut = raw.prepare(
+    'INSERT INTO statesmith_locks (ns, name, token, member, fence, expires_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ns, name) DO UPDATE SET token = excluded.token, fence = excluded.fence, expires_at = excluded.expires_at',
+  );
+  const unlock = raw.prepare('DELETE FROM statesmith_locks WHERE ns = ? AND name = ? AND token = ? AND fence = ? RETURNING expires_at');
+  const event = raw.prepare('INSERT INTO statesmith_events (ns, channel, payload, at) VALUES (?, ?, ?, ?)');
+  const grant = raw.transaction((token: string) => {
+    const now = Date.now();
+    const row = lockOf.get('bench-floor', 'x') as { expires_at: bigint } | undefined;
+    if (row !== undefined && row.expires_at > BigInt(now)) return null;
+    const { fence } = fenceUp.get('bench-floor', 'x', BigInt(now) * 1000n) as { fence: bigint };
+    lockPut.run('bench-floor', 'x', token, 'bench', fence, now + 30_000);
+    return fence;
+  });
+  const free = raw.transaction((token: string, fence: bigint) => {
+    if (unlock.get('bench-floor', 'x', token, fence) !== undefined) event.run('bench-floor', 'locks', 'x', Date.now());
+  });
+  try {
+    const results = await measure(
+      [
+        {
+          name: 'statesmith DistributedLock acquire + release',
+          run: async (n) => {
+            for (let i = 0; i < n; i++) await (await lock.acquire())?.release();
+          },
+        },
+        {
+          name: 'floor: the grant and release transactions by hand (better-sqlite3, BEGIN IMMEDIATE)',
+          run: async (n) => {
+            for (let i = 0; i < n; i++) {
+              const token = `t${i}`;
+              const fence = grant.immediate(token);
+              // An await per call, as any caller in an event loop has.
+              await undefined;
+              if (fence !== null) free.immediate(token, fence);
+              await undefined;
+            }
+          },
+        },
+      ],
+      { n: 2_000, rounds: 5 },
+    );
+    const [ours, floor] = results as [Result, Result];
+    return [
+      { case: `SQLite: ${ours.name}`, 'per op': fmtNs(ours.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / ours.nsPerOp), other: '' },
+      { case: `SQLite: ${floor.name}`, 'per op': fmtNs(floor.nsPerOp), 'speed vs floor': '1.00×', other: '' },
+    ];
+  } finally {
+    await coordinator.stop();
+    raw.close();
+  }
+}
+
+async function mysqlRows(base: string): Promise<Array<Record<string, string>>> {
+  const coordinator = createCoordinator({ url: withNamespace(base), agentId: 'bench' });
+  await coordinator.start(); // also creates statesmith_fences, which the floor uses
+  const lock = coordinator.getLock('bench');
+  const url = new URL(base);
+  const raw = await mysql.createConnection({
+    host: url.hostname,
+    port: Number(url.port || 3306),
+    user: decodeURIComponent(url.username || 'root'),
+    password: decodeURIComponent(url.password),
+    database: decodeURIComponent(url.pathname.slice(1)),
+    multipleStatements: true,
+  });
+  const key = Buffer.alloc(32, 7);
+  try {
+    const results = await measure(
+      [
+        {
+          name: 'statesmith DistributedLock acquire + release',
+          run: async (n) => {
+            for (let i = 0; i < n; i++) await (await lock.acquire())?.release();
+          },
+        },
+        {
+          name: 'floor: GET_LOCK + fence upsert in one round trip, then RELEASE_LOCK, by hand',
+          run: async (n) => {
+            for (let i = 0; i < n; i++) {
+              await raw.query(
+                `SET @ok = GET_LOCK('bench_floor', 0);
+                 INSERT INTO statesmith_fences (k, ns, name, fence) SELECT ?, 'bench-floor', 'x', 1 FROM DUAL WHERE @ok = 1
+                   ON DUPLICATE KEY UPDATE fence = fence + 1;
+                 SELECT @ok AS ok, (SELECT fence FROM statesmith_fences WHERE k = ?) AS fence`,
+                [key, key],
+              );
+              await raw.query("SELECT RELEASE_LOCK('bench_floor')");
+            }
+          },
+        },
+      ],
+      { n: 1_000, rounds: 5 },
+    );
+    const [ours, floor] = results as [Result, Result];
+    return [
+      { case: `MySQL: ${ours.name}`, 'per op': fmtNs(ours.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / ours.nsPerOp), other: '' },
+      { case: `MySQL: ${floor.name}`, 'per op': fmtNs(floor.nsPerOp), 'speed vs floor': '1.00×', other: '' },
+    ];
+  } finally {
+    await coordinator.stop();
+    await raw.end();
+  }
+}
+
+/** From a holder's release to a waiting member's grant, on two connections: median and p99 of `runs`, in ms. */
+async function wakeUp(base: string, runs: number): Promise<{ medianMs: number; p99Ms: number }> {
+  const url = withNamespace(base);
+  const holder = createCoordinator({ url, agentId: 'holder' });
+  const waiter = createCoordinator({ url, agentId: 'waiter' });
+  await holder.start();
+  await waiter.start();
+  const samples: number[] = [];
+  try {
+    for (let i = 0; i < runs; i++) {
+      const held = await holder.getLock('wake').acquire();
+      const waiting = waiter.getLock('wake').acquire({ blocking: 10_000 });
+      // Let the waiter be refused once and start waiting before the release.
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      const released = performance.now();
+      await held?.release();
+      const granted = await waiting;
+      samples.push(performance.now() - released);
+      await granted?.release();
+    }
+  } finally {
+    await holder.stop();
+    await waiter.stop();
+  }
+  samples.sort((a, b) => a - b);
+  return {
+    medianMs: samples[Math.floor(samples.length / 2)] as number,
+    p99Ms: samples[Math.min(samples.length - 1, Math.ceil(samples.length * 0.99) - 1)] as number,
+  };
+}
+
 /** 8 processes taking one lock in a loop for `ms`; total grants per second. */
 async function contended(url: string, ms: number): Promise<number> {
   const namespaced = withNamespace(url);
@@ -226,7 +383,15 @@ export async function benchCoordination(): Promise<void> {
     const redis = await sharedRedis().catch(() => undefined);
     const postgres = await sharedPostgres().catch(() => undefined);
     const etcd = await sharedEtcd().catch(() => undefined);
-    const rows = [...(redis ? await redisRows(redis) : []), ...(postgres ? await postgresRows(postgres) : []), ...(etcd ? await etcdRows(etcd) : [])];
+    const mysqlUrl = await sharedMysql().catch(() => undefined);
+    const sqlite = sqliteUrl('bench-coordination.db');
+    const rows = [
+      ...(redis ? await redisRows(redis) : []),
+      ...(postgres ? await postgresRows(postgres) : []),
+      ...(etcd ? await etcdRows(etcd) : []),
+      ...(await sqliteRows(sqlite)),
+      ...(mysqlUrl ? await mysqlRows(mysqlUrl) : []),
+    ];
     if (rows.length > 0) {
       table('Distributed lock acquire + release, one connection (2,000 ops × 5 rounds, median)', rows);
       console.log('target: ≥ 0.80× the (fenced) floor; on Redis ≥ 1.00× redlock. "other": speed vs redlock and the fenced floor');
@@ -236,11 +401,26 @@ export async function benchCoordination(): Promise<void> {
       ['Redis', redis],
       ['PostgreSQL', postgres],
       ['etcd', etcd],
+      ['SQLite', sqlite],
+      ['MySQL (MariaDB)', mysqlUrl],
     ] as const) {
       if (url === undefined) continue;
       contention.push({ backend: name, 'grants/s (8 processes, one name, 2 s)': Math.round(await contended(url, 2_000)).toLocaleString() });
     }
     if (contention.length > 0) table('Contended: 8 processes on one lock name', contention);
+    const wakes: Array<Record<string, string>> = [];
+    for (const [name, url] of [
+      ['Redis (pub/sub)', redis],
+      ['PostgreSQL (NOTIFY)', postgres],
+      ['SQLite (data_version, polled every 10 ms)', sqlite],
+      ['MySQL (IS_FREE_LOCK, polled every 20 ms)', mysqlUrl],
+    ] as const) {
+      if (url === undefined) continue;
+      const { medianMs, p99Ms } = await wakeUp(url, 40);
+      wakes.push({ backend: name, 'median ms': medianMs.toFixed(1), 'p99 ms': p99Ms.toFixed(1) });
+    }
+    table("Wake-up: from a release to the waiting member's grant, another connection (40 runs)", wakes);
+    console.log('target: SQLite within 50 ms');
   } finally {
     setLogger(null);
   }

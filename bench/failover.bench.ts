@@ -11,7 +11,7 @@
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createCoordinator, setLogger } from '../src/index.ts';
-import { sharedEtcd, sharedPostgres, sharedRedis } from '../test/support/servers.ts';
+import { sharedEtcd, sharedMysql, sharedPostgres, sharedRedis, sqliteUrl } from '../test/support/servers.ts';
 import { table } from './harness.ts';
 
 const RUNS = 20;
@@ -60,6 +60,8 @@ export async function benchFailover(): Promise<void> {
       ['Redis', sharedRedis, TTL_MS],
       ['PostgreSQL', sharedPostgres, TTL_MS],
       ['etcd', sharedEtcd, 2_000],
+      ['SQLite', async () => sqliteUrl('bench-failover.db'), TTL_MS],
+      ['MySQL (MariaDB)', sharedMysql, TTL_MS],
     ] as const) {
       const base = await found().catch(() => undefined);
       if (base === undefined) continue;

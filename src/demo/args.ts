@@ -37,7 +37,8 @@ options:
   --metrics <port>     serve Prometheus metrics at http://127.0.0.1:<port>/metrics (needs prom-client)
   --nats <url>         serve the agent's actors over NATS as statesmith.agents.<name>.{agent,executor,monitoring},
                        and its inspection feed on statesmith.agents.<name>.inspect
-  --coordinator <url>  memory:// (default), redis://host:6379, postgresql://user@host/db, etcd://host:2379
+  --coordinator <url>  memory:// (default), redis://host:6379, postgresql://user@host/db, etcd://host:2379,
+                       sqlite:///abs/path/coord.db (several agents of one host, no server), mysql://user@host:3306/db
   --name <name>        this agent's member name (default: agent-<pid>)
   --for <seconds>      stop by itself after this many seconds (default: run until stopped)
   --verbose            print the stack of a failure
@@ -46,7 +47,8 @@ options:
 examples:
   statesmith demo --inspect
   statesmith demo --metrics 9464
-  statesmith demo --coordinator redis://127.0.0.1:6379 --name a --for 60`;
+  statesmith demo --coordinator redis://127.0.0.1:6379 --name a --for 60
+  statesmith demo --coordinator sqlite:///tmp/ha.db --name a   (and --name b in another terminal)`;
 
 /** A command line the CLI cannot take: `code` says why (`ERR_UNKNOWN_OPTION`, `ERR_OUT_OF_RANGE`, ...); exit status 2. */
 export class UsageError extends Error {
@@ -76,7 +78,7 @@ function port(value: string, flag = '--inspect'): number {
   return n;
 }
 
-const COORDINATOR_SCHEMES = ['memory:', 'redis:', 'rediss:', 'postgres:', 'postgresql:', 'etcd:'];
+const COORDINATOR_SCHEMES = ['memory:', 'redis:', 'rediss:', 'postgres:', 'postgresql:', 'etcd:', 'sqlite:', 'mysql:'];
 
 /** A URL given to `flag`: parsed, with one of `schemes`, or a `UsageError` naming the flag. */
 function url(flag: string, text: string, schemes: readonly string[]): string {
@@ -131,7 +133,11 @@ export function parseDemoArgs(argv: readonly string[]): DemoArgs {
         i++;
         break;
       case '--coordinator':
-        options.coordinatorUrl = url(arg, valueOf(arg, next, 'a URL (memory://, redis://..., postgresql://..., etcd://...)'), COORDINATOR_SCHEMES);
+        options.coordinatorUrl = url(
+          arg,
+          valueOf(arg, next, 'a URL (memory://, redis://..., postgresql://..., etcd://..., sqlite:///..., mysql://...)'),
+          COORDINATOR_SCHEMES,
+        );
         i++;
         break;
       case '--name': {

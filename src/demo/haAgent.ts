@@ -1,7 +1,7 @@
 /**
  * The HA-agent demo (`npm start`, `statesmith demo`): every facility in one small agent.
  *
- * - It joins a coordinator (embedded by default, or Redis, PostgreSQL or etcd by URL) and
+ * - It joins a coordinator (embedded by default, or Redis, PostgreSQL, etcd, SQLite or MySQL by URL) and
  *   campaigns in the `leader` election every cycle; the leader promotes itself and, now
  *   and then, restarts its database, each as a real subprocess run through the executor.
  *   A follower waits. Agents on one backend elect one leader, and a follower takes over,

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { waitUntil } from '../support/async.ts';
 import { runExample } from '../support/examples.ts';
-import { sharedEtcd, sharedRedis } from '../support/servers.ts';
+import { sharedEtcd, sharedRedis, sqliteUrl } from '../support/servers.ts';
 
 describe('examples/ha-agent.ts (npm start)', function () {
   this.timeout(60_000);
@@ -47,37 +47,42 @@ describe('examples/ha-agent.ts (npm start)', function () {
     expect(out).to.match(/unknown argument "--bogus"\nusage: statesmith demo/);
   });
 
-  it('two agents on one Redis elect one leader, and the follower takes over when the leader is killed', async function () {
-    const url = await sharedRedis();
-    if (url === undefined) this.skip(); // no Redis and none could be started: outside CI only (under CI=true the harness throws)
-    const coordinator = `${url}?namespace=ha${process.pid}${Date.now()}`;
-    const start = (name: string) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'examples/ha-agent.ts', '--coordinator', coordinator, '--name', name, '--for', '30'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-      return { child, output: () => out };
-    };
-    const a = start('a');
-    await waitUntil(() => /became the leader/.test(a.output()), 20_000, `agent a to lead:\n${a.output()}`);
-    const b = start('b');
-    try {
-      await waitUntil(() => /following/.test(b.output()), 20_000, `agent b to follow:\n${b.output()}`);
-      a.child.kill('SIGKILL');
-      // The leader's lease is 3 s: the follower leads within a few cycles after it runs out.
-      await waitUntil(() => /became the leader/.test(b.output()), 15_000, `agent b to take over:\n${b.output()}`);
-      const fenceOf = (out: string): bigint => BigInt(/became the leader \(term (\d+)\)/.exec(out)?.[1] ?? '0');
-      expect(fenceOf(b.output()) > fenceOf(a.output()), 'the new leader has the larger term').to.equal(true);
-    } finally {
-      a.child.kill('SIGKILL');
-      b.child.kill('SIGTERM');
-    }
-    const exited = await new Promise<number | null>((resolve) => b.child.once('exit', resolve));
-    expect(exited).to.equal(0);
-    expect(b.output()).to.match(/stopped cleanly/);
-  });
+  for (const [where, found] of [
+    ['one Redis', sharedRedis],
+    ['one SQLite file (no server)', async () => sqliteUrl('ha-demo.db')],
+  ] as const) {
+    it(`two agents on ${where} elect one leader, and the follower takes over when the leader is killed`, async function () {
+      const url = await found();
+      if (url === undefined) this.skip(); // no server and none could be started: outside CI only (under CI=true the harness throws)
+      const coordinator = `${url}?namespace=ha${process.pid}${Date.now()}`;
+      const start = (name: string) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', 'examples/ha-agent.ts', '--coordinator', coordinator, '--name', name, '--for', '30'], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+        return { child, output: () => out };
+      };
+      const a = start('a');
+      await waitUntil(() => /became the leader/.test(a.output()), 20_000, `agent a to lead:\n${a.output()}`);
+      const b = start('b');
+      try {
+        await waitUntil(() => /following/.test(b.output()), 20_000, `agent b to follow:\n${b.output()}`);
+        a.child.kill('SIGKILL');
+        // The leader's lease is 3 s: the follower leads within a few cycles after it runs out.
+        await waitUntil(() => /became the leader/.test(b.output()), 15_000, `agent b to take over:\n${b.output()}`);
+        const fenceOf = (out: string): bigint => BigInt(/became the leader \(term (\d+)\)/.exec(out)?.[1] ?? '0');
+        expect(fenceOf(b.output()) > fenceOf(a.output()), 'the new leader has the larger term').to.equal(true);
+      } finally {
+        a.child.kill('SIGKILL');
+        b.child.kill('SIGTERM');
+      }
+      const exited = await new Promise<number | null>((resolve) => b.child.once('exit', resolve));
+      expect(exited).to.equal(0);
+      expect(b.output()).to.match(/stopped cleanly/);
+    });
+  }
 
   describe('three agents on etcd', function () {
     this.timeout(90_000);
