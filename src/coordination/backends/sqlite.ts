@@ -19,9 +19,13 @@
  *   `statesmith_events`. While this process listens, it looks at `PRAGMA data_version` (a
  *   read of shared memory, no I/O) every `pollMs` (default 10 ms) and reads the new rows
  *   only when another connection committed: a waiter wakes within about 10 ms of a release.
- * - The file is checked on every command: deleted or replaced under a running coordinator,
- *   it is a `CoordinationError` (`ERR_COORDINATION_STORE_GONE`) and a lost connection, never
- *   a split between processes that opened different files.
+ * - The file is checked before every grant, renewal and record put, and at every heartbeat
+ *   (a `stat` of the path against the inode opened): deleted or replaced under a running
+ *   coordinator, it is a `CoordinationError` (`ERR_COORDINATION_STORE_GONE`) and a lost
+ *   connection, never a split between processes that opened different files. Releases and
+ *   reads skip the check: on a lost file they cannot make a second holder.
+ * - The calls are synchronous and short (no `fsync` per commit in WAL with `NORMAL`): a
+ *   command runs in its caller's turn unless one before it waits on a busy file.
  *
  * Not promised: a file on a network file system (its locking is not what SQLite's WAL
  * needs: SQLite docs, "WAL mode" and "How To Corrupt An SQLite Database File"), processes on
@@ -123,6 +127,8 @@ export class SqliteBackend implements Backend {
   #file: { dev: number; ino: number } | undefined;
   #generation = 0;
   #tail: Promise<unknown> = Promise.resolve();
+  /** Commands queued behind a busy file. */
+  #waiting = 0;
   #listening = false;
   #poller: ReturnType<typeof setInterval> | undefined;
   #lastEvent = 0;
@@ -151,7 +157,7 @@ export class SqliteBackend implements Backend {
   readonly records: RecordStore = {
     onLease: false,
     put: async (dir, id, value, ttlMs) => {
-      await this.#write((sql) => sql.recordPut.run(this.#ns, dir, id, value, Date.now() + ttlOf(ttlMs)));
+      await this.#write((sql) => sql.recordPut.run(this.#ns, dir, id, value, Date.now() + ttlOf(ttlMs)), true);
     },
     get: async (dir, id) => {
       const row = await this.#read((sql) => sql.recordGet.get(this.#ns, dir, id, Date.now()) as { value: string } | undefined);
@@ -225,6 +231,7 @@ export class SqliteBackend implements Backend {
     }
     this.#db = db;
     this.#tail = Promise.resolve();
+    this.#waiting = 0;
   }
 
   #prepare(db: Database): Prepared {
@@ -279,7 +286,7 @@ export class SqliteBackend implements Backend {
   }
 
   async ping(): Promise<void> {
-    await this.#read(() => undefined);
+    await this.#queue(() => undefined, true);
     const now = Date.now();
     if (now - this.#lastSweep >= SWEEP_EVERY_MS) {
       this.#lastSweep = now;
@@ -296,7 +303,7 @@ export class SqliteBackend implements Backend {
       const { fence } = sql.fenceUp.get(this.#ns, name, BigInt(now) * 1000n) as { fence: bigint };
       sql.lockPut.run(this.#ns, name, token, this.#options.memberId, fence, now + ttlOf(ttlMs));
       return fence;
-    });
+    }, true);
     if (fence !== null) this.#held.set(name, { token, fence });
     return fence;
   }
@@ -318,7 +325,7 @@ export class SqliteBackend implements Backend {
         const held = mine[i];
         return held !== undefined && sql.renew.run(now + ttlOf(ttlMs), this.#ns, name, held.token, held.fence, now).changes === 1;
       });
-    });
+    }, true);
   }
 
   async release(name: string, token: string): Promise<boolean> {
@@ -421,33 +428,52 @@ export class SqliteBackend implements Backend {
     }
   }
 
-  /** Runs `fn` in a `BEGIN IMMEDIATE` transaction, after the commands before it. */
-  #write<T>(fn: (sql: Prepared) => T): Promise<T> {
-    return this.#queue(() => (this.#transaction as Transaction).immediate(fn) as T);
+  /** Runs `fn` in a `BEGIN IMMEDIATE` transaction, after the commands before it; `grants` checks the file first (see `#checkFile`). */
+  #write<T>(fn: (sql: Prepared) => T, grants = false): Promise<T> {
+    return this.#queue(() => (this.#transaction as Transaction).immediate(fn) as T, grants);
   }
 
   /** Runs a read (no transaction: one statement sees one snapshot), after the commands before it. */
   #read<T>(fn: (sql: Prepared) => T): Promise<T> {
-    return this.#queue((_db, sql) => fn(sql));
+    return this.#queue((_db, sql) => fn(sql), false);
   }
 
-  #queue<T>(fn: (db: Database, sql: Prepared) => T): Promise<T> {
-    const run = this.#tail.then(() => {
-      const db = this.#db;
-      const sql = this.#sql;
-      if (db === undefined || sql === undefined) throw new CoordinationError('ERR_COORDINATION_BACKEND', 'the SQLite backend is not connected');
-      this.#checkFile();
-      const generation = this.#generation;
-      return this.#retry(() => fn(db, sql)).catch((error: unknown) => {
-        // A busy file past the command bound is the command's failure; anything else from SQLite (an I/O error, a corrupt or read-only file) loses the connection.
-        if (!(error instanceof CoordinationError) && !isBusy(error) && typeof (error as { code?: unknown }).code === 'string') {
-          this.#reportLost(generation, error);
-        }
-        throw error;
-      });
-    });
-    this.#tail = run.catch(() => undefined);
+  /**
+   * Runs `fn` after the commands before it. The calls are synchronous: when none is
+   * waiting on a busy file, `fn` runs at once, in the caller's turn (no hop through the
+   * queue); otherwise it runs after the last one.
+   */
+  #queue<T>(fn: (db: Database, sql: Prepared) => T, grants: boolean): Promise<T> {
+    if (this.#waiting === 0) {
+      try {
+        return Promise.resolve(this.#attempt(fn, grants, this.#generation));
+      } catch (error) {
+        if (!isBusy(error)) return Promise.reject(error);
+      }
+    }
+    // The file is busy (or a command before this one waits on it): retry asynchronously, in order.
+    this.#waiting++;
+    const run = this.#tail.then(() => this.#retry(() => this.#attempt(fn, grants, this.#generation)));
+    this.#tail = run.then(
+      () => void this.#waiting--,
+      () => void this.#waiting--,
+    );
     return run;
+  }
+
+  /** One attempt of `fn`; an error from SQLite other than a busy file (I/O, a corrupt or read-only file) loses the connection. */
+  #attempt<T>(fn: (db: Database, sql: Prepared) => T, grants: boolean, generation: number): T {
+    const db = this.#db;
+    const sql = this.#sql;
+    if (db === undefined || sql === undefined) throw new CoordinationError('ERR_COORDINATION_BACKEND', 'the SQLite backend is not connected');
+    if (grants) this.#checkFile();
+    try {
+      return fn(db, sql);
+    } catch (error) {
+      if (!(error instanceof CoordinationError) && !isBusy(error) && typeof (error as { code?: unknown }).code === 'string')
+        this.#reportLost(generation, error);
+      throw error;
+    }
   }
 
   /** Runs `fn` until the file is not busy, backing off asynchronously, for at most the command bound. */
