@@ -133,6 +133,27 @@ for (const backend of [
       expect(performance.now() - t0).to.be.below(ttlMs + 1_500);
     });
 
+    it(`a leader killed with SIGKILL is followed by a waiting candidate (${backend.kind === 'postgresql' || backend.kind === 'mysql' ? 'at once' : 'within its TTL'}) with a larger term`, async () => {
+      const ttlMs = 2_000;
+      const leader = member({ mode: 'lead', url, name: 'primary', agentId: 'old-leader', ttlMs });
+      children.push(leader);
+      const { term } = await nextMessage<{ term: string }>(leader);
+      const c = await local({ agentId: 'candidate', lockTtlMs: ttlMs });
+      const election = c.getElection('primary');
+      expect((await election.leader())?.memberId).to.equal('old-leader');
+      const campaign = election.campaign({ timeoutMs: ttlMs + 5_000 });
+      leader.kill('SIGKILL');
+      const killedAt = performance.now();
+      const leadership = await campaign;
+      const waited = performance.now() - killedAt;
+      expect(leadership.term > BigInt(term), 'the new term is larger').to.equal(true);
+      // Generous bounds (timed tests flake): a session lock frees before the TTL could run out, a lease at most a little after it.
+      if (backend.kind === 'postgresql' || backend.kind === 'mysql') expect(waited, 'the session ends with the process').to.be.below(ttlMs);
+      else expect(waited).to.be.below(ttlMs + 2_000);
+      await waitUntil(async () => (await election.leader())?.memberId === 'candidate', 5_000, 'leader() to name the candidate');
+      await leadership.resign();
+    });
+
     describe('the locksmith forces a lock held in another process', () => {
       it('negotiates over the backend: the holder answers, lets go, and the next grant has a larger fence', async () => {
         const holder = member({ mode: 'serve', decision: 'answer', url, name: 'stuck', agentId: 'answering', ttlMs: 3_000 });
