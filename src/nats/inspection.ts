@@ -125,7 +125,18 @@ export async function exposeInspection(options: InspectionFeedOptions): Promise<
         clearTimeout(timer);
         flush();
       }
-      message.respond(`{"boot":"${boot}","seq":${lastSeq},"records":[${pictureOf().join(',')}]}`);
+      // The asker always hears how its request ended: the picture, or why there is none.
+      try {
+        const picture = pictureOf();
+        message.respond(`{"boot":"${boot}","seq":${lastSeq},${picture.truncated ? '"truncated":true,' : ''}"records":[${picture.records.join(',')}]}`);
+      } catch (pictureError) {
+        getLogger().warn(`inspection feed ${subject}: the picture could not be sent`, { error: pictureError });
+        try {
+          message.respond(JSON.stringify({ boot, seq: lastSeq, records: [], error: String((pictureError as Error)?.message ?? pictureError) }));
+        } catch {
+          // the connection is gone: the asker's own timeout tells it
+        }
+      }
     },
   });
   await connection.flush?.();
@@ -158,24 +169,53 @@ export async function exposeInspection(options: InspectionFeedOptions): Promise<
 /**
  * The picture in time order, within one reply: graphs, actors and locks; the latest
  * snapshot of each actor whose history is not in the tail; then the newest history that
- * fits, oldest first.
+ * fits, oldest first. A process that made more actors than one reply holds (a long-lived
+ * one, a test run) gets the newest of them: the oldest actors are left out (`truncated`);
+ * the graphs (one per kind of logic) and the locks always go.
  */
-function pictureOf(): string[] {
+export function pictureOf(limit = PICTURE_BYTES): { records: string[]; truncated: boolean } {
   const { graphs, actors, latest, locks } = inspection.structure();
   const local = (record: CapturedRecord): boolean => record.remote !== true;
-  const head = [...graphs, ...actors, ...locks].filter(local);
-  let bytes = head.reduce((sum, record) => sum + record.json.length + 1, 0);
-  const history = inspection.records().filter((record) => record.type === '@xstate.snapshot' && local(record));
+  const size = (records: readonly CapturedRecord[]): number => records.reduce((sum, record) => sum + record.json.length + 1, 0);
+  // Graphs (one per kind of logic, few) and locks always go; then the newest actors, each with its latest snapshot, while they fit.
+  const kept = [...graphs, ...locks].filter(local);
+  let bytes = size(kept);
+  const structure = actors.filter(local).sort((a, b) => b.seq - a.seq);
+  const latestOf = new Map(latest.filter(local).map((record) => [record.sessionId, record]));
+  const head: CapturedRecord[] = [];
+  const shown = new Set<string | undefined>();
+  let truncated = false;
+  for (const record of structure) {
+    const last = latestOf.get(record.sessionId);
+    const cost = record.json.length + 1 + (last === undefined ? 0 : last.json.length + 1);
+    if (bytes + cost > limit) {
+      truncated = true;
+      continue;
+    }
+    head.push(record);
+    shown.add(record.sessionId);
+    bytes += cost;
+  }
+  const history = inspection.records().filter((record) => record.type === '@xstate.snapshot' && local(record) && shown.has(record.sessionId));
   const tail: CapturedRecord[] = [];
   const inTail = new Set<string | undefined>();
-  const latestBytes = latest.filter(local).reduce((sum, record) => sum + record.json.length + 1, 0);
   for (let i = history.length - 1; i >= 0; i--) {
     const record = history[i] as CapturedRecord;
-    if (bytes + latestBytes + record.json.length > PICTURE_BYTES) break;
+    const freed = inTail.has(record.sessionId) ? 0 : (latestOf.get(record.sessionId)?.json.length ?? -1) + 1;
+    if (bytes - freed + record.json.length + 1 > limit) break;
     tail.push(record);
+    if (!inTail.has(record.sessionId)) bytes -= freed;
     inTail.add(record.sessionId);
     bytes += record.json.length + 1;
   }
-  const older = latest.filter((record) => local(record) && !inTail.has(record.sessionId));
-  return [...head, ...older, ...tail.reverse()].map((record) => record.json);
+  const older = [...shown].map((id) => latestOf.get(id)).filter((record): record is CapturedRecord => record !== undefined && !inTail.has(record.sessionId));
+  const bySeq = (a: CapturedRecord, b: CapturedRecord): number => a.seq - b.seq;
+  const ordered = [
+    ...kept.filter((record) => record.type === 'statesmith.graph'),
+    ...head.sort(bySeq),
+    ...kept.filter((record) => record.type !== 'statesmith.graph'),
+    ...older.sort(bySeq),
+    ...tail.reverse(),
+  ];
+  return { records: ordered.map((record) => record.json), truncated };
 }

@@ -13,6 +13,7 @@ import { inspection } from '../../src/inspect/capture.ts';
 import { watchRemoteFeeds } from '../../src/inspect/remote.ts';
 import { startInspector } from '../../src/inspect/server.ts';
 import { exposeInspection } from '../../src/nats/index.ts';
+import { pictureOf } from '../../src/nats/inspection.ts';
 import { startCapture } from '../../src/runtime/startActor.ts';
 import { waitUntil } from '../support/async.ts';
 import { sharedNats } from '../support/servers.ts';
@@ -219,6 +220,36 @@ describe('inspection over NATS', function () {
     expect(inspection.enabled, 'the feed still captures').to.equal(true);
     await feed.close();
     expect(inspection.enabled).to.equal(false);
+  });
+
+  it('a picture larger than one reply keeps the newest actors, says it is truncated, and stays within its bound', async () => {
+    const stopCapture = startCapture();
+    try {
+      const executors = Array.from({ length: 30 }, (_, i) => new AsyncExecutor({ wakeup: new WakeupBus(), name: `many-${i}` }));
+      for (const executor of executors) await executor.run(async () => 1);
+      const whole = pictureOf();
+      expect(whole.truncated).to.equal(false);
+      const bytes = whole.records.reduce((sum, json) => sum + json.length + 1, 0);
+      // Room for about a third of the actors (each with its graph record and its latest snapshot).
+      const actorBytes = whole.records.filter((json) => json.includes('"@xstate.actor"')).reduce((sum, json) => sum + json.length + 1, 0);
+      const graphBytes = whole.records.filter((json) => json.includes('"statesmith.graph"')).reduce((sum, json) => sum + json.length + 1, 0);
+      const limit = graphBytes + Math.floor(actorBytes / 3);
+      const cut = pictureOf(limit);
+      expect(cut.truncated, `${bytes} bytes in all, ${actorBytes} of actors`).to.equal(true);
+      expect(cut.records.reduce((sum, json) => sum + json.length + 1, 0)).to.be.at.most(limit);
+      const actorsIn = (records: string[]) =>
+        records.map((json) => JSON.parse(json) as { type: string; seq: number }).filter((r) => r.type === '@xstate.actor');
+      const all = actorsIn(whole.records).map((r) => r.seq);
+      const kept = actorsIn(cut.records).map((r) => r.seq);
+      expect(kept, 'the newest actor is in').to.include(Math.max(...all));
+      expect(kept, 'the oldest is left out').to.not.include(Math.min(...all));
+      expect(
+        cut.records.some((json) => json.includes('"statesmith.graph"')),
+        'the graphs always go',
+      ).to.equal(true);
+    } finally {
+      stopCapture();
+    }
   });
 
   it('refuses bad subjects and options with typed errors', async () => {
