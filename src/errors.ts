@@ -392,6 +392,33 @@ export class CoordinationError extends Error {
 }
 
 /**
+ * A durable actor or its snapshot store failed: `code` is `ERR_STORE_URL` (a malformed store
+ * URL or an unknown scheme), `ERR_STORE_CLIENT_MISSING` (the URL's client package,
+ * `better-sqlite3` or `pg`, is not installed), `ERR_STORE` (the store failed; `cause` has the
+ * client's error), `ERR_SNAPSHOT_VERSION` (a snapshot saved by another machine version and no
+ * `migrate`), `ERR_SNAPSHOT_JSON` (a snapshot that is not JSON), `ERR_FENCED` (a newer
+ * incarnation holds the actor's fence: this one stopped acting) or `ERR_RECOVERING` (a command
+ * sent while the actor restores).
+ *
+ * @example
+ * ```ts
+ * import { DurableError } from 'statesmith';
+ * const err = new DurableError('ERR_SNAPSHOT_VERSION', 'the snapshot of "agent" was saved by version 1; this machine is version 2 and has no migrate');
+ * console.log(err.code); // ERR_SNAPSHOT_VERSION
+ * ```
+ */
+export class DurableError extends Error {
+  /** The class name, `'DurableError'`, as Node's own errors have it. */
+  override readonly name = 'DurableError';
+  /** Which of the failures this is; see the class description. */
+  readonly code: 'ERR_STORE_URL' | 'ERR_STORE_CLIENT_MISSING' | 'ERR_STORE' | 'ERR_SNAPSHOT_VERSION' | 'ERR_SNAPSHOT_JSON' | 'ERR_FENCED' | 'ERR_RECOVERING';
+  constructor(code: DurableError['code'], message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/**
  * A command that a statesmith actor answered with `statesmith.rejected`, thrown by the
  * facade that sent it. `code` is the rejection's own (`ERR_DUPLICATE_TASK`,
  * `ERR_UNKNOWN_TASK`, `ERR_INVALID_STATE`, ...), and `rejection` is the reply as data.

@@ -13,6 +13,7 @@ export {
   BusyError,
   CancelledError,
   CoordinationError,
+  DurableError,
   CriticalError,
   DeadlockError,
   InvalidStateError,
@@ -149,6 +150,8 @@ export {
 } from '../machines/taskGroup.machine.ts';
 export { taskGroupLogic } from './tasks/taskGroupLogic.ts';
 export { supervise, type SupervisedLogic, type SupervisedSnapshot, type SupervisedView, type SuperviseOptions } from './tasks/supervise.ts';
+export { durable, type DurableContext, type DurableLogic, type DurableOptions, type DurableSnapshot, type DurableView } from './durable/durable.ts';
+export { openStore, type SnapshotRecord, type SnapshotStore, type StoredSnapshot } from './durable/store.ts';
 export {
   supervisorMachine,
   type SupervisorContext,

@@ -40,6 +40,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { CoordinationError } from '../../errors.ts';
 import { getLogger } from '../../logger.ts';
 import { ChannelListeners, capabilitiesOf, namespaceOf, sqlitePath } from './common.ts';
+import { databaseClass, isBusy, openWal, retryWhileBusy } from '../../sqlite.ts';
 import type { Backend, BackendCapabilities, BackendOptions, MessageBus, RecordStore } from '../types.ts';
 
 type Database = BetterSqlite3.Database;
@@ -53,8 +54,6 @@ const LOCKS = 'locks';
 const EVENT_KEEP_MS = 60_000;
 /** How often the rows older than that are swept (by whichever process pings). */
 const SWEEP_EVERY_MS = 10_000;
-/** The longest wait between two attempts on a busy file. */
-const MAX_BACKOFF_MS = 20;
 
 const SCHEMA = [
   'CREATE TABLE IF NOT EXISTS statesmith_fences (ns TEXT NOT NULL, name TEXT NOT NULL, fence INTEGER NOT NULL, PRIMARY KEY (ns, name)) WITHOUT ROWID',
@@ -66,12 +65,6 @@ const SCHEMA = [
      payload TEXT NOT NULL, at INTEGER NOT NULL)`,
   'CREATE INDEX IF NOT EXISTS statesmith_events_at ON statesmith_events (at)',
 ];
-
-/** SQLite's result codes for a file another connection holds (SQLite docs, "Result and Error Codes"). */
-function isBusy(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
-}
 
 /** A hold as `holderOf` names it, `<fence>:<token>`: one grant. */
 function holdParts(hold: string): [bigint, string] {
@@ -179,10 +172,7 @@ export class SqliteBackend implements Backend {
 
   constructor(options: BackendOptions, module: unknown) {
     this.#options = options;
-    const mod = module as DatabaseConstructor | { default?: DatabaseConstructor };
-    const Database = typeof mod === 'function' ? mod : mod.default;
-    if (typeof Database !== 'function') throw new Error('the "better-sqlite3" module has no default export');
-    this.#Database = Database;
+    this.#Database = databaseClass(module);
     this.#path = sqlitePath(options.url);
     this.#ns = namespaceOf(options.url);
     const poll = options.url.searchParams.get('pollMs');
@@ -200,16 +190,14 @@ export class SqliteBackend implements Backend {
     const generation = ++this.#generation;
     let db: Database;
     try {
-      // timeout 0: a busy file is answered at once, and retried here without blocking the event loop.
-      db = new this.#Database(this.#path, { timeout: 0 });
+      db = await openWal(this.#Database, this.#path, this.#options.commandTimeoutMs, (error) => this.#busyError(error));
     } catch (error) {
+      if (error instanceof CoordinationError) throw error;
       throw new CoordinationError('ERR_COORDINATION_BACKEND', `cannot open the SQLite file ${JSON.stringify(this.#path)}: ${(error as Error).message}`, {
         cause: error,
       });
     }
     try {
-      await this.#retry(() => db.pragma('journal_mode = WAL'));
-      db.pragma('synchronous = NORMAL');
       await this.#retry(() =>
         db
           .transaction(() => {
@@ -477,25 +465,16 @@ export class SqliteBackend implements Backend {
   }
 
   /** Runs `fn` until the file is not busy, backing off asynchronously, for at most the command bound. */
-  async #retry<T>(fn: () => T): Promise<T> {
-    const started = Date.now();
-    let delay = 0;
-    for (;;) {
-      try {
-        return fn();
-      } catch (error) {
-        if (!isBusy(error)) throw error;
-        if (Date.now() - started >= this.#options.commandTimeoutMs) {
-          throw new CoordinationError(
-            'ERR_COORDINATION_BUSY',
-            `the SQLite file ${JSON.stringify(this.#path)} stayed busy (written by another connection) for ${this.#options.commandTimeoutMs} ms, the command bound`,
-            { cause: error },
-          );
-        }
-        delay = Math.min(MAX_BACKOFF_MS, Math.max(1, delay * 2));
-        await new Promise((resolve) => setTimeout(resolve, delay * (0.5 + Math.random() / 2)));
-      }
-    }
+  #retry<T>(fn: () => T): Promise<T> {
+    return retryWhileBusy(fn, this.#options.commandTimeoutMs, (error) => this.#busyError(error));
+  }
+
+  #busyError(error: unknown): CoordinationError {
+    return new CoordinationError(
+      'ERR_COORDINATION_BUSY',
+      `the SQLite file ${JSON.stringify(this.#path)} stayed busy (written by another connection) for ${this.#options.commandTimeoutMs} ms, the command bound`,
+      { cause: error },
+    );
   }
 
   /** The path must still name the file opened: deleted or replaced, every process after would open another. */

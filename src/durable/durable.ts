@@ -1,0 +1,558 @@
+/**
+ * `durable(logic, options)`: any XState logic whose snapshot survives its process. After a
+ * crash, `createActor(durable(…))` comes back where the last incarnation was: its state,
+ * its context, its children, and its armed delayed events as wall-clock deadlines.
+ *
+ * @module
+ */
+import type { ActorLogic, ActorSystem, AnyActorLogic, AnyActorRef, AnyActorScope, AnyEventObject, EventObject, InputFrom, Snapshot } from 'xstate';
+import { MAX_TIMER_MS, commandData, type Rejected } from '../../machines/protocol.ts';
+import type { Coordinator } from '../coordination/Coordinator.ts';
+import type { DistributedLockHandle } from '../coordination/types.ts';
+import { ArgumentTypeError, DurableError } from '../errors.ts';
+import { getLogger } from '../logger.ts';
+import { optionalObject, requireNonEmptyString } from '../runtime/validate.ts';
+import { openStore, type SnapshotStore, type StoredSnapshot } from './store.ts';
+
+/** Options of {@link durable}. */
+export interface DurableOptions {
+  /** Where the snapshots go: a store from {@link openStore}, or its URL (opened by the actor, closed when it stops). */
+  readonly store: SnapshotStore | string;
+  /** The actor's id in the store: one id, one actor, across incarnations. */
+  readonly id: string;
+  /** The machine's version: a snapshot saved by another goes through `migrate`, or is refused (`ERR_SNAPSHOT_VERSION`). */
+  readonly version: string | number;
+  /** Turns a snapshot saved by `fromVersion` into one of this version's. */
+  readonly migrate?: (snapshot: unknown, fromVersion: string | number) => unknown;
+  /**
+   * Fences the store: the actor holds the lock `durable/<id>` while it runs, restores only
+   * once it holds it with a fence larger than the snapshot's, and saves under that fence, so
+   * a stale incarnation (a frozen process that wakes up) can never overwrite a newer one.
+   * Needs a started coordinator on a lease-based backend (Redis, etcd, `sqlite://`): a frozen
+   * process keeps its PostgreSQL or MySQL session, and with it the lock.
+   */
+  readonly coordinator?: Coordinator;
+}
+
+const KEYS = ['store', 'id', 'version', 'migrate', 'coordinator'] as const;
+
+/** A delayed event as it is saved: who sends it to whom (paths of child ids from the durable actor), and when it is due. */
+interface SavedTimer {
+  readonly source: readonly string[];
+  readonly target: readonly string[];
+  readonly event: EventObject;
+  readonly id: string;
+  /** Milliseconds since 1970. */
+  readonly deadline: number;
+}
+
+/** What the store holds for a durable actor. */
+interface Saved {
+  readonly inner: unknown;
+  readonly timers: readonly SavedTimer[];
+}
+
+/** What a durable actor's snapshot shows of its durability. */
+export interface DurableContext {
+  /** The actor's id in the store. */
+  readonly id: string;
+  /** The machine version it runs. */
+  readonly version: string | number;
+  /** The fence it runs under (a decimal string), or null without a coordinator. */
+  readonly fence: string | null;
+  /** True when it came back from a saved snapshot, false when it started fresh. */
+  readonly restored: boolean;
+  /** When the snapshot it came back from was saved (ms since 1970), or null. */
+  readonly restoredFrom: number | null;
+  /** The version of the snapshot it came back from, before any migration, or null. */
+  readonly restoredVersion: string | number | null;
+  /** How many delayed events it re-armed on restore. */
+  readonly timersRestored: number;
+}
+
+/** The snapshot of a durable actor: its lifecycle, and the inner actor's snapshot. */
+export type DurableSnapshot = Snapshot<unknown> & DurableView;
+
+/** What a durable actor's snapshot shows besides its status. */
+export interface DurableView {
+  /** `recovering` (loading its snapshot, taking its fence), `running`, or `fenced` (a newer incarnation took over). */
+  readonly value: 'recovering' | 'running' | 'fenced';
+  /** What it restored from, and the fence it runs under. */
+  readonly context: DurableContext;
+  /** The inner logic's snapshot; undefined while recovering. */
+  readonly inner: Snapshot<unknown> | undefined;
+  /** The inner actor's children (they are the durable actor's children). */
+  readonly children: Readonly<Record<string, AnyActorRef>>;
+}
+
+/** The logic `durable(logic)` returns: it takes `logic`'s input and passes any event on. */
+export type DurableLogic<TLogic extends AnyActorLogic> = ActorLogic<DurableSnapshot, AnyEventObject, InputFrom<TLogic>, ActorSystem<any>, EventObject>;
+
+interface State extends DurableView {
+  readonly status: 'active' | 'done' | 'error' | 'stopped';
+  readonly output: unknown;
+  readonly error: unknown;
+  readonly input: unknown;
+}
+
+const RESTORED = 'statesmith.durable.restored';
+const RECOVERY_FAILED = 'statesmith.durable.recoveryFailed';
+const FENCED = 'statesmith.durable.fenced';
+const REARM = 'statesmith.durable.rearm';
+/** Marks the durable actor's own events: no message from outside can carry it. */
+const kOwn: unique symbol = Symbol('statesmith.durable');
+
+/** What one durable actor keeps outside its snapshot: its store, its fence, its pending save. */
+interface Runtime {
+  readonly scope: AnyActorScope;
+  store: SnapshotStore | undefined;
+  readonly ownsStore: boolean;
+  handle: DistributedLockHandle | undefined;
+  readonly abort: AbortController;
+  dirty: boolean;
+  scheduled: boolean;
+  saving: Promise<void> | undefined;
+  ended: boolean;
+}
+
+const runtimes = new WeakMap<AnyActorRef, Runtime>();
+
+/** The ids from `root` down to `ref`, or undefined when `ref` is not `root` or under it. */
+function pathOf(ref: AnyActorRef, root: AnyActorRef): string[] | undefined {
+  const path: string[] = [];
+  for (let at: AnyActorRef | undefined = ref; at !== undefined; at = (at as { _parent?: AnyActorRef })._parent) {
+    if (at === root) return path.reverse();
+    path.push(at.id);
+  }
+  return undefined;
+}
+
+/** The actor at `path` under the durable actor, whose own children are `children`. */
+function refAt(path: readonly string[], self: AnyActorRef, children: Readonly<Record<string, AnyActorRef>>): AnyActorRef | undefined {
+  let at: AnyActorRef | undefined = self;
+  let below: Readonly<Record<string, AnyActorRef>> | undefined = children;
+  for (const id of path) {
+    at = below?.[id];
+    below = (at?.getSnapshot() as { children?: Record<string, AnyActorRef> } | undefined)?.children;
+  }
+  return at;
+}
+
+function rejection(event: EventObject, state: State, code: string, reason: string): Rejected {
+  return { type: 'statesmith.rejected', command: commandData(event), state: state.value, code, reason };
+}
+
+/** Sends `reply` as a statesmith actor answers: to `replyTo`, emitted, and to the parent unless it asked. */
+function answer(scope: AnyActorScope, event: EventObject, reply: EventObject): void {
+  const to = (event as { replyTo?: AnyActorRef }).replyTo;
+  scope.defer(() => {
+    if (to !== undefined && typeof to.send === 'function') to.send(reply);
+    scope.emit(reply);
+    const parent = (scope.self as { _parent?: AnyActorRef })._parent;
+    if (parent !== undefined && parent !== to) parent.send(reply);
+  });
+}
+
+function durableLogic<TLogic extends AnyActorLogic>(
+  inner: TLogic,
+  options: Required<Pick<DurableOptions, 'store' | 'id' | 'version'>> & DurableOptions,
+): DurableLogic<TLogic> {
+  const { id, version } = options;
+
+  const runtimeOf = (scope: AnyActorScope): Runtime => {
+    let runtime = runtimes.get(scope.self);
+    if (runtime === undefined) {
+      runtime = {
+        scope,
+        store: typeof options.store === 'string' ? undefined : options.store,
+        ownsStore: typeof options.store === 'string',
+        handle: undefined,
+        abort: new AbortController(),
+        dirty: false,
+        scheduled: false,
+        saving: undefined,
+        ended: false,
+      };
+      runtimes.set(scope.self, runtime);
+    }
+    return runtime;
+  };
+
+  /** The armed delayed events of the durable actor and everything under it, with their wall-clock deadlines. */
+  const timersOf = (scope: AnyActorScope): SavedTimer[] => {
+    const scheduled = (scope.system as { getSnapshot?: () => { _scheduledEvents?: Record<string, unknown> } }).getSnapshot?.()._scheduledEvents ?? {};
+    const timers: SavedTimer[] = [];
+    for (const entry of Object.values(scheduled)) {
+      const {
+        source,
+        target,
+        event,
+        delay,
+        id: timerId,
+        startedAt,
+      } = entry as {
+        source: AnyActorRef;
+        target: AnyActorRef;
+        event: EventObject;
+        delay: number;
+        id: string;
+        startedAt: number;
+      };
+      const from = pathOf(source, scope.self);
+      const to = pathOf(target, scope.self);
+      if (from === undefined || to === undefined) continue;
+      timers.push({ source: from, target: to, event, id: timerId, deadline: startedAt + delay });
+    }
+    return timers;
+  };
+
+  /** Arms `timer` again: at once when its deadline passed, else at its deadline (in slices past Node's longest timer). */
+  const arm = (scope: AnyActorScope, children: Readonly<Record<string, AnyActorRef>>, timer: SavedTimer): boolean => {
+    const source = refAt(timer.source, scope.self, children);
+    const target = refAt(timer.target, scope.self, children);
+    if (source === undefined || target === undefined) return false;
+    const left = Math.max(0, timer.deadline - Date.now());
+    if (left > MAX_TIMER_MS) {
+      scope.system.scheduler.schedule(scope.self, scope.self, { type: REARM, timer } as EventObject, MAX_TIMER_MS, `statesmith.durable.rearm.${timer.id}`);
+    } else {
+      scope.system.scheduler.schedule(source, target, timer.event, left, timer.id);
+    }
+    return true;
+  };
+
+  /** Saves the latest snapshot once per turn of the event loop, one save at a time. */
+  const markDirty = (runtime: Runtime): void => {
+    runtime.dirty = true;
+    if (runtime.scheduled || runtime.saving !== undefined || runtime.ended) return;
+    runtime.scheduled = true;
+    setImmediate(() => {
+      runtime.scheduled = false;
+      void flush(runtime);
+    });
+  };
+
+  const flush = (runtime: Runtime): Promise<void> => {
+    if (runtime.saving !== undefined) return runtime.saving;
+    if (!runtime.dirty) return Promise.resolve();
+    const saving = (async () => {
+      while (runtime.dirty) {
+        runtime.dirty = false;
+        const state = runtime.scope.self.getSnapshot() as State;
+        const store = runtime.store;
+        if (store === undefined || state.inner === undefined || (state.value !== 'running' && state.status !== 'done')) return;
+        let saved: Saved;
+        try {
+          saved = { inner: inner.getPersistedSnapshot(state.inner as never), timers: state.status === 'active' ? timersOf(runtime.scope) : [] };
+        } catch (error) {
+          getLogger().error(`durable actor ${JSON.stringify(id)}: its snapshot could not be persisted`, { error });
+          return;
+        }
+        const fence = runtime.handle?.fence;
+        let ok: boolean;
+        try {
+          ok = await store.save(id, { snapshot: saved, version, ...(fence === undefined ? {} : { fence }) });
+        } catch (error) {
+          getLogger().error(`durable actor ${JSON.stringify(id)}: saving its snapshot failed`, { error });
+          // The next step tries again; nothing is lost but the steps since the last good save, until then.
+          return;
+        }
+        if (!ok && !runtime.ended) {
+          runtime.scope.self.send({
+            type: FENCED,
+            [kOwn]: new DurableError(
+              'ERR_FENCED',
+              `durable actor ${JSON.stringify(id)}: a newer incarnation saved under a larger fence than ${fence ?? 'none'}; this one stops acting`,
+            ),
+          } as EventObject);
+          return;
+        }
+      }
+    })().finally(() => {
+      runtime.saving = undefined;
+    });
+    runtime.saving = saving;
+    return saving;
+  };
+
+  /** The actor ended (stopped, failed, fenced, done): the last save, then the fence and the store go. */
+  const end = (runtime: Runtime, save: boolean): void => {
+    if (runtime.ended) return;
+    runtime.abort.abort(new DurableError('ERR_FENCED', `durable actor ${JSON.stringify(id)} stopped`));
+    const last = save ? flush(runtime) : Promise.resolve();
+    runtime.ended = true;
+    void last
+      .then(async () => {
+        await runtime.handle?.release();
+        if (runtime.ownsStore) await runtime.store?.close();
+      })
+      .catch((error: unknown) => getLogger().warn(`durable actor ${JSON.stringify(id)}: closing it failed`, { error }));
+  };
+
+  const recover = async (runtime: Runtime): Promise<{ record: StoredSnapshot | null }> => {
+    const signal = runtime.abort.signal;
+    runtime.store ??= await openStore(options.store as string);
+    if (signal.aborted) throw signal.reason;
+    if (options.coordinator !== undefined) {
+      const handle = await options.coordinator.getLock(`durable/${id}`).acquire({ signal });
+      if (handle === null) throw new DurableError('ERR_FENCED', `durable actor ${JSON.stringify(id)}: its lock durable/${id} was not granted`);
+      runtime.handle = handle;
+      handle.signal.addEventListener(
+        'abort',
+        () => {
+          if (!runtime.ended) runtime.scope.self.send({ type: FENCED, [kOwn]: handle.signal.reason } as EventObject);
+        },
+        { once: true },
+      );
+    }
+    const record = await runtime.store.load(id);
+    const fence = runtime.handle?.fence;
+    if (fence !== undefined && record?.fence !== undefined && fence <= record.fence) {
+      throw new DurableError(
+        'ERR_FENCED',
+        `durable actor ${JSON.stringify(id)}: its fence ${fence} is not larger than the ${record.fence} its snapshot was saved under (did the coordinator's backend lose its fences?)`,
+      );
+    }
+    return { record };
+  };
+
+  /** The snapshot is loaded and the fence held: the inner actor starts from the snapshot, or fresh. */
+  const begin = (state: State, scope: AnyActorScope, record: StoredSnapshot | null): State => {
+    const runtime = runtimeOf(scope);
+    let innerSnapshot: Snapshot<unknown> & { children?: Record<string, AnyActorRef> };
+    let timers: readonly SavedTimer[] = [];
+    try {
+      if (record === null) {
+        innerSnapshot = inner.getInitialSnapshot(scope as never, state.input as never) as typeof innerSnapshot;
+      } else {
+        const saved = record.snapshot as Partial<Saved>;
+        let snapshot = saved.inner;
+        if (record.version !== version) {
+          if (options.migrate === undefined) {
+            throw new DurableError(
+              'ERR_SNAPSHOT_VERSION',
+              `durable actor ${JSON.stringify(id)}: its snapshot was saved by version ${JSON.stringify(record.version)}, and this machine is version ${JSON.stringify(version)} with no migrate`,
+            );
+          }
+          snapshot = options.migrate(snapshot, record.version);
+        }
+        innerSnapshot = inner.restoreSnapshot!(snapshot as never, scope as never) as typeof innerSnapshot;
+        timers = Array.isArray(saved.timers) ? saved.timers : [];
+      }
+    } catch (error) {
+      end(runtime, false);
+      return { ...state, status: 'error', error };
+    }
+    const children = innerSnapshot.children ?? {};
+    let armed = 0;
+    scope.defer(() => {
+      inner.start?.(innerSnapshot as never, scope as never);
+      for (const timer of timers) if (arm(scope, children, timer)) armed++;
+      if (armed < timers.length)
+        getLogger().warn(`durable actor ${JSON.stringify(id)}: ${timers.length - armed} delayed events had no sender or receiver left to restore`);
+      getLogger().info(
+        record === null
+          ? `durable actor ${JSON.stringify(id)} started fresh${runtime.handle === undefined ? '' : ` under fence ${runtime.handle.fence}`}`
+          : `durable actor ${JSON.stringify(id)} restored the snapshot saved at ${new Date(record.savedAt).toISOString()}${runtime.handle === undefined ? '' : ` under fence ${runtime.handle.fence}`}, with ${armed} delayed events`,
+      );
+    });
+    markDirty(runtime);
+    return {
+      ...state,
+      status: innerSnapshot.status === 'active' ? 'active' : (innerSnapshot.status as State['status']),
+      output: (innerSnapshot as { output?: unknown }).output,
+      error: (innerSnapshot as { error?: unknown }).error,
+      value: 'running',
+      inner: innerSnapshot,
+      children,
+      context: {
+        ...state.context,
+        fence: runtime.handle === undefined ? null : String(runtime.handle.fence),
+        restored: record !== null,
+        restoredFrom: record?.savedAt ?? null,
+        restoredVersion: record?.version ?? null,
+        // Counted when armed (after this step); the saved list is what it arms.
+        timersRestored: timers.length,
+      },
+    };
+  };
+
+  const fenced = (state: State, scope: AnyActorScope, reason: unknown): State => {
+    const runtime = runtimeOf(scope);
+    end(runtime, false);
+    const stopped =
+      state.inner !== undefined && state.value === 'running'
+        ? inner.transition(state.inner as never, { type: 'xstate.stop' } as never, scope as never)
+        : state.inner;
+    scope.defer(() => scope.system.scheduler.cancelAll(scope.self));
+    const error =
+      reason instanceof DurableError
+        ? reason
+        : new DurableError('ERR_FENCED', `durable actor ${JSON.stringify(id)} lost its lock durable/${id}: ${(reason as Error)?.message ?? String(reason)}`, {
+            cause: reason,
+          });
+    return { ...state, status: 'error', error, value: 'fenced', inner: stopped as Snapshot<unknown> | undefined, children: {} };
+  };
+
+  const logic = {
+    getInitialSnapshot(_scope: AnyActorScope, input: unknown): State {
+      return {
+        status: 'active',
+        output: undefined,
+        error: undefined,
+        value: 'recovering',
+        context: { id, version, fence: null, restored: false, restoredFrom: null, restoredVersion: null, timersRestored: 0 },
+        inner: undefined,
+        children: {},
+        input,
+      };
+    },
+
+    start(snapshot: State, scope: AnyActorScope): void {
+      if (snapshot.value !== 'recovering') return;
+      const runtime = runtimeOf(scope);
+      recover(runtime).then(
+        ({ record }) => {
+          if (!runtime.ended) scope.self.send({ type: RESTORED, [kOwn]: record } as EventObject);
+        },
+        (error: unknown) => {
+          if (!runtime.ended) scope.self.send({ type: RECOVERY_FAILED, [kOwn]: error } as EventObject);
+        },
+      );
+    },
+
+    transition(snapshot: State, event: EventObject, scope: AnyActorScope): State {
+      const state = snapshot;
+      const runtime = runtimeOf(scope);
+      const own = kOwn in event;
+      if (event.type === 'xstate.stop') {
+        end(runtime, state.value === 'running');
+        const stopped =
+          state.value === 'running' && state.inner !== undefined ? inner.transition(state.inner as never, event as never, scope as never) : state.inner;
+        return { ...state, status: 'stopped', inner: stopped as Snapshot<unknown> | undefined };
+      }
+      if (own && event.type === RESTORED && state.value === 'recovering')
+        return begin(state, scope, (event as unknown as { [kOwn]: StoredSnapshot | null })[kOwn]);
+      if (own && event.type === RECOVERY_FAILED && state.value === 'recovering') {
+        end(runtime, false);
+        return { ...state, status: 'error', error: (event as unknown as { [kOwn]: unknown })[kOwn] };
+      }
+      if (own && event.type === FENCED) return state.value === 'fenced' ? state : fenced(state, scope, (event as unknown as { [kOwn]: unknown })[kOwn]);
+      if (event.type === REARM && state.value === 'running') {
+        const timer = (event as { timer?: SavedTimer }).timer;
+        if (timer !== undefined) arm(scope, state.children, timer);
+        return state;
+      }
+      switch (state.value) {
+        case 'recovering':
+          if (!event.type.startsWith('xstate.')) {
+            answer(
+              scope,
+              event,
+              rejection(
+                event,
+                state,
+                'ERR_RECOVERING',
+                `durable actor ${JSON.stringify(id)} is restoring its snapshot${options.coordinator === undefined ? '' : ' and taking its fence'}`,
+              ),
+            );
+          }
+          return state;
+        case 'fenced':
+          if (!event.type.startsWith('xstate.'))
+            answer(scope, event, rejection(event, state, 'ERR_FENCED', `durable actor ${JSON.stringify(id)} was replaced by a newer incarnation`));
+          return state;
+        default: {
+          // A lost fence is seen by the first step after it, before the step acts (the handle checks its deadline as it is read).
+          if (runtime.handle?.signal.aborted === true) return fenced(state, scope, runtime.handle.signal.reason);
+          let next: Snapshot<unknown> & { children?: Record<string, AnyActorRef>; output?: unknown; error?: unknown };
+          try {
+            next = inner.transition(state.inner as never, event as never, scope as never) as typeof next;
+          } catch (error) {
+            end(runtime, false);
+            return { ...state, status: 'error', error };
+          }
+          markDirty(runtime);
+          if (next.status === 'done' || next.status === 'error') {
+            const settled: State = { ...state, status: next.status, output: next.output, error: next.error, inner: next, children: next.children ?? {} };
+            // The final snapshot is saved (a restore then finds the actor done), then the fence goes.
+            if (next.status === 'done') setImmediate(() => end(runtime, true));
+            else end(runtime, false);
+            return settled;
+          }
+          return { ...state, inner: next, children: next.children ?? {} };
+        }
+      }
+    },
+
+    getPersistedSnapshot(snapshot: State): Snapshot<unknown> {
+      return (snapshot.inner === undefined ? snapshot.inner : inner.getPersistedSnapshot(snapshot.inner as never)) as Snapshot<unknown>;
+    },
+  };
+  return logic as unknown as DurableLogic<TLogic>;
+}
+
+/**
+ * Wraps any XState logic (a machine of yours, or statesmith's) so that its snapshot
+ * survives the process: spawn, invoke or `createActor` what it returns in place of the
+ * original. It starts in `recovering`: it opens the store, takes its fence (with
+ * `coordinator`), and loads the snapshot saved under `id`; meanwhile commands are answered
+ * `statesmith.rejected` with `ERR_RECOVERING`. Then it runs the inner logic from that
+ * snapshot, with its whole tree (children spawned and invoked, as the logic's
+ * `restoreSnapshot` brings them back) and its armed delayed events: a deadline that passed
+ * while the process was down fires at once, a later one keeps its deadline (XState's own
+ * `getPersistedSnapshot` drops them, statelyai/xstate#5331). With no snapshot it starts fresh.
+ *
+ * It saves after every settled step, coalesced to one write per turn of the event loop, and
+ * never writes under a fence smaller than the stored one: an incarnation replaced by a newer
+ * one ends with `ERR_FENCED` at its first step or save, before it acts. Stopping it saves
+ * what it last reached, releases its fence, and keeps the snapshot for the next incarnation.
+ *
+ * @example
+ * ```ts
+ * import { createActor, setup } from 'xstate';
+ * import { durable, openStore } from 'statesmith';
+ * import { mkdtempSync } from 'node:fs';
+ * import { tmpdir } from 'node:os';
+ * import { join } from 'node:path';
+ *
+ * const door = setup({}).createMachine({ initial: 'closed', states: { closed: { on: { open: 'open' } }, open: { after: { 60_000: 'closed' } } } });
+ * const store = await openStore(`sqlite://${join(mkdtempSync(join(tmpdir(), 'doc-')), 'state.db')}`);
+ *
+ * const first = createActor(durable(door, { store, id: 'door-1', version: 1 })).start();
+ * // It starts in recovering, and runs once its snapshot is loaded; each step is saved within a turn.
+ * await new Promise((resolve) => setTimeout(resolve, 10));
+ * first.send({ type: 'open' });
+ * await new Promise((resolve) => setTimeout(resolve, 10));
+ * // The process could as well have been killed here.
+ * first.stop();
+ *
+ * const second = createActor(durable(door, { store, id: 'door-1', version: 1 })).start();
+ * await new Promise((resolve) => setTimeout(resolve, 10));
+ * console.log(second.getSnapshot().value, second.getSnapshot().inner?.value, second.getSnapshot().context.timersRestored); // running open 1
+ * second.stop();
+ * await new Promise((resolve) => setTimeout(resolve, 10));
+ * await store.close();
+ * ```
+ */
+export function durable<TLogic extends AnyActorLogic>(logic: TLogic, options: DurableOptions): DurableLogic<TLogic> {
+  if (logic === null || typeof logic !== 'object' || typeof logic.transition !== 'function' || typeof logic.getInitialSnapshot !== 'function') {
+    throw new ArgumentTypeError('logic', 'XState actor logic (a machine, or fromPromise, fromCallback, ...)', logic);
+  }
+  if (typeof logic.restoreSnapshot !== 'function' || typeof logic.getPersistedSnapshot !== 'function') {
+    throw new ArgumentTypeError('logic', 'actor logic with getPersistedSnapshot() and restoreSnapshot()', logic);
+  }
+  const opts = optionalObject<DurableOptions>('options', options, KEYS);
+  const store = opts.store;
+  if (typeof store !== 'string' && (store === null || typeof store !== 'object' || typeof store.load !== 'function' || typeof store.save !== 'function')) {
+    throw new ArgumentTypeError('options.store', 'a snapshot store (openStore) or its URL', store);
+  }
+  const id = requireNonEmptyString('options.id', opts.id);
+  if (typeof opts.version !== 'string' && typeof opts.version !== 'number')
+    throw new ArgumentTypeError('options.version', 'a string or a number', opts.version);
+  if (opts.migrate !== undefined && typeof opts.migrate !== 'function')
+    throw new ArgumentTypeError('options.migrate', 'a function (snapshot, fromVersion) => snapshot', opts.migrate);
+  if (opts.coordinator !== undefined && (opts.coordinator === null || typeof (opts.coordinator as { getLock?: unknown }).getLock !== 'function')) {
+    throw new ArgumentTypeError('options.coordinator', 'a Coordinator (createCoordinator)', opts.coordinator);
+  }
+  return durableLogic(logic, { ...opts, store, id, version: opts.version });
+}
