@@ -1,5 +1,6 @@
 /** `npm run bench`: every benchmark, side by side, printed as tables of ratios. */
 import { benchCoordination } from './coordination.bench.ts';
+import { benchDurable } from './durable.bench.ts';
 import { benchExecutor } from './executor.bench.ts';
 import { benchFailover } from './failover.bench.ts';
 import { benchInspector } from './inspector.bench.ts';
@@ -20,6 +21,7 @@ await benchSupervision();
 await benchLocksmith();
 await benchCoordination();
 await benchFailover();
+await benchDurable();
 await benchInspector();
 await benchTelemetry();
 await benchNats();
