@@ -397,8 +397,9 @@ export class CoordinationError extends Error {
  * `better-sqlite3` or `pg`, is not installed), `ERR_STORE` (the store failed; `cause` has the
  * client's error), `ERR_SNAPSHOT_VERSION` (a snapshot saved by another machine version and no
  * `migrate`), `ERR_SNAPSHOT_JSON` (a snapshot that is not JSON), `ERR_FENCED` (a newer
- * incarnation holds the actor's fence: this one stopped acting) or `ERR_RECOVERING` (a command
- * sent while the actor restores).
+ * incarnation holds the actor's fence: this one stopped acting), `ERR_RECOVERING` (a command
+ * sent while the actor restores) or `ERR_INTERRUPTED` (work that was running when its process
+ * ended, and is not run again).
  *
  * @example
  * ```ts
@@ -411,7 +412,15 @@ export class DurableError extends Error {
   /** The class name, `'DurableError'`, as Node's own errors have it. */
   override readonly name = 'DurableError';
   /** Which of the failures this is; see the class description. */
-  readonly code: 'ERR_STORE_URL' | 'ERR_STORE_CLIENT_MISSING' | 'ERR_STORE' | 'ERR_SNAPSHOT_VERSION' | 'ERR_SNAPSHOT_JSON' | 'ERR_FENCED' | 'ERR_RECOVERING';
+  readonly code:
+    | 'ERR_STORE_URL'
+    | 'ERR_STORE_CLIENT_MISSING'
+    | 'ERR_STORE'
+    | 'ERR_SNAPSHOT_VERSION'
+    | 'ERR_SNAPSHOT_JSON'
+    | 'ERR_FENCED'
+    | 'ERR_RECOVERING'
+    | 'ERR_INTERRUPTED';
   constructor(code: DurableError['code'], message: string, options?: ErrorOptions) {
     super(message, options);
     this.code = code;

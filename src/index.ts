@@ -150,7 +150,7 @@ export {
 } from '../machines/taskGroup.machine.ts';
 export { taskGroupLogic } from './tasks/taskGroupLogic.ts';
 export { supervise, type SupervisedLogic, type SupervisedSnapshot, type SupervisedView, type SuperviseOptions } from './tasks/supervise.ts';
-export { durable, type DurableContext, type DurableLogic, type DurableOptions, type DurableSnapshot, type DurableView } from './durable/durable.ts';
+export { durable, idempotent, type DurableContext, type DurableLogic, type DurableOptions, type DurableSnapshot, type DurableView } from './durable/durable.ts';
 export { openStore, type SnapshotRecord, type SnapshotStore, type StoredSnapshot } from './durable/store.ts';
 export {
   supervisorMachine,

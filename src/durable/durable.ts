@@ -153,6 +153,83 @@ function answer(scope: AnyActorScope, event: EventObject, reply: EventObject): v
   });
 }
 
+/** Marks a function that may run again after a crash (see {@link idempotent}). */
+const kIdempotent: unique symbol = Symbol.for('statesmith.idempotent');
+
+/**
+ * Marks `fn` as work that may run again after a crash. Inside a durable machine, a promise
+ * actor (`fromPromise(idempotent(async ({ input }) => …))`) that was running when its process
+ * ended is started again on restore, with the same input; an unmarked one is not, and its
+ * invoker hears it ended with `ERR_INTERRUPTED`. Returns `fn` itself.
+ *
+ * @example
+ * ```ts
+ * import { fromPromise } from 'xstate';
+ * import { idempotent } from 'statesmith';
+ * // Setting a replica's role twice is the same as once: safe to run again after a crash.
+ * const setRole = fromPromise(idempotent(async ({ input }: { input: { role: string } }) => `role ${input.role}`));
+ * console.log(typeof setRole.transition); // function
+ * ```
+ */
+export function idempotent<F extends (...args: never[]) => unknown>(fn: F): F {
+  if (typeof fn !== 'function') throw new ArgumentTypeError('fn', 'a function', fn);
+  Object.defineProperty(fn, kIdempotent, { value: true });
+  return fn;
+}
+
+/** A child that was running at the crash and is not run again. */
+interface Interrupted {
+  readonly childId: string;
+  readonly src: string;
+}
+
+/** The logic a persisted child's `src` names in `machine` (XState's own rule: an inline invoke, or `setup({ actors })`). */
+function logicOf(machine: AnyActorLogic, src: string): AnyActorLogic | undefined {
+  const m = machine as { implementations?: { actors?: Record<string, AnyActorLogic> }; getStateNodeById?: (id: string) => { config: { invoke?: unknown } } };
+  const inline = /^xstate\.invoke\.(\d+)\.(.*)$/.exec(src);
+  if (inline === null) return m.implementations?.actors?.[src];
+  try {
+    const invoke = m.getStateNodeById?.(inline[2] as string).config.invoke;
+    const config = (Array.isArray(invoke) ? invoke[Number(inline[1])] : invoke) as { src?: unknown } | undefined;
+    return typeof config?.src === 'object' ? (config.src as AnyActorLogic) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True for `fromPromise` logic: the one kind whose work a restore would start again from the top. */
+function isPromiseLogic(logic: AnyActorLogic): boolean {
+  if (typeof (logic as { config?: unknown }).config !== 'function') return false;
+  try {
+    const probe = logic.transition(
+      { status: 'active', output: undefined, error: undefined, input: undefined } as never,
+      { type: 'xstate.promise.resolve', data: 1 } as never,
+      {} as never,
+    ) as { status?: unknown };
+    return probe.status === 'done';
+  } catch {
+    return false;
+  }
+}
+
+/** The persisted snapshot without the promise children that were running and are not idempotent, and those children. */
+function withholdInterrupted(machine: AnyActorLogic, snapshot: unknown): { snapshot: unknown; interrupted: Interrupted[] } {
+  const children = (snapshot as { children?: Record<string, { snapshot?: { status?: unknown }; src?: unknown }> } | null)?.children;
+  if (children === undefined || children === null || typeof children !== 'object') return { snapshot, interrupted: [] };
+  const interrupted: Interrupted[] = [];
+  const kept: Record<string, unknown> = {};
+  for (const [childId, child] of Object.entries(children)) {
+    const logic = typeof child?.src === 'string' ? logicOf(machine, child.src) : undefined;
+    const running = child?.snapshot?.status === 'active';
+    if (running && logic !== undefined && isPromiseLogic(logic) && (logic as { config?: { [kIdempotent]?: true } }).config?.[kIdempotent] !== true) {
+      interrupted.push({ childId, src: child.src as string });
+    } else {
+      kept[childId] = child;
+    }
+  }
+  return interrupted.length === 0 ? { snapshot, interrupted } : { snapshot: { ...(snapshot as object), children: kept }, interrupted };
+}
+
 function durableLogic<TLogic extends AnyActorLogic>(
   inner: TLogic,
   options: Required<Pick<DurableOptions, 'store' | 'id' | 'version'>> & DurableOptions,
@@ -320,6 +397,7 @@ function durableLogic<TLogic extends AnyActorLogic>(
     const runtime = runtimeOf(scope);
     let innerSnapshot: Snapshot<unknown> & { children?: Record<string, AnyActorRef> };
     let timers: readonly SavedTimer[] = [];
+    let interrupted: Interrupted[] = [];
     try {
       if (record === null) {
         innerSnapshot = inner.getInitialSnapshot(scope as never, state.input as never) as typeof innerSnapshot;
@@ -335,7 +413,9 @@ function durableLogic<TLogic extends AnyActorLogic>(
           }
           snapshot = options.migrate(snapshot, record.version);
         }
-        innerSnapshot = inner.restoreSnapshot!(snapshot as never, scope as never) as typeof innerSnapshot;
+        const withheld = withholdInterrupted(inner, snapshot);
+        interrupted = withheld.interrupted;
+        innerSnapshot = inner.restoreSnapshot!(withheld.snapshot as never, scope as never) as typeof innerSnapshot;
         timers = Array.isArray(saved.timers) ? saved.timers : [];
       }
     } catch (error) {
@@ -347,6 +427,16 @@ function durableLogic<TLogic extends AnyActorLogic>(
     scope.defer(() => {
       inner.start?.(innerSnapshot as never, scope as never);
       for (const timer of timers) if (arm(scope, children, timer)) armed++;
+      // Work that was running at the crash cannot resume mid-function: its invoker hears it ended interrupted, once.
+      for (const { childId, src } of interrupted) {
+        const error = new DurableError(
+          'ERR_INTERRUPTED',
+          `durable actor ${JSON.stringify(id)}: ${JSON.stringify(childId)} (${src}) was running when its process ended; it is not run again (mark it idempotent() to re-run it)`,
+        );
+        getLogger().warn(error.message);
+        scope.emit({ type: 'statesmith.durable.interrupted', id, child: childId, src, error: { name: error.name, code: error.code, message: error.message } });
+        scope.self.send({ type: `xstate.error.actor.${childId}`, error, actorId: childId } as EventObject);
+      }
       if (armed < timers.length)
         getLogger().warn(`durable actor ${JSON.stringify(id)}: ${timers.length - armed} delayed events had no sender or receiver left to restore`);
       getLogger().info(

@@ -5,8 +5,17 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { assign, createActor, setup, type AnyActorRef, type EventObject } from 'xstate';
-import { createCoordinator, DurableError, durable, openStore, type Coordinator, type DurableSnapshot, type SnapshotStore } from '../../src/index.ts';
+import { assign, createActor, fromPromise, setup, type AnyActorRef, type EventObject } from 'xstate';
+import {
+  createCoordinator,
+  DurableError,
+  durable,
+  idempotent,
+  openStore,
+  type Coordinator,
+  type DurableSnapshot,
+  type SnapshotStore,
+} from '../../src/index.ts';
 import { waitUntil } from '../support/async.ts';
 import { sqliteUrl } from '../support/servers.ts';
 
@@ -214,6 +223,86 @@ describe('durable(logic)', function () {
     // The old incarnation's store writes are refused from now on.
     expect(await store.save(id, { snapshot: stored?.snapshot, version: 1, fence: oldFence })).to.equal(false);
     next.stop();
+  });
+
+  it('a promise that was running at the crash ends ERR_INTERRUPTED for its invoker, once, and is not run again; an idempotent one runs again', async () => {
+    let promotes = 0;
+    let roles = 0;
+    const agent = setup({
+      types: { context: {} as { outcome: string | null } },
+      actors: {
+        // Not idempotent: promoting twice is not promoting once.
+        promote: fromPromise(async () => {
+          promotes++;
+          return new Promise<string>(() => undefined);
+        }),
+        // Idempotent: setting a role twice is setting it once. The first run hangs; the re-run finishes.
+        setRole: fromPromise(
+          idempotent(async () => {
+            roles++;
+            return roles === 1 ? new Promise<string>(() => undefined) : 'replica';
+          }),
+        ),
+      },
+    }).createMachine({
+      context: { outcome: null },
+      type: 'parallel',
+      states: {
+        promotion: {
+          initial: 'promoting',
+          states: {
+            promoting: {
+              invoke: {
+                id: 'promote',
+                src: 'promote',
+                onDone: 'promoted',
+                onError: { target: 'interrupted', actions: assign({ outcome: ({ event }) => (event.error as DurableError).code }) },
+              },
+            },
+            promoted: {},
+            interrupted: {},
+          },
+        },
+        role: {
+          initial: 'setting',
+          states: { setting: { invoke: { id: 'setRole', src: 'setRole', onDone: 'set' } }, set: {} },
+        },
+      },
+    });
+    const run = () => {
+      const actor = createActor(durable(agent, { store, id, version: 1 }));
+      const reports: unknown[] = [];
+      actor.on('statesmith.durable.interrupted', (event) => reports.push(event));
+      actor.subscribe({ error: () => undefined });
+      return { actor: actor.start(), reports };
+    };
+    const first = run();
+    await waitUntil(() => (first.actor.getSnapshot() as DurableSnapshot).value === 'running', 5_000);
+    await sleep(30);
+    expect([promotes, roles]).to.deep.equal([1, 1]);
+    first.actor.stop(); // as if killed mid-promote
+    await sleep(30);
+
+    const second = run();
+    await waitUntil(() => ((second.actor.getSnapshot() as DurableSnapshot).inner as { value?: { role?: string } } | undefined)?.value?.role === 'set', 5_000);
+    const inner = (second.actor.getSnapshot() as DurableSnapshot).inner as unknown as { value: { promotion: string }; context: { outcome: string } };
+    expect(inner.value.promotion).to.equal('interrupted');
+    expect(inner.context.outcome).to.equal('ERR_INTERRUPTED');
+    expect(second.reports).to.have.length(1);
+    expect(second.reports[0]).to.deep.include({ type: 'statesmith.durable.interrupted', id, child: 'promote', src: 'promote' });
+    expect(promotes, 'the interrupted promote was not run again').to.equal(1);
+    expect(roles, 'the idempotent one ran again').to.equal(2);
+    await sleep(30);
+    second.actor.stop();
+    await sleep(30);
+
+    const third = run();
+    await waitUntil(() => (third.actor.getSnapshot() as DurableSnapshot).value === 'running', 5_000);
+    await sleep(30);
+    expect(third.reports, 'reported once, never again after a later restart').to.deep.equal([]);
+    expect(((third.actor.getSnapshot() as DurableSnapshot).inner as unknown as { value: { promotion: string } }).value.promotion).to.equal('interrupted');
+    expect([promotes, roles]).to.deep.equal([1, 2]);
+    third.actor.stop();
   });
 
   it('refuses bad options with typed errors', () => {
