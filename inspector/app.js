@@ -321,6 +321,16 @@ function setAttr(node, name, value) {
   if (node.getAttribute(name) !== value) node.setAttribute(name, value);
 }
 
+/** A durable actor's mark: whether it came back from a snapshot, and the fence it runs under. */
+function durableMark(actor) {
+  if (actor.kind !== 'durable' || actor.context === null || typeof actor.context !== 'object') return '';
+  const { restored, fence } = actor.context;
+  const parts = [];
+  if (restored === true) parts.push('restored');
+  if (typeof fence === 'string') parts.push(`fence ${fence}`);
+  return parts.join(' · ');
+}
+
 function rowFor(actor) {
   let row = treeRows.get(actor.sessionId);
   if (row === undefined) {
@@ -329,8 +339,9 @@ function rowFor(actor) {
     const kind = el('span', { class: 'kind' });
     const name = el('span', { class: 'name' });
     const badge = el('span', {});
-    button.append(kind, name, badge);
-    row = { li: el('li', { role: 'treeitem' }, button), button, kind, name, badge, ul: null };
+    const mark = el('span', { class: 'durable-mark' });
+    button.append(kind, name, badge, mark);
+    row = { li: el('li', { role: 'treeitem' }, button), button, kind, name, badge, mark, ul: null };
     treeRows.set(sessionId, row);
   }
   return row;
@@ -366,6 +377,7 @@ function renderTree() {
       setAttr(row.button, 'data-count', String(count));
       setAttr(row.badge, 'class', `badge state state-badge-${state.split(/[.,]/)[0]}`);
       setText(row.badge, actor.status === 'active' ? state : `${state} (${actor.status})`);
+      setText(row.mark, durableMark(actor));
       if (container.children[i] !== row.li) container.insertBefore(row.li, container.children[i] ?? null);
       const kids = children.get(actor.sessionId);
       if (kids) {
@@ -843,6 +855,16 @@ function renderDetail() {
   document.getElementById('history').replaceChildren(scrubber, when);
   const failed = isFailed(shown);
   state.replaceChildren(el('span', { class: `badge${failed ? ' failed' : ''}`, id: 'selected-state' }, stateText(shown.value)), ` status: ${shown.status}`);
+  const restoredFrom = actor.kind === 'durable' ? actor.context?.restoredFrom : undefined;
+  if (typeof restoredFrom === 'number') {
+    state.append(
+      el(
+        'div',
+        { class: 'durable-detail', id: 'durable-detail' },
+        `restored the snapshot saved at ${new Date(restoredFrom).toISOString()}${typeof actor.context.fence === 'string' ? `, under fence ${actor.context.fence}` : ''}`,
+      ),
+    );
+  }
   if (failed && actor.failure) {
     const failure = actor.failure;
     const headline = `${failure.name ?? 'Error'}${failure.code ? ` [${failure.code}]` : ''}: ${failure.message ?? ''}`;

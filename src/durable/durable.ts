@@ -578,6 +578,8 @@ function durableLogic<TLogic extends AnyActorLogic>(
       return (snapshot.inner === undefined ? snapshot.inner : inner.getPersistedSnapshot(snapshot.inner as never)) as Snapshot<unknown>;
     },
   };
+  // The inspector shows it as a durable actor, with what it restored from (Symbol.for: no import of the inspector here).
+  Object.defineProperty(logic, Symbol.for('statesmith.logicKind'), { value: 'durable' });
   return logic as unknown as DurableLogic<TLogic>;
 }
 

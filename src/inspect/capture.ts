@@ -750,8 +750,13 @@ class SnapshotRecord implements CapturedRecord {
   }
 }
 
-/** The kind of a statesmith machine spawned as a child (`statesmith.task` → `task`); `actor` for anything else. */
+/** Marks statesmith logic that is not a machine (`durable(logic)`) with its kind. */
+export const kLogicKind: unique symbol = Symbol.for('statesmith.logicKind');
+
+/** The kind of a statesmith machine spawned as a child (`statesmith.task` → `task`), or of marked logic (`durable`); `actor` for anything else. */
 function kindOf(logic: AnyActorLogic | undefined): string {
+  const marked = (logic as { [kLogicKind]?: unknown } | undefined)?.[kLogicKind];
+  if (typeof marked === 'string') return marked;
   const id = isMachine(logic) ? logic.id : undefined;
   return id?.startsWith('statesmith.') ? id.slice('statesmith.'.length) : 'actor';
 }

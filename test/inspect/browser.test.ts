@@ -15,11 +15,11 @@ import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startInspector } from '../../src/inspect/server.ts';
-import { AsyncExecutor, createCoordinator, Locksmith, Mutex, TaskGroup, WakeupBus } from '../../src/index.ts';
+import { AsyncExecutor, createCoordinator, durable, Locksmith, Mutex, openStore, TaskGroup, WakeupBus } from '../../src/index.ts';
 import { createActor, createMachine, fromPromise } from 'xstate';
 import { inspect } from '../../src/inspect/index.ts';
 import { waitUntil } from '../support/async.ts';
-import { sharedNats } from '../support/servers.ts';
+import { sharedNats, sqliteUrl } from '../support/servers.ts';
 
 /** The page's event log (a top-level binding of inspector/app.js), read by functions evaluated in the page. */
 declare const events: ReadonlyArray<{ readonly seq: number; readonly event?: { readonly scheduleAs?: string }; readonly contextAsked?: boolean }>;
@@ -795,6 +795,44 @@ describe('the inspector in a real browser', function () {
       expect(errors, 'no page errors').to.deep.equal([]);
       await page.close();
     } finally {
+      await inspector.close();
+    }
+  });
+
+  it('marks a durable actor restored from its snapshot with the fence it resumed under, in the tree and in its detail', async () => {
+    inspection.reset();
+    const inspector = await startInspector();
+    const store = await openStore(sqliteUrl('inspector-durable.db'));
+    const coordinator = createCoordinator({ url: 'memory://inspector-durable' });
+    await coordinator.start();
+    try {
+      const door = createMachine({ id: 'door', initial: 'closed', states: { closed: { on: { open: 'open' } }, open: {} } });
+      const first = createActor(durable(door, { store, id: 'door-7', version: 1, coordinator }), { inspect }).start();
+      await waitUntil(() => first.getSnapshot().value === 'running', 5_000);
+      first.send({ type: 'open' });
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      first.stop();
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      const second = createActor(durable(door, { store, id: 'door-7', version: 1, coordinator }), { inspect }).start();
+      await waitUntil(() => second.getSnapshot().value === 'running', 5_000);
+      const fence = second.getSnapshot().context.fence as string;
+      const { page, errors } = await openPage(inspector.url);
+      const row = page.locator(`[data-session="${second.sessionId}"]`);
+      await row.locator('.durable-mark', { hasText: `restored · fence ${fence}` }).waitFor({ timeout: 5_000 });
+      expect(await row.getAttribute('data-kind')).to.equal('durable');
+      expect(await page.locator(`[data-session="${first.sessionId}"] .durable-mark`).textContent(), 'the first run started fresh').to.equal(
+        `fence ${Number(fence) - 1}`,
+      );
+      await row.click();
+      await page.locator('#durable-detail', { hasText: `under fence ${fence}` }).waitFor({ timeout: 5_000 });
+      expect(await page.locator('#durable-detail').textContent()).to.match(/^restored the snapshot saved at \d{4}-\d\d-\d\dT/);
+      second.stop();
+      expect(errors, 'no page errors').to.deep.equal([]);
+      await page.close();
+    } finally {
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      await coordinator.stop();
+      await store.close();
       await inspector.close();
     }
   });
