@@ -9,7 +9,7 @@ import type { ActorLogic, ActorSystem, AnyActorLogic, AnyActorRef, AnyActorScope
 import { MAX_TIMER_MS, commandData, type Rejected } from '../../machines/protocol.ts';
 import type { Coordinator } from '../coordination/Coordinator.ts';
 import type { DistributedLockHandle } from '../coordination/types.ts';
-import { ArgumentTypeError, DurableError } from '../errors.ts';
+import { ArgumentTypeError, ArgumentValueError, DurableError } from '../errors.ts';
 import { getLogger } from '../logger.ts';
 import { optionalObject, requireNonEmptyString } from '../runtime/validate.ts';
 import { openStore, type SnapshotStore, type StoredSnapshot } from './store.ts';
@@ -32,9 +32,17 @@ export interface DurableOptions {
    * process keeps its PostgreSQL or MySQL session, and with it the lock.
    */
   readonly coordinator?: Coordinator;
+  /**
+   * What becomes of a promise child (`fromPromise`) that was running when the process ended
+   * and is not marked {@link idempotent}: `'abandon'` (default) its invoker hears it ended with
+   * `ERR_INTERRUPTED` (its `onError`), once; `'retry'` it runs again from the top, with the same
+   * input; `'escalate'` the durable actor fails with `ERR_INTERRUPTED`, so its parent or
+   * supervisor decides (at every restart, until the snapshot is migrated or deleted).
+   */
+  readonly onInterrupted?: 'abandon' | 'retry' | 'escalate';
 }
 
-const KEYS = ['store', 'id', 'version', 'migrate', 'coordinator'] as const;
+const KEYS = ['store', 'id', 'version', 'migrate', 'coordinator', 'onInterrupted'] as const;
 
 /** A delayed event as it is saved: who sends it to whom (paths of child ids from the durable actor), and when it is due. */
 interface SavedTimer {
@@ -413,7 +421,13 @@ function durableLogic<TLogic extends AnyActorLogic>(
           }
           snapshot = options.migrate(snapshot, record.version);
         }
-        const withheld = withholdInterrupted(inner, snapshot);
+        const withheld = options.onInterrupted === 'retry' ? { snapshot, interrupted: [] } : withholdInterrupted(inner, snapshot);
+        if (options.onInterrupted === 'escalate' && withheld.interrupted.length > 0) {
+          throw new DurableError(
+            'ERR_INTERRUPTED',
+            `durable actor ${JSON.stringify(id)}: ${withheld.interrupted.map(({ childId, src }) => `${JSON.stringify(childId)} (${src})`).join(', ')} was running when its process ended (onInterrupted: 'escalate')`,
+          );
+        }
         interrupted = withheld.interrupted;
         innerSnapshot = inner.restoreSnapshot!(withheld.snapshot as never, scope as never) as typeof innerSnapshot;
         timers = Array.isArray(saved.timers) ? saved.timers : [];
@@ -643,6 +657,9 @@ export function durable<TLogic extends AnyActorLogic>(logic: TLogic, options: Du
     throw new ArgumentTypeError('options.version', 'a string or a number', opts.version);
   if (opts.migrate !== undefined && typeof opts.migrate !== 'function')
     throw new ArgumentTypeError('options.migrate', 'a function (snapshot, fromVersion) => snapshot', opts.migrate);
+  if (opts.onInterrupted !== undefined && !['abandon', 'retry', 'escalate'].includes(opts.onInterrupted as string)) {
+    throw new ArgumentValueError('options.onInterrupted', "'abandon', 'retry' or 'escalate'", opts.onInterrupted);
+  }
   if (opts.coordinator !== undefined && (opts.coordinator === null || typeof (opts.coordinator as { getLock?: unknown }).getLock !== 'function')) {
     throw new ArgumentTypeError('options.coordinator', 'a Coordinator (createCoordinator)', opts.coordinator);
   }

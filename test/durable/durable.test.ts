@@ -305,6 +305,40 @@ describe('durable(logic)', function () {
     third.actor.stop();
   });
 
+  it("onInterrupted: 'retry' runs an unmarked promise again; 'escalate' fails the durable actor with ERR_INTERRUPTED for its parent", async () => {
+    let calls = 0;
+    const worker = setup({
+      actors: {
+        work: fromPromise(async () => {
+          calls++;
+          return calls === 1 ? new Promise<string>(() => undefined) : 'done';
+        }),
+      },
+    }).createMachine({ initial: 'working', states: { working: { invoke: { src: 'work', id: 'work', onDone: 'finished' } }, finished: {} } });
+    const run = (onInterrupted: 'retry' | 'escalate') => {
+      const actor = createActor(durable(worker, { store, id, version: 1, onInterrupted }));
+      actor.subscribe({ error: () => undefined });
+      return actor.start();
+    };
+    const first = run('retry');
+    await waitUntil(() => (first.getSnapshot() as DurableSnapshot).value === 'running', 5_000);
+    await sleep(30);
+    first.stop();
+    await sleep(30);
+
+    const escalated = run('escalate');
+    await waitUntil(() => escalated.getSnapshot().status === 'error', 5_000);
+    const error = escalated.getSnapshot().error as DurableError;
+    expect(error.code).to.equal('ERR_INTERRUPTED');
+    expect(error.message).to.match(/"work" \(work\) was running when its process ended \(onInterrupted: 'escalate'\)/);
+    expect(calls, 'escalate runs nothing').to.equal(1);
+
+    const retried = run('retry');
+    await waitUntil(() => ((retried.getSnapshot() as DurableSnapshot).inner as { value?: unknown } | undefined)?.value === 'finished', 5_000);
+    expect(calls, 'retry ran it again').to.equal(2);
+    retried.stop();
+  });
+
   it('refuses bad options with typed errors', () => {
     const attempt = (options: unknown): string | undefined => {
       try {
@@ -318,6 +352,7 @@ describe('durable(logic)', function () {
     expect(attempt({ store, id: 'x', version: true })).to.equal('ERR_INVALID_ARG_TYPE');
     expect(attempt({ store: 42, id: 'x', version: 1 })).to.equal('ERR_INVALID_ARG_TYPE');
     expect(attempt({ store, id: 'x', version: 1, onCrash: 'retry' })).to.equal('ERR_UNKNOWN_OPTION');
+    expect(attempt({ store, id: 'x', version: 1, onInterrupted: 'ignore' })).to.equal('ERR_INVALID_ARG_VALUE');
     expect(() => durable({} as never, { store, id: 'x', version: 1 })).to.throw(/XState actor logic/);
   });
 });
