@@ -5,6 +5,7 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { assign, createActor, fromPromise, setup, type AnyActorRef, type EventObject } from 'xstate';
 import {
   createCoordinator,
@@ -337,6 +338,29 @@ describe('durable(logic)', function () {
     await waitUntil(() => ((retried.getSnapshot() as DurableSnapshot).inner as { value?: unknown } | undefined)?.value === 'finished', 5_000);
     expect(calls, 'retry ran it again').to.equal(2);
     retried.stop();
+  });
+
+  it('a store given as a URL is opened by the actor and closed when it stops: no file handle is left', async () => {
+    const url = sqliteUrl(`own-store-${id}.db`);
+    const path = decodeURIComponent(new URL(url).pathname);
+    const openHandles = (): number =>
+      readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`).startsWith(path);
+        } catch {
+          return false;
+        }
+      }).length;
+    const actor = createActor(durable(pump, { store: url, id, version: 1 })).start();
+    await waitUntil(() => (actor.getSnapshot() as DurableSnapshot).value === 'running', 5_000);
+    actor.send({ type: 'start' });
+    await sleep(30);
+    expect(openHandles(), 'the actor holds its store open while it runs').to.be.greaterThan(0);
+    actor.stop();
+    await waitUntil(() => openHandles() === 0, 5_000, 'the store to be closed');
+    const reopened = await openStore(url);
+    expect(((await reopened.load(id))?.snapshot as { inner: { value: string } }).inner.value).to.equal('running');
+    await reopened.close();
   });
 
   it('refuses bad options with typed errors', () => {
