@@ -6,7 +6,8 @@
  * @module
  */
 import type { ActorLogic, ActorSystem, AnyActorLogic, AnyActorRef, AnyActorScope, AnyEventObject, EventObject, InputFrom, Snapshot } from 'xstate';
-import { MAX_TIMER_MS, commandData, type Rejected } from '../../machines/protocol.ts';
+import { MAX_TIMER_MS } from '../../machines/protocol.ts';
+import { answerFromScope, rejectionOf } from '../runtime/scopeReply.ts';
 import type { Coordinator } from '../coordination/Coordinator.ts';
 import type { DistributedLockHandle } from '../coordination/types.ts';
 import { ArgumentTypeError, ArgumentValueError, DurableError } from '../errors.ts';
@@ -144,21 +145,6 @@ function refAt(path: readonly string[], self: AnyActorRef, children: Readonly<Re
     below = (at?.getSnapshot() as { children?: Record<string, AnyActorRef> } | undefined)?.children;
   }
   return at;
-}
-
-function rejection(event: EventObject, state: State, code: string, reason: string): Rejected {
-  return { type: 'statesmith.rejected', command: commandData(event), state: state.value, code, reason };
-}
-
-/** Sends `reply` as a statesmith actor answers: to `replyTo`, emitted, and to the parent unless it asked. */
-function answer(scope: AnyActorScope, event: EventObject, reply: EventObject): void {
-  const to = (event as { replyTo?: AnyActorRef }).replyTo;
-  scope.defer(() => {
-    if (to !== undefined && typeof to.send === 'function') to.send(reply);
-    scope.emit(reply);
-    const parent = (scope.self as { _parent?: AnyActorRef })._parent;
-    if (parent !== undefined && parent !== to) parent.send(reply);
-  });
 }
 
 /** Marks a function that may run again after a crash (see {@link idempotent}). */
@@ -549,12 +535,12 @@ function durableLogic<TLogic extends AnyActorLogic>(
       switch (state.value) {
         case 'recovering':
           if (!event.type.startsWith('xstate.')) {
-            answer(
+            answerFromScope(
               scope,
               event,
-              rejection(
+              rejectionOf(
                 event,
-                state,
+                state.value,
                 'ERR_RECOVERING',
                 `durable actor ${JSON.stringify(id)} is restoring its snapshot${options.coordinator === undefined ? '' : ' and taking its fence'}`,
               ),
@@ -563,7 +549,11 @@ function durableLogic<TLogic extends AnyActorLogic>(
           return state;
         case 'fenced':
           if (!event.type.startsWith('xstate.'))
-            answer(scope, event, rejection(event, state, 'ERR_FENCED', `durable actor ${JSON.stringify(id)} was replaced by a newer incarnation`));
+            answerFromScope(
+              scope,
+              event,
+              rejectionOf(event, state.value, 'ERR_FENCED', `durable actor ${JSON.stringify(id)} was replaced by a newer incarnation`),
+            );
           return state;
         default: {
           // A lost fence is seen by the first step after it, before the step acts (the handle checks its deadline as it is read).
@@ -647,9 +637,21 @@ export function durable<TLogic extends AnyActorLogic>(logic: TLogic, options: Du
   if (typeof logic.restoreSnapshot !== 'function' || typeof logic.getPersistedSnapshot !== 'function') {
     throw new ArgumentTypeError('logic', 'actor logic with getPersistedSnapshot() and restoreSnapshot()', logic);
   }
-  const opts = optionalObject<DurableOptions>('options', options, KEYS);
+  const given = optionalObject<DurableOptions>('options', options, KEYS);
+  // Read once, here: a getter that throws (or changes its answer later) is refused now, with a typed error.
+  let opts: Partial<DurableOptions>;
+  let storeShape: { load: unknown; save: unknown } | undefined;
+  let coordinatorShape: unknown;
+  try {
+    opts = Object.fromEntries(KEYS.filter((key) => given[key] !== undefined).map((key) => [key, given[key]])) as Partial<DurableOptions>;
+    const store = opts.store as { load?: unknown; save?: unknown } | string | null | undefined;
+    storeShape = typeof store === 'object' && store !== null ? { load: store.load, save: store.save } : undefined;
+    coordinatorShape = (opts.coordinator as { getLock?: unknown } | null | undefined)?.getLock;
+  } catch (error) {
+    throw Object.assign(new ArgumentTypeError('options', 'an options object whose values can be read', options), { cause: error });
+  }
   const store = opts.store;
-  if (typeof store !== 'string' && (store === null || typeof store !== 'object' || typeof store.load !== 'function' || typeof store.save !== 'function')) {
+  if (typeof store !== 'string' && (storeShape === undefined || typeof storeShape.load !== 'function' || typeof storeShape.save !== 'function')) {
     throw new ArgumentTypeError('options.store', 'a snapshot store (openStore) or its URL', store);
   }
   const id = requireNonEmptyString('options.id', opts.id);
@@ -660,8 +662,8 @@ export function durable<TLogic extends AnyActorLogic>(logic: TLogic, options: Du
   if (opts.onInterrupted !== undefined && !['abandon', 'retry', 'escalate'].includes(opts.onInterrupted as string)) {
     throw new ArgumentValueError('options.onInterrupted', "'abandon', 'retry' or 'escalate'", opts.onInterrupted);
   }
-  if (opts.coordinator !== undefined && (opts.coordinator === null || typeof (opts.coordinator as { getLock?: unknown }).getLock !== 'function')) {
+  if (opts.coordinator !== undefined && typeof coordinatorShape !== 'function') {
     throw new ArgumentTypeError('options.coordinator', 'a Coordinator (createCoordinator)', opts.coordinator);
   }
-  return durableLogic(logic, { ...opts, store, id, version: opts.version });
+  return durableLogic(logic, { ...opts, store: store as SnapshotStore | string, id, version: opts.version });
 }

@@ -18,9 +18,10 @@ import {
   type Snapshot,
   type SnapshotFrom,
 } from 'xstate';
-import { MAX_TIMER_MS, commandData, errorData, type Rejected } from '../../machines/protocol.ts';
+import { MAX_TIMER_MS, errorData } from '../../machines/protocol.ts';
 import { supervisorMachine, type SupervisorContext, type SupervisorEvent, type SupervisorSettings } from '../../machines/supervisor.machine.ts';
 import { ArgumentRangeError, ArgumentTypeError } from '../errors.ts';
+import { answerFromScope, rejectionOf } from '../runtime/scopeReply.ts';
 import { optionalBoolean, optionalName, optionalObject, optionalRandom } from '../runtime/validate.ts';
 import { resolveRestartPolicy, type BackoffOptions, type RestartType } from './restartPolicy.ts';
 
@@ -113,17 +114,6 @@ const kStartFailed: unique symbol = Symbol('statesmith.supervisor.startFailed');
 function now(scope: AnyActorScope): number {
   const clock = (scope.system as { _clock?: { now?: () => number } })._clock;
   return typeof clock?.now === 'function' ? clock.now() : performance.now();
-}
-
-/** Sends `reply` as a statesmith actor answers: to `replyTo`, emitted, and to the parent unless it asked. */
-function answer(scope: AnyActorScope, event: EventObject, reply: EventObject): void {
-  const to = (event as { replyTo?: AnyActorRef }).replyTo;
-  scope.defer(() => {
-    if (to !== undefined && typeof to.send === 'function') to.send(reply);
-    scope.emit(reply);
-    const parent = (scope.self as { _parent?: AnyActorRef })._parent;
-    if (parent !== undefined && parent !== to) parent.send(reply);
-  });
 }
 
 function supervisedLogic<TLogic extends AnyActorLogic>(inner: TLogic, settings: SupervisorSettings, random: () => number): SupervisedLogic<TLogic> {
@@ -272,7 +262,11 @@ function supervisedLogic<TLogic extends AnyActorLogic>(inner: TLogic, settings: 
         const failed = event as { generation?: number; [kStartFailed]?: unknown };
         // Only the supervisor's own report of its current run counts; from outside it is refused.
         if (!(kStartFailed in failed)) {
-          answer(scope, event, rejectionOf(event, state, 'ERR_INVALID_ARG_VALUE', `${START_FAILED} is the supervisor's own event; it cannot be sent`));
+          answerFromScope(
+            scope,
+            event,
+            rejectionOf(event, state.value, 'ERR_INVALID_ARG_VALUE', `${START_FAILED} is the supervisor's own event; it cannot be sent`),
+          );
           return state;
         }
         if (state.value !== 'running' || failed.generation !== state.generation) return state;
@@ -310,12 +304,12 @@ function supervisedLogic<TLogic extends AnyActorLogic>(inner: TLogic, settings: 
           return keep(state, event, scope);
         }
         case 'failed':
-          answer(
+          answerFromScope(
             scope,
             event,
             rejectionOf(
               event,
-              state,
+              state.value,
               'ERR_INVALID_STATE',
               `${settings.name} failed: its restart intensity was exceeded (${state.context.lastError?.message ?? 'no error'})`,
             ),
@@ -345,12 +339,12 @@ function supervisedLogic<TLogic extends AnyActorLogic>(inner: TLogic, settings: 
     if (event.type.startsWith('xstate.')) return state;
     const [lifecycle] = transition(supervisorMachine, state.lifecycle, { type: 'statesmith.supervisor.keep', event });
     if (lifecycle.context.buffer.length === state.context.buffer.length) {
-      answer(
+      answerFromScope(
         scope,
         event,
         rejectionOf(
           event,
-          state,
+          state.value,
           'ERR_BUFFER_FULL',
           `${settings.name} is backing off until ${state.context.until} and already keeps ${settings.bufferSize} events`,
         ),
@@ -359,11 +353,6 @@ function supervisedLogic<TLogic extends AnyActorLogic>(inner: TLogic, settings: 
     }
     return withLifecycle(state, lifecycle);
   }
-}
-
-/** The `statesmith.rejected` answer to `event` in the supervisor's state. */
-function rejectionOf(event: EventObject, state: State, code: string, reason: string): Rejected {
-  return { type: 'statesmith.rejected', command: commandData(event), state: state.value, code, reason };
 }
 
 /**

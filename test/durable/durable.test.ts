@@ -377,6 +377,17 @@ describe('durable(logic)', function () {
     expect(attempt({ store: 42, id: 'x', version: 1 })).to.equal('ERR_INVALID_ARG_TYPE');
     expect(attempt({ store, id: 'x', version: 1, onCrash: 'retry' })).to.equal('ERR_UNKNOWN_OPTION');
     expect(attempt({ store, id: 'x', version: 1, onInterrupted: 'ignore' })).to.equal('ERR_INVALID_ARG_VALUE');
+    expect(
+      attempt({
+        get store() {
+          throw new Error('getter boom');
+        },
+        id: 'x',
+        version: 1,
+      }),
+      'a getter that throws',
+    ).to.equal('ERR_INVALID_ARG_TYPE');
+    expect(attempt({ store: { load: 1, save: 2 }, id: 'x', version: 1 }), 'not a store').to.equal('ERR_INVALID_ARG_TYPE');
     expect(() => durable({} as never, { store, id: 'x', version: 1 })).to.throw(/XState actor logic/);
   });
 });

@@ -118,3 +118,16 @@ export function sqlitePath(url: URL): string {
 export function capabilitiesOf(own: { distributed: boolean; sessionBased: boolean; watch: boolean }): BackendCapabilities {
   return Object.freeze({ ...own, fencing: true, locks: true, fences: true, election: true, membership: true, breakLock: true, forcing: true });
 }
+
+/** The `pollMs` query of a polling backend's URL (`sqlite://`, `mysql://`): whole milliseconds from 1 to 60,000, or `fallback`. */
+export function pollMsOf(url: URL, fallback: number): number {
+  const poll = url.searchParams.get('pollMs');
+  const ms = poll === null ? fallback : Number(poll);
+  if (!Number.isInteger(ms) || ms < 1 || ms > 60_000) {
+    throw new CoordinationError(
+      'ERR_COORDINATION_URL',
+      `a ${url.protocol}// URL's pollMs is a whole number of milliseconds from 1 to 60000; received ${JSON.stringify(poll)}`,
+    );
+  }
+  return ms;
+}

@@ -34,7 +34,7 @@ import { userInfo } from 'node:os';
 import type { Connection, ConnectionOptions } from 'mysql2/promise';
 import { CoordinationError } from '../../errors.ts';
 import { getLogger } from '../../logger.ts';
-import { ChannelListeners, capabilitiesOf, namespaceOf } from './common.ts';
+import { capabilitiesOf, ChannelListeners, namespaceOf, pollMsOf } from './common.ts';
 import type { Backend, BackendCapabilities, BackendOptions, MessageBus, RecordStore } from '../types.ts';
 
 type MysqlModule = { createConnection?: (config: ConnectionOptions) => Promise<Connection>; default?: MysqlModule };
@@ -186,14 +186,7 @@ export class MysqlBackend implements Backend {
     this.#createConnection = createConnection;
     this.#ns = namespaceOf(options.url);
     this.#connection = connectionOf(options.url);
-    const poll = options.url.searchParams.get('pollMs');
-    this.#pollMs = poll === null ? 20 : Number(poll);
-    if (!Number.isInteger(this.#pollMs) || this.#pollMs < 1 || this.#pollMs > 60_000) {
-      throw new CoordinationError(
-        'ERR_COORDINATION_URL',
-        `a mysql:// URL's pollMs is a whole number of milliseconds from 1 to 60000; received ${JSON.stringify(poll)}`,
-      );
-    }
+    this.#pollMs = pollMsOf(options.url, 20);
   }
 
   async connect(): Promise<void> {

@@ -39,7 +39,7 @@ import { statSync } from 'node:fs';
 import type BetterSqlite3 from 'better-sqlite3';
 import { CoordinationError } from '../../errors.ts';
 import { getLogger } from '../../logger.ts';
-import { ChannelListeners, capabilitiesOf, namespaceOf, sqlitePath } from './common.ts';
+import { capabilitiesOf, ChannelListeners, namespaceOf, pollMsOf, sqlitePath } from './common.ts';
 import { databaseClass, isBusy, openWal, retryWhileBusy } from '../../sqlite.ts';
 import type { Backend, BackendCapabilities, BackendOptions, MessageBus, RecordStore } from '../types.ts';
 
@@ -175,14 +175,7 @@ export class SqliteBackend implements Backend {
     this.#Database = databaseClass(module);
     this.#path = sqlitePath(options.url);
     this.#ns = namespaceOf(options.url);
-    const poll = options.url.searchParams.get('pollMs');
-    this.#pollMs = poll === null ? 10 : Number(poll);
-    if (!Number.isInteger(this.#pollMs) || this.#pollMs < 1 || this.#pollMs > 60_000) {
-      throw new CoordinationError(
-        'ERR_COORDINATION_URL',
-        `a sqlite:// URL's pollMs is a whole number of milliseconds from 1 to 60000; received ${JSON.stringify(poll)}`,
-      );
-    }
+    this.#pollMs = pollMsOf(options.url, 10);
   }
 
   async connect(): Promise<void> {
