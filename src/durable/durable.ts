@@ -108,6 +108,7 @@ const RESTORED = 'statesmith.durable.restored';
 const RECOVERY_FAILED = 'statesmith.durable.recoveryFailed';
 const FENCED = 'statesmith.durable.fenced';
 const REARM = 'statesmith.durable.rearm';
+const SNAPSHOT_FAILED = 'statesmith.durable.snapshotFailed';
 /** Marks the durable actor's own events: no message from outside can carry it. */
 const kOwn: unique symbol = Symbol('statesmith.durable');
 
@@ -169,6 +170,70 @@ export function idempotent<F extends (...args: never[]) => unknown>(fn: F): F {
   if (typeof fn !== 'function') throw new ArgumentTypeError('fn', 'a function', fn);
   Object.defineProperty(fn, kIdempotent, { value: true });
   return fn;
+}
+
+/** True when `value` is plain JSON (bigints allowed): the fast walk of every save, with no path built. */
+function isPlainJson(value: unknown): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+    case 'bigint':
+    case 'undefined':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (Array.isArray(value)) {
+    for (const item of value) if (!isPlainJson(item)) return false;
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const key in value) if (!isPlainJson((value as Record<string, unknown>)[key])) return false;
+  return true;
+}
+
+/**
+ * Where `value` holds something JSON would not give back as it was (bigints aside, which the
+ * stores keep): the path and what is there, or undefined when it is plain JSON.
+ */
+function notJson(value: unknown, path: string): string | undefined {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+    case 'bigint':
+    case 'undefined':
+      return undefined;
+    case 'number':
+      return Number.isFinite(value) ? undefined : `${path} is ${value} (JSON has no such number)`;
+    case 'function':
+      return `${path} is a function (keep a name, and look the function up by it)`;
+    case 'symbol':
+      return `${path} is a symbol`;
+  }
+  if (value === null) return undefined;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = notJson(value[i], `${path}[${i}]`);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) {
+    const kind = (value as { constructor?: { name?: string } }).constructor?.name ?? 'an object with a prototype';
+    return `${path} is a ${kind} (JSON keeps only plain objects and arrays${kind === 'Date' ? '; keep Date.now() numbers instead' : ''})`;
+  }
+  for (const [key, child] of Object.entries(value as Record<string, unknown>)) {
+    const found = notJson(child, `${path}.${key}`);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 /** A child that was running at the crash and is not run again. */
@@ -311,11 +376,25 @@ function durableLogic<TLogic extends AnyActorLogic>(
         const state = runtime.scope.self.getSnapshot() as State;
         const store = runtime.store;
         if (store === undefined || state.inner === undefined || (state.value !== 'running' && state.status !== 'done')) return;
-        let saved: Saved;
+        let saved: Saved | undefined;
+        let unfaithful: string | undefined;
         try {
           saved = { inner: inner.getPersistedSnapshot(state.inner as never), timers: state.status === 'active' ? timersOf(runtime.scope) : [] };
+          unfaithful = isPlainJson(saved) ? undefined : notJson(saved, 'snapshot');
         } catch (error) {
-          getLogger().error(`durable actor ${JSON.stringify(id)}: its snapshot could not be persisted`, { error });
+          unfaithful = `getPersistedSnapshot threw: ${(error as Error)?.message ?? String(error)}`;
+        }
+        if (unfaithful !== undefined || saved === undefined) {
+          // A snapshot that JSON would change (a function dropped, a Date turned into a string) would restore as something else: fail now, not at the restore.
+          if (!runtime.ended) {
+            runtime.scope.self.send({
+              type: SNAPSHOT_FAILED,
+              [kOwn]: new DurableError(
+                'ERR_SNAPSHOT_JSON',
+                `durable actor ${JSON.stringify(id)}: its snapshot cannot be saved as it is: ${unfaithful ?? 'no snapshot'}`,
+              ),
+            } as EventObject);
+          }
           return;
         }
         const fence = runtime.handle?.fence;
@@ -525,6 +604,20 @@ function durableLogic<TLogic extends AnyActorLogic>(
       if (own && event.type === RECOVERY_FAILED && state.value === 'recovering') {
         end(runtime, false);
         return { ...state, status: 'error', error: (event as unknown as { [kOwn]: unknown })[kOwn] };
+      }
+      if (own && event.type === SNAPSHOT_FAILED && state.status === 'active') {
+        end(runtime, false);
+        const stopped =
+          state.inner !== undefined && state.value === 'running'
+            ? inner.transition(state.inner as never, { type: 'xstate.stop' } as never, scope as never)
+            : state.inner;
+        return {
+          ...state,
+          status: 'error',
+          error: (event as unknown as { [kOwn]: unknown })[kOwn],
+          inner: stopped as Snapshot<unknown> | undefined,
+          children: {},
+        };
       }
       if (own && event.type === FENCED) return state.value === 'fenced' ? state : fenced(state, scope, (event as unknown as { [kOwn]: unknown })[kOwn]);
       if (event.type === REARM && state.value === 'running') {

@@ -11,6 +11,8 @@ import {
   createCoordinator,
   DurableError,
   durable,
+  executorLogic,
+  WakeupBus,
   idempotent,
   openStore,
   type Coordinator,
@@ -361,6 +363,28 @@ describe('durable(logic)', function () {
     const reopened = await openStore(url);
     expect(((await reopened.load(id))?.snapshot as { inner: { value: string } }).inner.value).to.equal('running');
     await reopened.close();
+  });
+
+  it('fails with ERR_SNAPSHOT_JSON, naming the place, when its snapshot would not come back as it is (a function, a Date), and saves nothing', async () => {
+    const withDate = setup({ types: { context: {} as { since: Date } } }).createMachine({ context: () => ({ since: new Date(0) }) });
+    const dated = createActor(durable(withDate, { store, id, version: 1 }));
+    dated.subscribe({ error: () => undefined });
+    dated.start();
+    await waitUntil(() => dated.getSnapshot().status === 'error', 5_000);
+    const error = dated.getSnapshot().error as DurableError;
+    expect(error.code).to.equal('ERR_SNAPSHOT_JSON');
+    expect(error.message).to.include('snapshot.inner.context.since is a Date');
+    expect(await store.load(id), 'nothing saved').to.equal(null);
+
+    // statesmith's own executor keeps its actions (functions) in its context: refused the same way, not saved half.
+    const executor = createActor(durable(executorLogic, { store, id: `${id}-executor`, version: 1 }), {
+      input: { name: 'durable-executor', wakeup: new WakeupBus(), actions: { promote: async () => 'promoted' } },
+    });
+    executor.subscribe({ error: () => undefined });
+    executor.start();
+    await waitUntil(() => executor.getSnapshot().status === 'error', 5_000);
+    expect((executor.getSnapshot().error as DurableError).message).to.match(/snapshot\.inner\.context\.\S+ is a function/);
+    expect(await store.load(`${id}-executor`)).to.equal(null);
   });
 
   it('refuses bad options with typed errors', () => {
