@@ -17,7 +17,7 @@ import { openStore, type SnapshotStore, type StoredSnapshot } from './store.ts';
 
 /** Options of {@link durable}. */
 export interface DurableOptions {
-  /** Where the snapshots go: a store from {@link openStore}, or its URL (opened by the actor, closed when it stops). */
+  /** Where the snapshots go: a store from {@link openStore}, or its URL (opened on first use, shared by the durable actors of this process that name it, closed when the last of them stops). */
   readonly store: SnapshotStore | string;
   /** The actor's id in the store: one id, one actor, across incarnations. */
   readonly id: string;
@@ -111,6 +111,39 @@ const REARM = 'statesmith.durable.rearm';
 const SNAPSHOT_FAILED = 'statesmith.durable.snapshotFailed';
 /** Marks the durable actor's own events: no message from outside can carry it. */
 const kOwn: unique symbol = Symbol('statesmith.durable');
+
+/**
+ * Stores opened from a URL, shared by every durable actor of this process that names the
+ * same URL (10,000 actors on one file are one connection), closed when the last one ends.
+ */
+const shared = new Map<string, { store: Promise<SnapshotStore>; users: number }>();
+
+async function shareStore(url: string): Promise<SnapshotStore> {
+  let entry = shared.get(url);
+  if (entry === undefined) {
+    const opening = openStore(url);
+    entry = { store: opening, users: 0 };
+    shared.set(url, entry);
+    // A store that failed to open is not kept: the next actor tries again.
+    opening.catch(() => {
+      if (shared.get(url) === entry) shared.delete(url);
+    });
+  }
+  entry.users++;
+  try {
+    return await entry.store;
+  } catch (error) {
+    entry.users--;
+    throw error;
+  }
+}
+
+async function releaseStore(url: string): Promise<void> {
+  const entry = shared.get(url);
+  if (entry === undefined || --entry.users > 0) return;
+  shared.delete(url);
+  await (await entry.store).close();
+}
 
 /** What one durable actor keeps outside its snapshot: its store, its fence, its pending save. */
 interface Runtime {
@@ -433,14 +466,22 @@ function durableLogic<TLogic extends AnyActorLogic>(
     void last
       .then(async () => {
         await runtime.handle?.release();
-        if (runtime.ownsStore) await runtime.store?.close();
+        if (runtime.ownsStore && runtime.store !== undefined) await releaseStore(options.store as string);
       })
       .catch((error: unknown) => getLogger().warn(`durable actor ${JSON.stringify(id)}: closing it failed`, { error }));
   };
 
   const recover = async (runtime: Runtime): Promise<{ record: StoredSnapshot | null }> => {
     const signal = runtime.abort.signal;
-    runtime.store ??= await openStore(options.store as string);
+    if (runtime.store === undefined) {
+      const store = await shareStore(options.store as string);
+      if (signal.aborted) {
+        // It ended while the store opened: its share goes back at once.
+        await releaseStore(options.store as string);
+        throw signal.reason;
+      }
+      runtime.store = store;
+    }
     if (signal.aborted) throw signal.reason;
     if (options.coordinator !== undefined) {
       const handle = await options.coordinator.getLock(`durable/${id}`).acquire({ signal });

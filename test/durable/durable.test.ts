@@ -342,7 +342,7 @@ describe('durable(logic)', function () {
     retried.stop();
   });
 
-  it('a store given as a URL is opened by the actor and closed when it stops: no file handle is left', async () => {
+  it('a store given as a URL is opened once for every durable actor that names it, and closed when the last one stops: no file handle is left', async () => {
     const url = sqliteUrl(`own-store-${id}.db`);
     const path = decodeURIComponent(new URL(url).pathname);
     const openHandles = (): number =>
@@ -357,7 +357,14 @@ describe('durable(logic)', function () {
     await waitUntil(() => (actor.getSnapshot() as DurableSnapshot).value === 'running', 5_000);
     actor.send({ type: 'start' });
     await sleep(30);
-    expect(openHandles(), 'the actor holds its store open while it runs').to.be.greaterThan(0);
+    const one = openHandles();
+    expect(one, 'the actor holds its store open while it runs').to.be.greaterThan(0);
+    const others = Array.from({ length: 20 }, (_, i) => createActor(durable(pump, { store: url, id: `${id}-${i}`, version: 1 })).start());
+    await waitUntil(() => others.every((other) => (other.getSnapshot() as DurableSnapshot).value === 'running'), 5_000);
+    expect(openHandles(), 'twenty more actors on the same URL share its connection').to.equal(one);
+    for (const other of others) other.stop();
+    await sleep(30);
+    expect(openHandles(), 'still open for the first actor').to.equal(one);
     actor.stop();
     await waitUntil(() => openHandles() === 0, 5_000, 'the store to be closed');
     const reopened = await openStore(url);
