@@ -131,3 +131,15 @@ export function pollMsOf(url: URL, fallback: number): number {
   }
   return ms;
 }
+
+/** The database a `mysql://` URL names (its path), or a `CoordinationError` when it names none. */
+export function mysqlDatabase(url: URL): string {
+  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (database === '' || database.includes('/')) {
+    throw new CoordinationError(
+      'ERR_COORDINATION_URL',
+      `a mysql:// URL names its database, such as mysql://root@127.0.0.1:3306/test; received ${JSON.stringify(url.pathname)} as the path of ${JSON.stringify(`${url.protocol}//${url.host}${url.pathname}`)}`,
+    );
+  }
+  return database;
+}

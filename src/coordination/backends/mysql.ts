@@ -34,7 +34,7 @@ import { userInfo } from 'node:os';
 import type { Connection, ConnectionOptions } from 'mysql2/promise';
 import { CoordinationError } from '../../errors.ts';
 import { getLogger } from '../../logger.ts';
-import { capabilitiesOf, ChannelListeners, namespaceOf, pollMsOf } from './common.ts';
+import { capabilitiesOf, ChannelListeners, mysqlDatabase, namespaceOf, pollMsOf } from './common.ts';
 import type { Backend, BackendCapabilities, BackendOptions, MessageBus, RecordStore } from '../types.ts';
 
 type MysqlModule = { createConnection?: (config: ConnectionOptions) => Promise<Connection>; default?: MysqlModule };
@@ -77,13 +77,7 @@ function holdParts(hold: string): [string, string] {
 
 /** The connection settings a `mysql://` URL names. */
 function connectionOf(url: URL): { host: string; port: number; user: string; password: string; database: string } {
-  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
-  if (database === '' || database.includes('/')) {
-    throw new CoordinationError(
-      'ERR_COORDINATION_URL',
-      `a mysql:// URL names its database, such as mysql://root@127.0.0.1:3306/test; received ${JSON.stringify(url.pathname)} as the path of ${JSON.stringify(`${url.protocol}//${url.host}${url.pathname}`)}`,
-    );
-  }
+  const database = mysqlDatabase(url);
   return {
     host: url.hostname === '' ? '127.0.0.1' : url.hostname.replace(/^\[|\]$/g, ''),
     port: url.port === '' ? 3306 : Number(url.port),

@@ -7,7 +7,7 @@
  */
 import { CoordinationError } from '../../errors.ts';
 import type { Backend, BackendKind, BackendOptions } from '../types.ts';
-import { loadClient, sqlitePath } from './common.ts';
+import { loadClient, mysqlDatabase, sqlitePath } from './common.ts';
 
 /** The schemes statesmith knows, by backend. */
 const SCHEMES: Record<string, BackendKind> = {
@@ -83,6 +83,7 @@ export function parseUrl(raw: string): { url: URL; kind: BackendKind } {
     );
   }
   if (kind === 'sqlite') sqlitePath(url);
+  if (kind === 'mysql') mysqlDatabase(url);
   return { url, kind };
 }
 
