@@ -722,9 +722,11 @@ function durableLogic<TLogic extends AnyActorLogic>(
 }
 
 /**
- * Wraps any XState logic (a machine of yours, or statesmith's) so that its snapshot
- * survives the process: spawn, invoke or `createActor` what it returns in place of the
- * original. It starts in `recovering`: it opens the store, takes its fence (with
+ * Wraps your XState logic so that its snapshot survives the process: spawn, invoke or
+ * `createActor` what it returns in place of the original. Its snapshot must be plain JSON
+ * (bigints allowed): a function, a `Date` or a `Map` in it fails the actor at its first save
+ * with `ERR_SNAPSHOT_JSON`, naming the path, and so do statesmith's own actors inside it for
+ * now (their contexts hold functions). It starts in `recovering`: it opens the store, takes its fence (with
  * `coordinator`), and loads the snapshot saved under `id`; meanwhile commands are answered
  * `statesmith.rejected` with `ERR_RECOVERING`. Then it runs the inner logic from that
  * snapshot, with its whole tree (children spawned and invoked, as the logic's
