@@ -271,6 +271,8 @@ function notJson(value: unknown, path: string): string | undefined {
 
 /** A child that was running at the crash and is not run again. */
 interface Interrupted {
+  /** The ids from the durable actor down to the child's parent (empty: the durable machine itself). */
+  readonly parent: readonly string[];
   readonly childId: string;
   readonly src: string;
 }
@@ -304,22 +306,35 @@ function isPromiseLogic(logic: AnyActorLogic): boolean {
   }
 }
 
-/** The persisted snapshot without the promise children that were running and are not idempotent, and those children. */
-function withholdInterrupted(machine: AnyActorLogic, snapshot: unknown): { snapshot: unknown; interrupted: Interrupted[] } {
+/**
+ * The persisted snapshot without the promise actors that were running and are not
+ * idempotent, at any depth (children of children machines too), and those actors.
+ */
+function withholdInterrupted(machine: AnyActorLogic, snapshot: unknown, parent: readonly string[] = []): { snapshot: unknown; interrupted: Interrupted[] } {
   const children = (snapshot as { children?: Record<string, { snapshot?: { status?: unknown }; src?: unknown }> } | null)?.children;
   if (children === undefined || children === null || typeof children !== 'object') return { snapshot, interrupted: [] };
   const interrupted: Interrupted[] = [];
   const kept: Record<string, unknown> = {};
+  let changed = false;
   for (const [childId, child] of Object.entries(children)) {
     const logic = typeof child?.src === 'string' ? logicOf(machine, child.src) : undefined;
     const running = child?.snapshot?.status === 'active';
     if (running && logic !== undefined && isPromiseLogic(logic) && (logic as { config?: { [kIdempotent]?: true } }).config?.[kIdempotent] !== true) {
-      interrupted.push({ childId, src: child.src as string });
+      interrupted.push({ parent, childId, src: child.src as string });
+      changed = true;
+      continue;
+    }
+    // A child machine's own promise children, the same way.
+    const below = running && logic !== undefined ? withholdInterrupted(logic, child.snapshot, [...parent, childId]) : undefined;
+    if (below !== undefined && below.interrupted.length > 0) {
+      interrupted.push(...below.interrupted);
+      kept[childId] = { ...child, snapshot: below.snapshot };
+      changed = true;
     } else {
       kept[childId] = child;
     }
   }
-  return interrupted.length === 0 ? { snapshot, interrupted } : { snapshot: { ...(snapshot as object), children: kept }, interrupted };
+  return changed ? { snapshot: { ...(snapshot as object), children: kept }, interrupted } : { snapshot, interrupted };
 }
 
 function durableLogic<TLogic extends AnyActorLogic>(
@@ -548,14 +563,17 @@ function durableLogic<TLogic extends AnyActorLogic>(
       inner.start?.(innerSnapshot as never, scope as never);
       for (const timer of timers) if (arm(scope, children, timer)) armed++;
       // Work that was running at the crash cannot resume mid-function: its invoker hears it ended interrupted, once.
-      for (const { childId, src } of interrupted) {
+      for (const { parent, childId, src } of interrupted) {
+        const where = [...parent, childId].join('/');
         const error = new DurableError(
           'ERR_INTERRUPTED',
-          `durable actor ${JSON.stringify(id)}: ${JSON.stringify(childId)} (${src}) was running when its process ended; it is not run again (mark it idempotent() to re-run it)`,
+          `durable actor ${JSON.stringify(id)}: ${JSON.stringify(where)} (${src}) was running when its process ended; it is not run again (mark it idempotent() to re-run it)`,
         );
         getLogger().warn(error.message);
-        scope.emit({ type: 'statesmith.durable.interrupted', id, child: childId, src, error: { name: error.name, code: error.code, message: error.message } });
-        scope.self.send({ type: `xstate.error.actor.${childId}`, error, actorId: childId } as EventObject);
+        scope.emit({ type: 'statesmith.durable.interrupted', id, child: where, src, error: { name: error.name, code: error.code, message: error.message } });
+        // Its invoker hears it as a failed child: the durable machine itself, or the child machine that invoked it.
+        const invoker = refAt(parent, scope.self, children);
+        invoker?.send({ type: `xstate.error.actor.${childId}`, error, actorId: childId } as EventObject);
       }
       if (armed < timers.length)
         getLogger().warn(`durable actor ${JSON.stringify(id)}: ${timers.length - armed} delayed events had no sender or receiver left to restore`);

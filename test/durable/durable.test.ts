@@ -308,6 +308,41 @@ describe('durable(logic)', function () {
     third.actor.stop();
   });
 
+  it('a promise invoked by a child machine is held back the same way: the child machine hears ERR_INTERRUPTED', async () => {
+    let promotes = 0;
+    const worker = setup({
+      actors: {
+        promote: fromPromise(async () => {
+          promotes++;
+          return new Promise<string>(() => undefined);
+        }),
+      },
+    }).createMachine({
+      id: 'worker',
+      initial: 'promoting',
+      states: { promoting: { invoke: { id: 'promote', src: 'promote', onDone: 'promoted', onError: 'interrupted' } }, promoted: {}, interrupted: {} },
+    });
+    const agent = setup({ actors: { worker } }).createMachine({ invoke: { id: 'worker', src: 'worker' } });
+    const run = () => {
+      const actor = createActor(durable(agent, { store, id, version: 1 }));
+      const reports: Array<{ child?: string }> = [];
+      actor.on('statesmith.durable.interrupted', (event) => reports.push(event as { child?: string }));
+      return { actor: actor.start(), reports };
+    };
+    const first = run();
+    await waitUntil(() => (first.actor.getSnapshot() as DurableSnapshot).value === 'running', 5_000);
+    await sleep(30);
+    first.actor.stop();
+    await sleep(30);
+    const second = run();
+    await waitUntil(() => (second.actor.getSnapshot() as DurableSnapshot).value === 'running', 5_000);
+    const child = (second.actor.getSnapshot() as DurableSnapshot).children['worker'];
+    await waitUntil(() => (child?.getSnapshot() as { value?: unknown }).value === 'interrupted', 5_000, 'the child machine to hear it');
+    expect(second.reports.map((r) => r.child)).to.deep.equal(['worker/promote']);
+    expect(promotes, 'not run again').to.equal(1);
+    second.actor.stop();
+  });
+
   it("onInterrupted: 'retry' runs an unmarked promise again; 'escalate' fails the durable actor with ERR_INTERRUPTED for its parent", async () => {
     let calls = 0;
     const worker = setup({
