@@ -232,10 +232,13 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
       say('agent', `stopping: ${reason}`);
       clearTimeout(autoStop);
       // The agent stops its service, cancels its executor and leaves coordination, by messages.
-      await new Promise<void>((resolve) => {
-        agent.subscribe({ complete: resolve, error: () => resolve() });
-        agent.send({ type: 'stop', reason });
-      });
+      // An agent machine stopped already (status 'stopped') would never call complete: skip the wait.
+      if (agent.getSnapshot().status === 'active') {
+        await new Promise<void>((resolve) => {
+          agent.subscribe({ complete: resolve, error: () => resolve() });
+          agent.send({ type: 'stop', reason });
+        });
+      }
       bus.complete();
       await inspector?.close();
       await metrics?.telemetry.disable();

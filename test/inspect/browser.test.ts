@@ -19,6 +19,7 @@ import { AsyncExecutor, createCoordinator, durable, Locksmith, Mutex, openStore,
 import { createActor, createMachine, fromPromise } from 'xstate';
 import { inspect } from '../../src/inspect/index.ts';
 import { waitUntil } from '../support/async.ts';
+import { installCapturingLogger } from '../support/logs.ts';
 import { sharedNats, sqliteUrl } from '../support/servers.ts';
 
 /** The page's event log (a top-level binding of inspector/app.js), read by functions evaluated in the page. */
@@ -63,11 +64,27 @@ describe('the inspector in a real browser', function () {
     return { page, errors };
   }
 
+  // Every step runs, each within its own bound, whatever the tests left behind: an agent left running
+  // would keep its logger installed and capture on for every later file, and keep the process alive.
   after(async () => {
     release();
-    await browser?.close();
-    await agent?.stop();
+    const failures: string[] = [];
+    const step = async (name: string, work: () => Promise<unknown>): Promise<void> => {
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${name} took over 15 s`)), 15_000)));
+      try {
+        await Promise.race([work(), bound]);
+      } catch (error) {
+        failures.push(error instanceof Error ? error.message : String(error));
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    await step('closing the browser', async () => browser?.close());
+    await step('stopping the agent', async () => agent?.stop());
+    installCapturingLogger();
     inspection.reset();
+    if (failures.length > 0) throw new Error(`cleaning up: ${failures.join('; ')}`);
   });
 
   it('shows the actor tree, follows the executor live, and renders payloads as text', async () => {
@@ -94,8 +111,11 @@ describe('the inspector in a real browser', function () {
     await waitUntil(() => !executor.busy, 10_000, 'the executor to be free');
     const held = new Promise<void>((resolve) => (release = resolve));
     expect(executor.tryRunAsync(HOSTILE, () => held)).to.equal(null);
+    // The page lags the process by a batch or two: a run of the demo's own that just ended may still
+    // show as running. Wait for this run's schedule to reach the page, then for the state it leads to.
+    await page.locator('#events tbody tr', { hasText: 'executor.schedule' }).filter({ hasText: '<img src=x' }).first().waitFor({ timeout: 10_000 });
+    await page.locator('#selected-state', { hasText: /^running$/ }).waitFor({ timeout: 10_000 });
     await page.locator('#chart-svg g.svg-node.active[data-node="statesmith.executor.running"]').waitFor({ timeout: 5_000 });
-    expect(await page.locator('#selected-state').innerText()).to.equal('running');
     release();
     await page.locator('#selected-state', { hasText: /^(done|idle)$/ }).waitFor({ timeout: 5_000 });
 

@@ -19,6 +19,27 @@ export const mochaHooks = {
   },
   // Checked once at the end, so one warning cannot stop the rest of the suite.
   afterAll(): void {
+    armExitWatch();
     if (warnings.length > 0) throw new Error(`Node warned during the tests:\n${warnings.join('\n')}`);
   },
 };
+
+/**
+ * How long the process may live on after the last test. Mocha runs without `--exit`, so a leaked
+ * socket, timer or child keeps it alive; that is a failure to name, not a run that hangs until CI's
+ * limit. The watch is unref'd: a process that ends on its own never sees it.
+ */
+const EXIT_GRACE_MS = 60_000;
+
+function armExitWatch(): void {
+  setTimeout(() => {
+    const alive = process.getActiveResourcesInfo().filter((kind) => kind !== 'TTYWrap');
+    process.stderr.write(
+      `\nthe process is still alive ${EXIT_GRACE_MS / 1000} s after the last test: something leaked and keeps it running (${alive.join(', ')}); failing the run\n`,
+    );
+    // Mocha sets the exit code to its failure count from an 'exit' listener of its own; this one
+    // comes after it.
+    process.on('exit', () => (process.exitCode = 1));
+    process.exit(1);
+  }, EXIT_GRACE_MS).unref();
+}
