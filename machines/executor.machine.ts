@@ -44,17 +44,39 @@ import { subprocessMachine, type SubprocessInput } from './subprocess.machine.ts
 
 export { commandData, type ErrorData, type Rejected } from './protocol.ts';
 
-/** How a task ended. */
-export type ExecutorOutcome = 'completed' | 'failed' | 'cancelled';
+/**
+ * How a task ended. `interrupted`: a durable executor's task was running when its process
+ * ended, and was not run again (it is not marked `idempotent()`); it may have done part of
+ * its work.
+ */
+export type ExecutorOutcome = 'completed' | 'failed' | 'cancelled' | 'interrupted';
 
-/** A named action of the registry: gets the task's signal and the command's `params`. */
-export type ExecutorAction = (signal: AbortSignal, params: unknown) => unknown;
+/** What a task's function is told about its run, besides its signal and params. */
+export interface ExecutorRun {
+  /**
+   * The same for every attempt of one task, and never the same for two tasks: key your
+   * side effects with it, and a re-run after a crash (a durable executor's `idempotent()`
+   * action) can tell that it already did them.
+   */
+  readonly idempotencyKey: string;
+  /** 1 for the first run; one more for each re-run after a crash. */
+  readonly attempt: number;
+}
+
+/** A named action of the registry: gets the task's signal, the command's `params`, and its run's key and attempt. */
+export type ExecutorAction = (signal: AbortSignal, params: unknown, run: ExecutorRun) => unknown;
 
 /** What the runner of a task runs. (Internal: not part of the API.) */
 export interface ExecutorJob {
   readonly fn: ExecutorAction;
   readonly params: unknown;
+  /** True when `fn` is the named action of the slot (a durable executor can look it up again); false for a runner's own function. */
+  readonly named: boolean;
+  readonly run: ExecutorRun;
 }
+
+/** On a `run` the executor sends itself as it is restored: the attempt of a re-run. (Internal: not part of the API.) */
+export const kAttempt: unique symbol = Symbol('statesmith.executor.attempt');
 
 /** The executor actor's context: the slot, the task in it, and the last finished one. */
 export interface ExecutorContext {
@@ -64,6 +86,11 @@ export interface ExecutorContext {
   readonly action: string | null;
   /** Increases with every task; identifies the task in the slot. */
   readonly generation: number;
+  /**
+   * Random, made once when the executor starts fresh and kept by a durable one across its
+   * incarnations: with the generation, each task's idempotency key.
+   */
+  readonly lineage: string;
   /** The function a runner brought, once `run` came for the task in the slot. */
   readonly job: ExecutorJob | null;
   /** True once the task's function was started. */
@@ -265,9 +292,10 @@ function malformedRun(context: ExecutorContext, event: ExecutorEvent): { code: s
 }
 
 function jobOf(context: ExecutorContext, event: ExecutorEvent): ExecutorJob {
-  const run = event as Extract<ExecutorCommand, { type: 'statesmith.executor.run' }>;
+  const run = event as Extract<ExecutorCommand, { type: 'statesmith.executor.run' }> & { [kAttempt]?: number };
+  const named = run.fn === undefined;
   const fn = run.fn ?? (context.actions[(run.action ?? context.action) as string] as ExecutorAction);
-  return { fn, params: run.params };
+  return { fn, params: run.params, named, run: { idempotencyKey: `${context.lineage}:${context.generation}`, attempt: run[kAttempt] ?? 1 } };
 }
 
 /** The per-task part of the context, as it is before a task has done anything. */
@@ -530,6 +558,7 @@ export const executorMachine = setup({
     name: input.name ?? 'executor',
     action: null,
     generation: 0,
+    lineage: globalThis.crypto.randomUUID(),
     lastAction: null,
     lastWoke: false,
     lastOutcome: null,

@@ -106,6 +106,7 @@ export {
   type ExecutorInput,
   type ExecutorOutcome,
   type ExecutorReply,
+  type ExecutorRun,
   type Rejected,
 } from '../machines/executor.machine.ts';
 export { executorLogic } from './executor/executorLogic.ts';

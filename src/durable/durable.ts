@@ -13,6 +13,7 @@ import type { DistributedLockHandle } from '../coordination/types.ts';
 import { ArgumentTypeError, ArgumentValueError, DurableError } from '../errors.ts';
 import { getLogger } from '../logger.ts';
 import { optionalObject, requireNonEmptyString } from '../runtime/validate.ts';
+import { isPlainJson, kIdempotent, persistenceOf, type InterruptedWork, type Revived } from '../runtime/persistence.ts';
 import { openStore, type SnapshotStore, type StoredSnapshot } from './store.ts';
 
 /** Options of {@link durable}. */
@@ -181,9 +182,6 @@ function refAt(path: readonly string[], self: AnyActorRef, children: Readonly<Re
   return at;
 }
 
-/** Marks a function that may run again after a crash (see {@link idempotent}). */
-const kIdempotent: unique symbol = Symbol.for('statesmith.idempotent');
-
 /**
  * Marks `fn` as work that may run again after a crash. Inside a durable machine, a promise
  * actor (`fromPromise(idempotent(async ({ input }) => …))`) that was running when its process
@@ -203,32 +201,6 @@ export function idempotent<F extends (...args: never[]) => unknown>(fn: F): F {
   if (typeof fn !== 'function') throw new ArgumentTypeError('fn', 'a function', fn);
   Object.defineProperty(fn, kIdempotent, { value: true });
   return fn;
-}
-
-/** True when `value` is plain JSON (bigints allowed): the fast walk of every save, with no path built. */
-function isPlainJson(value: unknown): boolean {
-  switch (typeof value) {
-    case 'string':
-    case 'boolean':
-    case 'bigint':
-    case 'undefined':
-      return true;
-    case 'number':
-      return Number.isFinite(value);
-    case 'object':
-      break;
-    default:
-      return false;
-  }
-  if (value === null) return true;
-  if (Array.isArray(value)) {
-    for (const item of value) if (!isPlainJson(item)) return false;
-    return true;
-  }
-  const proto = Object.getPrototypeOf(value) as unknown;
-  if (proto !== Object.prototype && proto !== null) return false;
-  for (const key in value) if (!isPlainJson((value as Record<string, unknown>)[key])) return false;
-  return true;
 }
 
 /**
@@ -337,11 +309,21 @@ function withholdInterrupted(machine: AnyActorLogic, snapshot: unknown, parent: 
   return changed ? { snapshot: { ...(snapshot as object), children: kept }, interrupted } : { snapshot, interrupted };
 }
 
+/** The name the durable actor's `interrupted` event gives its own logic: a machine's id, else `logic`. */
+function logicName(logic: AnyActorLogic): string {
+  const machineId = (logic as { id?: unknown }).id;
+  return typeof machineId === 'string' ? machineId : 'logic';
+}
+
 function durableLogic<TLogic extends AnyActorLogic>(
   inner: TLogic,
   options: Required<Pick<DurableOptions, 'store' | 'id' | 'version'>> & DurableOptions,
 ): DurableLogic<TLogic> {
   const { id, version } = options;
+  // statesmith's own logic saves a picture of its snapshot, and revives it on the new incarnation's input.
+  const adapter = persistenceOf(inner);
+  const persisted = (snapshot: Snapshot<unknown>): unknown =>
+    adapter === undefined ? inner.getPersistedSnapshot(snapshot as never) : adapter.persist(snapshot);
 
   const runtimeOf = (scope: AnyActorScope): Runtime => {
     let runtime = runtimes.get(scope.self);
@@ -427,7 +409,7 @@ function durableLogic<TLogic extends AnyActorLogic>(
         let saved: Saved | undefined;
         let unfaithful: string | undefined;
         try {
-          saved = { inner: inner.getPersistedSnapshot(state.inner as never), timers: state.status === 'active' ? timersOf(runtime.scope) : [] };
+          saved = { inner: persisted(state.inner), timers: state.status === 'active' ? timersOf(runtime.scope) : [] };
           unfaithful = isPlainJson(saved) ? undefined : notJson(saved, 'snapshot');
         } catch (error) {
           unfaithful = `getPersistedSnapshot threw: ${(error as Error)?.message ?? String(error)}`;
@@ -527,6 +509,7 @@ function durableLogic<TLogic extends AnyActorLogic>(
     let innerSnapshot: Snapshot<unknown> & { children?: Record<string, AnyActorRef> };
     let timers: readonly SavedTimer[] = [];
     let interrupted: Interrupted[] = [];
+    let revived: Revived | undefined;
     try {
       if (record === null) {
         innerSnapshot = inner.getInitialSnapshot(scope as never, state.input as never) as typeof innerSnapshot;
@@ -542,26 +525,41 @@ function durableLogic<TLogic extends AnyActorLogic>(
           }
           snapshot = options.migrate(snapshot, record.version);
         }
-        const withheld = options.onInterrupted === 'retry' ? { snapshot, interrupted: [] } : withholdInterrupted(inner, snapshot);
-        if (options.onInterrupted === 'escalate' && withheld.interrupted.length > 0) {
-          throw new DurableError(
-            'ERR_INTERRUPTED',
-            `durable actor ${JSON.stringify(id)}: ${withheld.interrupted.map(({ childId, src }) => `${JSON.stringify(childId)} (${src})`).join(', ')} was running when its process ended (onInterrupted: 'escalate')`,
-          );
+        if (adapter !== undefined) {
+          // Laid over a fresh snapshot from this incarnation's input: its functions and services.
+          const fresh = inner.getInitialSnapshot(scope as never, state.input as never) as Snapshot<unknown>;
+          revived = adapter.revive(snapshot, fresh, options.onInterrupted ?? 'abandon');
+          const lost = revived.interrupted.filter((work) => !work.rerun);
+          if (options.onInterrupted === 'escalate' && lost.length > 0) {
+            throw new DurableError(
+              'ERR_INTERRUPTED',
+              `durable actor ${JSON.stringify(id)}: ${lost.map((work) => work.what).join('; ')} (onInterrupted: 'escalate')`,
+            );
+          }
+          innerSnapshot = revived.snapshot as typeof innerSnapshot;
+        } else {
+          const withheld = options.onInterrupted === 'retry' ? { snapshot, interrupted: [] } : withholdInterrupted(inner, snapshot);
+          if (options.onInterrupted === 'escalate' && withheld.interrupted.length > 0) {
+            throw new DurableError(
+              'ERR_INTERRUPTED',
+              `durable actor ${JSON.stringify(id)}: ${withheld.interrupted.map(({ childId, src }) => `${JSON.stringify(childId)} (${src})`).join(', ')} was running when its process ended (onInterrupted: 'escalate')`,
+            );
+          }
+          interrupted = withheld.interrupted;
+          innerSnapshot = inner.restoreSnapshot!(withheld.snapshot as never, scope as never) as typeof innerSnapshot;
         }
-        interrupted = withheld.interrupted;
-        innerSnapshot = inner.restoreSnapshot!(withheld.snapshot as never, scope as never) as typeof innerSnapshot;
         timers = Array.isArray(saved.timers) ? saved.timers : [];
       }
     } catch (error) {
       end(runtime, false);
       return { ...state, status: 'error', error };
     }
-    const children = innerSnapshot.children ?? {};
+    let children = innerSnapshot.children ?? {};
     let armed = 0;
     scope.defer(() => {
       inner.start?.(innerSnapshot as never, scope as never);
       for (const timer of timers) if (arm(scope, children, timer)) armed++;
+      if (revived !== undefined) reportRevived(scope, revived);
       // Work that was running at the crash cannot resume mid-function: its invoker hears it ended interrupted, once.
       for (const { parent, childId, src } of interrupted) {
         const where = [...parent, childId].join('/');
@@ -583,6 +581,16 @@ function durableLogic<TLogic extends AnyActorLogic>(
           : `durable actor ${JSON.stringify(id)} restored the snapshot saved at ${new Date(record.savedAt).toISOString()}${runtime.handle === undefined ? '' : ` under fence ${runtime.handle.fence}`}, with ${armed} delayed events`,
       );
     });
+    // Idempotent work that was running is run again in this very step: no command comes before it.
+    if (revived !== undefined && revived.first.length > 0) {
+      try {
+        for (const event of revived.first) innerSnapshot = inner.transition(innerSnapshot as never, event as never, scope as never) as typeof innerSnapshot;
+      } catch (error) {
+        end(runtime, false);
+        return { ...state, status: 'error', error };
+      }
+      children = innerSnapshot.children ?? {};
+    }
     markDirty(runtime);
     return {
       ...state,
@@ -602,6 +610,27 @@ function durableLogic<TLogic extends AnyActorLogic>(
         timersRestored: timers.length,
       },
     };
+  };
+
+  /** What a revive found running at the crash: the log, the `interrupted` event, and the logic's own `done`. */
+  const reportRevived = (scope: AnyActorScope, revived: Revived): void => {
+    for (const work of revived.interrupted) reportWork(scope, work);
+    revived.report(scope);
+  };
+  const reportWork = (scope: AnyActorScope, work: InterruptedWork): void => {
+    if (work.rerun) {
+      getLogger().info(`durable actor ${JSON.stringify(id)}: ${work.what} was running when its process ended; it is idempotent, and runs again`);
+      return;
+    }
+    const error = new DurableError('ERR_INTERRUPTED', `durable actor ${JSON.stringify(id)}: ${work.what}`);
+    getLogger().warn(error.message);
+    scope.emit({
+      type: 'statesmith.durable.interrupted',
+      id,
+      child: '',
+      src: logicName(inner),
+      error: { name: error.name, code: error.code, message: error.message },
+    });
   };
 
   const fenced = (state: State, scope: AnyActorScope, reason: unknown): State => {
@@ -731,7 +760,7 @@ function durableLogic<TLogic extends AnyActorLogic>(
     },
 
     getPersistedSnapshot(snapshot: State): Snapshot<unknown> {
-      return (snapshot.inner === undefined ? snapshot.inner : inner.getPersistedSnapshot(snapshot.inner as never)) as Snapshot<unknown>;
+      return (snapshot.inner === undefined ? snapshot.inner : persisted(snapshot.inner)) as Snapshot<unknown>;
     },
   };
   // The inspector shows it as a durable actor, with what it restored from (Symbol.for: no import of the inspector here).

@@ -29,6 +29,8 @@ import { optionalObject, requireNonEmptyString } from '../runtime/validate.ts';
 import { runDetached } from '../locks/Mutex.ts';
 import { subprocessLogic } from '../subprocess/subprocessLogic.ts';
 import { getLogger } from '../logger.ts';
+import { kPersistence } from '../runtime/persistence.ts';
+import { executorPersistence } from './executorPersistence.ts';
 
 export { errorData } from '../../machines/protocol.ts';
 
@@ -110,7 +112,7 @@ class TaskClaim {
     const span = telemetry.enabled ? telemetry.sink.executorTask(this.#executor, this.#action) : undefined;
     const call = (): unknown => {
       try {
-        return job.fn(controller.signal, job.params);
+        return job.fn(controller.signal, job.params, job.run);
       } catch (error) {
         return Promise.reject(error);
       }
@@ -280,3 +282,8 @@ export const executorLogic = guardedLogic(
   'executor',
   { checkInput: checkExecutorInput },
 );
+
+// durable(executorLogic, …) saves the slot and the last task by name, never the functions (see executorPersistence.ts).
+Object.defineProperty(executorLogic, kPersistence, {
+  value: executorPersistence(executorLogic as never, (context, params) => wake(context.deps, context.name, params)),
+});

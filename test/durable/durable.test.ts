@@ -11,8 +11,7 @@ import {
   createCoordinator,
   DurableError,
   durable,
-  executorLogic,
-  WakeupBus,
+  serviceLogic,
   idempotent,
   openStore,
   type Coordinator,
@@ -418,15 +417,15 @@ describe('durable(logic)', function () {
     expect(error.message).to.include('snapshot.inner.context.since is a Date');
     expect(await store.load(id), 'nothing saved').to.equal(null);
 
-    // statesmith's own executor keeps its actions (functions) in its context: refused the same way, not saved half.
-    const executor = createActor(durable(executorLogic, { store, id: `${id}-executor`, version: 1 }), {
-      input: { name: 'durable-executor', wakeup: new WakeupBus(), actions: { promote: async () => 'promoted' } },
+    // A statesmith actor with no persistence of its own yet (a service keeps its main, a function, in its context): refused the same way, not saved half.
+    const service = createActor(durable(serviceLogic, { store, id: `${id}-service`, version: 1 }), {
+      input: { name: 'durable-service', uniqueId: `${id}-service`, main: async () => undefined },
     });
-    executor.subscribe({ error: () => undefined });
-    executor.start();
-    await waitUntil(() => executor.getSnapshot().status === 'error', 5_000);
-    expect((executor.getSnapshot().error as DurableError).message).to.match(/snapshot\.inner\.context\.\S+ is a function/);
-    expect(await store.load(`${id}-executor`)).to.equal(null);
+    service.subscribe({ error: () => undefined });
+    service.start();
+    await waitUntil(() => service.getSnapshot().status === 'error', 5_000);
+    expect((service.getSnapshot().error as DurableError).message).to.match(/snapshot\.inner\.\S+ is a function/);
+    expect(await store.load(`${id}-service`)).to.equal(null);
   });
 
   it('refuses bad options with typed errors', () => {

@@ -1,0 +1,94 @@
+/**
+ * How statesmith's own actor logic is persisted by `durable()`. XState's own
+ * `getPersistedSnapshot` keeps a context as it is, and a statesmith actor's context holds
+ * what only its process has: the functions of its input, the services it was given, the
+ * function a runner brought. Such logic carries an adapter under {@link kPersistence}: it
+ * saves a plain-JSON picture of the snapshot, and revives one from that picture on top of
+ * a fresh snapshot made from the new incarnation's input.
+ *
+ * Internal to statesmith (not exported from the package). A file header says so in words:
+ * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
+ */
+import type { AnyActorScope, EventObject, Snapshot } from 'xstate';
+
+/** Where logic keeps its adapter (Symbol.for: one key across copies of the package). */
+export const kPersistence: unique symbol = Symbol.for('statesmith.persistence') as never;
+
+/** Marks a function that may run again after a crash (see `idempotent()`). */
+export const kIdempotent: unique symbol = Symbol.for('statesmith.idempotent') as never;
+
+/** True when `fn` was marked with `idempotent()`. */
+export function isIdempotent(fn: unknown): boolean {
+  return typeof fn === 'function' && (fn as { [kIdempotent]?: true })[kIdempotent] === true;
+}
+
+/** What becomes of work that was running when the process ended (`durable()`'s `onInterrupted`). */
+export type InterruptedPolicy = 'abandon' | 'retry' | 'escalate';
+
+/** Work that was running when the process ended, as a revive found it. */
+export interface InterruptedWork {
+  /** What it was, for the log and the error: `executor action "promote" (generation 7)`. */
+  readonly what: string;
+  /** True when it is run again (idempotent, or `onInterrupted: 'retry'`); false when it ends `interrupted`. */
+  readonly rerun: boolean;
+}
+
+/** What a revive gives back. */
+export interface Revived {
+  /** The snapshot the actor runs from. */
+  readonly snapshot: Snapshot<unknown>;
+  /** Work that was running at the crash. */
+  readonly interrupted: readonly InterruptedWork[];
+  /**
+   * Events the actor takes first, in the restore's own step, before any command: the
+   * re-run of idempotent work.
+   */
+  readonly first: readonly EventObject[];
+  /**
+   * Runs once the actor is started (its listeners and parent can hear it): reports the
+   * work that ended interrupted.
+   */
+  readonly report: (scope: AnyActorScope) => void;
+}
+
+/** The adapter a statesmith logic carries under {@link kPersistence}. */
+export interface PersistenceAdapter {
+  /** A plain-JSON picture of `snapshot` (functions by name, never by value). */
+  persist(snapshot: Snapshot<unknown>): unknown;
+  /**
+   * The snapshot to run from: `saved` (what `persist` made) laid over `fresh` (the logic's
+   * initial snapshot from this incarnation's input, with its children).
+   */
+  revive(saved: unknown, fresh: Snapshot<unknown>, policy: InterruptedPolicy): Revived;
+}
+
+/** True when `value` is plain JSON (bigints allowed): the fast walk of every save, with no path built. */
+export function isPlainJson(value: unknown): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+    case 'bigint':
+    case 'undefined':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (Array.isArray(value)) {
+    for (const item of value) if (!isPlainJson(item)) return false;
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const key in value) if (!isPlainJson((value as Record<string, unknown>)[key])) return false;
+  return true;
+}
+
+/** The adapter `logic` carries, if any. */
+export function persistenceOf(logic: unknown): PersistenceAdapter | undefined {
+  return (logic as { [kPersistence]?: PersistenceAdapter } | null)?.[kPersistence];
+}
