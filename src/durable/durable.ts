@@ -13,7 +13,7 @@ import type { DistributedLockHandle } from '../coordination/types.ts';
 import { ArgumentTypeError, ArgumentValueError, DurableError } from '../errors.ts';
 import { getLogger } from '../logger.ts';
 import { optionalObject, requireNonEmptyString } from '../runtime/validate.ts';
-import { isPlainJson, kIdempotent, persistenceOf, type InterruptedWork, type Revived } from '../runtime/persistence.ts';
+import { isPlainJson, kIdempotent, persistenceOf, setSaveBarrier, type InterruptedWork, type Revived } from '../runtime/persistence.ts';
 import { openStore, type SnapshotStore, type StoredSnapshot } from './store.ts';
 
 /** Options of {@link durable}. */
@@ -157,6 +157,8 @@ interface Runtime {
   scheduled: boolean;
   saving: Promise<void> | undefined;
   ended: boolean;
+  /** Why the last save did not happen (cleared by the next good one): what a save barrier throws. */
+  failure: unknown;
 }
 
 const runtimes = new WeakMap<AnyActorRef, Runtime>();
@@ -338,8 +340,11 @@ function durableLogic<TLogic extends AnyActorLogic>(
         scheduled: false,
         saving: undefined,
         ended: false,
+        failure: undefined,
       };
       runtimes.set(scope.self, runtime);
+      const self = runtime;
+      setSaveBarrier(scope.self, () => saveNow(self));
     }
     return runtime;
   };
@@ -415,6 +420,7 @@ function durableLogic<TLogic extends AnyActorLogic>(
           unfaithful = `getPersistedSnapshot threw: ${(error as Error)?.message ?? String(error)}`;
         }
         if (unfaithful !== undefined || saved === undefined) {
+          runtime.failure = new DurableError('ERR_SNAPSHOT_JSON', `durable actor ${JSON.stringify(id)}: its snapshot cannot be saved as it is`);
           // A snapshot that JSON would change (a function dropped, a Date turned into a string) would restore as something else: fail now, not at the restore.
           if (!runtime.ended) {
             runtime.scope.self.send({
@@ -432,10 +438,14 @@ function durableLogic<TLogic extends AnyActorLogic>(
         try {
           ok = await store.save(id, { snapshot: saved, version, ...(fence === undefined ? {} : { fence }) });
         } catch (error) {
+          runtime.failure = error;
           getLogger().error(`durable actor ${JSON.stringify(id)}: saving its snapshot failed`, { error });
           // The next step tries again; nothing is lost but the steps since the last good save, until then.
           return;
         }
+        runtime.failure = ok
+          ? undefined
+          : new DurableError('ERR_FENCED', `durable actor ${JSON.stringify(id)}: a newer incarnation saved under a larger fence`);
         if (!ok && !runtime.ended) {
           runtime.scope.self.send({
             type: FENCED,
@@ -452,6 +462,23 @@ function durableLogic<TLogic extends AnyActorLogic>(
     });
     runtime.saving = saving;
     return saving;
+  };
+
+  /**
+   * Saves the snapshot as it is now, and resolves once it is in the store: what work with side
+   * effects waits for before it starts (the executor's task), so that a crash after the start
+   * always finds the work recorded as started. Rejects when it could not be saved, or the actor
+   * no longer runs: the work must not start.
+   */
+  const saveNow = async (runtime: Runtime): Promise<void> => {
+    runtime.dirty = true;
+    // A save in flight saves the newest snapshot too before it ends: it loops while dirty.
+    await flush(runtime);
+    if (runtime.failure !== undefined) throw runtime.failure;
+    const state = runtime.scope.self.getSnapshot() as State;
+    if (runtime.ended || state.value !== 'running' || runtime.handle?.signal.aborted === true) {
+      throw new DurableError('ERR_FENCED', `durable actor ${JSON.stringify(id)} no longer runs (${state.value}, ${state.status}): its work does not start`);
+    }
   };
 
   /** The actor ended (stopped, failed, fenced, done): the last save, then the fence and the store go. */

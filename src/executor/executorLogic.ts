@@ -29,7 +29,7 @@ import { optionalObject, requireNonEmptyString } from '../runtime/validate.ts';
 import { runDetached } from '../locks/Mutex.ts';
 import { subprocessLogic } from '../subprocess/subprocessLogic.ts';
 import { getLogger } from '../logger.ts';
-import { kPersistence } from '../runtime/persistence.ts';
+import { kPersistence, saveBarrierOf } from '../runtime/persistence.ts';
 import { executorPersistence } from './executorPersistence.ts';
 
 export { errorData } from '../../machines/protocol.ts';
@@ -78,9 +78,20 @@ class TaskClaim {
   #settled = false;
 
   readonly #executor: string;
+  /** A durable executor's: resolves once its snapshot, with this task started, is in the store. */
+  readonly #saved: (() => Promise<void>) | undefined;
 
-  constructor(generation: number, action: string, job: ExecutorJob, deps: ExecutorServices, sendBack: (event: never) => void, executor = 'executor') {
+  constructor(
+    generation: number,
+    action: string,
+    job: ExecutorJob,
+    deps: ExecutorServices,
+    sendBack: (event: never) => void,
+    executor = 'executor',
+    saved?: () => Promise<void>,
+  ) {
     this.generation = generation;
+    this.#saved = saved;
     this.#executor = executor;
     this.#action = action;
     this.#job = job;
@@ -106,6 +117,29 @@ class TaskClaim {
   }
 
   start(): void {
+    const saved = this.#saved;
+    if (saved === undefined) {
+      this.#run();
+      return;
+    }
+    // Durable: the function starts only once the store says it started, so a crash after this
+    // point always finds the task started (run again when idempotent, reported interrupted if
+    // not), never forgotten. A save that fails, or a fence lost meanwhile, means it never starts.
+    saved().then(
+      () => {
+        if (this.#isDropped) return;
+        if (this.#controller.signal.aborted) {
+          const reason = this.#controller.signal.reason as unknown;
+          this.#settle({ outcome: 'cancelled', returned: false, error: errorData(reason), result: reason });
+        } else this.#run();
+      },
+      (error: unknown) => {
+        if (!this.#isDropped) this.#settle({ outcome: 'failed', returned: false, error: errorData(error), result: error });
+      },
+    );
+  }
+
+  #run(): void {
     const controller = this.#controller;
     const job = this.#job;
     // With telemetry on, the function runs inside its span, so the user's own spans nest.
@@ -217,14 +251,16 @@ export const executorLogic = guardedLogic(
       subprocess: subprocessLogic,
       // One long-lived child per executor: each task is a claim on it (spawning a child per
       // task cost a fifth of a cycle).
-      task: fromCallback<ExecutorTaskCommand, ExecutorTaskInput>(({ input, sendBack, receive }) => {
+      task: fromCallback<ExecutorTaskCommand, ExecutorTaskInput>(({ input, sendBack, receive, self }) => {
         const { deps, name } = input;
+        // Under durable(): its save barrier (the executor's parent is the durable actor, whose scope it runs in).
+        const saved = saveBarrierOf((self as { _parent?: unknown })._parent);
         let current: TaskClaim | undefined;
         receive((command) => {
           if (command.type === 'claim') {
             current?.drop(`${command.action} took the slot`);
             // Runs synchronously in the sender's async context: a caller that holds the lock re-enters it.
-            current = new TaskClaim(command.generation, command.action, command.job, deps, sendBack, name);
+            current = new TaskClaim(command.generation, command.action, command.job, deps, sendBack, name, saved);
             return;
           }
           const claim = current;

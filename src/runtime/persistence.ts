@@ -92,3 +92,20 @@ export function isPlainJson(value: unknown): boolean {
 export function persistenceOf(logic: unknown): PersistenceAdapter | undefined {
   return (logic as { [kPersistence]?: PersistenceAdapter } | null)?.[kPersistence];
 }
+
+/** The save barrier of each durable actor (see {@link saveBarrierOf}). */
+const barriers = new WeakMap<object, () => Promise<void>>();
+
+/** Sets the save barrier of the durable actor `ref`. */
+export function setSaveBarrier(ref: object, barrier: () => Promise<void>): void {
+  barriers.set(ref, barrier);
+}
+
+/**
+ * The save barrier of `ref` when it is a durable actor: resolves once its snapshot as it is
+ * now is in its store, and rejects when it cannot be saved or the actor no longer runs.
+ * Work with side effects under a durable actor awaits it before it starts.
+ */
+export function saveBarrierOf(ref: unknown): (() => Promise<void>) | undefined {
+  return ref !== null && typeof ref === 'object' ? barriers.get(ref) : undefined;
+}

@@ -313,4 +313,53 @@ describe('durable(executorLogic)', function () {
     expect(second.interrupted).to.deep.equal([]);
     expect(second.inner().context).to.include({ action: null, lastAction: 'resize', lastOutcome: 'completed' });
   });
+
+  it('starts a task’s function only once the store holds the task started; a save that fails means it never starts', async () => {
+    // A store whose saves of a running executor wait for the test, or fail.
+    let hold: Promise<void> | undefined;
+    let failing = false;
+    const saves: string[] = [];
+    const slow: SnapshotStore = {
+      load: (key) => store.load(key),
+      save: async (key, record) => {
+        const state = (record.snapshot as { inner?: { state?: string } }).inner?.state ?? '?';
+        saves.push(state);
+        if (state === 'running') {
+          await hold;
+          if (failing) throw Object.assign(new Error('disk full'), { code: 'ENOSPC' });
+        }
+        return store.save(key, record);
+      },
+      delete: (key) => store.delete(key),
+      list: () => store.list(),
+      close: async () => undefined,
+    };
+    let letGo!: () => void;
+    hold = new Promise((resolve) => (letGo = resolve));
+    const started: string[] = [];
+    const actor = createActor(durable(executorLogic, { store: slow, id, version: 1 }), {
+      input: { name: 'durable-executor', actions: { promote: async () => void started.push('promote') }, wakeup: () => undefined },
+    });
+    actors.push(actor);
+    const done: Done[] = [];
+    actor.on('statesmith.executor.done', (event) => done.push(event as unknown as Done));
+    actor.start();
+    await waitUntil(() => (actor.getSnapshot() as DurableSnapshot).value === 'running', 5_000);
+    actor.send({ type: 'statesmith.executor.run', action: 'promote' });
+    await waitUntil(() => saves.includes('running'), 5_000);
+    await sleep(30);
+    expect(started, 'not before the store has it').to.deep.equal([]);
+    letGo();
+    await waitUntil(() => done.length === 1, 5_000);
+    expect(started).to.deep.equal(['promote']);
+    expect(done[0]?.outcome).to.equal('completed');
+
+    failing = true;
+    hold = undefined;
+    actor.send({ type: 'statesmith.executor.run', action: 'promote' });
+    await waitUntil(() => done.length === 2, 5_000);
+    expect(done[1]?.outcome).to.equal('failed');
+    expect(done[1]?.error).to.include({ code: 'ENOSPC', message: 'disk full' });
+    expect(started, 'the second never started').to.deep.equal(['promote']);
+  });
 });
