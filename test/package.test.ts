@@ -121,6 +121,9 @@ describe('the installed package', function () {
 
   it('installs from a git URL, building dist/ through the prepare script', async function () {
     // npm clones the repository's committed HEAD, installs its devDependencies and runs `prepare`.
+    // Those include better-sqlite3, compiled from source here (its prebuilt binaries are on GitHub,
+    // which this network does not reach): about 90 s of one core, more on a busy machine.
+    this.timeout(420_000);
     const head = await run('git', ['rev-parse', 'HEAD'], { cwd: root }).catch(() => null);
     if (head === null) throw new Error(`${root} is not a git checkout: the git-URL install needs one`);
     const project = await consumer('git');

@@ -586,7 +586,6 @@ function durableLogic<TLogic extends AnyActorLogic>(
     scope.defer(() => {
       inner.start?.(innerSnapshot as never, scope as never);
       for (const timer of timers) if (arm(scope, children, timer)) armed++;
-      if (revived !== undefined) reportRevived(scope, revived);
       // Work that was running at the crash cannot resume mid-function: its invoker hears it ended interrupted, once.
       for (const { parent, childId, src } of interrupted) {
         const where = [...parent, childId].join('/');
@@ -606,6 +605,32 @@ function durableLogic<TLogic extends AnyActorLogic>(
         record === null
           ? `durable actor ${JSON.stringify(id)} started fresh${runtime.handle === undefined ? '' : ` under fence ${runtime.handle.fence}`}`
           : `durable actor ${JSON.stringify(id)} restored the snapshot saved at ${new Date(record.savedAt).toISOString()}${runtime.handle === undefined ? '' : ` under fence ${runtime.handle.fence}`}, with ${armed} delayed events`,
+      );
+      // Once the state it came back with is in the store, what a revive found is told: a crash before that
+      // tells it again at the next restore, and no restore after that save tells it again. Then it says it runs.
+      const found = revived;
+      saveNow(runtime).then(
+        () => {
+          if (found !== undefined) reportRevived(scope, found);
+          const told = found === undefined ? interrupted.length : found.interrupted.filter((work) => !work.rerun).length;
+          scope.emit({
+            type: 'statesmith.durable.restored',
+            id,
+            restored: record !== null,
+            savedAt: record?.savedAt ?? null,
+            fence: runtime.handle === undefined ? null : String(runtime.handle.fence),
+            interrupted: told,
+          });
+        },
+        (error: unknown) => {
+          if (!runtime.ended)
+            getLogger().warn(
+              `durable actor ${JSON.stringify(id)}: the state it came back with could not be saved; what it found interrupted is told at the next restore`,
+              {
+                error,
+              },
+            );
+        },
       );
     });
     // Idempotent work that was running is run again in this very step: no command comes before it.
