@@ -13,7 +13,9 @@ import type { DistributedLockHandle } from '../coordination/types.ts';
 import { ArgumentTypeError, ArgumentValueError, DurableError } from '../errors.ts';
 import { getLogger } from '../logger.ts';
 import { optionalObject, requireNonEmptyString } from '../runtime/validate.ts';
-import { isPlainJson, kIdempotent, persistenceOf, setSaveBarrier, type InterruptedWork, type Revived } from '../runtime/persistence.ts';
+import { randomUUID } from 'node:crypto';
+import { listMarked, OWNER_MARKER, sendSignal } from '../subprocess/processTree.ts';
+import { isPlainJson, kIdempotent, persistenceOf, setOwnerToken, setSaveBarrier, type InterruptedWork, type Revived } from '../runtime/persistence.ts';
 import { openStore, type SnapshotStore, type StoredSnapshot } from './store.ts';
 
 /** Options of {@link durable}. */
@@ -60,6 +62,8 @@ interface SavedTimer {
 interface Saved {
   readonly inner: unknown;
   readonly timers: readonly SavedTimer[];
+  /** The token every subprocess started under the actor carries (`STATESMITH_OWNER`): the next incarnation ends what a killed one left running. */
+  readonly owner?: string;
 }
 
 /** What a durable actor's snapshot shows of its durability. */
@@ -159,6 +163,8 @@ interface Runtime {
   ended: boolean;
   /** Why the last save did not happen (cleared by the next good one): what a save barrier throws. */
   failure: unknown;
+  /** Its owner token: the saved one, kept across incarnations, or a new one when it starts fresh. */
+  owner: string;
 }
 
 const runtimes = new WeakMap<AnyActorRef, Runtime>();
@@ -311,6 +317,14 @@ function withholdInterrupted(machine: AnyActorLogic, snapshot: unknown, parent: 
   return changed ? { snapshot: { ...(snapshot as object), children: kept }, interrupted } : { snapshot, interrupted };
 }
 
+/** SIGKILLs every process that carries `owner` in its environment: left by a dead incarnation, nobody waits for them. */
+function endOrphans(id: string, owner: string): void {
+  const orphans = listMarked(owner, OWNER_MARKER);
+  if (orphans.length === 0) return;
+  for (const pid of orphans) sendSignal(pid, 'SIGKILL');
+  getLogger().warn(`durable actor ${JSON.stringify(id)}: ended ${orphans.length} processes its last incarnation left running (pids ${orphans.join(', ')})`);
+}
+
 /** The name the durable actor's `interrupted` event gives its own logic: a machine's id, else `logic`. */
 function logicName(logic: AnyActorLogic): string {
   const machineId = (logic as { id?: unknown }).id;
@@ -341,6 +355,7 @@ function durableLogic<TLogic extends AnyActorLogic>(
         saving: undefined,
         ended: false,
         failure: undefined,
+        owner: randomUUID(),
       };
       runtimes.set(scope.self, runtime);
       const self = runtime;
@@ -414,7 +429,7 @@ function durableLogic<TLogic extends AnyActorLogic>(
         let saved: Saved | undefined;
         let unfaithful: string | undefined;
         try {
-          saved = { inner: persisted(state.inner), timers: state.status === 'active' ? timersOf(runtime.scope) : [] };
+          saved = { inner: persisted(state.inner), timers: state.status === 'active' ? timersOf(runtime.scope) : [], owner: runtime.owner };
           unfaithful = isPlainJson(saved) ? undefined : notJson(saved, 'snapshot');
         } catch (error) {
           unfaithful = `getPersistedSnapshot threw: ${(error as Error)?.message ?? String(error)}`;
@@ -543,6 +558,11 @@ function durableLogic<TLogic extends AnyActorLogic>(
       } else {
         const saved = record.snapshot as Partial<Saved>;
         let snapshot = saved.inner;
+        if (typeof saved.owner === 'string') {
+          runtime.owner = saved.owner;
+          // Before anything of this incarnation runs: the processes the last one started, and left behind when it died.
+          endOrphans(id, saved.owner);
+        }
         if (record.version !== version) {
           if (options.migrate === undefined) {
             throw new DurableError(
@@ -581,6 +601,8 @@ function durableLogic<TLogic extends AnyActorLogic>(
       end(runtime, false);
       return { ...state, status: 'error', error };
     }
+    // Every subprocess started under it from now on carries the token.
+    setOwnerToken(scope.self, runtime.owner);
     let children = innerSnapshot.children ?? {};
     let armed = 0;
     scope.defer(() => {

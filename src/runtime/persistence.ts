@@ -109,3 +109,24 @@ export function setSaveBarrier(ref: object, barrier: () => Promise<void>): void 
 export function saveBarrierOf(ref: unknown): (() => Promise<void>) | undefined {
   return ref !== null && typeof ref === 'object' ? barriers.get(ref) : undefined;
 }
+
+/** The owner token of each durable actor (see {@link ownerTokenOf}). */
+const owners = new WeakMap<object, string>();
+
+/** Sets the owner token of the durable actor `ref`. */
+export function setOwnerToken(ref: object, token: string): void {
+  owners.set(ref, token);
+}
+
+/**
+ * The owner token of the nearest durable actor at or above `ref` (its parents, up to the
+ * root), or undefined. Every subprocess started under that actor carries it in its
+ * environment, so the next incarnation finds what a killed one left running.
+ */
+export function ownerTokenOf(ref: unknown): string | undefined {
+  for (let at = ref as { _parent?: unknown } | undefined; at !== undefined && at !== null; at = at._parent as typeof at) {
+    const token = owners.get(at);
+    if (token !== undefined) return token;
+  }
+  return undefined;
+}

@@ -93,6 +93,12 @@ export function listDescendants(pid: number): number[] {
 export const RUN_MARKER = 'STATESMITH_RUN';
 
 /**
+ * The environment variable that marks every process started under one durable actor, with a
+ * token its snapshot keeps: the next incarnation finds what a killed one left running by it.
+ */
+export const OWNER_MARKER = 'STATESMITH_OWNER';
+
+/**
  * Every live process (but this one) whose environment holds `RUN_MARKER=<runId>`: a
  * call's whole tree, including what left it. A daemon that double-forked and called
  * `setsid` is in neither the process group nor the `/proc` tree of the call any more,
@@ -100,9 +106,9 @@ export const RUN_MARKER = 'STATESMITH_RUN';
  * cleared or replaced its environment (`env -i`, `execve` with a new one), and one
  * whose `/proc/<pid>/environ` this user may not read (another uid).
  */
-export function listMarked(runId: string): number[] {
+export function listMarked(runId: string, marker: string = RUN_MARKER): number[] {
   if (!hasProc()) return [];
-  const needle = Buffer.from(`${RUN_MARKER}=${runId}\0`);
+  const needle = Buffer.from(`${marker}=${runId}\0`);
   const found: number[] = [];
   for (const pid of procPids()) {
     if (pid === process.pid) continue;

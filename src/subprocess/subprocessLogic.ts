@@ -26,7 +26,8 @@ import {
 import { systemClock } from '../clock.ts';
 import { getLogger } from '../logger.ts';
 import { createDeferred } from '../runtime/deferred.ts';
-import { isAlive, listDescendants, listMarked, RUN_MARKER, sendSignal } from './processTree.ts';
+import { isAlive, listDescendants, listMarked, OWNER_MARKER, RUN_MARKER, sendSignal } from './processTree.ts';
+import { ownerTokenOf } from '../runtime/persistence.ts';
 
 /** Which pipe a line came from. */
 export type OutputStream = 'stdout' | 'stderr';
@@ -50,7 +51,7 @@ export type OutputStream = 'stdout' | 'stderr';
 export const subprocessLogic = guardedLogic(
   subprocessMachine.provide({
     actors: {
-      process: fromCallback<SubprocessProcessCommand, SubprocessProcessInput>(({ input, sendBack, receive }) => {
+      process: fromCallback<SubprocessProcessCommand, SubprocessProcessInput>(({ input, sendBack, receive, self }) => {
         const { name, call, options } = input;
         const command = options.argv.join(' ');
         const span = telemetry.enabled ? telemetry.sink.subprocessCall(name, options.argv[0] as string) : undefined;
@@ -67,12 +68,14 @@ export const subprocessLogic = guardedLogic(
           end({ exitCode: null, signal: null, error: errorData(error) });
         };
         const runId = `${process.pid}.${randomBytes(8).toString('hex')}`;
+        // Under a durable actor: its token, so that its next incarnation can find this tree if this process dies.
+        const owner = ownerTokenOf(self);
         const streaming = options.onOutput !== undefined;
         let child: ChildProcess;
         try {
           child = spawn(options.argv[0] as string, options.argv.slice(1), {
             cwd: options.cwd,
-            env: { ...(options.env ?? process.env), [RUN_MARKER]: runId },
+            env: { ...(options.env ?? process.env), [RUN_MARKER]: runId, ...(owner === undefined ? {} : { [OWNER_MARKER]: owner }) },
             detached: true,
             stdio: [options.input !== undefined ? 'pipe' : 'ignore', streaming ? 'pipe' : 'ignore', streaming ? 'pipe' : 'ignore'],
           });

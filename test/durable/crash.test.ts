@@ -13,6 +13,7 @@ import { sharedPostgres, sqliteUrl } from '../support/servers.ts';
 
 const fixture = new URL('./fixtures/incarnation.ts', import.meta.url);
 const executorFixture = new URL('./fixtures/executor-incarnation.ts', import.meta.url);
+const orphanFixture = new URL('./fixtures/orphan-incarnation.ts', import.meta.url);
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 type Message = {
@@ -31,8 +32,10 @@ type Message = {
   action?: string | null;
   generation?: number;
   done?: { action: string; generation: number; outcome: string; code: string | null };
+  ended?: string;
   stopped?: true;
   settled?: true;
+  pids?: number[];
 };
 
 /** A child incarnation and the messages it sent, in order. */
@@ -242,6 +245,37 @@ for (const backend of [
     });
 
     if (backend.kind === 'sqlite') {
+      it('the processes a killed incarnation left running, in its process group or in a session of their own, are ended as the next one restores', async () => {
+        const id = `orphans-${randomBytes(3).toString('hex')}`;
+        const alive = (pid: number): boolean => {
+          try {
+            process.kill(pid, 0);
+            return true;
+          } catch {
+            return false;
+          }
+        };
+        const first = incarnation({ store: url, id, run: true }, orphanFixture);
+        children.push(first.child);
+        const { pids } = await first.next((m) => m.pids !== undefined);
+        expect(pids, 'a sleep in a session of its own and one in the shell’s group').to.have.length(2);
+        await killed(first.child);
+        await sleep(100);
+        expect(pids!.map(alive), 'left running by the kill').to.deep.equal([true, true]);
+
+        const second = incarnation({ store: url, id, run: false }, orphanFixture);
+        children.push(second.child);
+        const running = await second.next((m) => m.running === true);
+        expect(running.restored).to.equal(true);
+        // Ended before the restored actor ran: by the time it says it runs, SIGKILL is sent (reaped by init soon after).
+        const deadline = Date.now() + 5_000;
+        while (pids!.some(alive) && Date.now() < deadline) await sleep(20);
+        expect(pids!.map(alive), 'ended').to.deep.equal([false, false]);
+        // The provision that was running is told interrupted, not run again.
+        expect((await second.next((m) => m.ended !== undefined)).ended).to.equal('interrupted');
+        await killed(second.child);
+      });
+
       it('a frozen incarnation (SIGSTOP past its lease) is replaced by a newer one, and on SIGCONT ends ERR_FENCED without saving again', async () => {
         const id = `frozen-${randomBytes(3).toString('hex')}`;
         const coordinator = `${sqliteUrl('durable-crash-coord.db')}?namespace=${id}`;
