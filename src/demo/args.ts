@@ -8,7 +8,8 @@
 import { readFileSync } from 'node:fs';
 import type { HaAgentOptions } from './haAgent.ts';
 
-export const USAGE = 'usage: statesmith demo [--inspect [port]] [--metrics port] [--nats url] [--coordinator url] [--name name] [--for seconds] [--verbose]';
+export const USAGE =
+  'usage: statesmith demo [--inspect [port]] [--metrics port] [--nats url] [--coordinator url] [--state url | --no-state] [--name name] [--for seconds] [--verbose]';
 
 export const HELP = `statesmith: statechart actors for the background work of Node.js control planes
 
@@ -39,6 +40,10 @@ options:
                        and its inspection feed on statesmith.agents.<name>.inspect
   --coordinator <url>  memory:// (default), redis://host:6379, postgresql://user@host/db, etcd://host:2379,
                        sqlite:///abs/path/coord.db (several agents of one host, no server), mysql://user@host:3306/db
+  --no-state           keep no state (npm start keeps it under the OS temp dir by default)
+  --state <url>        keep the executor's state across restarts: sqlite:///abs/path/state.db or postgresql://...;
+                       after a crash the agent comes back where its executor was, and an action the crash cut
+                       short is reported interrupted, never run again (several agents on one store: give each a --name)
   --name <name>        this agent's member name (default: agent-<pid>)
   --for <seconds>      stop by itself after this many seconds (default: run until stopped)
   --verbose            print the stack of a failure
@@ -48,7 +53,8 @@ examples:
   statesmith demo --inspect
   statesmith demo --metrics 9464
   statesmith demo --coordinator redis://127.0.0.1:6379 --name a --for 60
-  statesmith demo --coordinator sqlite:///tmp/ha.db --name a   (and --name b in another terminal)`;
+  statesmith demo --coordinator sqlite:///tmp/ha.db --name a   (and --name b in another terminal)
+  statesmith demo --state sqlite:///tmp/ha-state.db   (kill -9 it while it promotes, and start it again)`;
 
 /** A command line the CLI cannot take: `code` says why (`ERR_UNKNOWN_OPTION`, `ERR_OUT_OF_RANGE`, ...); exit status 2. */
 export class UsageError extends Error {
@@ -66,6 +72,8 @@ export interface DemoArgs {
   readonly options: HaAgentOptions;
   readonly help: boolean;
   readonly verbose: boolean;
+  /** `--no-state`: keep no state, even where the caller (npm start) would keep it by default. */
+  readonly noState: boolean;
 }
 
 const shown = (value: string): string => JSON.stringify(value);
@@ -102,6 +110,7 @@ export function parseDemoArgs(argv: readonly string[]): DemoArgs {
   const options: { -readonly [K in keyof HaAgentOptions]: HaAgentOptions[K] } = {};
   let help = false;
   let verbose = false;
+  let noState = false;
   const valueOf = (flag: string, next: string | undefined, what: string): string => {
     if (next === undefined || next.startsWith('--')) throw new UsageError('ERR_INVALID_ARG_VALUE', `${flag} needs ${what}`);
     return next;
@@ -140,6 +149,13 @@ export function parseDemoArgs(argv: readonly string[]): DemoArgs {
         );
         i++;
         break;
+      case '--no-state':
+        noState = true;
+        break;
+      case '--state':
+        options.stateUrl = url(arg, valueOf(arg, next, 'a URL (sqlite:///abs/path/state.db, postgresql://...)'), ['sqlite:', 'postgresql:', 'postgres:']);
+        i++;
+        break;
       case '--name': {
         const name = valueOf(arg, next, 'a name');
         // It becomes a NATS subject token and a member id: letters, digits, '-' and '_'.
@@ -165,7 +181,8 @@ export function parseDemoArgs(argv: readonly string[]): DemoArgs {
         throw new UsageError('ERR_UNKNOWN_OPTION', `unknown argument ${shown(arg)}`);
     }
   }
-  return { options, help, verbose };
+  if (noState && options.stateUrl !== undefined) throw new UsageError('ERR_INVALID_ARG_VALUE', '--state and --no-state cannot both be given');
+  return { options, help, verbose, noState };
 }
 
 /** The package's version, from its package.json (two levels up from the built file, one from the source). */

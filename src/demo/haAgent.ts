@@ -28,7 +28,9 @@ import { getLogger, setLogger, type LogFields } from '../logger.ts';
 import { CancellableSubprocess } from '../subprocess/CancellableSubprocess.ts';
 import type { ServiceMain } from '../../machines/service.machine.ts';
 import { startActor } from '../runtime/startActor.ts';
-import { haAgentMachine } from './haAgentMachine.ts';
+import { executorContextOf, haAgentMachine } from './haAgentMachine.ts';
+import { durable, type DurableSnapshot } from '../durable/durable.ts';
+import { executorLogic } from '../executor/executorLogic.ts';
 import type { AnyActorRef } from 'xstate';
 
 /** Options of {@link runHaAgent}. */
@@ -51,6 +53,14 @@ export interface HaAgentOptions {
   readonly leaseMs?: number;
   /** HA cycle interval; default 1000 ms. */
   readonly cycleMs?: number;
+  /**
+   * Keep the executor's state in this store (`sqlite:///abs/path.db`, `postgresql://…`), so a
+   * restarted agent (after a crash, a SIGKILL) comes back where its executor was, under the id
+   * `ha/<name>/executor` (`ha/default/executor` without a name): an action it was running is
+   * reported interrupted, never silently run again. Fenced by the coordinator when its backend
+   * has leases (`sqlite://`, Redis, etcd). Default: nothing is kept.
+   */
+  readonly stateUrl?: string;
 }
 
 /** A running agent. */
@@ -144,7 +154,7 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
           await sleep(2_000, sub);
           if (!sub.aborted && n % 2 === 0) {
             const { cycles, leader } = agent.getSnapshot().context;
-            const action = (agent.getSnapshot().children['executor'] as AnyActorRef).getSnapshot().context.action as string | null;
+            const action = executorContextOf(agent.getSnapshot().children['executor'] as AnyActorRef)?.action ?? null;
             say('metrics', `cycles=${cycles} leader=${leader != null && !leader.signal.aborted} executor=${action ?? 'idle'}`);
           }
         }
@@ -183,8 +193,23 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
     if (!signal.aborted) await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
   };
 
+  // With a state store, the executor is durable: a user's machine invokes durable(executorLogic) as it would executorLogic.
+  const fenceable = /^(sqlite|redis|rediss|etcd|etcds):/.test(options.coordinatorUrl ?? 'memory://');
+  const machine =
+    options.stateUrl === undefined
+      ? haAgentMachine
+      : haAgentMachine.provide({
+          actors: {
+            executor: durable(executorLogic, {
+              store: options.stateUrl,
+              id: `ha/${options.name ?? 'default'}/executor`,
+              version: 1,
+              ...(fenceable ? { coordinator } : {}),
+            }) as never,
+          },
+        });
   // The agent itself is an XState machine that drives its executor and its service by commands.
-  const agent = startActor('haAgent', haAgentMachine, {
+  const agent = startActor('haAgent', machine, {
     id: `agent:${name}`,
     input: {
       say,
@@ -205,7 +230,33 @@ export async function runHaAgent(options: HaAgentOptions = {}): Promise<HaAgent>
     say('bus', `wake-up: ${w.reason}`);
     agent.send({ type: 'wake' });
   });
-  const executor = AsyncExecutor.attach(agent.getSnapshot().children['executor'] as AnyActorRef, { name: 'ha', lock });
+  const executorRef = agent.getSnapshot().children['executor'] as AnyActorRef;
+  const executor = AsyncExecutor.attach(executorRef, { name: 'ha', lock });
+  if (options.stateUrl !== undefined) {
+    // What it came back with, once that is saved: where the executor was, and what the crash cut short.
+    executorRef.on('statesmith.durable.restored', (event) => {
+      const { restored, savedAt, fence, interrupted } = event as unknown as {
+        restored: boolean;
+        savedAt: number | null;
+        fence: string | null;
+        interrupted: number;
+      };
+      const inner = (executorRef.getSnapshot() as DurableSnapshot).inner as unknown as
+        { value: unknown; context: { generation: number; lastAction: string | null; lastOutcome: string | null } } | undefined;
+      const under = fence === null ? '' : ` under fence ${fence}`;
+      if (!restored) say('state', `no saved state: the executor starts fresh${under}, kept in ${options.stateUrl}`);
+      else
+        say(
+          'state',
+          `restored the executor saved at ${new Date(savedAt as number).toISOString()}${under}: task ${inner?.context.generation ?? 0}, ` +
+            `${JSON.stringify(inner?.value)}, last ${inner?.context.lastAction ?? 'none'} ${inner?.context.lastOutcome ?? ''}; ${interrupted} interrupted`,
+        );
+    });
+    executorRef.on('statesmith.executor.done', (event) => {
+      const { action, outcome } = event as unknown as { action: string; outcome: string };
+      if (outcome === 'interrupted') say('executor', `${action} was cut short by the last crash: reported interrupted, not run again`);
+    });
+  }
 
   // Over NATS: the agent (its leadership in its context), its executor and its monitoring service.
   let nats: { close(): Promise<void>; exposed: Array<{ close(): Promise<void> }> } | undefined;

@@ -17,7 +17,7 @@
  * @module
  */
 import { telemetry } from '../telemetry/hooks.ts';
-import { assign, enqueueActions, fromPromise, sendTo, setup, type AnyActorRef } from 'xstate';
+import { assign, enqueueActions, fromPromise, sendTo, setup, waitFor, type AnyActorRef } from 'xstate';
 import type { Election, Leadership } from '../coordination/election/Election.ts';
 import type { Mutex } from '../locks/Mutex.ts';
 import type { ServiceMain } from '../../machines/service.machine.ts';
@@ -43,6 +43,17 @@ export interface HaAgentInput {
   readonly actions: Readonly<Record<string, (signal: AbortSignal, params: unknown) => unknown>>;
   /** The monitoring service's main. */
   readonly monitoring: ServiceMain;
+}
+
+/**
+ * The context of the agent's executor child: its own, or the inner executor's when the
+ * child is `durable(executorLogic)` (the demo's `--state`); undefined while it restores.
+ */
+export function executorContextOf(ref: AnyActorRef | undefined): { readonly action: string | null } | undefined {
+  const snapshot = ref?.getSnapshot() as { context?: { action?: string | null }; inner?: { context: { action: string | null } } } | undefined;
+  if (snapshot === undefined) return undefined;
+  if ('inner' in snapshot) return snapshot.inner?.context;
+  return snapshot.context as { action: string | null };
 }
 
 interface AgentContext {
@@ -74,7 +85,12 @@ export const haAgentMachine = setup({
     cycle: fromPromise<CycleOutput, { context: AgentContext; agent: AnyActorRef }>(async ({ input: { context, agent } }) => {
       const { input, cycles } = context;
       const executor = (agent.getSnapshot() as { children: Record<string, AnyActorRef | undefined> } | undefined)?.children['executor'];
-      const busy = (executor?.getSnapshot() as { context: { action: string | null } } | undefined)?.context.action != null;
+      // A durable executor restores before the first cycle acts: a promote sent to it meanwhile would be refused.
+      if (executor !== undefined && executorContextOf(executor) === undefined) {
+        await waitFor(executor, () => executorContextOf(executor) !== undefined, { timeout: 10_000 }).catch(() => undefined);
+      }
+      const view = executorContextOf(executor);
+      const busy = view === undefined || view.action != null;
       return input.lock.runExclusive(async (): Promise<CycleOutput> => {
         const current = context.leader;
         // Reading the signal checks the lease first: after a freeze, the old leader sees its loss here, before it acts.

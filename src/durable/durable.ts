@@ -429,7 +429,12 @@ function durableLogic<TLogic extends AnyActorLogic>(
         let saved: Saved | undefined;
         let unfaithful: string | undefined;
         try {
-          saved = { inner: persisted(state.inner), timers: state.status === 'active' ? timersOf(runtime.scope) : [], owner: runtime.owner };
+          // A logic with its own persistence rebuilds its children on restore: their timers are its own business.
+          saved = {
+            inner: persisted(state.inner),
+            timers: state.status === 'active' && adapter === undefined ? timersOf(runtime.scope) : [],
+            owner: runtime.owner,
+          };
           unfaithful = isPlainJson(saved) ? undefined : notJson(saved, 'snapshot');
         } catch (error) {
           unfaithful = `getPersistedSnapshot threw: ${(error as Error)?.message ?? String(error)}`;

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Actor, AnyActorRef } from 'xstate';
-import { kFromTask, type ExecutorAction, type ExecutorCommand, type ExecutorReply } from '../../machines/executor.machine.ts';
+import { kFromTask, type ExecutorAction, type ExecutorCommand, type ExecutorContext, type ExecutorReply } from '../../machines/executor.machine.ts';
 import { executorLogic } from './executorLogic.ts';
 import type { WakeupBus } from '../bus/WakeupBus.ts';
 import { ActorStoppedError, ArgumentTypeError, ArgumentValueError, BusyError, DeadlockError, InvalidStateError } from '../errors.ts';
@@ -42,6 +42,14 @@ export interface OwnedSubprocessOptions {
 }
 
 let counter = 0;
+
+/** What a durable executor that is still restoring shows: a slot no one can take. */
+const RECOVERING = Object.freeze({ action: '(recovering)', generation: -1, started: false, job: null }) as unknown as ExecutorContext;
+
+/** True for an actor of `durable(…)` logic (marked for the inspector with the same symbol). */
+function isDurable(actor: AnyActorRef): boolean {
+  return (actor as { logic?: Record<symbol, unknown> }).logic?.[Symbol.for('statesmith.logicKind')] === 'durable';
+}
 
 /** The actor and lock `AsyncExecutor.attach` hands to the constructor it calls. */
 let attaching: { readonly actor: Actor<typeof executorLogic>; readonly lock: Mutex } | undefined;
@@ -182,12 +190,12 @@ export class AsyncExecutor {
 
   /** True while an action holds the slot. */
   get busy(): boolean {
-    return this.actor.getSnapshot().context.action !== null;
+    return this.#context().action !== null;
   }
 
   /** The action in the slot, or `null`. */
   get scheduledAction(): string | null {
-    return this.actor.getSnapshot().context.action;
+    return this.#context().action;
   }
 
   /**
@@ -261,7 +269,7 @@ export class AsyncExecutor {
     const { signal, timeoutMs } = waitOptions('options', options);
     const deadline = systemClock.now() + timeoutMs;
     if (this.scheduledAction === null) return;
-    if (this.#lock.isHeldByCaller() && this.actor.getSnapshot().context.started) {
+    if (this.#lock.isHeldByCaller() && this.#context().started) {
       throw new DeadlockError(
         `${this.name}.cancel() was called while holding the executor lock, but '${String(this.scheduledAction)}' is running ` +
           'and needs that lock to finish; call cancel() outside withLock()',
@@ -270,7 +278,7 @@ export class AsyncExecutor {
     // Patroni's cancel decides under the executor lock: within an HA cycle the slot never goes free.
     const generation = await this.#lock.runExclusive(
       () => {
-        const { action, generation } = this.actor.getSnapshot().context;
+        const { action, generation } = this.#context();
         if (action === null) return null;
         this.actor.send({ type: 'statesmith.executor.cancel' });
         return generation;
@@ -324,7 +332,7 @@ export class AsyncExecutor {
         );
       }
     }
-    const { generation, job: claimed } = this.actor.getSnapshot().context;
+    const { generation, job: claimed } = this.#context();
     if (claimed?.fn !== job) throw new BusyError(`${this.name}: the task was not accepted`);
     const done = createDeferred<DoneReply>();
     this.#runs.set(generation, done);
@@ -361,10 +369,21 @@ export class AsyncExecutor {
     }
   }
 
+  /**
+   * The executor's context: its actor's, or the inner executor's when the actor is
+   * `durable(executorLogic)`. A durable executor still restoring shows its slot taken by
+   * `(recovering)`: nothing can be scheduled on it until it runs.
+   */
+  #context(): ExecutorContext {
+    const snapshot = this.actor.getSnapshot() as unknown as { context: ExecutorContext; inner?: { context: ExecutorContext }; value?: unknown };
+    if (!isDurable(this.actor)) return snapshot.context;
+    return snapshot.inner?.context ?? RECOVERING;
+  }
+
   /** Resolves once the task of `generation` has left the slot. */
   #ended(generation: number): Promise<void> {
     const over = (): boolean => {
-      const { action, generation: current } = this.actor.getSnapshot().context;
+      const { action, generation: current } = this.#context();
       return action === null || current !== generation;
     };
     if (over()) return Promise.resolve();

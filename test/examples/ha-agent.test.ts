@@ -41,6 +41,45 @@ describe('examples/ha-agent.ts (npm start)', function () {
     });
   }
 
+  it('with --state, an agent SIGKILLed while it promotes comes back where its executor was: the promote is told cut short, never run again unasked', async () => {
+    const state = sqliteUrl(`demo-state-${process.pid}-${Date.now()}.db`);
+    const run = (extra: string[]) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'examples/ha-agent.ts', '--state', state, '--name', 'crashy', ...extra], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const output = { text: '' };
+      child.stdout.on('data', (d: Buffer) => (output.text += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output.text += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      return { child, output, exited };
+    };
+    const first = run([]);
+    try {
+      await waitUntil(() => /promote\s+\| promoting/.test(first.output.text), 20_000, `the first agent to promote:\n${first.output.text}`);
+      expect(first.output.text).to.match(/state\s+no saved state: the executor starts fresh/);
+      first.child.kill('SIGKILL');
+      await first.exited;
+    } finally {
+      first.child.kill('SIGKILL');
+    }
+    const second = run(['--for', '2']);
+    try {
+      expect(await second.exited, second.output.text).to.equal(0);
+    } finally {
+      second.child.kill('SIGKILL');
+    }
+    const out = second.output.text;
+    expect(out).to.match(/state\s+restored the executor saved at \S+: task 1, "idle", last promote interrupted; 1 interrupted/);
+    expect(out).to.match(/executor\s+promote was cut short by the last crash: reported interrupted, not run again/);
+    expect(out).to.match(/bus\s+wake-up: promote interrupted/);
+    // The new leader decides again, after it heard: its own promote is task 2.
+    const told = out.search(/promote was cut short/);
+    const promotedAgain = out.search(/promote\s+\| promoting/);
+    expect(told, 'told before anything runs').to.be.greaterThan(-1);
+    if (promotedAgain !== -1) expect(promotedAgain).to.be.greaterThan(told);
+    expect(out).to.match(/agent\s+stopped cleanly/);
+  });
+
   it('rejects unknown arguments with the usage', async () => {
     const { code, out } = await runExample('examples/ha-agent.ts', 20_000, ['--bogus']);
     expect(code).to.equal(2);

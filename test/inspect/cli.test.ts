@@ -43,6 +43,8 @@ describe('the statesmith CLI', function () {
       [['--name', 'a.b'], /--name needs 1 to 64 letters/],
       [['--coordinator', 'bogus://x'], /--coordinator needs a URL with a scheme of memory:\/\//],
       [['--nats', 'not a url'], /--nats needs a URL/],
+      [['--state', 'redis://127.0.0.1:6379'], /--state needs a URL with a scheme of sqlite:\/\/, postgresql:\/\//],
+      [['--state', 'sqlite:///tmp/x.db', '--no-state'], /--state and --no-state cannot both be given/],
     ] as const) {
       const { code, out } = await cli('demo', ...args);
       expect(code, args.join(' ')).to.equal(2);
