@@ -202,13 +202,17 @@ function actorLabel(actor) {
   return actor.id;
 }
 
+/** Outcomes an executor's run shows red for: it failed, or a crash cut it short (a durable executor's `interrupted`). */
+const BAD_OUTCOMES = new Set(['failed', 'interrupted']);
+
 /**
  * True for an actor that ended in failure: XState's error status, or a done.failed state;
- * and for an executor whose last run failed (until a later one ends otherwise).
+ * and for an executor whose last run failed or was interrupted (until a later one ends otherwise).
  */
 function isFailed(actor) {
   if (actor.status === 'error') return true;
-  if (actor.context && (actor.context.outcome === 'failed' || (actor.context.outcome == null && actor.context.lastOutcome === 'failed'))) return true;
+  const context = actor.context;
+  if (context && (BAD_OUTCOMES.has(context.outcome) || (context.outcome == null && BAD_OUTCOMES.has(context.lastOutcome)))) return true;
   const value = actor.value;
   return value !== null && typeof value === 'object' && value.done === 'failed';
 }

@@ -194,7 +194,10 @@ function refAt(path: readonly string[], self: AnyActorRef, children: Readonly<Re
  * Marks `fn` as work that may run again after a crash. Inside a durable machine, a promise
  * actor (`fromPromise(idempotent(async ({ input }) => …))`) that was running when its process
  * ended is started again on restore, with the same input; an unmarked one is not, and its
- * invoker hears it ended with `ERR_INTERRUPTED`. Returns `fn` itself.
+ * invoker hears it ended with `ERR_INTERRUPTED`. A durable executor's named action marked so
+ * (`actions: { apply: idempotent(async (signal, params, { idempotencyKey, attempt }) => …) }`)
+ * runs again with the same `idempotencyKey` and the next `attempt`; an unmarked one ends
+ * `interrupted`. Returns `fn` itself.
  *
  * @example
  * ```ts
@@ -851,8 +854,10 @@ function durableLogic<TLogic extends AnyActorLogic>(
  * Wraps your XState logic so that its snapshot survives the process: spawn, invoke or
  * `createActor` what it returns in place of the original. Its snapshot must be plain JSON
  * (bigints allowed): a function, a `Date` or a `Map` in it fails the actor at its first save
- * with `ERR_SNAPSHOT_JSON`, naming the path, and so do statesmith's own actors inside it for
- * now (their contexts hold functions). It starts in `recovering`: it opens the store, takes its fence (with
+ * with `ERR_SNAPSHOT_JSON`, naming the path. statesmith's executor (`durable(executorLogic)`)
+ * saves its slot and last task by name and revives on the new incarnation's input (see
+ * {@link idempotent}); task groups and services inside it are refused the same way for now
+ * (their contexts hold functions). It starts in `recovering`: it opens the store, takes its fence (with
  * `coordinator`), and loads the snapshot saved under `id`; meanwhile commands are answered
  * `statesmith.rejected` with `ERR_RECOVERING`. Then it runs the inner logic from that
  * snapshot, with its whole tree (children spawned and invoked, as the logic's
