@@ -209,6 +209,16 @@ export const criticalTaskMachine = setup({
   },
 });
 
+/** The machine type XState infers for the critical task (long: every action spelled out). */
+type CriticalTaskMachineType = typeof criticalTaskMachine;
+
+/**
+ * The type of {@link criticalTaskLogic}: XState logic for the interlock between a task's
+ * critical step and a cancel. `createActor`, `spawn` and `invoke` take it; its commands,
+ * replies and context are typed as the README's table of its commands says.
+ */
+export interface CriticalTaskLogic extends CriticalTaskMachineType {}
+
 /**
  * The critical task as actor logic (it does all its work in its transitions, so the
  * machine itself is the logic).
@@ -224,4 +234,4 @@ export const criticalTaskMachine = setup({
  * console.log(await answer, task.getSnapshot().context.result); // { type: 'statesmith.critical.cancelResult', cancelled: false } 4242
  * ```
  */
-export const criticalTaskLogic = criticalTaskMachine;
+export const criticalTaskLogic: CriticalTaskLogic = criticalTaskMachine;

@@ -2,7 +2,7 @@
  * statesmith: statechart actors for the background work of long-running Node.js control
  * planes. This file is the curated public surface, grouped by facility.
  *
- * @module
+ * @packageDocumentation
  */
 
 // Errors
@@ -75,7 +75,7 @@ export {
   type LocksmithOptions,
 } from './locksmith/Locksmith.ts';
 export { LocksmithHooks } from './locksmith/hooks.ts';
-export { locksmithLogic } from './locksmith/locksmithLogic.ts';
+export { locksmithLogic, type LocksmithLogic } from './locksmith/locksmithLogic.ts';
 export {
   locksmithMachine,
   type LocksmithCommand,
@@ -109,10 +109,11 @@ export {
   type ExecutorRun,
   type Rejected,
 } from '../machines/executor.machine.ts';
-export { executorLogic } from './executor/executorLogic.ts';
+export { executorLogic, type ExecutorLogic } from './executor/executorLogic.ts';
 export {
   criticalTaskLogic,
   criticalTaskMachine,
+  type CriticalTaskLogic,
   type CriticalTaskContext,
   type CriticalTaskEvent,
   type CriticalTaskReply,
@@ -126,7 +127,7 @@ export {
   type SubprocessReply,
   type SubprocessStopReason,
 } from '../machines/subprocess.machine.ts';
-export { subprocessLogic } from './subprocess/subprocessLogic.ts';
+export { subprocessLogic, type SubprocessLogic } from './subprocess/subprocessLogic.ts';
 export { taskMachine, type TaskContext, type TaskEvent } from '../machines/task.machine.ts';
 export {
   serviceMachine,
@@ -138,7 +139,7 @@ export {
   type ServiceReply,
   type ServiceTools,
 } from '../machines/service.machine.ts';
-export { serviceLogic } from './tasks/serviceLogic.ts';
+export { serviceLogic, type ServiceLogic } from './tasks/serviceLogic.ts';
 export {
   taskGroupMachine,
   type TaskFailure,
@@ -149,7 +150,7 @@ export {
   type TaskGroupTask,
   type TaskOutcome,
 } from '../machines/taskGroup.machine.ts';
-export { taskGroupLogic } from './tasks/taskGroupLogic.ts';
+export { taskGroupLogic, type TaskGroupLogic } from './tasks/taskGroupLogic.ts';
 export { supervise, type SupervisedLogic, type SupervisedSnapshot, type SupervisedView, type SuperviseOptions } from './tasks/supervise.ts';
 export { durable, idempotent, type DurableContext, type DurableLogic, type DurableOptions, type DurableSnapshot, type DurableView } from './durable/durable.ts';
 export { openStore, type SnapshotRecord, type SnapshotStore, type StoredSnapshot } from './durable/store.ts';
@@ -176,7 +177,7 @@ export type {
   Membership,
 } from './coordination/types.ts';
 export { Lock, LockNameError, synchronized, type LockNames, type SynchronizedOptions } from './coordination/lock/synchronized.ts';
-export { coordinatorLogic } from './coordination/coordinatorLogic.ts';
+export { coordinatorLogic, type CoordinatorLogic } from './coordination/coordinatorLogic.ts';
 export { Election, type CampaignOptions, type Leadership } from './coordination/election/Election.ts';
-export { electionLogic, type LeaderInfo } from './coordination/election/electionLogic.ts';
+export { electionLogic, type ElectionLogic, type LeaderInfo } from './coordination/election/electionLogic.ts';
 export { coordinatorMachine, type CoordinatorCommand, type CoordinatorInput, type CoordinatorReply } from '../machines/coordinator.machine.ts';

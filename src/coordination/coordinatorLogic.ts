@@ -22,30 +22,7 @@ import type { Grant } from './lock/grant.ts';
 
 const engineOf = (context: { readonly engine: MachineEngine }): CoordinatorEngine => context.engine as CoordinatorEngine;
 
-/**
- * The coordinator as actor logic: spawn it in your machine with its options, start it with
- * a command, and take and give back locks by name (see the README's table of coordinator
- * commands). Its context lists every grant held through it in `grants`.
- *
- * @example
- * ```ts
- * import { createActor } from 'xstate';
- * import { coordinatorLogic } from 'statesmith';
- * const coordinator = createActor(coordinatorLogic, { input: { options: { prefix: 'vm-', agentId: 'node-1' } } }).start();
- * const heard = (type: string) => new Promise<Record<string, unknown>>((resolve) => coordinator.on(type as never, resolve as never));
- * const started = heard('statesmith.coordinator.started');
- * coordinator.send({ type: 'statesmith.coordinator.start' });
- * console.log((await started).memberId); // vm-node-1
- * const acquired = heard('statesmith.coordinator.acquired');
- * coordinator.send({ type: 'statesmith.coordinator.acquire', lock: 'volume-7', blocking: false });
- * console.log((await acquired).fence, Object.values(coordinator.getSnapshot().context.grants)); // 1 [ { lock: 'vm-volume-7', fence: '1' } ]
- * const stopped = heard('statesmith.coordinator.stopped');
- * coordinator.send({ type: 'statesmith.coordinator.stop' });
- * await stopped;
- * console.log(coordinator.getSnapshot().value); // stopped
- * ```
- */
-export const coordinatorLogic = guardedLogic(
+const providedCoordinator = guardedLogic(
   coordinatorMachine.provide({
     actors: {
       connect: fromPromise<void, { readonly engine: MachineEngine }>(({ input }) => engineOf(input).connectNow()),
@@ -92,3 +69,38 @@ export const coordinatorLogic = guardedLogic(
   }),
   'coordinator',
 );
+
+/** The machine type XState infers for coordinatorLogic (long: every action and child spelled out). */
+type ProvidedCoordinator = typeof providedCoordinator;
+
+/**
+ * The type of {@link coordinatorLogic}: XState logic for the coordinator: its context holds the grants, and its commands acquire, release and renew locks, campaign and join groups. `createActor`, `spawn` and
+ * `invoke` take it; its commands, replies, input and context are typed as the README's
+ * table of its commands says.
+ */
+export interface CoordinatorLogic extends ProvidedCoordinator {}
+
+/**
+ * The coordinator as actor logic: spawn it in your machine with its options, start it with
+ * a command, and take and give back locks by name (see the README's table of coordinator
+ * commands). Its context lists every grant held through it in `grants`.
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { coordinatorLogic } from 'statesmith';
+ * const coordinator = createActor(coordinatorLogic, { input: { options: { prefix: 'vm-', agentId: 'node-1' } } }).start();
+ * const heard = (type: string) => new Promise<Record<string, unknown>>((resolve) => coordinator.on(type as never, resolve as never));
+ * const started = heard('statesmith.coordinator.started');
+ * coordinator.send({ type: 'statesmith.coordinator.start' });
+ * console.log((await started).memberId); // vm-node-1
+ * const acquired = heard('statesmith.coordinator.acquired');
+ * coordinator.send({ type: 'statesmith.coordinator.acquire', lock: 'volume-7', blocking: false });
+ * console.log((await acquired).fence, Object.values(coordinator.getSnapshot().context.grants)); // 1 [ { lock: 'vm-volume-7', fence: '1' } ]
+ * const stopped = heard('statesmith.coordinator.stopped');
+ * coordinator.send({ type: 'statesmith.coordinator.stop' });
+ * await stopped;
+ * console.log(coordinator.getSnapshot().value); // stopped
+ * ```
+ */
+export const coordinatorLogic: CoordinatorLogic = providedCoordinator;

@@ -225,27 +225,7 @@ function checkExecutorInput(input: unknown): void {
   }
 }
 
-/**
- * The executor as actor logic: spawn it in your machine, drive it with commands, and hear
- * its replies (see the README's table of executor commands).
- *
- * @example
- * ```ts
- * import { createActor } from 'xstate';
- * import { executorLogic } from 'statesmith';
- * const executor = createActor(executorLogic, {
- *   input: { name: 'volumes', actions: { resize: async (_signal, params) => `resized ${(params as { id: number }).id}` } },
- * }).start();
- * const done = new Promise<{ outcome: string; result?: unknown }>((resolve) => executor.on('statesmith.executor.done', resolve));
- * executor.send({ type: 'statesmith.executor.run', action: 'resize', params: { id: 7 } });
- * const { outcome, result } = await done;
- * console.log(outcome, result); // completed resized 7
- * // A bad command is answered with statesmith.rejected, never thrown:
- * executor.send({ type: 'statesmith.executor.run', action: 'shrink' });
- * console.log(executor.getSnapshot().value); // idle
- * ```
- */
-export const executorLogic = guardedLogic(
+const providedExecutor = guardedLogic(
   executorMachine.provide({
     actors: {
       subprocess: subprocessLogic,
@@ -318,6 +298,39 @@ export const executorLogic = guardedLogic(
   'executor',
   { checkInput: checkExecutorInput },
 );
+
+/** The machine type XState infers for the executor with its children (long: every action and child spelled out). */
+type ProvidedExecutor = typeof providedExecutor;
+
+/**
+ * The type of {@link executorLogic}: an XState state machine whose context is
+ * {@link ExecutorContext}, whose events are {@link ExecutorEvent} (the commands
+ * {@link ExecutorCommand} and its own), whose input is {@link ExecutorInput}, and which
+ * emits {@link ExecutorReply}. `createActor`, `spawn` and `invoke` take it.
+ */
+export interface ExecutorLogic extends ProvidedExecutor {}
+
+/**
+ * The executor as actor logic: spawn it in your machine, drive it with commands, and hear
+ * its replies (see the README's table of executor commands).
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { executorLogic } from 'statesmith';
+ * const executor = createActor(executorLogic, {
+ *   input: { name: 'volumes', actions: { resize: async (_signal, params) => `resized ${(params as { id: number }).id}` } },
+ * }).start();
+ * const done = new Promise<{ outcome: string; result?: unknown }>((resolve) => executor.on('statesmith.executor.done', resolve));
+ * executor.send({ type: 'statesmith.executor.run', action: 'resize', params: { id: 7 } });
+ * const { outcome, result } = await done;
+ * console.log(outcome, result); // completed resized 7
+ * // A bad command is answered with statesmith.rejected, never thrown:
+ * executor.send({ type: 'statesmith.executor.run', action: 'shrink' });
+ * console.log(executor.getSnapshot().value); // idle
+ * ```
+ */
+export const executorLogic: ExecutorLogic = providedExecutor;
 
 // durable(executorLogic, …) saves the slot and the last task by name, never the functions (see executorPersistence.ts).
 Object.defineProperty(executorLogic, kPersistence, {

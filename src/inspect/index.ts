@@ -1,8 +1,10 @@
 /**
  * `statesmith/inspector`: the offline, live web view of every statesmith actor.
  *
- * @module
+ * @packageDocumentation
  */
+// Keeps the comment above in the .d.ts, where API Extractor reads it (an import alone would drop it).
+export {};
 import { inspection } from './capture.ts';
 
 export { startInspector, type Inspector, type InspectorOptions, type InspectorNatsOptions } from './server.ts';

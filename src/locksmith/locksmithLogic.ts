@@ -254,30 +254,7 @@ function engineOptions(command: LocksmithCommand): Record<string, unknown> {
   return rest;
 }
 
-/**
- * The locksmith as actor logic: spawn it in your machine with its locks (and tasks), and
- * drive it with `recognize`, `force` and `host` commands (see the README's table of
- * locksmith commands). Each force is its child while it runs.
- *
- * @example
- * ```ts
- * import { createActor } from 'xstate';
- * import { locksmithLogic, Mutex, runAsOwner } from 'statesmith';
- * const volumes = new Mutex({ name: 'volumes' });
- * await runAsOwner('wedged job', () => volumes.acquire());
- * const smith = createActor(locksmithLogic, { input: { name: 'watchdog', locks: { volumes } } }).start();
- * const heard = (type: string) => new Promise<{ result: string }>((resolve) => smith.on(type as never, resolve as never));
- * const recognized = heard('statesmith.locksmith.recognized');
- * smith.send({ type: 'statesmith.locksmith.recognize', lock: 'volumes' });
- * console.log((await recognized).result); // SUCCESS
- * // The owner serves no force requests: the lock is taken over its head.
- * const forced = heard('statesmith.locksmith.forced');
- * smith.send({ type: 'statesmith.locksmith.force', lock: 'volumes', answerTimeoutMs: 10 });
- * console.log((await forced).result); // RELEASED
- * console.log(volumes.locked); // false
- * ```
- */
-export const locksmithLogic = locksmithMachine.provide({
+const providedLocksmith = locksmithMachine.provide({
   actors: {
     force: startingAt(forceMachine),
     ops: fromCallback<{ readonly type: string }>(({ receive, sendBack }) => {
@@ -390,4 +367,39 @@ export const locksmithLogic = locksmithMachine.provide({
     }),
   },
 });
+
+/** The machine type XState infers for locksmithLogic (long: every action and child spelled out). */
+type ProvidedLocksmith = typeof providedLocksmith;
+
+/**
+ * The type of {@link locksmithLogic}: XState logic for the locksmith: its commands recognize locks, force them and host work under them. `createActor`, `spawn` and
+ * `invoke` take it; its commands, replies, input and context are typed as the README's
+ * table of its commands says.
+ */
+export interface LocksmithLogic extends ProvidedLocksmith {}
+
+/**
+ * The locksmith as actor logic: spawn it in your machine with its locks (and tasks), and
+ * drive it with `recognize`, `force` and `host` commands (see the README's table of
+ * locksmith commands). Each force is its child while it runs.
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { locksmithLogic, Mutex, runAsOwner } from 'statesmith';
+ * const volumes = new Mutex({ name: 'volumes' });
+ * await runAsOwner('wedged job', () => volumes.acquire());
+ * const smith = createActor(locksmithLogic, { input: { name: 'watchdog', locks: { volumes } } }).start();
+ * const heard = (type: string) => new Promise<{ result: string }>((resolve) => smith.on(type as never, resolve as never));
+ * const recognized = heard('statesmith.locksmith.recognized');
+ * smith.send({ type: 'statesmith.locksmith.recognize', lock: 'volumes' });
+ * console.log((await recognized).result); // SUCCESS
+ * // The owner serves no force requests: the lock is taken over its head.
+ * const forced = heard('statesmith.locksmith.forced');
+ * smith.send({ type: 'statesmith.locksmith.force', lock: 'volumes', answerTimeoutMs: 10 });
+ * console.log((await forced).result); // RELEASED
+ * console.log(volumes.locked); // false
+ * ```
+ */
+export const locksmithLogic: LocksmithLogic = providedLocksmith;
 guardedLogic(locksmithLogic, 'locksmith');

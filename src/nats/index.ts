@@ -9,8 +9,10 @@
  *   the inspector's safe serialiser); a request on it gets the latest.
  * - `<subject>.events`: every event the actor emits is published.
  *
- * @module
+ * @packageDocumentation
  */
+// Keeps the comment above in the .d.ts, where API Extractor reads it (an import alone would drop it).
+export {};
 import { randomUUID } from 'node:crypto';
 import { Observable, ReplaySubject, Subject, type Observer, type Subscription as RxSubscription } from 'rxjs';
 import type { AnyActorRef } from 'xstate';

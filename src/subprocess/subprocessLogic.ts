@@ -32,23 +32,7 @@ import { ownerTokenOf } from '../runtime/persistence.ts';
 /** Which pipe a line came from. */
 export type OutputStream = 'stdout' | 'stderr';
 
-/**
- * The subprocess runner as actor logic: spawn it in your machine, send it `call`
- * commands, and hear `started` and `exited` (see the README's table of subprocess
- * commands). Its time limits are delayed transitions, so a `SimulatedClock` drives them.
- *
- * @example
- * ```ts
- * import { createActor } from 'xstate';
- * import { subprocessLogic } from 'statesmith';
- * const runner = createActor(subprocessLogic, { input: { name: 'demo' } }).start();
- * const exited = new Promise<{ outcome: string; exitCode: number | null }>((resolve) => runner.on('statesmith.subprocess.exited', resolve));
- * runner.send({ type: 'statesmith.subprocess.call', argv: ['sh', '-c', 'exit 3'] });
- * const { outcome, exitCode } = await exited;
- * console.log(outcome, exitCode); // completed 3
- * ```
- */
-export const subprocessLogic = guardedLogic(
+const providedSubprocess = guardedLogic(
   subprocessMachine.provide({
     actors: {
       process: fromCallback<SubprocessProcessCommand, SubprocessProcessInput>(({ input, sendBack, receive, self }) => {
@@ -151,6 +135,34 @@ export const subprocessLogic = guardedLogic(
   }),
   'subprocess',
 );
+
+/** The machine type XState infers for subprocessLogic (long: every action and child spelled out). */
+type ProvidedSubprocess = typeof providedSubprocess;
+
+/**
+ * The type of {@link subprocessLogic}: XState logic for the subprocess runner: its commands call a process, cancel it and re-arm the runner. `createActor`, `spawn` and
+ * `invoke` take it; its commands, replies, input and context are typed as the README's
+ * table of its commands says.
+ */
+export interface SubprocessLogic extends ProvidedSubprocess {}
+
+/**
+ * The subprocess runner as actor logic: spawn it in your machine, send it `call`
+ * commands, and hear `started` and `exited` (see the README's table of subprocess
+ * commands). Its time limits are delayed transitions, so a `SimulatedClock` drives them.
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { subprocessLogic } from 'statesmith';
+ * const runner = createActor(subprocessLogic, { input: { name: 'demo' } }).start();
+ * const exited = new Promise<{ outcome: string; exitCode: number | null }>((resolve) => runner.on('statesmith.subprocess.exited', resolve));
+ * runner.send({ type: 'statesmith.subprocess.call', argv: ['sh', '-c', 'exit 3'] });
+ * const { outcome, exitCode } = await exited;
+ * console.log(outcome, exitCode); // completed 3
+ * ```
+ */
+export const subprocessLogic: SubprocessLogic = providedSubprocess;
 
 /** A call's processes: the leader's group, its `/proc` tree, and whatever carries its run id. */
 class ProcessTree {

@@ -18,29 +18,7 @@ import { SUPERVISION_KEYS } from './supervision.ts';
 
 const mainOf = (context: ServiceContext): TaskRecord<void> | null => context.main as TaskRecord<void> | null;
 
-/**
- * The service as actor logic: spawn it in your machine with its `main`, start and stop it
- * with commands, and hear `done` when `main` ends (see the README's table of service
- * commands). Its subtasks run in its child task group (`children.taskGroup`), which takes
- * the task group commands.
- *
- * @example
- * ```ts
- * import { createActor } from 'xstate';
- * import { serviceLogic } from 'statesmith';
- * import { setTimeout as sleep } from 'node:timers/promises';
- * let beats = 0;
- * const service = createActor(serviceLogic, {
- *   input: { name: 'Heartbeat', uniqueId: 'hb', main: async (signal) => { for (;;) { beats++; await sleep(5, undefined, { signal }); } } },
- * }).start();
- * service.send({ type: 'statesmith.service.start' });
- * await sleep(20);
- * const stopped = new Promise<{ errors: unknown[] }>((resolve) => service.on('statesmith.service.stopped', resolve));
- * service.send({ type: 'statesmith.service.stop' });
- * console.log((await stopped).errors, service.getSnapshot().value, beats > 1); // [] { done: 'cancelled' } true
- * ```
- */
-export const serviceLogic = guardedLogic(
+const providedService = guardedLogic(
   serviceMachine.provide({
     actors: {
       taskGroup: taskGroupLogic,
@@ -108,3 +86,37 @@ export const serviceLogic = guardedLogic(
   }),
   'service',
 );
+
+/** The machine type XState infers for serviceLogic (long: every action and child spelled out). */
+type ProvidedService = typeof providedService;
+
+/**
+ * The type of {@link serviceLogic}: XState logic for the background service: its commands start and stop its main and its group of subtasks. `createActor`, `spawn` and
+ * `invoke` take it; its commands, replies, input and context are typed as the README's
+ * table of its commands says.
+ */
+export interface ServiceLogic extends ProvidedService {}
+
+/**
+ * The service as actor logic: spawn it in your machine with its `main`, start and stop it
+ * with commands, and hear `done` when `main` ends (see the README's table of service
+ * commands). Its subtasks run in its child task group (`children.taskGroup`), which takes
+ * the task group commands.
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { serviceLogic } from 'statesmith';
+ * import { setTimeout as sleep } from 'node:timers/promises';
+ * let beats = 0;
+ * const service = createActor(serviceLogic, {
+ *   input: { name: 'Heartbeat', uniqueId: 'hb', main: async (signal) => { for (;;) { beats++; await sleep(5, undefined, { signal }); } } },
+ * }).start();
+ * service.send({ type: 'statesmith.service.start' });
+ * await sleep(20);
+ * const stopped = new Promise<{ errors: unknown[] }>((resolve) => service.on('statesmith.service.stopped', resolve));
+ * service.send({ type: 'statesmith.service.stop' });
+ * console.log((await stopped).errors, service.getSnapshot().value, beats > 1); // [] { done: 'cancelled' } true
+ * ```
+ */
+export const serviceLogic: ServiceLogic = providedService;

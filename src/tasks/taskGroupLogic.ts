@@ -290,27 +290,7 @@ function taskDone(task: TaskRecord<unknown>, origin: TaskOrigin): TaskGroupReply
     : { type: 'statesmith.taskGroup.taskDone', name: origin.shortName, task: origin.taskName, outcome: 'completed', result };
 }
 
-/**
- * The task group as actor logic: spawn it in your machine, drive it with commands, and
- * hear `taskDone` for each task (see the README's table of task group commands).
- *
- * @example
- * ```ts
- * import { createActor } from 'xstate';
- * import { taskGroupLogic } from 'statesmith';
- * const group = createActor(taskGroupLogic, {
- *   input: { uniqueId: 'volumes', tasks: { scrub: async (_signal, params) => `scrubbed ${(params as { id: number }).id}` } },
- * }).start();
- * const done = new Promise<{ name: string; outcome: string; result?: unknown }>((resolve) => group.on('statesmith.taskGroup.taskDone', resolve));
- * group.send({ type: 'statesmith.taskGroup.createTask', name: 'scrub-7', task: 'scrub', params: { id: 7 } });
- * const { name, outcome, result } = await done;
- * console.log(name, outcome, result); // scrub-7 completed scrubbed 7
- * const stopped = new Promise<{ errors: unknown[] }>((resolve) => group.on('statesmith.taskGroup.stopped', resolve));
- * group.send({ type: 'statesmith.taskGroup.stop' });
- * console.log((await stopped).errors); // []
- * ```
- */
-export const taskGroupLogic = guardedLogic(
+const providedTaskGroup = guardedLogic(
   taskGroupMachine.provide({
     actors: {
       task: startingAt(taskMachine),
@@ -489,3 +469,35 @@ export const taskGroupLogic = guardedLogic(
   }),
   'taskGroup',
 );
+
+/** The machine type XState infers for taskGroupLogic (long: every action and child spelled out). */
+type ProvidedTaskGroup = typeof providedTaskGroup;
+
+/**
+ * The type of {@link taskGroupLogic}: XState logic for the task group: its commands create, cancel and stop tasks, under its restart strategy. `createActor`, `spawn` and
+ * `invoke` take it; its commands, replies, input and context are typed as the README's
+ * table of its commands says.
+ */
+export interface TaskGroupLogic extends ProvidedTaskGroup {}
+
+/**
+ * The task group as actor logic: spawn it in your machine, drive it with commands, and
+ * hear `taskDone` for each task (see the README's table of task group commands).
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { taskGroupLogic } from 'statesmith';
+ * const group = createActor(taskGroupLogic, {
+ *   input: { uniqueId: 'volumes', tasks: { scrub: async (_signal, params) => `scrubbed ${(params as { id: number }).id}` } },
+ * }).start();
+ * const done = new Promise<{ name: string; outcome: string; result?: unknown }>((resolve) => group.on('statesmith.taskGroup.taskDone', resolve));
+ * group.send({ type: 'statesmith.taskGroup.createTask', name: 'scrub-7', task: 'scrub', params: { id: 7 } });
+ * const { name, outcome, result } = await done;
+ * console.log(name, outcome, result); // scrub-7 completed scrubbed 7
+ * const stopped = new Promise<{ errors: unknown[] }>((resolve) => group.on('statesmith.taskGroup.stopped', resolve));
+ * group.send({ type: 'statesmith.taskGroup.stop' });
+ * console.log((await stopped).errors); // []
+ * ```
+ */
+export const taskGroupLogic: TaskGroupLogic = providedTaskGroup;

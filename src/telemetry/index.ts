@@ -5,8 +5,10 @@
  * loaded when telemetry is switched on; until then every facility pays one boolean test
  * per event.
  *
- * @module
+ * @packageDocumentation
  */
+// Keeps the comment above in the .d.ts, where API Extractor reads it (an import alone would drop it).
+export {};
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { ArgumentRangeError, ArgumentTypeError } from '../errors.ts';

@@ -218,12 +218,7 @@ export class ElectionRuntime implements ElectionEngine {
 
 const runtimeOf = (engine: ElectionEngine): ElectionRuntime => engine as ElectionRuntime;
 
-/**
- * The election as actor logic: a child of its coordinator's actor (`election:<group>`),
- * made by the command `statesmith.coordinator.election { group }` or by
- * `coordinator.getElection(group)`. See the README's table of election commands.
- */
-export const electionLogic = guardedLogic(
+const providedElection = guardedLogic(
   electionMachine.provide({
     actors: {
       campaign: fromPromise<
@@ -264,3 +259,20 @@ export const electionLogic = guardedLogic(
   }),
   'election',
 );
+
+/** The machine type XState infers for electionLogic (long: every action and child spelled out). */
+type ProvidedElection = typeof providedElection;
+
+/**
+ * The type of {@link electionLogic}: XState logic for an election: its commands campaign, resign and watch the leader. `createActor`, `spawn` and
+ * `invoke` take it; its commands, replies, input and context are typed as the README's
+ * table of its commands says.
+ */
+export interface ElectionLogic extends ProvidedElection {}
+
+/**
+ * The election as actor logic: a child of its coordinator's actor (`election:<group>`),
+ * made by the command `statesmith.coordinator.election { group }` or by
+ * `coordinator.getElection(group)`. See the README's table of election commands.
+ */
+export const electionLogic: ElectionLogic = providedElection;
