@@ -85,7 +85,21 @@ export interface CoordinatorInput {
   readonly options?: Readonly<Record<string, unknown>>;
 }
 
-/** The commands a coordinator accepts: plain data, plus `replyTo` in-process. */
+/**
+ * The commands a coordinator accepts: plain data, plus `replyTo` in-process.
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { ask, coordinatorLogic, type CoordinatorCommand } from 'statesmith';
+ * const coordinator = createActor(coordinatorLogic, { input: { options: { agentId: 'doc' } } }).start();
+ * await ask(coordinator, { type: 'statesmith.coordinator.start' }, { timeoutMs: 5000 });
+ * const acquire: CoordinatorCommand = { type: 'statesmith.coordinator.acquire', lock: 'volume-7', blocking: false };
+ * const acquired = await ask(coordinator, acquire, { timeoutMs: 5000 });
+ * console.log(acquired.type, acquired['fence']); // statesmith.coordinator.acquired 1
+ * await ask(coordinator, { type: 'statesmith.coordinator.stop' }, { timeoutMs: 5000 });
+ * ```
+ */
 export type CoordinatorCommand =
   | { readonly type: 'statesmith.coordinator.start'; readonly replyTo?: AnyActorRef }
   | { readonly type: 'statesmith.coordinator.stop'; readonly replyTo?: AnyActorRef }
@@ -127,7 +141,20 @@ export type CoordinatorInternalEvent =
 
 export type CoordinatorEvent = CoordinatorCommand | CoordinatorInternalEvent;
 
-/** The replies of a coordinator (to `replyTo`, to its parent, and emitted). */
+/**
+ * The replies of a coordinator (to `replyTo`, to its parent, and emitted).
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { ask, coordinatorLogic, type CoordinatorReply } from 'statesmith';
+ * const coordinator = createActor(coordinatorLogic, { input: { options: { agentId: 'doc-2' } } }).start();
+ * // Before it is started, a lock command is refused with the state it is in.
+ * const refused = await ask(coordinator, { type: 'statesmith.coordinator.acquire', lock: 'volume-7' }, { timeoutMs: 5000 }).catch((error: { rejection: CoordinatorReply }) => error.rejection);
+ * console.log(refused.type, refused.type === 'statesmith.rejected' ? refused.state : null); // statesmith.rejected disconnected
+ * coordinator.stop();
+ * ```
+ */
 export type CoordinatorReply =
   | { readonly type: 'statesmith.coordinator.started'; readonly memberId: string }
   | { readonly type: 'statesmith.coordinator.failed'; readonly command: string; readonly error: ErrorData }

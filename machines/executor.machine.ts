@@ -159,7 +159,20 @@ export interface ExecutorServices {
     (() => { withLock<R>(fn: () => R): Promise<R>; reset(): void; schedule?(): void; start?(): void; end?(): void } | undefined) | undefined;
 }
 
-/** The commands an executor accepts: plain data, plus `fn` and `replyTo` in-process. */
+/**
+ * The commands an executor accepts: plain data, plus `fn` and `replyTo` in-process.
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { ask, executorLogic, type ExecutorCommand } from 'statesmith';
+ * const executor = createActor(executorLogic, { input: { actions: { promote: async () => 'primary' } } }).start();
+ * const run: ExecutorCommand = { type: 'statesmith.executor.run', action: 'promote' };
+ * const done = await ask(executor, run, { timeoutMs: 5000 });
+ * console.log(done.type, done['outcome'], done['result']); // statesmith.executor.done completed primary
+ * executor.stop();
+ * ```
+ */
 export type ExecutorCommand =
   | { readonly type: 'statesmith.executor.schedule'; readonly action: string; readonly replyTo?: AnyActorRef }
   | {
@@ -240,7 +253,23 @@ export type ExecutorLockEvent = {
 /** Every event the executor actor takes: its commands, and its own internal events (which a user cannot forge). */
 export type ExecutorEvent = ExecutorCommand | ExecutorInternalEvent | ExecutorLockEvent | ExecutorSpawnCriticalTask;
 
-/** The replies and notices an executor sends (to `replyTo`, to its parent, and emitted). */
+/**
+ * The replies and notices an executor sends (to `replyTo`, to its parent, and emitted).
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { executorLogic, type ExecutorReply } from 'statesmith';
+ * const executor = createActor(executorLogic, { input: { actions: { promote: async () => 'primary' } } }).start();
+ * const heard: Array<ExecutorReply['type']> = [];
+ * executor.on('*', (reply) => heard.push((reply as ExecutorReply).type));
+ * executor.send({ type: 'statesmith.executor.schedule', action: 'promote' });
+ * executor.send({ type: 'statesmith.executor.schedule', action: 'restart' });
+ * executor.send({ type: 'statesmith.executor.frobnicate' });
+ * console.log(heard.join(', ')); // statesmith.executor.scheduled, statesmith.executor.refused, statesmith.rejected
+ * executor.stop();
+ * ```
+ */
 export type ExecutorReply =
   | { readonly type: 'statesmith.executor.scheduled'; readonly action: string; readonly generation: number }
   | { readonly type: 'statesmith.executor.refused'; readonly action: string | null; readonly occupant: string }

@@ -24,8 +24,7 @@ function facility(name: string, rows: Readonly<Record<string, readonly string[]>
  * @example
  * ```ts
  * import { finalReplies } from 'statesmith';
- * console.log(finalReplies['statesmith.executor.run']);
- * // [ 'statesmith.executor.done', 'statesmith.executor.refused', 'statesmith.rejected' ]
+ * console.log(finalReplies['statesmith.executor.run']?.join(', ')); // statesmith.executor.done, statesmith.executor.refused, statesmith.rejected
  * ```
  */
 export const finalReplies: Readonly<Record<string, readonly string[]>> = Object.freeze({

@@ -196,7 +196,21 @@ export interface LockTarget {
   readonly lockRef?: object;
 }
 
-/** The commands a locksmith accepts: plain data, plus `lockRef`, `fn`, `signal`, `owner` and `replyTo` in-process. */
+/**
+ * The commands a locksmith accepts: plain data, plus `lockRef`, `fn`, `signal`, `owner` and `replyTo` in-process.
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { ask, locksmithLogic, Mutex, type LocksmithCommand } from 'statesmith';
+ * const volumes = new Mutex({ name: 'volumes' });
+ * const smith = createActor(locksmithLogic, { input: { name: 'doc', locks: { volumes } } }).start();
+ * const recognize: LocksmithCommand = { type: 'statesmith.locksmith.recognize', lock: 'volumes' };
+ * const answer = await ask(smith, recognize, { timeoutMs: 5000 });
+ * console.log(answer.type, answer['result']); // statesmith.locksmith.recognized SUCCESS
+ * smith.stop();
+ * ```
+ */
 export type LocksmithCommand =
   | ({ readonly type: 'statesmith.locksmith.recognize'; readonly replyTo?: AnyActorRef } & LockTarget)
   | ({
@@ -245,7 +259,20 @@ export type LocksmithInternalEvent =
 
 export type LocksmithEvent = LocksmithCommand | LocksmithInternalEvent;
 
-/** The replies of a locksmith (to `replyTo`, to its parent, and emitted). */
+/**
+ * The replies of a locksmith (to `replyTo`, to its parent, and emitted).
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { ask, locksmithLogic, type LocksmithReply } from 'statesmith';
+ * const smith = createActor(locksmithLogic, { input: { name: 'doc-2' } }).start();
+ * // A lock it was not given is refused by name, never guessed.
+ * const refused = await ask(smith, { type: 'statesmith.locksmith.recognize', lock: 'nowhere' }, { timeoutMs: 5000 }).catch((error: { rejection: LocksmithReply }) => error.rejection);
+ * console.log(refused.type, refused.type === 'statesmith.rejected' ? refused.code : null); // statesmith.rejected ERR_UNKNOWN_LOCK
+ * smith.stop();
+ * ```
+ */
 export type LocksmithReply =
   | { readonly type: 'statesmith.locksmith.recognized'; readonly id: number; readonly lock: string; readonly result: string }
   | { readonly type: 'statesmith.locksmith.forced'; readonly id: number; readonly lock: string; readonly result: string }

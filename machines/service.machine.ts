@@ -95,7 +95,20 @@ export interface ServiceInput {
   readonly shutdownMs?: number;
 }
 
-/** The commands a service accepts: plain data, plus `replyTo` in-process. */
+/**
+ * The commands a service accepts: plain data, plus `replyTo` in-process.
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { ask, serviceLogic, type ServiceCommand } from 'statesmith';
+ * const main = (signal: AbortSignal) => new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
+ * const service = createActor(serviceLogic, { input: { name: 'Doc', uniqueId: 'doc-service', main } }).start();
+ * const start: ServiceCommand = { type: 'statesmith.service.start' };
+ * console.log((await ask(service, start, { timeoutMs: 5000 })).type); // statesmith.service.started
+ * service.stop();
+ * ```
+ */
 export type ServiceCommand =
   | { readonly type: 'statesmith.service.start'; readonly replyTo?: AnyActorRef }
   | { readonly type: 'statesmith.service.cancel'; readonly reason?: string; readonly replyTo?: AnyActorRef }
@@ -122,7 +135,20 @@ type GroupStopped = { readonly type: 'statesmith.taskGroup.stopped'; readonly er
 /** Every event the service actor takes: its commands, its internal events, and its task group's replies. */
 export type ServiceEvent = ServiceCommand | ServiceInternalEvent | GroupStopped | { readonly type: `statesmith.taskGroup.${string}` };
 
-/** The replies and notices of a service (to `replyTo`, to its parent, and emitted). */
+/**
+ * The replies and notices of a service (to `replyTo`, to its parent, and emitted).
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { ask, serviceLogic, type ServiceReply } from 'statesmith';
+ * const main = (signal: AbortSignal) => new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
+ * const service = createActor(serviceLogic, { input: { name: 'Doc', uniqueId: 'doc-service-2', main } }).start();
+ * await ask(service, { type: 'statesmith.service.start' }, { timeoutMs: 5000 });
+ * const stopped = (await ask(service, { type: 'statesmith.service.stop' }, { timeoutMs: 5000 })) as ServiceReply;
+ * console.log(stopped.type, stopped.type === 'statesmith.service.stopped' ? stopped.errors : null); // statesmith.service.stopped []
+ * ```
+ */
 export type ServiceReply =
   | { readonly type: 'statesmith.service.started'; readonly starts: number }
   | { readonly type: 'statesmith.service.cancelling' }

@@ -106,7 +106,20 @@ export interface SubprocessInput {
   readonly pipeGraceMs?: number;
 }
 
-/** The commands a subprocess runner accepts: plain data, plus `onOutput` and `replyTo` in-process. */
+/**
+ * The commands a subprocess runner accepts: plain data, plus `onOutput` and `replyTo` in-process.
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { ask, subprocessLogic, type SubprocessCommand } from 'statesmith';
+ * const runner = createActor(subprocessLogic, { input: { name: 'doc' } }).start();
+ * const call: SubprocessCommand = { type: 'statesmith.subprocess.call', argv: ['sh', '-c', 'exit 3'] };
+ * const exited = await ask(runner, call, { timeoutMs: 5000 });
+ * console.log(exited.type, exited['outcome'], exited['exitCode']); // statesmith.subprocess.exited completed 3
+ * runner.stop();
+ * ```
+ */
 export type SubprocessCommand =
   | ({ readonly type: 'statesmith.subprocess.call'; readonly timeoutMs?: number; readonly replyTo?: AnyActorRef } & SubprocessCallData)
   | { readonly type: 'statesmith.subprocess.cancel'; readonly kill?: boolean; readonly replyTo?: AnyActorRef }
@@ -143,7 +156,19 @@ export interface SubprocessProcessInput {
 
 export type SubprocessEvent = SubprocessCommand | SubprocessInternalEvent;
 
-/** The replies and notices of a subprocess runner (to `replyTo`, to its parent, and emitted). */
+/**
+ * The replies and notices of a subprocess runner (to `replyTo`, to its parent, and emitted).
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { ask, subprocessLogic, type SubprocessReply } from 'statesmith';
+ * const runner = createActor(subprocessLogic, { input: { name: 'doc' } }).start();
+ * const answer = (await ask(runner, { type: 'statesmith.subprocess.cancel' }, { timeoutMs: 5000 })) as SubprocessReply;
+ * console.log(answer.type, runner.getSnapshot().context.cancelled); // statesmith.subprocess.cancelled true
+ * runner.stop();
+ * ```
+ */
 export type SubprocessReply =
   | { readonly type: 'statesmith.subprocess.started'; readonly call: number; readonly pid: number }
   | {

@@ -104,7 +104,20 @@ export interface TaskGroupInput {
 /** The restart policy a `createTask` may carry (see `RestartPolicy`). */
 export type TaskRestartData = Readonly<Record<string, unknown>>;
 
-/** The commands a task group accepts: plain data, plus `fn` and `replyTo` in-process. */
+/**
+ * The commands a task group accepts: plain data, plus `fn` and `replyTo` in-process.
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { ask, taskGroupLogic, type TaskGroupCommand } from 'statesmith';
+ * const group = createActor(taskGroupLogic, { input: { uniqueId: 'doc-group', tasks: { sum: async (_signal, params) => (params as number[]).reduce((a, b) => a + b, 0) } } }).start();
+ * const create: TaskGroupCommand = { type: 'statesmith.taskGroup.createTask', name: 'total', task: 'sum', params: [1, 2, 3] };
+ * const done = await ask(group, create, { timeoutMs: 5000 });
+ * console.log(done.type, done['result']); // statesmith.taskGroup.taskDone 6
+ * group.stop();
+ * ```
+ */
 export type TaskGroupCommand =
   | {
       readonly type: 'statesmith.taskGroup.createTask';
@@ -142,7 +155,19 @@ export type TaskGroupInternalEvent =
 
 export type TaskGroupEvent = TaskGroupCommand | TaskGroupInternalEvent;
 
-/** The replies and notices of a task group (to `replyTo`, to its parent, and emitted). */
+/**
+ * The replies and notices of a task group (to `replyTo`, to its parent, and emitted).
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { ask, taskGroupLogic, type TaskGroupReply } from 'statesmith';
+ * const group = createActor(taskGroupLogic, { input: { uniqueId: 'doc-group-2', tasks: { fail: async () => Promise.reject(new Error('disk full')) } } }).start();
+ * const done = (await ask(group, { type: 'statesmith.taskGroup.createTask', name: 'f', task: 'fail', logException: false }, { timeoutMs: 5000 })) as TaskGroupReply;
+ * console.log(done.type, done.type === 'statesmith.taskGroup.taskDone' ? [done.outcome, done.error?.message] : null); // statesmith.taskGroup.taskDone [ 'failed', 'disk full' ]
+ * group.stop();
+ * ```
+ */
 export type TaskGroupReply =
   | {
       readonly type: 'statesmith.taskGroup.taskDone';

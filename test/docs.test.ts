@@ -39,7 +39,7 @@ function sourceFiles(dir: string): string[] {
 
 function tsdocSnippets(): Snippet[] {
   const snippets: Snippet[] = [];
-  for (const file of sourceFiles(join(root, 'src'))) {
+  for (const file of [...sourceFiles(join(root, 'src')), ...sourceFiles(join(root, 'machines'))]) {
     const text = readFileSync(file, 'utf8');
     for (const match of text.matchAll(/@example\n((?:\s*\*.*\n)*?)\s*\*\/\n/g)) {
       const body = (match[1] as string)
