@@ -74,9 +74,10 @@ const providedCoordinator = guardedLogic(
 type ProvidedCoordinator = typeof providedCoordinator;
 
 /**
- * The type of {@link coordinatorLogic}: XState logic for the coordinator: its context holds the grants, and its commands acquire, release and renew locks, campaign and join groups. `createActor`, `spawn` and
- * `invoke` take it; its commands, replies, input and context are typed as the README's
- * table of its commands says.
+ * The type of {@link coordinatorLogic}: XState logic for the coordinator: its context holds the
+ * grants, and its commands acquire, release and renew locks, campaign and join groups.
+ * `createActor`, `spawn` and `invoke` take it; its commands, replies, input and context are typed
+ * as the README's table of its commands says.
  */
 export interface CoordinatorLogic extends ProvidedCoordinator {}
 

@@ -372,9 +372,9 @@ const providedLocksmith = locksmithMachine.provide({
 type ProvidedLocksmith = typeof providedLocksmith;
 
 /**
- * The type of {@link locksmithLogic}: XState logic for the locksmith: its commands recognize locks, force them and host work under them. `createActor`, `spawn` and
- * `invoke` take it; its commands, replies, input and context are typed as the README's
- * table of its commands says.
+ * The type of {@link locksmithLogic}: XState logic for the locksmith: its commands recognize
+ * locks, force them and host work under them. `createActor`, `spawn` and `invoke` take it; its
+ * commands, replies, input and context are typed as the README's table of its commands says.
  */
 export interface LocksmithLogic extends ProvidedLocksmith {}
 

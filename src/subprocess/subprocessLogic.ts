@@ -140,9 +140,9 @@ const providedSubprocess = guardedLogic(
 type ProvidedSubprocess = typeof providedSubprocess;
 
 /**
- * The type of {@link subprocessLogic}: XState logic for the subprocess runner: its commands call a process, cancel it and re-arm the runner. `createActor`, `spawn` and
- * `invoke` take it; its commands, replies, input and context are typed as the README's
- * table of its commands says.
+ * The type of {@link subprocessLogic}: XState logic for the subprocess runner: its commands call a
+ * process, cancel it and re-arm the runner. `createActor`, `spawn` and `invoke` take it; its
+ * commands, replies, input and context are typed as the README's table of its commands says.
  */
 export interface SubprocessLogic extends ProvidedSubprocess {}
 

@@ -91,9 +91,9 @@ const providedService = guardedLogic(
 type ProvidedService = typeof providedService;
 
 /**
- * The type of {@link serviceLogic}: XState logic for the background service: its commands start and stop its main and its group of subtasks. `createActor`, `spawn` and
- * `invoke` take it; its commands, replies, input and context are typed as the README's
- * table of its commands says.
+ * The type of {@link serviceLogic}: XState logic for the background service: its commands start
+ * and stop its main and its group of subtasks. `createActor`, `spawn` and `invoke` take it; its
+ * commands, replies, input and context are typed as the README's table of its commands says.
  */
 export interface ServiceLogic extends ProvidedService {}
 

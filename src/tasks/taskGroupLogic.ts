@@ -474,9 +474,9 @@ const providedTaskGroup = guardedLogic(
 type ProvidedTaskGroup = typeof providedTaskGroup;
 
 /**
- * The type of {@link taskGroupLogic}: XState logic for the task group: its commands create, cancel and stop tasks, under its restart strategy. `createActor`, `spawn` and
- * `invoke` take it; its commands, replies, input and context are typed as the README's
- * table of its commands says.
+ * The type of {@link taskGroupLogic}: XState logic for the task group: its commands create, cancel
+ * and stop tasks, under its restart strategy. `createActor`, `spawn` and `invoke` take it; its
+ * commands, replies, input and context are typed as the README's table of its commands says.
  */
 export interface TaskGroupLogic extends ProvidedTaskGroup {}
 

@@ -264,9 +264,9 @@ const providedElection = guardedLogic(
 type ProvidedElection = typeof providedElection;
 
 /**
- * The type of {@link electionLogic}: XState logic for an election: its commands campaign, resign and watch the leader. `createActor`, `spawn` and
- * `invoke` take it; its commands, replies, input and context are typed as the README's
- * table of its commands says.
+ * The type of {@link electionLogic}: XState logic for an election: its commands campaign, resign
+ * and watch the leader. `createActor`, `spawn` and `invoke` take it; its commands, replies, input
+ * and context are typed as the README's table of its commands says.
  */
 export interface ElectionLogic extends ProvidedElection {}
 
