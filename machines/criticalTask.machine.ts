@@ -42,7 +42,21 @@ export type CriticalTaskEvent =
   | { readonly type: 'statesmith.critical.cancel'; readonly replyTo?: AnyActorRef }
   | { readonly type: 'statesmith.critical.reset'; readonly replyTo?: AnyActorRef };
 
-/** The replies of a critical task (to `replyTo`, to its parent, and emitted). */
+/**
+ * The replies of a critical task (to `replyTo`, to its parent, and emitted).
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate';
+ * import { ask, criticalTaskLogic, type CriticalTaskReply } from 'statesmith';
+ * const task = createActor(criticalTaskLogic, { input: { name: 'start-postmaster' } }).start();
+ * await ask(task, { type: 'statesmith.critical.schedule' }, { timeoutMs: 5000 });
+ * // A cancel before the critical step started wins: the step will not run.
+ * const reply = (await ask(task, { type: 'statesmith.critical.cancel' }, { timeoutMs: 5000 })) as CriticalTaskReply;
+ * console.log(reply.type, reply.type === 'statesmith.critical.cancelResult' ? reply.cancelled : null); // statesmith.critical.cancelResult true
+ * task.stop();
+ * ```
+ */
 export type CriticalTaskReply =
   | { readonly type: 'statesmith.critical.scheduled' }
   | { readonly type: 'statesmith.critical.started' }
