@@ -13,8 +13,8 @@ import type { DistributedLockHandle } from '../coordination/types.ts';
 import { ArgumentTypeError, ArgumentValueError, DurableError } from '../errors.ts';
 import { getLogger } from '../logger.ts';
 import { optionalObject, requireNonEmptyString } from '../runtime/validate.ts';
-import { randomUUID } from 'node:crypto';
-import { listMarked, OWNER_MARKER, sendSignal } from '../subprocess/processTree.ts';
+import { randomBytes } from 'node:crypto';
+import { OWNER_MARKER, scanMarked, sendSignal } from '../subprocess/processTree.ts';
 import { isPlainJson, kIdempotent, persistenceOf, setOwnerToken, setSaveBarrier, type InterruptedWork, type Revived } from '../runtime/persistence.ts';
 import { openStore, type SnapshotStore, type StoredSnapshot } from './store.ts';
 
@@ -320,9 +320,23 @@ function withholdInterrupted(machine: AnyActorLogic, snapshot: unknown, parent: 
   return changed ? { snapshot: { ...(snapshot as object), children: kept }, interrupted } : { snapshot, interrupted };
 }
 
+/**
+ * The processes that carry each owner token, from one pass over `/proc` shared by every
+ * restore of the same turn of the event loop (made anew at the next turn).
+ */
+let ownerScan: Map<string, number[]> | undefined;
+
+function orphansOf(owner: string): number[] {
+  if (ownerScan === undefined) {
+    ownerScan = scanMarked(OWNER_MARKER);
+    setImmediate(() => (ownerScan = undefined)).unref();
+  }
+  return ownerScan.get(owner) ?? [];
+}
+
 /** SIGKILLs every process that carries `owner` in its environment: left by a dead incarnation, nobody waits for them. */
 function endOrphans(id: string, owner: string): void {
-  const orphans = listMarked(owner, OWNER_MARKER);
+  const orphans = orphansOf(owner);
   if (orphans.length === 0) return;
   for (const pid of orphans) sendSignal(pid, 'SIGKILL');
   getLogger().warn(`durable actor ${JSON.stringify(id)}: ended ${orphans.length} processes its last incarnation left running (pids ${orphans.join(', ')})`);
@@ -358,7 +372,7 @@ function durableLogic<TLogic extends AnyActorLogic>(
         saving: undefined,
         ended: false,
         failure: undefined,
-        owner: randomUUID(),
+        owner: randomBytes(12).toString('base64url'),
       };
       runtimes.set(scope.self, runtime);
       const self = runtime;

@@ -126,6 +126,37 @@ export function listMarked(runId: string, marker: string = RUN_MARKER): number[]
 }
 
 /**
+ * Every live process (but this one) whose environment holds `marker=<value>`, grouped by
+ * value: one pass over `/proc` for any number of values (a process restoring 10,000 durable
+ * actors looks for each one's orphans once, not 10,000 times).
+ */
+export function scanMarked(marker: string): Map<string, number[]> {
+  const found = new Map<string, number[]>();
+  if (!hasProc()) return found;
+  const needle = Buffer.from(`${marker}=`);
+  for (const pid of procPids()) {
+    if (pid === process.pid) continue;
+    let environ: Buffer;
+    try {
+      environ = readFileSync(`/proc/${pid}/environ`);
+    } catch {
+      continue; // gone, or not ours to read
+    }
+    for (let at = environ.indexOf(needle); at !== -1; at = environ.indexOf(needle, at + 1)) {
+      // Each entry starts the file or follows a NUL: match at a boundary only.
+      if (at !== 0 && environ[at - 1] !== 0) continue;
+      const end = environ.indexOf(0, at);
+      const value = environ.toString('utf8', at + needle.length, end === -1 ? environ.length : end);
+      const pids = found.get(value);
+      if (pids === undefined) found.set(value, [pid]);
+      else pids.push(pid);
+      break;
+    }
+  }
+  return found;
+}
+
+/**
  * Sends `signal` to `target` (a pid, or a negative process-group id). Returns false when
  * the target is gone; logs permission errors.
  */
