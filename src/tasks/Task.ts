@@ -129,6 +129,29 @@ const enum Outcome {
  *
  * @internal
  */
+/** The bits of a task's `#flags`. */
+const enum Flag {
+  /** The owner did its bookkeeping for the end: `whenDone()` resolves from then on. */
+  Reported = 1,
+  /** A restart of its siblings holds the task: its exit goes to the supervisor whatever it is. */
+  Held = 2,
+  /** A cancel came from outside while the task was held: it is not restarted. */
+  CancelledOnPurpose = 4,
+  /** The group gave up waiting for it to stop: it runs on, unowned. */
+  Abandoned = 8,
+}
+
+/** What few tasks need, made on first use. */
+interface RareState {
+  whenDone?: Promise<void>;
+  resolveDone?: () => void;
+  /** The timer of a restart waiting for its back-off. */
+  restartTimer?: unknown;
+  /** What the task fails with, whatever its body does, once its group decided so. */
+  failWith?: unknown;
+  restarts?: number[] | undefined;
+}
+
 export class TaskRecord<T> implements Task<T> {
   readonly name: string;
   /** Where it came from; null for a service's `main`. */
@@ -143,23 +166,20 @@ export class TaskRecord<T> implements Task<T> {
   #outcome = Outcome.Pending;
   #value: T | undefined;
   #error: unknown;
-  /** True once the owner did its bookkeeping for the end: `whenDone()` resolves from then on. */
-  #reported = false;
-  #whenDone: Promise<void> | undefined;
-  #resolveDone: (() => void) | undefined;
-  #restartTimer: unknown;
   /** When the current run started (the group's clock), for `resetAfterMs`. */
   #startedAt = 0;
-  /** Set while a restart of its siblings holds the task: its exit goes to the supervisor whatever it is. */
-  #held = false;
-  /** A cancel that came from outside while the task was held: it is not restarted. */
-  #cancelledOnPurpose = false;
-  /** The group gave up waiting for it to stop: it runs on, unowned. */
-  #abandoned = false;
-  /** What the task fails with, whatever its body does, once its group decided so. */
-  #failWith: unknown;
+  /** The `Flag` bits: four booleans in one field (a pending task is mostly bookkeeping; 50,000 of them add up). */
+  #flags = 0;
+  /** What few tasks need (a waiter, a restart, a group's verdict): made on first use. */
+  #rare: RareState | undefined;
+
   /** The clock times of the restarts the supervisor counted (its `maxRestarts` window). @internal */
-  restarts: number[] | undefined;
+  get restarts(): number[] | undefined {
+    return this.#rare?.restarts;
+  }
+  set restarts(times: number[] | undefined) {
+    (this.#rare ??= {}).restarts = times;
+  }
 
   constructor(fn: TaskBody<T>, name: string, setup: TaskSetup, origin: TaskOrigin | null = null) {
     this.name = name;
@@ -233,7 +253,7 @@ export class TaskRecord<T> implements Task<T> {
   /** What a cancel does, once it reached the task (through its owner's actor). @internal */
   abort(reason?: string): boolean {
     if (this.done) return false;
-    if (this.#held) this.#cancelledOnPurpose = true;
+    if ((this.#flags & Flag.Held) !== 0) this.#flags |= Flag.CancelledOnPurpose;
     if (this.#abortReason === undefined) {
       this.#abortReason = new CancelledError(reason ?? `${this.name} was cancelled`);
       this.#controller?.abort(this.#abortReason);
@@ -242,8 +262,7 @@ export class TaskRecord<T> implements Task<T> {
       this.#lazy.send({ type: 'statesmith.task.cancel', ...(reason === undefined ? {} : { reason }) });
     } else if (this.#lazy.matches('scheduled')) {
       // Not started yet, or waiting to be restarted: it ends here, its body does not run again.
-      if (this.#restartTimer !== undefined) this.#setup.clock.clearTimeout(this.#restartTimer);
-      this.#restartTimer = undefined;
+      this.#clearRestartTimer();
       this.#lazy.send({ type: 'statesmith.task.cancel' });
       this.#finish(Outcome.Cancelled, undefined, this.#abortReason);
     }
@@ -271,9 +290,10 @@ export class TaskRecord<T> implements Task<T> {
 
   /** Resolves (never rejects) once the task is done. */
   whenDone(): Promise<void> {
-    if (this.#reported) return Promise.resolve();
-    this.#whenDone ??= new Promise<void>((resolve) => (this.#resolveDone = resolve));
-    return this.#whenDone;
+    if ((this.#flags & Flag.Reported) !== 0) return Promise.resolve();
+    const rare = (this.#rare ??= {});
+    rare.whenDone ??= new Promise<void>((resolve) => (rare.resolveDone = resolve));
+    return rare.whenDone;
   }
 
   #settledResult(): Promise<T> {
@@ -285,8 +305,8 @@ export class TaskRecord<T> implements Task<T> {
   }
 
   #start(): void {
-    if (this.done || this.#abortReason !== undefined || this.#held) return;
-    this.#restartTimer = undefined;
+    if (this.done || this.#abortReason !== undefined || (this.#flags & Flag.Held) !== 0) return;
+    if (this.#rare !== undefined) this.#rare.restartTimer = undefined;
     this.#startedAt = this.#setup.clock.now();
     this.#lazy.send({ type: 'statesmith.task.start' });
     this.#setup.onStart?.(this as TaskRecord<unknown>);
@@ -314,12 +334,13 @@ export class TaskRecord<T> implements Task<T> {
   }
 
   #ended(outcome: Outcome, value: T | undefined, error: unknown): void {
-    if (this.#failWith !== undefined) {
+    const failWith = this.#rare?.failWith;
+    if (failWith !== undefined) {
       outcome = Outcome.Failed;
-      error = this.#failWith;
+      error = failWith;
     }
     const onExit = this.#setup.onExit;
-    if (onExit !== undefined && !this.#abandoned && (this.#held || this.#wantsRestart(outcome))) {
+    if (onExit !== undefined && (this.#flags & Flag.Abandoned) === 0 && ((this.#flags & Flag.Held) !== 0 || this.#wantsRestart(outcome))) {
       const named = outcome === Outcome.Completed ? 'completed' : outcome === Outcome.Failed ? 'failed' : 'cancelled';
       onExit(this as TaskRecord<unknown>, { outcome: named, value, error, ranMs: this.#setup.clock.now() - this.#startedAt });
       return;
@@ -361,12 +382,12 @@ export class TaskRecord<T> implements Task<T> {
 
   /** True when a cancel from outside reached it while a restart of its siblings held it. @internal */
   get cancelledOnPurpose(): boolean {
-    return this.#cancelledOnPurpose;
+    return (this.#flags & Flag.CancelledOnPurpose) !== 0;
   }
 
   /** True once its group gave up waiting for it to stop. @internal */
   get abandoned(): boolean {
-    return this.#abandoned;
+    return (this.#flags & Flag.Abandoned) !== 0;
   }
 
   /**
@@ -375,7 +396,7 @@ export class TaskRecord<T> implements Task<T> {
    */
   conclude(exit: TaskExit, error?: unknown): void {
     if (this.done) return;
-    this.#held = false;
+    this.#flags &= ~Flag.Held;
     if (error !== undefined) this.#conclude(Outcome.Failed, undefined, error);
     else
       this.#conclude(
@@ -398,12 +419,11 @@ export class TaskRecord<T> implements Task<T> {
   restartAfter(delayMs: number, attempt: number): void {
     if (this.done) return;
     this.markRestarting(attempt, delayMs);
-    this.#held = false;
-    this.#cancelledOnPurpose = false;
+    this.#flags &= ~(Flag.Held | Flag.CancelledOnPurpose);
     this.#abortReason = undefined;
     this.#controller = undefined;
-    if (this.#restartTimer !== undefined) this.#setup.clock.clearTimeout(this.#restartTimer);
-    this.#restartTimer = this.#setup.clock.setTimeout(() => this.#start(), delayMs);
+    this.#clearRestartTimer();
+    (this.#rare ??= {}).restartTimer = this.#setup.clock.setTimeout(() => this.#start(), delayMs);
   }
 
   /**
@@ -412,11 +432,8 @@ export class TaskRecord<T> implements Task<T> {
    */
   hold(reason: string): void {
     if (this.done) return;
-    this.#held = true;
-    if (this.#restartTimer !== undefined) {
-      this.#setup.clock.clearTimeout(this.#restartTimer);
-      this.#restartTimer = undefined;
-    }
+    this.#flags |= Flag.Held;
+    this.#clearRestartTimer();
     // One not started yet, or waiting for its own restart, has nothing running: it just does not start.
     if (this.#abortReason === undefined && !this.#lazy.matches('scheduled')) {
       this.#abortReason = new CancelledError(reason);
@@ -427,8 +444,7 @@ export class TaskRecord<T> implements Task<T> {
 
   /** Its group stopped waiting for it: it runs on, and its end is no longer reported. @internal */
   abandon(): void {
-    this.#abandoned = true;
-    this.#held = false;
+    this.#flags = (this.#flags | Flag.Abandoned) & ~Flag.Held;
   }
 
   /**
@@ -437,10 +453,9 @@ export class TaskRecord<T> implements Task<T> {
    */
   failWith(error: unknown): void {
     if (this.done) return;
-    this.#failWith = error;
+    (this.#rare ??= {}).failWith = error;
     if (this.#lazy.matches('scheduled')) {
-      if (this.#restartTimer !== undefined) this.#setup.clock.clearTimeout(this.#restartTimer);
-      this.#restartTimer = undefined;
+      this.#clearRestartTimer();
       this.#conclude(Outcome.Failed, undefined, error);
       return;
     }
@@ -472,9 +487,17 @@ export class TaskRecord<T> implements Task<T> {
 
   /** Called by the owner once its bookkeeping for the end is done: resumes the task's waiters. @internal */
   notifyDone(): void {
-    if (this.#reported) return;
-    this.#reported = true;
-    this.#resolveDone?.();
+    if ((this.#flags & Flag.Reported) !== 0) return;
+    this.#flags |= Flag.Reported;
+    this.#rare?.resolveDone?.();
+  }
+
+  /** Clears a pending restart's timer, if there is one. */
+  #clearRestartTimer(): void {
+    const rare = this.#rare;
+    if (rare?.restartTimer === undefined) return;
+    this.#setup.clock.clearTimeout(rare.restartTimer);
+    rare.restartTimer = undefined;
   }
 }
 
