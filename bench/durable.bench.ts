@@ -41,6 +41,18 @@ async function running(actor: { getSnapshot(): unknown }): Promise<void> {
   while ((actor.getSnapshot() as DurableSnapshot).value !== 'running') await turn();
 }
 
+/** A table of three rows, durable, by hand and not durable, each against the other two. */
+function comparison(title: string, rows: readonly Result[]): void {
+  const [ours, hand, off] = rows as [Result, Result, Result];
+  const row = (r: Result) => ({
+    case: r.name,
+    'per cycle': fmtNs(r.nsPerOp),
+    'speed vs by hand': r === hand ? '1.00×' : fmtRatio(hand.nsPerOp / r.nsPerOp),
+    'vs not durable': r === off ? '1.00×' : fmtRatio(off.nsPerOp / r.nsPerOp),
+  });
+  table(title, [row(ours), row(hand), row(off)]);
+}
+
 export async function benchDurable(): Promise<void> {
   setLogger({ debug() {}, info() {}, warn() {}, error() {} });
   const dir = mkdtempSync(join(tmpdir(), 'statesmith-bench-durable-'));
@@ -90,17 +102,7 @@ export async function benchDurable(): Promise<void> {
       ],
       { n: 2_000, rounds: 5 },
     );
-    const [ours, hand, off] = results as [Result, Result, Result];
-    table('Durable actors: one executor-shaped cycle (4 steps, one turn), 2,000 cycles × 5 rounds, median', [
-      {
-        case: ours.name,
-        'per cycle': fmtNs(ours.nsPerOp),
-        'speed vs by hand': fmtRatio(hand.nsPerOp / ours.nsPerOp),
-        'vs not durable': fmtRatio(off.nsPerOp / ours.nsPerOp),
-      },
-      { case: hand.name, 'per cycle': fmtNs(hand.nsPerOp), 'speed vs by hand': '1.00×', 'vs not durable': fmtRatio(off.nsPerOp / hand.nsPerOp) },
-      { case: off.name, 'per cycle': fmtNs(off.nsPerOp), 'speed vs by hand': fmtRatio(hand.nsPerOp / off.nsPerOp), 'vs not durable': '1.00×' },
-    ]);
+    comparison('Durable actors: one executor-shaped cycle (4 steps, one turn), 2,000 cycles × 5 rounds, median', results);
     console.log('target: ≥ 0.80× the same snapshot saved by hand');
 
     // The real executor, durable, by command.
@@ -146,17 +148,7 @@ export async function benchDurable(): Promise<void> {
       ],
       { n: 2_000, rounds: 5 },
     );
-    const [ex, exHand, exOff] = executorRows as [Result, Result, Result];
-    table("Durable actors: statesmith's executor by command (run → done), 2,000 cycles × 5 rounds, median", [
-      {
-        case: ex.name,
-        'per cycle': fmtNs(ex.nsPerOp),
-        'speed vs by hand': fmtRatio(exHand.nsPerOp / ex.nsPerOp),
-        'vs not durable': fmtRatio(exOff.nsPerOp / ex.nsPerOp),
-      },
-      { case: exHand.name, 'per cycle': fmtNs(exHand.nsPerOp), 'speed vs by hand': '1.00×', 'vs not durable': fmtRatio(exOff.nsPerOp / exHand.nsPerOp) },
-      { case: exOff.name, 'per cycle': fmtNs(exOff.nsPerOp), 'speed vs by hand': fmtRatio(exHand.nsPerOp / exOff.nsPerOp), 'vs not durable': '1.00×' },
-    ]);
+    comparison("Durable actors: statesmith's executor by command (run → done), 2,000 cycles × 5 rounds, median", executorRows);
     console.log('reported: the durable executor saves before each task starts (write-ahead) and after it ends');
     durableExecutor.stop();
     plainExecutor.stop();

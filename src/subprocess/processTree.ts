@@ -107,22 +107,7 @@ export const OWNER_MARKER = 'STATESMITH_OWNER';
  * whose `/proc/<pid>/environ` this user may not read (another uid).
  */
 export function listMarked(runId: string, marker: string = RUN_MARKER): number[] {
-  if (!hasProc()) return [];
-  const needle = Buffer.from(`${marker}=${runId}\0`);
-  const found: number[] = [];
-  for (const pid of procPids()) {
-    if (pid === process.pid) continue;
-    let environ: Buffer;
-    try {
-      environ = readFileSync(`/proc/${pid}/environ`);
-    } catch {
-      continue; // gone, or not ours to read
-    }
-    // Each entry starts the file or follows a NUL: match at a boundary only.
-    const at = environ.indexOf(needle);
-    if (at === 0 || (at > 0 && environ[at - 1] === 0)) found.push(pid);
-  }
-  return found;
+  return scanMarked(marker).get(runId) ?? [];
 }
 
 /**
