@@ -124,11 +124,6 @@ const enum Outcome {
   Cancelled,
 }
 
-/**
- * The task implementation: state in its (lazy) actor, value or error beside it.
- *
- * @internal
- */
 /** The bits of a task's `#flags`. */
 const enum Flag {
   /** The owner did its bookkeeping for the end: `whenDone()` resolves from then on. */
@@ -152,6 +147,11 @@ interface RareState {
   restarts?: number[] | undefined;
 }
 
+/**
+ * The task implementation: state in its (lazy) actor, value or error beside it.
+ *
+ * @internal
+ */
 export class TaskRecord<T> implements Task<T> {
   readonly name: string;
   /** Where it came from; null for a service's `main`. */
