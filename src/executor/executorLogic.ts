@@ -211,7 +211,15 @@ const INPUT_KEYS = ['name', 'actions', 'wakeup', 'cancellable', 'lock', 'critica
 
 /** Refuses a bad `input` with a typed error: what was expected, what was received. */
 function checkExecutorInput(input: unknown): void {
-  const opts = optionalObject<Record<(typeof INPUT_KEYS)[number], unknown>>('input', input, [...INPUT_KEYS]);
+  const given = optionalObject<Record<(typeof INPUT_KEYS)[number], unknown>>('input', input, [...INPUT_KEYS]);
+  // Read once, here: a getter that throws is refused with a typed error, not left to fail the machine's context.
+  let opts: typeof given;
+  try {
+    opts = Object.fromEntries(INPUT_KEYS.map((key) => [key, given[key]]));
+    if (opts.actions !== null && typeof opts.actions === 'object') Object.entries(opts.actions);
+  } catch (error) {
+    throw Object.assign(new ArgumentTypeError('input', 'an input object whose values can be read', input), { cause: error });
+  }
   if (opts.name !== undefined) requireNonEmptyString('input.name', opts.name);
   if (opts.actions !== undefined) {
     if (opts.actions === null || typeof opts.actions !== 'object')

@@ -170,11 +170,30 @@ describe('executorLogic input', () => {
       [{ actions: { go: 'not a function' } }, 'ERR_INVALID_ARG_TYPE'],
       [{ wakeup: 42 }, 'ERR_INVALID_ARG_TYPE'],
       [{ nmae: 'typo' }, 'ERR_UNKNOWN_OPTION'],
+      // A getter that throws, on the input or on its actions: refused with a typed error, not a raw one.
+      [
+        {
+          get actions(): never {
+            throw new Error('getter boom');
+          },
+        },
+        'ERR_INVALID_ARG_TYPE',
+      ],
+      [
+        {
+          actions: {
+            get go(): never {
+              throw new Error('getter boom');
+            },
+          },
+        },
+        'ERR_INVALID_ARG_TYPE',
+      ],
     ] as const) {
       const actor = createActor(executorLogic, { input: input as never });
       const snapshot = actor.getSnapshot() as { status: string; error?: { code?: string } };
-      expect(snapshot.status, JSON.stringify(input)).to.equal('error');
-      expect(snapshot.error?.code, JSON.stringify(input)).to.equal(code);
+      expect(snapshot.status, Object.keys(input).join()).to.equal('error');
+      expect(snapshot.error?.code, Object.keys(input).join()).to.equal(code);
     }
   });
 });
