@@ -32,12 +32,25 @@
 import { assign, enqueueActions, setup, type AnyActorRef } from 'xstate';
 import { answer, forgedRejection, rejectUnknownCommand, rejectAnyOther, replyToOf, type ErrorData, type Rejected, kInternal } from './protocol.ts';
 import { taskMachine } from './task.machine.ts';
+import type { ExecutorRun } from './executor.machine.ts';
 
-/** A named task of the registry: gets the task's signal and the command's `params`. */
-export type TaskGroupTask = (signal: AbortSignal, params: unknown) => unknown;
+/**
+ * What a task's function is told about its run, besides its signal and params: the same
+ * `{ idempotencyKey, attempt }` an executor's action gets. The key is the same for every
+ * run of one task (its restarts, and its re-run after a crash under `durable()`), and never
+ * the same for two tasks; the attempt counts those runs from 1.
+ */
+export type TaskRun = ExecutorRun;
 
-/** How a task ended. */
-export type TaskOutcome = 'completed' | 'failed' | 'cancelled';
+/** A named task of the registry: gets the task's signal, the command's `params`, and its run's key and attempt. */
+export type TaskGroupTask = (signal: AbortSignal, params: unknown, run: TaskRun) => unknown;
+
+/**
+ * How a task ended. `interrupted`: a durable group's task was running when its process
+ * ended, and was not run again (it is not marked `idempotent()`); it may have done part of
+ * its work.
+ */
+export type TaskOutcome = 'completed' | 'failed' | 'cancelled' | 'interrupted';
 
 /** A failure as it travels in `stopped`/`finished`: which task, and its error. */
 export interface TaskFailure {

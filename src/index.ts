@@ -149,6 +149,7 @@ export {
   type TaskGroupReply,
   type TaskGroupTask,
   type TaskOutcome,
+  type TaskRun,
 } from '../machines/taskGroup.machine.ts';
 export { taskGroupLogic, type TaskGroupLogic } from './tasks/taskGroupLogic.ts';
 export { supervise, type SupervisedLogic, type SupervisedSnapshot, type SupervisedView, type SuperviseOptions } from './tasks/supervise.ts';

@@ -5,6 +5,7 @@
  */
 import type { Actor } from 'xstate';
 import { taskMachine } from '../../machines/task.machine.ts';
+import type { TaskRun } from '../../machines/taskGroup.machine.ts';
 import { errorData, type ErrorData } from '../../machines/protocol.ts';
 import type { Clock } from '../clock.ts';
 import { CancelledError, InvalidStateError } from '../errors.ts';
@@ -54,8 +55,8 @@ export interface Task<T> {
  */
 export type TaskDoneHook = (task: TaskRecord<unknown>) => void;
 
-/** The body of a task: the group's named tasks get the command's `params` too. @internal */
-export type TaskBody<T> = (signal: AbortSignal, params: unknown) => T | Promise<T>;
+/** The body of a task: the group's named tasks get the command's `params` too, and every body its run's key and attempt. @internal */
+export type TaskBody<T> = (signal: AbortSignal, params: unknown, run: TaskRun) => T | Promise<T>;
 
 /** How a task's body ended, held for its group's decision. @internal */
 export interface TaskExit {
@@ -79,6 +80,13 @@ export interface TaskSetup {
   readonly cancel?: (task: TaskRecord<unknown>, reason: string | undefined) => boolean;
   /** Starts the task's actor as a child of its owner's actor. */
   readonly spawn?: (task: TaskRecord<unknown>, key: string) => void;
+  /** What a body's idempotency key starts with: its group's lineage (`<lineage>:<seq>`). */
+  readonly lineage?: string;
+  /**
+   * Under `durable()`: the save barrier the body waits for before it starts (each time), so
+   * the store holds the task as started before it can act. Looked up as the body starts.
+   */
+  readonly barrier?: () => (() => Promise<void>) | undefined;
   /**
    * The supervisor: told of an exit that may lead to a restart (by the task's restart type,
    * or because a restart of its siblings holds it). The task then stays undone until the
@@ -96,6 +104,10 @@ export interface TaskOrigin {
   readonly params: unknown;
   /** Who gets its `taskDone`. */
   readonly replyTo: unknown;
+  /** Its number in its group, for its idempotency key (`<lineage>:<seq>`); absent for a service's own tasks. */
+  readonly seq?: number;
+  /** The attempt of its first run here: 1, or one more than the run a crash cut short (a durable group's re-run). */
+  readonly attempt?: number;
 }
 
 const taskContext = (name: string): { name: string } => ({ name });
@@ -145,6 +157,8 @@ interface RareState {
   /** What the task fails with, whatever its body does, once its group decided so. */
   failWith?: unknown;
   restarts?: number[] | undefined;
+  /** How many times the supervisor started it again (its attempt counts them). */
+  reruns?: number;
 }
 
 /**
@@ -179,6 +193,17 @@ export class TaskRecord<T> implements Task<T> {
   }
   set restarts(times: number[] | undefined) {
     (this.#rare ??= {}).restarts = times;
+  }
+
+  /** The attempt of its current (or last) run: its first run's attempt, plus one per restart. @internal */
+  get attempt(): number {
+    return (this.origin?.attempt ?? 1) + (this.#rare?.reruns ?? 0);
+  }
+
+  /** The key every run of this task gets (`<lineage>:<seq>`), or undefined outside a group. @internal */
+  get idempotencyKey(): string | undefined {
+    const seq = this.origin?.seq;
+    return seq === undefined ? undefined : `${this.#setup.lineage ?? 'task'}:${seq}`;
   }
 
   constructor(fn: TaskBody<T>, name: string, setup: TaskSetup, origin: TaskOrigin | null = null) {
@@ -307,6 +332,32 @@ export class TaskRecord<T> implements Task<T> {
   #start(): void {
     if (this.done || this.#abortReason !== undefined || (this.#flags & Flag.Held) !== 0) return;
     if (this.#rare !== undefined) this.#rare.restartTimer = undefined;
+    // Under durable(): the body starts once the store holds the task (a failed save fails the task unstarted).
+    const barrier = this.#setup.barrier?.();
+    if (barrier !== undefined) {
+      let saved: Promise<void>;
+      try {
+        saved = barrier();
+      } catch (error) {
+        saved = Promise.reject(error);
+      }
+      saved.then(
+        () => this.#run(),
+        (error: unknown) => {
+          if (this.done || this.#abortReason !== undefined || (this.#flags & Flag.Held) !== 0) return;
+          this.#startedAt = this.#setup.clock.now();
+          this.#lazy.send({ type: 'statesmith.task.start' });
+          this.#ended(Outcome.Failed, undefined, error);
+        },
+      );
+      return;
+    }
+    this.#run();
+  }
+
+  #run(): void {
+    // A cancel (or a hold) that came while the store was saving: the body never starts.
+    if (this.done || this.#abortReason !== undefined || (this.#flags & Flag.Held) !== 0) return;
     this.#startedAt = this.#setup.clock.now();
     this.#lazy.send({ type: 'statesmith.task.start' });
     this.#setup.onStart?.(this as TaskRecord<unknown>);
@@ -315,7 +366,9 @@ export class TaskRecord<T> implements Task<T> {
       // A body that takes no parameter cannot see a signal: none is made for it (an AbortSignal costs a fifth of a trivial task).
       const signal = takesSignal(this.#fn) ? this.signal : (undefined as unknown as AbortSignal);
       const params = this.origin?.params;
-      pending = Promise.resolve(runDetached(() => runAsOwner(this, () => this.#fn(signal, params))));
+      const key = this.idempotencyKey;
+      const run = key === undefined ? (undefined as unknown as TaskRun) : { idempotencyKey: key, attempt: this.attempt };
+      pending = Promise.resolve(runDetached(() => runAsOwner(this, () => this.#fn(signal, params, run))));
     } catch (error) {
       pending = Promise.reject(error);
     }
@@ -370,6 +423,11 @@ export class TaskRecord<T> implements Task<T> {
     this.#finish(outcome, value, reported);
   }
 
+  /** Whether a failure is logged as it happens (its `logException`). @internal */
+  get logsException(): boolean {
+    return this.#setup.logException;
+  }
+
   /** The restart policy the task was created with, if any. @internal */
   get restartPolicy(): ResolvedRestartPolicy | undefined {
     return this.#setup.restart;
@@ -419,6 +477,8 @@ export class TaskRecord<T> implements Task<T> {
   restartAfter(delayMs: number, attempt: number): void {
     if (this.done) return;
     this.markRestarting(attempt, delayMs);
+    const rare = (this.#rare ??= {});
+    rare.reruns = (rare.reruns ?? 0) + 1;
     this.#flags &= ~(Flag.Held | Flag.CancelledOnPurpose);
     this.#abortReason = undefined;
     this.#controller = undefined;
@@ -481,6 +541,24 @@ export class TaskRecord<T> implements Task<T> {
     if (this.done) return;
     this.#lazy.send({ type: 'statesmith.task.cancel' });
     this.#outcome = Outcome.Cancelled;
+    this.#error = error;
+    this.notifyDone();
+  }
+
+  /**
+   * A task a durable group's restore brings back already ended (finished before the crash
+   * and not yet acknowledged, or cut short by it): it never runs, and its end is not
+   * reported again. @internal
+   */
+  restoreEnded(outcome: 'completed' | 'failed' | 'cancelled', value: T | undefined, error: unknown): void {
+    if (this.done) return;
+    // Its actor goes from scheduled to the end it had: completed (through running), failed or cancelled.
+    if (outcome === 'completed') {
+      this.#lazy.send({ type: 'statesmith.task.start' });
+      this.#lazy.send({ type: 'statesmith.task.complete' });
+    } else this.#lazy.send({ type: outcome === 'failed' ? 'statesmith.task.fail' : 'statesmith.task.cancel' });
+    this.#outcome = outcome === 'completed' ? Outcome.Completed : outcome === 'failed' ? Outcome.Failed : Outcome.Cancelled;
+    this.#value = value;
     this.#error = error;
     this.notifyDone();
   }

@@ -168,7 +168,7 @@ export class TaskGroup implements AsyncDisposable {
     const restart = opts.restart === undefined ? undefined : resolveRestartPolicy(opts.restart);
     // The facade makes the task, so it can return it at once; the group takes it on as it
     // handles the command (at once, or after the command it is busy with).
-    const origin = { shortName: opts.name || uniqueHexId(), taskName: null, params: undefined, replyTo: null };
+    const origin = { shortName: opts.name || uniqueHexId(), taskName: null, params: undefined, replyTo: null, seq: this.#table.nextSeq++ };
     const task = this.#table.makeRecord(fn as TaskBody<unknown>, origin, opts.logException ?? true, restart);
     const rejections: Rejected[] = [];
     this.#rejections = rejections;

@@ -136,6 +136,16 @@ export class Supervisor {
     this.#budgetEvent = budgetEvent;
   }
 
+  /** The clock times of the restarts counted towards the group's intensity (what `durable()` saves). */
+  restartTimes(): readonly number[] {
+    return this.#restarts;
+  }
+
+  /** A restore's restarts, as clock times of this incarnation: the budget goes on where it was. */
+  restoreRestartTimes(times: readonly number[]): void {
+    this.#restarts = [...times];
+  }
+
   /** A task's exit that may lead to a restart; handled at the group's next `settled`. */
   noteExit(task: TaskRecord<unknown>, exit: TaskExit): void {
     this.#exits.push({ task, exit });

@@ -33,6 +33,8 @@ import { resolveRestartPolicy, type ResolvedRestartPolicy } from './restartPolic
 import { Supervisor, supervisionOf, type Supervision } from './supervision.ts';
 import { TaskRecord, type TaskBody, type TaskExit, type TaskOrigin, type TaskSetup } from './Task.ts';
 import { describeAs } from '../inspect/safeJson.ts';
+import { kPersistence, saveBarrierOf } from '../runtime/persistence.ts';
+import { isInterruption, kAttempt, kRestarts, kSeq, taskGroupPersistence } from './taskGroupPersistence.ts';
 
 export { kErrors };
 
@@ -67,6 +69,10 @@ export class TaskTable implements TaskTableLike {
   readonly random: () => number;
   /** Decides what an exit leads to: a restart (of the task alone or with siblings), or its end. */
   readonly supervisor: Supervisor;
+  /** What every idempotency key of this group starts with: random, made once per fresh group, kept across incarnations under `durable()`. */
+  lineage: string = globalThis.crypto.randomUUID();
+  /** The number the next task gets (its key is `<lineage>:<seq>`). */
+  nextSeq = 1;
   readonly #self: AnyActorRef;
   #ended: TaskRecord<unknown>[] = [];
   /** Where the unreported ends start in `#ended`. */
@@ -111,6 +117,8 @@ export class TaskTable implements TaskTableLike {
       cancel: this.#cancel,
       spawn: this.#spawn,
       onExit: this.#onExit,
+      lineage: this.lineage,
+      barrier: this.#barrier,
     };
   }
 
@@ -163,6 +171,9 @@ export class TaskTable implements TaskTableLike {
     this.#head = 0;
     for (const task of ended) task.notifyDone();
   };
+
+  /** Under durable(): the durable actor's save barrier (the group's logic runs in its scope), looked up as a body starts. */
+  readonly #barrier = (): (() => Promise<void>) | undefined => saveBarrierOf(this.#self);
 
   /** `task.cancel()` goes through the group, as a command. */
   readonly #cancel = (task: TaskRecord<unknown>, reason: string | undefined): boolean => {
@@ -281,7 +292,7 @@ function isAggregate(error: unknown): error is AggregateError {
 /** The `taskDone` of a task that ended. */
 function taskDone(task: TaskRecord<unknown>, origin: TaskOrigin): TaskGroupReply {
   if (task.cancelled || task.failed) {
-    const outcome: TaskOutcome = task.cancelled ? 'cancelled' : 'failed';
+    const outcome: TaskOutcome = task.cancelled ? 'cancelled' : isInterruption(task.failure) ? 'interrupted' : 'failed';
     return { type: 'statesmith.taskGroup.taskDone', name: origin.shortName, task: origin.taskName, outcome, error: errorData(task.failure) };
   }
   const result = task.result();
@@ -325,13 +336,20 @@ const providedTaskGroup = guardedLogic(
         if (record === undefined) {
           const restart = command.restart === undefined ? undefined : resolveRestartPolicy(command.restart);
           const fn = (command.fn ?? context.tasks[command.task as string]) as TaskBody<unknown>;
+          // A durable group's restore re-runs a task under the number (so the key) and the next attempt it had.
+          const restored = command as { readonly [kSeq]?: number; readonly [kAttempt]?: number };
+          const seq = restored[kSeq] ?? table.nextSeq++;
           const origin: TaskOrigin = {
             shortName: command.name || uniqueHexId(),
             taskName: command.task ?? null,
             params: command.params,
             replyTo: command.replyTo ?? null,
+            seq,
+            attempt: restored[kAttempt] ?? 1,
           };
           record = table.makeRecord(fn, origin, command.logException ?? true, restart);
+          const restarts = (command as { readonly [kRestarts]?: number[] })[kRestarts];
+          if (restarts !== undefined && restarts.length > 0) record.restarts = restarts;
         }
         table.running.set((record.origin as TaskOrigin).shortName, record);
         // While an inspector captures, every task is a real child from the start, so it shows
@@ -501,3 +519,6 @@ export interface TaskGroupLogic extends ProvidedTaskGroup {}
  * ```
  */
 export const taskGroupLogic: TaskGroupLogic = providedTaskGroup;
+
+// How durable() saves and restores a group: its tasks by registry name, never its functions.
+Object.defineProperty(taskGroupLogic, kPersistence, { value: taskGroupPersistence(taskGroupLogic as never) });
