@@ -180,7 +180,7 @@ export class TaskRecord<T> implements Task<T> {
   #outcome = Outcome.Pending;
   #value: T | undefined;
   #error: unknown;
-  /** When the current run started (the group's clock), for `resetAfterMs`. */
+  /** When the current run started (the group's clock), for `resetAfterMs`; kept only for a task with a restart policy. */
   #startedAt = 0;
   /** The `Flag` bits: four booleans in one field (a pending task is mostly bookkeeping; 50,000 of them add up). */
   #flags = 0;
@@ -345,7 +345,7 @@ export class TaskRecord<T> implements Task<T> {
         () => this.#run(),
         (error: unknown) => {
           if (this.done || this.#abortReason !== undefined || (this.#flags & Flag.Held) !== 0) return;
-          this.#startedAt = this.#setup.clock.now();
+          this.#markStarted();
           this.#lazy.send({ type: 'statesmith.task.start' });
           this.#ended(Outcome.Failed, undefined, error);
         },
@@ -358,7 +358,7 @@ export class TaskRecord<T> implements Task<T> {
   #run(): void {
     // A cancel (or a hold) that came while the store was saving: the body never starts.
     if (this.done || this.#abortReason !== undefined || (this.#flags & Flag.Held) !== 0) return;
-    this.#startedAt = this.#setup.clock.now();
+    this.#markStarted();
     this.#lazy.send({ type: 'statesmith.task.start' });
     this.#setup.onStart?.(this as TaskRecord<unknown>);
     let pending: Promise<T>;
@@ -378,6 +378,15 @@ export class TaskRecord<T> implements Task<T> {
       (value) => this.#ended(Outcome.Completed, value, undefined),
       (error: unknown) => this.#ended(this.#isCancellation(error) ? Outcome.Cancelled : Outcome.Failed, undefined, error),
     );
+  }
+
+  /**
+   * Notes when this run started: only a task with a restart policy reads it (its
+   * `resetAfterMs`). A clock time is a double, and a double in a field is a heap number of
+   * its own: 16 B a pending task that most tasks never need.
+   */
+  #markStarted(): void {
+    if (this.#setup.restart !== undefined) this.#startedAt = this.#setup.clock.now();
   }
 
   #isCancellation(error: unknown): boolean {
