@@ -33,7 +33,7 @@ import {
 } from './protocol.ts';
 import { kErrors, taskGroupMachine } from './taskGroup.machine.ts';
 import { taskMachine } from './task.machine.ts';
-import type { TaskFailure, TaskOutcome } from './taskGroup.machine.ts';
+import type { TaskFailure, TaskGroupTask, TaskOutcome } from './taskGroup.machine.ts';
 
 /** What a service's `main` gets besides its signal: a way to start subtasks in the service's group. */
 export interface ServiceTools {
@@ -82,7 +82,7 @@ export interface ServiceInput {
   /** The service's work: it should run until `signal` aborts. */
   readonly main: ServiceMain;
   /** Named tasks that the group's `createTask` commands may name. */
-  readonly tasks?: Readonly<Record<string, (signal: AbortSignal, params: unknown) => unknown>>;
+  readonly tasks?: Readonly<Record<string, TaskGroupTask>>;
   /** The clock for the group (restart back-offs, timeouts); default the system clock. */
   readonly clock?: unknown;
   /** The group's supervision strategy (see `TaskGroupInput`); default `'one_for_one'`. */
@@ -350,6 +350,8 @@ export const serviceMachine = setup({
         completed: {},
         failed: {},
         cancelled: {},
+        /** A durable service's `main` was running when its process ended, and was not run again. */
+        interrupted: {},
       },
       on: { 'statesmith.service.start': { target: 'scheduled', actions: ['countStart', 'createMain', 'replyStarted'] } },
     },

@@ -110,6 +110,19 @@ export function saveBarrierOf(ref: unknown): (() => Promise<void>) | undefined {
   return ref !== null && typeof ref === 'object' ? barriers.get(ref) : undefined;
 }
 
+/**
+ * The save barrier of the nearest durable actor at or above `ref` (its parents, up to the
+ * root): a task group's tasks wait for it whether the group is the durable actor's own logic
+ * or a durable service's child.
+ */
+export function saveBarrierAbove(ref: unknown): (() => Promise<void>) | undefined {
+  for (let at = ref as { _parent?: unknown } | undefined; at !== undefined && at !== null; at = at._parent as typeof at) {
+    const barrier = barriers.get(at);
+    if (barrier !== undefined) return barrier;
+  }
+  return undefined;
+}
+
 /** The owner token of each durable actor (see {@link ownerTokenOf}). */
 const owners = new WeakMap<object, string>();
 

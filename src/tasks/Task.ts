@@ -345,8 +345,10 @@ export class TaskRecord<T> implements Task<T> {
         () => this.#run(),
         (error: unknown) => {
           if (this.done || this.#abortReason !== undefined || (this.#flags & Flag.Held) !== 0) return;
+          // It ends as a run that failed at once (its owner hears it start, then fail): the body never ran.
           this.#markStarted();
           this.#lazy.send({ type: 'statesmith.task.start' });
+          this.#setup.onStart?.(this as TaskRecord<unknown>);
           this.#ended(Outcome.Failed, undefined, error);
         },
       );

@@ -15,6 +15,8 @@ import { TaskRecord } from './Task.ts';
 import { TaskGroup } from './TaskGroup.ts';
 import { kErrors, taskGroupLogic, uniqueHexId } from './taskGroupLogic.ts';
 import { SUPERVISION_KEYS } from './supervision.ts';
+import { kPersistence, persistenceOf, saveBarrierAbove, type PersistenceAdapter } from '../runtime/persistence.ts';
+import { servicePersistence } from './servicePersistence.ts';
 
 const mainOf = (context: ServiceContext): TaskRecord<void> | null => context.main as TaskRecord<void> | null;
 
@@ -65,6 +67,8 @@ const providedService = guardedLogic(
             task.notifyDone();
           },
           spawn: (_task, at) => send({ type: 'statesmith.service.materialise', [kFromMain]: true, main: record, at }),
+          // Under durable(): main starts once the store holds the service started.
+          barrier: () => saveBarrierAbove(self),
         });
         enqueue.assign({ main: record });
       }),
@@ -120,3 +124,8 @@ export interface ServiceLogic extends ProvidedService {}
  * ```
  */
 export const serviceLogic: ServiceLogic = providedService;
+
+// How durable() saves and restores a service: its state and its group child by name, never main itself.
+Object.defineProperty(serviceLogic, kPersistence, {
+  value: servicePersistence(serviceLogic as never, persistenceOf(taskGroupLogic) as PersistenceAdapter),
+});

@@ -33,7 +33,7 @@ import { resolveRestartPolicy, type ResolvedRestartPolicy } from './restartPolic
 import { Supervisor, supervisionOf, type Supervision } from './supervision.ts';
 import { TaskRecord, type TaskBody, type TaskExit, type TaskOrigin, type TaskSetup } from './Task.ts';
 import { describeAs } from '../inspect/safeJson.ts';
-import { kPersistence, saveBarrierOf } from '../runtime/persistence.ts';
+import { kPersistence, saveBarrierAbove } from '../runtime/persistence.ts';
 import { isInterruption, kAttempt, kRestarts, kSeq, taskGroupPersistence } from './taskGroupPersistence.ts';
 
 export { kErrors };
@@ -172,8 +172,11 @@ export class TaskTable implements TaskTableLike {
     for (const task of ended) task.notifyDone();
   };
 
-  /** Under durable(): the durable actor's save barrier (the group's logic runs in its scope), looked up as a body starts. */
-  readonly #barrier = (): (() => Promise<void>) | undefined => saveBarrierOf(this.#self);
+  /**
+   * Under durable(): the save barrier of the durable actor the group runs in (its own logic's, or
+   * a durable service's above it), looked up as a body starts.
+   */
+  readonly #barrier = (): (() => Promise<void>) | undefined => saveBarrierAbove(this.#self);
 
   /** `task.cancel()` goes through the group, as a command. */
   readonly #cancel = (task: TaskRecord<unknown>, reason: string | undefined): boolean => {

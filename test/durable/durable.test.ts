@@ -417,10 +417,11 @@ describe('durable(logic)', function () {
     expect(error.message).to.include('snapshot.inner.context.since is a Date');
     expect(await store.load(id), 'nothing saved').to.equal(null);
 
-    // A statesmith actor with no persistence of its own yet (a service keeps its main, a function, in its context): refused the same way, not saved half.
-    const service = createActor(durable(serviceLogic, { store, id: `${id}-service`, version: 1 }), {
-      input: { name: 'durable-service', uniqueId: `${id}-service`, main: async () => undefined },
+    // A statesmith actor inside a durable machine's tree (its child's context keeps functions): refused the same way, not saved half.
+    const holder = setup({ actors: { service: serviceLogic } }).createMachine({
+      invoke: { id: 'service', src: 'service', input: { name: 'durable-service', uniqueId: `${id}-service`, main: async () => undefined } },
     });
+    const service = createActor(durable(holder, { store, id: `${id}-service`, version: 1 }));
     service.subscribe({ error: () => undefined });
     service.start();
     await waitUntil(() => service.getSnapshot().status === 'error', 5_000);

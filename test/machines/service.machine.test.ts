@@ -18,6 +18,8 @@ const machine = serviceMachine.provide({
 
 describeModel('serviceMachine', machine, {
   input: { name: 'Model', uniqueId: 'model', main: async () => undefined },
+  // A durable service whose main a crash cut short (test/durable/service.test.ts).
+  restoredOnly: ['statesmith.service.done.interrupted'],
   events: (s) =>
     [
       { type: 'statesmith.service.start' },
