@@ -39,8 +39,12 @@ import {
 
 /** Node's longest timer (2^31 - 1 ms); see `src/clock.ts`. */
 
-/** How a call ended: the process exited, it could not be spawned (or its pipes failed), or it was stopped. */
-export type SubprocessOutcome = 'completed' | 'failed' | 'cancelled';
+/**
+ * How a call ended: the process exited, it could not be spawned (or its pipes failed), or it was
+ * stopped. `interrupted`: a durable runner's call was running when its process ended; it is never
+ * run again.
+ */
+export type SubprocessOutcome = 'completed' | 'failed' | 'cancelled' | 'interrupted';
 
 /** Why a process was stopped: a `cancel`, the call's own abort, or its time limit. */
 export type SubprocessStopReason = 'cancel' | 'abort' | 'timeout';
