@@ -36,7 +36,12 @@ export const kRestarts: unique symbol = Symbol('statesmith.taskGroup.restarts');
 
 /** True for the failure of a task a crash cut short (its outcome is `interrupted`). */
 export function isInterruption(error: unknown): boolean {
-  return error instanceof DurableError && error.code === 'ERR_INTERRUPTED';
+  try {
+    return error instanceof DurableError && error.code === 'ERR_INTERRUPTED';
+  } catch {
+    // A revoked proxy, or one whose traps throw (a task may fail with anything): not ours.
+    return false;
+  }
 }
 
 /** What the adapter needs of the group's table (the class lives with the logic). */
