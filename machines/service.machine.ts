@@ -18,7 +18,7 @@
  * Every command is answered: with its reply, or with `statesmith.rejected` when the state
  * does not accept it or it is malformed. A rejection changes nothing.
  */
-import { assign, enqueueActions, setup, type AnyActorRef } from 'xstate';
+import { assign, enqueueActions, fromCallback, setup, type AnyActorRef, type EventObject } from 'xstate';
 import {
   answer,
   forgedRejection,
@@ -181,6 +181,8 @@ export const serviceMachine = setup({
     taskGroup: taskGroupMachine,
     /** `main`'s task actor, spawned when someone reads it (the runtime starts it in the state it has reached). */
     main: taskMachine,
+    /** Lives as long as the service's actor (`statesmith.lifetime`): its cleanup cancels a `main` still running (provided by the runtime). */
+    lifetime: fromCallback<EventObject, unknown>(() => undefined),
   },
   actions: {
     rejectForged: enqueueActions(({ enqueue, event, self }) =>

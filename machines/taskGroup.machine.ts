@@ -29,7 +29,7 @@
  * malformed. A rejection changes nothing. `createTask` has no immediate reply: its
  * answer is the task's `taskDone` (the hot path of a group of 100,000 tasks).
  */
-import { assign, enqueueActions, setup, type AnyActorRef } from 'xstate';
+import { assign, enqueueActions, fromCallback, setup, type AnyActorRef, type EventObject } from 'xstate';
 import { answer, forgedRejection, rejectUnknownCommand, rejectAnyOther, replyToOf, type ErrorData, type Rejected, kInternal } from './protocol.ts';
 import { taskMachine } from './task.machine.ts';
 import type { ExecutorRun } from './executor.machine.ts';
@@ -213,6 +213,8 @@ export const taskGroupMachine = setup({
   actors: {
     /** A task's actor, spawned when someone reads it (the runtime starts it in the state it has reached). */
     task: taskMachine,
+    /** Lives as long as the group's actor (`statesmith.lifetime`): its cleanup cancels the tasks left (provided by the runtime). */
+    lifetime: fromCallback<EventObject, unknown>(() => undefined),
   },
   actions: {
     /** Answers a malformed command with `statesmith.rejected`. */

@@ -5,7 +5,7 @@
  * @module
  */
 import { guardedLogic } from '../runtime/guardedLogic.ts';
-import { assign, enqueueActions } from 'xstate';
+import { assign, enqueueActions, fromCallback, type EventObject } from 'xstate';
 import { errorData } from '../../machines/protocol.ts';
 import { kFromMain, serviceMachine, type ServiceContext, type ServiceInternalEvent, type ServiceTools } from '../../machines/service.machine.ts';
 import { taskMachine } from '../../machines/task.machine.ts';
@@ -13,21 +13,32 @@ import { startingAt } from '../runtime/LazyActor.ts';
 import { optionalClock } from '../runtime/validate.ts';
 import { TaskRecord } from './Task.ts';
 import { TaskGroup } from './TaskGroup.ts';
-import { kErrors, taskGroupLogic, uniqueHexId } from './taskGroupLogic.ts';
+import { kErrors, LIFETIME, taskGroupLogic, uniqueHexId } from './taskGroupLogic.ts';
 import { SUPERVISION_KEYS } from './supervision.ts';
 import { kPersistence, persistenceOf, saveBarrierAbove, type PersistenceAdapter } from '../runtime/persistence.ts';
 import { servicePersistence } from './servicePersistence.ts';
 
 const mainOf = (context: ServiceContext): TaskRecord<void> | null => context.main as TaskRecord<void> | null;
 
+/** The current `main` of each service actor (or of the durable actor a service runs in), for its lifetime child. */
+const mains = new WeakMap<object, TaskRecord<void>>();
+
+/** Lives as long as the service's actor: its cleanup (the actor stopped, or failed) cancels a `main` still running. */
+const lifetime = fromCallback<EventObject, unknown>(
+  ({ input }) =>
+    () =>
+      void mains.get(input as object)?.abort('its service actor was stopped'),
+);
+
 const providedService = guardedLogic(
   serviceMachine.provide({
     actors: {
       taskGroup: taskGroupLogic,
       main: startingAt(taskMachine),
+      lifetime,
     },
     actions: {
-      spawnGroup: assign(({ context, spawn }) => {
+      spawnGroup: assign(({ context, spawn, self }) => {
         const uniqueId = context.uniqueId || uniqueHexId();
         const clock = optionalClock('input.clock', context.options.clock);
         const supervision: Record<string, unknown> = {};
@@ -36,6 +47,8 @@ const providedService = guardedLogic(
           id: 'taskGroup',
           input: { uniqueId, clock, ...supervision, ...(context.options.tasks === undefined ? {} : { tasks: context.options.tasks }) } as never,
         });
+        // main does not outlive the service's actor: stopped (or failed), the actor stops this child, whose cleanup cancels it.
+        spawn('lifetime', { id: LIFETIME, input: self });
         return { uniqueId, name: `${context.options.name ?? 'Service'}:${uniqueId}`, options: { ...context.options, clock } };
       }),
       createMain: enqueueActions(({ enqueue, context, self }) => {
@@ -70,6 +83,7 @@ const providedService = guardedLogic(
           // Under durable(): main starts once the store holds the service started.
           barrier: () => saveBarrierAbove(self),
         });
+        mains.set(self, record);
         enqueue.assign({ main: record });
       }),
       failMain: ({ context, event }) => {

@@ -7,7 +7,7 @@
  * @module
  */
 import { guardedLogic } from '../runtime/guardedLogic.ts';
-import { assign, enqueueActions, type AnyActorRef } from 'xstate';
+import { assign, enqueueActions, fromCallback, type AnyActorRef, type EventObject } from 'xstate';
 import { answer, errorData, rejection, replyToOf, shown, withInProcess } from '../../machines/protocol.ts';
 import { taskMachine } from '../../machines/task.machine.ts';
 import {
@@ -193,6 +193,11 @@ export class TaskTable implements TaskTableLike {
     return undefined;
   };
 
+  /** The group's actor ended: every task still running, or waiting for a restart, is cancelled with `reason`. */
+  cancelAll(reason: string): void {
+    for (const task of [...this.running.values()]) task.abort(reason);
+  }
+
   /** A free child id for a task named `name`. */
   childIdFor(name: string, children: Readonly<Record<string, unknown>>): string {
     if (children[name] === undefined) return name;
@@ -202,6 +207,16 @@ export class TaskTable implements TaskTableLike {
 
 // Kept by reference in a snapshot and shown by name: its insides change.
 describeAs(TaskTable, (table) => `[TaskTable ${table.prefix}]`);
+
+/** The id of the child whose cleanup cancels the group's tasks when the group's actor stops. @internal */
+export const LIFETIME = 'statesmith.lifetime';
+
+/** Lives as long as the group's actor: its cleanup (the actor stopped, or failed) cancels every task left. */
+const lifetime = fromCallback<EventObject, unknown>(
+  ({ input }) =>
+    () =>
+      (input as TaskTable).cancelAll('its task group actor was stopped'),
+);
 
 type CreateTask = Extract<TaskGroupCommand, { type: 'statesmith.taskGroup.createTask' }>;
 
@@ -308,6 +323,7 @@ const providedTaskGroup = guardedLogic(
   taskGroupMachine.provide({
     actors: {
       task: startingAt(taskMachine),
+      lifetime,
     },
     guards: {
       malformed: ({ context, event }) => malformed(context, event) !== undefined,
@@ -320,13 +336,17 @@ const providedTaskGroup = guardedLogic(
         (event as { [kRecord]?: TaskRecord<unknown> })[kRecord]?.refuse(new RejectedError(refused));
         answer<TaskGroupReply>(enqueue as never, self, replyToOf(event), refused);
       }),
-      openTable: assign(({ context, self }) => {
+      openTable: enqueueActions(({ enqueue, context, self }) => {
         const uniqueId = context.uniqueId || uniqueHexId();
         const name = `TaskGroup:${uniqueId}`;
         const clock = optionalClock('input.clock', context.options.clock);
         const random = optionalRandom('input.random', context.options.random);
         const supervision = supervisionOf('input', context.options);
-        return { uniqueId, name, table: new TaskTable(self, name, clock, random, supervision) };
+        const table = new TaskTable(self, name, clock, random, supervision);
+        enqueue.assign({ uniqueId, name, table });
+        // Its tasks do not outlive the group's actor: stopped (or failed), the actor stops this
+        // child, whose cleanup cancels every task still running or waiting for a restart.
+        enqueue.spawnChild('lifetime', { id: LIFETIME, input: table });
       }),
       // The hot path (100,000 tasks): a plain action, no reply until `taskDone`; a malformed
       // createTask was answered by `rejectMalformed` before this runs.
