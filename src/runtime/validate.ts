@@ -110,3 +110,21 @@ export function optionalRandom(name: string, value: unknown): () => number {
   if (value === undefined) return Math.random;
   return requireFunction<() => number>(name, value);
 }
+
+/**
+ * Reads every own key of an actor's input once (and of the objects under `nested`), so a
+ * getter that throws is refused here with a typed error (`ERR_INVALID_ARG_TYPE`, the thrown
+ * value as its `cause`) instead of failing the machine's context with the raw error. @internal
+ */
+export function requireReadableInput(input: unknown, nested: readonly string[] = []): void {
+  if (input === undefined || input === null || typeof input !== 'object') return;
+  try {
+    for (const key of Object.keys(input)) {
+      const value = (input as Record<string, unknown>)[key];
+      if (nested.includes(key) && value !== null && typeof value === 'object')
+        for (const inner of Object.keys(value)) void (value as Record<string, unknown>)[inner];
+    }
+  } catch (error) {
+    throw Object.assign(new ArgumentTypeError('input', 'an input object whose values can be read', input), { cause: error });
+  }
+}

@@ -10,7 +10,7 @@ import { errorData } from '../../machines/protocol.ts';
 import { kFromMain, serviceMachine, type ServiceContext, type ServiceInternalEvent, type ServiceTools } from '../../machines/service.machine.ts';
 import { taskMachine } from '../../machines/task.machine.ts';
 import { startingAt } from '../runtime/LazyActor.ts';
-import { optionalClock } from '../runtime/validate.ts';
+import { optionalClock, requireReadableInput } from '../runtime/validate.ts';
 import { TaskRecord } from './Task.ts';
 import { TaskGroup } from './TaskGroup.ts';
 import { kErrors, LIFETIME, taskGroupLogic, uniqueHexId } from './taskGroupLogic.ts';
@@ -103,6 +103,7 @@ const providedService = guardedLogic(
     },
   }),
   'service',
+  { checkInput: (input) => requireReadableInput(input, ['tasks']) },
 );
 
 /** The machine type XState infers for serviceLogic (long: every action and child spelled out). */

@@ -28,7 +28,7 @@ import { RejectedError } from '../errors.ts';
 import { isCancelledError } from '../runtime/cancellation.ts';
 import { inspection } from '../inspect/capture.ts';
 import { startingAt } from '../runtime/LazyActor.ts';
-import { optionalClock, optionalRandom } from '../runtime/validate.ts';
+import { optionalClock, optionalRandom, requireReadableInput } from '../runtime/validate.ts';
 import { resolveRestartPolicy, type ResolvedRestartPolicy } from './restartPolicy.ts';
 import { Supervisor, supervisionOf, type Supervision } from './supervision.ts';
 import { TaskRecord, type TaskBody, type TaskExit, type TaskOrigin, type TaskSetup } from './Task.ts';
@@ -509,6 +509,7 @@ const providedTaskGroup = guardedLogic(
     },
   }),
   'taskGroup',
+  { checkInput: (input) => requireReadableInput(input, ['tasks']) },
 );
 
 /** The machine type XState infers for taskGroupLogic (long: every action and child spelled out). */

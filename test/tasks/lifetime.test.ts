@@ -75,3 +75,24 @@ describe('a stopped actor cancels its work', () => {
     actor.stop();
   });
 });
+
+describe('task group and service inputs whose getters throw', () => {
+  it('are refused with a typed error (the actor starts in error with it), not the raw one', () => {
+    const throwing = (): never => {
+      throw new Error('getter boom');
+    };
+    const main = async (): Promise<void> => undefined;
+    for (const [logic, input] of [
+      [taskGroupLogic, Object.defineProperty({}, 'tasks', { get: throwing, enumerable: true })],
+      [taskGroupLogic, { tasks: Object.defineProperty({}, 'scrub', { get: throwing, enumerable: true }) }],
+      [serviceLogic, Object.defineProperty({ main }, 'uniqueId', { get: throwing, enumerable: true })],
+      [serviceLogic, { main, tasks: Object.defineProperty({}, 'scrub', { get: throwing, enumerable: true }) }],
+    ] as const) {
+      const actor = createActor(logic as typeof taskGroupLogic, { input: input as never });
+      const snapshot = actor.getSnapshot() as { status: string; error?: { code?: string; cause?: { message?: string } } };
+      expect(snapshot.status).to.equal('error');
+      expect(snapshot.error?.code).to.equal('ERR_INVALID_ARG_TYPE');
+      expect(snapshot.error?.cause?.message).to.equal('getter boom');
+    }
+  });
+});
