@@ -366,9 +366,11 @@ export class TaskRecord<T> implements Task<T> {
     let pending: Promise<T>;
     try {
       // A body that takes no parameter cannot see a signal: none is made for it (an AbortSignal costs a fifth of a trivial task).
-      const signal = takesSignal(this.#fn) ? this.signal : (undefined as unknown as AbortSignal);
+      const takes = takesSignal(this.#fn);
+      const signal = takes ? this.signal : (undefined as unknown as AbortSignal);
       const params = this.origin?.params;
-      const key = this.idempotencyKey;
+      // Its run's key and attempt, made only for a body that can read them.
+      const key = takes ? this.idempotencyKey : undefined;
       const run = key === undefined ? (undefined as unknown as TaskRun) : { idempotencyKey: key, attempt: this.attempt };
       pending = Promise.resolve(runDetached(() => runAsOwner(this, () => this.#fn(signal, params, run))));
     } catch (error) {
