@@ -18,8 +18,7 @@
 import type { AnyActorRef, AnyActorScope, AnyStateMachine, EventObject, Snapshot } from 'xstate';
 import { kAttempt, type ExecutorContext, type ExecutorOutcome, type ExecutorReply, type WakeParams } from '../../machines/executor.machine.ts';
 import type { ErrorData } from '../../machines/protocol.ts';
-import { DurableError } from '../errors.ts';
-import { isIdempotent, isPlainJson, type InterruptedPolicy, type PersistenceAdapter, type Revived } from '../runtime/persistence.ts';
+import { isIdempotent, isPlainJson, type InterruptedPolicy, type PersistenceAdapter, type Revived, notSavedBy, tellRevived } from '../runtime/persistence.ts';
 
 /** What is saved of an executor: plain JSON. */
 interface SavedExecutor {
@@ -101,10 +100,7 @@ export function executorPersistence(machine: AnyStateMachine, wake: (context: Ex
     persist,
     revive(saved: unknown, fresh: Snapshot<unknown>, policy: InterruptedPolicy): Revived {
       if (!isSaved(saved)) {
-        throw new DurableError(
-          'ERR_SNAPSHOT_VERSION',
-          `the saved snapshot is not an executor's (${JSON.stringify((saved as { logic?: unknown } | null)?.logic ?? null)} format ${JSON.stringify((saved as { format?: unknown } | null)?.format ?? null)}); was another logic saved under this id and version?`,
-        );
+        throw notSavedBy("an executor's", saved);
       }
       const base = (fresh as MachineSnapshot).context;
       const context: ExecutorContext = {
@@ -200,7 +196,6 @@ export function executorPersistence(machine: AnyStateMachine, wake: (context: Ex
 
 /** A task's `done`, as `finish` tells it: to the parent and the listeners, then the wake-up. */
 function tell(scope: AnyActorScope, reply: ExecutorReply, context: ExecutorContext, wake: (context: ExecutorContext, params: WakeParams) => void): void {
-  scope.emit(reply);
-  (scope.self as { _parent?: AnyActorRef })._parent?.send(reply);
+  tellRevived(scope, reply);
   if (reply.type === 'statesmith.executor.done' && reply.woke) wake(context, { action: reply.action, outcome: reply.outcome });
 }

@@ -9,7 +9,8 @@
  * Internal to statesmith (not exported from the package). A file header says so in words:
  * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
-import type { AnyActorScope, EventObject, Snapshot } from 'xstate';
+import type { AnyActorRef, AnyActorScope, EventObject, Snapshot } from 'xstate';
+import { DurableError } from '../errors.ts';
 
 /** Where logic keeps its adapter (Symbol.for: one key across copies of the package). */
 export const kPersistence: unique symbol = Symbol.for('statesmith.persistence') as never;
@@ -142,4 +143,19 @@ export function ownerTokenOf(ref: unknown): string | undefined {
     if (token !== undefined) return token;
   }
   return undefined;
+}
+
+/** What a revive throws for a saved picture that is not `what`'s (another logic saved under that id and version). */
+export function notSavedBy(what: string, saved: unknown): DurableError {
+  const field = (key: string): string => JSON.stringify((saved as Record<string, unknown> | null)?.[key] ?? null);
+  return new DurableError(
+    'ERR_SNAPSHOT_VERSION',
+    `the saved snapshot is not ${what} (${field('logic')} format ${field('format')}); was another logic saved under this id and version?`,
+  );
+}
+
+/** Tells what a revive found as the logic's own answers go: emitted to the listeners, and sent to the parent. */
+export function tellRevived(scope: AnyActorScope, reply: EventObject): void {
+  scope.emit(reply as never);
+  (scope.self as { _parent?: AnyActorRef })._parent?.send(reply);
 }

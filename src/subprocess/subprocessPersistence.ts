@@ -15,8 +15,7 @@
 import type { AnyActorRef, AnyActorScope, AnyStateMachine, Snapshot } from 'xstate';
 import type { ErrorData } from '../../machines/protocol.ts';
 import type { SubprocessContext, SubprocessOutcome, SubprocessReply, SubprocessStopReason } from '../../machines/subprocess.machine.ts';
-import { DurableError } from '../errors.ts';
-import type { InterruptedPolicy, PersistenceAdapter, Revived } from '../runtime/persistence.ts';
+import { notSavedBy, tellRevived, type InterruptedPolicy, type PersistenceAdapter, type Revived } from '../runtime/persistence.ts';
 
 /** What is saved of a subprocess runner: plain JSON. */
 interface SavedSubprocess {
@@ -66,10 +65,7 @@ export function subprocessPersistence(machine: AnyStateMachine): PersistenceAdap
     persist,
     revive(saved: unknown, fresh: Snapshot<unknown>, _policy: InterruptedPolicy): Revived {
       if (!isSaved(saved)) {
-        throw new DurableError(
-          'ERR_SNAPSHOT_VERSION',
-          `the saved snapshot is not a subprocess runner's (${JSON.stringify((saved as { logic?: unknown } | null)?.logic ?? null)} format ${JSON.stringify((saved as { format?: unknown } | null)?.format ?? null)}); was another logic saved under this id and version?`,
-        );
+        throw notSavedBy("a subprocess runner's", saved);
       }
       const { context, children } = fresh as RunnerSnapshot;
       let restored: SubprocessContext = {
@@ -102,8 +98,7 @@ export function subprocessPersistence(machine: AnyStateMachine): PersistenceAdap
         first: [],
         report: (scope: AnyActorScope) => {
           if (told === undefined) return;
-          scope.emit(told as never);
-          (scope.self as { _parent?: AnyActorRef })._parent?.send(told);
+          tellRevived(scope, told);
         },
       };
     },

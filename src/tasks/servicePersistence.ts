@@ -16,8 +16,15 @@ import type { AnyActorRef, AnyActorScope, AnyStateMachine, EventObject, Snapshot
 import type { ErrorData } from '../../machines/protocol.ts';
 import type { ServiceContext, ServiceReply } from '../../machines/service.machine.ts';
 import type { TaskOutcome } from '../../machines/taskGroup.machine.ts';
-import { DurableError } from '../errors.ts';
-import { isIdempotent, type InterruptedPolicy, type InterruptedWork, type PersistenceAdapter, type Revived } from '../runtime/persistence.ts';
+import {
+  isIdempotent,
+  type InterruptedPolicy,
+  type InterruptedWork,
+  type PersistenceAdapter,
+  type Revived,
+  notSavedBy,
+  tellRevived,
+} from '../runtime/persistence.ts';
 
 type State = 'idle' | 'scheduled' | 'running' | 'cancelling' | 'done';
 
@@ -68,10 +75,7 @@ export function servicePersistence(machine: AnyStateMachine, group: PersistenceA
     },
     revive(saved: unknown, fresh: Snapshot<unknown>, policy: InterruptedPolicy): Revived {
       if (!isSaved(saved)) {
-        throw new DurableError(
-          'ERR_SNAPSHOT_VERSION',
-          `the saved snapshot is not a service's (${JSON.stringify((saved as { logic?: unknown } | null)?.logic ?? null)} format ${JSON.stringify((saved as { format?: unknown } | null)?.format ?? null)}); was another logic saved under this id and version?`,
-        );
+        throw notSavedBy("a service's", saved);
       }
       const { context, children } = fresh as ServiceSnapshot;
       const interrupted: InterruptedWork[] = [];
@@ -113,8 +117,7 @@ export function servicePersistence(machine: AnyStateMachine, group: PersistenceA
         report: (scope: AnyActorScope) => {
           groupReport?.(scope);
           if (told === undefined) return;
-          scope.emit(told as never);
-          (scope.self as { _parent?: AnyActorRef })._parent?.send(told);
+          tellRevived(scope, told);
         },
       };
     },

@@ -23,7 +23,16 @@ import type { AnyActorRef, AnyActorScope, AnyStateMachine, EventObject, Snapshot
 import type { TaskGroupContext, TaskGroupReply, TaskOutcome } from '../../machines/taskGroup.machine.ts';
 import { errorData, type ErrorData } from '../../machines/protocol.ts';
 import { DurableError } from '../errors.ts';
-import { isIdempotent, isPlainJson, type InterruptedPolicy, type InterruptedWork, type PersistenceAdapter, type Revived } from '../runtime/persistence.ts';
+import {
+  isIdempotent,
+  isPlainJson,
+  type InterruptedPolicy,
+  type InterruptedWork,
+  type PersistenceAdapter,
+  type Revived,
+  notSavedBy,
+  tellRevived,
+} from '../runtime/persistence.ts';
 import type { ResolvedRestartPolicy, RestartPolicy } from './restartPolicy.ts';
 import type { TaskBody, TaskOrigin, TaskRecord } from './Task.ts';
 
@@ -215,10 +224,7 @@ export function taskGroupPersistence(machine: AnyStateMachine): PersistenceAdapt
     persist,
     revive(saved: unknown, fresh: Snapshot<unknown>, policy: InterruptedPolicy): Revived {
       if (!isSaved(saved)) {
-        throw new DurableError(
-          'ERR_SNAPSHOT_VERSION',
-          `the saved snapshot is not a task group's (${JSON.stringify((saved as { logic?: unknown } | null)?.logic ?? null)} format ${JSON.stringify((saved as { format?: unknown } | null)?.format ?? null)}); was another logic saved under this id and version?`,
-        );
+        throw notSavedBy("a task group's", saved);
       }
       const { context, children } = fresh as GroupSnapshot;
       const table = context.table as unknown as PersistedTable;
@@ -308,8 +314,7 @@ export function taskGroupPersistence(machine: AnyStateMachine): PersistenceAdapt
         report: (scope: AnyActorScope) => {
           for (const ended of tell) {
             const reply = doneReply(ended);
-            scope.emit(reply as never);
-            (scope.self as { _parent?: AnyActorRef })._parent?.send(reply);
+            tellRevived(scope, reply);
           }
         },
       };
