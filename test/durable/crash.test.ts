@@ -36,6 +36,7 @@ type Message = {
   ended?: string;
   stopped?: true;
   settled?: true;
+  holding?: string;
   pids?: number[];
 };
 
@@ -189,7 +190,12 @@ for (const backend of [
               child.send('stop');
               await next((m) => m.stopped === true);
             } else {
-              await sleep(Math.random() * workMs * 3);
+              if (round < 2) {
+                // The first two kills surely land inside a task, an apply then a promote; the rest wherever chance puts them.
+                const task = round === 0 ? 'apply' : 'promote';
+                child.send({ hold: task });
+                await next((m) => m.holding === task);
+              } else await sleep(Math.random() * workMs * 3);
               await killed(child);
               kills++;
             }
@@ -279,7 +285,12 @@ for (const backend of [
               child.send('stop');
               await next((m) => m.stopped === true);
             } else {
-              await sleep(Math.random() * workMs * 3);
+              if (round < 2) {
+                // The first two kills surely land inside a task, an apply then a promote; the rest wherever chance puts them.
+                const task = round === 0 ? 'apply' : 'promote';
+                child.send({ hold: task });
+                await next((m) => m.holding === task);
+              } else await sleep(Math.random() * workMs * 3);
               await killed(child);
               kills++;
             }
