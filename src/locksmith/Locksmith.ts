@@ -25,7 +25,6 @@ import {
   requireNonEmptyString,
 } from '../runtime/validate.ts';
 import { forceHandlers, LocksmithHooks, type ForceHandler } from './hooks.ts';
-import { kHost, type HostRecord } from './host.ts';
 import { lockKindOf } from './lockKinds.ts';
 import { locksmithLogic, type ForceRun, type LocksmithTable } from './locksmithLogic.ts';
 import { locksmithOp } from './op.ts';
@@ -202,7 +201,7 @@ export class Locksmith extends LocksmithHooks {
    */
   async force(lock: object, options?: ForceOptions): Promise<ForceResult> {
     requireLockObject('lock', lock);
-    const opts = optionalObject<ForceOptions & { [kHost]?: HostRecord }>('options', options, ['info', 'purgeWaiters', 'signal', 'answerTimeoutMs', 'owner']);
+    const opts = optionalObject<ForceOptions>('options', options, ['info', 'purgeWaiters', 'signal', 'answerTimeoutMs', 'owner']);
     const signal = optionalSignal('options.signal', opts.signal);
     const answerTimeoutMs = optionalDuration('options.answerTimeoutMs', opts.answerTimeoutMs, 1000);
     const purgeWaiters = optionalBoolean('options.purgeWaiters', opts.purgeWaiters, true);
@@ -217,7 +216,6 @@ export class Locksmith extends LocksmithHooks {
         ...('info' in opts ? { info: opts.info } : {}),
         ...(signal === undefined ? {} : { signal }),
         ...('owner' in opts ? { owner: opts.owner } : {}),
-        ...(opts[kHost] === undefined ? {} : { [kHost]: opts[kHost] }),
       } as LocksmithCommand,
       'statesmith.locksmith.forced',
     );

@@ -20,7 +20,6 @@ import { forcing, holdIn, holds } from './inFlight.ts';
 import { OWNED, lockKindOf, type LockKind } from './lockKinds.ts';
 import type { Locksmith } from './Locksmith.ts';
 import type { ForceRunHandle, LocksmithTable } from './locksmithLogic.ts';
-import { locksmithOp } from './op.ts';
 import { RemoteOwner } from '../coordination/lock/forcing.ts';
 import { WorkerThread } from '../threads/WorkerThread.ts';
 import {
@@ -104,24 +103,9 @@ export class LocksmithEngine {
     return kind !== undefined && this.#table().recognized.has(kind.key(lock));
   }
 
-  /** Runs the hosting (the actor's `host` operation). */
-  hostNow(task: (signal: AbortSignal) => unknown, lock: object, options: Readonly<Record<string, unknown>>): Promise<unknown> {
-    return hostNow(this, task, lock, options);
-  }
-
-  /** Asks this engine's own actor to force `lock` (what a hosting does first). */
-  force(lock: object, options: ForceOptions & { readonly [kHost]?: HostRecord }): Promise<ForceResult> {
-    return locksmithOp<ForceResult>(
-      this.#self,
-      {
-        type: 'statesmith.locksmith.force',
-        lockRef: lock,
-        answerTimeoutMs: options.answerTimeoutMs ?? 1000,
-        purgeWaiters: options.purgeWaiters ?? true,
-        ...options,
-      } as never,
-      'statesmith.locksmith.forced',
-    );
+  /** Runs the hosting (the actor's `host` operation), whose force is `run`. */
+  hostNow(run: ForceRunHandle, task: (signal: AbortSignal) => unknown, lock: object, options: Readonly<Record<string, unknown>>): Promise<unknown> {
+    return hostNow(this, run, task, lock, options);
   }
 
   /** The hooks as the hosting calls them. */

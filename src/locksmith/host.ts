@@ -1,6 +1,7 @@
 /**
  * `host()`: force a lock, take it, run an emergency task holding it, and always give it
- * back. Run by the locksmith actor's `host` operation; its force is a command of its own.
+ * back. Run by the locksmith actor's `host` operation, whose own force runs inside it (a
+ * record, or the operation's `force-<id>` child while an inspector captures).
  *
  * Internal to statesmith (not exported from the package).
  */
@@ -8,8 +9,9 @@ import { CancelledError, TimeoutError } from '../errors.ts';
 import { isCancellation } from '../runtime/cancellation.ts';
 import { raceSignal } from '../runtime/deferred.ts';
 import type { LocksmithEngine } from './engine.ts';
+import type { ForceRunHandle } from './locksmithLogic.ts';
 import { lockKindOf, type HostHold, type LockKind } from './lockKinds.ts';
-import type { ForceOptions, HostOptions } from './Locksmith.ts';
+import type { HostOptions } from './Locksmith.ts';
 import type { ForceResult } from './results.ts';
 
 /**
@@ -41,9 +43,14 @@ export interface HostRecord {
   holding: boolean;
 }
 
-/** The hosting itself, run by the locksmith actor's `host` operation (its force is a command of its own). */
+/**
+ * The hosting itself, run by the locksmith actor's `host` operation. Its force is `run`, the
+ * operation's own: the actor counts it among its forces and shows it while it runs, and it is
+ * not a second command through the actor's mailbox.
+ */
 export async function hostNow(
   engine: LocksmithEngine,
+  run: ForceRunHandle,
   task: (signal: AbortSignal) => unknown,
   lock: object,
   options: Readonly<Record<string, unknown>>,
@@ -90,14 +97,10 @@ export async function hostNow(
     let result: ForceResult;
     let timer = bound(forceTimeoutMs, () => `${engine.name}.host: forcing ${name} took longer than ${forceTimeoutMs} ms`);
     try {
-      result = await engine.force(lock, {
-        purgeWaiters,
-        signal: stage.signal,
-        answerTimeoutMs,
-        [kHost]: record,
-        ...('owner' in opts ? { owner: opts.owner } : {}),
-        ...('info' in opts ? { info: opts.info } : {}),
-      } as ForceOptions);
+      const force: Record<string | symbol, unknown> = { purgeWaiters, signal: stage.signal, answerTimeoutMs, [kHost]: record };
+      if ('owner' in opts) force.owner = opts.owner;
+      if ('info' in opts) force.info = opts.info;
+      result = await engine.forceNow(run, lock, force);
     } finally {
       unbound(timer);
     }

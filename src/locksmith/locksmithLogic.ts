@@ -24,7 +24,7 @@ import { LazyActor, startingAt } from '../runtime/LazyActor.ts';
 import { LocksmithEngine } from './engine.ts';
 import { LocksmithHooks } from './hooks.ts';
 import { hostCancellations } from './host.ts';
-import { kToken, kValue } from './op.ts';
+import { kValue } from './op.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { lockKindOf } from './lockKinds.ts';
 import { describeAs } from '../inspect/safeJson.ts';
@@ -94,7 +94,6 @@ type OpKind = 'recognize' | 'force' | 'host';
 
 interface Op {
   readonly kind: OpKind;
-  readonly token: unknown;
   readonly lock: string;
   readonly replyTo: AnyActorRef | null;
   readonly run: Run | undefined;
@@ -316,17 +315,20 @@ const providedLocksmith = locksmithMachine.provide({
           break;
         }
         case 'statesmith.locksmith.host': {
+          // The hosting's force is this operation's own run, as a force command's is.
+          const forceRun = new Run(context.name, id, name, table.spawn, self.sessionId);
+          run = forceRun;
+          if (inspection.enabled) table.spawn(forceRun, forceRun.lazy.key);
           table.forcing++;
           const task =
             command.fn ??
             ((signal: AbortSignal) => (context.tasks[command.task as string] as NonNullable<LocksmithContext['tasks'][string]>)(signal, command.params));
           const options = engineOptions(command);
-          start = () => engine.hostNow(task, lock, options);
+          start = () => engine.hostNow(forceRun, task, lock, options);
           break;
         }
       }
-      const token = (command as { [kToken]?: unknown })[kToken];
-      table.ops.set(id, { kind: command.type.slice('statesmith.locksmith.'.length) as OpKind, token, lock: name, replyTo: replyToOf(event) ?? null, run });
+      table.ops.set(id, { kind: command.type.slice('statesmith.locksmith.'.length) as OpKind, lock: name, replyTo: replyToOf(event) ?? null, run });
       enqueue.sendTo('ops' as never, { type: 'statesmith.locksmith.run', id, start } as never);
     }),
     settle: enqueueActions(({ enqueue, context, event, self }) => {
@@ -355,7 +357,7 @@ const providedLocksmith = locksmithMachine.provide({
       } else {
         reply = { type: 'statesmith.locksmith.failed', id, lock: op.lock, command: `statesmith.locksmith.${op.kind}`, error: errorData(settled.value) };
       }
-      answer<LocksmithReply>(enqueue as never, self, op.replyTo, withInProcess(withInProcess(reply, kValue, settled.value), kToken, op.token));
+      answer<LocksmithReply>(enqueue as never, self, op.replyTo, withInProcess(reply, kValue, settled.value));
     }),
     materialise: assign(({ context, event, spawn }) => {
       const { id } = event as Extract<LocksmithEvent, { type: 'statesmith.locksmith.materialise' }>;

@@ -50,6 +50,30 @@ describe('locksmithLogic', () => {
     smith.stop();
   });
 
+  it('runs a hosting’s force inside the host operation: shown as that operation’s force while it negotiates, answered by hosted alone', async () => {
+    const disks = new Mutex({ name: 'disks' });
+    const owner = 'wedged resize';
+    await runAsOwner(owner, () => disks.acquire());
+    const answer = gate<'release'>();
+    const stop = serveLockForceRequests(owner, () => answer.promise);
+    const smith = new Locksmith({ name: 'watchdog' });
+    await smith.recognize(disks);
+    const replies: string[] = [];
+    smith.actor.on('*', (reply) => replies.push(reply.type));
+    const hosting = smith.host(async () => 'cleaned', disks, { forceTimeoutMs: 5_000, answerTimeoutMs: 5_000 });
+    await waitUntil(() => smith.forces[0]?.state === 'awaitingAnswer', 1_000, 'asked');
+    // One operation (the host, id 2 after the recognize) whose force is its own: no second command went through the mailbox.
+    expect(smith.forces.map((run) => run.actor.id)).to.deep.equal([smith.actor.getSnapshot().children['force-2']?.id]);
+    expect(smith.actor.getSnapshot().value).to.equal('forcing');
+    answer.open('release');
+    expect(await hosting).to.equal('cleaned');
+    expect(replies).to.deep.equal(['statesmith.locksmith.hosted']);
+    expect(smith.actor.getSnapshot().value).to.equal('idle');
+    expect(Object.keys(smith.actor.getSnapshot().children)).to.deep.equal(['ops']);
+    expect(disks.locked).to.equal(false);
+    stop();
+  });
+
   it('rejects a bad host command, and the facade turns a rejection into a RejectedError', async () => {
     const smith = createActor(locksmithLogic, { input: { locks: { disks: new Mutex() } } }).start();
     const codes: string[] = [];
