@@ -15,7 +15,20 @@ import { getLogger } from '../logger.ts';
 import { optionalObject, requireNonEmptyString } from '../runtime/validate.ts';
 import { randomBytes } from 'node:crypto';
 import { OWNER_MARKER, scanMarked, sendSignal } from '../subprocess/processTree.ts';
-import { isPlainJson, kIdempotent, persistenceOf, setOwnerToken, setSaveBarrier, type InterruptedWork, type Revived } from '../runtime/persistence.ts';
+import {
+  PICTURE_MARK,
+  expectChildRestore,
+  isPlainJson,
+  isSavedPicture,
+  kIdempotent,
+  persistenceOf,
+  setOwnerToken,
+  setSaveBarrier,
+  type ChildRevival,
+  type InterruptedPolicy,
+  type InterruptedWork,
+  type Revived,
+} from '../runtime/persistence.ts';
 import { openStore, type SnapshotStore, type StoredSnapshot } from './store.ts';
 
 /** Options of {@link durable}. */
@@ -179,6 +192,14 @@ function pathOf(ref: AnyActorRef, root: AnyActorRef): string[] | undefined {
   return undefined;
 }
 
+/** True when `ref` is, or is under, a statesmith child saved as a picture (below `root`). */
+function underPicture(ref: AnyActorRef, root: AnyActorRef): boolean {
+  for (let at: AnyActorRef | undefined = ref; at !== undefined && at !== root; at = (at as { _parent?: AnyActorRef })._parent) {
+    if (persistenceOf((at as { logic?: unknown }).logic) !== undefined) return true;
+  }
+  return false;
+}
+
 /** The actor at `path` under the durable actor, whose own children are `children`. */
 function refAt(path: readonly string[], self: AnyActorRef, children: Readonly<Record<string, AnyActorRef>>): AnyActorRef | undefined {
   let at: AnyActorRef | undefined = self;
@@ -274,6 +295,89 @@ function logicOf(machine: AnyActorLogic, src: string): AnyActorLogic | undefined
   }
 }
 
+/** The invoke of `logic` (a machine) whose child has the id `childId`, if any: its input is computed again on restore. */
+function invokeOf(logic: AnyActorLogic | undefined, childId: string): { readonly input?: unknown } | undefined {
+  type Node = { readonly invoke?: ReadonlyArray<{ readonly id: string; readonly input?: unknown }>; readonly states?: Record<string, Node> };
+  const root = (logic as { root?: Node } | undefined)?.root;
+  if (root === undefined) return undefined;
+  const stack: Node[] = [root];
+  for (let node = stack.pop(); node !== undefined; node = stack.pop()) {
+    for (const def of node.invoke ?? []) if (def.id === childId) return def;
+    if (node.states !== undefined) stack.push(...Object.values(node.states));
+  }
+  return undefined;
+}
+
+/**
+ * `saved` (what XState's getPersistedSnapshot made of `live`) with each statesmith child's
+ * snapshot replaced by its adapter's picture: XState would keep its context with its
+ * functions. Such a child must be invoked (a restore computes its input again); a spawned one
+ * cannot be given its input back, and is refused here, at the first save.
+ */
+function withPictures(logic: AnyActorLogic | undefined, live: unknown, saved: unknown, path: readonly string[]): unknown {
+  const children = (live as { children?: Record<string, AnyActorRef | undefined> } | null | undefined)?.children;
+  const savedChildren = (saved as { children?: Record<string, { snapshot?: unknown } | undefined> } | null | undefined)?.children;
+  if (children === undefined || savedChildren === undefined || savedChildren === null) return saved;
+  for (const [childId, ref] of Object.entries(children)) {
+    const entry = savedChildren[childId];
+    if (entry === undefined || ref === undefined) continue;
+    const childLogic = (ref as { logic?: AnyActorLogic }).logic;
+    const adapter = persistenceOf(childLogic);
+    const at = [...path, childId];
+    if (adapter === undefined) {
+      withPictures(childLogic, ref.getSnapshot(), entry.snapshot, at);
+      continue;
+    }
+    if (invokeOf(logic, childId) === undefined) {
+      throw new DurableError(
+        'ERR_SNAPSHOT_JSON',
+        `${JSON.stringify(at.join('/'))} is statesmith logic that was spawned, and a restore could not give it its input again: invoke it (its invoke's input is computed again on restore), or make it a durable actor of its own`,
+      );
+    }
+    entry.snapshot = { [PICTURE_MARK]: 1, picture: adapter.persist(ref.getSnapshot() as Snapshot<unknown>) };
+  }
+  return saved;
+}
+
+/**
+ * Before XState restores `saved` (a machine's saved snapshot): tells each statesmith child
+ * saved as a picture the input its invoke computes from the restored context (the event is
+ * `statesmith.durable.restore`), so that its logic revives it. What each revival finds is
+ * pushed to `found`.
+ */
+function expectChildren(
+  logic: AnyActorLogic | undefined,
+  saved: unknown,
+  path: readonly string[],
+  policy: InterruptedPolicy,
+  self: AnyActorRef,
+  found: ChildRevival[],
+): void {
+  const children = (saved as { children?: Record<string, { snapshot?: unknown; src?: unknown } | null> } | null | undefined)?.children;
+  if (children === undefined || children === null || typeof children !== 'object' || logic === undefined) return;
+  const context = (saved as { context?: unknown }).context;
+  for (const [childId, entry] of Object.entries(children)) {
+    const at = [...path, childId];
+    const snapshot = entry?.snapshot;
+    if (isSavedPicture(snapshot)) {
+      const def = invokeOf(logic, childId);
+      if (def === undefined) {
+        throw new DurableError(
+          'ERR_SNAPSHOT_VERSION',
+          `${JSON.stringify(at.join('/'))} was saved as statesmith logic, and this machine invokes nothing with that id (migrate the snapshot, or change the version)`,
+        );
+      }
+      const input =
+        typeof def.input === 'function'
+          ? (def.input as (args: unknown) => unknown)({ context, event: { type: 'statesmith.durable.restore' }, self })
+          : def.input;
+      expectChildRestore(snapshot, { input, policy, path: at.join('/'), src: typeof entry?.src === 'string' ? entry.src : childId, found });
+    } else if (typeof entry?.src === 'string') {
+      expectChildren(logicOf(logic, entry.src), snapshot, at, policy, self, found);
+    }
+  }
+}
+
 /** True for `fromPromise` logic: the one kind whose work a restore would start again from the top. */
 function isPromiseLogic(logic: AnyActorLogic): boolean {
   if (typeof (logic as { config?: unknown }).config !== 'function') return false;
@@ -356,7 +460,7 @@ function durableLogic<TLogic extends AnyActorLogic>(
   // statesmith's own logic saves a picture of its snapshot, and revives it on the new incarnation's input.
   const adapter = persistenceOf(inner);
   const persisted = (snapshot: Snapshot<unknown>): unknown =>
-    adapter === undefined ? inner.getPersistedSnapshot(snapshot as never) : adapter.persist(snapshot);
+    adapter === undefined ? withPictures(inner, snapshot, inner.getPersistedSnapshot(snapshot as never), []) : adapter.persist(snapshot);
 
   const runtimeOf = (scope: AnyActorScope): Runtime => {
     let runtime = runtimes.get(scope.self);
@@ -404,6 +508,8 @@ function durableLogic<TLogic extends AnyActorLogic>(
       const from = pathOf(source, scope.self);
       const to = pathOf(target, scope.self);
       if (from === undefined || to === undefined) continue;
+      // A statesmith child rebuilds its own timers from its picture.
+      if (underPicture(source, scope.self) || underPicture(target, scope.self)) continue;
       timers.push({ source: from, target: to, event, id: timerId, deadline: startedAt + delay });
     }
     return timers;
@@ -574,6 +680,7 @@ function durableLogic<TLogic extends AnyActorLogic>(
     let timers: readonly SavedTimer[] = [];
     let interrupted: Interrupted[] = [];
     let revived: Revived | undefined;
+    const childRevivals: ChildRevival[] = [];
     try {
       if (record === null) {
         innerSnapshot = inner.getInitialSnapshot(scope as never, state.input as never) as typeof innerSnapshot;
@@ -615,7 +722,15 @@ function durableLogic<TLogic extends AnyActorLogic>(
             );
           }
           interrupted = withheld.interrupted;
+          // Its statesmith children (saved as pictures) are revived as XState restores them, on their invoke's input.
+          expectChildren(inner, withheld.snapshot, [], options.onInterrupted ?? 'abandon', scope.self, childRevivals);
           innerSnapshot = inner.restoreSnapshot!(withheld.snapshot as never, scope as never) as typeof innerSnapshot;
+          const lost = childRevivals.flatMap(({ path, revived: found }) =>
+            found.interrupted.filter((work) => !work.rerun).map((work) => `${path}: ${work.what}`),
+          );
+          if (options.onInterrupted === 'escalate' && lost.length > 0) {
+            throw new DurableError('ERR_INTERRUPTED', `durable actor ${JSON.stringify(id)}: ${lost.join('; ')} (onInterrupted: 'escalate')`);
+          }
         }
         timers = Array.isArray(saved.timers) ? saved.timers : [];
       }
@@ -656,7 +771,13 @@ function durableLogic<TLogic extends AnyActorLogic>(
       saveNow(runtime).then(
         () => {
           if (found !== undefined) reportRevived(scope, found);
-          const told = found === undefined ? interrupted.length : found.interrupted.filter((work) => !work.rerun).length;
+          for (const child of childRevivals) {
+            for (const work of child.revived.interrupted) reportWork(scope, work, child.path, child.src);
+            child.revived.report(child.scope);
+          }
+          const told =
+            (found === undefined ? interrupted.length : found.interrupted.filter((work) => !work.rerun).length) +
+            childRevivals.reduce((sum, child) => sum + child.revived.interrupted.filter((work) => !work.rerun).length, 0);
           scope.emit({
             type: 'statesmith.durable.restored',
             id,
@@ -713,18 +834,19 @@ function durableLogic<TLogic extends AnyActorLogic>(
     for (const work of revived.interrupted) reportWork(scope, work);
     revived.report(scope);
   };
-  const reportWork = (scope: AnyActorScope, work: InterruptedWork): void => {
+  const reportWork = (scope: AnyActorScope, work: InterruptedWork, child = '', src = logicName(inner)): void => {
+    const where = child === '' ? '' : ` ${JSON.stringify(child)}:`;
     if (work.rerun) {
-      getLogger().info(`durable actor ${JSON.stringify(id)}: ${work.what} was running when its process ended; it is idempotent, and runs again`);
+      getLogger().info(`durable actor ${JSON.stringify(id)}:${where} ${work.what} was running when its process ended; it is idempotent, and runs again`);
       return;
     }
-    const error = new DurableError('ERR_INTERRUPTED', `durable actor ${JSON.stringify(id)}: ${work.what}`);
+    const error = new DurableError('ERR_INTERRUPTED', `durable actor ${JSON.stringify(id)}:${where} ${work.what}`);
     getLogger().warn(error.message);
     scope.emit({
       type: 'statesmith.durable.interrupted',
       id,
-      child: '',
-      src: logicName(inner),
+      child,
+      src,
       error: { name: error.name, code: error.code, message: error.message },
     });
   };
@@ -868,10 +990,13 @@ function durableLogic<TLogic extends AnyActorLogic>(
  * Wraps your XState logic so that its snapshot survives the process: spawn, invoke or
  * `createActor` what it returns in place of the original. Its snapshot must be plain JSON
  * (bigints allowed): a function, a `Date` or a `Map` in it fails the actor at its first save
- * with `ERR_SNAPSHOT_JSON`, naming the path. statesmith's executor (`durable(executorLogic)`)
- * saves its slot and last task by name and revives on the new incarnation's input (see
- * {@link idempotent}); task groups and services inside it are refused the same way for now
- * (their contexts hold functions). It starts in `recovering`: it opens the store, takes its fence (with
+ * with `ERR_SNAPSHOT_JSON`, naming the path. statesmith's executor, task group, service and
+ * subprocess runner (`durable(executorLogic)`, or invoked by your durable machine) are saved by
+ * name, never their functions, and revived on the new incarnation's input: for one your machine
+ * invokes, the input its `invoke` computes again from the restored context (the event it sees
+ * is `statesmith.durable.restore`); one it spawns is refused at the first save, since its input
+ * could not be given back (see {@link idempotent} for the work they run again). It starts in
+ * `recovering`: it opens the store, takes its fence (with
  * `coordinator`), and loads the snapshot saved under `id`; meanwhile commands are answered
  * `statesmith.rejected` with `ERR_RECOVERING`. Then it runs the inner logic from that
  * snapshot, with its whole tree (children spawned and invoked, as the logic's

@@ -29,7 +29,7 @@ import { optionalObject, requireNonEmptyString } from '../runtime/validate.ts';
 import { runDetached } from '../locks/Mutex.ts';
 import { subprocessLogic } from '../subprocess/subprocessLogic.ts';
 import { getLogger } from '../logger.ts';
-import { kPersistence, saveBarrierOf } from '../runtime/persistence.ts';
+import { persistWith, saveBarrierAbove } from '../runtime/persistence.ts';
 import { executorPersistence } from './executorPersistence.ts';
 
 export { errorData } from '../../machines/protocol.ts';
@@ -241,8 +241,8 @@ const providedExecutor = guardedLogic(
       // task cost a fifth of a cycle).
       task: fromCallback<ExecutorTaskCommand, ExecutorTaskInput>(({ input, sendBack, receive, self }) => {
         const { deps, name } = input;
-        // Under durable(): its save barrier (the executor's parent is the durable actor, whose scope it runs in).
-        const saved = saveBarrierOf((self as { _parent?: unknown })._parent);
+        // Under durable(): the save barrier of the durable actor it runs in, or under (a durable machine's child).
+        const saved = saveBarrierAbove((self as { _parent?: unknown })._parent);
         let current: TaskClaim | undefined;
         receive((command) => {
           if (command.type === 'claim') {
@@ -341,6 +341,7 @@ export interface ExecutorLogic extends ProvidedExecutor {}
 export const executorLogic: ExecutorLogic = providedExecutor;
 
 // durable(executorLogic, …) saves the slot and the last task by name, never the functions (see executorPersistence.ts).
-Object.defineProperty(executorLogic, kPersistence, {
-  value: executorPersistence(executorLogic as never, (context, params) => wake(context.deps, context.name, params)),
-});
+persistWith(
+  executorLogic,
+  executorPersistence(executorLogic as never, (context, params) => wake(context.deps, context.name, params)),
+);

@@ -9,7 +9,7 @@
  * Internal to statesmith (not exported from the package). A file header says so in words:
  * the TSDoc tag for internal would attach to the first import, and `stripInternal` would drop it.
  */
-import type { AnyActorRef, AnyActorScope, EventObject, Snapshot } from 'xstate';
+import type { AnyActorLogic, AnyActorRef, AnyActorScope, EventObject, Snapshot } from 'xstate';
 import { DurableError } from '../errors.ts';
 
 /** Where logic keeps its adapter (Symbol.for: one key across copies of the package). */
@@ -158,4 +158,78 @@ export function notSavedBy(what: string, saved: unknown): DurableError {
 export function tellRevived(scope: AnyActorScope, reply: EventObject): void {
   scope.emit(reply as never);
   (scope.self as { _parent?: AnyActorRef })._parent?.send(reply);
+}
+
+/**
+ * How a statesmith child of a durable machine is saved: in place of its snapshot (which
+ * XState would keep with its functions), its adapter's picture under this mark.
+ */
+export const PICTURE_MARK = '$statesmith.picture';
+
+/** A saved child's picture, as it stands in its parent's saved `children`. */
+export interface SavedPicture {
+  readonly [PICTURE_MARK]: 1;
+  readonly picture: unknown;
+}
+
+/** True when `value` is a picture saved in place of a statesmith child's snapshot. */
+export function isSavedPicture(value: unknown): value is SavedPicture {
+  return value !== null && typeof value === 'object' && (value as Record<string, unknown>)[PICTURE_MARK] === 1;
+}
+
+/** A statesmith child of a durable machine, revived in the restore: what it found, on its own scope. */
+export interface ChildRevival {
+  /** Where it is under the durable actor: `agent/executor`. */
+  readonly path: string;
+  /** Its source, as its parent's saved snapshot names it. */
+  readonly src: string;
+  readonly scope: AnyActorScope;
+  readonly revived: Revived;
+}
+
+/** What the restore of a durable machine gives a statesmith child it is about to revive. */
+export interface ChildRestore {
+  /** The input its parent's `invoke` computes from the restored context. */
+  readonly input: unknown;
+  readonly policy: InterruptedPolicy;
+  readonly path: string;
+  readonly src: string;
+  /** Where its revival is told, for the durable actor to report once its state is saved. */
+  readonly found: ChildRevival[];
+}
+
+/** The pictures a restore is about to hand to XState, each with what its child needs (keyed by the picture object). */
+const childRestores = new WeakMap<object, ChildRestore>();
+
+/** Registers what the child whose saved snapshot is `picture` is revived with, as XState restores it. */
+export function expectChildRestore(picture: SavedPicture, restore: ChildRestore): void {
+  childRestores.set(picture, restore);
+}
+
+/**
+ * Gives `logic` its adapter: `durable(logic)` saves and revives it through it, and so does a
+ * durable machine that invokes it. XState restores a child from its saved snapshot alone;
+ * for a picture the restore registered ({@link expectChildRestore}), this logic's
+ * `restoreSnapshot` makes a fresh snapshot from the input the parent's `invoke` computes,
+ * lays the picture over it, and runs again, in the same step, the work it re-runs.
+ */
+export function persistWith(logic: AnyActorLogic, adapter: PersistenceAdapter): void {
+  Object.defineProperty(logic, kPersistence, { value: adapter });
+  const restore = logic.restoreSnapshot?.bind(logic);
+  const revive = (snapshot: unknown, scope: AnyActorScope): unknown => {
+    const pending = isSavedPicture(snapshot) ? childRestores.get(snapshot) : undefined;
+    if (pending === undefined) {
+      if (isSavedPicture(snapshot))
+        throw new DurableError('ERR_SNAPSHOT_VERSION', 'a statesmith actor saved as a picture can only be restored by the durable machine that saved it');
+      return restore === undefined ? snapshot : restore(snapshot as never, scope as never);
+    }
+    childRestores.delete(snapshot as SavedPicture);
+    const fresh = logic.getInitialSnapshot(scope as never, pending.input as never) as Snapshot<unknown>;
+    const revived = adapter.revive((snapshot as SavedPicture).picture, fresh, pending.policy);
+    let next = revived.snapshot;
+    for (const event of revived.first) next = logic.transition(next as never, event as never, scope as never) as Snapshot<unknown>;
+    pending.found.push({ path: pending.path, src: pending.src, scope, revived });
+    return next;
+  };
+  Object.defineProperty(logic, 'restoreSnapshot', { value: revive, configurable: true, writable: true });
 }

@@ -27,7 +27,7 @@ import { systemClock } from '../clock.ts';
 import { getLogger } from '../logger.ts';
 import { createDeferred } from '../runtime/deferred.ts';
 import { isAlive, listDescendants, listMarked, OWNER_MARKER, RUN_MARKER, sendSignal } from './processTree.ts';
-import { kPersistence, ownerTokenOf } from '../runtime/persistence.ts';
+import { persistWith, ownerTokenOf } from '../runtime/persistence.ts';
 import { subprocessPersistence } from './subprocessPersistence.ts';
 
 /** Which pipe a line came from. */
@@ -166,7 +166,7 @@ export interface SubprocessLogic extends ProvidedSubprocess {}
 export const subprocessLogic: SubprocessLogic = providedSubprocess;
 
 // How durable() saves and restores a runner: its last call as data; a call cut short is never run again.
-Object.defineProperty(subprocessLogic, kPersistence, { value: subprocessPersistence(subprocessLogic as never) });
+persistWith(subprocessLogic, subprocessPersistence(subprocessLogic as never));
 
 /** A call's processes: the leader's group, its `/proc` tree, and whatever carries its run id. */
 class ProcessTree {

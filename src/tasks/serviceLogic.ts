@@ -15,7 +15,7 @@ import { TaskRecord } from './Task.ts';
 import { TaskGroup } from './TaskGroup.ts';
 import { kErrors, LIFETIME, taskGroupLogic, uniqueHexId } from './taskGroupLogic.ts';
 import { SUPERVISION_KEYS } from './supervision.ts';
-import { kPersistence, persistenceOf, saveBarrierAbove, type PersistenceAdapter } from '../runtime/persistence.ts';
+import { persistWith, persistenceOf, saveBarrierAbove, type PersistenceAdapter } from '../runtime/persistence.ts';
 import { servicePersistence } from './servicePersistence.ts';
 
 const mainOf = (context: ServiceContext): TaskRecord<void> | null => context.main as TaskRecord<void> | null;
@@ -141,6 +141,4 @@ export interface ServiceLogic extends ProvidedService {}
 export const serviceLogic: ServiceLogic = providedService;
 
 // How durable() saves and restores a service: its state and its group child by name, never main itself.
-Object.defineProperty(serviceLogic, kPersistence, {
-  value: servicePersistence(serviceLogic as never, persistenceOf(taskGroupLogic) as PersistenceAdapter),
-});
+persistWith(serviceLogic, servicePersistence(serviceLogic as never, persistenceOf(taskGroupLogic) as PersistenceAdapter));

@@ -33,7 +33,7 @@ import { resolveRestartPolicy, type ResolvedRestartPolicy } from './restartPolic
 import { Supervisor, supervisionOf, type Supervision } from './supervision.ts';
 import { TaskRecord, type TaskBody, type TaskExit, type TaskOrigin, type TaskSetup } from './Task.ts';
 import { describeAs } from '../inspect/safeJson.ts';
-import { kPersistence, saveBarrierAbove } from '../runtime/persistence.ts';
+import { persistWith, saveBarrierAbove } from '../runtime/persistence.ts';
 import { isInterruption, kAttempt, kRestarts, kSeq, taskGroupPersistence } from './taskGroupPersistence.ts';
 
 export { kErrors };
@@ -545,4 +545,4 @@ export interface TaskGroupLogic extends ProvidedTaskGroup {}
 export const taskGroupLogic: TaskGroupLogic = providedTaskGroup;
 
 // How durable() saves and restores a group: its tasks by registry name, never its functions.
-Object.defineProperty(taskGroupLogic, kPersistence, { value: taskGroupPersistence(taskGroupLogic as never) });
+persistWith(taskGroupLogic, taskGroupPersistence(taskGroupLogic as never));

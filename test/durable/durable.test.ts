@@ -417,16 +417,19 @@ describe('durable(logic)', function () {
     expect(error.message).to.include('snapshot.inner.context.since is a Date');
     expect(await store.load(id), 'nothing saved').to.equal(null);
 
-    // A statesmith actor inside a durable machine's tree (its child's context keeps functions): refused the same way, not saved half.
+    // A statesmith actor invoked inside a durable machine's tree (its context keeps functions) is saved as its picture instead
+    // (test/durable/nested.test.ts restores one).
     const holder = setup({ actors: { service: serviceLogic } }).createMachine({
       invoke: { id: 'service', src: 'service', input: { name: 'durable-service', uniqueId: `${id}-service`, main: async () => undefined } },
     });
     const service = createActor(durable(holder, { store, id: `${id}-service`, version: 1 }));
     service.subscribe({ error: () => undefined });
     service.start();
-    await waitUntil(() => service.getSnapshot().status === 'error', 5_000);
-    expect((service.getSnapshot().error as DurableError).message).to.match(/snapshot\.inner\.\S+ is a function/);
-    expect(await store.load(`${id}-service`)).to.equal(null);
+    await waitUntil(async () => (await store.load(`${id}-service`)) !== null, 5_000);
+    const saved = (await store.load(`${id}-service`))?.snapshot as { inner: { children: Record<string, { snapshot: Record<string, unknown> }> } };
+    expect(saved.inner.children['service']?.snapshot).to.have.property('$statesmith.picture', 1);
+    expect(service.getSnapshot().status).to.equal('active');
+    service.stop();
   });
 
   it('refuses bad options with typed errors', () => {
