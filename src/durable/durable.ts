@@ -508,8 +508,8 @@ function durableLogic<TLogic extends AnyActorLogic>(
       const from = pathOf(source, scope.self);
       const to = pathOf(target, scope.self);
       if (from === undefined || to === undefined) continue;
-      // A statesmith child rebuilds its own timers from its picture.
-      if (underPicture(source, scope.self) || underPicture(target, scope.self)) continue;
+      // A statesmith child rebuilds its own timers from its picture (a delayed event sent to it is kept).
+      if (underPicture(source, scope.self)) continue;
       timers.push({ source: from, target: to, event, id: timerId, deadline: startedAt + delay });
     }
     return timers;

@@ -72,6 +72,8 @@ function agentMachine(deps: () => Registries) {
           run: {
             actions: sendTo('executor', ({ event }) => ({ type: 'statesmith.executor.run', action: event['action'] as string, params: event['params'] })),
           },
+          // A delayed command to the child: the agent's own timer, kept across a restore.
+          later: { actions: sendTo('executor', { type: 'statesmith.executor.run', action: 'resize', params: 'later' }, { delay: 300 }) },
           task: {
             actions: sendTo('group', ({ event }) => ({
               type: 'statesmith.taskGroup.createTask',
@@ -261,6 +263,24 @@ describe('statesmith logic inside a durable machine', function () {
     expect(second.taskRuns[0]).to.deep.equal({ key: first.taskRuns[0]?.key, attempt: 2 });
     expect(two.interrupted).to.deep.equal([]);
     expect(two.agent().context.told).to.deep.equal([]);
+  });
+
+  it('keeps a delayed command the agent sent its executor: the restored timer reaches the revived child', async () => {
+    const one = incarnation(registries().registry);
+    await one.running();
+    one.actor.send({ type: 'later' });
+    await waitUntil(
+      async () => ((await store.load(id))?.snapshot as { timers?: unknown[] } | undefined)?.timers?.length === 1,
+      5_000,
+      'the store to hold the timer',
+    );
+    one.actor.stop();
+
+    const two = incarnation(registries().registry);
+    await two.running();
+    expect((two.actor.getSnapshot() as DurableSnapshot).context.timersRestored).to.equal(1);
+    await waitUntil(() => two.agent().context.told.length === 1, 5_000, 'the delayed resize to run');
+    expect(two.agent().context.told).to.deep.equal([{ action: 'resize', outcome: 'completed', code: null }]);
   });
 
   it("onInterrupted: 'escalate' fails the durable agent with ERR_INTERRUPTED naming the child", async () => {
