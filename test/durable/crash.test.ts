@@ -156,100 +156,112 @@ for (const backend of [
       expect(interruptions, 'kills that interrupted work').to.be.greaterThan(0);
     });
 
-    it('50 SIGKILLs of a durable executor (5 × 10): an idempotent action running at the kill runs again under its key, and its keyed effect (a unique row in PostgreSQL) happens exactly once; a promote is never run twice, and one cut short is told interrupted exactly once', async function () {
-      const pgUrl = await sharedPostgres();
-      if (pgUrl === undefined) this.skip(); // no PostgreSQL and none could be started: outside CI only (under CI=true the harness throws)
-      // A pool: the five lanes query at once.
-      const db = new pg.Pool({ connectionString: pgUrl, max: 5 });
-      try {
-        for (const table of ['durable_apply_attempts (key text NOT NULL, attempt int NOT NULL)', 'durable_apply_effects (key text PRIMARY KEY)'])
-          await db.query(`CREATE TABLE IF NOT EXISTS ${table}`);
-        for (const table of ['durable_promote_starts', 'durable_promote_ends']) await db.query(`CREATE TABLE IF NOT EXISTS ${table} (key text NOT NULL)`);
-        const workMs = 30;
-        let reruns = 0;
-        let cutShort = 0;
-        let told = 0;
-        const lane = async (lane: number): Promise<number> => {
-          const id = `executor-${lane}-${randomBytes(3).toString('hex')}`;
-          const config = { store: url, id, pg: pgUrl, workMs };
-          const done: NonNullable<Message['done']>[] = [];
-          let lineage: string | undefined;
-          let kills = 0;
-          for (let round = 0; round <= 10; round++) {
-            const { child, next, messages } = incarnation(config, executorFixture);
-            children.push(child);
-            const running = await next((m) => m.running === true);
-            // Every kill comes after the first save (below): each incarnation restores the first one's lineage.
-            lineage ??= running.lineage;
-            expect(running.lineage, 'one lineage across incarnations').to.equal(lineage);
-            // Killed anywhere in the work, but not between the restore's own save and its telling what it found
-            // interrupted: a kill there loses the telling (the guarantee table says so); the ticker test kills there too.
-            await next((m) => m.settled === true);
-            if (round === 10) {
-              // The last one ends the work in flight (a re-run) and stops cleanly.
-              child.send('stop');
-              await next((m) => m.stopped === true);
-            } else {
-              if (round < 2) {
-                // The first two kills surely land inside a task, an apply then a promote; the rest wherever chance puts them.
-                const task = round === 0 ? 'apply' : 'promote';
-                child.send({ hold: task });
-                await next((m) => m.holding === task);
-              } else await sleep(Math.random() * workMs * 3);
-              await killed(child);
-              kills++;
+    /** Kills a durable executor (`nested`: one the user's agent machine invokes) `lanes × rounds` times. */
+    const executorCrashes = (lanes: number, rounds: number, nested: boolean) =>
+      async function (this: Mocha.Context): Promise<void> {
+        const pgUrl = await sharedPostgres();
+        if (pgUrl === undefined) this.skip(); // no PostgreSQL and none could be started: outside CI only (under CI=true the harness throws)
+        // A pool: the five lanes query at once.
+        const db = new pg.Pool({ connectionString: pgUrl, max: 5 });
+        try {
+          for (const table of ['durable_apply_attempts (key text NOT NULL, attempt int NOT NULL)', 'durable_apply_effects (key text PRIMARY KEY)'])
+            await db.query(`CREATE TABLE IF NOT EXISTS ${table}`);
+          for (const table of ['durable_promote_starts', 'durable_promote_ends']) await db.query(`CREATE TABLE IF NOT EXISTS ${table} (key text NOT NULL)`);
+          const workMs = 30;
+          let reruns = 0;
+          let cutShort = 0;
+          let told = 0;
+          const lane = async (lane: number): Promise<number> => {
+            const id = `executor-${lane}-${randomBytes(3).toString('hex')}`;
+            const config = { store: url, id, pg: pgUrl, workMs, nested };
+            const done: NonNullable<Message['done']>[] = [];
+            let lineage: string | undefined;
+            let kills = 0;
+            for (let round = 0; round <= rounds; round++) {
+              const { child, next, messages } = incarnation(config, executorFixture);
+              children.push(child);
+              const running = await next((m) => m.running === true);
+              // Every kill comes after the first save (below): each incarnation restores the first one's lineage.
+              lineage ??= running.lineage;
+              expect(running.lineage, 'one lineage across incarnations').to.equal(lineage);
+              // Killed anywhere in the work, but not between the restore's own save and its telling what it found
+              // interrupted: a kill there loses the telling (the guarantee table says so); the ticker test kills there too.
+              await next((m) => m.settled === true);
+              if (round === rounds) {
+                // The last one ends the work in flight (a re-run) and stops cleanly.
+                child.send('stop');
+                await next((m) => m.stopped === true);
+              } else {
+                if (round < 2) {
+                  // The first two kills surely land inside a task, an apply then a promote; the rest wherever chance puts them.
+                  const task = round === 0 ? 'apply' : 'promote';
+                  child.send({ hold: task });
+                  await next((m) => m.holding === task);
+                } else await sleep(Math.random() * workMs * 3);
+                await killed(child);
+                kills++;
+              }
+              done.push(...messages.flatMap((m) => (m.done === undefined ? [] : [m.done])));
             }
-            done.push(...messages.flatMap((m) => (m.done === undefined ? [] : [m.done])));
-          }
-          const like = [`${lineage}:%`];
-          const rows = async (sql: string): Promise<string[]> => (await db.query<{ key: string }>(sql, [like])).rows.map((r) => r.key);
-          // apply: each attempt of a key ran at most once, numbered up from 1 (a kill after an attempt was saved started,
-          // and before its first row, skips a number), all under the one key; its effect is there exactly once.
-          const attempts = (
-            await db.query<{ key: string; attempts: number[] }>(
-              'SELECT key, array_agg(attempt ORDER BY attempt) AS attempts FROM durable_apply_attempts WHERE key LIKE ANY($1) GROUP BY key',
-              [like],
-            )
-          ).rows;
-          expect(attempts.length, 'applies ran').to.be.greaterThan(0);
-          for (const { key, attempts: seen } of attempts) {
-            expect(seen[0], `first attempt of ${key}`).to.be.at.least(1);
+            const like = [`${lineage}:%`];
+            const rows = async (sql: string): Promise<string[]> => (await db.query<{ key: string }>(sql, [like])).rows.map((r) => r.key);
+            // apply: each attempt of a key ran at most once, numbered up from 1 (a kill after an attempt was saved started,
+            // and before its first row, skips a number), all under the one key; its effect is there exactly once.
+            const attempts = (
+              await db.query<{ key: string; attempts: number[] }>(
+                'SELECT key, array_agg(attempt ORDER BY attempt) AS attempts FROM durable_apply_attempts WHERE key LIKE ANY($1) GROUP BY key',
+                [like],
+              )
+            ).rows;
+            expect(attempts.length, 'applies ran').to.be.greaterThan(0);
+            for (const { key, attempts: seen } of attempts) {
+              expect(seen[0], `first attempt of ${key}`).to.be.at.least(1);
+              expect(
+                seen.every((attempt, i) => i === 0 || attempt > (seen[i - 1] as number)),
+                `attempts of ${key}, each once: ${seen.join(', ')}`,
+              ).to.equal(true);
+              if (seen.length > 1) reruns++;
+            }
+            const effects = await rows('SELECT key FROM durable_apply_effects WHERE key LIKE ANY($1)');
+            expect([...effects].sort(), 'each apply’s effect, once').to.deep.equal(attempts.map((a) => a.key).sort());
+            // promote: never started twice; one cut short (no end row) is told interrupted at most once, and never reported for an apply.
+            const starts = await rows('SELECT key FROM durable_promote_starts WHERE key LIKE ANY($1)');
+            expect(new Set(starts).size, 'no promote started twice').to.equal(starts.length);
+            const ends = new Set(await rows('SELECT key FROM durable_promote_ends WHERE key LIKE ANY($1)'));
+            const interrupted = done.filter((d) => d.outcome === 'interrupted');
             expect(
-              seen.every((attempt, i) => i === 0 || attempt > (seen[i - 1] as number)),
-              `attempts of ${key}, each once: ${seen.join(', ')}`,
+              interrupted.every((d) => d.action === 'promote' && d.code === 'ERR_INTERRUPTED'),
+              'only promotes are told interrupted',
             ).to.equal(true);
-            if (seen.length > 1) reruns++;
-          }
-          const effects = await rows('SELECT key FROM durable_apply_effects WHERE key LIKE ANY($1)');
-          expect([...effects].sort(), 'each apply’s effect, once').to.deep.equal(attempts.map((a) => a.key).sort());
-          // promote: never started twice; one cut short (no end row) is told interrupted at most once, and never reported for an apply.
-          const starts = await rows('SELECT key FROM durable_promote_starts WHERE key LIKE ANY($1)');
-          expect(new Set(starts).size, 'no promote started twice').to.equal(starts.length);
-          const ends = new Set(await rows('SELECT key FROM durable_promote_ends WHERE key LIKE ANY($1)'));
-          const interrupted = done.filter((d) => d.outcome === 'interrupted');
-          expect(
-            interrupted.every((d) => d.action === 'promote' && d.code === 'ERR_INTERRUPTED'),
-            'only promotes are told interrupted',
-          ).to.equal(true);
-          const generations = interrupted.map((d) => d.generation);
-          expect(new Set(generations).size, 'each told once, never again after a later restart').to.equal(generations.length);
-          for (const key of starts) {
-            if (ends.has(key)) continue;
-            cutShort++;
-            if (generations.includes(Number(key.slice(key.lastIndexOf(':') + 1)))) told++;
-          }
-          return kills;
-        };
-        const kills = await Promise.all([0, 1, 2, 3, 4].map(lane));
-        expect(kills.reduce((a, b) => a + b, 0)).to.equal(50);
-        console.log(`      ${reruns} applies ran again, ${cutShort} promotes cut short, ${told} of them told interrupted`);
-        expect(reruns, 'kills that landed in an apply, which ran again').to.be.greaterThan(0);
-        expect(cutShort, 'kills that landed in a promote').to.be.greaterThan(0);
-        expect(told, 'every promote cut short is told interrupted').to.equal(cutShort);
-      } finally {
-        await db.end();
-      }
-    });
+            const generations = interrupted.map((d) => d.generation);
+            expect(new Set(generations).size, 'each told once, never again after a later restart').to.equal(generations.length);
+            for (const key of starts) {
+              if (ends.has(key)) continue;
+              cutShort++;
+              if (generations.includes(Number(key.slice(key.lastIndexOf(':') + 1)))) told++;
+            }
+            return kills;
+          };
+          const kills = await Promise.all(Array.from({ length: lanes }, (_, i) => i).map(lane));
+          expect(kills.reduce((a, b) => a + b, 0)).to.equal(lanes * rounds);
+          console.log(`      ${reruns} applies ran again, ${cutShort} promotes cut short, ${told} of them told interrupted`);
+          expect(reruns, 'kills that landed in an apply, which ran again').to.be.greaterThan(0);
+          expect(cutShort, 'kills that landed in a promote').to.be.greaterThan(0);
+          expect(told, 'every promote cut short is told interrupted').to.equal(cutShort);
+        } finally {
+          await db.end();
+        }
+      };
+
+    it(
+      '50 SIGKILLs of a durable executor (5 × 10): an idempotent action running at the kill runs again under its key, and its keyed effect (a unique row in PostgreSQL) happens exactly once; a promote is never run twice, and one cut short is told interrupted exactly once',
+      executorCrashes(5, 10, false),
+    );
+
+    it(
+      '15 SIGKILLs of a user’s agent machine invoking an executor (3 × 5), the agent durable: the same, through the agent, with the executor revived on its invoke’s input',
+      executorCrashes(3, 5, true),
+    );
 
     it('20 SIGKILLs of a durable task group running two tasks at a time (4 × 5): an idempotent task running at the kill runs again under its key and its keyed effect happens exactly once; a promote is never run twice, and one cut short is told interrupted exactly once', async function () {
       const pgUrl = await sharedPostgres();
