@@ -3,6 +3,7 @@ import { benchCoordination } from './coordination.bench.ts';
 import { benchDurable } from './durable.bench.ts';
 import { benchExecutor } from './executor.bench.ts';
 import { benchFailover } from './failover.bench.ts';
+import { benchGcPolicy } from './gcpolicy.bench.ts';
 import { benchInspector } from './inspector.bench.ts';
 import { benchLocksmith } from './locksmith.bench.ts';
 import { benchMutex } from './mutex.bench.ts';
@@ -25,5 +26,6 @@ await benchDurable();
 await benchInspector();
 await benchTelemetry();
 await benchNats();
+await benchGcPolicy();
 // Server connections and private servers close on their own; do not wait for them.
 process.exit(0);
