@@ -6,7 +6,7 @@
  * @module
  */
 import type { ActorLogic, ActorSystem, AnyActorLogic, AnyActorRef, AnyActorScope, AnyEventObject, EventObject, InputFrom, Snapshot } from 'xstate';
-import { MAX_TIMER_MS } from '../../machines/protocol.ts';
+import { MAX_TIMER_MS, kInternal } from '../../machines/protocol.ts';
 import { answerFromScope, rejectionOf } from '../runtime/scopeReply.ts';
 import type { Coordinator } from '../coordination/Coordinator.ts';
 import type { DistributedLockHandle } from '../coordination/types.ts';
@@ -127,8 +127,8 @@ const RECOVERY_FAILED = 'statesmith.durable.recoveryFailed';
 const FENCED = 'statesmith.durable.fenced';
 const REARM = 'statesmith.durable.rearm';
 const SNAPSHOT_FAILED = 'statesmith.durable.snapshotFailed';
-/** Marks the durable actor's own events: no message from outside can carry it. */
-const kOwn: unique symbol = Symbol('statesmith.durable');
+/** Marks the durable actor's own events (statesmith's one internal mark): no message from outside can carry it. */
+const kOwn: typeof kInternal = kInternal;
 
 /**
  * Stores opened from a URL, shared by every durable actor of this process that names the
