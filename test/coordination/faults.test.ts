@@ -143,6 +143,34 @@ describe('coordination under faults', function () {
     });
   });
 
+  describe('a PostgreSQL holder that falls silent (a partition)', () => {
+    it('has its session given up by the server within about two TTLs, not the OS default of two hours: its socket probes after one TTL', async function () {
+      const base = await sharedPostgres();
+      if (base === undefined) this.skip(); // no PostgreSQL could be started: outside CI only (under CI=true the harness throws)
+      const agentId = `silent-${randomBytes(3).toString('hex')}`;
+      const c = await started({ url: isolatedUrl(base), agentId, lockTtlMs: 3_000, heartbeatMs: 1_000 });
+      const handle = await c.getLock('v').acquire();
+      expect(handle).to.not.equal(null);
+      // The server's end of this session's socket, as the kernel sees it: its keepalive timer says when it probes next.
+      const clientPort = await withPostgresAdmin(base, async (admin) => {
+        const { rows } = await admin.query<{ port: number }>('SELECT client_port AS port FROM pg_stat_activity WHERE application_name = $1', [agentId]);
+        return rows[0]?.port;
+      });
+      expect(clientPort, 'the session is a TCP one').to.be.a('number');
+      const serverPort = Number(new URL(base).port || 5432);
+      await new Promise((resolve) => setTimeout(resolve, 200)); // the socket idle: its timer is the keepalive one
+      const { execFileSync } = await import('node:child_process');
+      const line = execFileSync('ss', ['-tnoH', 'state', 'established', `( sport = :${serverPort} and dport = :${clientPort} )`], { encoding: 'utf8' });
+      const timer = /timer:\(keepalive,([\d.]+)(ms|sec|min|h)?/.exec(line);
+      expect(timer, `a keepalive timer on the server's socket: ${line}`).to.not.equal(null);
+      const [, amount, unit] = timer as RegExpExecArray;
+      // One TTL (3 s) at most before the first probe; the OS default would show about 119 min.
+      expect(unit === 'min' || unit === 'h', `next probe in ${amount}${unit ?? ''}`).to.equal(false);
+      expect(Number(amount)).to.be.at.most(unit === 'ms' ? 3_000 : 3);
+      await handle!.release();
+    });
+  });
+
   describe('a grant that comes back after its lease could have run out', () => {
     beforeEach(() => resetMemoryStores());
 

@@ -16,6 +16,11 @@
  *   timeout) drops the session, which frees everything it held.
  * - Release unlocks and `pg_notify`s the name; while this process has waiters, it
  *   `LISTEN`s on the same connection.
+ * - A partitioned holder's session would keep its locks on the server until the server's TCP
+ *   keepalive gave up (about 2 h 11 min by the OS defaults), long after the holder reconnected
+ *   in a new session. The session's own `tcp_keepalives_*` and `tcp_user_timeout` are set from
+ *   the lock TTL, so the server drops a silent holder's session about two TTLs after its last
+ *   packet: never before the holder's own lease has run out (its renewals are its traffic).
  * - A session holds advisory locks re-entrantly: this backend remembers which token holds
  *   each name, so a second grant through the same session is refused, and a release with
  *   a stale token never unlocks someone else's hold.
@@ -165,6 +170,7 @@ export class PostgresBackend implements Backend {
     this.#tail = Promise.resolve();
     try {
       await client.connect();
+      await this.#boundSilence(client);
       await client.query('BEGIN');
       // Two coordinators creating the table at once would collide in the catalog: serialise them.
       await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [advisoryKey('statesmith', 'schema')]);
@@ -178,6 +184,33 @@ export class PostgresBackend implements Backend {
     } catch (error) {
       await this.close();
       throw error;
+    }
+  }
+
+  /**
+   * How long the server keeps this session once the holder has gone silent (a partition): the
+   * first keepalive probe after a TTL with nothing heard, and the session dropped once nothing
+   * is acknowledged for two TTLs. The holder's lease ends before (at most one TTL after its last
+   * renewal), so the server never frees a lock its holder still believes it holds.
+   */
+  async #boundSilence(client: Client): Promise<void> {
+    const ttlMs = this.#options.leaseTtlMs ?? 30_000;
+    const seconds = Math.max(1, Math.ceil(ttlMs / 1000));
+    const settings: Array<[string, number]> = [
+      ['tcp_keepalives_idle', seconds],
+      ['tcp_keepalives_interval', Math.max(1, Math.ceil(seconds / 4))],
+      ['tcp_keepalives_count', 4],
+      // PostgreSQL 12 and later: also bounds a send the silent holder never acknowledges.
+      ['tcp_user_timeout', Math.ceil(2 * ttlMs)],
+    ];
+    for (const [name, value] of settings) {
+      try {
+        await client.query(`SET ${name} = ${value}`);
+      } catch (error) {
+        getLogger().warn(`PostgreSQL would not set ${name} for this session: a partitioned holder's locks may outlive its lease on the server`, {
+          error,
+        });
+      }
     }
   }
 
