@@ -20,6 +20,10 @@
  *   messages (the locksmith's) are rows of `statesmith_messages`, read the same way while
  *   someone listens. Group members and leaders are rows with a server-clock expiry.
  * - `breakLock` ends the holder's connection: `IS_USED_LOCK` names it.
+ * - A holder that falls silent (a partition, a frozen process) would keep its session, and its
+ *   locks, until the server's `wait_timeout` (8 hours by default). The session's own is set to
+ *   two lock TTLs: a holder renews (and the heartbeat pings) well inside it, and the server ends
+ *   a silent one's session, freeing its locks, only after its own lease has run out.
  *
  * MariaDB 10.11 (tested here) and MySQL 8 differ in nothing this backend relies on: both
  * have re-entrant `GET_LOCK` with several locks per session, `IS_USED_LOCK`, `NOW(6)`,
@@ -202,6 +206,8 @@ export class MysqlBackend implements Backend {
     this.#client = client;
     try {
       // Two coordinators creating the tables at once would collide: serialise them.
+      // Seconds; at least two TTLs after the last statement, so never before the holder's lease ends.
+      await client.query(`SET SESSION wait_timeout = ${Math.max(1, Math.ceil((2 * (this.#options.leaseTtlMs ?? 30_000)) / 1000))}`);
       await client.query("DO GET_LOCK('statesmith_schema', 10)");
       for (const statement of SCHEMA) await client.query(statement);
       await client.query("DO RELEASE_LOCK('statesmith_schema')");
