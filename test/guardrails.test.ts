@@ -1,6 +1,7 @@
 /**
- * Guard-rails that run with every `npm test`: no import cycle in the library's code, and
- * a tree Prettier has formatted. Each check is also shown to fail on what it must catch.
+ * Guard-rails that run with every `npm test`: no import cycle in the library's code, a
+ * tree Prettier has formatted, and one vocabulary for errors. Each check is also shown to
+ * fail on what it must catch.
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
@@ -55,5 +56,56 @@ describe('guard-rails', function () {
       },
     );
     expect(stdout.split('\n').filter(Boolean), 'files Prettier would change').to.deep.equal([]);
+  });
+
+  describe('one vocabulary for errors', () => {
+    /** Each error class the package's entry points export, made with arguments its constructor takes. */
+    const made = async (): Promise<Array<[string, Error]>> => {
+      const entries = await Promise.all(
+        ['../src/index.ts', '../src/inspect/index.ts', '../src/telemetry/index.ts', '../src/nats/index.ts'].map(
+          async (entry) => (await import(entry)) as Record<string, unknown>,
+        ),
+      );
+      // The classes whose code or fields come from their arguments.
+      const args: Record<string, unknown[]> = {
+        CoordinationError: ['ERR_COORDINATION_URL', 'a message'],
+        DurableError: ['ERR_FENCED', 'a message'],
+        RejectedError: [{ type: 'statesmith.rejected', command: { type: 'x' }, state: 'idle', code: 'ERR_UNKNOWN_COMMAND', reason: 'r' }],
+        TelemetryError: ['ERR_TELEMETRY_STATE', 'a message'],
+        UnknownOptionError: ['options', 'timeout', ['timeoutMs']],
+      };
+      const found: Array<[string, Error]> = [];
+      for (const [name, value] of entries.flatMap((module) => Object.entries(module))) {
+        if (typeof value !== 'function' || !((value as { prototype?: unknown }).prototype instanceof Error)) continue;
+        found.push([name, Reflect.construct(value, args[name] ?? ['a', 'b', 'c']) as Error]);
+      }
+      return found;
+    };
+
+    const vocabulary = (name: string, error: Error): string[] => {
+      const wrong: string[] = [];
+      const own = Object.getOwnPropertyDescriptors(error);
+      if (error.name !== name) wrong.push(`${name}: name is ${JSON.stringify(error.name)}`);
+      if (own.name?.enumerable !== true) wrong.push(`${name}: name is not its own (util.inspect and JSON would not show it)`);
+      if (own['code']?.enumerable !== true) wrong.push(`${name}: code is not its own`);
+      if (!/^ERR_[A-Z_]+$/.test(String((error as { code?: unknown }).code))) wrong.push(`${name}: code ${String((error as { code?: unknown }).code)}`);
+      return wrong;
+    };
+
+    it('every exported error class has its own name (the class name) and a stable ERR_ code, as Node’s errors do', async () => {
+      const errors = await made();
+      expect(errors.length, 'error classes found').to.be.greaterThan(20);
+      expect(errors.flatMap(([name, error]) => vocabulary(name, error))).to.deep.equal([]);
+    });
+
+    it('the check catches a class without a code, or named otherwise', () => {
+      class Loose extends Error {}
+      class Misnamed extends Error {
+        override readonly name = 'Other';
+        readonly code = 'ERR_X';
+      }
+      expect(vocabulary('Loose', new Loose('x'))).to.have.length.greaterThan(0);
+      expect(vocabulary('Misnamed', new Misnamed('x'))).to.deep.equal(['Misnamed: name is "Other"']);
+    });
   });
 });

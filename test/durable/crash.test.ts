@@ -72,6 +72,17 @@ function incarnation(
   return { child, messages, next };
 }
 
+/**
+ * Where a crash test kills: the first two kills of a lane surely inside a task (the fixture
+ * holds an apply, then a promote, after its first row), the rest wherever chance puts them.
+ */
+async function killPoint(round: number, child: ChildProcess, next: (match: (m: Message) => boolean) => Promise<Message>, workMs: number): Promise<void> {
+  if (round >= 2) return sleep(Math.random() * workMs * 3);
+  const task = round === 0 ? 'apply' : 'promote';
+  child.send({ hold: task });
+  await next((m) => m.holding === task);
+}
+
 function killed(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
@@ -192,12 +203,7 @@ for (const backend of [
                 child.send('stop');
                 await next((m) => m.stopped === true);
               } else {
-                if (round < 2) {
-                  // The first two kills surely land inside a task, an apply then a promote; the rest wherever chance puts them.
-                  const task = round === 0 ? 'apply' : 'promote';
-                  child.send({ hold: task });
-                  await next((m) => m.holding === task);
-                } else await sleep(Math.random() * workMs * 3);
+                await killPoint(round, child, next, workMs);
                 await killed(child);
                 kills++;
               }
@@ -297,12 +303,7 @@ for (const backend of [
               child.send('stop');
               await next((m) => m.stopped === true);
             } else {
-              if (round < 2) {
-                // The first two kills surely land inside a task, an apply then a promote; the rest wherever chance puts them.
-                const task = round === 0 ? 'apply' : 'promote';
-                child.send({ hold: task });
-                await next((m) => m.holding === task);
-              } else await sleep(Math.random() * workMs * 3);
+              await killPoint(round, child, next, workMs);
               await killed(child);
               kills++;
             }
