@@ -1,7 +1,7 @@
 /**
  * What telemetry costs: the executor cycle and the Mutex cycle with telemetry off, with
  * metrics on, and with metrics and traces on (an OpenTelemetry SDK recording every span
- * in memory), side by side in one run. Targets: the executor cycle ≥ 0.8× and the Mutex
+ * in memory), side by side in one run. Targets: the executor cycle ≥ 0.9× and the Mutex
  * cycle ≥ 0.7× of their speed with telemetry off (metrics on).
  */
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -55,7 +55,7 @@ export async function benchTelemetry(): Promise<void> {
   };
 
   for (const [title, run, n, target] of [
-    ['Executor cycle with telemetry (20,000 cycles × 7 rounds, median)', cycle, 20_000, 0.8],
+    ['Executor cycle with telemetry (20,000 cycles × 7 rounds, median)', cycle, 20_000, 0.9],
     ['Mutex acquire/release with telemetry (200,000 × 7 rounds, median)', lockCycle, 200_000, 0.7],
   ] as const) {
     const results = await measure(

@@ -48,6 +48,30 @@ class HistogramSeries {
 }
 
 /**
+ * Values found by three strings without building a key from them: a step that finds its
+ * series allocates nothing (a joined key is a string made, flattened and hashed per call).
+ */
+class Tree3<V> {
+  readonly #root = new Map<string, Map<string, Map<string, V>>>();
+
+  get(a: string, b: string, c: string): V | undefined {
+    return this.#root.get(a)?.get(b)?.get(c);
+  }
+
+  set(a: string, b: string, c: string, value: V): void {
+    let level1 = this.#root.get(a);
+    if (level1 === undefined) this.#root.set(a, (level1 = new Map()));
+    let level2 = level1.get(b);
+    if (level2 === undefined) level1.set(b, (level2 = new Map()));
+    level2.set(c, value);
+  }
+
+  clear(): void {
+    this.#root.clear();
+  }
+}
+
+/**
  * A histogram for hot paths: each series is an object its callers keep, so an
  * observation is a bucket scan and three additions (prom-client's own hashes the labels
  * on every call). The registry reads it as any metric, through `get()`.
@@ -60,6 +84,8 @@ class FastHistogram {
   readonly #labelNames: readonly string[];
   readonly #bounds: readonly number[];
   readonly #series = new Map<string, HistogramSeries>();
+  /** Series a caller found by three label values before (see {@link FastHistogram.cached}). */
+  readonly #cached = new Tree3<HistogramSeries>();
 
   constructor(name: string, help: string, labelNames: readonly string[], bounds: readonly number[]) {
     this.name = name;
@@ -75,6 +101,17 @@ class FastHistogram {
       series = new HistogramSeries(labels, this.#bounds);
       this.#series.set(key, series);
     }
+    return series;
+  }
+
+  /** The series a caller remembered under three label values, found without a key built; `undefined` the first time. */
+  cached(a: string, b: string, c: string): HistogramSeries | undefined {
+    return this.#cached.get(a, b, c);
+  }
+
+  /** Remembers `series` under three label values (until the histogram is reset), and returns it. */
+  remember(a: string, b: string, c: string, series: HistogramSeries): HistogramSeries {
+    this.#cached.set(a, b, c, series);
     return series;
   }
 
@@ -95,6 +132,7 @@ class FastHistogram {
 
   reset(): void {
     this.#series.clear();
+    this.#cached.clear();
   }
 }
 
@@ -104,27 +142,37 @@ class FastCounter {
   readonly aggregator = 'sum';
   readonly name: string;
   readonly help: string;
-  readonly #series = new Map<string, { labels: Labels; value: number }>();
+  readonly #series: Array<{ labels: Labels; value: number }> = [];
+  readonly #byLabels = new Tree3<{ labels: Labels; value: number }>();
+  readonly #labelNames: readonly [string, string, string];
 
-  constructor(name: string, help: string) {
+  constructor(name: string, help: string, labelNames: readonly [string, string, string]) {
     this.name = name;
     this.help = help;
+    this.#labelNames = labelNames;
   }
 
-  /** Adds one to the series `key` names (made with `labels` the first time). */
-  inc(key: string, labels: () => Labels): void {
-    const series = this.#series.get(key);
-    if (series !== undefined) series.value++;
-    else this.#series.set(key, { labels: labels(), value: 1 });
+  /** Adds one to the series of the three label values `a`, `b`, `c`. */
+  inc(a: string, b: string, c: string): void {
+    const series = this.#byLabels.get(a, b, c);
+    if (series !== undefined) {
+      series.value++;
+      return;
+    }
+    const [na, nb, nc] = this.#labelNames;
+    const made = { labels: { [na]: a, [nb]: b, [nc]: c }, value: 1 };
+    this.#byLabels.set(a, b, c, made);
+    this.#series.push(made);
   }
 
   async get(): Promise<object> {
-    const values = [...this.#series.values()].map(({ labels, value }) => ({ labels, value }));
+    const values = this.#series.map(({ labels, value }) => ({ labels, value }));
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
 
   reset(): void {
-    this.#series.clear();
+    this.#series.length = 0;
+    this.#byLabels.clear();
   }
 }
 
@@ -153,7 +201,7 @@ export class StatesmithMetrics implements MetricSet {
   readonly #subprocess: FastHistogram;
   readonly #kills: Prom.Counter;
   /** Each live actor's kind and state, for `statesmith_actors` (counted at scrape time). */
-  readonly #actors = new Map<object, { kind: string; state: string }>();
+  readonly #actors = new Map<object, { readonly kind: string; state: string }>();
   /** Each coordinator's backend and state, for `statesmith_coordinator_state`. */
   readonly #coordinators = new Map<string, { backend: string; state: string }>();
   /** The backends of coordinators seen, so their series stay (at 0) after they stopped. */
@@ -193,6 +241,7 @@ export class StatesmithMetrics implements MetricSet {
     this.#transitions = new FastCounter(
       'statesmith_actor_transitions_total',
       'State changes of statesmith actors, by machine kind and the states left and entered.',
+      ['kind', 'from', 'to'],
     );
     registry.registerMetric(this.#track(this.#transitions) as never);
     const actors = this.#actors;
@@ -300,17 +349,27 @@ export class StatesmithMetrics implements MetricSet {
   }
 
   transition(kind: string, from: string, to: string): void {
-    this.#transitions.inc(`${kind}\u0000${from}\u0000${to}`, () => ({ kind, from, to }));
+    this.#transitions.inc(kind, from, to);
   }
 
   actorState(actor: object, kind: string, state: string | undefined): void {
-    if (state === undefined) this.#actors.delete(actor);
-    else this.#actors.set(actor, { kind, state });
+    if (state === undefined) {
+      this.#actors.delete(actor);
+      return;
+    }
+    // Changed in place: a step of a known actor allocates nothing.
+    const known = this.#actors.get(actor);
+    if (known === undefined) this.#actors.set(actor, { kind, state });
+    else known.state = state;
   }
 
   executorTask(name: string, action: string, outcome: string, seconds: number): void {
     const executor = this.#executorLabel(name);
-    this.#executor.series(this.#actionNames ? { executor, action, outcome } : { executor, outcome }).observe(seconds);
+    const label = this.#actionNames ? action : '';
+    const series =
+      this.#executor.cached(executor, label, outcome) ??
+      this.#executor.remember(executor, label, outcome, this.#executor.series(this.#actionNames ? { executor, action, outcome } : { executor, outcome }));
+    series.observe(seconds);
   }
 
   taskRestart(group: string, task: string): void {

@@ -104,10 +104,12 @@ function kindOf(actor: unknown): string | undefined {
 export class StatesmithSink implements TelemetrySink {
   readonly #metrics: MetricSet | undefined;
   readonly #tracer: TracerLike | undefined;
-  /** Each observed actor's last state, for `from` in the transition counter. */
-  readonly #states = new WeakMap<object, string>();
-  /** Each observed actor's last state value object (XState keeps it while the state stays). */
-  readonly #values = new WeakMap<object, unknown>();
+  /**
+   * Each observed actor's last state value object (XState keeps it while the state stays) and
+   * its name, for `from` in the transition counter: one record per actor, changed in place (a
+   * step allocates nothing here).
+   */
+  readonly #seen = new WeakMap<object, { value: unknown; state: string | undefined }>();
 
   constructor(metrics: MetricSet | undefined, tracer: TracerLike | undefined) {
     this.#metrics = metrics;
@@ -199,13 +201,14 @@ export class StatesmithSink implements TelemetrySink {
     }
     // Most snapshots keep their state (a context change): the value object is then the same one.
     const value = snapshot.value;
-    const seen = this.#values.get(actor);
-    if (seen !== undefined && seen === value) return;
-    this.#values.set(actor, value);
+    let seen = this.#seen.get(actor);
+    if (seen === undefined) this.#seen.set(actor, (seen = { value, state: undefined }));
+    else if (seen.value === value) return;
+    else seen.value = value;
     const state = stateName(value);
-    const before = this.#states.get(actor);
+    const before = seen.state;
     if (before === state) return;
-    this.#states.set(actor, state);
+    seen.state = state;
     metrics.actorState(actor, kind, state);
     if (before !== undefined) metrics.transition(kind, before, state);
   }

@@ -204,6 +204,25 @@ describe('telemetry', function () {
     }
   });
 
+  it('counts on after the registry is reset: the hot series found without a key start again from zero', async () => {
+    const registry = new Registry();
+    telemetry = await enableTelemetry({ metrics: { registry } });
+    const executor = new AsyncExecutor({ wakeup: new WakeupBus(), name: 'reset' });
+    const done = async (): Promise<string> => 'ok';
+    await executor.run(done);
+    await executor.run(done);
+    const count = async (): Promise<number | undefined> =>
+      value(parse(await registry.metrics()).samples, 'statesmith_executor_task_duration_seconds_count', { executor: 'reset', outcome: 'completed' });
+    const transitions = async (): Promise<number | undefined> =>
+      value(parse(await registry.metrics()).samples, 'statesmith_actor_transitions_total', { kind: 'executor', from: 'running', to: 'done' });
+    expect(await count()).to.equal(2);
+    expect(await transitions()).to.be.at.least(2);
+    registry.resetMetrics();
+    await executor.run(done);
+    expect(await count(), 'one task since the reset').to.equal(1);
+    expect(await transitions(), 'one transition since the reset').to.equal(1);
+  });
+
   it('keeps lock names out of labels: 10,000 locks make one series, unless asked', async () => {
     telemetry = await enableTelemetry({ lockHoldSampling: 1 });
     for (let i = 0; i < 10_000; i++) (await new Mutex({ name: `volume-${i}` }).acquire()).release();
