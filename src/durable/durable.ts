@@ -308,6 +308,18 @@ function invokeOf(logic: AnyActorLogic | undefined, childId: string): { readonly
   return undefined;
 }
 
+/** Whether each machine invokes a child of each id: asked at every save, so walked once per machine and id. */
+const invoked = new WeakMap<object, Map<string, boolean>>();
+
+function isInvoked(logic: AnyActorLogic | undefined, childId: string): boolean {
+  if (logic === undefined) return false;
+  let ids = invoked.get(logic);
+  if (ids === undefined) invoked.set(logic, (ids = new Map()));
+  let known = ids.get(childId);
+  if (known === undefined) ids.set(childId, (known = invokeOf(logic, childId) !== undefined));
+  return known;
+}
+
 /**
  * `saved` (what XState's getPersistedSnapshot made of `live`) with each statesmith child's
  * snapshot replaced by its adapter's picture: XState would keep its context with its
@@ -328,7 +340,7 @@ function withPictures(logic: AnyActorLogic | undefined, live: unknown, saved: un
       withPictures(childLogic, ref.getSnapshot(), entry.snapshot, at);
       continue;
     }
-    if (invokeOf(logic, childId) === undefined) {
+    if (!isInvoked(logic, childId)) {
       throw new DurableError(
         'ERR_SNAPSHOT_JSON',
         `${JSON.stringify(at.join('/'))} is statesmith logic that was spawned, and a restore could not give it its input again: invoke it (its invoke's input is computed again on restore), or make it a durable actor of its own`,
