@@ -379,10 +379,18 @@ function expectChildren(
           `${JSON.stringify(at.join('/'))} was saved as statesmith logic, and this machine invokes nothing with that id (migrate the snapshot, or change the version)`,
         );
       }
-      const input =
-        typeof def.input === 'function'
-          ? (def.input as (args: unknown) => unknown)({ context, event: { type: 'statesmith.durable.restore' }, self })
-          : def.input;
+      let input: unknown = def.input;
+      if (typeof def.input === 'function') {
+        try {
+          input = (def.input as (args: unknown) => unknown)({ context, event: { type: 'statesmith.durable.restore' }, self });
+        } catch (error) {
+          throw new DurableError(
+            'ERR_SNAPSHOT_VERSION',
+            `the input of ${JSON.stringify(at.join('/'))} could not be computed again from the restored context: ${(error as Error)?.message ?? String(error)}`,
+            { cause: error },
+          );
+        }
+      }
       expectChildRestore(snapshot, { input, policy, path: at.join('/'), src: typeof entry?.src === 'string' ? entry.src : childId, found });
     } else if (typeof entry?.src === 'string') {
       expectChildren(logicOf(logic, entry.src), snapshot, at, policy, self, found);

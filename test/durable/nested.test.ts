@@ -297,6 +297,23 @@ describe('statesmith logic inside a durable machine', function () {
     expect(two.failure()?.message).to.match(/executor: executor action "promote"/);
   });
 
+  it('fails the restore with ERR_SNAPSHOT_VERSION naming the child when its invoke cannot compute its input from the restored context', async () => {
+    const one = incarnation(registries().registry);
+    await one.running();
+    await savedExecutorIn('idle');
+    one.actor.stop();
+
+    const two = incarnation({
+      get actions(): Record<string, ExecutorAction> {
+        throw new Error('the registry is not loaded yet');
+      },
+      tasks: {},
+    });
+    await waitUntil(() => two.actor.getSnapshot().status === 'error', 5_000, 'the restore to fail');
+    expect(two.failure()?.code).to.equal('ERR_SNAPSHOT_VERSION');
+    expect(two.failure()?.message).to.match(/the input of "executor" could not be computed again from the restored context: the registry is not loaded yet/);
+  });
+
   it('refuses a spawned executor at the first save, saying to invoke it: its input could not be given back', async () => {
     const machine = setup({ actors: { executor: executorLogic } }).createMachine({
       id: 'spawner',
