@@ -178,6 +178,11 @@ interface Runtime {
   failure: unknown;
   /** Its owner token: the saved one, kept across incarnations, or a new one when it starts fresh. */
   owner: string;
+  /**
+   * The actors under it whose steps it hears (each child, and theirs, down to a statesmith
+   * child, which saves as a picture): a step anywhere in the tree is saved, not only its own.
+   */
+  readonly watched: Map<AnyActorRef, { readonly subscription: { unsubscribe(): void }; children: unknown }>;
 }
 
 const runtimes = new WeakMap<AnyActorRef, Runtime>();
@@ -497,6 +502,7 @@ function durableLogic<TLogic extends AnyActorLogic>(
         ended: false,
         failure: undefined,
         owner: randomBytes(12).toString('base64url'),
+        watched: new Map(),
       };
       runtimes.set(scope.self, runtime);
       const self = runtime;
@@ -558,6 +564,42 @@ function durableLogic<TLogic extends AnyActorLogic>(
       runtime.scheduled = false;
       void flush(runtime);
     });
+  };
+
+  /**
+   * Hears the steps of `children` and of everything under them (a statesmith child's insides
+   * are its picture's business): each marks the actor dirty, so a grandchild's step is saved
+   * as the actor's own are. A child's new children are heard from its first step that has them.
+   */
+  const watch = (runtime: Runtime, children: unknown): void => {
+    if (adapter !== undefined || runtime.ended || children === null || typeof children !== 'object') return;
+    for (const child of Object.values(children as Record<string, AnyActorRef | undefined>)) {
+      if (child === undefined || runtime.watched.has(child)) continue;
+      const below = persistenceOf((child as { logic?: unknown }).logic) === undefined;
+      const entry = { subscription: { unsubscribe: (): void => undefined }, children: undefined as unknown };
+      runtime.watched.set(child, entry);
+      const heard = (): void => {
+        markDirty(runtime);
+        if (!below) return;
+        const now = (child.getSnapshot() as { children?: unknown } | undefined)?.children;
+        if (now !== entry.children) {
+          entry.children = now;
+          watch(runtime, now);
+        }
+      };
+      const gone = (): void => {
+        markDirty(runtime);
+        entry.subscription.unsubscribe();
+        runtime.watched.delete(child);
+      };
+      entry.subscription = child.subscribe({ next: heard, error: gone, complete: gone });
+      heard();
+    }
+  };
+
+  const unwatch = (runtime: Runtime): void => {
+    for (const { subscription } of runtime.watched.values()) subscription.unsubscribe();
+    runtime.watched.clear();
   };
 
   const flush = (runtime: Runtime): Promise<void> => {
@@ -647,6 +689,7 @@ function durableLogic<TLogic extends AnyActorLogic>(
   /** The actor ended (stopped, failed, fenced, done): the last save, then the fence and the store go. */
   const end = (runtime: Runtime, save: boolean): void => {
     if (runtime.ended) return;
+    unwatch(runtime);
     runtime.abort.abort(new DurableError('ERR_FENCED', `durable actor ${JSON.stringify(id)} stopped`));
     const last = save ? flush(runtime) : Promise.resolve();
     runtime.ended = true;
@@ -764,6 +807,7 @@ function durableLogic<TLogic extends AnyActorLogic>(
     let armed = 0;
     scope.defer(() => {
       inner.start?.(innerSnapshot as never, scope as never);
+      watch(runtime, innerSnapshot.children);
       for (const timer of timers) if (arm(scope, children, timer)) armed++;
       // Work that was running at the crash cannot resume mid-function: its invoker hears it ended interrupted, once.
       for (const { parent, childId, src } of interrupted) {
@@ -985,6 +1029,7 @@ function durableLogic<TLogic extends AnyActorLogic>(
             return { ...state, status: 'error', error };
           }
           markDirty(runtime);
+          if (next.children !== state.children) watch(runtime, next.children);
           if (next.status === 'done' || next.status === 'error') {
             const settled: State = { ...state, status: next.status, output: next.output, error: next.error, inner: next, children: next.children ?? {} };
             // The final snapshot is saved (a restore then finds the actor done), then the fence goes.
@@ -1024,7 +1069,8 @@ function durableLogic<TLogic extends AnyActorLogic>(
  * while the process was down fires at once, a later one keeps its deadline (XState's own
  * `getPersistedSnapshot` drops them, statelyai/xstate#5331). With no snapshot it starts fresh.
  *
- * It saves after every settled step, coalesced to one write per turn of the event loop, and
+ * It saves after every settled step of the actor or of any actor under it, coalesced to one
+ * write per turn of the event loop, and
  * never writes under a fence smaller than the stored one: an incarnation replaced by a newer
  * one ends with `ERR_FENCED` at its first step or save, before it acts. Stopping it saves
  * what it last reached, releases its fence, and keeps the snapshot for the next incarnation.

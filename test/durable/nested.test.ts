@@ -314,6 +314,66 @@ describe('statesmith logic inside a durable machine', function () {
     expect(two.failure()?.message).to.match(/the input of "executor" could not be computed again from the restored context: the registry is not loaded yet/);
   });
 
+  it('keeps an executor two levels down: a worker machine the agent invokes invokes it, its input from the worker’s restored context', async () => {
+    const actions = { resize: async (_s: AbortSignal, p: unknown) => `resized ${String(p)}` };
+    const worker = setup({
+      types: { context: {} as { pool: string }, input: {} as { pool: string } },
+      actors: { executor: executorLogic },
+    }).createMachine({
+      context: ({ input }) => ({ pool: input.pool }),
+      invoke: { id: 'executor', src: 'executor', input: ({ context }) => ({ name: `${context.pool}-executor`, actions, wakeup: () => undefined }) },
+      on: { run: { actions: sendTo('executor', { type: 'statesmith.executor.run', action: 'resize', params: 7 }) } },
+    });
+    const agent = setup({ actors: { worker } }).createMachine({
+      invoke: { id: 'worker', src: 'worker', input: { pool: 'volumes' } },
+      on: { run: { actions: sendTo('worker', { type: 'run' }) } },
+    });
+    const executorOf = (actor: AnyActorRef) =>
+      (actor.getSnapshot() as DurableSnapshot).children['worker']?.getSnapshot().children['executor']?.getSnapshot() as
+        { value: unknown; context: { name: string; generation: number; lineage: string; lastOutcome: string | null } } | undefined;
+    const first = createActor(durable(agent, { store, id, version: 1 }));
+    actors.push(first);
+    first.start();
+    await waitUntil(() => (first.getSnapshot() as DurableSnapshot).value === 'running', 5_000, 'running');
+    first.send({ type: 'run' });
+    await waitUntil(() => executorOf(first)?.context.lastOutcome === 'completed', 5_000, 'resized');
+    const lineage = executorOf(first)?.context.lineage;
+    await waitUntil(
+      async () => JSON.stringify((await store.load(id))?.snapshot).includes('"lastOutcome":"completed"'),
+      5_000,
+      'the store to hold the executor done',
+    );
+    first.stop();
+
+    const second = createActor(durable(agent, { store, id, version: 1 }));
+    actors.push(second);
+    second.start();
+    await waitUntil(() => (second.getSnapshot() as DurableSnapshot).value === 'running', 5_000, 'running again');
+    expect(executorOf(second)?.context).to.include({ name: 'volumes-executor', generation: 1, lineage, lastOutcome: 'completed' });
+  });
+
+  it('saves a step anywhere in its tree: a command sent straight to a child machine is saved without a step of the agent', async () => {
+    const counter = setup({ types: { context: {} as { n: number } } }).createMachine({
+      context: { n: 0 },
+      on: { inc: { actions: assign({ n: ({ context }) => context.n + 1 }) } },
+    });
+    const agent = setup({ actors: { counter } }).createMachine({ invoke: { id: 'counter', src: 'counter' } });
+    const actor = createActor(durable(agent, { store, id, version: 1 }));
+    actors.push(actor);
+    actor.start();
+    await waitUntil(() => (actor.getSnapshot() as DurableSnapshot).value === 'running', 5_000, 'running');
+    const child = (actor.getSnapshot() as DurableSnapshot).children['counter'] as AnyActorRef;
+    child.send({ type: 'inc' });
+    child.send({ type: 'inc' });
+    await waitUntil(
+      async () =>
+        ((await store.load(id))?.snapshot as { inner?: { children?: Record<string, { snapshot?: { context?: { n?: number } } }> } } | undefined)?.inner
+          ?.children?.['counter']?.snapshot?.context?.n === 2,
+      5_000,
+      'the store to hold the child’s own steps',
+    );
+  });
+
   it('refuses a spawned executor at the first save, saying to invoke it: its input could not be given back', async () => {
     const machine = setup({ actors: { executor: executorLogic } }).createMachine({
       id: 'spawner',
