@@ -7,10 +7,12 @@
  * tests are skipped, except under `CI=true`, where that is a failure.
  *
  * `privateRedis()` / `privatePostgres()` always start a server of their own, for tests
- * that stop and restart the server.
+ * that stop and restart the server. Given a `where` (a network namespace of the partition
+ * harness, `netfault.ts`, and the address to bind there), they start it inside that
+ * namespace, on the server's standard port.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -52,6 +54,28 @@ export function reachable(host: string, port: number, ms = 1_000): Promise<boole
   });
 }
 
+/** Where a private server runs: on loopback here (the default), or inside a network namespace, bound to its address there. */
+export interface ServerPlace {
+  /** The network namespace to run it in (`ip netns exec`). */
+  readonly netns?: string;
+  /** The address to bind and to put in the URL; default 127.0.0.1. */
+  readonly host?: string;
+}
+
+/** The command line that runs `argv` in `place`'s namespace (itself when there is none). */
+function inPlace(place: ServerPlace, argv: readonly string[]): string[] {
+  return place.netns === undefined ? [...argv] : ['ip', 'netns', 'exec', place.netns, ...argv];
+}
+
+/** True when something accepts TCP connections on host:port within `ms`, seen from inside `place`'s namespace. */
+async function reachableIn(place: ServerPlace, host: string, port: number, ms: number): Promise<boolean> {
+  if (place.netns === undefined) return reachable(host, port, ms);
+  const probe = spawnSync('ip', ['netns', 'exec', place.netns, 'timeout', String(ms / 1000), 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`], {
+    timeout: ms + 2_000,
+  });
+  return probe.status === 0;
+}
+
 async function waitFor(check: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {
@@ -79,15 +103,26 @@ function which(binary: string, candidates: string[] = []): string | undefined {
   return found.status === 0 ? found.stdout.trim() : undefined;
 }
 
-/** A server process of its own on a free loopback port: started, stopped, restarted on the same port, paused. */
-async function privateProcess(binary: string, args: (port: number) => readonly string[], what: string, url: (port: number) => string): Promise<PrivateServer> {
-  const port = await freePort();
+/** A server process of its own on a free loopback port (or its standard port in a namespace): started, stopped, restarted on the same port, paused. */
+async function privateProcess(
+  binary: string,
+  args: (port: number, host: string) => readonly string[],
+  what: string,
+  url: (port: number, host: string) => string,
+  place: ServerPlace = {},
+  standardPort?: number,
+): Promise<PrivateServer> {
+  const host = place.host ?? '127.0.0.1';
+  // A namespace of the harness's own has nothing else listening: the standard port is free there.
+  const port = place.netns !== undefined && standardPort !== undefined ? standardPort : await freePort();
   let child: ChildProcess | undefined;
   const start = async (): Promise<void> => {
-    child = spawn(binary, args(port), { stdio: 'ignore' });
+    // `ip netns exec` execs the server: the child's pid is the server's, for SIGSTOP and SIGKILL.
+    const argv = inPlace(place, [binary, ...args(port, host)]);
+    child = spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' });
     // The exit hook kills it; it must not keep the test run alive on its own.
     child.unref();
-    await waitFor(() => reachable('127.0.0.1', port, 200), 10_000, `${what} on port ${port}`);
+    await waitFor(() => reachableIn(place, host, port, 200), 10_000, `${what} on ${host}:${port}`);
   };
   const stop = async (): Promise<void> => {
     const current = child;
@@ -101,7 +136,7 @@ async function privateProcess(binary: string, args: (port: number) => readonly s
   await start();
   started.push(() => child?.kill('SIGKILL'));
   return {
-    url: url(port),
+    url: url(port, host),
     port,
     stop,
     restart: start,
@@ -110,15 +145,19 @@ async function privateProcess(binary: string, args: (port: number) => readonly s
   };
 }
 
-export async function privateRedis(): Promise<PrivateServer> {
+export async function privateRedis(place: ServerPlace = {}): Promise<PrivateServer> {
   const binary = which('redis-server', ['/usr/bin/redis-server']);
   if (binary === undefined) throw new Error('redis-server is not installed (apt-get install redis-server)');
   const dir = mkdtempSync(join(tmpdir(), 'statesmith-redis-'));
+  started.push(() => rmSync(dir, { recursive: true, force: true }));
   return privateProcess(
     binary,
-    (port) => ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir],
+    // Off loopback Redis refuses clients in protected mode: the harness's namespaces reach nothing else.
+    (port, host) => ['--bind', host, '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no'],
     'redis-server',
-    (port) => `redis://127.0.0.1:${port}`,
+    (port, host) => `redis://${host}:${port}`,
+    place,
+    6379,
   );
 }
 
@@ -133,11 +172,12 @@ function postgresBin(tool: string): string | undefined {
   return which(tool);
 }
 
-export async function privatePostgres(): Promise<PrivateServer> {
+export async function privatePostgres(place: ServerPlace = {}): Promise<PrivateServer> {
   const initdb = postgresBin('initdb');
   const pgCtl = postgresBin('pg_ctl');
   if (initdb === undefined || pgCtl === undefined) throw new Error('PostgreSQL is not installed (apt-get install postgresql)');
-  const port = await freePort();
+  const host = place.host ?? '127.0.0.1';
+  const port = place.netns === undefined ? await freePort() : 5432;
   const dir = mkdtempSync(join(tmpdir(), 'statesmith-pg-'));
   const data = join(dir, 'data');
   // PostgreSQL refuses to run as root: run it as the postgres user when we are root.
@@ -151,17 +191,20 @@ export async function privatePostgres(): Promise<PrivateServer> {
     chownSync(dir, uid, gid);
   }
   const run = (argv: string[]): void => {
-    const command = asRoot ? ['runuser', '-u', 'postgres', '--', ...argv] : argv;
+    // In a namespace, pg_ctl and the postmaster it starts run inside it.
+    const command = inPlace(place, asRoot ? ['runuser', '-u', 'postgres', '--', ...argv] : argv);
     const result = spawnSync(command[0] as string, command.slice(1), { encoding: 'utf8', timeout: 60_000 });
     if (result.status !== 0) throw new Error(`${argv.join(' ')} failed: ${result.stderr || result.stdout}`);
   };
   run([initdb, '-D', data, '-A', 'trust', '-U', 'test', '--no-sync']);
+  // initdb trusts loopback only; in a namespace of the harness's own the members come from its subnet.
+  if (place.netns !== undefined) appendFileSync(join(data, 'pg_hba.conf'), 'host all all 0.0.0.0/0 trust\n');
   let pid: number | undefined;
   const start = async (): Promise<void> => {
-    run([pgCtl, '-D', data, '-w', '-l', join(dir, 'log'), '-o', `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off`, 'start']);
+    run([pgCtl, '-D', data, '-w', '-l', join(dir, 'log'), '-o', `-c listen_addresses=${host} -p ${port} -k ${dir} -c fsync=off`, 'start']);
     const pidFile = spawnSync('head', ['-1', join(data, 'postmaster.pid')], { encoding: 'utf8' });
     pid = Number(pidFile.stdout.trim());
-    await waitFor(() => reachable('127.0.0.1', port, 200), 10_000, `postgres on port ${port}`);
+    await waitFor(() => reachableIn(place, host, port, 200), 10_000, `postgres on ${host}:${port}`);
   };
   const stop = async (): Promise<void> => {
     if (pid === undefined) return;
@@ -175,15 +218,17 @@ export async function privatePostgres(): Promise<PrivateServer> {
   };
   await start();
   started.push(() => {
-    if (pid !== undefined)
-      spawnSync(
-        asRoot ? 'runuser' : pgCtl,
-        asRoot ? ['-u', 'postgres', '--', pgCtl, '-D', data, '-m', 'immediate', 'stop'] : ['-D', data, '-m', 'immediate', 'stop'],
+    if (pid !== undefined) {
+      const argv = inPlace(
+        place,
+        asRoot ? ['runuser', '-u', 'postgres', '--', pgCtl, '-D', data, '-m', 'immediate', 'stop'] : [pgCtl, '-D', data, '-m', 'immediate', 'stop'],
       );
+      spawnSync(argv[0] as string, argv.slice(1));
+    }
     rmSync(dir, { recursive: true, force: true });
   });
   return {
-    url: `postgresql://test@127.0.0.1:${port}/postgres`,
+    url: `postgresql://test@${host}:${port}/postgres`,
     port,
     stop,
     restart: start,
@@ -193,14 +238,16 @@ export async function privatePostgres(): Promise<PrivateServer> {
 }
 
 /** A nats-server of its own (Debian's `nats-server`) on a free loopback port, for tests that stop or restart it. */
-export async function privateNats(args: readonly string[] = []): Promise<PrivateServer> {
+export async function privateNats(args: readonly string[] = [], place: ServerPlace = {}): Promise<PrivateServer> {
   const binary = which('nats-server', ['/usr/sbin/nats-server', '/usr/bin/nats-server']);
   if (binary === undefined) throw new Error('nats-server is not installed (apt-get install nats-server)');
   return privateProcess(
     binary,
-    (port) => ['-a', '127.0.0.1', '-p', String(port), ...args],
+    (port, host) => ['-a', host, '-p', String(port), ...args],
     'nats-server',
-    (port) => `nats://127.0.0.1:${port}`,
+    (port, host) => `nats://${host}:${port}`,
+    place,
+    4222,
   );
 }
 
@@ -208,33 +255,35 @@ export async function privateNats(args: readonly string[] = []): Promise<Private
  * An etcd of its own (Debian's `etcd-server`): one member on free loopback client and peer
  * ports, its data in a temp dir removed at exit. The URL is `etcd://127.0.0.1:<port>`.
  */
-export async function privateEtcd(): Promise<PrivateServer> {
+export async function privateEtcd(place: ServerPlace = {}): Promise<PrivateServer> {
   const binary = which('etcd', ['/usr/bin/etcd']);
   if (binary === undefined) throw new Error('etcd is not installed (apt-get install etcd-server)');
   const dir = mkdtempSync(join(tmpdir(), 'statesmith-etcd-'));
-  const peer = await freePort();
+  const peer = place.netns === undefined ? await freePort() : 2380;
   const server = await privateProcess(
     binary,
-    (port) => [
+    (port, host) => [
       '--name',
       'statesmith-test',
       '--data-dir',
       join(dir, 'data'),
       '--listen-client-urls',
-      `http://127.0.0.1:${port}`,
+      `http://${host}:${port}`,
       '--advertise-client-urls',
-      `http://127.0.0.1:${port}`,
+      `http://${host}:${port}`,
       '--listen-peer-urls',
-      `http://127.0.0.1:${peer}`,
+      `http://${host}:${peer}`,
       '--initial-advertise-peer-urls',
-      `http://127.0.0.1:${peer}`,
+      `http://${host}:${peer}`,
       '--initial-cluster',
-      `statesmith-test=http://127.0.0.1:${peer}`,
+      `statesmith-test=http://${host}:${peer}`,
       '--log-level',
       'error',
     ],
     'etcd',
-    (port) => `etcd://127.0.0.1:${port}`,
+    (port, host) => `etcd://${host}:${port}`,
+    place,
+    2379,
   );
   // After its kill (hooks run in order): its data goes with it.
   started.push(() => rmSync(dir, { recursive: true, force: true }));
@@ -324,7 +373,7 @@ export function sqliteUrl(file = 'coord.db'): string {
  * `mariadbd` on a free loopback port with database `test`, for tests that stop, restart or
  * freeze the server. Root with an empty password, as on the machines.
  */
-export async function privateMysql(): Promise<PrivateServer> {
+export async function privateMysql(place: ServerPlace = {}): Promise<PrivateServer> {
   const install = which('mariadb-install-db', ['/usr/bin/mariadb-install-db']);
   const server = which('mariadbd', ['/usr/sbin/mariadbd']);
   if (install === undefined || server === undefined) throw new Error('MariaDB is not installed (apt-get install mariadb-server)');
@@ -339,12 +388,12 @@ export async function privateMysql(): Promise<PrivateServer> {
   started.push(() => rmSync(dir, { recursive: true, force: true }));
   const running = await privateProcess(
     server,
-    (port) => [
+    (port, host) => [
       '--no-defaults',
       `--datadir=${data}`,
       `--user=${user}`,
       `--port=${port}`,
-      '--bind-address=127.0.0.1',
+      `--bind-address=${host}`,
       `--socket=${join(dir, 'sock')}`,
       `--pid-file=${join(dir, 'pid')}`,
       `--log-error=${join(dir, 'error.log')}`,
@@ -352,9 +401,14 @@ export async function privateMysql(): Promise<PrivateServer> {
       '--innodb-flush-log-at-trx-commit=2',
     ],
     'mariadbd',
-    (port) => `mysql://root@127.0.0.1:${port}/test`,
+    (port, host) => `mysql://root@${host}:${port}/test`,
+    place,
+    3306,
   );
-  const created = spawnSync('mariadb', ['-h127.0.0.1', `-P${running.port}`, '-uroot', '-e', 'CREATE DATABASE IF NOT EXISTS test'], {
+  // Over the server's own socket; in a namespace, root may come from the members' subnet too.
+  const grant = place.netns === undefined ? '' : "CREATE USER IF NOT EXISTS root@'%'; GRANT ALL ON *.* TO root@'%' WITH GRANT OPTION;";
+  const client = inPlace(place, ['mariadb', `--socket=${join(dir, 'sock')}`, '-uroot', '-e', `CREATE DATABASE IF NOT EXISTS test; ${grant}`]);
+  const created = spawnSync(client[0] as string, client.slice(1), {
     encoding: 'utf8',
     timeout: 30_000,
   });
