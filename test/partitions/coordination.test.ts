@@ -154,6 +154,91 @@ for (const backend of backends) {
       await recovers(a, b);
     });
 
+    it("a partition longer than the member's kernel retry window: the server frees the lock on its own, and the member recovers after heal", async () => {
+      // The member's kernel gives up on its connection after about 3 s (tcp_retries2=3 in its namespace only):
+      // after that no closing packet of the old connection ever reaches the server, which must end the
+      // session itself (PostgreSQL's and MySQL's session locks: a server-side keepalive, or wait_timeout).
+      await net.sysctl(net.member('a'), 'net.ipv4.tcp_retries2', 3);
+      const a = await start('a', url, WRITE_DELAY);
+      const first = await a.ask({ do: 'acquire', lock: 'volume', blockingMs: 5_000 });
+      await a.ask({ do: 'write', everyMs: 20 });
+      const faultAt = monotonic();
+      await net.partition(net.member('a'), 'both');
+      const lost = await a.event((e) => e.event === 'lost', 2 * TTL, 'loss of the lock');
+      const b = await start('b');
+      await new Promise((resolve) => setTimeout(resolve, 4 * TTL - msBetween(faultAt, monotonic())));
+      await net.heal(net.member('a'));
+      const healedAt = monotonic();
+      // Only now does b ask: whatever the server still held for a's dead session is what it waits for.
+      const granted = await b.ask({ do: 'acquire', lock: 'volume', blockingMs: 6 * TTL }, 8 * TTL);
+      expect(granted['fence'], 'b was granted the lock after the heal').to.be.a('string');
+      const grantedAt = BigInt(granted['at'] as string);
+      store.superseded('a', grantedAt);
+      expect(msBetween(lost.at, grantedAt)).to.be.at.least(0);
+      expect(BigInt(granted['fence'] as string) > BigInt(first['fence'] as string)).to.equal(true);
+      reportFigure({
+        backend: backend.kind,
+        fault: 'partition past the retry window (4 leases), then heal',
+        'lease ms': TTL,
+        'a saw its loss (× lease)': (msBetween(faultAt, lost.at) / TTL).toFixed(2),
+        'b granted after heal (ms)': Math.round(msBetween(healedAt, grantedAt)),
+      });
+      expect(msBetween(healedAt, grantedAt), 'b waited for a lock the server kept for a dead session').to.be.below(TTL);
+      await b.ask({ do: 'write', everyMs: 20 });
+      await recovers(a, b);
+    });
+
+    it("a delay past the lease on the member's path to the server: it loses before the other is granted, and recovers when the delay ends", async () => {
+      const relay = await net.relay(backend.port);
+      try {
+        const through = new URL(url);
+        through.host = `${relay.host}:${relay.port}`;
+        const a = await start('a', through.href, WRITE_DELAY);
+        const b = await start('b');
+        // Every packet each way is held a lease and a half: each renewal's answer comes after the lease it renews.
+        const { faultAt, granted } = await failover(a, b, () => relay.setDelay(1.5 * TTL), 'delay of 1.5 leases each way');
+        reportFigure({ backend: backend.kind, fault: 'delay of 1.5 leases each way', 'failover (× lease)': (msBetween(faultAt, granted) / TTL).toFixed(2) });
+        await storeHeld('delay of 1.5 leases each way');
+        await relay.setDelay(0);
+        await recovers(a, b);
+      } finally {
+        await relay.close();
+      }
+    });
+
+    it("burst loss on the member's link: never two holders at once, and both recover after heal", async () => {
+      const a = await start('a', url, WRITE_DELAY);
+      const b = await start('b');
+      const first = await a.ask({ do: 'acquire', lock: 'volume', blockingMs: 5_000 });
+      await a.ask({ do: 'write', everyMs: 20 });
+      // Everything lost for 0.4 of a lease, then 0.2 passes: renewals get through now and then, or not.
+      await net.lossy(net.member('a'), { lossPercent: 40, dropMs: 0.4 * TTL, passMs: 0.2 * TTL });
+      const granted = await b.ask({ do: 'acquire', lock: 'volume', blockingMs: 4 * TTL }, 6 * TTL);
+      await net.heal(net.member('a'));
+      if (granted['fence'] === null) {
+        // a kept its lease through the losses: still the only holder.
+        expect((await a.ask({ do: 'state' }))['held'] === true || a.events.some((e) => e.event === 'lost')).to.equal(true);
+        reportFigure({ backend: backend.kind, fault: 'burst loss (0.4 lease of every 0.6)', outcome: 'a kept the lock' });
+        return;
+      }
+      const grantedAt = BigInt(granted['at'] as string);
+      store.superseded('a', grantedAt);
+      const lost = await a.event((e) => e.event === 'lost', 2 * TTL, 'loss of the lock');
+      expect(msBetween(lost.at, grantedAt), 'a lost before b was granted').to.be.at.least(0);
+      expect(BigInt(granted['fence'] as string) > BigInt(first['fence'] as string)).to.equal(true);
+      reportFigure({
+        backend: backend.kind,
+        fault: 'burst loss (0.4 lease of every 0.6)',
+        outcome: 'b took over',
+        'margin ms': Math.round(msBetween(lost.at, grantedAt)),
+      });
+      await b.ask({ do: 'write', everyMs: 20 });
+      await new Promise((resolve) => setTimeout(resolve, WRITE_DELAY + 300));
+      expect(store.tally('a').madeAfterSuperseded).to.equal(0);
+      expect(store.tally('a').staleAccepted).to.equal(0);
+      await recovers(a, b);
+    });
+
     for (const way of ['out', 'in'] as const satisfies readonly PartitionWay[]) {
       it(`a one-way partition (${way === 'out' ? 'what the member sends is lost' : 'what the member is sent is lost'}): the same order, and recovery`, async () => {
         const a = await start('a', url, WRITE_DELAY);
