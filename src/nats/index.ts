@@ -84,6 +84,12 @@ export interface RemoteActor {
    * `RejectedError` on `statesmith.rejected`, a `NoReplyError` (`ERR_NO_REPLY`) when no final
    * reply comes within `timeoutMs` (default 30,000 ms) or nobody serves the subject, and
    * `signal.reason` on abort.
+   *
+   * The request carries its deadline (this host's clock plus `timeoutMs`): a command that reaches
+   * the exposed actor after it, held up by a partition or a slow link, is refused there unrun
+   * (`ERR_TIMEOUT`). So after `ERR_NO_REPLY` the command has run at most once, and only if it
+   * arrived before its deadline (give or take the two hosts' clock difference) and its reply was
+   * lost or late; it is never run after the caller stopped waiting.
    */
   request(
     event: { readonly type: string; readonly [key: string]: unknown },
@@ -113,6 +119,19 @@ function rejected(command: unknown, state: unknown, code: string, reason: string
   }
 }
 
+/**
+ * A request's reply subject carries its deadline (wall-clock ms, the sender's `Date.now()` plus
+ * its `timeoutMs`) as its last token: `_INBOX.statesmith.<32 hex>.d<ms>`. The command itself
+ * stays the user's JSON, and a server that does not look at it still answers.
+ */
+const INBOX_DEADLINE = /^_INBOX\.statesmith\.[0-9a-f]{32}\.d(\d{1,16})$/;
+
+/** The deadline a reply subject carries, or undefined (no deadline: `timeoutMs` Infinity, or another client's inbox). */
+function deadlineOf(reply: string): number | undefined {
+  const match = INBOX_DEADLINE.exec(reply);
+  return match === null ? undefined : Number(match[1]);
+}
+
 /** The NATS status header of a message, when it is one (`503`: no responders). */
 function statusOf(message: NatsMessageLike): string | undefined {
   const headers = (message as { headers?: { code?: unknown; status?: unknown } }).headers;
@@ -134,8 +153,9 @@ function parseReply(data: Uint8Array): ({ readonly type: string } & Record<strin
  * Serves `actor` (a statesmith actor or any XState actor) on `<subject>.cmd`,
  * `<subject>.state` and `<subject>.events`. Every command gets exactly one answer: its
  * reply, or a `statesmith.rejected` (`ERR_MALFORMED_JSON`, `ERR_MESSAGE_TOO_LARGE`,
- * `ERR_INVALID_COMMAND`, `ERR_ACTOR_STOPPED`, `ERR_NO_REPLY`); the actor itself never
- * sees a malformed message. A command sent without a reply subject cannot be answered:
+ * `ERR_INVALID_COMMAND`, `ERR_ACTOR_STOPPED`, `ERR_NO_REPLY`, and `ERR_TIMEOUT` for a
+ * command from `remoteActor` that arrives after its request's deadline); the actor itself
+ * never sees a malformed or a late message. A command sent without a reply subject cannot be answered:
  * its refusal (`ERR_NO_REPLY_SUBJECT`) is published on `<subject>.events`.
  */
 export async function exposeActor(actor: AnyActorRef, options: ExposeOptions): Promise<Exposed> {
@@ -191,6 +211,21 @@ export async function exposeActor(actor: AnyActorRef, options: ExposeOptions): P
           (actor.getSnapshot() as { value?: unknown }).value ?? null,
           'ERR_NO_REPLY_SUBJECT',
           `a command on ${subject}.cmd needs a reply subject (send it as a request)`,
+        ),
+      );
+      return;
+    }
+    // Arrived after its sender stopped waiting (held by a partition, a slow link, a paused process):
+    // refused unrun, so a caller told ERR_NO_REPLY is not overtaken by the command it gave up on.
+    const deadline = deadlineOf(message.reply);
+    const now = Date.now();
+    if (deadline !== undefined && now > deadline) {
+      answer(
+        rejected(
+          null,
+          null,
+          'ERR_TIMEOUT',
+          `the command arrived ${now - deadline} ms after its request's timeoutMs had passed; it was not delivered to the actor`,
         ),
       );
       return;
@@ -499,8 +534,10 @@ export function remoteActor(options: RemoteOptions): RemoteActor {
     if (onReply !== undefined && typeof onReply !== 'function') throw new ArgumentTypeError('options.onReply', 'a function', onReply);
     signal?.throwIfAborted();
     const type = event.type;
-    // The replies of one request come to an inbox of its own: interim ones, then the final one.
-    const inbox = `_INBOX.statesmith.${randomUUID().replaceAll('-', '')}`;
+    // The replies of one request come to an inbox of its own: interim ones, then the final one. Its
+    // last token is the deadline, so that a command held past it is refused unrun (see deadlineOf).
+    const deadline = timeoutMs === Infinity ? '' : `.d${Date.now() + Math.ceil(timeoutMs)}`;
+    const inbox = `_INBOX.statesmith.${randomUUID().replaceAll('-', '')}${deadline}`;
     return new Promise((resolve, reject) => {
       const interim: unknown[] = [];
       let done = false;

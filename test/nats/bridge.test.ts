@@ -126,6 +126,54 @@ describe('statesmith/nats', function () {
     await rejection(exposeActor(group, { connection: server, subject: 'x.*' }));
   });
 
+  it("refuses unrun a command that arrives after its request's deadline, and carries the deadline in each request's reply subject", async () => {
+    const ran: number[] = [];
+    const executor = createActor(executorLogic, {
+      input: { name: 'deadline', actions: { bump: async (_signal: AbortSignal, params: unknown) => ran.push((params as { n: number }).n) } },
+    }).start();
+    const subject = subjectFor('deadline');
+    closing.push(await exposeActor(executor, { connection: server, subject }));
+    const command = (n: number): Uint8Array => new TextEncoder().encode(JSON.stringify({ type: 'statesmith.executor.run', action: 'bump', params: { n } }));
+    const inbox = (deadline: number): string => `_INBOX.statesmith.${'ab'.repeat(16)}.d${deadline}`;
+    // What a partition does to a request: it arrives after the sender's timeoutMs has passed.
+    const answers: Array<Record<string, unknown>> = [];
+    const late = inbox(Date.now() - 50);
+    const listening = client.subscribe(late, {
+      callback: (_e, m) => {
+        answers.push(JSON.parse(new TextDecoder().decode(m.data)) as Record<string, unknown>);
+      },
+    });
+    client.publish(`${subject}.cmd`, command(1), { reply: late });
+    await waitUntil(() => answers.length === 1, 5_000, 'the refusal');
+    listening.unsubscribe();
+    expect(answers[0]).to.include({ type: 'statesmith.rejected', code: 'ERR_TIMEOUT' });
+    expect(answers[0]?.['reason']).to.match(/arrived \d+ ms after its request's timeoutMs had passed; it was not delivered to the actor/);
+    // In time: run. A reply subject without a deadline (another client's): run.
+    const remote = remoteActor({ connection: client, subject });
+    closing.push(remote);
+    expect(await remote.request({ type: 'statesmith.executor.run', action: 'bump', params: { n: 3 } }, { timeoutMs: 5_000 })).to.include({
+      outcome: 'completed',
+    });
+    const plain = await client.request(`${subject}.cmd`, command(4), { timeout: 5_000 });
+    expect(JSON.parse(new TextDecoder().decode(plain.data))).to.include({ type: 'statesmith.executor.scheduled' });
+    await waitUntil(() => ran.includes(4), 5_000, 'the plain request run');
+    expect(ran, 'the late command never reached the actor').to.deep.equal([3, 4]);
+    // remoteActor's own requests carry their deadline: watch one go by.
+    const seen: string[] = [];
+    const spy = server.subscribe(`${subject}.cmd`, {
+      callback: (_e, m) => {
+        seen.push(m.reply ?? '');
+      },
+    });
+    await server.flush();
+    const before = Date.now();
+    await remote.request({ type: 'statesmith.executor.run', action: 'bump', params: { n: 5 } }, { timeoutMs: 4_000 });
+    spy.unsubscribe();
+    const deadline = Number(/\.d(\d+)$/.exec(seen[0] ?? '')?.[1]);
+    expect(deadline).to.be.within(before + 4_000, Date.now() + 4_000);
+    executor.stop();
+  });
+
   it('a request to a subject nobody serves (a process that died) fails at once with ERR_NO_REPLY', async () => {
     const remote = remoteActor({ connection: client, subject: subjectFor('dead') });
     closing.push(remote);
