@@ -57,12 +57,12 @@ for (const backend of backends) {
       await server?.stop();
       await net?.destroy();
     });
-    beforeEach(() => {
+    beforeEach(async () => {
       url = isolatedUrl(server.url, 'n');
-      store = new FencedStore();
+      store = await FencedStore.open();
     });
     afterEach(async () => {
-      store.close();
+      await store.close();
       for (const member of members.splice(0)) member.kill();
       await net.heal();
     });
@@ -139,6 +139,7 @@ for (const backend of backends) {
     /** What the fenced store saw of `a` once its late writes have all landed. */
     async function storeHeld(label: string): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, WRITE_DELAY + 300));
+      await store.settled();
       const a = store.tally('a');
       reportFigure({ backend: backend.kind, fault: label, 'stale writes refused': a.staleRefused, 'stale writes accepted': a.staleAccepted });
       expect(a.madeAfterSuperseded, 'writes a decided (held true) after b was granted').to.equal(0);
@@ -234,6 +235,7 @@ for (const backend of backends) {
       });
       await b.ask({ do: 'write', everyMs: 20 });
       await new Promise((resolve) => setTimeout(resolve, WRITE_DELAY + 300));
+      await store.settled();
       expect(store.tally('a').madeAfterSuperseded).to.equal(0);
       expect(store.tally('a').staleAccepted).to.equal(0);
       await recovers(a, b);

@@ -4,7 +4,10 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { openStore, type SnapshotStore } from '../../src/index.ts';
 import type { FaultNet, NetHost } from '../support/netfault.ts';
+import { sqliteUrl } from '../support/servers.ts';
 
 const fixture = new URL('./fixtures/member.ts', import.meta.url);
 
@@ -114,31 +117,49 @@ export interface WriterTally {
 }
 
 /**
- * A store that refuses a write whose fence is below the largest it has accepted, as a fenced
- * resource must (equal fences pass: one holder writes many times). It lives in the test's
- * process, reached over IPC, so a partition between a member and the coordination server does
- * not cut the member off from it: the dangerous case. A writer's writes may be held for
- * `delayMs` on their way (a slow path to the storage), so writes decided while their writer
- * still held the lock land after the next holder's.
+ * The resource the lock guards: statesmith's own fenced snapshot store (`openStore`, SQLite in
+ * the test's temp dir), whose `save` writes nothing when a larger fence is stored (an equal one
+ * passes: one holder writes many times). It is reached from the test's process, over IPC from
+ * the members, so a partition between a member and the coordination server does not cut the
+ * member off from it: the dangerous case. A writer's writes may be held for `delayMs` on their
+ * way (a slow path to the storage), so writes decided while their writer still held the lock
+ * land after the next holder's.
  */
 export class FencedStore {
-  #largest = -1n;
+  readonly #store: SnapshotStore;
   readonly #largestOf = new Map<string, bigint>();
   readonly #tallies = new Map<string, WriterTally>();
   /** When each writer stopped being the holder, on the shared clock (set by the test at the next grant). */
   readonly #supersededAt = new Map<string, bigint>();
   readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #made: Array<{ writer: string; madeAt: bigint }> = [];
+  /** Saves go to the store one at a time, in the order they land. */
+  #landing: Promise<void> = Promise.resolve();
+  #pending = 0;
+
+  private constructor(store: SnapshotStore) {
+    this.#store = store;
+  }
+
+  /** A fenced store in a SQLite file of its own. */
+  static async open(): Promise<FencedStore> {
+    return new FencedStore(await openStore(sqliteUrl(`fenced-${randomBytes(4).toString('hex')}.db`)));
+  }
 
   /** Every write as it landed: who, with what fence, when it was made and when it landed, and whether it was accepted. */
   readonly log: Array<{ writer: string; fence: bigint; madeAt: bigint; landedAt: bigint; accepted: boolean; stale: boolean }> = [];
 
-  /** The write of `writer`, made at `madeAt`, held `delayMs` before it lands. */
+  /** The write of `writer`, made at `madeAt` (with its `held` true), held `delayMs` before it lands. */
   write(writer: string, fence: bigint, madeAt: bigint, delayMs = 0): void {
-    if (madeAt > (this.#supersededAt.get(writer) ?? madeAt)) this.tally(writer).madeAfterSuperseded++;
-    if (delayMs <= 0) return this.#apply(writer, fence, madeAt);
+    this.#made.push({ writer, madeAt });
+    this.#pending++;
+    const land = (): void => {
+      this.#landing = this.#landing.then(() => this.#apply(writer, fence, madeAt)).finally(() => this.#pending--);
+    };
+    if (delayMs <= 0) return land();
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
-      this.#apply(writer, fence, madeAt);
+      land();
     }, delayMs);
     this.#timers.add(timer);
   }
@@ -146,13 +167,19 @@ export class FencedStore {
   /** From `at` on, `writer` is not the holder any more (the next one was granted then, on the shared clock). */
   superseded(writer: string, at: bigint): void {
     this.#supersededAt.set(writer, at);
-    // Writes already counted that were made after `at`.
-    this.tally(writer).madeAfterSuperseded += this.log.filter((w) => w.writer === writer && w.madeAt > at).length;
+  }
+
+  /** Resolves once every write made so far has landed (bounded: the test's own timeout). */
+  async settled(): Promise<void> {
+    while (this.#pending > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    await this.#landing;
   }
 
   tally(writer: string): WriterTally {
     let tally = this.#tallies.get(writer);
     if (tally === undefined) this.#tallies.set(writer, (tally = { accepted: 0, refused: 0, staleRefused: 0, staleAccepted: 0, madeAfterSuperseded: 0 }));
+    const superseded = this.#supersededAt.get(writer);
+    tally.madeAfterSuperseded = superseded === undefined ? 0 : this.#made.filter((w) => w.writer === writer && w.madeAt > superseded).length;
     return tally;
   }
 
@@ -161,21 +188,22 @@ export class FencedStore {
     return this.#largestOf.get(writer) ?? -1n;
   }
 
-  close(): void {
+  async close(): Promise<void> {
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
+    await this.#landing.catch(() => undefined);
+    await this.#store.close();
   }
 
-  #apply(writer: string, fence: bigint, madeAt: bigint): void {
+  async #apply(writer: string, fence: bigint, madeAt: bigint): Promise<void> {
     const tally = this.tally(writer);
     const landedAt = monotonic();
     let stale = false;
     for (const [other, largest] of this.#largestOf) if (other !== writer && largest >= fence) stale = true;
-    const accepted = fence >= this.#largest;
+    const accepted = await this.#store.save('guarded-resource', { snapshot: { writer, fence }, version: 1, fence });
     this.log.push({ writer, fence, madeAt, landedAt, accepted, stale });
     if (accepted) {
-      this.#largest = fence;
-      this.#largestOf.set(writer, fence);
+      if (fence > (this.#largestOf.get(writer) ?? -1n)) this.#largestOf.set(writer, fence);
       tally.accepted++;
       if (stale) tally.staleAccepted++;
     } else {
