@@ -218,7 +218,12 @@ export function msBetween(from: bigint, to: bigint): number {
   return Number(to - from) / 1e6;
 }
 
-/** Appends one figure for `npm run faults` (when it asked for them: `STATESMITH_FAULTS_REPORT`). */
+/**
+ * Appends one figure for `npm run faults` (when it asked for them: `STATESMITH_FAULTS_REPORT`):
+ * per backend and fault, any of `lostLeases` (when the member that was cut off saw its loss,
+ * in leases after the fault), `grantedLeases` (when the other was granted), `marginMs` (between
+ * the two), `grantedAfterHealMs`, `staleRefused`, `staleAccepted`, `outcome`, `runs`.
+ */
 export function reportFigure(figure: Record<string, string | number>): void {
   const file = process.env['STATESMITH_FAULTS_REPORT'];
   if (file !== undefined) appendFileSync(file, `${JSON.stringify(figure)}\n`);

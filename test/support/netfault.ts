@@ -191,9 +191,19 @@ export class FaultNet {
     return stdout;
   }
 
-  /** Sets a sysctl inside `host`'s namespace (its own TCP settings: `net.ipv4.tcp_retries2`, ...). */
+  /**
+   * Sets a sysctl inside `host`'s namespace (its own TCP settings: `net.ipv4.tcp_retries2`, ...),
+   * through `/proc/sys`, which shows a process the settings of its own namespace.
+   */
   async sysctl(host: NetHost, key: string, value: string | number): Promise<void> {
-    await this.exec(host, ['sysctl', '-q', '-w', `${key}=${value}`]);
+    if (!/^[a-z0-9_.]+$/.test(key)) throw new Error(`a sysctl key is dotted words; received ${JSON.stringify(key)}`);
+    await this.exec(host, ['sh', '-c', `echo ${Number(value)} > /proc/sys/${key.replaceAll('.', '/')}`]);
+  }
+
+  /** Reads a sysctl inside `host`'s namespace. */
+  async readSysctl(host: NetHost, key: string): Promise<string> {
+    if (!/^[a-z0-9_.]+$/.test(key)) throw new Error(`a sysctl key is dotted words; received ${JSON.stringify(key)}`);
+    return (await this.exec(host, ['cat', `/proc/sys/${key.replaceAll('.', '/')}`])).trim();
   }
 
   /** Forks a Node module into `host`'s namespace, with IPC: `ip netns exec` execs Node, so the child's pid is Node's. */
