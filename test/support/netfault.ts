@@ -235,7 +235,9 @@ export class FaultNet {
       await this.#qdisc(this.#switch, `p-${member.name}`, ['netem', 'loss', `${loss.lossPercent}%`]);
       return 'netem';
     }
-    let dropping = false;
+    // The first drop is in place when this resolves; the flips go on from its timer.
+    let dropping = true;
+    await this.partition(member, 'both');
     const flip = async (): Promise<void> => {
       if (!this.#flapping.has(member.name)) return;
       dropping = !dropping;
@@ -249,7 +251,7 @@ export class FaultNet {
     };
     this.#flapping.set(
       member.name,
-      setTimeout(() => void flip(), 0),
+      setTimeout(() => void flip(), loss.dropMs),
     );
     return 'bursts';
   }
