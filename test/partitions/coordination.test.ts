@@ -16,7 +16,7 @@
  */
 import { expect } from 'chai';
 import { isolatedUrl } from '../support/admin.ts';
-import { FaultNet, netFaultSupport, type PartitionWay } from '../support/netfault.ts';
+import { FaultNet, requireNetFaults, type PartitionWay } from '../support/netfault.ts';
 import { privateEtcd, privateMysql, privatePostgres, privateRedis, type PrivateServer, type ServerPlace } from '../support/servers.ts';
 import { FencedStore, Member, monotonic, msBetween, reportFigure, type MemberEvent } from './support.ts';
 
@@ -45,11 +45,7 @@ for (const backend of backends) {
     const members: Member[] = [];
 
     before(async function () {
-      const can = netFaultSupport();
-      if (!can.ok) {
-        if (process.env['CI'] === 'true') throw new Error(`the partition tests must run under CI=true: ${can.why}`);
-        this.skip(); // outside CI only: making namespaces needs root (the reason is in netFaultSupport())
-      }
+      requireNetFaults(this);
       net = FaultNet.create(['a', 'b']);
       server = await backend.start({ netns: net.server.netns, host: net.server.address });
     });

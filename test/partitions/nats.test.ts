@@ -9,7 +9,7 @@
  */
 import { expect } from 'chai';
 import type { ChildProcess } from 'node:child_process';
-import { FaultNet, netFaultSupport, type NetHost } from '../support/netfault.ts';
+import { FaultNet, requireNetFaults, type NetHost } from '../support/netfault.ts';
 import { privateNats, type PrivateServer } from '../support/servers.ts';
 import { reportFigure } from './support.ts';
 
@@ -57,11 +57,7 @@ describe('partitions: the NATS bridge', function () {
   let next = 0;
 
   before(async function () {
-    const can = netFaultSupport();
-    if (!can.ok) {
-      if (process.env['CI'] === 'true') throw new Error(`the partition tests must run under CI=true: ${can.why}`);
-      this.skip(); // outside CI only: making namespaces needs root (the reason is in netFaultSupport())
-    }
+    requireNetFaults(this);
     net = FaultNet.create(['a', 'b']);
     nats = await privateNats([], { netns: net.server.netns, host: net.server.address });
     const subject = `statesmith.partitions.${process.pid}`;

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { FaultNet, netFaultSupport, type NetHost } from '../support/netfault.ts';
+import { FaultNet, requireNetFaults, type NetHost } from '../support/netfault.ts';
 
 const probe = new URL('./fixtures/probe.ts', import.meta.url);
 
@@ -53,11 +53,7 @@ describe('the partition harness (test/support/netfault.ts)', function () {
   let client: Echo;
 
   before(async function () {
-    const can = netFaultSupport();
-    if (!can.ok) {
-      if (process.env['CI'] === 'true') throw new Error(`the partition tests must run under CI=true: ${can.why}`);
-      this.skip(); // outside CI only: making namespaces needs root (the reason is in netFaultSupport())
-    }
+    requireNetFaults(this);
     net = FaultNet.create(['a']);
     server = new Echo(net, net.server, ['serve', net.server.address, '7000']);
     expect((await server.ready()).ok).to.equal(true);

@@ -121,6 +121,18 @@ export function netFaultSupport(): { ok: true; netem: boolean } | { ok: false; w
   }
 }
 
+/**
+ * For a partition suite's `before`: returns when a `FaultNet` can be made; otherwise fails the
+ * suite under `CI=true` (the partition tests must run there), and skips it elsewhere with the reason.
+ */
+export function requireNetFaults(context: { skip(): void }): void {
+  const can = netFaultSupport();
+  if (can.ok) return;
+  if (process.env['CI'] === 'true') throw new Error(`the partition tests must run under CI=true: ${can.why}`);
+  process.stderr.write(`  skipping the partition tests: ${can.why}\n`);
+  context.skip(); // outside CI only: making namespaces needs root and iproute2 (the reason is printed above)
+}
+
 const live = new Set<FaultNet>();
 process.on('exit', () => {
   for (const net of live) net.destroySync();
