@@ -6,10 +6,10 @@
  * here from the Debian binary on a free port (stopped at exit). When none can be had, the
  * tests are skipped, except under `CI=true`, where that is a failure.
  *
- * `privateRedis()` / `privatePostgres()` always start a server of their own, for tests
- * that stop and restart the server. Given a `where` (a network namespace of the partition
- * harness, `netfault.ts`, and the address to bind there), they start it inside that
- * namespace, on the server's standard port.
+ * `privateRedis()`, `privatePostgres()`, `privateEtcd()`, `privateMysql()` and `privateNats()`
+ * always start a server of their own, for tests that stop and restart the server. Given a
+ * `place` (a network namespace of the partition harness, `netfault.ts`, and the address to
+ * bind there), they start it inside that namespace, on the server's standard port.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { appendFileSync, chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
