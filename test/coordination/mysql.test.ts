@@ -89,6 +89,26 @@ describe('coordination on mysql://', function () {
     await second?.release();
   });
 
+  it('polls on a connection of its own, so the lock commands never queue behind a poll; stop() closes both', async () => {
+    // Every connection to the test database but the admin's own, as the server sees them.
+    const others = (): Promise<number> =>
+      withMysqlAdmin(base, async (admin) => {
+        const [rows] = await admin.query<RowDataPacket[]>(
+          "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND COMMAND <> 'Killed'",
+        );
+        return Number(rows[0]?.['n']);
+      });
+    const before = await others();
+    // Every coordinator listens for force requests (the messages table), so it polls from the start.
+    const c = await coordinator('poller');
+    await waitUntil(async () => (await others()) === before + 2, 5_000, 'the session and the poll connections');
+    const held = await c.getLock('polled').acquire({ blocking: false });
+    expect(held).to.not.equal(null);
+    expect(await held?.release()).to.equal(true);
+    await c.stop();
+    await waitUntil(async () => (await others()) === before, 5_000, 'both connections closed');
+  });
+
   it("breakLock ends the holder's connection (IS_USED_LOCK names it): the holder hears it, and the next grant has a larger fence", async () => {
     const holder = await coordinator('holder');
     const other = await coordinator('other');

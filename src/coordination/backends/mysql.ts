@@ -18,7 +18,9 @@
  * - There is no LISTEN/NOTIFY: while this process has waiters it asks `IS_FREE_LOCK` of
  *   the names they wait for, every `pollMs` (default 20 ms), in one query, with no write;
  *   messages (the locksmith's) are rows of `statesmith_messages`, read the same way while
- *   someone listens. Group members and leaders are rows with a server-clock expiry.
+ *   someone listens. The poll has a connection of its own, made on its first round, so the
+ *   lock commands never wait behind it. Group members and leaders are rows with a
+ *   server-clock expiry.
  * - `breakLock` ends the holder's connection: `IS_USED_LOCK` names it.
  * - A holder that falls silent (a partition, a frozen process) would keep its session, and its
  *   locks, until the server's `wait_timeout` (8 hours by default). The session's own is set to
@@ -111,6 +113,12 @@ export class MysqlBackend implements Backend {
   /** Message channel keys (hex of their digest) → channel. */
   readonly #channelKeys = new Map<string, string>();
   #client: Connection | undefined;
+  /**
+   * The poll's own connection (made on the first poll): the poll (waiters' `IS_FREE_LOCK`, the
+   * messages table) every `pollMs` would otherwise queue the lock commands behind it on the
+   * session's one connection. Nothing it runs needs the session.
+   */
+  #pollClient: Promise<Connection> | undefined;
   #connectionId = 0;
   #generation = 0;
   #listening = false;
@@ -187,10 +195,9 @@ export class MysqlBackend implements Backend {
     this.#pollMs = pollMsOf(options.url, 20);
   }
 
-  async connect(): Promise<void> {
-    await this.close();
-    const generation = ++this.#generation;
-    const client = await this.#createConnection({
+  /** The options of both connections. */
+  #connectionConfig(): ConnectionOptions {
+    return {
       ...this.#connection,
       multipleStatements: true,
       supportBigNumbers: true,
@@ -199,7 +206,13 @@ export class MysqlBackend implements Backend {
       enableKeepAlive: true,
       // Server and session times in UTC, so NOW(3) in records compares the same on every member.
       timezone: 'Z',
-    });
+    };
+  }
+
+  async connect(): Promise<void> {
+    await this.close();
+    const generation = ++this.#generation;
+    const client = await this.#createConnection(this.#connectionConfig());
     const onLost = (error: unknown): void => this.#reportLost(generation, error);
     client.on('error', onLost);
     client.on('end', () => onLost(new Error('the MySQL connection ended')));
@@ -229,8 +242,10 @@ export class MysqlBackend implements Backend {
     this.#channels.clear();
     this.#channelKeys.clear();
     this.#stopPoll();
+    const polls = this.#dropPollClient();
     const client = this.#client;
     this.#client = undefined;
+    await polls;
     if (client === undefined) return;
     try {
       await client.end();
@@ -414,7 +429,7 @@ export class MysqlBackend implements Backend {
         params.push(SETTLED_MS * 1000, this.#settledId, ...keys);
       }
       if (statements.length === 0) return;
-      const results = await this.#query<Row[] | Row>(statements.join('; '), params);
+      const results = await this.#pollQuery<Row[] | Row>(statements.join('; '), params);
       if (generation !== this.#generation) return;
       const sets = (statements.length === 1 ? [results] : results) as Row[][];
       let at = 0;
@@ -476,12 +491,64 @@ export class MysqlBackend implements Backend {
     }
   }
 
+  /** A poll's query, on the poll's own connection (made on first use; a failed one is dropped and made again at the next poll). */
+  async #pollQuery<R>(sql: string, params: unknown[]): Promise<R[]> {
+    const generation = this.#generation;
+    if (this.#client === undefined) throw new CoordinationError('ERR_COORDINATION_BACKEND', 'the MySQL backend is not connected');
+    let made = this.#pollClient;
+    if (made === undefined) {
+      made = this.#pollClient = this.#createConnection(this.#connectionConfig()).then((client) => {
+        const drop = (): void => {
+          if (this.#pollClient === made) this.#pollClient = undefined;
+          client.destroy();
+        };
+        client.on('error', drop);
+        client.on('end', drop);
+        return client;
+      });
+      // Its failure is the poll's, reported there; this promise is not awaited by anyone else.
+      made.catch(() => {
+        if (this.#pollClient === made) this.#pollClient = undefined;
+      });
+    }
+    const client = await made;
+    // Closed or lost while it connected: the close did not see it, so it is ended here.
+    if (generation !== this.#generation) {
+      if (this.#pollClient === made) this.#pollClient = undefined;
+      void client.end().catch(() => client.destroy());
+      throw new CoordinationError('ERR_COORDINATION_BACKEND', 'the MySQL backend was closed during a poll');
+    }
+    try {
+      const [rows] = await client.query({ sql, timeout: Math.ceil(this.#options.commandTimeoutMs) }, params);
+      return rows as R[];
+    } catch (error) {
+      // Its state is unknown after a timeout or a fatal error: the next poll makes a new one.
+      if ((error as { code?: unknown }).code === 'PROTOCOL_SEQUENCE_TIMEOUT' || (error as { fatal?: unknown }).fatal === true) {
+        if (this.#pollClient === made) this.#pollClient = undefined;
+        client.destroy();
+      }
+      throw error;
+    }
+  }
+
+  /** Ends the poll's connection (resolves once it is closed; never rejects). */
+  #dropPollClient(): Promise<void> {
+    const made = this.#pollClient;
+    this.#pollClient = undefined;
+    if (made === undefined) return Promise.resolve();
+    return made.then(
+      (client) => client.end().catch(() => client.destroy()),
+      () => undefined,
+    );
+  }
+
   #reportLost(generation: number, error: unknown): void {
     if (generation !== this.#generation) return;
     this.#generation++;
     // The session is gone, and every user lock with it.
     this.#held.clear();
     this.#stopPoll();
+    void this.#dropPollClient();
     const client = this.#client;
     this.#client = undefined;
     client?.destroy();
