@@ -457,11 +457,19 @@ function requireJson(name: string, value: unknown, seen = new Set<unknown>()): v
   if (value === null || kind !== 'object') return;
   if (seen.has(value)) throw new ArgumentValueError(name, 'JSON (no cycles)', '[a cycle]');
   seen.add(value);
-  const proto = Object.getPrototypeOf(value);
-  if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) {
-    throw new ArgumentValueError(name, 'JSON (plain objects and arrays only)', value);
+  let entries: Array<[string, unknown]>;
+  try {
+    const proto = Object.getPrototypeOf(value);
+    if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) {
+      throw new ArgumentValueError(name, 'JSON (plain objects and arrays only)', value);
+    }
+    // Reads every property: a getter (or a proxy's trap) that throws is a typed refusal, never its raw error.
+    entries = Object.entries(value as object);
+  } catch (error) {
+    if (error instanceof ArgumentValueError) throw error;
+    throw new ArgumentValueError(name, `JSON whose properties can be read (reading them threw: ${errorData(error).message})`, value);
   }
-  for (const [key, inner] of Object.entries(value as object)) requireJson(`${name}.${key}`, inner, seen);
+  for (const [key, inner] of entries) requireJson(`${name}.${key}`, inner, seen);
   seen.delete(value);
 }
 

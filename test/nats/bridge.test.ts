@@ -101,6 +101,17 @@ describe('statesmith/nats', function () {
       .to.throw()
       .with.property('code', 'ERR_INVALID_ARG_VALUE');
     expect((await rejection(remote.request({ type: 'x', n: 10n } as never))) as { code: string }).to.have.property('code', 'ERR_INVALID_ARG_VALUE');
+    // A getter that throws is a typed refusal too, with what it threw, never the raw error.
+    const unreadable = {
+      type: 'x',
+      get volume(): string {
+        throw new Error('getter exploded');
+      },
+    };
+    expect(() => remote.send(unreadable))
+      .to.throw(/reading them threw: getter exploded/)
+      .with.property('code', 'ERR_INVALID_ARG_VALUE');
+    expect(await rejection(remote.request(unreadable))).to.have.property('code', 'ERR_INVALID_ARG_VALUE');
     // Nobody serves this subject: NATS answers "no responders" at once, which is not a timeout.
     const group = createActor(taskGroupLogic, {
       input: { uniqueId: 'slow', tasks: { nap: (signal: AbortSignal) => new Promise((r) => signal.addEventListener('abort', r)) } },
