@@ -400,11 +400,15 @@ export const executorMachine = setup({
     /** A lock hand-over for a task that is no longer current (cancelled meanwhile): give it back. */
     releaseStale: ({ event }) => (event as Partial<ExecutorLockEvent>).release?.(),
 
-    takeSlot: assign(({ context, event }) => ({
-      ...noTask,
-      action: (event as { action?: string }).action ?? (event as { scheduleAs?: string }).scheduleAs ?? 'anonymous task',
-      generation: context.generation + 1,
-    })),
+    // Object.assign, not `{ ...noTask, action, generation }`: on Node 20 an object literal that
+    // starts with a spread and adds to it survives the young generation, and everything it
+    // points to with it (bench/PROFILE.md, "The spread that was promoted").
+    takeSlot: assign(({ context, event }) =>
+      Object.assign({}, noTask, {
+        action: (event as { action?: string }).action ?? (event as { scheduleAs?: string }).scheduleAs ?? 'anonymous task',
+        generation: context.generation + 1,
+      }),
+    ),
     claim: assign(({ context, event }) => ({ job: jobOf(context, event), runner: replyToOf(event) ?? null })),
     spawnTask: enqueueActions(({ enqueue, context }) => {
       // The task child comes with the first task: an executor that never runs one stays small.
