@@ -320,7 +320,7 @@ function malformedRun(context: ExecutorContext, event: ExecutorEvent): { code: s
   return undefined;
 }
 
-function jobOf(context: ExecutorContext, event: ExecutorEvent): ExecutorJob {
+function jobOf(context: Pick<ExecutorContext, 'actions' | 'action' | 'lineage' | 'generation'>, event: ExecutorEvent): ExecutorJob {
   const run = event as Extract<ExecutorCommand, { type: 'statesmith.executor.run' }> & { [kAttempt]?: number };
   const named = run.fn === undefined;
   const fn = run.fn ?? (context.actions[(run.action ?? context.action) as string] as ExecutorAction);
@@ -410,6 +410,13 @@ export const executorMachine = setup({
       }),
     ),
     claim: assign(({ context, event }) => ({ job: jobOf(context, event), runner: replyToOf(event) ?? null })),
+    /** `takeSlot` then `claim`, as one context write: a `run` that finds the slot free. */
+    takeSlotAndClaim: assign(({ context, event }) => {
+      const action = (event as { action?: string }).action ?? (event as { scheduleAs?: string }).scheduleAs ?? 'anonymous task';
+      const generation = context.generation + 1;
+      const job = jobOf({ actions: context.actions, action, lineage: context.lineage, generation }, event);
+      return Object.assign({}, noTask, { action, generation, job, runner: replyToOf(event) ?? null });
+    }),
     spawnTask: enqueueActions(({ enqueue, context }) => {
       // The task child comes with the first task: an executor that never runs one stays small.
       if (!context.hasTaskChild) {
@@ -538,6 +545,7 @@ export const executorMachine = setup({
         cancelWaiters: [],
         started: false,
         cancelRequested: false,
+        lastWoke: woke,
       });
       answer<ExecutorReply>(enqueue as never, self, context.runner, {
         type: 'statesmith.executor.done',
@@ -553,7 +561,6 @@ export const executorMachine = setup({
         for (const waiter of context.cancelWaiters) enqueue.sendTo(waiter, { type: 'statesmith.executor.cancelled', action, outcome });
         answer<ExecutorReply>(enqueue as never, self, null, { type: 'statesmith.executor.cancelled', action, outcome });
       }
-      enqueue.assign({ lastWoke: woke });
     }),
     /** After the lock is released: wake the HA loop if the finished task said so. */
     wakeFinished: enqueueActions(({ enqueue, context }) => {
@@ -625,7 +632,7 @@ export const executorMachine = setup({
         'statesmith.executor.run': [
           { guard: 'malformed', actions: 'rejectMalformed' },
           { guard: 'lateRunnerOfCancelled', actions: 'skipLateRunner' },
-          { target: 'scheduled.starting', actions: ['takeSlot', 'claim', 'replyScheduled', 'spawnTask'] },
+          { target: 'scheduled.starting', actions: ['takeSlotAndClaim', 'replyScheduled', 'spawnTask'] },
         ],
         'statesmith.executor.cancel': { actions: 'replyNothingToCancel' },
         'statesmith.executor.reset': { actions: 'replyNothingToReset' },
