@@ -91,7 +91,7 @@ export class WakeupBus {
     if (this.#waiters.size > 0) {
       for (const waiter of [...this.#waiters]) waiter.settle(wakeup);
     } else if (this.#latched) {
-      this.#latched = { ...this.#latched, count: this.#latched.count + 1 };
+      this.#latched = Object.assign({}, this.#latched, { count: this.#latched.count + 1 });
     } else {
       this.#latched = wakeup;
     }

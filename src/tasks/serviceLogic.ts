@@ -49,7 +49,7 @@ const providedService = guardedLogic(
         });
         // main does not outlive the service's actor: stopped (or failed), the actor stops this child, whose cleanup cancels it.
         spawn('lifetime', { id: LIFETIME, input: self });
-        return { uniqueId, name: `${context.options.name ?? 'Service'}:${uniqueId}`, options: { ...context.options, clock } };
+        return { uniqueId, name: `${context.options.name ?? 'Service'}:${uniqueId}`, options: Object.assign({}, context.options, { clock }) };
       }),
       createMain: enqueueActions(({ enqueue, context, self }) => {
         const previous = mainOf(context);
