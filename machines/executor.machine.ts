@@ -63,7 +63,10 @@ export interface ExecutorRun {
   readonly attempt: number;
 }
 
-/** A named action of the registry: gets the task's signal, the command's `params`, and its run's key and attempt. */
+/**
+ * A named action of the registry: gets the task's signal, the command's `params`, and its run's key and attempt.
+ * An action written `() => …` cannot read them, and no signal is made for it.
+ */
 export type ExecutorAction = (signal: AbortSignal, params: unknown, run: ExecutorRun) => unknown;
 
 /** What the runner of a task runs. (Internal: not part of the API.) */

@@ -27,6 +27,7 @@ import { ArgumentTypeError, CancelledError } from '../errors.ts';
 import { outcomeOf } from '../runtime/cancellation.ts';
 import { optionalObject, requireNonEmptyString } from '../runtime/validate.ts';
 import { runDetached } from '../locks/Mutex.ts';
+import { takesSignal } from '../runtime/takesSignal.ts';
 import { subprocessLogic } from '../subprocess/subprocessLogic.ts';
 import { getLogger } from '../logger.ts';
 import { persistWith, saveBarrierAbove } from '../runtime/persistence.ts';
@@ -171,13 +172,15 @@ class TaskClaim {
   }
 
   #run(): void {
-    const signal = this.#signal();
     const job = this.#job;
+    // A function written `() =>` cannot see its signal: none is made for it (the facade's
+    // wrapper of run(fn, args) is one). A cancel still reaches its outcome, below.
+    const signal = takesSignal(job.fn) ? this.#signal() : undefined;
     // With telemetry on, the function runs inside its span, so the user's own spans nest.
     const span = telemetry.enabled ? telemetry.sink.executorTask(this.#executor, this.#action) : undefined;
     const call = (): unknown => {
       try {
-        return job.fn(signal, job.params, job.run);
+        return job.fn(signal as AbortSignal, job.params, job.run);
       } catch (error) {
         return Promise.reject(error);
       }
@@ -192,7 +195,8 @@ class TaskClaim {
         this.#settle({ outcome: 'completed', returned: true, result });
       },
       (error: unknown) => {
-        const outcome = outcomeOf(error, signal);
+        // Judged against the task's signal, made now (aborted) for a function that had none.
+        const outcome = outcomeOf(error, signal ?? (this.#cancelled ? this.#signal() : undefined));
         span?.end(outcome, error);
         this.#settle({
           outcome,

@@ -15,6 +15,7 @@ import { getLogger } from '../logger.ts';
 import { LazyActor, type LazySpawn } from '../runtime/LazyActor.ts';
 import { boundedWait, waitOptions, type WaitOptions } from '../runtime/deferred.ts';
 import { runAsOwner } from '../runtime/ownerContext.ts';
+import { takesSignal } from '../runtime/takesSignal.ts';
 import type { ResolvedRestartPolicy } from './restartPolicy.ts';
 import { describeAs } from '../inspect/safeJson.ts';
 
@@ -111,23 +112,6 @@ export interface TaskOrigin {
 }
 
 const taskContext = (name: string): { name: string } => ({ name });
-
-/** Whether a body can see its arguments, by function (computed once per function). */
-const takesArguments = new WeakMap<Function, boolean>();
-
-/**
- * False only for an arrow function whose parameter list is empty, `() =>` or
- * `async () =>`: it cannot read an argument (an arrow function has no `arguments` of its
- * own). Anything else, bound and native functions included, gets its signal.
- */
-function takesSignal(fn: Function): boolean {
-  let takes = takesArguments.get(fn);
-  if (takes === undefined) {
-    takes = !/^(?:async\s*)?\(\s*\)\s*=>/.test(Function.prototype.toString.call(fn));
-    takesArguments.set(fn, takes);
-  }
-  return takes;
-}
 
 const enum Outcome {
   Pending,

@@ -102,6 +102,44 @@ describe('executorLogic in a user machine', () => {
     expect(heard.find((r) => r.type === 'statesmith.executor.done')).to.include({ outcome: 'cancelled' });
     expect(executor.getSnapshot().context.lastError).to.match(/^CancelledError/);
   });
+
+  it('hands a signal to every action that can see one: `function`, `(...args) =>` and `(signal) =>` alike', async () => {
+    const seen: unknown[] = [];
+    const executor = createActor(executorLogic, {
+      input: {
+        actions: {
+          plain: function (signal: AbortSignal) {
+            seen.push(signal);
+          },
+          rest: (...args: unknown[]) => void seen.push(args[0]),
+          arrow: async (signal: AbortSignal) => void seen.push(signal),
+        },
+      },
+    }).start();
+    for (const action of ['plain', 'rest', 'arrow']) {
+      const done = new Promise((resolve) => executor.on('statesmith.executor.done', resolve));
+      executor.send({ type: 'statesmith.executor.run', action });
+      await done;
+    }
+    expect(seen).to.have.length(3);
+    for (const signal of seen) expect(signal).to.be.an.instanceOf(AbortSignal);
+    executor.stop();
+  });
+
+  it('makes no signal for an action written `() =>` (it cannot see one), and a cancel still ends it cancelled', async () => {
+    let reject: ((error: unknown) => void) | undefined;
+    const executor = createActor(executorLogic, {
+      input: { actions: { blind: () => new Promise((_resolve, no) => (reject = no)) } },
+    }).start();
+    const done = new Promise<ExecutorReply>((resolve) => executor.on('statesmith.executor.done', (reply) => resolve(reply as ExecutorReply)));
+    executor.send({ type: 'statesmith.executor.run', action: 'blind' });
+    await waitUntil(() => reject !== undefined, 1_000, 'the action to start');
+    executor.send({ type: 'statesmith.executor.cancel' });
+    // An AbortError after the cancel reached the task is a cancellation, as it is for an action that saw its signal.
+    reject?.(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+    expect(await done).to.include({ outcome: 'cancelled' });
+    executor.stop();
+  });
 });
 
 describe('the executor tree', function () {
