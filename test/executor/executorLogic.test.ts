@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { assign, createActor, sendTo, setup, type AnyActorRef } from 'xstate';
-import { executorLogic, type ExecutorReply, WakeupBus } from '../../src/index.ts';
+import { ask, executorLogic, type ExecutorReply, WakeupBus } from '../../src/index.ts';
 import { waitUntil } from '../support/async.ts';
 
 describe('executorLogic in a user machine', () => {
@@ -124,6 +124,28 @@ describe('executorLogic in a user machine', () => {
     expect(seen).to.have.length(3);
     for (const signal of seen) expect(signal).to.be.an.instanceOf(AbortSignal);
     executor.stop();
+  });
+
+  it('fails, never wedges, on an event whose type cannot be read; ask() refuses it first with a typed error', async () => {
+    const executor = createActor(executorLogic, { input: { actions: { quick: () => 'q' } } }).start();
+    const hostile = {
+      get type(): string {
+        throw new Error('boom');
+      },
+    };
+    const refused = await ask(executor, hostile as never, { timeoutMs: 1_000 }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).to.include({ code: 'ERR_INVALID_ARG_TYPE' });
+    expect(executor.getSnapshot().status).to.equal('active');
+    const errors: unknown[] = [];
+    executor.subscribe({ error: (error) => errors.push(error) });
+    // XState reads event.type after the step, outside the logic: a step that went on would throw
+    // from there and leave the mailbox stuck behind this event. The actor fails instead.
+    expect(() => executor.send(hostile as never)).not.to.throw();
+    expect(executor.getSnapshot().status).to.equal('error');
+    expect(errors).to.have.length(1);
   });
 
   it('makes no signal for an action written `() =>` (it cannot see one), and a cancel still ends it cancelled', async () => {
