@@ -405,7 +405,7 @@ export const executorMachine = setup({
 
     // Object.assign, not `{ ...noTask, action, generation }`: on Node 20 an object literal that
     // starts with a spread and adds to it survives the young generation, and everything it
-    // points to with it (bench/PROFILE.md, "The spread that was promoted").
+    // points to with it (bench/PROFILE.md, the executor's second pass).
     takeSlot: assign(({ context, event }) =>
       Object.assign({}, noTask, {
         action: (event as { action?: string }).action ?? (event as { scheduleAs?: string }).scheduleAs ?? 'anonymous task',

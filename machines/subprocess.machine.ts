@@ -295,7 +295,7 @@ export const subprocessMachine = setup({
     takeCall: assign(({ context, event }) => {
       const call = event as Extract<SubprocessCommand, { type: 'statesmith.subprocess.call' }>;
       const { type: _type, replyTo, timeoutMs, ...options } = call;
-      // Object.assign, not `{ ...noCall, ... }`: on Node 20 a literal that starts with a spread and adds keys survives the young generation (bench/PROFILE.md).
+      // Object.assign, not `{ ...noCall, ... }`: on Node 20 a literal that starts with a spread and adds keys survives the young generation (bench/PROFILE.md, the executor's second pass).
       return Object.assign({}, noCall, {
         call: context.call + 1,
         argv: [...call.argv],
