@@ -9,8 +9,16 @@ import { getLogger } from '../logger.ts';
 import { optionalDuration, optionalObject, optionalSignal, requireDuration } from '../runtime/validate.ts';
 import { newCell, requirePollInterval, requireWorkerThread, viewCell, waitCells, type Cell } from './cells.ts';
 
-const CLEAR = 0;
-const SET = 1;
+/**
+ * The cell counts the flag's edges: even is clear, odd is set, and every `set()` or
+ * `clear()` that changes the flag adds one (wrapping at 32 bits). A waiter remembers the
+ * clear value it saw and answers true only when the cell holds another: then a `set()`
+ * happened since, however late its notify came. A bare "woken, so set" would take the
+ * notify of an earlier `set()`, already seen and cleared, for a new one.
+ */
+const SET_BIT = 1;
+/** Whether a cell value means set. Internal to statesmith, for `awaitEventWithStop`. */
+export const isSetValue = (value: number): boolean => (value & SET_BIT) === SET_BIT;
 
 /** Options of {@link SharedEvent.wait}. */
 export interface SharedEventWaitOptions {
@@ -55,9 +63,13 @@ export class SharedEvent {
     return new SharedEvent(newCell());
   }
 
-  /** The event whose cell is element `index` (default 0) of `buffer`; a zero cell is clear. */
+  /**
+   * The event whose cell is element `index` (default 0) of `buffer`. A zero cell is
+   * clear; the cell counts the flag's changes (even is clear, odd is set), so any value
+   * is a valid cell.
+   */
   static from(buffer: SharedArrayBuffer, index = 0): SharedEvent {
-    return new SharedEvent(viewCell('SharedEvent', buffer, index, (value) => value === CLEAR || value === SET, `one of ${CLEAR}, ${SET}`));
+    return new SharedEvent(viewCell('SharedEvent', buffer, index, () => true, 'any 32-bit value'));
   }
 
   /** The shared memory holding the cell; post it to a worker with `index`. */
@@ -72,19 +84,18 @@ export class SharedEvent {
 
   /** True while the flag is set. */
   get isSet(): boolean {
-    return Atomics.load(this.#cell.cells, this.#cell.index) === SET;
+    return isSetValue(Atomics.load(this.#cell.cells, this.#cell.index));
   }
 
   /** Sets the flag and wakes every waiter, in every thread. */
   set(): void {
-    const { cells, index } = this.#cell;
     // Waiters sleep only while the cell is clear, so only the clear-to-set edge needs a notify.
-    if (Atomics.exchange(cells, index, SET) === CLEAR) Atomics.notify(cells, index);
+    if (this.#flip(false)) Atomics.notify(this.#cell.cells, this.#cell.index);
   }
 
   /** Clears the flag; later waits block until the next `set()`. */
   clear(): void {
-    Atomics.store(this.#cell.cells, this.#cell.index, CLEAR);
+    this.#flip(true);
   }
 
   /**
@@ -99,15 +110,18 @@ export class SharedEvent {
     const pollMs = requirePollInterval('options.pollIntervalMs', opts.pollIntervalMs);
     const signal = optionalSignal('options.signal', opts.signal);
     if (signal?.aborted) throw signal.reason;
-    if (this.isSet) return true;
+    const { cells, index } = this.#cell;
+    const seen = Atomics.load(cells, index);
+    if (isSetValue(seen)) return true;
     const deadline = systemClock.now() + timeoutMs;
-    const watch = [{ cell: this.#cell, expected: CLEAR }];
+    const watch = [{ cell: this.#cell, expected: seen }];
     for (;;) {
       const remaining = deadline - systemClock.now();
-      if (remaining <= 0) return this.isSet;
+      if (remaining <= 0) return Atomics.load(cells, index) !== seen;
       const woke = await waitCells(watch, Math.min(pollMs, remaining), systemClock, signal);
-      if (woke === 0 || this.isSet) return true;
-      getLogger().debug('SharedEvent not set within the poll interval; waiting again', { pollMs });
+      if (Atomics.load(cells, index) !== seen) return true;
+      // Woken with the cell unchanged: the late notify of a set() this wait never saw begin.
+      if (woke < 0) getLogger().debug('SharedEvent not set within the poll interval; waiting again', { pollMs });
     }
   }
 
@@ -118,8 +132,26 @@ export class SharedEvent {
   waitSync(timeoutMs = Infinity): boolean {
     requireDuration('timeoutMs', timeoutMs);
     requireWorkerThread('SharedEvent.waitSync()', 'await wait()');
-    if (this.isSet) return true;
-    if (timeoutMs === 0) return false;
-    return Atomics.wait(this.#cell.cells, this.#cell.index, CLEAR, timeoutMs) !== 'timed-out' || this.isSet;
+    const { cells, index } = this.#cell;
+    const seen = Atomics.load(cells, index);
+    if (isSetValue(seen)) return true;
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) return false;
+      Atomics.wait(cells, index, seen, remaining);
+      // 'ok' alone proves nothing: the notify may be a late one from a set() before `seen`.
+      if (Atomics.load(cells, index) !== seen) return true;
+    }
+  }
+
+  /** Moves the flag off `from` (true: set) and returns true, or returns false when it was not `from`. */
+  #flip(from: boolean): boolean {
+    const { cells, index } = this.#cell;
+    for (;;) {
+      const value = Atomics.load(cells, index);
+      if (isSetValue(value) !== from) return false;
+      if (Atomics.compareExchange(cells, index, value, (value + 1) | 0) === value) return true;
+    }
   }
 }

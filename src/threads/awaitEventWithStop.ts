@@ -7,7 +7,7 @@ import { systemClock } from '../clock.ts';
 import { ArgumentTypeError, TimeoutError } from '../errors.ts';
 import { optionalDuration, optionalObject, optionalSignal } from '../runtime/validate.ts';
 import { requirePollInterval, waitCells, type Cell } from './cells.ts';
-import { SharedEvent } from './SharedEvent.ts';
+import { isSetValue, SharedEvent } from './SharedEvent.ts';
 
 /** Options of {@link awaitEventWithStop}. */
 export interface AwaitEventWithStopOptions {
@@ -42,20 +42,26 @@ export async function awaitEventWithStop(wait: SharedEvent, stop: SharedEvent, o
   const pollMs = requirePollInterval('options.pollIntervalMs', opts.pollIntervalMs);
   const signal = optionalSignal('options.signal', opts.signal);
   const timeoutMs = optionalDuration('options.timeoutMs', opts.timeoutMs, Infinity);
+  if (signal?.aborted) throw signal.reason;
   const deadline = systemClock.now() + timeoutMs;
+  const stopCell = cellOf(stop);
+  const waitCell = cellOf(wait);
+  const stopSeen = Atomics.load(stopCell.cells, stopCell.index);
+  if (isSetValue(stopSeen)) return false;
+  const waitSeen = Atomics.load(waitCell.cells, waitCell.index);
+  if (isSetValue(waitSeen)) return true;
   const watches = [
-    { cell: cellOf(stop), expected: 0 },
-    { cell: cellOf(wait), expected: 0 },
+    { cell: stopCell, expected: stopSeen },
+    { cell: waitCell, expected: waitSeen },
   ];
   for (;;) {
-    if (signal?.aborted) throw signal.reason;
-    if (stop.isSet) return false;
-    if (wait.isSet) return true;
     const remaining = deadline - systemClock.now();
     if (remaining <= 0) throw new TimeoutError(`neither event was set within ${timeoutMs} ms`);
-    const woke = await waitCells(watches, Math.min(pollMs, remaining), systemClock, signal);
-    // A set() of `wait` that woke us counts even if it was cleared again, as in SharedEvent.wait.
-    if (woke === 1 && !stop.isSet) return true;
+    await waitCells(watches, Math.min(pollMs, remaining), systemClock, signal);
+    // A cell that moved off the clear value seen at the start had a set(), even if it was
+    // cleared again (as in SharedEvent.wait); an unmoved one was only a late notify.
+    if (Atomics.load(stopCell.cells, stopCell.index) !== stopSeen) return false;
+    if (Atomics.load(waitCell.cells, waitCell.index) !== waitSeen) return true;
   }
 }
 

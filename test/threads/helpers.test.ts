@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { SharedEvent, SharedMutex, asyncNullContext, awaitEventWithStop, withSharedLock } from '../../src/index.ts';
 import { rejection } from '../support/async.ts';
 import { tsWorker } from '../support/workers.ts';
+import { TimeoutError } from '../../src/index.ts';
 
 const probe = new URL('./fixtures/probe.worker.ts', import.meta.url);
 
@@ -85,6 +86,25 @@ describe('awaitEventWithStop', () => {
     const worker = tsWorker(probe, { op: 'setLater', buffer: wait.buffer, sleepMs: 50 }).start();
     expect(await awaitEventWithStop(wait, stop, { pollIntervalMs: 60_000 })).to.equal(true);
     await worker.join();
+  });
+
+  it('waits on through a late notify of either event, and counts a set() cleared at once', async () => {
+    const wait = SharedEvent.create();
+    const stop = SharedEvent.create();
+    const stale = awaitEventWithStop(wait, stop, { timeoutMs: 100, pollIntervalMs: 60_000 });
+    expect(Atomics.notify(new Int32Array(wait.buffer), wait.index)).to.equal(1);
+    expect(Atomics.notify(new Int32Array(stop.buffer), stop.index)).to.equal(1);
+    expect(await rejection(stale)).to.be.instanceOf(TimeoutError);
+
+    const waiting = awaitEventWithStop(wait, stop, { timeoutMs: 10_000 });
+    wait.set();
+    wait.clear();
+    expect(await waiting).to.equal(true);
+    const stopping = awaitEventWithStop(wait, stop, { timeoutMs: 10_000 });
+    stop.set();
+    stop.clear();
+    wait.set();
+    expect(await stopping).to.equal(false);
   });
 
   it('keeps waiting across poll intervals and rejects with signal.reason when aborted', async () => {
