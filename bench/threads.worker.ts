@@ -23,14 +23,16 @@ function run({ mode, role, n }: Job): void {
   for (let i = 0; i < n; i++) {
     switch (mode) {
       case 'bare':
-        // The raw baseline: each side stores, notifies, and sleeps on the other cell.
+        // The raw baseline: each side stores, notifies, and sleeps on the other cell until
+        // it holds 1. The loop is needed, not caution: a notify can arrive late, after the
+        // other side saw the store, reset the cell and went to sleep for the next turn.
         if (ping) {
           Atomics.store(c, CELLS.bareA, 1);
           Atomics.notify(c, CELLS.bareA);
-          Atomics.wait(c, CELLS.bareB, 0);
+          while (Atomics.load(c, CELLS.bareB) === 0) Atomics.wait(c, CELLS.bareB, 0);
           Atomics.store(c, CELLS.bareB, 0);
         } else {
-          Atomics.wait(c, CELLS.bareA, 0);
+          while (Atomics.load(c, CELLS.bareA) === 0) Atomics.wait(c, CELLS.bareA, 0);
           Atomics.store(c, CELLS.bareA, 0);
           Atomics.store(c, CELLS.bareB, 1);
           Atomics.notify(c, CELLS.bareB);
