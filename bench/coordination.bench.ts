@@ -17,23 +17,115 @@
  * - Wake-up: a waiter on another connection, from the holder's release to its grant
  *   (SQLite target: within 50 ms).
  * - Contended: 8 processes on one name for 2 s each; grants per second.
+ * - Actor floor, per backend: the floor's own calls run by a one-state XState machine in the
+ *   three macrosteps statesmith's coordinator takes (the command, the backend's answer, the
+ *   release), with nothing else: no validation, queue, lease loop or reply protocol. No lock
+ *   whose grants an actor owns can beat it on this machine; it shows how much of each gap is
+ *   the actor model itself and how much is statesmith.
+ *
+ * statesmith is measured on the compiled package (`dist/`, what users run; `npm run bench`
+ * builds it first), as the locksmith and inspector benchmarks are; the sources under tsx carry
+ * a `__name` wrapper per closure and class that the package does not. Without `dist/` the
+ * sources are measured, and the table says so.
  *
  * Needs the servers the tests use (test/support/servers.ts); a backend that cannot be
  * reached is left out of the table.
  */
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { assign, createActor, setup } from 'xstate';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { Etcd3 } from 'etcd3';
 import Redlock from 'redlock';
-import { createCoordinator, setLogger } from '../src/index.ts';
+import * as source from '../src/index.ts';
 import { sharedEtcd, sharedMysql, sharedPostgres, sharedRedis, sqliteUrl } from '../test/support/servers.ts';
 import Database from 'better-sqlite3';
 import mysql from 'mysql2/promise';
 import { fmtNs, fmtRatio, measure, table, type Result } from './harness.ts';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+type Api = Pick<typeof source, 'createCoordinator' | 'setLogger'>;
+const dist = new URL('../dist/src/index.js', import.meta.url);
+/** What users run when it is built, else the sources; `build` names which, for the table. */
+const { api, build } = existsSync(dist)
+  ? { api: (await import(dist.href)) as Api, build: 'dist' }
+  : { api: source as Api, build: 'src under tsx (no dist/: run npm run build)' };
+const { createCoordinator, setLogger } = api;
+
+type FloorEvent =
+  | { readonly type: 'take'; readonly done: (held: unknown) => void }
+  | { readonly type: 'taken'; readonly id: string; readonly held: unknown; readonly done: (held: unknown) => void }
+  | { readonly type: 'give'; readonly id: string; readonly held: unknown; readonly done: () => void };
+
+/**
+ * The actor floor: `take` and `give` (the floor's own calls) run by a one-state machine in three
+ * macrosteps, the grant kept in its context as the coordinator keeps it. Returns the loop to
+ * measure and a stop.
+ */
+function actorFloor<T>(take: () => Promise<T>, give: (held: T) => Promise<unknown>): { run(n: number): Promise<void>; stop(): void } {
+  const machine = setup({ types: { context: {} as { held: Readonly<Record<string, unknown>>; next: number }, events: {} as FloorEvent } }).createMachine({
+    context: { held: {}, next: 0 },
+    on: {
+      take: {
+        actions: [
+          assign({ next: ({ context }) => context.next + 1 }),
+          ({ context, event, self }) => {
+            const id = `grant-${context.next}`;
+            const { done } = event as Extract<FloorEvent, { type: 'take' }>;
+            void take().then((held) => self.send({ type: 'taken', id, held, done }));
+          },
+        ],
+      },
+      taken: {
+        actions: [
+          assign({
+            held: ({ context, event }) => {
+              const { id, held } = event as Extract<FloorEvent, { type: 'taken' }>;
+              return Object.assign({}, context.held, { [id]: held });
+            },
+          }),
+          ({ event }) => {
+            const { id, held, done } = event as Extract<FloorEvent, { type: 'taken' }>;
+            done([id, held]);
+          },
+        ],
+      },
+      give: {
+        actions: [
+          assign({
+            held: ({ context, event }) => {
+              const next: Record<string, unknown> = Object.assign({}, context.held);
+              delete next[(event as Extract<FloorEvent, { type: 'give' }>).id];
+              return next;
+            },
+          }),
+          ({ event }) => {
+            const { held, done } = event as Extract<FloorEvent, { type: 'give' }>;
+            void give(held as T).then(done);
+          },
+        ],
+      },
+    },
+  });
+  const actor = createActor(machine).start();
+  return {
+    run: async (n) => {
+      for (let i = 0; i < n; i++) {
+        const [id, held] = (await new Promise<unknown>((done) => actor.send({ type: 'take', done }))) as [string, unknown];
+        await new Promise<void>((done) => actor.send({ type: 'give', id, held, done }));
+      }
+    },
+    stop: () => actor.stop(),
+  };
+}
+
+const ACTOR_FLOOR = 'actor floor: the same calls run by a one-state XState machine, three macrosteps';
+
+/** The statesmith row's "other" column: speed against the actor floor. */
+const vsActor = (actor: Result, ours: Result): string => `${fmtRatio(actor.nsPerOp / ours.nsPerOp)} the actor floor`;
 const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 // The least a fenced grant costs: SET NX PX and the fence bump in one script.
 const FENCED_ACQUIRE = "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return redis.call('INCR', KEYS[2]) end return false";
@@ -51,6 +143,14 @@ async function redisRows(base: string): Promise<Array<Record<string, string>>> {
   const raw = new Redis(base);
   const redlockClient = new Redis(base);
   const redlock = new Redlock([redlockClient], { retryCount: 0 });
+  const actor = actorFloor(
+    async () => {
+      const token = randomBytes(8).toString('hex');
+      await raw.eval(FENCED_ACQUIRE, 2, 'bench:actor', 'bench:actor:fence', token, 30_000);
+      return token;
+    },
+    (token) => raw.eval(RELEASE, 1, 'bench:actor', token),
+  );
   try {
     const results = await measure(
       [
@@ -86,22 +186,30 @@ async function redisRows(base: string): Promise<Array<Record<string, string>>> {
             for (let i = 0; i < n; i++) await (await redlock.acquire(['bench:redlock'], 30_000)).release();
           },
         },
+        { name: `${ACTOR_FLOOR} (fenced)`, run: actor.run },
       ],
       { n: 2_000, rounds: 5 },
     );
-    const [ours, floor, fenced, theirs] = results as [Result, Result, Result, Result];
+    const [ours, floor, fenced, theirs, actorRow] = results as [Result, Result, Result, Result, Result];
     return [
       {
         case: `Redis: ${ours.name}`,
         'per op': fmtNs(ours.nsPerOp),
         'speed vs floor': fmtRatio(floor.nsPerOp / ours.nsPerOp),
-        other: `${fmtRatio(theirs.nsPerOp / ours.nsPerOp)} redlock, ${fmtRatio(fenced.nsPerOp / ours.nsPerOp)} the fenced floor`,
+        other: `${fmtRatio(theirs.nsPerOp / ours.nsPerOp)} redlock, ${fmtRatio(fenced.nsPerOp / ours.nsPerOp)} the fenced floor, ${vsActor(actorRow, ours)}`,
       },
       { case: `Redis: ${floor.name}`, 'per op': fmtNs(floor.nsPerOp), 'speed vs floor': '1.00×', other: '' },
       { case: `Redis: ${fenced.name}`, 'per op': fmtNs(fenced.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / fenced.nsPerOp), other: '' },
       { case: `Redis: ${theirs.name}`, 'per op': fmtNs(theirs.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / theirs.nsPerOp), other: '1.00×' },
+      {
+        case: `Redis: ${actorRow.name}`,
+        'per op': fmtNs(actorRow.nsPerOp),
+        'speed vs floor': fmtRatio(floor.nsPerOp / actorRow.nsPerOp),
+        other: `${fmtRatio(fenced.nsPerOp / actorRow.nsPerOp)} the fenced floor`,
+      },
     ];
   } finally {
+    actor.stop();
     await coordinator.stop();
     raw.disconnect();
     redlockClient.disconnect();
@@ -114,6 +222,16 @@ async function postgresRows(base: string): Promise<Array<Record<string, string>>
   const lock = coordinator.getLock('bench');
   const raw = new pg.Client({ connectionString: base });
   await raw.connect();
+  const actor = actorFloor(
+    () =>
+      raw.query(
+        `WITH l AS (SELECT pg_try_advisory_lock($1::bigint) AS ok)
+         INSERT INTO statesmith_fences AS f (namespace, name, fence) SELECT 'bench-actor', 'x', 1 FROM l WHERE l.ok
+         ON CONFLICT (namespace, name) DO UPDATE SET fence = f.fence + 1 RETURNING fence`,
+        ['44'],
+      ),
+    () => raw.query('SELECT pg_advisory_unlock($1::bigint)', ['44']),
+  );
   try {
     const results = await measure(
       [
@@ -148,21 +266,29 @@ async function postgresRows(base: string): Promise<Array<Record<string, string>>
             }
           },
         },
+        { name: `${ACTOR_FLOOR} (durable fence)`, run: actor.run },
       ],
       { n: 2_000, rounds: 5 },
     );
-    const [ours, floor, fenced] = results as [Result, Result, Result];
+    const [ours, floor, fenced, actorRow] = results as [Result, Result, Result, Result];
     return [
       {
         case: `PostgreSQL: ${ours.name}`,
         'per op': fmtNs(ours.nsPerOp),
         'speed vs floor': fmtRatio(floor.nsPerOp / ours.nsPerOp),
-        other: `${fmtRatio(fenced.nsPerOp / ours.nsPerOp)} the fenced floor`,
+        other: `${fmtRatio(fenced.nsPerOp / ours.nsPerOp)} the fenced floor, ${vsActor(actorRow, ours)}`,
       },
       { case: `PostgreSQL: ${floor.name}`, 'per op': fmtNs(floor.nsPerOp), 'speed vs floor': '1.00×', other: '' },
       { case: `PostgreSQL: ${fenced.name}`, 'per op': fmtNs(fenced.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / fenced.nsPerOp), other: '' },
+      {
+        case: `PostgreSQL: ${actorRow.name}`,
+        'per op': fmtNs(actorRow.nsPerOp),
+        'speed vs floor': fmtRatio(floor.nsPerOp / actorRow.nsPerOp),
+        other: `${fmtRatio(fenced.nsPerOp / actorRow.nsPerOp)} the fenced floor`,
+      },
     ];
   } finally {
+    actor.stop();
     await coordinator.stop();
     await raw.end();
   }
@@ -178,6 +304,16 @@ async function etcdRows(base: string): Promise<Array<Record<string, string>>> {
   // once, and the floor's put then failed with "requested lease not found".
   const lease = raw.lease(900, { autoKeepAlive: false });
   const leaseId = await lease.grant();
+  let taken = 0;
+  const actor = actorFloor(
+    async () => {
+      const token = `a${taken++}`;
+      const result = await raw.if('bench-actor/lock', 'Create', '==', 0).then(raw.put('bench-actor/lock').value(token).lease(leaseId)).commit();
+      return { token, revision: result.header.revision };
+    },
+    ({ token, revision }) =>
+      raw.if('bench-actor/lock', 'Value', '==', token).and('bench-actor/lock', 'Create', '==', revision).then(raw.delete().key('bench-actor/lock')).commit(),
+  );
   try {
     const results = await measure(
       [
@@ -198,15 +334,18 @@ async function etcdRows(base: string): Promise<Array<Record<string, string>>> {
             }
           },
         },
+        { name: ACTOR_FLOOR, run: actor.run },
       ],
       { n: 1_000, rounds: 5 },
     );
-    const [ours, floor] = results as [Result, Result];
+    const [ours, floor, actorRow] = results as [Result, Result, Result];
     return [
-      { case: `etcd: ${ours.name}`, 'per op': fmtNs(ours.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / ours.nsPerOp), other: '' },
+      { case: `etcd: ${ours.name}`, 'per op': fmtNs(ours.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / ours.nsPerOp), other: vsActor(actorRow, ours) },
       { case: `etcd: ${floor.name}`, 'per op': fmtNs(floor.nsPerOp), 'speed vs floor': '1.00×', other: '' },
+      { case: `etcd: ${actorRow.name}`, 'per op': fmtNs(actorRow.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / actorRow.nsPerOp), other: '' },
     ];
   } finally {
+    actor.stop();
     await coordinator.stop();
     await lease.revoke().catch(() => undefined);
     raw.close();
@@ -242,6 +381,17 @@ async function sqliteRows(base: string): Promise<Array<Record<string, string>>> 
   const free = raw.transaction((token: string, fence: bigint) => {
     if (unlock.get('bench-floor', 'x', token, fence) !== undefined) event.run('bench-floor', 'locks', 'x', Date.now());
   });
+  let taken = 0;
+  // The same transactions (on the floor's row, which the floor leaves free between its turns).
+  const actor = actorFloor(
+    async () => {
+      const token = `a${taken++}`;
+      return { token, fence: grant.immediate(token) };
+    },
+    async ({ token, fence }) => {
+      if (fence !== null) free.immediate(token, fence);
+    },
+  );
   try {
     const results = await measure(
       [
@@ -264,15 +414,18 @@ async function sqliteRows(base: string): Promise<Array<Record<string, string>>> 
             }
           },
         },
+        { name: ACTOR_FLOOR, run: actor.run },
       ],
       { n: 2_000, rounds: 5 },
     );
-    const [ours, floor] = results as [Result, Result];
+    const [ours, floor, actorRow] = results as [Result, Result, Result];
     return [
-      { case: `SQLite: ${ours.name}`, 'per op': fmtNs(ours.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / ours.nsPerOp), other: '' },
+      { case: `SQLite: ${ours.name}`, 'per op': fmtNs(ours.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / ours.nsPerOp), other: vsActor(actorRow, ours) },
       { case: `SQLite: ${floor.name}`, 'per op': fmtNs(floor.nsPerOp), 'speed vs floor': '1.00×', other: '' },
+      { case: `SQLite: ${actorRow.name}`, 'per op': fmtNs(actorRow.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / actorRow.nsPerOp), other: '' },
     ];
   } finally {
+    actor.stop();
     await coordinator.stop();
     raw.close();
   }
@@ -292,6 +445,18 @@ async function mysqlRows(base: string): Promise<Array<Record<string, string>>> {
     multipleStatements: true,
   });
   const key = Buffer.alloc(32, 7);
+  const actorKey = Buffer.alloc(32, 8);
+  const actor = actorFloor(
+    () =>
+      raw.query(
+        `SET @ok = GET_LOCK('bench_actor', 0);
+         INSERT INTO statesmith_fences (k, ns, name, fence) SELECT ?, 'bench-actor', 'x', 1 FROM DUAL WHERE @ok = 1
+           ON DUPLICATE KEY UPDATE fence = fence + 1;
+         SELECT @ok AS ok, (SELECT fence FROM statesmith_fences WHERE k = ?) AS fence`,
+        [actorKey, actorKey],
+      ),
+    () => raw.query("SELECT RELEASE_LOCK('bench_actor')"),
+  );
   try {
     const results = await measure(
       [
@@ -316,15 +481,18 @@ async function mysqlRows(base: string): Promise<Array<Record<string, string>>> {
             }
           },
         },
+        { name: ACTOR_FLOOR, run: actor.run },
       ],
       { n: 1_000, rounds: 5 },
     );
-    const [ours, floor] = results as [Result, Result];
+    const [ours, floor, actorRow] = results as [Result, Result, Result];
     return [
-      { case: `MySQL: ${ours.name}`, 'per op': fmtNs(ours.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / ours.nsPerOp), other: '' },
+      { case: `MySQL: ${ours.name}`, 'per op': fmtNs(ours.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / ours.nsPerOp), other: vsActor(actorRow, ours) },
       { case: `MySQL: ${floor.name}`, 'per op': fmtNs(floor.nsPerOp), 'speed vs floor': '1.00×', other: '' },
+      { case: `MySQL: ${actorRow.name}`, 'per op': fmtNs(actorRow.nsPerOp), 'speed vs floor': fmtRatio(floor.nsPerOp / actorRow.nsPerOp), other: '' },
     ];
   } finally {
+    actor.stop();
     await coordinator.stop();
     await raw.end();
   }
@@ -393,8 +561,8 @@ export async function benchCoordination(): Promise<void> {
       ...(mysqlUrl ? await mysqlRows(mysqlUrl) : []),
     ];
     if (rows.length > 0) {
-      table('Distributed lock acquire + release, one connection (2,000 ops × 5 rounds, median)', rows);
-      console.log('target: ≥ 0.80× the (fenced) floor; on Redis ≥ 1.00× redlock. "other": speed vs redlock and the fenced floor');
+      table(`Distributed lock acquire + release, one connection (2,000 ops × 5 rounds, median; statesmith from ${build})`, rows);
+      console.log('target: ≥ 0.80× the (fenced) floor; on Redis ≥ 1.00× redlock. "other": speed vs redlock, the fenced floor and the actor floor');
     }
     const contention: Array<Record<string, string>> = [];
     for (const [name, url] of [

@@ -1,5 +1,12 @@
-/** One contender of the contended coordination bench: takes one lock in a loop for a while, posts how many grants it got. */
-import { createCoordinator, setLogger } from '../src/index.ts';
+/**
+ * One contender of the contended coordination bench: takes one lock in a loop for a while,
+ * posts how many grants it got. It runs the compiled package when it is built (what users
+ * run), else the sources.
+ */
+import { existsSync } from 'node:fs';
+
+const dist = new URL('../dist/src/index.js', import.meta.url);
+const { createCoordinator, setLogger } = (await import(existsSync(dist) ? dist.href : '../src/index.ts')) as typeof import('../src/index.ts');
 
 const [url, ms, agentId] = process.argv.slice(2) as [string, string, string];
 setLogger({ debug() {}, info() {}, warn() {}, error: (m) => process.stderr.write(`${m}\n`) });
