@@ -143,6 +143,37 @@ describe('coordination on sqlite://', function () {
     await held?.release();
   });
 
+  it('a busy file is not a lost connection: heartbeats while it is busy keep the coordinator connected and its lock held', async () => {
+    // The shortest bound (50 ms) for both the heartbeat and each command: a heartbeat that had
+    // to wait behind a command on the busy file would miss its own bound most of the time.
+    const c = await coordinator({ heartbeatMs: 50 });
+    const namespace = new URL(url).searchParams.get('namespace') as string;
+    const kept = await c.getLock('kept').acquire();
+    const states: string[] = [];
+    const watching = c.state$.subscribe((state) => states.push(state));
+    const writer = await writerInTransaction(path, namespace, 'busy');
+    children.push(writer);
+    try {
+      // A second of commands that each wait out the bound on the busy file, with heartbeats
+      // (every 50 ms) arriving while one waits: none may be taken for a lost connection.
+      const until = performance.now() + 1_000;
+      let refused = 0;
+      while (performance.now() < until) {
+        const error = (await rejection(c.getLock('busy').acquire({ blocking: false }))) as CoordinationError;
+        expect(error.code, error.message).to.equal('ERR_COORDINATION_BACKEND');
+        expect((error.cause as CoordinationError).code).to.equal('ERR_COORDINATION_BUSY');
+        refused++;
+      }
+      expect(refused).to.be.above(2);
+      expect(states.filter((state) => state !== 'connected')).to.deep.equal([]);
+      expect(kept?.held).to.equal(true);
+    } finally {
+      watching.unsubscribe();
+      writer.kill('SIGKILL');
+    }
+    await kept?.release();
+  });
+
   it('the file deleted under a running coordinator is a typed loss, never a hang: the holder hears it, and the next grant on the new file has a larger fence', async () => {
     const c = await coordinator({ heartbeatMs: 100, initialReconnectBackoffMs: 50 });
     const held = await c.getLock('gone').acquire();

@@ -267,11 +267,18 @@ export class SqliteBackend implements Backend {
   }
 
   async ping(): Promise<void> {
-    await this.#queue(() => undefined, true);
+    // The file check, in this turn, not behind the queue: a command waiting on a busy file is
+    // not a lost connection, and a heartbeat stuck behind it would time out and drop every
+    // lock this member holds.
+    this.#attempt(() => undefined, true, this.#generation);
     const now = Date.now();
     if (now - this.#lastSweep >= SWEEP_EVERY_MS) {
       this.#lastSweep = now;
-      await this.#write((sql) => sql.sweep.run(now - EVENT_KEEP_MS));
+      // Best effort, in its turn: a busy file delays the sweep, it does not fail the heartbeat
+      // (an error other than busy has already been reported as a lost connection).
+      this.#write((sql) => sql.sweep.run(now - EVENT_KEEP_MS)).catch((error: unknown) =>
+        getLogger().debug('sweeping old SQLite events failed; the next heartbeat tries again', { error }),
+      );
     }
   }
 
