@@ -259,6 +259,9 @@ describe('CancellableSubprocess', function () {
       await waitUntil(() => out.pids.length === 1, 5_000, 'daemon pid');
       const daemon = out.pids[0] as number;
       leftovers.push(daemon);
+      // Its pid is printed before its middle shell exits: until then it is still in our tree,
+      // where a cancel finds it. The escape is what happens after the reparenting.
+      await waitUntil(() => !listDescendants(process.pid).includes(daemon), 5_000, 'the daemon to leave our tree');
       await runner.cancel();
       await call;
       expect(isAlive(daemon), 'it escapes, as the README says').to.equal(true);
