@@ -508,3 +508,53 @@ async function breakLock(kind: string, base: string, url: string, name: string):
     expect(rows).to.have.length(1);
   });
 }
+
+describe('postgresql: a release notifies only when another session waits', function () {
+  this.timeout(20_000);
+  let base: string | undefined;
+  const open: Coordinator[] = [];
+
+  before(async function () {
+    base = await sharedPostgres();
+    if (base === undefined) this.skip(); // no server and none could be started: outside CI only (under CI=true the harness throws)
+  });
+
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((c) => c.stop()));
+  });
+
+  it('sends no NOTIFY for a release nobody waits for, and one when a member of another session waits', async () => {
+    const url = isolatedUrl(base as string);
+    const channel = `${new URL(url).searchParams.get('namespace')}_locks`;
+    await withPostgresAdmin(base as string, async (listener) => {
+      const heard: string[] = [];
+      listener.on('notification', (message) => heard.push(message.payload ?? ''));
+      await listener.query(`LISTEN "${channel}"`);
+      // Notifications arrive in commit order: a marker sent after a release shows whether the release sent one.
+      const markedAfter = async (tag: string): Promise<void> => {
+        await withPostgresAdmin(base as string, (marker) => marker.query('SELECT pg_notify($1, $2)', [channel, tag]));
+        await waitUntil(() => heard.includes(tag), 5_000, `the marker ${tag}`);
+      };
+      const one = createCoordinator({ url, agentId: 'one', heartbeatMs: 200 });
+      const two = createCoordinator({ url, agentId: 'two', heartbeatMs: 200, pollIntervalMs: 60_000 });
+      open.push(one, two);
+      await one.start();
+      await two.start();
+
+      const alone = await one.getLock('quiet').acquire();
+      await alone?.release();
+      await markedAfter('marker-1');
+      expect(heard).to.deep.equal(['marker-1']);
+
+      const held = await one.getLock('busy').acquire();
+      const waiting = two.getLock('busy').acquire({ blocking: 10_000 });
+      await sleep(100);
+      await held?.release();
+      const next = await waiting;
+      expect(next, 'woken by the release, not a 60 s poll').to.not.equal(null);
+      await next?.release();
+      await markedAfter('marker-2');
+      expect(heard).to.deep.equal(['marker-1', 'busy', 'marker-2']);
+    });
+  });
+});

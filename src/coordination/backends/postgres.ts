@@ -14,8 +14,13 @@
  *   lock was taken (the fence row locked by someone else past `statement_timeout`, a key
  *   the index refuses) unlocks at once; one whose answer never came (a client-side
  *   timeout) drops the session, which frees everything it held.
- * - Release unlocks and `pg_notify`s the name; while this process has waiters, it
- *   `LISTEN`s on the same connection.
+ * - While this process has waiters, it `LISTEN`s on the same connection and holds a shared
+ *   advisory lock on the namespace's waiters key (the two-int form, which never overlaps the
+ *   bigint keys of locks). A release unlocks and, in the same statement, `pg_notify`s the
+ *   name only when some other session holds that key: a `NOTIFY` serialises every notifying
+ *   commit of the server, and most releases have nobody to wake. The waiter takes the key
+ *   before it looks at the lock again and the release checks it after unlocking, so a waiter
+ *   that saw the lock held is always notified.
  * - A partitioned holder's session would keep its locks on the server until the server's TCP
  *   keepalive gave up (about 2 h 11 min by the OS defaults), long after the holder reconnected
  *   in a new session. The session's own `tcp_keepalives_*` and `tcp_user_timeout` are set from
@@ -43,6 +48,15 @@ export function advisoryKey(namespace: string, name: string): string {
   return digest.readBigInt64BE(0).toString();
 }
 
+/**
+ * The namespace's waiters key: two int4 from SHA-256, for the two-key advisory lock form
+ * (PostgreSQL docs, "Advisory Lock Functions": it does not overlap the bigint form).
+ */
+export function waitersKey(namespace: string): [number, number] {
+  const digest = createHash('sha256').update('statesmith waiters').update('\0').update(namespace).digest();
+  return [digest.readInt32BE(0), digest.readInt32BE(4)];
+}
+
 /** How `pg_locks` shows an advisory bigint key: its high half as `classid`, its low half as `objid` (PostgreSQL docs, pg_locks). */
 function advisoryParts(namespace: string, name: string): [string, string] {
   const unsigned = BigInt.asUintN(64, BigInt(advisoryKey(namespace, name)));
@@ -66,6 +80,8 @@ export class PostgresBackend implements Backend {
   readonly #Client: new (config: ClientConfig) => Client;
   readonly #ns: string;
   readonly #channel: string;
+  /** The namespace's waiters key (see the file's comment). */
+  readonly #waiters: [number, number];
   readonly #released: Array<(name: string) => void> = [];
   readonly #lost: Array<(error: unknown) => void> = [];
   /** name → the token holding it through this session. */
@@ -136,6 +152,7 @@ export class PostgresBackend implements Backend {
     this.#Client = Client;
     this.#ns = namespaceOf(options.url);
     this.#channel = `${this.#ns}_locks`;
+    this.#waiters = waitersKey(this.#ns);
   }
 
   async connect(): Promise<void> {
@@ -273,11 +290,14 @@ export class PostgresBackend implements Backend {
   async release(name: string, token: string): Promise<boolean> {
     if (this.#held.get(name) !== token) return false;
     this.#held.delete(name);
-    const result = await this.#query<{ ok: boolean }>('SELECT pg_advisory_unlock($1::bigint) AS ok, pg_notify($2, $3)', [
-      advisoryKey(this.#ns, name),
-      this.#channel,
-      name,
-    ]);
+    // The unlock first (a volatile CTE is evaluated before the query that reads it), then the
+    // waiters key: held by any other session, it is told; our own waiters queue in-process.
+    const [k1, k2] = this.#waiters;
+    const result = await this.#query<{ ok: boolean }>(
+      `WITH u AS (SELECT pg_advisory_unlock($1::bigint) AS ok)
+       SELECT u.ok, CASE WHEN pg_try_advisory_xact_lock($4::int, $5::int) THEN NULL ELSE pg_notify($2, $3) END AS told FROM u`,
+      [advisoryKey(this.#ns, name), this.#channel, name, k1, k2],
+    );
     return result.rows[0]?.ok === true;
   }
 
@@ -358,7 +378,15 @@ export class PostgresBackend implements Backend {
 
   async listen(on: boolean): Promise<void> {
     if (this.#client === undefined) return;
-    await this.#query(`${on ? 'LISTEN' : 'UNLISTEN'} ${quoteIdent(this.#channel)}`);
+    const [k1, k2] = this.#waiters;
+    if (on) {
+      // Listening first, then known to releasers: a release seen as a waiter is always heard.
+      await this.#query(`LISTEN ${quoteIdent(this.#channel)}`);
+      await this.#query('SELECT pg_advisory_lock_shared($1::int, $2::int)', [k1, k2]);
+    } else {
+      await this.#query('SELECT pg_advisory_unlock_shared($1::int, $2::int)', [k1, k2]);
+      await this.#query(`UNLISTEN ${quoteIdent(this.#channel)}`);
+    }
   }
 
   onLost(listener: (error: unknown) => void): void {
