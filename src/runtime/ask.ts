@@ -7,7 +7,7 @@
 import type { AnyActorRef } from 'xstate';
 import { isFinalReply } from '../../machines/finalReplies.ts';
 import { systemClock } from '../clock.ts';
-import { ActorStoppedError, ArgumentTypeError, NoReplyError, RejectedError } from '../errors.ts';
+import { ActorStoppedError, ArgumentTypeError, ArgumentValueError, NoReplyError, RejectedError } from '../errors.ts';
 import { optionalDuration, optionalObject, optionalSignal } from './validate.ts';
 
 /** Options of {@link ask}. */
@@ -126,9 +126,19 @@ export function ask(
       );
       (timer as { unref?: () => void }).unref?.();
     }
+    let sent: Record<string, unknown>;
     try {
       // Object.assign, not `{ ...command, replyTo }`: see askReply (a spread copy that adds a key survives the young generation on Node 20).
-      actor.send(Object.assign({}, command, { replyTo: port }) as never);
+      sent = Object.assign({}, command, { replyTo: port });
+    } catch (error) {
+      // A field whose getter throws (or a proxy's trap): the command cannot be read, so it is never sent.
+      const refused = new ArgumentValueError('command', `a command whose fields can be read (reading them threw: ${thrownMessage(error)})`, command);
+      Object.defineProperty(refused, 'cause', { value: error, configurable: true, writable: true });
+      finish(() => reject(refused));
+      return;
+    }
+    try {
+      actor.send(sent as never);
     } catch (error) {
       finish(() => reject(error));
     }
@@ -161,5 +171,14 @@ export function takeReply(
     } catch (error) {
       finish(() => reject(error));
     }
+  }
+}
+
+/** What a thrown value says, without trusting it to print. */
+function thrownMessage(error: unknown): string {
+  try {
+    return error instanceof Error ? error.message : String(error);
+  } catch {
+    return 'a value that cannot be printed';
   }
 }

@@ -85,6 +85,26 @@ describe('ask', () => {
     group.stop();
   });
 
+  it('refuses a command whose field getter throws with a typed error naming why, and never sends it', async () => {
+    const executor = createActor(executorLogic, { input: { actions: { quick: () => 'q' } } }).start();
+    const seen: string[] = [];
+    executor.on('*', (reply) => seen.push(reply.type));
+    const thrown = new Error('hostile');
+    const hostile = {
+      type: 'statesmith.executor.run',
+      get action(): string {
+        throw thrown;
+      },
+    };
+    const error = (await rejection(ask(executor, hostile as never, { timeoutMs: 1_000 }))) as Error & { code?: string };
+    expect(error.code).to.equal('ERR_INVALID_ARG_VALUE');
+    expect(error.message).to.match(/a command whose fields can be read \(reading them threw: hostile\)/);
+    expect(error.cause).to.equal(thrown);
+    expect(seen, 'nothing reached the actor').to.deep.equal([]);
+    expect(executor.getSnapshot().status).to.equal('active');
+    executor.stop();
+  });
+
   it('lists rejected among the final replies of every command', () => {
     for (const [command, replies] of Object.entries(finalReplies)) expect(replies, command).to.include('statesmith.rejected');
     expect(finalReplies['statesmith.executor.run']).to.include('statesmith.executor.done');
