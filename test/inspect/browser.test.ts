@@ -151,6 +151,9 @@ describe('the inspector in a real browser', function () {
   });
 
   it('shows two agents, each in its own process, on one page: each agent’s actors nested under it', async function () {
+    // Every wait below is bounded, and their sum (90 s) stays inside the test's own bound, so a
+    // stuck agent fails with what it printed rather than with mocha's bare timeout.
+    this.timeout(120_000);
     const url = await sharedNats();
     if (url === undefined) this.skip(); // outside CI only: no NATS here and none could be started (under CI=true sharedNats throws instead)
     const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -178,15 +181,15 @@ describe('the inspector in a real browser', function () {
           await agentRow.waitFor({ timeout: 20_000 });
           expect(await agentRow.locator('> button').getAttribute('data-kind')).to.equal('agent');
           // The agent's own machine, its executor and the executor's subprocess runner, nested.
-          await agentRow.locator('> ul [data-kind="executor"]').first().waitFor({ timeout: 20_000 });
+          await agentRow.locator('> ul [data-kind="executor"]').first().waitFor({ timeout: 10_000 });
           await agentRow
             .locator('> ul [data-kind="executor"]')
             .first()
             .locator('xpath=..')
             .locator('[data-kind="subprocess"]')
             .first()
-            .waitFor({ timeout: 10_000 });
-          await agentRow.locator('> ul [data-kind="service"]').first().waitFor({ timeout: 10_000 });
+            .waitFor({ timeout: 5_000 });
+          await agentRow.locator('> ul [data-kind="service"]').first().waitFor({ timeout: 5_000 });
         }
         // Each agent's executor is its own: selecting one shows that agent's chart.
         const executorOf = (name: string) =>
@@ -204,6 +207,10 @@ describe('the inspector in a real browser', function () {
       } finally {
         await inspector.close();
       }
+    } catch (error) {
+      // What the agents printed says why one never showed (it failed to start, or never reached NATS).
+      const printed = names.map((name, i) => `--- agent ${name}:\n${(outputs[i] as { text: string }).text.slice(-3_000)}`).join('\n');
+      throw new Error(`${(error as Error).message}\n${printed}`, { cause: error });
     } finally {
       await connection?.close();
       for (const child of children) child.kill('SIGTERM');
